@@ -1,0 +1,109 @@
+# SlayerOS — top-level Makefile.
+#   make            build/kernel.elf and build/slayeros.iso (GRUB, BIOS+UEFI)
+#   make run        boot the GRUB ISO in QEMU (FIRMWARE=bios|uefi, BOOT=grub|limine, ACCEL=tcg|kvm)
+#   make test       host tests, then the QEMU boot matrix
+#   make debug      boot paused, waiting for gdb (tools/gdbinit connects)
+# With LIMINE_DIR=<Limine binary release, host tool built> also build/slayeros-limine.iso.
+
+# ---- user-overridable -------------------------------------------------------
+CC        ?= gcc
+HOSTCC    ?= gcc
+LD        ?= ld
+CFLAGS    ?= -O2 -g
+HOSTCFLAGS ?= -O1 -g
+LIMINE_DIR ?=
+ACCEL     ?= tcg
+FIRMWARE  ?= bios
+BOOT      ?= grub
+MEM       ?= 256M
+CMDLINE   ?=
+
+BUILD := build
+
+# ---- kernel -----------------------------------------------------------------
+KERNEL_CFLAGS := $(CFLAGS) -std=gnu11 -ffreestanding -fno-pic -fno-pie -mcmodel=kernel \
+    -mno-red-zone -mno-sse -mno-sse2 -mno-mmx -mno-80387 -fno-omit-frame-pointer \
+    -mno-omit-leaf-frame-pointer -fno-stack-protector -fno-builtin -fno-strict-aliasing \
+    -Wall -Wextra -Werror -Ikernel -MMD -MP
+KERNEL_ASFLAGS := -Ikernel -MMD -MP
+KERNEL_LDFLAGS := -nostdlib -static -z max-page-size=0x1000 -z noexecstack \
+    -T kernel/arch/x86_64/linker.ld
+
+KERNEL_C   := $(shell find kernel -name '*.c' | sort)
+KERNEL_S   := $(shell find kernel -name '*.S' | sort)
+KERNEL_OBJ := $(patsubst %,$(BUILD)/%.o,$(KERNEL_C) $(KERNEL_S))
+
+# The portable part: compiled unchanged for the host (tests, fuzzers, benches).
+# Files that only make sense on the CPU itself are listed here.
+KERNEL_ONLY := $(wildcard kernel/main.c kernel/arch/x86_64/*.c kernel/dev/*.c \
+    kernel/lib/string.c kernel/lib/panic.c kernel/lib/backtrace.c \
+    kernel/boot/limine_requests.c kernel/monitor/*.c kernel/test/*.c)
+HOST_SRC := $(filter-out $(KERNEL_ONLY),$(KERNEL_C))
+
+.PHONY: all kernel iso limine-iso run debug test host-test qemu-test clean compile_commands.json deps
+all: kernel iso $(if $(LIMINE_DIR),limine-iso)
+
+kernel: $(BUILD)/kernel.elf
+iso: $(BUILD)/slayeros.iso
+limine-iso: $(BUILD)/slayeros-limine.iso
+
+$(BUILD)/%.c.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(KERNEL_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.S.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(KERNEL_ASFLAGS) -c $< -o $@
+
+$(BUILD)/kernel.elf: $(KERNEL_OBJ) kernel/arch/x86_64/linker.ld
+	$(LD) $(KERNEL_LDFLAGS) $(KERNEL_OBJ) -o $@
+
+$(BUILD)/slayeros.iso: $(BUILD)/kernel.elf tools/mkiso-grub.sh
+	tools/mkiso-grub.sh $< $@ "$(CMDLINE)"
+
+$(BUILD)/slayeros-limine.iso: $(BUILD)/kernel.elf tools/mkiso-limine.sh
+	@test -n "$(LIMINE_DIR)" || { echo "limine-iso: set LIMINE_DIR to a Limine binary release"; exit 1; }
+	tools/mkiso-limine.sh $< $@ "$(LIMINE_DIR)" "$(CMDLINE)"
+
+# ---- running ------------------------------------------------------------------
+RUN_ISO = $(if $(filter limine,$(BOOT)),$(BUILD)/slayeros-limine.iso,$(BUILD)/slayeros.iso)
+
+run: $(RUN_ISO)
+	tools/qemu.sh --iso $(RUN_ISO) --firmware $(FIRMWARE) --accel $(ACCEL) --mem $(MEM) --interactive
+
+debug: $(RUN_ISO)
+	tools/qemu.sh --iso $(RUN_ISO) --firmware $(FIRMWARE) --accel tcg --mem $(MEM) --interactive --gdb
+
+# ---- tests --------------------------------------------------------------------
+HOST_TEST_SRC := $(wildcard tests/host/*.c)
+HOST_FLAGS := $(HOSTCFLAGS) -std=gnu11 -Wall -Wextra -Werror -Ikernel -Itests/host \
+    -DSLAYER_HOST -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+    -fno-omit-frame-pointer -Wno-format-zero-length
+
+$(BUILD)/host/tests: $(HOST_TEST_SRC) $(HOST_SRC) $(wildcard tests/host/*.h) $(shell find kernel -name '*.h')
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(HOST_FLAGS) $(HOST_TEST_SRC) $(HOST_SRC) -o $@ -lcriterion
+
+host-test: $(BUILD)/host/tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/host/tests --jobs 2
+
+qemu-test: $(BUILD)/kernel.elf
+	LIMINE_DIR="$(LIMINE_DIR)" tests/qemu/run.sh
+
+test: deps-check host-test qemu-test
+
+deps-check:
+	@tools/deps.sh --check
+
+deps:
+	tools/deps.sh
+
+# ---- tooling ------------------------------------------------------------------
+compile_commands.json:
+	$(MAKE) clean
+	bear -- $(MAKE) kernel $(BUILD)/host/tests
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(KERNEL_OBJ:.o=.d)

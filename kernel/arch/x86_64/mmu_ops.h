@@ -1,0 +1,23 @@
+/* The CPU operations the portable mm/ code needs, as plain functions so that
+ * host builds can replace them (tests/host/support.c). Kernel versions live in
+ * arch/x86_64/mmu_ops.c. */
+#pragma once
+
+#include "lib/types.h"
+
+/* Invalidates the TLB entry for one virtual address. */
+void arch_invlpg(vaddr_t va);
+/* Returns the physical address of the active PML4 (CR3 without flag bits). */
+paddr_t arch_read_cr3(void);
+/* Loads a new PML4 (flushes non-global TLB entries). */
+void arch_write_cr3(paddr_t pml4);
+/* MAXPHYADDR from CPUID 0x80000008 (36 when the leaf is missing). */
+unsigned arch_phys_addr_bits(void);
+/* True when the CPU supports 1 GiB pages (CPUID 0x80000001 EDX bit 26). */
+bool arch_has_1g_pages(void);
+/* True when the CPU supports the NX bit (CPUID 0x80000001 EDX bit 20). */
+bool arch_has_nx(void);
+/* Programs the PAT MSR with the kernel's layout (see mm/paging.h cache modes). */
+void arch_pat_init(void);
+/* Reads the time-stamp counter. */
+uint64_t arch_rdtsc(void);

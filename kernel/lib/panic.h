@@ -1,0 +1,17 @@
+/* panic and kassert: stop the kernel with file, line, message and backtrace. */
+#pragma once
+
+#include "lib/types.h"
+
+/* Prints "PANIC at file:line: message", a symbolized backtrace, and halts forever.
+ * (Host builds provide their own panic_at that lets tests observe the message.) */
+NORETURN void panic_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define panic(...) panic_at(__FILE__, __LINE__, __VA_ARGS__)
+/* kassert(cond, fmt, ...): panics with the condition text and message when cond is false. */
+#define kassert(cond, ...)                                                        \
+    do {                                                                          \
+        if (__builtin_expect(!(cond), 0))                                         \
+            panic_at(__FILE__, __LINE__, "assertion '" #cond "' failed: " __VA_ARGS__); \
+    } while (0)

@@ -1,0 +1,133 @@
+/* The init sequence (shared/DESIGN.md §1), and nothing else. */
+#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/gdt.h"
+#include "arch/x86_64/idt.h"
+#include "arch/x86_64/mmu_ops.h"
+#include "boot/boot_info.h"
+#include "boot/limine.h"
+#include "boot/multiboot2.h"
+#include "dev/qemu_exit.h"
+#include "dev/serial.h"
+#include "lib/cmdline.h"
+#include "lib/panic.h"
+#include "lib/printf.h"
+#include "lib/symbols.h"
+#include "test/ktest.h"
+
+#define SLAYEROS_VERSION "0.1.0"
+
+/* Set by entry.S: which protocol entered, and (Multiboot2) the info block. */
+enum { ENTRY_LIMINE = 1, ENTRY_MULTIBOOT2 = 2 };
+
+/* The trampoline in entry.S maps the first 4 GiB here on the Multiboot2 path. */
+#define MB2_HHDM_OFFSET 0xffff800000000000ULL
+
+extern char __kernel_start[], __kernel_end[];
+
+static uint64_t boot_tsc;
+static bool ktest_mode;
+
+/* One clear line, then stop: used for every bootloader answer we cannot use. */
+static NORETURN void boot_fail(const char *why)
+{
+    kprintf("boot: FATAL: %s\n", why);
+    kprintf("boot: cannot continue; halting.\n");
+    for (;;)
+        cpu_halt_forever();
+}
+
+/* Called by panic_at() after the report: in test mode, end QEMU with a verdict. */
+void panic_hook(void)
+{
+    if (ktest_mode)
+        qemu_exit(QEMU_EXIT_PANIC);
+}
+
+static void collect_boot_info(uint32_t protocol, uint64_t info, uint32_t magic)
+{
+    const char *err;
+    if (protocol == ENTRY_LIMINE) {
+        err = boot_limine_collect(&boot_ctx);
+    } else {
+        boot_ctx.hhdm_offset = MB2_HHDM_OFFSET;
+        err = boot_from_multiboot2(&boot_ctx, magic, (const void *)(info + MB2_HHDM_OFFSET),
+                                   MB2_HHDM_OFFSET);
+        if (!err) {
+            /* GRUB loads us at the link address's physical alias (the LMA). */
+            boot_ctx.hhdm_offset = MB2_HHDM_OFFSET;
+            boot_ctx.kernel_virt_base = (vaddr_t)__kernel_start;
+            boot_ctx.kernel_phys_base = (vaddr_t)__kernel_start - 0xffffffff80000000ULL;
+        }
+    }
+    if (err)
+        boot_fail(err);
+    boot_ctx.kernel_size = (uint64_t)(__kernel_end - __kernel_start);
+    if (protocol == ENTRY_MULTIBOOT2) /* the map calls our image usable: say what it is */
+        boot_add_region(&boot_ctx, boot_ctx.kernel_phys_base, boot_ctx.kernel_size, MEM_KERNEL);
+    err = boot_info_validate(&boot_ctx);
+    if (err)
+        boot_fail(err);
+}
+
+static void log_boot_info(void)
+{
+    const struct boot_info *b = &boot_ctx;
+    klog("boot", "protocol=%s bootloader=\"%s%s%s\" firmware=%s", boot_protocol_name(b->protocol),
+         b->bootloader_name, b->bootloader_version[0] ? " " : "", b->bootloader_version,
+         firmware_name(b->firmware));
+    if (b->protocol == BOOT_PROTO_LIMINE)
+        klog("boot", "limine base revision %llu", (unsigned long long)b->base_revision);
+    klog("boot", "cmdline=\"%s\"", b->cmdline);
+    klog("boot", "kernel: phys=%#llx virt=%#llx size=%lluKiB", (unsigned long long)b->kernel_phys_base,
+         (unsigned long long)b->kernel_virt_base, (unsigned long long)b->kernel_size / 1024);
+    klog("boot", "hhdm offset=%#llx, memory map: %zu entries", (unsigned long long)b->hhdm_offset,
+         b->memmap_count);
+    if (b->fb.present)
+        klog("boot", "framebuffer: %ux%u %ubpp pitch=%u at phys %#llx", b->fb.width, b->fb.height,
+             b->fb.bpp, b->fb.pitch, (unsigned long long)b->fb.phys);
+    else
+        klog("boot", "framebuffer: none");
+    if (b->rsdp)
+        klog("boot", "ACPI RSDP at phys %#llx", (unsigned long long)b->rsdp);
+    else if (b->rsdp_is_copy)
+        klog("boot", "ACPI RSDP: copied from the boot information");
+}
+
+/* The C entry point, from entry.S. protocol: 1 Limine, 2 Multiboot2; for
+ * Multiboot2, info is the physical address of the boot information and
+ * magic what EAX held. */
+void kernel_main(uint32_t protocol, uint64_t info, uint32_t magic)
+{
+    boot_tsc = arch_rdtsc();
+    serial_init();
+    kprintf_add_sink(serial_write);
+    kprintf("\n");
+    klog("kernel", "SlayerOS " SLAYEROS_VERSION " starting (%s entry)",
+         protocol == ENTRY_LIMINE ? "Limine" : "Multiboot2");
+
+    gdt_init();
+    idt_init();
+    collect_boot_info(protocol, info, magic);
+    if (!symbols_init(&boot_ctx.symbols))
+        kwarn("boot", "no kernel symbols: backtraces will show addresses only");
+    else
+        klog("boot", "%zu kernel symbols loaded", symbols_count());
+    cpu_enable_protections();
+    log_boot_info();
+
+    char filter[64];
+    ktest_mode = cmdline_get(boot_ctx.cmdline, "ktest", filter, sizeof(filter));
+
+    uint64_t ready_tsc = arch_rdtsc();
+    klog("kernel", "ready: booted by %s (%s) on %s firmware, init took %llu Mcycles",
+         boot_ctx.bootloader_name, boot_protocol_name(boot_ctx.protocol),
+         firmware_name(boot_ctx.firmware), (unsigned long long)(ready_tsc - boot_tsc) / 1000000);
+
+    if (ktest_mode) {
+        int failed = ktest_run_all(filter);
+        qemu_exit(failed ? QEMU_EXIT_FAILURE : QEMU_EXIT_SUCCESS);
+    }
+    klog("kernel", "nothing more to do; halting (the monitor arrives with issue 4)");
+    for (;;)
+        cpu_halt_forever();
+}

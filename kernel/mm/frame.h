@@ -1,0 +1,42 @@
+/* Physical frame allocator: one bit per 4 KiB frame (1 = used) over the
+ * sanitized memory map, plus a summary level so that allocation cost does not
+ * depend on RAM size or fullness. See docs/memory.md. */
+#pragma once
+
+#include "boot/boot_info.h"
+#include "lib/types.h"
+
+struct frame_stats {
+    uint64_t total_frames;       /* frames from 0 up to the highest usable/reclaimable frame */
+    uint64_t usable_frames;      /* frames the allocator manages (usable + reclaimed) */
+    uint64_t free_frames;        /* currently free */
+    uint64_t reserved_frames;    /* reserved, ACPI, bad, framebuffer, kernel (within the map) */
+    uint64_t reclaimable_frames; /* bootloader-reclaimable not yet given back */
+    uint64_t reclaimed_frames;   /* bootloader-reclaimable already given back */
+    uint64_t metadata_bytes;     /* bitmap + summary */
+};
+
+/* Builds the allocator from a sanitized memory map (mm/memmap.h). Its metadata
+ * is taken from usable memory (through PHYS2VIRT) and marked used. Frame 0 is
+ * never handed out. Panics when no usable memory can hold the metadata. */
+void frame_init(const struct mem_region *map, size_t count);
+/* One free 4 KiB frame, or 0 when memory is exhausted (never panics). */
+paddr_t frame_alloc(void);
+/* Like frame_alloc, with the frame's contents zeroed. */
+paddr_t frame_alloc_zeroed(void);
+/* `count` physically contiguous frames whose first address is a multiple of
+ * `align` bytes (a power of two >= 4096), or 0 when no such run is free. */
+paddr_t frame_alloc_contig(size_t count, uint64_t align);
+/* Returns one frame. Panics (naming the address and the caller) when it is
+ * unaligned, outside managed memory, not usable memory, or already free. */
+void frame_free(paddr_t frame);
+/* Returns a run from frame_alloc_contig (same checks as frame_free, per frame). */
+void frame_free_contig(paddr_t base, size_t count);
+/* Gives every MEM_BOOTLOADER_RECLAIMABLE region of the map passed to
+ * frame_init to the allocator; returns the bytes reclaimed. Call once, after
+ * nothing points into bootloader memory any more. */
+uint64_t frame_reclaim_bootloader(void);
+/* True when the frame is currently allocated or reserved. */
+bool frame_is_used(paddr_t frame);
+/* Fills *out with the current statistics. */
+void frame_get_stats(struct frame_stats *out);

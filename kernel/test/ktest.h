@@ -1,0 +1,34 @@
+/* In-kernel self-tests. A test is a function registered with KTEST(); they
+ * run when the command line contains "ktest" (or "ktest=<substring>"). */
+#pragma once
+
+#include "lib/types.h"
+
+struct ktest {
+    const char *name;
+    void (*fn)(void);
+};
+
+#define KTEST(tname)                                                            \
+    static void ktest_fn_##tname(void);                                         \
+    static const struct ktest ktest_desc_##tname                                \
+        __attribute__((used, section(".ktests"), aligned(8))) = {#tname, ktest_fn_##tname}; \
+    static void ktest_fn_##tname(void)
+
+/* Marks the running test failed with a message (the test goes on). */
+void ktest_fail_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define KT_ASSERT(cond, ...)                                                    \
+    do { if (!(cond)) { ktest_fail_at(__FILE__, __LINE__, "'" #cond "' " __VA_ARGS__); return; } } while (0)
+#define KT_EXPECT(cond, ...)                                                    \
+    do { if (!(cond)) ktest_fail_at(__FILE__, __LINE__, "'" #cond "' " __VA_ARGS__); } while (0)
+
+/* Runs fn(arg) and reports whether it raised CPU exception `vector`
+ * (e.g. 14 for a page fault). The fault is caught, the handler does not
+ * halt; *cr2 (if non-NULL) receives CR2 and *err the error code.
+ * Returns true when exactly that vector was raised. */
+bool ktest_expect_fault(void (*fn)(void *), void *arg, int vector, uint64_t *cr2, uint64_t *err);
+
+/* Runs all tests whose name contains filter (NULL or "" = all), prints one
+ * line per test and "ktest: N passed, N failed"; returns the failure count. */
+int ktest_run_all(const char *filter);

@@ -1,0 +1,104 @@
+/* Host stand-ins for the kernel's panic, log sinks and CPU operations. */
+#include "support.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "arch/x86_64/mmu_ops.h"
+#include "lib/panic.h"
+#include "lib/printf.h"
+#include "mm/mm.h"
+
+char host_panic_msg[1024];
+jmp_buf *host_panic_jmp;
+char host_log[65536];
+size_t host_log_len;
+bool host_cpu_1g_pages = true;
+unsigned host_phys_bits = 46;
+unsigned long host_invlpg_count;
+
+static void *arena_base;
+static uint64_t arena_size;
+
+static void host_sink(const char *s, size_t len)
+{
+    if (getenv("HOST_LOG_ECHO"))
+        fwrite(s, 1, len, stderr);
+    size_t room = sizeof(host_log) - 1 - host_log_len;
+    if (len > room) { /* keep the newest output: drop the oldest half */
+        memmove(host_log, host_log + sizeof(host_log) / 2, host_log_len - sizeof(host_log) / 2);
+        host_log_len -= sizeof(host_log) / 2;
+        room = sizeof(host_log) - 1 - host_log_len;
+        if (len > room)
+            len = room;
+    }
+    memcpy(host_log + host_log_len, s, len);
+    host_log_len += len;
+    host_log[host_log_len] = 0;
+}
+
+__attribute__((constructor)) static void host_support_init(void)
+{
+    kprintf_add_sink(host_sink);
+}
+
+void host_log_clear(void)
+{
+    host_log_len = 0;
+    host_log[0] = 0;
+}
+
+bool host_log_contains(const char *s)
+{
+    return strstr(host_log, s) != NULL;
+}
+
+void panic_at(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    int n = snprintf(host_panic_msg, sizeof(host_panic_msg), "PANIC at %s:%d: ", file, line);
+    va_start(ap, fmt);
+    kvsnprintf(host_panic_msg + n, sizeof(host_panic_msg) - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (host_panic_jmp)
+        longjmp(*host_panic_jmp, 1);
+    fprintf(stderr, "%s\n", host_panic_msg);
+    abort();
+}
+
+void *host_arena_init(uint64_t size)
+{
+    host_arena_free();
+    arena_base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (arena_base == MAP_FAILED) {
+        perror("host_arena_init: mmap");
+        abort();
+    }
+    arena_size = size;
+    hhdm_offset = (uint64_t)(uintptr_t)arena_base;
+    hhdm_size = size;
+    return arena_base;
+}
+
+void host_arena_free(void)
+{
+    if (arena_base)
+        munmap(arena_base, arena_size);
+    arena_base = NULL;
+    arena_size = 0;
+}
+
+/* CPU operations: nothing to do on the host except count. */
+void arch_invlpg(vaddr_t va) { (void)va; host_invlpg_count++; }
+static paddr_t host_cr3;
+paddr_t arch_read_cr3(void) { return host_cr3; }
+void arch_write_cr3(paddr_t pml4) { host_cr3 = pml4; }
+unsigned arch_phys_addr_bits(void) { return host_phys_bits; }
+bool arch_has_1g_pages(void) { return host_cpu_1g_pages; }
+bool arch_has_nx(void) { return true; }
+void arch_pat_init(void) {}
+uint64_t arch_rdtsc(void) { return __builtin_ia32_rdtsc(); }

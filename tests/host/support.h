@@ -1,0 +1,50 @@
+/* Host-test support: what the kernel provides at boot, simulated on the host.
+ * - panic_at() records the message and longjmps to HOST_EXPECT_PANIC's point
+ *   (or aborts when no panic is expected).
+ * - kprintf output is captured in host_log (and echoed when HOST_LOG_ECHO=1).
+ * - "Physical memory" is an arena: host_arena_init() maps one and sets
+ *   hhdm_offset so that PHYS2VIRT(p) points into it.
+ * - arch_* CPU operations are harmless stand-ins; arch_has_1g_pages follows
+ *   host_cpu_1g_pages and arch_phys_addr_bits follows host_phys_bits. */
+#pragma once
+
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+extern char host_panic_msg[1024];
+extern jmp_buf *host_panic_jmp;
+extern char host_log[65536];
+extern size_t host_log_len;
+extern bool host_cpu_1g_pages;
+extern unsigned host_phys_bits;
+extern unsigned long host_invlpg_count;
+
+/* Clears the captured log. */
+void host_log_clear(void);
+/* True when the captured log contains s. */
+bool host_log_contains(const char *s);
+
+/* Maps an arena of `size` bytes standing for physical [0, size) and points
+ * hhdm_offset at it. Lazily backed (MAP_NORESERVE), so 256 GiB is fine if
+ * sparsely touched. Returns the arena base. */
+void *host_arena_init(uint64_t size);
+/* Unmaps the arena. */
+void host_arena_free(void);
+
+/* Runs `stmt` and evaluates to true when it panicked (message in host_panic_msg). */
+#define HOST_EXPECT_PANIC(stmt)                                                   \
+    ({                                                                            \
+        jmp_buf host_jb_;                                                         \
+        bool host_panicked_ = false;                                              \
+        host_panic_msg[0] = 0;                                                    \
+        host_panic_jmp = &host_jb_;                                               \
+        if (setjmp(host_jb_) == 0) {                                              \
+            stmt;                                                                 \
+        } else {                                                                  \
+            host_panicked_ = true;                                                \
+        }                                                                         \
+        host_panic_jmp = NULL;                                                    \
+        host_panicked_;                                                           \
+    })
