@@ -29,6 +29,9 @@ KERNEL_ASFLAGS := -Ikernel -MMD -MP
 KERNEL_LDFLAGS := -nostdlib -static -z max-page-size=0x1000 -z noexecstack \
     -T kernel/arch/x86_64/linker.ld
 
+# libgcc supplies helpers GCC may call (e.g. __popcountdi2); it is freestanding.
+LIBGCC := $(shell $(CC) -print-libgcc-file-name)
+
 KERNEL_C   := $(shell find kernel -name '*.c' | sort)
 KERNEL_S   := $(shell find kernel -name '*.S' | sort)
 KERNEL_OBJ := $(patsubst %,$(BUILD)/%.o,$(KERNEL_C) $(KERNEL_S))
@@ -56,7 +59,7 @@ $(BUILD)/%.S.o: %.S
 	$(CC) $(KERNEL_ASFLAGS) -c $< -o $@
 
 $(BUILD)/kernel.elf: $(KERNEL_OBJ) kernel/arch/x86_64/linker.ld
-	$(LD) $(KERNEL_LDFLAGS) $(KERNEL_OBJ) -o $@
+	$(LD) $(KERNEL_LDFLAGS) $(KERNEL_OBJ) $(LIBGCC) -o $@
 
 $(BUILD)/slayeros.iso: $(BUILD)/kernel.elf tools/mkiso-grub.sh
 	tools/mkiso-grub.sh $< $@ "$(CMDLINE)"
@@ -68,10 +71,10 @@ $(BUILD)/slayeros-limine.iso: $(BUILD)/kernel.elf tools/mkiso-limine.sh
 # ---- running ------------------------------------------------------------------
 RUN_ISO = $(if $(filter limine,$(BOOT)),$(BUILD)/slayeros-limine.iso,$(BUILD)/slayeros.iso)
 
-run: $(RUN_ISO)
+run: deps-check $(RUN_ISO)
 	tools/qemu.sh --iso $(RUN_ISO) --firmware $(FIRMWARE) --accel $(ACCEL) --mem $(MEM) --interactive
 
-debug: $(RUN_ISO)
+debug: deps-check $(RUN_ISO)
 	tools/qemu.sh --iso $(RUN_ISO) --firmware $(FIRMWARE) --accel tcg --mem $(MEM) --interactive --gdb
 
 # ---- tests --------------------------------------------------------------------
@@ -92,8 +95,11 @@ qemu-test: $(BUILD)/kernel.elf
 
 test: deps-check host-test qemu-test
 
+# Installs missing Debian packages (a fast no-op when all are there), so that
+# `make test` and `make run` work on a fresh machine; `make deps` is the same,
+# `tools/deps.sh --check` only reports.
 deps-check:
-	@tools/deps.sh --check
+	@tools/deps.sh
 
 deps:
 	tools/deps.sh

@@ -1,5 +1,6 @@
 /* The init sequence (shared/DESIGN.md §1), and nothing else. */
 #include "arch/x86_64/cpu.h"
+#include "arch/x86_64/entry.h"
 #include "arch/x86_64/gdt.h"
 #include "arch/x86_64/idt.h"
 #include "arch/x86_64/mmu_ops.h"
@@ -12,6 +13,12 @@
 #include "lib/panic.h"
 #include "lib/printf.h"
 #include "lib/symbols.h"
+#include "mm/frame.h"
+#include "mm/heap.h"
+#include "mm/mapper.h"
+#include "mm/memmap.h"
+#include "mm/mm.h"
+#include "mm/paging.h"
 #include "test/ktest.h"
 
 #define SLAYEROS_VERSION "0.1.0"
@@ -93,6 +100,42 @@ static void log_boot_info(void)
         klog("boot", "ACPI RSDP: copied from the boot information");
 }
 
+/* The memory map as the allocators see it: sorted, clipped, page aligned. */
+static struct mem_region clean_map[BOOT_MEMMAP_MAX];
+
+#define KERNEL_STACK_PAGES 16
+
+static NORETURN void kernel_main_on_own_stack(void *unused);
+
+/* Steps 3-5: frames, our own page tables, then a guarded stack of our own. */
+static NORETURN void mm_bringup(void)
+{
+    size_t n = memmap_sanitize(boot_ctx.memmap, boot_ctx.memmap_count, clean_map,
+                               ARRAY_SIZE(clean_map), arch_phys_addr_bits());
+    memmap_print(clean_map, n);
+    hhdm_offset = boot_ctx.hhdm_offset;
+    /* What the bootloader's HHDM surely covers until mapper_full_map: the
+     * trampoline maps 4 GiB; Limine maps at least every usable region. */
+    hhdm_size = boot_ctx.protocol == BOOT_PROTO_MULTIBOOT2 ? GiB(4) : 0;
+    frame_init(clean_map, n);
+    paging_init();
+    mapper_full_map();
+    vaddr_t top = mapper_alloc_stack(KERNEL_STACK_PAGES);
+    kassert(top != 0, "no memory for the kernel stack");
+    arch_switch_stack(top, kernel_main_on_own_stack, NULL);
+}
+
+static void log_mem_summary(void)
+{
+    struct frame_stats fs;
+    frame_get_stats(&fs);
+    klog("mm", "mem: usable=%lluKiB free=%lluKiB reserved=%lluKiB reclaimed=%lluKiB "
+         "page-tables=%lluKiB bitmap=%lluKiB",
+         (unsigned long long)fs.usable_frames * 4, (unsigned long long)fs.free_frames * 4,
+         (unsigned long long)fs.reserved_frames * 4, (unsigned long long)fs.reclaimed_frames * 4,
+         (unsigned long long)paging_table_pages() * 4, (unsigned long long)fs.metadata_bytes / 1024);
+}
+
 /* The C entry point, from entry.S. protocol: 1 Limine, 2 Multiboot2; for
  * Multiboot2, info is the physical address of the boot information and
  * magic what EAX held. */
@@ -114,6 +157,17 @@ void kernel_main(uint32_t protocol, uint64_t info, uint32_t magic)
         klog("boot", "%zu kernel symbols loaded", symbols_count());
     cpu_enable_protections();
     log_boot_info();
+    mm_bringup();
+}
+
+/* Steps 5-7, on the kernel's own stack and page tables. */
+static NORETURN void kernel_main_on_own_stack(void *unused)
+{
+    (void)unused;
+    uint64_t reclaimed = frame_reclaim_bootloader();
+    klog("mm", "reclaimed %lluKiB of bootloader memory", (unsigned long long)reclaimed / 1024);
+    heap_init();
+    log_mem_summary();
 
     char filter[64];
     ktest_mode = cmdline_get(boot_ctx.cmdline, "ktest", filter, sizeof(filter));

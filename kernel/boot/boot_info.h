@@ -94,6 +94,11 @@ extern struct boot_info boot_ctx;
  * one line naming what is wrong (the caller prints it and stops). */
 const char *boot_info_validate(const struct boot_info *bi);
 
+/* Appends one region to bi's memory map (used by the Multiboot2 path to add
+ * the kernel image as MEM_KERNEL). A zero length is ignored; a full map or a
+ * region that wraps past 2^64 panics (the parsers leave room for this). */
+void boot_add_region(struct boot_info *bi, paddr_t base, uint64_t len, uint32_t type);
+
 /* Human-readable names. */
 const char *mem_type_name(uint32_t type);
 const char *firmware_name(enum firmware_type fw);

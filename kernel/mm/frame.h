@@ -40,3 +40,6 @@ uint64_t frame_reclaim_bootloader(void);
 bool frame_is_used(paddr_t frame);
 /* Fills *out with the current statistics. */
 void frame_get_stats(struct frame_stats *out);
+/* Walks the whole bitmap: true when every summary bit and the free count agree
+ * with it (for tests and fuzzers; O(frames / 64)). */
+bool frame_check(void);

@@ -1,0 +1,159 @@
+/* What happens when the CPU raises an exception nobody handles: a report
+ * that says everything the CPU told us, then a halt. */
+#include "arch/x86_64/exceptions.h"
+
+#include "arch/x86_64/cpu.h"
+#include "lib/backtrace.h"
+#include "lib/panic_hook.h"
+#include "lib/printf.h"
+#include "lib/symbols.h"
+#include "test/ktest_catch.h"
+
+static const char *const names[32] = {
+    [0] = "#DE divide error",
+    [1] = "#DB debug",
+    [2] = "NMI non-maskable interrupt",
+    [3] = "#BP breakpoint",
+    [4] = "#OF overflow",
+    [5] = "#BR bound range exceeded",
+    [6] = "#UD invalid opcode",
+    [7] = "#NM device not available",
+    [8] = "#DF double fault",
+    [9] = "coprocessor segment overrun",
+    [10] = "#TS invalid TSS",
+    [11] = "#NP segment not present",
+    [12] = "#SS stack-segment fault",
+    [13] = "#GP general protection fault",
+    [14] = "#PF page fault",
+    [15] = "reserved exception 15",
+    [16] = "#MF x87 floating-point error",
+    [17] = "#AC alignment check",
+    [18] = "#MC machine check",
+    [19] = "#XM SIMD floating-point exception",
+    [20] = "#VE virtualization exception",
+    [21] = "#CP control protection exception",
+    [22] = "reserved exception 22",
+    [23] = "reserved exception 23",
+    [24] = "reserved exception 24",
+    [25] = "reserved exception 25",
+    [26] = "reserved exception 26",
+    [27] = "reserved exception 27",
+    [28] = "#HV hypervisor injection",
+    [29] = "#VC VMM communication",
+    [30] = "#SX security exception",
+    [31] = "reserved exception 31",
+};
+
+static unsigned long breakpoints;
+static int reporting; /* nesting depth of the fatal report */
+
+const char *exception_name(unsigned vector)
+{
+    return vector < 32 ? names[vector] : "interrupt";
+}
+
+unsigned long exception_breakpoint_count(void)
+{
+    return breakpoints;
+}
+
+/* Vectors whose error code is a segment selector (Intel SDM vol. 3, 6.13). */
+static bool has_selector_error(unsigned v)
+{
+    return v == EXC_TS || v == EXC_NP || v == EXC_SS || v == EXC_GP;
+}
+
+static void print_error_code(unsigned v, uint64_t err)
+{
+    kprintf("  error code: %#llx", (unsigned long long)err);
+    if (v == EXC_PF) {
+        kprintf(" (%s, %s, %s%s%s%s%s)", (err & PF_ERR_PRESENT) ? "protection violation" : "not present",
+                (err & PF_ERR_WRITE) ? "write" : "read", (err & PF_ERR_USER) ? "user" : "kernel",
+                (err & PF_ERR_RSVD) ? ", reserved bit set" : "",
+                (err & PF_ERR_FETCH) ? ", instruction fetch" : "",
+                (err & PF_ERR_PK) ? ", protection key" : "", (err & PF_ERR_SS) ? ", shadow stack" : "");
+    } else if (has_selector_error(v) && err) {
+        static const char *const tables[4] = {"GDT", "IDT", "LDT", "IDT"};
+        kprintf(" (%s index %llu%s)", tables[(err >> 1) & 3], (unsigned long long)(err >> 3) & 0x1fff,
+                (err & 1) ? ", external" : "");
+    }
+    kprintf("\n");
+}
+
+static void print_symbolized(const char *label, uint64_t addr)
+{
+    uint64_t off;
+    const char *name = symbols_lookup(addr, &off);
+    if (name)
+        kprintf("  %s=0x%016llx <%s+%#llx>\n", label, (unsigned long long)addr, name,
+                (unsigned long long)off);
+    else
+        kprintf("  %s=0x%016llx\n", label, (unsigned long long)addr);
+}
+
+static void report(const struct interrupt_frame *f, uint64_t cr2)
+{
+    unsigned v = (unsigned)f->vector;
+    kprintf("\n!!! CPU EXCEPTION %u: %s, in %s mode\n", v, exception_name(v),
+            (f->cs & 3) ? "user" : "kernel");
+    print_error_code(v, f->error_code);
+    if (v == EXC_PF)
+        kprintf("  CR2=0x%016llx (faulting address)\n", (unsigned long long)cr2);
+    else
+        kprintf("  CR2=0x%016llx\n", (unsigned long long)cr2);
+    kprintf("  CR0=0x%llx CR3=0x%llx CR4=0x%llx\n", (unsigned long long)read_cr0(),
+            (unsigned long long)read_cr3(), (unsigned long long)read_cr4());
+    print_symbolized("RIP", f->rip);
+    kprintf("  RSP=0x%016llx RBP=0x%016llx RFLAGS=0x%llx\n", (unsigned long long)f->rsp,
+            (unsigned long long)f->rbp, (unsigned long long)f->rflags);
+    kprintf("  CS=0x%llx SS=0x%llx frame at %p\n", (unsigned long long)f->cs,
+            (unsigned long long)f->ss, (const void *)f);
+    kprintf("  RAX=0x%016llx RBX=0x%016llx RCX=0x%016llx\n", (unsigned long long)f->rax,
+            (unsigned long long)f->rbx, (unsigned long long)f->rcx);
+    kprintf("  RDX=0x%016llx RSI=0x%016llx RDI=0x%016llx\n", (unsigned long long)f->rdx,
+            (unsigned long long)f->rsi, (unsigned long long)f->rdi);
+    kprintf("  R8 =0x%016llx R9 =0x%016llx R10=0x%016llx\n", (unsigned long long)f->r8,
+            (unsigned long long)f->r9, (unsigned long long)f->r10);
+    kprintf("  R11=0x%016llx R12=0x%016llx R13=0x%016llx\n", (unsigned long long)f->r11,
+            (unsigned long long)f->r12, (unsigned long long)f->r13);
+    kprintf("  R14=0x%016llx R15=0x%016llx\n", (unsigned long long)f->r14,
+            (unsigned long long)f->r15);
+    backtrace_print_fault(f->rip, f->rsp, f->rbp);
+}
+
+void exception_handle(struct interrupt_frame *f)
+{
+    uint64_t cr2 = read_cr2(); /* first: a later fault would overwrite it */
+    unsigned v = (unsigned)f->vector;
+
+    /* Aborts and NMIs are never "expected": the state after them is not
+     * something a test can resume from. */
+    if (v != EXC_DF && v != EXC_MC && v != EXC_NMI && !panic_in_progress() &&
+        ktest_catch_fault(f, cr2))
+        return;
+
+    if (v == EXC_BP) { /* a trap: RIP is already past the int3 */
+        breakpoints++;
+        uint64_t off;
+        const char *name = symbols_lookup(f->rip - 1, &off);
+        kprintf("[cpu] breakpoint at 0x%016llx %s+%#llx; continuing\n", (unsigned long long)(f->rip - 1),
+                name ? name : "?", (unsigned long long)(name ? off : 0));
+        return;
+    }
+    if (v == EXC_NMI) {
+        kprintf("[cpu] NMI at 0x%016llx; ignored\n", (unsigned long long)f->rip);
+        return;
+    }
+
+    if (++reporting > 1 || !panic_begin()) {
+        /* Faulted while reporting (or panicking): keep it to one line. */
+        kprintf("\n!!! exception %u (%s) at 0x%016llx, CR2=0x%llx, while %s; halting.\n", v,
+                exception_name(v), (unsigned long long)f->rip, (unsigned long long)cr2,
+                reporting > 1 ? "reporting a fault" : "panicking");
+        cpu_halt_forever();
+    }
+    report(f, cr2);
+    panic_hook();
+    kprintf("halting.\n");
+    cpu_halt_forever();
+}

@@ -1,0 +1,94 @@
+/* GDT: null, kernel code/data, user data/code, and one 16-byte TSS descriptor. */
+#include "arch/x86_64/gdt.h"
+
+/* Access-byte bits of a code/data descriptor. */
+#define SEG_ACCESSED (1 << 0)
+#define SEG_RW       (1 << 1) /* readable code / writable data */
+#define SEG_CODE     (1 << 3)
+#define SEG_NOTSYS   (1 << 4) /* code or data, not a system descriptor */
+#define SEG_DPL3     (3 << 5)
+#define SEG_PRESENT  (1 << 7)
+/* Flag nibble (bits 52..55): L = 64-bit code, G = 4 KiB granularity. */
+#define SEG_FLAG_L   (1ULL << 53)
+#define SEG_FLAG_DB  (1ULL << 54)
+#define SEG_FLAG_G   (1ULL << 55)
+#define SYS_TSS_AVAILABLE 0x9 /* 64-bit TSS, not busy */
+
+/* In long mode base and limit are ignored for code/data (except FS/GS bases,
+ * which come from MSRs): the descriptors carry only access bits and flags. */
+#define SEG_DESC(access, flags) (((uint64_t)(access) << 40) | (flags) | 0xffffULL | (0xfULL << 48))
+
+static uint64_t gdt[7] __attribute__((aligned(16)));
+static struct tss tss __attribute__((aligned(16)));
+
+static uint8_t ist_stacks[3][IST_STACK_SIZE] __attribute__((aligned(16)));
+
+struct gdt_pointer {
+    uint16_t limit;
+    uint64_t base;
+} PACKED;
+_Static_assert(sizeof(struct gdt_pointer) == 10, "lgdt operand layout");
+
+static void set_tss_descriptor(unsigned idx, uint64_t base, uint32_t limit)
+{
+    /* The 16-byte system descriptor: the low 8 bytes look like a segment
+     * descriptor, the next 4 hold base bits 32..63. */
+    uint64_t lo = (limit & 0xffffULL) | ((base & 0xffffffULL) << 16) |
+                  ((uint64_t)(SYS_TSS_AVAILABLE | SEG_PRESENT) << 40) |
+                  ((uint64_t)((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xffULL) << 56);
+    gdt[idx] = lo;
+    gdt[idx + 1] = base >> 32;
+}
+
+void gdt_init(void)
+{
+    gdt[0] = 0;
+    gdt[GDT_KERNEL_CODE / 8] = SEG_DESC(SEG_PRESENT | SEG_NOTSYS | SEG_CODE | SEG_RW | SEG_ACCESSED,
+                                        SEG_FLAG_L | SEG_FLAG_G);
+    gdt[GDT_KERNEL_DATA / 8] = SEG_DESC(SEG_PRESENT | SEG_NOTSYS | SEG_RW | SEG_ACCESSED,
+                                        SEG_FLAG_DB | SEG_FLAG_G);
+    gdt[GDT_USER_DATA / 8] = SEG_DESC(SEG_PRESENT | SEG_DPL3 | SEG_NOTSYS | SEG_RW | SEG_ACCESSED,
+                                      SEG_FLAG_DB | SEG_FLAG_G);
+    gdt[GDT_USER_CODE / 8] = SEG_DESC(SEG_PRESENT | SEG_DPL3 | SEG_NOTSYS | SEG_CODE | SEG_RW |
+                                          SEG_ACCESSED,
+                                      SEG_FLAG_L | SEG_FLAG_G);
+
+    for (unsigned i = 0; i < 3; i++)
+        tss.ist[i] = (uint64_t)(uintptr_t)(ist_stacks[i] + IST_STACK_SIZE);
+    tss.iomap_base = sizeof(struct tss); /* no I/O permission bitmap */
+    set_tss_descriptor(GDT_TSS / 8, (uint64_t)(uintptr_t)&tss, sizeof(struct tss) - 1);
+
+    struct gdt_pointer ptr = {sizeof(gdt) - 1, (uint64_t)(uintptr_t)gdt};
+    __asm__ volatile(
+        "lgdt %0\n\t"
+        "pushq %1\n\t"          /* far return into the new CS */
+        "leaq 1f(%%rip), %%rax\n\t"
+        "pushq %%rax\n\t"
+        "lretq\n"
+        "1:\n\t"
+        "movw %w2, %%ax\n\t"
+        "movw %%ax, %%ds\n\t"
+        "movw %%ax, %%es\n\t"
+        "movw %%ax, %%ss\n\t"
+        "xorl %%eax, %%eax\n\t" /* FS/GS bases come from MSRs; null selectors */
+        "movw %%ax, %%fs\n\t"
+        "movw %%ax, %%gs\n\t"
+        "ltr %w3"
+        :
+        : "m"(ptr), "i"(GDT_KERNEL_CODE), "r"((uint64_t)GDT_KERNEL_DATA), "r"((uint16_t)GDT_TSS)
+        : "rax", "memory");
+}
+
+void gdt_set_kernel_stack(uint64_t rsp0)
+{
+    tss.rsp[0] = rsp0;
+}
+
+bool gdt_ist_range(unsigned ist, uint64_t *lo, uint64_t *hi)
+{
+    if (ist < 1 || ist > 3)
+        return false;
+    *lo = (uint64_t)(uintptr_t)ist_stacks[ist - 1];
+    *hi = *lo + IST_STACK_SIZE;
+    return true;
+}

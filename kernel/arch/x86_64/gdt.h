@@ -1,0 +1,39 @@
+/* The kernel's own GDT and TSS (the bootloader's GDT lives in reclaimable
+ * memory and its selectors are not ours to rely on). */
+#pragma once
+
+#include "lib/types.h"
+
+/* Selectors. The user pair is ordered data-then-code so that SYSRET (STAR
+ * base 0x10 | 3) finds SS = 0x18 and CS = 0x20 later. */
+#define GDT_KERNEL_CODE 0x08
+#define GDT_KERNEL_DATA 0x10
+#define GDT_USER_DATA   0x18
+#define GDT_USER_CODE   0x20
+#define GDT_TSS         0x28
+
+/* Interrupt stack table slots (IDT entries name them; 0 = no switch). */
+#define IST_DOUBLE_FAULT 1 /* #DF */
+#define IST_PAGE_FAULT   2 /* #PF: a stack-overflow into a guard page is still reported */
+#define IST_NMI_MCE      3 /* NMI and #MC: can arrive at any instruction */
+#define IST_STACK_SIZE   KiB(16)
+
+/* The 64-bit task-state segment (Intel SDM vol. 3, 8.7). */
+struct tss {
+    uint32_t reserved0;
+    uint64_t rsp[3];     /* stacks for a change to CPL 0..2 */
+    uint64_t reserved1;
+    uint64_t ist[7];     /* IST1..IST7 */
+    uint64_t reserved2;
+    uint16_t reserved3;
+    uint16_t iomap_base; /* offset of the I/O bitmap; >= limit means none */
+} PACKED;
+_Static_assert(sizeof(struct tss) == 104, "TSS layout");
+
+/* Loads the kernel GDT, reloads CS (far return) and the data segment
+ * registers, and loads the TSS with its IST stacks. Call once, early. */
+void gdt_init(void);
+/* Sets the stack the CPU switches to on an interrupt from user mode (TSS.RSP0). */
+void gdt_set_kernel_stack(uint64_t rsp0);
+/* Bounds [*lo, *hi) of IST stack `ist` (1..3); false for another number. */
+bool gdt_ist_range(unsigned ist, uint64_t *lo, uint64_t *hi);

@@ -1,0 +1,160 @@
+/* The protocol-independent half of boot information: the kernel's copy,
+ * its validation, and names for the enums. Portable. */
+#include "boot/boot_info.h"
+
+#include "lib/panic.h"
+#include "lib/printf.h"
+
+#define HIGHER_HALF_START  0xffff800000000000ULL
+#define KERNEL_SPACE_START 0xffffffff80000000ULL
+#define FB_MAX_DIMENSION   16384u
+
+struct boot_info boot_ctx;
+
+static char validate_err[160];
+
+__attribute__((format(printf, 1, 2))) static const char *fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kvsnprintf(validate_err, sizeof(validate_err), fmt, ap);
+    va_end(ap);
+    return validate_err;
+}
+
+static const char *validate_memmap(const struct boot_info *bi)
+{
+    uint64_t usable = 0;
+
+    if (bi->memmap_count == 0)
+        return "boot info: memory map is empty";
+    if (bi->memmap_count > BOOT_MEMMAP_MAX)
+        return fail("boot info: memory map has %zu entries (> %d)", bi->memmap_count,
+                    BOOT_MEMMAP_MAX);
+    for (size_t i = 0; i < bi->memmap_count; i++) {
+        const struct mem_region *r = &bi->memmap[i];
+        if (r->length == 0)
+            return fail("boot info: memory map entry %zu length 0", i);
+        if (r->base + r->length < r->base)
+            return fail("boot info: memory map entry %zu wraps around (base 0x%llx length 0x%llx)",
+                        i, (unsigned long long)r->base, (unsigned long long)r->length);
+        if (r->type == MEM_USABLE)
+            usable = usable + r->length < usable ? UINT64_MAX : usable + r->length;
+    }
+    if (usable < MiB(1))
+        return fail("boot info: only %llu KiB of usable memory (need at least 1 MiB)",
+                    (unsigned long long)(usable / 1024));
+    return NULL;
+}
+
+static const char *validate_hhdm(uint64_t off)
+{
+    if (off == 0)
+        return "boot info: HHDM offset is 0";
+    if (!IS_ALIGNED(off, PAGE_SIZE))
+        return fail("boot info: HHDM offset 0x%llx not 4 KiB aligned", (unsigned long long)off);
+    if (off < HIGHER_HALF_START)
+        return fail("boot info: HHDM offset 0x%llx not in the higher half",
+                    (unsigned long long)off);
+    return NULL;
+}
+
+/* A colour channel must lie inside the pixel. */
+static bool channel_fits(uint8_t size, uint8_t shift, uint16_t bpp)
+{
+    return (unsigned)size + shift <= bpp;
+}
+
+static const char *validate_framebuffer(const struct boot_framebuffer *fb)
+{
+    if (!fb->present)
+        return NULL;
+    if (fb->width == 0 || fb->width > FB_MAX_DIMENSION || fb->height == 0 ||
+        fb->height > FB_MAX_DIMENSION)
+        return fail("boot info: framebuffer size %ux%u out of range (1..%u)", fb->width,
+                    fb->height, FB_MAX_DIMENSION);
+    if (fb->bpp != 16 && fb->bpp != 24 && fb->bpp != 32)
+        return fail("boot info: framebuffer depth %u bpp not 16, 24 or 32", fb->bpp);
+    uint64_t row = (uint64_t)fb->width * fb->bpp / 8;
+    if (fb->pitch < row)
+        return fail("boot info: framebuffer pitch %u < %llu bytes per row", fb->pitch,
+                    (unsigned long long)row);
+    if (fb->phys == 0)
+        return "boot info: framebuffer at physical address 0";
+    uint64_t bytes = (uint64_t)fb->pitch * fb->height;
+    if (fb->phys + bytes < fb->phys)
+        return fail("boot info: framebuffer 0x%llx + %llu bytes wraps around",
+                    (unsigned long long)fb->phys, (unsigned long long)bytes);
+    if (!channel_fits(fb->red_size, fb->red_shift, fb->bpp) ||
+        !channel_fits(fb->green_size, fb->green_shift, fb->bpp) ||
+        !channel_fits(fb->blue_size, fb->blue_shift, fb->bpp))
+        return fail("boot info: framebuffer colour masks (r %u@%u g %u@%u b %u@%u) exceed %u bpp",
+                    fb->red_size, fb->red_shift, fb->green_size, fb->green_shift, fb->blue_size,
+                    fb->blue_shift, fb->bpp);
+    return NULL;
+}
+
+const char *boot_info_validate(const struct boot_info *bi)
+{
+    const char *err;
+
+    if ((err = validate_memmap(bi)))
+        return err;
+    if ((err = validate_hhdm(bi->hhdm_offset)))
+        return err;
+    if ((err = validate_framebuffer(&bi->fb)))
+        return err;
+    if (bi->kernel_virt_base < KERNEL_SPACE_START)
+        return fail("boot info: kernel virtual base 0x%llx below 0x%llx",
+                    (unsigned long long)bi->kernel_virt_base,
+                    (unsigned long long)KERNEL_SPACE_START);
+    if (!IS_ALIGNED(bi->kernel_phys_base, PAGE_SIZE))
+        return fail("boot info: kernel physical base 0x%llx not 4 KiB aligned",
+                    (unsigned long long)bi->kernel_phys_base);
+    return NULL;
+}
+
+void boot_add_region(struct boot_info *bi, paddr_t base, uint64_t len, uint32_t type)
+{
+    if (len == 0)
+        return;
+    kassert(base + len > base, "region 0x%llx + 0x%llx wraps around", (unsigned long long)base,
+            (unsigned long long)len);
+    kassert(bi->memmap_count < BOOT_MEMMAP_MAX, "boot memory map full (%d entries)",
+            BOOT_MEMMAP_MAX);
+    bi->memmap[bi->memmap_count++] = (struct mem_region){ base, len, type };
+}
+
+const char *mem_type_name(uint32_t type)
+{
+    static const char *const names[MEM_TYPE_COUNT] = {
+        [MEM_USABLE] = "usable",
+        [MEM_RESERVED] = "reserved",
+        [MEM_ACPI_RECLAIMABLE] = "ACPI reclaimable",
+        [MEM_ACPI_NVS] = "ACPI NVS",
+        [MEM_BAD] = "bad",
+        [MEM_BOOTLOADER_RECLAIMABLE] = "bootloader reclaimable",
+        [MEM_KERNEL] = "kernel/modules",
+        [MEM_FRAMEBUFFER] = "framebuffer",
+    };
+    return type < MEM_TYPE_COUNT ? names[type] : "unknown";
+}
+
+const char *firmware_name(enum firmware_type fw)
+{
+    switch (fw) {
+    case FW_BIOS: return "BIOS";
+    case FW_UEFI32: return "UEFI32";
+    case FW_UEFI64: return "UEFI64";
+    default: return "unknown";
+    }
+}
+
+const char *boot_protocol_name(enum boot_protocol p)
+{
+    switch (p) {
+    case BOOT_PROTO_LIMINE: return "Limine";
+    case BOOT_PROTO_MULTIBOOT2: return "Multiboot2";
+    default: return "none";
+    }
+}

@@ -1,0 +1,256 @@
+/* Limine answers -> struct boot_info. Portable: the kernel runs it on the real
+ * responses, the host tests on synthetic ones. Nothing here trusts the
+ * bootloader: every count, address and revision is checked before use. */
+#include "boot/limine.h"
+
+#include "lib/printf.h"
+#include "lib/string.h"
+
+#define HIGHER_HALF_START 0xffff800000000000ULL
+
+static char limine_err[160];
+
+/* Formats one error line into a static buffer and returns it. */
+__attribute__((format(printf, 1, 2))) static const char *fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kvsnprintf(limine_err, sizeof(limine_err), fmt, ap);
+    va_end(ap);
+    return limine_err;
+}
+
+/* Copies at most size-1 bytes of a bootloader string (never reads past its NUL
+ * or past size-1 bytes); returns false when it did not fit. */
+static bool copy_str(char *dst, size_t size, const char *src)
+{
+    size_t i = 0;
+    for (; i + 1 < size && src[i]; i++)
+        dst[i] = src[i];
+    dst[i] = 0;
+    return src[i] == 0;
+}
+
+/* The base revision the bootloader used, or an error line. */
+static const char *check_base_revision(const struct limine_answers *a, uint64_t *used)
+{
+    const uint64_t *tag = a->base_revision_tag;
+    bool loaded_known = tag[1] != LIMINE_BASE_REVISION_MAGIC1; /* revision 3+ bootloaders */
+
+    if (tag[0] != LIMINE_BASE_REVISION_MAGIC0)
+        return fail("limine: base revision tag corrupted (word 0 = 0x%llx)",
+                    (unsigned long long)tag[0]);
+    if (tag[2] != 0) {
+        if (loaded_known)
+            return fail("limine: base revision %llu not supported by this bootloader "
+                        "(it used revision %llu)",
+                        (unsigned long long)a->requested_revision, (unsigned long long)tag[1]);
+        return fail("limine: base revision %llu not supported by this bootloader",
+                    (unsigned long long)a->requested_revision);
+    }
+    *used = loaded_known ? tag[1] : a->requested_revision;
+    return NULL;
+}
+
+static uint32_t convert_type(uint64_t t)
+{
+    switch (t) {
+    case LIMINE_MEMMAP_USABLE: return MEM_USABLE;
+    case LIMINE_MEMMAP_RESERVED: return MEM_RESERVED;
+    case LIMINE_MEMMAP_ACPI_RECLAIMABLE: return MEM_ACPI_RECLAIMABLE;
+    case LIMINE_MEMMAP_ACPI_NVS: return MEM_ACPI_NVS;
+    case LIMINE_MEMMAP_BAD_MEMORY: return MEM_BAD;
+    case LIMINE_MEMMAP_BOOTLOADER_RECLAIMABLE: return MEM_BOOTLOADER_RECLAIMABLE;
+    case LIMINE_MEMMAP_EXECUTABLE_AND_MODULES: return MEM_KERNEL;
+    case LIMINE_MEMMAP_FRAMEBUFFER: return MEM_FRAMEBUFFER;
+    default: return MEM_RESERVED; /* reserved-mapped (MMIO) and anything newer */
+    }
+}
+
+static const char *convert_memmap(struct boot_info *out, const struct limine_memmap_response *m)
+{
+    if (!m)
+        return "limine: no memory map response";
+    if (m->entry_count == 0)
+        return "limine: memory map is empty";
+    if (m->entry_count > BOOT_MEMMAP_MAX)
+        return fail("limine: too many memory map entries (%llu > %d)",
+                    (unsigned long long)m->entry_count, BOOT_MEMMAP_MAX);
+    if (!m->entries)
+        return "limine: memory map entry array is NULL";
+    for (size_t i = 0; i < m->entry_count; i++) {
+        const struct limine_memmap_entry *e = m->entries[i];
+        if (!e)
+            return fail("limine: memory map entry %zu is NULL", i);
+        if (e->length == 0)
+            return fail("limine: memory map entry %zu length 0", i);
+        if (e->base + e->length < e->base)
+            return fail("limine: memory map entry %zu wraps around (base 0x%llx length 0x%llx)", i,
+                        (unsigned long long)e->base, (unsigned long long)e->length);
+        out->memmap[i] = (struct mem_region){ e->base, e->length, convert_type(e->type) };
+    }
+    out->memmap_count = m->entry_count;
+    return NULL;
+}
+
+static const char *convert_hhdm(struct boot_info *out, const struct limine_hhdm_response *h)
+{
+    if (!h)
+        return "limine: no HHDM response";
+    if (h->offset == 0)
+        return "limine: HHDM offset is 0";
+    if (!IS_ALIGNED(h->offset, PAGE_SIZE))
+        return fail("limine: HHDM offset 0x%llx not 4 KiB aligned", (unsigned long long)h->offset);
+    if (h->offset < HIGHER_HALF_START)
+        return fail("limine: HHDM offset 0x%llx not in the higher half",
+                    (unsigned long long)h->offset);
+    out->hhdm_offset = h->offset;
+    return NULL;
+}
+
+/* Takes the first RGB framebuffer with a depth we can draw (16/24/32 bpp);
+ * none at all is fine (fb.present stays false). */
+static const char *convert_framebuffer(struct boot_info *out,
+                                       const struct limine_framebuffer_response *r)
+{
+    if (!r || r->framebuffer_count == 0)
+        return NULL;
+    if (!r->framebuffers)
+        return "limine: framebuffer array is NULL";
+    for (size_t i = 0; i < r->framebuffer_count; i++) {
+        const struct limine_framebuffer *f = r->framebuffers[i];
+        if (!f)
+            return fail("limine: framebuffer %zu is NULL", i);
+        if (f->memory_model != LIMINE_FRAMEBUFFER_RGB ||
+            (f->bpp != 16 && f->bpp != 24 && f->bpp != 32))
+            continue;
+        uint64_t va = (uint64_t)(uintptr_t)f->address;
+        if (va < out->hhdm_offset)
+            return fail("limine: framebuffer %zu address 0x%llx below the HHDM", i,
+                        (unsigned long long)va);
+        if (f->width > UINT32_MAX || f->height > UINT32_MAX || f->pitch > UINT32_MAX)
+            return fail("limine: framebuffer %zu geometry %llux%llu pitch %llu out of range", i,
+                        (unsigned long long)f->width, (unsigned long long)f->height,
+                        (unsigned long long)f->pitch);
+        out->fb = (struct boot_framebuffer){
+            .present = true,
+            .phys = va - out->hhdm_offset,
+            .width = (uint32_t)f->width,
+            .height = (uint32_t)f->height,
+            .pitch = (uint32_t)f->pitch,
+            .bpp = f->bpp,
+            .red_size = f->red_mask_size,
+            .red_shift = f->red_mask_shift,
+            .green_size = f->green_mask_size,
+            .green_shift = f->green_mask_shift,
+            .blue_size = f->blue_mask_size,
+            .blue_shift = f->blue_mask_shift,
+        };
+        return NULL;
+    }
+    return NULL;
+}
+
+/* The kernel ELF (for symbols) and the command line that came with it. */
+static const char *convert_executable_file(struct boot_info *out,
+                                           const struct limine_executable_file_response *r)
+{
+    if (!r)
+        return NULL;
+    const struct limine_file *f = r->executable_file;
+    if (!f)
+        return "limine: executable file response without a file";
+    if (f->address && f->size) {
+        out->symbols.elf_file = f->address;
+        out->symbols.elf_file_size = f->size;
+    }
+    if (f->cmdline && !copy_str(out->cmdline, sizeof(out->cmdline), f->cmdline))
+        return fail("limine: command line longer than %d bytes", BOOT_CMDLINE_MAX - 1);
+    return NULL;
+}
+
+static const char *convert_executable_address(struct boot_info *out,
+                                              const struct limine_executable_address_response *r)
+{
+    if (!r)
+        return "limine: no executable address response";
+    if (!IS_ALIGNED(r->physical_base, PAGE_SIZE))
+        return fail("limine: kernel physical base 0x%llx not 4 KiB aligned",
+                    (unsigned long long)r->physical_base);
+    out->kernel_phys_base = r->physical_base;
+    out->kernel_virt_base = r->virtual_base;
+    return NULL;
+}
+
+/* Base revisions 0-2 give the RSDP as an HHDM address, revision 3+ physical. */
+static const char *convert_rsdp(struct boot_info *out, const struct limine_rsdp_response *r)
+{
+    if (!r || !r->address)
+        return NULL;
+    uint64_t addr = (uint64_t)(uintptr_t)r->address;
+    if (out->base_revision < 3) {
+        if (addr < out->hhdm_offset)
+            return fail("limine: RSDP address 0x%llx below the HHDM", (unsigned long long)addr);
+        addr -= out->hhdm_offset;
+    }
+    out->rsdp = addr;
+    return NULL;
+}
+
+static void convert_firmware(struct boot_info *out, const struct limine_firmware_type_response *r)
+{
+    out->firmware = FW_UNKNOWN;
+    if (!r)
+        return;
+    switch (r->firmware_type) {
+    case LIMINE_FIRMWARE_TYPE_X86BIOS: out->firmware = FW_BIOS; break;
+    case LIMINE_FIRMWARE_TYPE_UEFI32: out->firmware = FW_UEFI32; break;
+    case LIMINE_FIRMWARE_TYPE_UEFI64: out->firmware = FW_UEFI64; break;
+    default: break;
+    }
+}
+
+static void convert_bootloader_info(struct boot_info *out,
+                                    const struct limine_bootloader_info_response *r)
+{
+    /* Too-long names are truncated: they only label log lines. */
+    copy_str(out->bootloader_name, sizeof(out->bootloader_name),
+             r && r->name ? r->name : "unknown");
+    if (r && r->version)
+        copy_str(out->bootloader_version, sizeof(out->bootloader_version), r->version);
+}
+
+const char *boot_from_limine(struct boot_info *out, const struct limine_answers *a)
+{
+    const char *err;
+    uint64_t revision = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->protocol = BOOT_PROTO_LIMINE;
+    if (!a)
+        return "limine: no answers";
+    if ((err = check_base_revision(a, &revision)))
+        return err;
+    out->base_revision = revision;
+
+    /* We ask for 4-level paging; everything after us assumes it. */
+    if (a->paging_mode && a->paging_mode->mode != LIMINE_PAGING_MODE_X86_64_4LVL)
+        return fail("limine: paging mode %llu enabled, only 4-level paging is supported",
+                    (unsigned long long)a->paging_mode->mode);
+
+    if ((err = convert_hhdm(out, a->hhdm)))
+        return err;
+    if ((err = convert_memmap(out, a->memmap)))
+        return err;
+    if ((err = convert_executable_address(out, a->executable_address)))
+        return err;
+    if ((err = convert_framebuffer(out, a->framebuffer)))
+        return err;
+    if ((err = convert_executable_file(out, a->executable_file)))
+        return err;
+    if ((err = convert_rsdp(out, a->rsdp)))
+        return err;
+    convert_firmware(out, a->firmware_type);
+    convert_bootloader_info(out, a->bootloader_info);
+    return NULL;
+}

@@ -1,0 +1,312 @@
+/* The Limine boot protocol: our own definitions of the parts SlayerOS uses,
+ * written from the protocol specification (PROTOCOL.md, v8.x: base revisions
+ * 0-2, plus the revision-3 rule for the loaded revision). Layouts are fixed by
+ * the protocol and checked with _Static_assert below.
+ *
+ * How the protocol works: the kernel image contains request structures
+ * (an ID, a revision, a response pointer left NULL). The bootloader scans the
+ * image between the start and end markers, and for every request it can honour
+ * writes a pointer to a response (in bootloader-reclaimable memory, an HHDM
+ * address unless noted) into the request. A response it cannot give stays NULL.
+ *
+ * boot_from_limine() (limine.c, portable) turns the responses into struct
+ * boot_info; the request variables themselves live in limine_requests.c
+ * (kernel only). */
+#pragma once
+
+#include "boot/boot_info.h"
+#include "lib/types.h"
+
+/* ---- base revision tag ------------------------------------------------------
+ * Three words: two magic words and the requested revision. A bootloader that
+ * supports the requested revision sets word [2] to 0; one that does not leaves
+ * it alone. Bootloaders implementing base revision 3 or later also replace
+ * word [1] with the base revision they actually used. */
+#define LIMINE_BASE_REVISION_MAGIC0 0xf9562b2d5c95a6c8ULL
+#define LIMINE_BASE_REVISION_MAGIC1 0x6a7b384944536bdcULL
+/* The base revision SlayerOS asks for (Limine 8.x supports 0..2). */
+#define LIMINE_REQUESTED_BASE_REVISION 2
+
+/* ---- request area delimiters ---------------------------------------------- */
+#define LIMINE_REQUESTS_START_MARKER_WORDS \
+    0xf6b8f4b39de7d1aeULL, 0xfab91a6940fcb9cfULL, 0x785c6ed015d3e316ULL, 0x181e920a7852b9d9ULL
+#define LIMINE_REQUESTS_END_MARKER_WORDS 0xadc0e0531bb10d03ULL, 0x9572709f31764c62ULL
+
+/* ---- request IDs: two common words, then two per feature --------------------- */
+#define LIMINE_ID_COMMON 0xc7b1dd30df4c8b88ULL, 0x0a82e883a194f07bULL
+#define LIMINE_ID_MEMMAP             { LIMINE_ID_COMMON, 0x67cf3d9d378a806fULL, 0xe304acdfc50c3c62ULL }
+#define LIMINE_ID_HHDM               { LIMINE_ID_COMMON, 0x48dcf1cb8ad2b852ULL, 0x63984e959a98244bULL }
+#define LIMINE_ID_FRAMEBUFFER        { LIMINE_ID_COMMON, 0x9d5827dcd881dd75ULL, 0xa3148604f6fab11bULL }
+#define LIMINE_ID_EXECUTABLE_FILE    { LIMINE_ID_COMMON, 0xad97e90e83f1ed67ULL, 0x31eb5d1c5ff23b69ULL }
+#define LIMINE_ID_EXECUTABLE_ADDRESS { LIMINE_ID_COMMON, 0x71ba76863cc55f63ULL, 0xb2644a48c516a487ULL }
+#define LIMINE_ID_RSDP               { LIMINE_ID_COMMON, 0xc5e77b6b397e7b43ULL, 0x27637845accdcf3cULL }
+#define LIMINE_ID_FIRMWARE_TYPE      { LIMINE_ID_COMMON, 0x8c2f75d90bef28a8ULL, 0x7045a4688eac00c3ULL }
+#define LIMINE_ID_BOOTLOADER_INFO    { LIMINE_ID_COMMON, 0xf55038d8e2a1202fULL, 0x279426fcf5f59740ULL }
+#define LIMINE_ID_STACK_SIZE         { LIMINE_ID_COMMON, 0x224ef0460a8e8926ULL, 0xe1cb0fc25f46ea3dULL }
+#define LIMINE_ID_PAGING_MODE        { LIMINE_ID_COMMON, 0x95c1a0edab0944cbULL, 0xa4e5cb3842f7488aULL }
+
+/* Every request starts with these three members. */
+#define LIMINE_REQUEST_HEADER(resp_type) \
+    uint64_t id[4];                      \
+    uint64_t revision;                   \
+    resp_type *response
+
+/* ---- memory map ---------------------------------------------------------------
+ * Entries are sorted by base; usable and bootloader-reclaimable entries are
+ * 4 KiB aligned and overlap nothing; other types may be unaligned or overlap. */
+#define LIMINE_MEMMAP_USABLE                 0
+#define LIMINE_MEMMAP_RESERVED               1
+#define LIMINE_MEMMAP_ACPI_RECLAIMABLE       2
+#define LIMINE_MEMMAP_ACPI_NVS               3
+#define LIMINE_MEMMAP_BAD_MEMORY             4
+#define LIMINE_MEMMAP_BOOTLOADER_RECLAIMABLE 5
+#define LIMINE_MEMMAP_EXECUTABLE_AND_MODULES 6
+#define LIMINE_MEMMAP_FRAMEBUFFER            7
+#define LIMINE_MEMMAP_RESERVED_MAPPED        8 /* base revision 4+ */
+
+struct limine_memmap_entry {
+    uint64_t base;
+    uint64_t length;
+    uint64_t type;
+};
+
+struct limine_memmap_response {
+    uint64_t revision;
+    uint64_t entry_count;
+    struct limine_memmap_entry **entries; /* entry_count pointers */
+};
+
+struct limine_memmap_request {
+    LIMINE_REQUEST_HEADER(struct limine_memmap_response);
+};
+
+/* ---- higher-half direct map ---------------------------------------------------- */
+struct limine_hhdm_response {
+    uint64_t revision;
+    uint64_t offset; /* virtual = physical + offset */
+};
+
+struct limine_hhdm_request {
+    LIMINE_REQUEST_HEADER(struct limine_hhdm_response);
+};
+
+/* ---- framebuffer ----------------------------------------------------------------- */
+#define LIMINE_FRAMEBUFFER_RGB 1 /* the only memory model defined */
+
+struct limine_video_mode {
+    uint64_t pitch;
+    uint64_t width;
+    uint64_t height;
+    uint16_t bpp;
+    uint8_t memory_model;
+    uint8_t red_mask_size;
+    uint8_t red_mask_shift;
+    uint8_t green_mask_size;
+    uint8_t green_mask_shift;
+    uint8_t blue_mask_size;
+    uint8_t blue_mask_shift;
+};
+
+struct limine_framebuffer {
+    void *address; /* HHDM address of pixel (0,0) */
+    uint64_t width;
+    uint64_t height;
+    uint64_t pitch; /* bytes per row */
+    uint16_t bpp;
+    uint8_t memory_model;
+    uint8_t red_mask_size;
+    uint8_t red_mask_shift;
+    uint8_t green_mask_size;
+    uint8_t green_mask_shift;
+    uint8_t blue_mask_size;
+    uint8_t blue_mask_shift;
+    uint8_t unused[7];
+    uint64_t edid_size;
+    void *edid;
+    /* response revision 1 and later */
+    uint64_t mode_count;
+    struct limine_video_mode **modes;
+};
+
+struct limine_framebuffer_response {
+    uint64_t revision;
+    uint64_t framebuffer_count;
+    struct limine_framebuffer **framebuffers; /* framebuffer_count pointers */
+};
+
+struct limine_framebuffer_request {
+    LIMINE_REQUEST_HEADER(struct limine_framebuffer_response);
+};
+
+/* ---- files (the executable itself, modules) ------------------------------------ */
+struct limine_uuid {
+    uint32_t a;
+    uint16_t b;
+    uint16_t c;
+    uint8_t d[8];
+};
+
+#define LIMINE_MEDIA_TYPE_GENERIC 0
+#define LIMINE_MEDIA_TYPE_OPTICAL 1
+#define LIMINE_MEDIA_TYPE_TFTP    2
+
+struct limine_file {
+    uint64_t revision;
+    void *address;   /* HHDM address of the file's bytes, 4 KiB aligned */
+    uint64_t size;
+    char *path;      /* path within its volume, leading slash */
+    char *cmdline;   /* the string the configuration gave with the file */
+    uint32_t media_type;
+    uint32_t unused;
+    uint32_t tftp_ip;
+    uint32_t tftp_port;
+    uint32_t partition_index; /* 1-based; 0 = unpartitioned or unknown */
+    uint32_t mbr_disk_id;
+    struct limine_uuid gpt_disk_uuid;
+    struct limine_uuid gpt_part_uuid;
+    struct limine_uuid part_uuid;
+};
+
+struct limine_executable_file_response {
+    uint64_t revision;
+    struct limine_file *executable_file;
+};
+
+struct limine_executable_file_request {
+    LIMINE_REQUEST_HEADER(struct limine_executable_file_response);
+};
+
+/* ---- where the executable was loaded ---------------------------------------------- */
+struct limine_executable_address_response {
+    uint64_t revision;
+    uint64_t physical_base;
+    uint64_t virtual_base;
+};
+
+struct limine_executable_address_request {
+    LIMINE_REQUEST_HEADER(struct limine_executable_address_response);
+};
+
+/* ---- ACPI RSDP ---------------------------------------------------------------------
+ * address: an HHDM address under base revisions 0-2, physical from revision 3. */
+struct limine_rsdp_response {
+    uint64_t revision;
+    void *address;
+};
+
+struct limine_rsdp_request {
+    LIMINE_REQUEST_HEADER(struct limine_rsdp_response);
+};
+
+/* ---- firmware type ------------------------------------------------------------------ */
+#define LIMINE_FIRMWARE_TYPE_X86BIOS 0
+#define LIMINE_FIRMWARE_TYPE_UEFI32  1
+#define LIMINE_FIRMWARE_TYPE_UEFI64  2
+
+struct limine_firmware_type_response {
+    uint64_t revision;
+    uint64_t firmware_type;
+};
+
+struct limine_firmware_type_request {
+    LIMINE_REQUEST_HEADER(struct limine_firmware_type_response);
+};
+
+/* ---- bootloader name and version ---------------------------------------------------- */
+struct limine_bootloader_info_response {
+    uint64_t revision;
+    char *name;    /* NUL-terminated ASCII */
+    char *version; /* NUL-terminated ASCII */
+};
+
+struct limine_bootloader_info_request {
+    LIMINE_REQUEST_HEADER(struct limine_bootloader_info_response);
+};
+
+/* ---- stack size (for the BSP and, later, every AP) --------------------------------- */
+struct limine_stack_size_response {
+    uint64_t revision;
+};
+
+struct limine_stack_size_request {
+    LIMINE_REQUEST_HEADER(struct limine_stack_size_response);
+    uint64_t stack_size; /* bytes */
+};
+
+/* ---- paging mode (x86_64 values) ----------------------------------------------------- */
+#define LIMINE_PAGING_MODE_X86_64_4LVL 0
+#define LIMINE_PAGING_MODE_X86_64_5LVL 1
+
+struct limine_paging_mode_response {
+    uint64_t revision;
+    uint64_t mode; /* the mode actually enabled */
+};
+
+struct limine_paging_mode_request {
+    LIMINE_REQUEST_HEADER(struct limine_paging_mode_response);
+    uint64_t mode;     /* preferred */
+    /* request revision 1 and later */
+    uint64_t max_mode;
+    uint64_t min_mode;
+};
+
+/* ---- layouts fixed by the protocol --------------------------------------------------- */
+_Static_assert(sizeof(struct limine_memmap_entry) == 24, "limine memmap entry layout");
+_Static_assert(sizeof(struct limine_memmap_response) == 24, "limine memmap response layout");
+_Static_assert(sizeof(struct limine_memmap_request) == 48, "limine request header layout");
+_Static_assert(offsetof(struct limine_memmap_request, response) == 40, "limine request header");
+_Static_assert(sizeof(struct limine_hhdm_response) == 16, "limine hhdm response layout");
+_Static_assert(offsetof(struct limine_framebuffer, bpp) == 32, "limine framebuffer layout");
+_Static_assert(offsetof(struct limine_framebuffer, memory_model) == 34, "limine framebuffer layout");
+_Static_assert(offsetof(struct limine_framebuffer, blue_mask_shift) == 40, "limine framebuffer layout");
+_Static_assert(offsetof(struct limine_framebuffer, edid_size) == 48, "limine framebuffer layout");
+_Static_assert(offsetof(struct limine_framebuffer, mode_count) == 64, "limine framebuffer layout");
+_Static_assert(sizeof(struct limine_framebuffer) == 80, "limine framebuffer layout");
+_Static_assert(sizeof(struct limine_video_mode) == 40, "limine video mode layout");
+_Static_assert(sizeof(struct limine_framebuffer_response) == 24, "limine fb response layout");
+_Static_assert(sizeof(struct limine_uuid) == 16, "limine uuid layout");
+_Static_assert(offsetof(struct limine_file, cmdline) == 32, "limine file layout");
+_Static_assert(offsetof(struct limine_file, gpt_disk_uuid) == 64, "limine file layout");
+_Static_assert(sizeof(struct limine_file) == 112, "limine file layout");
+_Static_assert(sizeof(struct limine_executable_file_response) == 16, "limine file response layout");
+_Static_assert(sizeof(struct limine_executable_address_response) == 24, "limine address layout");
+_Static_assert(sizeof(struct limine_rsdp_response) == 16, "limine rsdp response layout");
+_Static_assert(sizeof(struct limine_firmware_type_response) == 16, "limine fw type layout");
+_Static_assert(sizeof(struct limine_bootloader_info_response) == 24, "limine bl info layout");
+_Static_assert(sizeof(struct limine_stack_size_request) == 56, "limine stack size request layout");
+_Static_assert(sizeof(struct limine_paging_mode_request) == 72, "limine paging request layout");
+_Static_assert(sizeof(struct limine_paging_mode_response) == 16, "limine paging response layout");
+
+/* ---- what the bootloader answered --------------------------------------------------- */
+
+/* Everything boot_from_limine() needs: the base-revision tag as the bootloader
+ * left it, the revision the kernel requested, and the response pointers exactly
+ * as found in the requests (any may be NULL). Filled by boot_limine_collect()
+ * in the kernel, or built by hand in host tests. */
+struct limine_answers {
+    uint64_t base_revision_tag[3];
+    uint64_t requested_revision;
+    const struct limine_memmap_response *memmap;
+    const struct limine_hhdm_response *hhdm;
+    const struct limine_framebuffer_response *framebuffer;
+    const struct limine_executable_file_response *executable_file;
+    const struct limine_executable_address_response *executable_address;
+    const struct limine_rsdp_response *rsdp;
+    const struct limine_firmware_type_response *firmware_type;
+    const struct limine_bootloader_info_response *bootloader_info;
+    const struct limine_stack_size_response *stack_size;
+    const struct limine_paging_mode_response *paging_mode;
+};
+
+/* Validates the answers and fills *out from scratch (protocol, base revision,
+ * memory map converted to enum mem_type, HHDM offset, the first usable RGB
+ * framebuffer, kernel file and command line, kernel physical/virtual base,
+ * RSDP as a physical address, firmware type, bootloader name and version).
+ * Memory map, HHDM and executable address are required; the rest is optional.
+ * kernel_size is left 0 for the caller. Returns NULL on success, otherwise one
+ * line naming what is wrong (a static string; *out is then incomplete). */
+const char *boot_from_limine(struct boot_info *out, const struct limine_answers *a);
+
+/* Kernel only (limine_requests.c): gathers the answers from our request
+ * variables and runs boot_from_limine() on them. Same result convention. */
+const char *boot_limine_collect(struct boot_info *out);

@@ -1,0 +1,49 @@
+/* panic_at: the kernel's last words, then a halt with interrupts off. */
+#include "lib/panic.h"
+
+#include "arch/x86_64/cpu.h"
+#include "lib/backtrace.h"
+#include "lib/panic_hook.h"
+#include "lib/printf.h"
+
+static bool dying;
+
+__attribute__((weak)) void panic_hook(void) {}
+
+bool panic_begin(void)
+{
+    return !__atomic_exchange_n(&dying, true, __ATOMIC_SEQ_CST);
+}
+
+bool panic_in_progress(void)
+{
+    return __atomic_load_n(&dying, __ATOMIC_SEQ_CST);
+}
+
+void panic_at(const char *file, int line, const char *fmt, ...)
+{
+    cpu_cli();
+    if (!panic_begin()) {
+        kprintf("PANIC (nested) at %s:%d; halting.\n", file, line);
+        cpu_halt_forever();
+    }
+    va_list ap;
+    kprintf("\nPANIC at %s:%d: ", file, line);
+    va_start(ap, fmt);
+    kvprintf(fmt, ap);
+    va_end(ap);
+    kprintf("\n");
+
+    uint64_t rsp;
+    __asm__ volatile("movq %%rsp, %0" : "=r"(rsp));
+    kprintf("  caller RIP=0x%016llx RSP=0x%016llx RBP=0x%016llx\n",
+            (unsigned long long)(uintptr_t)__builtin_return_address(0), (unsigned long long)rsp,
+            (unsigned long long)(uintptr_t)__builtin_frame_address(0));
+    kprintf("  CR0=0x%llx CR2=0x%llx CR3=0x%llx CR4=0x%llx\n", (unsigned long long)read_cr0(),
+            (unsigned long long)read_cr2(), (unsigned long long)read_cr3(),
+            (unsigned long long)read_cr4());
+    backtrace_print_frames((uint64_t)(uintptr_t)__builtin_frame_address(0));
+    panic_hook();
+    kprintf("halting.\n");
+    cpu_halt_forever();
+}

@@ -1,0 +1,445 @@
+/* Physical frame allocator.
+ *
+ * The bitmap holds one bit per 4 KiB frame, 1 = used, from frame 0 up to the
+ * highest usable or bootloader-reclaimable frame. Above it sit three summary
+ * levels, each one bit per word of the level below, 1 = "that word has a free
+ * frame somewhere under it":
+ *
+ *   sum3  1 bit per 64 GiB   (scanned linearly; one word up to 4 TiB of RAM)
+ *   sum2  1 bit per 1 GiB
+ *   sum1  1 bit per 256 KiB  (= per bitmap word)
+ *   bitmap 1 bit per 4 KiB
+ *
+ * frame_alloc walks down with one count-trailing-zeros per level and takes
+ * the lowest free frame: the cost does not depend on how full memory is, and
+ * on RAM size only through the sum3 scan (one word per 4 TiB). The summaries
+ * cost 1/64 + 1/4096 + ... of the bitmap: 32.5 KiB per GiB in all.
+ *
+ * The metadata is bump-allocated from the top of the largest usable region
+ * (inside the HHDM) and is not managed memory afterwards. A private copy of
+ * the memory map (with frame 0 and the metadata split out) answers "is this
+ * frame managed?" for frame_free's checks by binary search; the largest
+ * usable region is checked first without a search.
+ *
+ * Locking: none yet (one CPU). With SMP, one spinlock guards everything here
+ * and per-CPU magazines sit in front of frame_alloc/frame_free; there is no
+ * allocation cursor to share. */
+#include "mm/frame.h"
+
+#include "lib/panic.h"
+#include "lib/printf.h"
+#include "lib/string.h"
+#include "mm/memmap.h"
+#include "mm/mm.h"
+
+/* MM_POISON fills freed frames with 0x99 so that use-after-free shows itself.
+ * On by default in SLAYER_DEBUG builds (MM_NO_POISON turns it off). */
+#if defined(SLAYER_DEBUG) && !defined(MM_NO_POISON) && !defined(MM_POISON)
+#define MM_POISON 1
+#endif
+#define FRAME_POISON 0x99
+
+#define FULL        (~0ULL)
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define BIT(i)      (1ULL << ((i) % 64))
+#define CTZ(x)      ((uint64_t)__builtin_ctzll(x))
+
+/* Region types of our own, beyond enum mem_type: never freeable. */
+#define REGION_FRAME0   (MEM_TYPE_COUNT + 0)
+#define REGION_METADATA (MEM_TYPE_COUNT + 1)
+
+struct region {
+    paddr_t base, end;
+    uint32_t type; /* enum mem_type or REGION_*; reclaim turns RECLAIMABLE into USABLE */
+};
+
+/* Hot fields first: alloc and free touch only the first cache line. */
+static struct {
+    uint64_t *bitmap;   /* nbm words, 1 bit per frame, 1 = used */
+    uint64_t *sum1;     /* n1 words, 1 bit per bitmap word: it has a free frame */
+    uint64_t *sum2;     /* n2 words, 1 bit per sum1 word: it is non-zero */
+    uint64_t *sum3;     /* n3 words + one non-zero sentinel, 1 bit per sum2 word */
+    size_t n3;
+    paddr_t fast_base;  /* largest usable region: frame_free checks it first */
+    uint64_t fast_len;
+    uint64_t free_frames;
+
+    size_t nbm, n1, n2;
+    uint64_t total_frames;
+    uint64_t usable_frames, reserved_frames, reclaimable_frames, reclaimed_frames;
+    paddr_t meta_base;
+    uint64_t meta_bytes;
+} fa;
+
+static struct region regions[BOOT_MEMMAP_MAX + 2];
+static size_t nregions;
+
+static inline uint64_t div_up(uint64_t a, uint64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+/* Bitmap word w gained a free frame: set its bit at every level. */
+static inline void mark_has_free(uint64_t w)
+{
+    fa.sum1[w / 64] |= BIT(w);
+    fa.sum2[w / 4096] |= BIT(w / 64);
+    fa.sum3[w / 262144] |= BIT(w / 4096);
+}
+
+/* Bitmap word w became full: clear its bit, and upwards while words empty. */
+static inline void mark_full(uint64_t w)
+{
+    if ((fa.sum1[w / 64] &= ~BIT(w)) == 0)
+        if ((fa.sum2[w / 4096] &= ~BIT(w / 64)) == 0)
+            fa.sum3[w / 262144] &= ~BIT(w / 4096);
+}
+
+/* Sets frames [f0, f1) used or free, keeping the summaries right. */
+static void set_range(uint64_t f0, uint64_t f1, bool used)
+{
+    while (f0 < f1) {
+        uint64_t w = f0 / 64, n = MIN(f1 - f0, 64 - f0 % 64);
+        uint64_t mask = (n == 64 ? FULL : (BIT(n) - 1)) << (f0 % 64);
+        if (used) {
+            fa.bitmap[w] |= mask;
+            if (fa.bitmap[w] == FULL)
+                mark_full(w);
+        } else {
+            fa.bitmap[w] &= ~mask;
+            mark_has_free(w);
+        }
+        f0 += n;
+    }
+}
+
+/* The region holding physical address a, or NULL when the map has a hole there. */
+static const struct region *region_find(paddr_t a)
+{
+    size_t lo = 0, hi = nregions; /* find the last region with base <= a */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (regions[mid].base <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (lo > 0 && a < regions[lo - 1].end) ? &regions[lo - 1] : NULL;
+}
+
+static const char *region_type_name(uint32_t type)
+{
+    if (type == REGION_FRAME0)
+        return "frame 0";
+    if (type == REGION_METADATA)
+        return "frame-allocator metadata";
+    return memmap_type_name(type);
+}
+
+/* frame_free's slow check, for addresses outside the largest usable region. */
+static void __attribute__((noinline)) check_managed(paddr_t f, void *caller)
+{
+    unsigned long long a = f;
+    if (f >> PAGE_SHIFT >= fa.total_frames)
+        panic("frame_free(0x%llx): beyond managed memory (which ends at %#llx); caller %p", a,
+              (unsigned long long)(fa.total_frames << PAGE_SHIFT), caller);
+    const struct region *r = region_find(f);
+    if (!r)
+        panic("frame_free(0x%llx): not in the memory map; caller %p", a, caller);
+    if (r->type != MEM_USABLE)
+        panic("frame_free(0x%llx): not usable memory (%s [%#llx-%#llx)); caller %p", a,
+              region_type_name(r->type), (unsigned long long)r->base,
+              (unsigned long long)r->end, caller);
+}
+
+static inline void free_one(paddr_t f, void *caller)
+{
+    if (unlikely(f & (PAGE_SIZE - 1)))
+        panic("frame_free(0x%llx): unaligned address; caller %p", (unsigned long long)f, caller);
+    if (unlikely(f - fa.fast_base >= fa.fast_len))
+        check_managed(f, caller);
+    uint64_t i = f >> PAGE_SHIFT, w = i / 64;
+    uint64_t old = fa.bitmap[w];
+    if (unlikely(!(old & BIT(i))))
+        panic("frame_free(0x%llx): double free (frame is already free); caller %p",
+              (unsigned long long)f, caller);
+    fa.bitmap[w] = old & ~BIT(i);
+    if (old == FULL)
+        mark_has_free(w);
+    fa.free_frames++;
+#ifdef MM_POISON
+    memset(PHYS2VIRT(f), FRAME_POISON, PAGE_SIZE);
+#endif
+}
+
+paddr_t frame_alloc(void)
+{
+    size_t i3 = 0;
+    while (!fa.sum3[i3]) /* the sentinel word ends the scan */
+        i3++;
+    if (unlikely(i3 == fa.n3))
+        return 0;
+    uint64_t i2 = i3 * 64 + CTZ(fa.sum3[i3]);
+    uint64_t i1 = i2 * 64 + CTZ(fa.sum2[i2]);
+    uint64_t w = i1 * 64 + CTZ(fa.sum1[i1]);
+    uint64_t word = fa.bitmap[w];
+    uint64_t i = w * 64 + CTZ(~word);
+    word |= BIT(i);
+    fa.bitmap[w] = word;
+    if (word == FULL)
+        mark_full(w);
+    fa.free_frames--;
+    return i << PAGE_SHIFT;
+}
+
+paddr_t frame_alloc_zeroed(void)
+{
+    paddr_t f = frame_alloc();
+    if (f)
+        memset(PHYS2VIRT(f), 0, PAGE_SIZE);
+    return f;
+}
+
+void frame_free(paddr_t frame)
+{
+    free_one(frame, __builtin_return_address(0));
+}
+
+/* First free frame at or after f (fa.total_frames when none); skips full
+ * stretches 4096 frames at a time through sum1. */
+static uint64_t next_free(uint64_t f)
+{
+    if (f >= fa.total_frames)
+        return fa.total_frames;
+    uint64_t w = f / 64, v = ~fa.bitmap[w] & (FULL << (f % 64));
+    if (v)
+        return w * 64 + CTZ(v);
+    w++;
+    uint64_t i1 = w / 64;
+    if (i1 >= fa.n1)
+        return fa.total_frames;
+    uint64_t s = fa.sum1[i1] & (FULL << (w % 64));
+    while (!s) {
+        if (++i1 >= fa.n1)
+            return fa.total_frames;
+        s = fa.sum1[i1];
+    }
+    w = i1 * 64 + CTZ(s);
+    return w * 64 + CTZ(~fa.bitmap[w]);
+}
+
+/* First used frame in [f, end) (end when all are free). */
+static uint64_t next_used(uint64_t f, uint64_t end)
+{
+    while (f < end) {
+        uint64_t v = fa.bitmap[f / 64] & (FULL << (f % 64));
+        if (v)
+            return MIN(f / 64 * 64 + CTZ(v), end);
+        f = (f / 64 + 1) * 64;
+    }
+    return end;
+}
+
+paddr_t frame_alloc_contig(size_t count, uint64_t align)
+{
+    if (align < PAGE_SIZE)
+        align = PAGE_SIZE;
+    kassert((align & (align - 1)) == 0, "frame_alloc_contig: align %#llx is not a power of two",
+            (unsigned long long)align);
+    uint64_t step = align >> PAGE_SHIFT;
+    if (count == 0 || count > fa.free_frames)
+        return 0;
+    uint64_t s = ALIGN_UP(next_free(1), step);
+    while (s < fa.total_frames && count <= fa.total_frames - s) {
+        uint64_t u = next_used(s, s + count);
+        if (u == s + count) {
+            set_range(s, s + count, true);
+            fa.free_frames -= count;
+            return s << PAGE_SHIFT;
+        }
+        s = ALIGN_UP(next_free(u + 1), step);
+    }
+    return 0;
+}
+
+void frame_free_contig(paddr_t base, size_t count)
+{
+    void *caller = __builtin_return_address(0);
+    for (size_t k = 0; k < count; k++)
+        free_one(base + k * PAGE_SIZE, caller);
+}
+
+bool frame_is_used(paddr_t frame)
+{
+    uint64_t i = frame >> PAGE_SHIFT;
+    return i >= fa.total_frames || (fa.bitmap[i / 64] & BIT(i)) != 0;
+}
+
+/* Appends a region to the private map, merging nothing. */
+static void region_add(paddr_t base, paddr_t end, uint32_t type)
+{
+    if (end > base)
+        regions[nregions++] = (struct region){base, end, type};
+}
+
+void frame_init(const struct mem_region *map, size_t count)
+{
+    kassert(count <= BOOT_MEMMAP_MAX, "frame_init: %zu map entries", count);
+    uint64_t top = 0;
+    for (size_t k = 0; k < count; k++) {
+        const struct mem_region *r = &map[k];
+        bool managed = r->type == MEM_USABLE || r->type == MEM_BOOTLOADER_RECLAIMABLE;
+        kassert(k == 0 || r->base >= map[k - 1].base + map[k - 1].length,
+                "frame_init: map not sorted/disjoint at entry %zu", k);
+        kassert(!managed || (IS_ALIGNED(r->base, PAGE_SIZE) && IS_ALIGNED(r->length, PAGE_SIZE)),
+                "frame_init: unaligned usable entry %zu (sanitize the map first)", k);
+        if (managed && r->length)
+            top = MAX(top, r->base + r->length);
+    }
+    if (top == 0)
+        panic("frame_init: no usable memory in the map");
+
+    fa.total_frames = top >> PAGE_SHIFT;
+    fa.nbm = div_up(fa.total_frames, 64);
+    fa.n1 = div_up(fa.nbm, 64);
+    fa.n2 = div_up(fa.n1, 64);
+    fa.n3 = div_up(fa.n2, 64);
+    fa.meta_bytes = ALIGN_UP((fa.nbm + fa.n1 + fa.n2 + fa.n3 + 1) * 8, PAGE_SIZE);
+
+    /* Bump-allocate the metadata: top of the largest usable region, within
+     * the HHDM (hhdm_size 0 = not known, no limit), never frame 0. */
+    uint64_t reach = hhdm_size ? hhdm_size : UINT64_MAX, best_len = 0;
+    fa.meta_base = 0;
+    for (size_t k = 0; k < count; k++) {
+        if (map[k].type != MEM_USABLE)
+            continue;
+        uint64_t b = MAX(map[k].base, PAGE_SIZE), e = MIN(map[k].base + map[k].length, reach);
+        if (e > b && e - b >= fa.meta_bytes && e - b > best_len) {
+            best_len = e - b;
+            fa.meta_base = e - fa.meta_bytes;
+        }
+    }
+    if (!fa.meta_base)
+        panic("frame_init: no usable region can hold %llu KiB of frame metadata",
+              (unsigned long long)(fa.meta_bytes >> 10));
+
+    /* The private map: frame 0 and the metadata become regions of their own. */
+    nregions = 0;
+    paddr_t mb = fa.meta_base, me = mb + fa.meta_bytes;
+    for (size_t k = 0; k < count; k++) {
+        paddr_t b = map[k].base, e = b + map[k].length;
+        uint32_t t = map[k].type;
+        if (b == 0 && e > 0 && (t == MEM_USABLE || t == MEM_BOOTLOADER_RECLAIMABLE)) {
+            region_add(0, PAGE_SIZE, REGION_FRAME0);
+            b = PAGE_SIZE;
+        }
+        if (t == MEM_USABLE && b <= mb && me <= e) {
+            region_add(b, mb, t);
+            region_add(mb, me, REGION_METADATA);
+            b = me;
+        }
+        region_add(b, e, t);
+    }
+
+    uint64_t *meta = PHYS2VIRT(fa.meta_base);
+    fa.bitmap = meta;
+    fa.sum1 = fa.bitmap + fa.nbm;
+    fa.sum2 = fa.sum1 + fa.n1;
+    fa.sum3 = fa.sum2 + fa.n2;
+    memset(fa.bitmap, 0xff, fa.nbm * 8);
+    memset(fa.sum1, 0, (fa.n1 + fa.n2 + fa.n3) * 8);
+    fa.sum3[fa.n3] = 1; /* sentinel: frame_alloc's scan stops here */
+
+    fa.usable_frames = fa.reserved_frames = fa.reclaimable_frames = fa.reclaimed_frames = 0;
+    fa.fast_base = fa.fast_len = 0;
+    for (size_t k = 0; k < nregions; k++) {
+        const struct region *r = &regions[k];
+        uint64_t frames = (r->end - r->base) >> PAGE_SHIFT;
+        if (r->type == MEM_USABLE) {
+            set_range(r->base >> PAGE_SHIFT, r->end >> PAGE_SHIFT, false);
+            fa.usable_frames += frames;
+            if (r->end - r->base > fa.fast_len) {
+                fa.fast_base = r->base;
+                fa.fast_len = r->end - r->base;
+            }
+        } else if (r->type == MEM_BOOTLOADER_RECLAIMABLE) {
+            fa.reclaimable_frames += frames;
+        } else if (r->type != REGION_METADATA) {
+            fa.reserved_frames += div_up(r->end - r->base, PAGE_SIZE);
+        }
+    }
+    fa.free_frames = fa.usable_frames;
+
+    klog("mm", "frames: usable=%lluKiB free=%lluKiB metadata=%lluKiB reserved=%lluKiB "
+         "reclaimable=%lluKiB",
+         (unsigned long long)fa.usable_frames * 4, (unsigned long long)fa.free_frames * 4,
+         (unsigned long long)fa.meta_bytes >> 10, (unsigned long long)fa.reserved_frames * 4,
+         (unsigned long long)fa.reclaimable_frames * 4);
+    klog("mm", "frames: %llu frames (to %#llx), bitmap+summaries at %#llx",
+         (unsigned long long)fa.total_frames, (unsigned long long)top,
+         (unsigned long long)fa.meta_base);
+}
+
+uint64_t frame_reclaim_bootloader(void)
+{
+    uint64_t frames = 0;
+    for (size_t k = 0; k < nregions; k++) {
+        struct region *r = &regions[k];
+        if (r->type != MEM_BOOTLOADER_RECLAIMABLE)
+            continue;
+        r->type = MEM_USABLE;
+        set_range(r->base >> PAGE_SHIFT, r->end >> PAGE_SHIFT, false);
+        frames += (r->end - r->base) >> PAGE_SHIFT;
+        if (r->end - r->base > fa.fast_len) {
+            fa.fast_base = r->base;
+            fa.fast_len = r->end - r->base;
+        }
+    }
+    fa.usable_frames += frames;
+    fa.free_frames += frames;
+    fa.reclaimable_frames -= frames;
+    fa.reclaimed_frames += frames;
+    if (frames)
+        klog("mm", "frames: reclaimed %lluKiB of bootloader memory, free=%lluKiB",
+             (unsigned long long)frames * 4, (unsigned long long)fa.free_frames * 4);
+    return frames << PAGE_SHIFT;
+}
+
+void frame_get_stats(struct frame_stats *out)
+{
+    *out = (struct frame_stats){
+        .total_frames = fa.total_frames,
+        .usable_frames = fa.usable_frames,
+        .free_frames = fa.free_frames,
+        .reserved_frames = fa.reserved_frames,
+        .reclaimable_frames = fa.reclaimable_frames,
+        .reclaimed_frames = fa.reclaimed_frames,
+        .metadata_bytes = fa.meta_bytes,
+    };
+}
+
+bool frame_check(void)
+{
+    uint64_t free = 0;
+    for (uint64_t w = 0; w < fa.nbm; w++) {
+        free += (uint64_t)__builtin_popcountll(~fa.bitmap[w]);
+        if (((fa.sum1[w / 64] & BIT(w)) != 0) != (fa.bitmap[w] != FULL))
+            return false;
+    }
+    for (uint64_t i = 0; i < fa.n1; i++)
+        if (((fa.sum2[i / 64] & BIT(i)) != 0) != (fa.sum1[i] != 0))
+            return false;
+    for (uint64_t i = 0; i < fa.n2; i++)
+        if (((fa.sum3[i / 64] & BIT(i)) != 0) != (fa.sum2[i] != 0))
+            return false;
+    /* Padding bits past the last frame stay used; summaries past the end stay 0. */
+    if (fa.total_frames % 64 && (fa.bitmap[fa.nbm - 1] >> (fa.total_frames % 64)) !=
+                                    (FULL >> (fa.total_frames % 64)))
+        return false;
+    if ((fa.nbm % 64 && fa.sum1[fa.n1 - 1] >> (fa.nbm % 64)) ||
+        (fa.n1 % 64 && fa.sum2[fa.n2 - 1] >> (fa.n1 % 64)) ||
+        (fa.n2 % 64 && fa.sum3[fa.n3 - 1] >> (fa.n2 % 64)) || fa.sum3[fa.n3] != 1)
+        return false;
+    return free == fa.free_frames;
+}

@@ -1,0 +1,1226 @@
+/* The kernel heap (portable: the host tests and benches build this file).
+ *
+ * Small (1..1024 B): 32 size classes (16..128 step 16, then 8 classes per
+ *   power of two: 144..256 step 16, 288..512 step 32, 576..1024 step 64), so
+ *   rounding wastes at most 12.5%. A slab is a 64 KiB chunk of 16 frames,
+ *   64 KiB-aligned in physical memory, holding objects of one class after a
+ *   64-byte header (magic, free list, counters). kfree finds the header by
+ *   aligning the pointer down. Each class has a current slab, a list of
+ *   partially used slabs and a list of full ones: alloc pops the current
+ *   slab's free list, free pushes onto it. kfree checks the object boundary (a
+ *   multiply by a reciprocal, no division) and catches a double free: a free
+ *   object carries a tag (FREE_TAG ^ its address) in its second word, cleared
+ *   by kmalloc; when kfree sees the tag it confirms by walking the slab's free
+ *   list (so user data that happens to equal the tag is never misreported).
+ *   One empty slab per class stays cached as its current slab; heap_trim()
+ *   returns those.
+ * Medium (1025 B..32 KiB, and small sizes with alignment > 1024): segments in
+ *   256 KiB chunks. A segment is a 16-byte header {size, prev_size, magic,
+ *   flags} followed by the payload; sizes of both neighbours are known
+ *   (boundary tags), so a freed segment merges with free neighbours on both
+ *   sides at once and no two free segments are ever adjacent. Free segments sit
+ *   in 104 segregated lists (8 per power of two) with a two-level bitmap of
+ *   non-empty lists: finding a fitting segment is a few bit scans, O(1). A
+ *   chunk that becomes wholly free goes back to the frame allocator (one is
+ *   kept cached). Absorbed headers become tombstones, so a second kfree of a
+ *   merged block still reports a double free.
+ * Large (> 32 KiB, or alignment > 4096 beyond small/medium): a run of frames
+ *   from frame_alloc_contig with a 64-byte header just before the pointer;
+ *   kfree returns the run. Alignments above 4096 are of the physical address
+ *   (equal to the virtual one when the HHDM offset is at least that aligned).
+ *
+ * Dispatch in kfree: the pointer must lie in the HHDM; if the 64 KiB-aligned
+ * (physical) chunk containing it carries the slab magic (which includes its
+ * own address) it is a slab object; otherwise the 16 bytes before it must be a
+ * segment or large header whose magic checksums its address and fields.
+ * Reading that 64 KiB-aligned word assumes the HHDM maps RAM with pages of
+ * 64 KiB or more (the mapper uses 2 MiB / 1 GiB pages).
+ *
+ * Costs: small alloc/free O(1), about 20-30 instructions each without poison;
+ * medium O(1) plus the split/merge; large = one frame_alloc_contig/free.
+ * Overheads: slab header 64 B per 64 KiB (up to 1 KiB for the 512/1024 classes,
+ *   whose objects are aligned to their size), 16 B per medium segment,
+ * 64 B plus the rounding to whole frames per large block.
+ *
+ * Locking: none yet. Every small-tier field lives in its class (struct
+ * heap_class) so a per-class lock and per-CPU magazines can slot in front. */
+#include "mm/heap.h"
+
+#include "lib/printf.h"
+#include "lib/string.h"
+#include "mm/frame.h"
+#include "mm/mm.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define SLOW __attribute__((noinline, cold)) /* keeps the fast paths small */
+
+#define POISON_FREE 0x6b
+
+/* ---- small tier: slabs ------------------------------------------------- */
+
+#define SLAB_SIZE KiB(64)
+#define SLAB_FRAMES (SLAB_SIZE / PAGE_SIZE)
+#define SLAB_MAGIC 0x51AB5EEDC0FFEE11ull
+#define RECIP_SHIFT 48
+
+enum slab_where { SLAB_CURRENT = 1, SLAB_PARTIAL = 2, SLAB_FULL = 3 };
+
+struct slab {
+    uint64_t magic;           /* SLAB_MAGIC ^ address of this header */
+    void *free;               /* singly linked free objects (link in the first word) */
+    char *base;               /* first object */
+    uint64_t recip;           /* ceil(2^48 / size): index = off * recip >> 48 */
+    uint32_t limit;           /* nobj * size: offsets below it are inside the slab */
+    uint32_t size;            /* object size */
+    uint16_t nobj;            /* objects in this slab */
+    uint16_t used;            /* objects handed out */
+    uint8_t cls;              /* index into classes[] */
+    uint8_t where;            /* enum slab_where */
+    struct slab *next, *prev; /* partial or full list of the class */
+};
+#define SLAB_HDR sizeof(struct slab)
+#define FREE_TAG 0xF4EEB10C6B6B6B6Bull /* word 1 of a free object is FREE_TAG ^ address */
+_Static_assert(sizeof(struct slab) == 64, "slab header layout");
+_Static_assert((SLAB_SIZE - SLAB_HDR) / 16 < 65536, "object count fits a u16");
+
+struct heap_class {
+    struct slab *current; /* allocations come from here; &dummy_slab when none */
+    struct slab *partial; /* slabs with free objects (not current) */
+    struct slab *full;    /* slabs without free objects (not current) */
+    uint64_t allocs;      /* frees = allocs - live, counted in heap_get_stats */
+    uint32_t size, align, base_off, nobj;
+    uint64_t recip;
+    uint64_t nslabs;
+};
+
+static const uint16_t class_sizes[HEAP_SMALL_CLASSES] = {
+    16,  32,  48,  64,  80,  96,  112, 128, 144, 160, 176, 192, 208, 224, 240, 256,
+    288, 320, 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 832, 896, 960, 1024,
+};
+
+static struct heap_class classes[HEAP_SMALL_CLASSES];
+/* class_of[(size + 15) / 16] for 1 <= size <= 1024 */
+static uint8_t class_of[HEAP_SMALL_MAX / 16 + 1];
+/* Has no free objects: a class without a slab points here so that the fast
+ * path needs no NULL test. Never in any list, never freed into. */
+static struct slab dummy_slab;
+
+/* ---- medium tier: segments ----------------------------------------------- */
+
+#define MCHUNK_SIZE KiB(256)
+#define MCHUNK_FRAMES (MCHUNK_SIZE / PAGE_SIZE)
+#define MCHUNK_MAGIC 0x3ED1C4C4A5EC0DE5ull
+#define SEG_MAGIC 0x5E67A11Cu
+#define TOMB_MAGIC 0xDEADF4EEu
+#define SEG_USED 1u
+#define SEG_FIRST 2u /* first segment of its chunk (no predecessor) */
+#define SEG_END 4u   /* the sentinel closing a chunk */
+#define SEG_LARGE 8u /* header of a large block */
+#define SEG_HDR 16u
+#define SEG_MIN 32u /* header + the two free-list links */
+
+struct seg {
+    uint32_t size;      /* whole segment, header included; multiple of 16 */
+    uint32_t prev_size; /* size of the previous segment (0 when SEG_FIRST) */
+    uint32_t magic;     /* SEG_MAGIC ^ mix(address) */
+    uint32_t flags;
+};
+struct free_seg {
+    struct seg h;
+    struct free_seg *next, *prev;
+};
+
+struct mchunk {
+    uint64_t magic; /* MCHUNK_MAGIC ^ address */
+    struct mchunk *next, *prev;
+    uint64_t pad[3];
+};
+#define MCHUNK_HDR sizeof(struct mchunk)
+#define MCHUNK_SPACE (MCHUNK_SIZE - MCHUNK_HDR - SEG_HDR) /* one free segment filling it */
+_Static_assert(MCHUNK_HDR % 16 == 0 && MCHUNK_HDR == 48, "chunk header keeps payloads 16-aligned");
+
+#define FL_MIN 5  /* 2^5 = SEG_MIN */
+#define FL_MAX 17 /* MCHUNK_SPACE < 2^18 */
+#define FL_N (FL_MAX - FL_MIN + 1)
+#define SL_BITS 3
+#define SL_N (1u << SL_BITS)
+_Static_assert(MCHUNK_SPACE < (1u << (FL_MAX + 1)), "segment sizes fit the lists");
+
+static struct free_seg *mfree[FL_N * SL_N];
+static uint32_t fl_map;
+static uint8_t sl_map[FL_N];
+static struct mchunk *mchunks;
+static uint64_t m_nchunks, m_empty_chunks;
+static uint64_t m_used_bytes; /* sum of used segment sizes (headers included) */
+static uint64_t m_free_bytes; /* sum of free segment sizes */
+static uint64_t m_allocs, m_frees;
+
+/* ---- large tier ------------------------------------------------------------ */
+
+#define LARGE_MAGIC 0x1A26EB10CC0FFEE5ull
+
+struct large {
+    uint64_t magic; /* LARGE_MAGIC ^ address */
+    struct large *next, *prev;
+    paddr_t base;   /* first frame of the run */
+    uint64_t pages; /* frames in the run */
+    uint64_t pad;
+    struct seg tag; /* SEG_USED | SEG_LARGE, right before the pointer */
+};
+_Static_assert(sizeof(struct large) == 64, "large header layout");
+
+static struct large *larges;
+static uint64_t l_count, l_pages, l_bytes, l_allocs, l_frees;
+
+static uint64_t pages_held;
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+static inline uint32_t mix32(const void *p)
+{
+    uint64_t a = (uintptr_t)p;
+    return (uint32_t)(a >> 4) ^ (uint32_t)(a >> 36);
+}
+
+/* The magic is a checksum of the address and the other three fields, so an
+ * overflow that rewrites any part of a header is noticed. */
+static inline uint32_t seg_magic(const struct seg *h)
+{
+    return SEG_MAGIC ^ mix32(h) ^ (h->size * 0x9E3779B1u) ^ (h->prev_size * 0x85EBCA77u) ^
+           (h->flags * 0xC2B2AE3Du);
+}
+static inline void seg_seal(struct seg *h)
+{
+    h->magic = seg_magic(h);
+}
+static inline uint32_t tomb_magic(const struct seg *h)
+{
+    return TOMB_MAGIC ^ mix32(h);
+}
+static inline struct seg *seg_next(struct seg *h)
+{
+    return (struct seg *)((char *)h + h->size);
+}
+
+static inline void poison(void *p, size_t n)
+{
+#if HEAP_POISON
+    memset(p, POISON_FREE, n);
+#else
+    (void)p, (void)n;
+#endif
+}
+
+/* Offset of the first byte that is not POISON_FREE, or n. */
+static UNUSED size_t poison_scan(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) { /* a word at a time while it matches */
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        if (w != 0x6b6b6b6b6b6b6b6bull)
+            break;
+    }
+    for (; i < n; i++)
+        if (b[i] != POISON_FREE)
+            return i;
+    return n;
+}
+
+/* Frames for the heap; on exhaustion give back cached memory and try again. */
+static paddr_t heap_frames(size_t count, uint64_t align)
+{
+    paddr_t p = frame_alloc_contig(count, align);
+    if (!p && heap_trim() > 0)
+        p = frame_alloc_contig(count, align);
+    if (p)
+        pages_held += count;
+    return p;
+}
+
+static void heap_frames_free(paddr_t p, size_t count)
+{
+    frame_free_contig(p, count);
+    pages_held -= count;
+}
+
+/* ---- slabs --------------------------------------------------------------------- */
+
+static void slab_list_push(struct slab **head, struct slab *s)
+{
+    s->prev = NULL;
+    s->next = *head;
+    if (*head)
+        (*head)->prev = s;
+    *head = s;
+}
+
+static void slab_list_remove(struct slab **head, struct slab *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        *head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+static struct slab *slab_new(struct heap_class *c)
+{
+    paddr_t phys = heap_frames(SLAB_FRAMES, SLAB_SIZE);
+    if (!phys)
+        return NULL;
+    struct slab *s = PHYS2VIRT(phys);
+    memset(s, 0, SLAB_HDR);
+    s->magic = SLAB_MAGIC ^ (uintptr_t)s;
+    s->base = (char *)s + c->base_off;
+    s->recip = c->recip;
+    s->size = c->size;
+    s->nobj = (uint16_t)c->nobj;
+    s->limit = c->nobj * c->size;
+    s->cls = (uint8_t)(c - classes);
+    poison(s->base, s->limit);
+    void *head = NULL;
+    for (uint32_t i = c->nobj; i-- > 0;) {
+        void **obj = (void **)(s->base + (uint64_t)i * c->size);
+        obj[0] = head;
+        obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj);
+        head = obj;
+    }
+    s->free = head;
+    c->nslabs++;
+    return s;
+}
+
+static void slab_release(struct heap_class *c, struct slab *s)
+{
+    s->magic = 0;
+    c->nslabs--;
+    heap_frames_free(VIRT2PHYS(s), SLAB_FRAMES);
+}
+
+static SLOW void *slab_alloc_slow(struct heap_class *c);
+
+static SLOW NORETURN void slab_panic(const char *what, const struct slab *s, const void *obj)
+{
+    panic("heap: %s %p (in slab %p of %u-byte objects)", what, obj, (const void *)s, s->size);
+}
+
+/* Pops one object from the class's current slab. */
+static inline void *slab_pop(struct heap_class *c)
+{
+    struct slab *s = c->current;
+    void **obj = s->free;
+    if (unlikely(!obj))
+        return slab_alloc_slow(c);
+#if HEAP_POISON
+    uint64_t off = (uintptr_t)obj - (uintptr_t)s->base;
+    if (unlikely(off >= s->limit || (uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+        slab_panic("free list corrupted (use after free?) at object", s, obj);
+    size_t bad = poison_scan(obj + 2, s->size - 2 * sizeof(void *));
+    if (unlikely(bad != s->size - 2 * sizeof(void *)))
+        panic("heap: use after free: object %p (size %u) modified at offset %zu", (void *)obj,
+              s->size, bad + 2 * sizeof(void *));
+#endif
+    s->free = obj[0];
+    obj[1] = NULL; /* no longer tagged free */
+    s->used++;
+    c->allocs++;
+    return obj;
+}
+
+static SLOW void *slab_alloc_slow(struct heap_class *c)
+{
+    struct slab *s = c->current;
+    if (s != &dummy_slab) {
+        s->where = SLAB_FULL;
+        slab_list_push(&c->full, s);
+    }
+    c->current = &dummy_slab;
+    if (c->partial) {
+        s = c->partial;
+        slab_list_remove(&c->partial, s);
+    } else {
+        s = slab_new(c);
+        if (!s)
+            return NULL;
+    }
+    s->where = SLAB_CURRENT;
+    c->current = s;
+    return slab_pop(c);
+}
+
+/* List changes after a free: a full slab becomes partial, an empty one is
+ * released unless the class has no current slab (then it becomes that). */
+static SLOW void slab_free_slow(struct heap_class *c, struct slab *s, bool was_full)
+{
+    if (s->where == SLAB_CURRENT)
+        return;
+    slab_list_remove(was_full ? &c->full : &c->partial, s);
+    if (s->used > 0) {
+        s->where = SLAB_PARTIAL;
+        slab_list_push(&c->partial, s);
+    } else if (c->current == &dummy_slab) {
+        s->where = SLAB_CURRENT;
+        c->current = s;
+    } else {
+        slab_release(c, s);
+    }
+}
+
+/* Index of ptr in slab s; panics when it is not an object start. */
+static inline uint64_t slab_index(struct slab *s, const void *ptr, const char *op)
+{
+    uint64_t off = (uintptr_t)ptr - (uintptr_t)s->base;
+    uint64_t idx = (off * s->recip) >> RECIP_SHIFT;
+    if (unlikely(off >= s->limit || idx * s->size != off))
+        slab_panic(op, s, ptr);
+    return idx;
+}
+
+/* True when obj (an object start of s) is free. O(1) unless it carries the
+ * free tag; then the free list is walked to be sure. */
+static bool slab_obj_free(const struct slab *s, void *const *obj)
+{
+    if (likely((uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+        return false;
+    uint32_t n = 0;
+    for (void *const *o = s->free; o && n <= s->nobj; o = *o, n++)
+        if (o == obj)
+            return true;
+    return false;
+}
+
+static inline void slab_free(struct slab *s, void *ptr)
+{
+    void **obj = ptr;
+    slab_index(s, ptr, "kfree of a pointer that is not a block start:");
+    if (unlikely((uintptr_t)obj[1] == (FREE_TAG ^ (uintptr_t)obj)) && slab_obj_free(s, obj))
+        slab_panic("double free of", s, ptr);
+    poison(ptr, s->size);
+    void *head = s->free;
+    obj[0] = head;
+    obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj);
+    s->free = obj;
+    if (unlikely(--s->used == 0 || !head))
+        slab_free_slow(&classes[s->cls], s, head == NULL);
+}
+
+/* ---- medium segments ----------------------------------------------------------- */
+
+static inline unsigned seg_list_index(uint32_t size)
+{
+    unsigned fl = 31 - (unsigned)__builtin_clz(size);
+    unsigned sl = (size >> (fl - SL_BITS)) & (SL_N - 1);
+    return (fl - FL_MIN) * SL_N + sl;
+}
+
+static void seg_insert(struct seg *h)
+{
+    struct free_seg *f = (struct free_seg *)h;
+    unsigned idx = seg_list_index(h->size);
+    f->prev = NULL;
+    f->next = mfree[idx];
+    if (f->next)
+        f->next->prev = f;
+    mfree[idx] = f;
+    sl_map[idx / SL_N] |= (uint8_t)(1u << (idx % SL_N));
+    fl_map |= 1u << (idx / SL_N);
+    m_free_bytes += h->size;
+}
+
+static void seg_remove(struct seg *h)
+{
+    struct free_seg *f = (struct free_seg *)h;
+    unsigned idx = seg_list_index(h->size);
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        mfree[idx] = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    if (!mfree[idx]) {
+        sl_map[idx / SL_N] &= (uint8_t) ~(1u << (idx % SL_N));
+        if (!sl_map[idx / SL_N])
+            fl_map &= ~(1u << (idx / SL_N));
+    }
+    m_free_bytes -= h->size;
+    if ((h->flags & SEG_FIRST) && h->size == MCHUNK_SPACE)
+        m_empty_chunks--;
+}
+
+/* A free segment of at least `need` bytes, or NULL. */
+static struct seg *seg_find(uint32_t need)
+{
+    /* the head of need's own list often fits: a closer fit than the next list */
+    struct free_seg *head = mfree[seg_list_index(need)];
+    if (head && head->h.size >= need)
+        return &head->h;
+    unsigned fl = 31 - (unsigned)__builtin_clz(need);
+    uint32_t r = need + (1u << (fl - SL_BITS)) - 1; /* every segment in r's list fits */
+    unsigned idx = seg_list_index(r);
+    unsigned f = idx / SL_N;
+    if (f >= FL_N)
+        return NULL;
+    uint32_t m = sl_map[f] & (0xffu << (idx % SL_N));
+    if (!m) {
+        uint32_t fm = fl_map & (~0u << (f + 1));
+        if (!fm)
+            return NULL;
+        f = (unsigned)__builtin_ctz(fm);
+        m = sl_map[f];
+    }
+    return &mfree[f * SL_N + (unsigned)__builtin_ctz(m)]->h;
+}
+
+static void seg_write(struct seg *h, uint32_t size, uint32_t prev_size, uint32_t flags)
+{
+    h->size = size;
+    h->prev_size = prev_size;
+    h->flags = flags;
+    h->magic = seg_magic(h);
+}
+
+/* Marks an absorbed header so that a later kfree of it reports a double free. */
+static void seg_tombstone(struct seg *h)
+{
+#if HEAP_POISON
+    memset(h, POISON_FREE, sizeof(struct free_seg)); /* header and stale links */
+#endif
+    h->magic = tomb_magic(h);
+}
+
+static struct mchunk *mchunk_new(void)
+{
+    paddr_t phys = heap_frames(MCHUNK_FRAMES, PAGE_SIZE);
+    if (!phys)
+        return NULL;
+    struct mchunk *ch = PHYS2VIRT(phys);
+    ch->magic = MCHUNK_MAGIC ^ (uintptr_t)ch;
+    ch->prev = NULL;
+    ch->next = mchunks;
+    if (mchunks)
+        mchunks->prev = ch;
+    mchunks = ch;
+    m_nchunks++;
+    struct seg *first = (struct seg *)(ch + 1);
+    poison(first, MCHUNK_SPACE);
+    seg_write(first, MCHUNK_SPACE, 0, SEG_FIRST);
+    seg_write(seg_next(first), 0, MCHUNK_SPACE, SEG_END | SEG_USED);
+    seg_insert(first);
+    m_empty_chunks++;
+    return ch;
+}
+
+static void mchunk_release(struct mchunk *ch)
+{
+    struct seg *first = (struct seg *)(ch + 1);
+    seg_remove(first);
+    first->magic = 0;
+    if (ch->prev)
+        ch->prev->next = ch->next;
+    else
+        mchunks = ch->next;
+    if (ch->next)
+        ch->next->prev = ch->prev;
+    ch->magic = 0;
+    m_nchunks--;
+    heap_frames_free(VIRT2PHYS(ch), MCHUNK_FRAMES);
+}
+
+/* Splits a used segment h so that it keeps `keep` bytes; the rest (if it can
+ * form a segment) becomes free, merged with a free successor. `dirty`: the
+ * rest held user data (poison it); otherwise it is free memory already. */
+static void seg_shrink(struct seg *h, uint32_t keep, bool dirty)
+{
+    uint32_t rest = h->size - keep;
+    if (rest < SEG_MIN)
+        return;
+    struct seg *next = seg_next(h);
+    h->size = keep;
+    seg_seal(h);
+    m_used_bytes -= rest;
+    struct seg *r = seg_next(h);
+    if (dirty)
+        poison(r, rest);
+    if (!(next->flags & SEG_USED)) {
+        seg_remove(next);
+        rest += next->size;
+        seg_tombstone(next);
+    }
+    seg_write(r, rest, keep, 0);
+    seg_next(r)->prev_size = rest;
+    seg_seal(seg_next(r));
+    seg_insert(r);
+}
+
+/* Takes `need` bytes (payload aligned to `align`) out of free segment h. */
+static void *seg_take(struct seg *h, uint32_t need, uint32_t align)
+{
+    seg_remove(h);
+    uintptr_t payload = (uintptr_t)(h + 1);
+    uintptr_t want = ALIGN_UP(payload, align);
+    uint32_t lead = (uint32_t)(want - payload);
+    if (lead && lead < SEG_MIN)
+        lead += align;
+    if (lead) { /* leading fragment stays free; its predecessor is used */
+        uint32_t total = h->size;
+        uint32_t flags = h->flags & SEG_FIRST;
+        h->size = lead;
+        h->flags = flags;
+        seg_seal(h);
+        struct seg *n = seg_next(h);
+        seg_write(n, total - lead, lead, 0);
+        seg_next(n)->prev_size = total - lead; /* unchanged, but resealed for clarity */
+        seg_seal(seg_next(n));
+        seg_insert(h);
+        h = n;
+    }
+    h->flags |= SEG_USED;
+    seg_seal(h);
+    m_used_bytes += h->size;
+    seg_shrink(h, need, false);
+#if HEAP_POISON
+    /* what is handed out must still be poison, except the free-list links
+     * (first 16 bytes unless a leading fragment was cut) and tombstones */
+    const unsigned char *b = (const unsigned char *)(h + 1);
+    for (size_t i = (lead ? 0 : 16); i < h->size - SEG_HDR; i += 16) {
+        const struct seg *slot = (const struct seg *)(b + i);
+        size_t bad = poison_scan(b + i, 16);
+        if (bad != 16 && slot->magic != tomb_magic(slot))
+            panic("heap: use after free: free memory at %p modified", (const void *)(b + i + bad));
+    }
+#endif
+    return h + 1;
+}
+
+static void *medium_alloc(size_t size, size_t align)
+{
+    uint32_t need = (uint32_t)ALIGN_UP(size + SEG_HDR, 16);
+    if (need < SEG_MIN)
+        need = SEG_MIN;
+    uint32_t search = align <= 16 ? need : need + (uint32_t)align + SEG_MIN;
+    struct seg *h = seg_find(search);
+    if (!h) {
+        if (!mchunk_new())
+            return NULL;
+        h = seg_find(search);
+        kassert(h != NULL, "heap: fresh chunk does not fit %u bytes", search);
+    }
+    void *p = seg_take(h, need, align <= 16 ? 16 : (uint32_t)align);
+    m_allocs++;
+    return p;
+}
+
+/* Checks that h's neighbours are intact segment headers; panics naming ptr. */
+static void seg_check_neighbours(struct seg *h, const void *ptr)
+{
+    struct seg *next = seg_next(h);
+    if (unlikely(next->magic != seg_magic(next) ||
+                 (!(next->flags & SEG_END) && next->size < SEG_MIN) || next->prev_size != h->size))
+        panic("heap: corrupted segment header at %p after block %p (overflow?)", (void *)next, ptr);
+    if (!(h->flags & SEG_FIRST)) {
+        struct seg *prev = (struct seg *)((char *)h - h->prev_size);
+        if (unlikely(h->prev_size < SEG_MIN || prev->magic != seg_magic(prev) ||
+                     prev->size != h->prev_size))
+            panic("heap: corrupted segment header at %p before block %p (overflow?)", (void *)prev,
+                  ptr);
+    }
+}
+
+static void medium_free(struct seg *h, void *ptr)
+{
+    seg_check_neighbours(h, ptr);
+    m_used_bytes -= h->size;
+    m_frees++;
+    poison(ptr, h->size - SEG_HDR);
+    h->flags &= ~SEG_USED;
+    seg_seal(h);
+    struct seg *next = seg_next(h);
+    if (!(next->flags & SEG_USED)) {
+        seg_remove(next);
+        h->size += next->size;
+        seg_seal(h);
+        seg_tombstone(next);
+    }
+    if (!(h->flags & SEG_FIRST)) {
+        struct seg *prev = (struct seg *)((char *)h - h->prev_size);
+        if (!(prev->flags & SEG_USED)) {
+            seg_remove(prev);
+            prev->size += h->size;
+            seg_seal(prev);
+            seg_tombstone(h);
+            h = prev;
+        }
+    }
+    seg_next(h)->prev_size = h->size;
+    seg_seal(seg_next(h));
+    seg_insert(h);
+    if ((h->flags & SEG_FIRST) && h->size == MCHUNK_SPACE) {
+        if (m_empty_chunks++ > 0) /* one wholly free chunk stays cached */
+            mchunk_release((struct mchunk *)h - 1);
+    }
+}
+
+/* ---- large blocks --------------------------------------------------------------- */
+
+static void *large_alloc(size_t size, size_t align)
+{
+    uint64_t off, pages, run_align = PAGE_SIZE, lead = 0;
+    if (align <= PAGE_SIZE) { /* header and pointer in the first frame */
+        off = MAX(align, sizeof(struct large));
+        pages = ALIGN_UP(off + size, PAGE_SIZE) / PAGE_SIZE;
+    } else { /* pointer at base + align; only the frame before it is kept */
+        run_align = align;
+        lead = align / PAGE_SIZE - 1;
+        off = PAGE_SIZE;
+        pages = lead + 1 + ALIGN_UP(size, PAGE_SIZE) / PAGE_SIZE;
+    }
+    paddr_t base = heap_frames(pages, run_align);
+    if (!base)
+        return NULL;
+    if (lead) {
+        heap_frames_free(base, lead);
+        base += lead * PAGE_SIZE;
+        pages -= lead;
+    }
+    char *p = (char *)PHYS2VIRT(base) + off;
+    struct large *l = (struct large *)p - 1;
+    l->magic = LARGE_MAGIC ^ (uintptr_t)l;
+    l->base = base;
+    l->pages = pages;
+    seg_write(&l->tag, 0, 0, SEG_USED | SEG_LARGE);
+    l->prev = NULL;
+    l->next = larges;
+    if (larges)
+        larges->prev = l;
+    larges = l;
+    l_count++;
+    l_pages += pages;
+    l_bytes += pages * PAGE_SIZE - off;
+    l_allocs++;
+    return p;
+}
+
+static uint64_t large_usable(struct large *l)
+{
+    return l->pages * PAGE_SIZE - (uint64_t)((char *)(l + 1) - (char *)PHYS2VIRT(l->base));
+}
+
+static struct large *large_of(struct seg *tag, const void *ptr, const char *op)
+{
+    struct large *l = (struct large *)ptr - 1;
+    if (unlikely(l->magic != (LARGE_MAGIC ^ (uintptr_t)l) || tag->size != 0))
+        panic("heap: %s(%p): corrupted large-block header", op, ptr);
+    return l;
+}
+
+static void large_free(struct large *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        larges = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l_count--;
+    l_pages -= l->pages;
+    l_bytes -= large_usable(l);
+    l_frees++;
+    l->magic = 0;
+    l->tag.magic = 0;
+    heap_frames_free(l->base, l->pages);
+}
+
+/* ---- dispatch -------------------------------------------------------------------- */
+
+/* The segment or large header of a non-slab pointer; panics when there is none. */
+static struct seg *big_header(void *ptr, const char *op)
+{
+    uintptr_t phys = (uintptr_t)ptr - hhdm_offset;
+    if (unlikely(((uintptr_t)ptr & 15) || phys < PAGE_SIZE))
+        panic("heap: %s(%p): not a pointer the heap gave", op, ptr);
+    struct seg *h = (struct seg *)ptr - 1;
+    if (unlikely(h->magic != seg_magic(h))) {
+        if (h->magic == tomb_magic(h))
+            panic("heap: double free of %p (block already merged into free memory)", ptr);
+        panic("heap: %s(%p): not a pointer the heap gave, or its header was overwritten", op, ptr);
+    }
+    if (unlikely(!(h->flags & SEG_USED)))
+        panic("heap: double free of %p", ptr);
+    if (unlikely(h->flags & SEG_END))
+        panic("heap: %s(%p): not a pointer the heap gave", op, ptr);
+    return h;
+}
+
+/* The slab holding ptr, or NULL when ptr is not in a slab. Panics when ptr is
+ * not in the HHDM at all. */
+static SLOW NORETURN void outside_panic(const char *op, const void *ptr)
+{
+    panic("heap: %s(%p): not a heap address (outside the direct map)", op, ptr);
+}
+
+static inline struct slab *slab_of(void *ptr, const char *op)
+{
+    uintptr_t phys = (uintptr_t)ptr - hhdm_offset;
+    if (unlikely(phys >= hhdm_size))
+        outside_panic(op, ptr);
+    struct slab *s = (struct slab *)((uintptr_t)ptr - (phys & (SLAB_SIZE - 1)));
+    return likely(s->magic == (SLAB_MAGIC ^ (uintptr_t)s)) ? s : NULL;
+}
+
+static void *big_alloc(size_t size, size_t align)
+{
+    if (size > HEAP_MAX_ALLOC)
+        return NULL;
+    if (size <= HEAP_MEDIUM_MAX && align <= PAGE_SIZE)
+        return medium_alloc(size, align);
+    return large_alloc(size, align);
+}
+
+void *kmalloc(size_t size)
+{
+    if (likely(size - 1 < HEAP_SMALL_MAX))
+        return slab_pop(&classes[class_of[(size + 15) >> 4]]);
+    if (size == 0)
+        return NULL;
+    return big_alloc(size, 16);
+}
+
+static __attribute__((noinline)) void big_free(void *ptr)
+{
+    struct seg *h = big_header(ptr, "kfree");
+    if (h->flags & SEG_LARGE)
+        large_free(large_of(h, ptr, "kfree"));
+    else
+        medium_free(h, ptr);
+}
+
+void kfree(void *ptr)
+{
+    if (!ptr)
+        return;
+    struct slab *s = slab_of(ptr, "kfree");
+    if (likely(s)) {
+        slab_free(s, ptr);
+        return;
+    }
+    big_free(ptr);
+}
+
+void *kcalloc(size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total))
+        return NULL;
+    void *p = kmalloc(total);
+    if (p)
+        memset(p, 0, total);
+    return p;
+}
+
+void *kmalloc_aligned(size_t size, size_t align)
+{
+    if (align == 0 || (align & (align - 1)) || align > GiB(1) || size == 0)
+        return NULL;
+    if (align <= 16)
+        return kmalloc(size);
+    if (size <= HEAP_SMALL_MAX && align <= HEAP_SMALL_MAX) {
+        for (unsigned i = class_of[(size + 15) >> 4]; i < HEAP_SMALL_CLASSES; i++)
+            if (classes[i].align >= align)
+                return slab_pop(&classes[i]);
+    }
+    return big_alloc(size, align);
+}
+
+size_t kmalloc_usable_size(void *ptr)
+{
+    struct slab *s = slab_of(ptr, "kmalloc_usable_size");
+    if (s) {
+        slab_index(s, ptr, "kmalloc_usable_size of a pointer that is not a block start:");
+        if (slab_obj_free(s, ptr))
+            panic("heap: kmalloc_usable_size(%p): block is free", ptr);
+        return s->size;
+    }
+    struct seg *h = big_header(ptr, "kmalloc_usable_size");
+    if (h->flags & SEG_LARGE)
+        return large_usable(large_of(h, ptr, "kmalloc_usable_size"));
+    return h->size - SEG_HDR;
+}
+
+void *krealloc(void *ptr, size_t size)
+{
+    if (!ptr)
+        return kmalloc(size);
+    if (size == 0) {
+        kfree(ptr);
+        return NULL;
+    }
+    if (size > HEAP_MAX_ALLOC)
+        return NULL;
+    size_t old = kmalloc_usable_size(ptr); /* validates ptr */
+    struct slab *s = slab_of(ptr, "krealloc");
+    if (s) {
+        if (size <= old && size > old / 2)
+            return ptr;
+    } else {
+        struct seg *h = (struct seg *)ptr - 1;
+        if (!(h->flags & SEG_LARGE) && size <= HEAP_MEDIUM_MAX) {
+            uint32_t need = (uint32_t)ALIGN_UP(size + SEG_HDR, 16);
+            if (need < SEG_MIN)
+                need = SEG_MIN;
+            if (need <= h->size) {
+                seg_check_neighbours(h, ptr);
+                seg_shrink(h, need, true);
+                return ptr;
+            }
+            struct seg *next = seg_next(h);
+            if (!(next->flags & SEG_USED) && h->size + next->size >= need) {
+                seg_check_neighbours(h, ptr);
+                seg_remove(next); /* absorb the free successor, then give back the excess */
+                h->size += next->size;
+                seg_seal(h);
+                m_used_bytes += next->size;
+                seg_tombstone(next);
+                seg_next(h)->prev_size = h->size;
+                seg_seal(seg_next(h));
+                seg_shrink(h, need, false);
+                return ptr;
+            }
+        } else if ((h->flags & SEG_LARGE) && size <= old && size > old / 2) {
+            return ptr;
+        }
+    }
+    void *n = kmalloc(size);
+    if (!n)
+        return size <= old ? ptr : NULL; /* shrinking in place is still correct */
+    memcpy(n, ptr, MIN(size, old));
+    kfree(ptr);
+    return n;
+}
+
+/* ---- init, trim, stats ------------------------------------------------------------ */
+
+void heap_init(void)
+{
+    memset(classes, 0, sizeof(classes));
+    memset(&dummy_slab, 0, sizeof(dummy_slab));
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
+        struct heap_class *c = &classes[i];
+        c->size = class_sizes[i];
+        c->align = (uint32_t)(c->size & -c->size);
+        if (c->align > HEAP_SMALL_MAX)
+            c->align = HEAP_SMALL_MAX;
+        c->base_off = (uint32_t)ALIGN_UP(SLAB_HDR, c->align);
+        c->nobj = (uint32_t)((SLAB_SIZE - c->base_off) / c->size);
+        c->recip = ((1ull << RECIP_SHIFT) + c->size - 1) / c->size;
+        c->current = &dummy_slab;
+    }
+    for (unsigned q = 0, i = 0; q <= HEAP_SMALL_MAX / 16; q++) {
+        while (class_sizes[i] < q * 16)
+            i++;
+        class_of[q] = (uint8_t)i;
+    }
+    memset(mfree, 0, sizeof(mfree));
+    memset(sl_map, 0, sizeof(sl_map));
+    fl_map = 0;
+    mchunks = NULL;
+    m_nchunks = m_empty_chunks = m_used_bytes = m_free_bytes = m_allocs = m_frees = 0;
+    larges = NULL;
+    l_count = l_pages = l_bytes = l_allocs = l_frees = 0;
+    pages_held = 0;
+}
+
+size_t heap_trim(void)
+{
+    uint64_t before = pages_held;
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
+        struct heap_class *c = &classes[i];
+        if (c->current != &dummy_slab && c->current->used == 0) {
+            slab_release(c, c->current);
+            c->current = &dummy_slab;
+        }
+    }
+    for (struct mchunk *ch = mchunks, *next; ch; ch = next) {
+        next = ch->next;
+        struct seg *first = (struct seg *)(ch + 1);
+        if (!(first->flags & SEG_USED) && first->size == MCHUNK_SPACE)
+            mchunk_release(ch);
+    }
+    return (size_t)(before - pages_held);
+}
+
+/* Objects in use in the class: the sum over its slabs (O(slabs)). */
+static uint64_t class_live(const struct heap_class *c)
+{
+    uint64_t live = c->current->used;
+    for (const struct slab *s = c->partial; s; s = s->next)
+        live += s->used;
+    for (const struct slab *s = c->full; s; s = s->next)
+        live += s->used;
+    return live;
+}
+
+void heap_get_stats(struct heap_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
+        const struct heap_class *c = &classes[i];
+        uint64_t live = class_live(c);
+        out->cls[i].size = c->size;
+        out->cls[i].live = live;
+        out->cls[i].allocs = c->allocs;
+        out->cls[i].slabs = c->nslabs;
+        out->bytes_in_use += live * c->size;
+        out->bytes_free += (c->nslabs * c->nobj - live) * c->size;
+        out->alloc_count += c->allocs;
+        out->free_count += c->allocs - live;
+        out->small_slabs += c->nslabs;
+    }
+    /* medium payloads: used segment bytes minus one header per live segment */
+    out->bytes_in_use += m_used_bytes - (m_allocs - m_frees) * SEG_HDR + l_bytes;
+    out->bytes_free += m_free_bytes;
+    out->alloc_count += m_allocs + l_allocs;
+    out->free_count += m_frees + l_frees;
+    out->live_blocks = out->alloc_count - out->free_count;
+    out->pages_held = pages_held;
+    out->medium_chunks = m_nchunks;
+    out->large_blocks = l_count;
+}
+
+/* ---- validation ---------------------------------------------------------------------- */
+
+static bool slab_listed(const struct heap_class *c, const struct slab *s)
+{
+    if (c->current == s)
+        return true;
+    for (const struct slab *x = c->partial; x; x = x->next)
+        if (x == s)
+            return true;
+    for (const struct slab *x = c->full; x; x = x->next)
+        if (x == s)
+            return true;
+    return false;
+}
+
+const char *heap_validate_ptr(const void *ptr)
+{
+    if (!ptr)
+        return "null pointer";
+    uintptr_t v = (uintptr_t)ptr, phys = v - hhdm_offset;
+    if (phys >= hhdm_size)
+        return "not a heap address (outside the direct map)";
+    const struct slab *s = (const struct slab *)(v - (phys & (SLAB_SIZE - 1)));
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
+        if (!slab_listed(&classes[i], s))
+            continue;
+        uint64_t off = v - (uintptr_t)s->base;
+        uint64_t idx = (off * s->recip) >> RECIP_SHIFT;
+        if (off >= s->limit || idx * s->size != off)
+            return "inside a slab but not the start of an object";
+        (void)idx;
+        return slab_obj_free(s, (void *const *)ptr) ? "already free" : NULL;
+    }
+    for (const struct mchunk *ch = mchunks; ch; ch = ch->next) {
+        if (v < (uintptr_t)ch || v >= (uintptr_t)ch + MCHUNK_SIZE)
+            continue;
+        for (const struct seg *h = (const struct seg *)(ch + 1); !(h->flags & SEG_END);
+             h = (const struct seg *)((const char *)h + h->size)) {
+            if (h->magic != seg_magic(h) || h->size < SEG_MIN)
+                return "heap segment chain corrupted";
+            if (v == (uintptr_t)(h + 1))
+                return (h->flags & SEG_USED) ? NULL : "already free";
+            if (v < (uintptr_t)h + h->size)
+                return (h->flags & SEG_USED) ? "inside a block, not its start"
+                                             : "inside free heap memory";
+        }
+        return "inside a heap chunk header";
+    }
+    for (const struct large *l = larges; l; l = l->next) {
+        uintptr_t start = (uintptr_t)PHYS2VIRT(l->base);
+        if (v == (uintptr_t)(l + 1))
+            return NULL;
+        if (v >= start && v < start + l->pages * PAGE_SIZE)
+            return "inside a large block, not its start";
+    }
+    return "not an address the heap gave";
+}
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            kerr("heap", "heap_check: " __VA_ARGS__);                                              \
+            return false;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static bool check_slab(const struct heap_class *c, const struct slab *s, uint8_t where)
+{
+    CHECK(s->magic == (SLAB_MAGIC ^ (uintptr_t)s), "slab %p: bad magic", (const void *)s);
+    CHECK(s->where == where, "slab %p: on list %d, marked %d", (const void *)s, where, s->where);
+    CHECK(&classes[s->cls] == c && s->size == c->size && s->nobj == c->nobj, "slab %p: wrong class",
+          (const void *)s);
+    CHECK(IS_ALIGNED(VIRT2PHYS(s), SLAB_SIZE), "slab %p: misaligned", (const void *)s);
+    uint64_t nfree = 0;
+    for (const void *const *o = s->free; o; o = *o) {
+        uint64_t off = (uintptr_t)o - (uintptr_t)s->base;
+        uint64_t idx = (off * s->recip) >> RECIP_SHIFT;
+        CHECK(off < s->limit && idx * s->size == off, "slab %p: free entry %p off-boundary",
+              (const void *)s, (const void *)o);
+        CHECK((uintptr_t)o[1] == (FREE_TAG ^ (uintptr_t)o), "slab %p: free entry %p lost its tag",
+              (const void *)s, (const void *)o);
+        CHECK(++nfree <= s->nobj, "slab %p: free list loops", (const void *)s);
+#if HEAP_POISON
+        CHECK(poison_scan(o + 2, s->size - 2 * sizeof(void *)) == s->size - 2 * sizeof(void *),
+              "slab %p: free object %p modified after free", (const void *)s, (const void *)o);
+#endif
+    }
+    CHECK(nfree + s->used == s->nobj, "slab %p: %llu free + %u used != %u", (const void *)s,
+          (unsigned long long)nfree, s->used, s->nobj);
+    if (where == SLAB_PARTIAL)
+        CHECK(s->used > 0 && nfree > 0, "partial slab %p is empty or full", (const void *)s);
+    if (where == SLAB_FULL)
+        CHECK(nfree == 0, "full slab %p has free objects", (const void *)s);
+    return true;
+}
+
+static bool check_slabs(uint64_t *pages)
+{
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
+        const struct heap_class *c = &classes[i];
+        uint64_t used = 0, n = 0;
+        if (c->current != &dummy_slab) {
+            if (!check_slab(c, c->current, SLAB_CURRENT))
+                return false;
+            used += c->current->used;
+            n++;
+        }
+        CHECK(dummy_slab.free == NULL && dummy_slab.used == 0, "dummy slab modified");
+        for (const struct slab *s = c->partial; s; s = s->next, n++) {
+            if (!check_slab(c, s, SLAB_PARTIAL))
+                return false;
+            used += s->used;
+        }
+        for (const struct slab *s = c->full; s; s = s->next, n++) {
+            if (!check_slab(c, s, SLAB_FULL))
+                return false;
+            used += s->used;
+        }
+        CHECK(n == c->nslabs, "class %u: %llu slabs listed, %llu counted", c->size,
+              (unsigned long long)n, (unsigned long long)c->nslabs);
+        CHECK(used <= c->allocs, "class %u: %llu used objects, only %llu allocations", c->size,
+              (unsigned long long)used, (unsigned long long)c->allocs);
+        *pages += n * SLAB_FRAMES;
+    }
+    return true;
+}
+
+static bool check_medium(uint64_t *pages)
+{
+    uint64_t listed = 0, listed_bytes = 0;
+    for (unsigned idx = 0; idx < FL_N * SL_N; idx++) {
+        bool bit = sl_map[idx / SL_N] & (1u << (idx % SL_N));
+        CHECK(bit == (mfree[idx] != NULL), "list %u: bitmap disagrees", idx);
+        CHECK(!!(fl_map & (1u << (idx / SL_N))) == (sl_map[idx / SL_N] != 0),
+              "fl bitmap disagrees");
+        const struct free_seg *prev = NULL;
+        for (const struct free_seg *f = mfree[idx]; f; prev = f, f = f->next) {
+            CHECK(f->h.magic == seg_magic(&f->h) &&
+                      !(f->h.flags & (SEG_USED | SEG_END | SEG_LARGE)),
+                  "free list %u holds bad segment %p", idx, (const void *)f);
+            CHECK(seg_list_index(f->h.size) == idx, "segment %p (size %u) on list %u",
+                  (const void *)f, f->h.size, idx);
+            CHECK(f->prev == prev, "free list %u: broken back link at %p", idx, (const void *)f);
+            listed++;
+            listed_bytes += f->h.size;
+            CHECK(listed < (1ull << 40), "free lists loop");
+        }
+    }
+    CHECK(listed_bytes == m_free_bytes, "free bytes %llu, counter %llu",
+          (unsigned long long)listed_bytes, (unsigned long long)m_free_bytes);
+    uint64_t nfree = 0, used_bytes = 0, nchunks = 0, empty = 0;
+    for (const struct mchunk *ch = mchunks; ch; ch = ch->next) {
+        CHECK(ch->magic == (MCHUNK_MAGIC ^ (uintptr_t)ch), "chunk %p: bad magic", (const void *)ch);
+        CHECK(++nchunks <= m_nchunks, "chunk list longer than its counter");
+        const struct seg *h = (const struct seg *)(ch + 1);
+        uint32_t prev_size = 0;
+        bool prev_free = false;
+        uint64_t total = 0;
+        for (;;) {
+            CHECK(h->magic == seg_magic(h), "segment %p: bad magic", (const void *)h);
+            CHECK(h->prev_size == prev_size, "segment %p: prev_size %u, expected %u",
+                  (const void *)h, h->prev_size, prev_size);
+            CHECK(!!(h->flags & SEG_FIRST) == (prev_size == 0), "segment %p: FIRST flag wrong",
+                  (const void *)h);
+            if (h->flags & SEG_END)
+                break;
+            CHECK(h->size >= SEG_MIN && h->size % 16 == 0 && !(h->flags & SEG_LARGE),
+                  "segment %p: bad size %u", (const void *)h, h->size);
+            total += h->size;
+            CHECK(total <= MCHUNK_SPACE, "chunk %p: segments overrun", (const void *)ch);
+            bool is_free = !(h->flags & SEG_USED);
+            CHECK(!(is_free && prev_free), "adjacent free segments at %p", (const void *)h);
+            if (is_free) {
+                nfree++;
+                if (h->size == MCHUNK_SPACE)
+                    empty++;
+#if HEAP_POISON
+                const unsigned char *b = (const unsigned char *)(h + 1);
+                for (size_t i = 16; i < h->size - SEG_HDR; i += 16) {
+                    const struct seg *slot = (const struct seg *)(b + i);
+                    CHECK(poison_scan(b + i, 16) == 16 || slot->magic == tomb_magic(slot),
+                          "free segment %p modified at %p", (const void *)h, (const void *)(b + i));
+                }
+#endif
+            } else {
+                used_bytes += h->size;
+            }
+            prev_free = is_free;
+            prev_size = h->size;
+            h = (const struct seg *)((const char *)h + h->size);
+        }
+        CHECK(total == MCHUNK_SPACE && (const char *)h == (const char *)ch + MCHUNK_SIZE - SEG_HDR,
+              "chunk %p: segments do not fill it", (const void *)ch);
+    }
+    CHECK(nchunks == m_nchunks, "chunk count %llu, counter %llu", (unsigned long long)nchunks,
+          (unsigned long long)m_nchunks);
+    CHECK(nfree == listed, "%llu free segments in chunks, %llu in lists", (unsigned long long)nfree,
+          (unsigned long long)listed);
+    CHECK(used_bytes == m_used_bytes, "used bytes %llu, counter %llu",
+          (unsigned long long)used_bytes, (unsigned long long)m_used_bytes);
+    CHECK(empty == m_empty_chunks && empty <= 1, "%llu wholly free chunks, counter %llu",
+          (unsigned long long)empty, (unsigned long long)m_empty_chunks);
+    *pages += nchunks * MCHUNK_FRAMES;
+    return true;
+}
+
+static bool check_large(uint64_t *pages)
+{
+    uint64_t n = 0, np = 0;
+    for (const struct large *l = larges; l; l = l->next) {
+        CHECK(l->magic == (LARGE_MAGIC ^ (uintptr_t)l), "large block %p: bad magic",
+              (const void *)(l + 1));
+        CHECK(l->tag.magic == seg_magic(&l->tag) && l->tag.flags == (SEG_USED | SEG_LARGE),
+              "large block %p: bad tag", (const void *)(l + 1));
+        CHECK(++n <= l_count, "large list longer than its counter");
+        np += l->pages;
+    }
+    CHECK(n == l_count && np == l_pages, "large blocks %llu/%llu pages, counters %llu/%llu",
+          (unsigned long long)n, (unsigned long long)np, (unsigned long long)l_count,
+          (unsigned long long)l_pages);
+    *pages += np;
+    return true;
+}
+
+bool heap_check(void)
+{
+    uint64_t pages = 0;
+    if (!check_slabs(&pages) || !check_medium(&pages) || !check_large(&pages))
+        return false;
+    CHECK(pages == pages_held, "structures hold %llu pages, counter %llu",
+          (unsigned long long)pages, (unsigned long long)pages_held);
+    return true;
+}

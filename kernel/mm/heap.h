@@ -1,0 +1,85 @@
+/* The kernel heap: kmalloc/kfree and friends over frames from mm/frame.
+ *
+ * Three tiers, chosen by size (see docs/memory.md and the top of heap.c):
+ *   small  (1..1024 B)    slabs: 64 KiB chunks split into equal objects of one
+ *                         of HEAP_SMALL_CLASSES size classes; O(1) alloc/free.
+ *   medium (1025..32 KiB) segments with boundary tags inside 256 KiB chunks,
+ *                         segregated free lists with a bitmap (O(1)), free
+ *                         neighbours coalesced in both directions.
+ *   large  (> 32 KiB)     a run of frames per allocation, returned on free.
+ * Every pointer is 16-byte aligned at least. Misuse (double free, foreign or
+ * interior pointer, overwritten header) panics naming the address.
+ *
+ * HEAP_POISON (default 1; build with -DHEAP_POISON=0 for benchmarks): freed
+ * and fresh heap memory is filled with 0x6b, and checked when handed out
+ * again (and by heap_check), so writes after free are reported.
+ *
+ * Locking: none yet (single CPU). All state is per size class or per tier so
+ * a lock per class and per-CPU object caches can be added without a redesign. */
+#pragma once
+
+#include "lib/types.h"
+
+#ifndef HEAP_POISON
+#define HEAP_POISON 1
+#endif
+
+#define HEAP_SMALL_CLASSES 32
+#define HEAP_SMALL_MAX 1024u
+#define HEAP_MEDIUM_MAX KiB(32)
+/* Requests above this are refused outright (NULL). */
+#define HEAP_MAX_ALLOC GiB(1024)
+
+struct heap_stats {
+    uint64_t bytes_in_use;  /* usable bytes of live blocks */
+    uint64_t bytes_free;    /* bytes the heap holds but has not handed out
+                               (free slab objects, free segments) */
+    uint64_t pages_held;    /* 4 KiB frames taken from the frame allocator */
+    uint64_t alloc_count;   /* successful allocations since heap_init */
+    uint64_t free_count;    /* frees since heap_init */
+    uint64_t live_blocks;   /* alloc_count - free_count */
+    uint64_t small_slabs;   /* slab chunks held (incl. cached empty ones) */
+    uint64_t medium_chunks; /* medium chunks held */
+    uint64_t large_blocks;  /* live large allocations */
+    struct {
+        uint32_t size;   /* object size of the class */
+        uint64_t live;   /* live objects */
+        uint64_t allocs; /* allocations from this class since heap_init */
+        uint64_t slabs;  /* slabs held by the class */
+    } cls[HEAP_SMALL_CLASSES];
+};
+
+/* Sets up the (empty) heap; takes no memory yet. Call once, after frame_init. */
+void heap_init(void);
+/* At least `size` bytes, 16-byte aligned; NULL for size 0, size > HEAP_MAX_ALLOC,
+ * or when memory is exhausted (the heap stays usable). */
+void *kmalloc(size_t size);
+/* Returns a block from kmalloc/kcalloc/krealloc/kmalloc_aligned; kfree(NULL) is a
+ * no-op. Panics ("heap: ...0x<addr>...") on a double free, a pointer the heap
+ * never gave, or a corrupted header. */
+void kfree(void *ptr);
+/* n * size zeroed bytes; NULL when the product overflows or as kmalloc. */
+void *kcalloc(size_t n, size_t size);
+/* Resizes ptr to `size` bytes keeping min(old, new) bytes of content.
+ * krealloc(NULL, s) == kmalloc(s); krealloc(p, 0) frees p and returns NULL.
+ * On failure returns NULL and leaves the old block intact and allocated. */
+void *krealloc(void *ptr, size_t size);
+/* `size` bytes at a multiple of `align` (a power of two; any value up to
+ * 1 GiB, values below 16 mean 16). Freed with kfree. NULL for a bad align,
+ * size 0, or no memory. */
+void *kmalloc_aligned(size_t size, size_t align);
+/* Bytes usable at ptr (>= the size asked for). Panics like kfree on a bad ptr. */
+size_t kmalloc_usable_size(void *ptr);
+/* NULL when ptr is the start of a live heap block, otherwise a short reason
+ * ("not a heap address", "already free", ...). Never panics, never faults:
+ * for the monitor's `free <addr>`. Cost grows with the heap's size. */
+const char *heap_validate_ptr(const void *ptr);
+/* Gives every cached empty slab and free medium chunk back to the frame
+ * allocator; returns the number of frames released. */
+size_t heap_trim(void);
+/* Fills *out with the current statistics. */
+void heap_get_stats(struct heap_stats *out);
+/* Walks every heap structure and verifies its invariants (magics, bitmaps vs
+ * free lists, counters, segment chains, no two adjacent free segments, free
+ * lists vs segments, poison). Logs the first problem and returns false. */
+bool heap_check(void);

@@ -1,0 +1,52 @@
+/* mapper_full_map: the kernel-only half of the mapper. It reads the linker
+ * symbols and boot_ctx, hands them to the portable mapper_build, and loads
+ * the result. (Listed in the Makefile's KERNEL_ONLY: the host has no kernel
+ * image to describe; the #ifndef keeps the host build linking either way.) */
+#ifndef SLAYER_HOST
+#include "arch/x86_64/mmu_ops.h"
+#include "boot/boot_info.h"
+#include "lib/printf.h"
+#include "mm/mapper.h"
+#include "mm/memmap.h"
+#include "mm/mm.h"
+
+extern char __kernel_start[], __text_start[], __text_end[], __rodata_start[], __rodata_end[],
+    __data_start[], __data_end[];
+
+static struct mem_region clean_map[BOOT_MEMMAP_MAX];
+
+void mapper_full_map(void)
+{
+    size_t n = memmap_sanitize(boot_ctx.memmap, boot_ctx.memmap_count, clean_map,
+                               ARRAY_SIZE(clean_map), arch_phys_addr_bits());
+    struct mapper_layout l = {
+        .kernel_phys = boot_ctx.kernel_phys_base,
+        .kernel_virt = (vaddr_t)__kernel_start,
+        .text_start = (vaddr_t)__text_start,
+        .text_end = (vaddr_t)__text_end,
+        .rodata_start = (vaddr_t)__rodata_start,
+        .rodata_end = (vaddr_t)__rodata_end,
+        .data_start = (vaddr_t)__data_start,
+        .data_end = (vaddr_t)__data_end,
+        .map = clean_map,
+        .map_count = n,
+        .hhdm_offset = hhdm_offset,
+    };
+    if (boot_ctx.fb.present) {
+        l.fb_phys = boot_ctx.fb.phys;
+        l.fb_size = (uint64_t)boot_ctx.fb.pitch * boot_ctx.fb.height;
+    }
+    klog("mm", "mapper: building the kernel address space (%s pages for the HHDM)",
+         arch_has_1g_pages() ? "1 GiB" : "2 MiB");
+
+    struct addrspace as;
+    struct mapper_result r;
+    int err = mapper_build(&as, &l, &r);
+    if (err)
+        panic("mapper: cannot build the kernel address space: %s", paging_strerror(err));
+    mapper_install(&as, &r);
+    klog("mm", "mapper: CR3 = %#llx loaded; framebuffer at %p; %llu page-table pages in use",
+         (unsigned long long)as.pml4, mapper_framebuffer(),
+         (unsigned long long)paging_table_pages());
+}
+#endif /* !SLAYER_HOST */

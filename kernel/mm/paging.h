@@ -1,0 +1,156 @@
+/* Four-level x86_64 paging over an address space given as a parameter.
+ *
+ * Conventions:
+ * - Every function that changes tables returns 0 or a negative PAGING_E* code
+ *   (paging_strerror names it). A failed call leaks nothing: page tables it
+ *   created are given back. Mapping over an existing mapping is -PAGING_EEXIST
+ *   unless PAGING_REPLACE is passed.
+ * - Page sizes are 4 KiB, 2 MiB and 1 GiB (1 GiB only when the CPU has it,
+ *   else -PAGING_ENOTSUP). An operation on part of a large page first splits it
+ *   into a table of smaller pages with identical attributes.
+ * - The cache mode is an explicit argument whose value is the PAT index; the
+ *   kernel programs the PAT (arch_pat_init) as 0 WB, 1 WT, 2 UC-, 3 UC, 4 WP,
+ *   5 WC, 6 UC-, 7 UC. The seed's PAGE_WRITETHROUGH / PAGE_NOCACHE flags are
+ *   accepted as another spelling of WT / UC- / UC (both: UC).
+ * - Intermediate entries get PRESENT, plus WRITABLE / USER once some leaf
+ *   below was mapped with them, and never NX: the leaf decides.
+ * - TLB: after every change to an entry that was present, the address is
+ *   invalidated (arch_invlpg) when the address space is the active one.
+ * - Page tables that become empty are returned to the frame allocator, except
+ *   in a borrowed address space (the bootloader's tables adopted by
+ *   paging_init), whose tables are never freed.
+ *
+ * Locking: none yet (one CPU). A per-address-space lock will protect the
+ * tables and table_pages; the global table counter will become atomic. */
+#pragma once
+
+#include "lib/types.h"
+#include "mm/pte.h"
+
+/* Mapping flags: the hardware bits themselves (mm/pte.h). */
+#define PAGE_PRESENT      PTE_PRESENT
+#define PAGE_WRITABLE     PTE_WRITABLE
+#define PAGE_USER         PTE_USER
+#define PAGE_WRITETHROUGH PTE_PWT
+#define PAGE_NOCACHE      PTE_PCD
+#define PAGE_GLOBAL       PTE_GLOBAL
+#define PAGE_NX           PTE_NX
+/* Every flag a caller may pass; anything else is -PAGING_EINVAL. */
+#define PAGE_FLAGS_ALLOWED                                                                     \
+    (PAGE_PRESENT | PAGE_WRITABLE | PAGE_USER | PAGE_WRITETHROUGH | PAGE_NOCACHE | PAGE_GLOBAL | \
+     PAGE_NX)
+
+/* Memory types; the value is the PAT entry (see arch_pat_init). */
+enum cache_mode {
+    CACHE_WB = 0,      /* write-back: RAM */
+    CACHE_WT = 1,      /* write-through */
+    CACHE_UCMINUS = 2, /* uncached, MTRR may override to WC */
+    CACHE_UC = 3,      /* strong uncacheable: MMIO registers */
+    CACHE_WP = 4,      /* write-protect */
+    CACHE_WC = 5,      /* write-combining: framebuffers */
+};
+
+#define PAGE_SIZE_4K PAGE_SIZE
+#define PAGE_SIZE_2M MiB(2)
+#define PAGE_SIZE_1G GiB(1)
+
+/* opts for the map functions. */
+#define PAGING_REPLACE 0x1u /* overwrite existing mappings instead of -PAGING_EEXIST */
+#define PAGING_LARGE   0x2u /* ranges: use 2 MiB (and 1 GiB, if the CPU has it) pages where aligned */
+
+/* Error codes, returned negated. */
+enum {
+    PAGING_OK = 0,
+    PAGING_ENOMEM = 1,  /* no frame for a page table */
+    PAGING_EEXIST = 2,  /* something is already mapped there */
+    PAGING_EINVAL = 3,  /* unaligned, non-canonical, out-of-range or unknown argument */
+    PAGING_ENOTSUP = 4, /* 1 GiB page on a CPU without them */
+    PAGING_ENOENT = 5,  /* nothing mapped there */
+};
+
+/* What paging_translate returns for an unmapped address. */
+#define PAGING_NO_MAPPING (~0ULL)
+
+/* An address space: a PML4 and the page-table pages it owns. */
+struct addrspace {
+    paddr_t pml4;         /* physical address of the top table */
+    uint64_t table_pages; /* page-table pages allocated for it, the PML4 included */
+    bool borrowed;        /* tables belong to the bootloader: never freed */
+};
+
+/* The kernel's address space (all kernel work goes through it). */
+extern struct addrspace kernel_as;
+
+/* A translation, as paging_query reports it. */
+struct paging_mapping {
+    paddr_t phys;          /* physical address the queried virtual address maps to */
+    uint64_t page_size;    /* 4 KiB, 2 MiB or 1 GiB */
+    uint64_t flags;        /* effective PAGE_* bits: WRITABLE/USER if every level grants, NX if any */
+    enum cache_mode cache; /* PAT index of the leaf */
+    pte_t entry;           /* the raw leaf entry */
+};
+
+/* ---- the seed's interface, over kernel_as ------------------------------------- */
+
+/* Adopts the active tables (CR3) as kernel_as, borrowed: they are never freed. */
+void paging_init(void);
+/* Maps one 4 KiB page in kernel_as; flags as for paging_map_in (cache from
+ * PAGE_WRITETHROUGH/PAGE_NOCACHE). Returns 0 or -PAGING_E*. */
+int paging_map(paddr_t phys, vaddr_t virt, uint64_t flags);
+/* Unmaps the 4 KiB page at virt in kernel_as (splitting a large page around
+ * it). Returns 0, -PAGING_ENOENT when nothing is mapped, -PAGING_ENOMEM when a split fails. */
+int paging_unmap(vaddr_t virt);
+/* Physical address virt maps to in kernel_as, or PAGING_NO_MAPPING. */
+paddr_t paging_translate(vaddr_t virt);
+/* Prints the walk of virt in kernel_as: every level's index, entry, decoded flags, and where it stops. */
+void paging_walk_print(vaddr_t virt);
+
+/* ---- full forms ------------------------------------------------------------- */
+
+/* Makes an empty address space (a zeroed PML4). Returns 0 or -PAGING_ENOMEM. */
+int paging_as_create(struct addrspace *as);
+/* Frees every page table of `as` (not the mapped frames); as->pml4 becomes 0.
+ * Must not be the active address space; no-op for a borrowed one. */
+void paging_as_destroy(struct addrspace *as);
+/* Loads `as` into CR3. */
+void paging_activate(struct addrspace *as);
+/* True when `as` is the address space in CR3. */
+bool paging_is_active(const struct addrspace *as);
+
+/* Maps one page of `size` (4K/2M/1G) at virt -> phys, both aligned to size.
+ * flags: PAGE_* (PRESENT implied); cm: cache mode; opts: PAGING_REPLACE.
+ * Returns 0, -PAGING_EINVAL, -PAGING_ENOTSUP, -PAGING_EEXIST or -PAGING_ENOMEM
+ * (then nothing changed). */
+int paging_map_in(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t size, uint64_t flags,
+                  enum cache_mode cm, unsigned opts);
+/* Maps [virt, virt+len) -> [phys, ...) (4 KiB aligned), with the largest pages
+ * alignment allows when opts has PAGING_LARGE. Returns 0 or -PAGING_E*; on
+ * failure the part already mapped by this call is unmapped again (with
+ * PAGING_REPLACE, mappings it replaced are not restored). */
+int paging_map_range(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t len,
+                     uint64_t flags, enum cache_mode cm, unsigned opts);
+/* Unmaps one page of `size` at virt (aligned); a larger page around it is split.
+ * Returns 0, -PAGING_ENOENT (nothing mapped), -PAGING_EINVAL or -PAGING_ENOMEM. */
+int paging_unmap_in(struct addrspace *as, vaddr_t virt, uint64_t size);
+/* Unmaps everything in [virt, virt+len) (4 KiB aligned; holes are fine), splitting
+ * large pages that straddle the ends. Returns 0, -PAGING_EINVAL, or
+ * -PAGING_ENOMEM (a split failed; then nothing was unmapped). */
+int paging_unmap_range(struct addrspace *as, vaddr_t virt, uint64_t len);
+/* Gives every page mapped in [virt, virt+len) new flags and cache mode (addresses
+ * kept; holes skipped; straddling large pages split). Returns 0, -PAGING_EINVAL
+ * or -PAGING_ENOMEM (a split failed; then no permission changed). */
+int paging_protect(struct addrspace *as, vaddr_t virt, uint64_t len, uint64_t flags,
+                   enum cache_mode cm);
+/* Fills *out (if non-NULL) with the translation of virt; false when unmapped. */
+bool paging_query(const struct addrspace *as, vaddr_t virt, struct paging_mapping *out);
+/* Physical address virt maps to in `as`, or PAGING_NO_MAPPING. */
+paddr_t paging_translate_in(const struct addrspace *as, vaddr_t virt);
+/* paging_walk_print for any address space. */
+void paging_walk_print_in(const struct addrspace *as, vaddr_t virt);
+
+/* Page-table pages in use by all address spaces together (borrowed tables not counted). */
+uint64_t paging_table_pages(void);
+/* Name of a paging error code (either sign): "ENOMEM", ...; "unknown" otherwise. */
+const char *paging_strerror(int err);
+/* Short name of a cache mode ("WB", "WC", ...). */
+const char *paging_cache_name(enum cache_mode cm);

@@ -1,0 +1,116 @@
+/* The in-kernel test runner and the fault catcher for tests that expect a
+ * CPU exception. */
+#include "test/ktest.h"
+
+#include "arch/x86_64/gdt.h"
+#include "lib/printf.h"
+#include "lib/string.h"
+#include "test/ktest_catch.h"
+
+extern const struct ktest __ktests_start[], __ktests_end[];
+
+/* Saved by ktest_catch.S; the offsets are fixed there. */
+struct ktest_catch_ctx {
+    uint64_t rbx, rbp, r12, r13, r14, r15;
+    uint64_t rsp, rip, rflags;
+};
+_Static_assert(__builtin_offsetof(struct ktest_catch_ctx, rsp) == 48, "ktest_catch.S layout");
+_Static_assert(__builtin_offsetof(struct ktest_catch_ctx, rip) == 56, "ktest_catch.S layout");
+_Static_assert(__builtin_offsetof(struct ktest_catch_ctx, rflags) == 64, "ktest_catch.S layout");
+
+int ktest_catch_save(struct ktest_catch_ctx *ctx) __attribute__((returns_twice));
+
+static struct ktest_catch_ctx catch_ctx;
+static bool catch_armed;
+static struct ktest_fault_info last_fault = {.vector = UINT64_MAX};
+
+static const struct ktest *current;
+static bool current_failed;
+
+bool ktest_catch_fault(struct interrupt_frame *f, uint64_t cr2)
+{
+    if (!__atomic_load_n(&catch_armed, __ATOMIC_SEQ_CST) || (f->cs & 3))
+        return false;
+    __atomic_store_n(&catch_armed, false, __ATOMIC_SEQ_CST);
+    last_fault = (struct ktest_fault_info){
+        .vector = f->vector,
+        .error_code = f->error_code,
+        .cr2 = cr2,
+        .rip = f->rip,
+        .frame = (uint64_t)(uintptr_t)f,
+    };
+    /* iretq pops RIP, CS, RFLAGS, RSP and SS; with the callee-saved
+     * registers restored too, it returns from ktest_catch_save again. */
+    f->rbx = catch_ctx.rbx;
+    f->rbp = catch_ctx.rbp;
+    f->r12 = catch_ctx.r12;
+    f->r13 = catch_ctx.r13;
+    f->r14 = catch_ctx.r14;
+    f->r15 = catch_ctx.r15;
+    f->rsp = catch_ctx.rsp;
+    f->rip = catch_ctx.rip;
+    f->rflags = catch_ctx.rflags;
+    f->cs = GDT_KERNEL_CODE;
+    f->ss = GDT_KERNEL_DATA;
+    f->rax = 1;
+    return true;
+}
+
+const struct ktest_fault_info *ktest_last_fault(void)
+{
+    return &last_fault;
+}
+
+bool ktest_expect_fault(void (*fn)(void *), void *arg, int vector, uint64_t *cr2, uint64_t *err)
+{
+    last_fault = (struct ktest_fault_info){.vector = UINT64_MAX};
+    if (ktest_catch_save(&catch_ctx) == 0) {
+        __atomic_store_n(&catch_armed, true, __ATOMIC_SEQ_CST);
+        fn(arg);
+        __atomic_store_n(&catch_armed, false, __ATOMIC_SEQ_CST);
+        return false; /* no fault at all */
+    }
+    /* Resumed here by ktest_catch_fault(). */
+    if (cr2)
+        *cr2 = last_fault.cr2;
+    if (err)
+        *err = last_fault.error_code;
+    return last_fault.vector == (uint64_t)vector;
+}
+
+void ktest_fail_at(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    current_failed = true;
+    kprintf("ktest: [FAIL] %s: %s:%d: ", current ? current->name : "(no test)", file, line);
+    va_start(ap, fmt);
+    kvprintf(fmt, ap);
+    va_end(ap);
+    kprintf("\n");
+}
+
+int ktest_run_all(const char *filter)
+{
+    int passed = 0, failed = 0;
+    bool all = !filter || !filter[0];
+    size_t total = (size_t)(__ktests_end - __ktests_start);
+    kprintf("ktest: %zu tests registered%s%s%s\n", total, all ? "" : ", running those matching \"",
+            all ? "" : filter, all ? "" : "\"");
+    for (const struct ktest *t = __ktests_start; t < __ktests_end; t++) {
+        if (!t->name || !t->fn || (!all && !strstr(t->name, filter)))
+            continue;
+        current = t;
+        current_failed = false;
+        kprintf("ktest: [RUN ] %s\n", t->name);
+        t->fn();
+        if (current_failed) {
+            failed++;
+        } else {
+            passed++;
+            kprintf("ktest: [ OK ] %s\n", t->name);
+        }
+    }
+    current = NULL;
+    kprintf("ktest: %d passed, %d failed\n", passed, failed);
+    return failed;
+}

@@ -1,0 +1,25 @@
+/* ktest_catch_save(ctx): a setjmp for ktest_expect_fault(). Saves the
+ * callee-saved registers, the stack pointer and return address as they will
+ * be after this call returns, and RFLAGS; returns 0. When a fault is caught,
+ * ktest_catch_fault() makes the exception's iretq "return" from this call a
+ * second time with RAX = 1. Offsets match struct ktest_catch_ctx (ktest.c). */
+    .section .text
+    .globl ktest_catch_save
+    .type ktest_catch_save, @function
+ktest_catch_save:
+    movq %rbx, 0(%rdi)
+    movq %rbp, 8(%rdi)
+    movq %r12, 16(%rdi)
+    movq %r13, 24(%rdi)
+    movq %r14, 32(%rdi)
+    movq %r15, 40(%rdi)
+    leaq 8(%rsp), %rax                  /* RSP once we have returned */
+    movq %rax, 48(%rdi)
+    movq (%rsp), %rax                   /* the return address */
+    movq %rax, 56(%rdi)
+    pushfq
+    popq %rax
+    movq %rax, 64(%rdi)
+    xorl %eax, %eax
+    ret
+    .size ktest_catch_save, . - ktest_catch_save

@@ -1,0 +1,337 @@
+/* In-kernel tests of the CPU setup (GDT, IDT, IST stacks, protections, PAT),
+ * the exception path and its fault catcher, symbols, backtraces and kprintf
+ * formatting. */
+#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/exceptions.h"
+#include "arch/x86_64/gdt.h"
+#include "arch/x86_64/idt.h"
+#include "arch/x86_64/mmu_ops.h"
+#include "lib/backtrace.h"
+#include "lib/printf.h"
+#include "lib/string.h"
+#include "lib/symbols.h"
+#include "test/ktest.h"
+#include "test/ktest_catch.h"
+
+struct descriptor_pointer {
+    uint16_t limit;
+    uint64_t base;
+} PACKED;
+
+/* ---- capturing kprintf output ---- */
+static char captured[512];
+static size_t captured_len;
+
+static void capture_sink(const char *s, size_t len)
+{
+    size_t room = sizeof(captured) - 1 - captured_len;
+    len = MIN(len, room);
+    memcpy(captured + captured_len, s, len);
+    captured_len += len;
+    captured[captured_len] = 0;
+}
+
+static void capture_start(void)
+{
+    captured_len = 0;
+    captured[0] = 0;
+    kprintf_add_sink(capture_sink);
+}
+
+static void capture_stop(void) { kprintf_remove_sink(capture_sink); }
+
+/* ---- CPU state set up at boot ---- */
+KTEST(cpu_gdt_and_tss_loaded)
+{
+    uint16_t cs, ss, tr;
+    struct descriptor_pointer gdtr;
+    __asm__ volatile("movw %%cs, %0; movw %%ss, %1; str %2; sgdt %3"
+                     : "=r"(cs), "=r"(ss), "=r"(tr), "=m"(gdtr));
+    KT_EXPECT(cs == GDT_KERNEL_CODE, "CS=%#x", cs);
+    KT_EXPECT(ss == GDT_KERNEL_DATA, "SS=%#x", ss);
+    KT_EXPECT(tr == GDT_TSS, "TR=%#x", tr);
+    KT_EXPECT(gdtr.limit == 7 * 8 - 1, "GDT limit %u", gdtr.limit);
+    KT_EXPECT(gdtr.base >= 0xffffffff80000000ULL, "GDT at %#llx", (unsigned long long)gdtr.base);
+}
+
+KTEST(cpu_idt_loaded)
+{
+    struct descriptor_pointer idtr;
+    __asm__ volatile("sidt %0" : "=m"(idtr));
+    KT_ASSERT(idtr.limit == IDT_VECTORS * sizeof(struct idt_gate) - 1, "IDT limit %u", idtr.limit);
+    const struct idt_gate *idt = (const struct idt_gate *)(uintptr_t)idtr.base;
+    KT_EXPECT(idt[EXC_DF].ist == IST_DOUBLE_FAULT);
+    KT_EXPECT(idt[EXC_PF].ist == IST_PAGE_FAULT);
+    KT_EXPECT(idt[EXC_NMI].ist == IST_NMI_MCE);
+    KT_EXPECT(idt[EXC_GP].ist == 0);
+    for (unsigned v = 0; v < IDT_VECTORS; v++) {
+        KT_ASSERT(idt[v].type_attr == 0x8E && idt[v].selector == GDT_KERNEL_CODE, "gate %u", v);
+        uint64_t target = idt[v].offset_low | ((uint64_t)idt[v].offset_mid << 16) |
+                          ((uint64_t)idt[v].offset_high << 32);
+        KT_ASSERT(target >= 0xffffffff80000000ULL, "gate %u -> %#llx", v, (unsigned long long)target);
+    }
+}
+
+KTEST(cpu_protections_enabled)
+{
+    KT_EXPECT(read_cr0() & CR0_WP, "CR0.WP clear");
+    if (arch_has_nx())
+        KT_EXPECT(rdmsr(MSR_EFER) & EFER_NXE, "EFER.NXE clear on a CPU with NX");
+    if (cpuid(0, 0).eax >= 7) {
+        struct cpuid_regs r = cpuid(7, 0);
+        if (r.ebx & CPUID_7_EBX_SMEP)
+            KT_EXPECT(read_cr4() & CR4_SMEP, "SMEP available but off");
+        if (r.ecx & CPUID_7_ECX_UMIP)
+            KT_EXPECT(read_cr4() & CR4_UMIP, "UMIP available but off");
+    }
+    KT_EXPECT(!(read_cr4() & CR4_SMAP), "SMAP on before user accessors exist");
+}
+
+KTEST(cpu_pat_layout)
+{
+    arch_pat_init(); /* idempotent: the mapper calls it too */
+    uint64_t pat = rdmsr(MSR_PAT);
+    KT_EXPECT(pat == 0x0007010500070406ULL, "PAT=%#llx", (unsigned long long)pat);
+}
+
+KTEST(cpu_feature_queries)
+{
+    unsigned bits = arch_phys_addr_bits();
+    KT_EXPECT(bits >= 32 && bits <= 52, "MAXPHYADDR %u", bits);
+    uint64_t t0 = arch_rdtsc(), t1 = arch_rdtsc();
+    KT_EXPECT(t1 > t0, "TSC %llu then %llu", (unsigned long long)t0, (unsigned long long)t1);
+    KT_EXPECT((arch_read_cr3() & 0xfff) == 0);
+}
+
+/* ---- exceptions caught by ktest_expect_fault ---- */
+static void read_at(void *addr)
+{
+    uint64_t v;
+    __asm__ volatile("movq (%1), %0" : "=r"(v) : "r"(addr) : "memory");
+}
+
+static void write_at(void *addr)
+{
+    __asm__ volatile("movq $0x5a, (%0)" ::"r"(addr) : "memory");
+}
+
+__attribute__((noinline)) static void do_ud2(void *arg) { (void)arg; __asm__ volatile("ud2"); }
+__attribute__((noinline)) static void do_int3(void *arg) { (void)arg; __asm__ volatile("int3"); }
+__attribute__((noinline)) static void do_nothing(void *arg) { (void)arg; }
+
+__attribute__((noinline)) static void do_divide_by_zero(void *arg)
+{
+    (void)arg;
+    __asm__ volatile("xorl %%edx, %%edx\n\t"
+                     "movl $1, %%eax\n\t"
+                     "xorl %%ecx, %%ecx\n\t"
+                     "divl %%ecx" ::: "rax", "rcx", "rdx", "cc");
+}
+
+/* A canonical higher-half address that no page table maps. */
+static uint64_t unmapped_address(void)
+{
+    static const uint64_t candidates[] = {0xffffff0000000000ULL, 0xfffffe8000000000ULL,
+                                          0xffffc00000000000ULL, 0xffffffff7f000000ULL};
+    for (size_t i = 0; i < ARRAY_SIZE(candidates); i++)
+        if (!backtrace_readable(candidates[i]))
+            return candidates[i];
+    return 0;
+}
+
+KTEST(cpu_fault_gp_noncanonical)
+{
+    uint64_t err = 99;
+    bool ok = ktest_expect_fault(read_at, (void *)0x0000800000000000ULL, EXC_GP, NULL, &err);
+    KT_EXPECT(ok, "got vector %lld", (long long)ktest_last_fault()->vector);
+    KT_EXPECT(err == 0, "error code %#llx", (unsigned long long)err);
+}
+
+KTEST(cpu_fault_pf_read_not_present)
+{
+    uint64_t addr = unmapped_address();
+    KT_ASSERT(addr, "every candidate address is mapped");
+    uint64_t cr2 = 0, err = 0;
+    bool ok = ktest_expect_fault(read_at, (void *)addr, EXC_PF, &cr2, &err);
+    KT_ASSERT(ok, "got vector %lld", (long long)ktest_last_fault()->vector);
+    KT_EXPECT(cr2 == addr, "CR2=%#llx, expected %#llx", (unsigned long long)cr2, (unsigned long long)addr);
+    KT_EXPECT(!(err & (PF_ERR_PRESENT | PF_ERR_WRITE | PF_ERR_USER | PF_ERR_FETCH)), "error %#llx",
+              (unsigned long long)err);
+}
+
+KTEST(cpu_fault_pf_write_not_present)
+{
+    uint64_t addr = unmapped_address() + 0x18;
+    uint64_t cr2 = 0, err = 0;
+    KT_ASSERT(ktest_expect_fault(write_at, (void *)addr, EXC_PF, &cr2, &err));
+    KT_EXPECT(cr2 == addr, "CR2=%#llx", (unsigned long long)cr2);
+    KT_EXPECT((err & (PF_ERR_PRESENT | PF_ERR_WRITE | PF_ERR_USER)) == PF_ERR_WRITE, "error %#llx",
+              (unsigned long long)err);
+}
+
+KTEST(cpu_fault_pf_runs_on_ist2)
+{
+    uint64_t lo, hi;
+    KT_ASSERT(gdt_ist_range(IST_PAGE_FAULT, &lo, &hi));
+    KT_ASSERT(ktest_expect_fault(read_at, (void *)unmapped_address(), EXC_PF, NULL, NULL));
+    uint64_t frame = ktest_last_fault()->frame;
+    KT_EXPECT(frame >= lo && frame < hi, "frame %#llx outside IST2 [%#llx, %#llx)",
+              (unsigned long long)frame, (unsigned long long)lo, (unsigned long long)hi);
+    /* #GP has no IST: it runs on the faulting stack, i.e. this one */
+    uint64_t here = (uint64_t)(uintptr_t)__builtin_frame_address(0);
+    KT_ASSERT(ktest_expect_fault(read_at, (void *)0x8000000000000000ULL, EXC_GP, NULL, NULL));
+    frame = ktest_last_fault()->frame;
+    KT_EXPECT(frame < here && here - frame < KiB(4), "#GP frame %#llx, test frame %#llx",
+              (unsigned long long)frame, (unsigned long long)here);
+}
+
+KTEST(cpu_fault_ud)
+{
+    KT_EXPECT(ktest_expect_fault(do_ud2, NULL, EXC_UD, NULL, NULL));
+    uint64_t off;
+    const char *name = symbols_lookup(ktest_last_fault()->rip, &off);
+    KT_EXPECT(name && strcmp(name, "do_ud2") == 0, "fault RIP in %s", name ? name : "?");
+}
+
+KTEST(cpu_fault_divide_error)
+{
+    KT_EXPECT(ktest_expect_fault(do_divide_by_zero, NULL, EXC_DE, NULL, NULL), "got vector %lld",
+              (long long)ktest_last_fault()->vector);
+}
+
+KTEST(cpu_breakpoint)
+{
+    /* Caught: #BP is a trap, reported with RIP after the int3. */
+    KT_EXPECT(ktest_expect_fault(do_int3, NULL, EXC_BP, NULL, NULL));
+    /* Not caught: logged, and execution continues after the int3. */
+    unsigned long before = exception_breakpoint_count();
+    capture_start();
+    do_int3(NULL);
+    capture_stop();
+    KT_EXPECT(exception_breakpoint_count() == before + 1);
+    KT_EXPECT(strstr(captured, "breakpoint") && strstr(captured, "do_int3"), "log: %s", captured);
+}
+
+KTEST(cpu_fault_catcher_contract)
+{
+    /* no fault: false, and nothing recorded */
+    KT_EXPECT(!ktest_expect_fault(do_nothing, NULL, EXC_PF, NULL, NULL));
+    KT_EXPECT(ktest_last_fault()->vector == UINT64_MAX);
+    /* a different fault than expected: caught, but false */
+    KT_EXPECT(!ktest_expect_fault(do_ud2, NULL, EXC_PF, NULL, NULL));
+    KT_EXPECT(ktest_last_fault()->vector == EXC_UD);
+    /* locals and callee-saved state survive many catches in a row */
+    volatile uint64_t sentinel = 0x1234567890abcdefULL;
+    int caught = 0;
+    for (int i = 0; i < 50; i++)
+        caught += ktest_expect_fault(i % 2 ? do_ud2 : do_divide_by_zero, NULL, i % 2 ? EXC_UD : EXC_DE,
+                                     NULL, NULL);
+    KT_EXPECT(caught == 50, "caught %d of 50", caught);
+    KT_EXPECT(sentinel == 0x1234567890abcdefULL);
+}
+
+/* ---- interrupt vectors beyond the exceptions ---- */
+static volatile uint64_t seen_vector;
+static void record_vector(struct interrupt_frame *f) { seen_vector = f->vector; }
+
+KTEST(cpu_interrupt_handlers)
+{
+    capture_start();
+    __asm__ volatile("int $201");
+    capture_stop();
+    KT_EXPECT(strstr(captured, "unexpected interrupt 201"), "log: %s", captured);
+
+    seen_vector = 0;
+    idt_set_handler(200, record_vector);
+    __asm__ volatile("int $200");
+    idt_set_handler(200, NULL);
+    KT_EXPECT(seen_vector == 200, "handler saw %llu", (unsigned long long)seen_vector);
+    KT_EXPECT(strcmp(exception_name(EXC_PF), "#PF page fault") == 0);
+}
+
+/* ---- symbols and backtraces ---- */
+KTEST(lib_symbols_resolve_kernel_functions)
+{
+    KT_ASSERT(symbols_count() > 0, "no symbols loaded");
+    uint64_t off = 1;
+    const char *name = symbols_lookup((uint64_t)(uintptr_t)ktest_run_all, &off);
+    KT_EXPECT(name && strcmp(name, "ktest_run_all") == 0, "got %s", name ? name : "NULL");
+    KT_EXPECT(off == 0);
+    name = symbols_lookup((uint64_t)(uintptr_t)kprintf + 5, &off);
+    KT_EXPECT(name && strcmp(name, "kprintf") == 0 && off == 5);
+    uint64_t addr = 0;
+    KT_EXPECT(symbols_find("idt_init", &addr) && addr == (uint64_t)(uintptr_t)idt_init);
+    KT_EXPECT(symbols_lookup(0x1000, NULL) == NULL);
+}
+
+static size_t collected;
+static uint64_t trace[BACKTRACE_MAX_FRAMES];
+
+__attribute__((noinline)) static void bt_level2(void)
+{
+    collected = backtrace_collect((uint64_t)(uintptr_t)__builtin_frame_address(0), trace,
+                                  BACKTRACE_MAX_FRAMES);
+    __asm__ volatile("" ::: "memory"); /* keep the call above from becoming a tail call */
+}
+
+__attribute__((noinline)) static void bt_level1(void)
+{
+    bt_level2();
+    __asm__ volatile("" ::: "memory");
+}
+
+KTEST(lib_backtrace_walks_frames)
+{
+    bt_level1();
+    KT_ASSERT(collected >= 3, "only %zu frames", collected);
+    const char *want[] = {"bt_level1", "ktest_fn_lib_backtrace_walks_frames", "ktest_run_all"};
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        const char *name = symbols_lookup(trace[i] - 1, NULL);
+        KT_EXPECT(name && strcmp(name, want[i]) == 0, "frame %zu: %s, expected %s", i,
+                  name ? name : "?", want[i]);
+    }
+    KT_EXPECT(backtrace_collect(0, trace, 4) == 0);
+    KT_EXPECT(backtrace_collect(0x1000, trace, 4) == 0);
+    KT_EXPECT(backtrace_collect(0xffffffff80000003ULL, trace, 4) == 0);
+    KT_EXPECT(!backtrace_readable(0x0000800000000000ULL));
+    KT_EXPECT(backtrace_readable((uint64_t)(uintptr_t)&collected));
+}
+
+/* ---- kprintf formatting ---- */
+#define EXPECT_FMT(want, ...)                                                   \
+    do {                                                                        \
+        char buf_[96];                                                          \
+        const char *want_ = (want); /* no '%' may reach KT_EXPECT's #cond */    \
+        int n_ = ksnprintf(buf_, sizeof(buf_), __VA_ARGS__);                    \
+        KT_EXPECT(strcmp(buf_, want_) == 0 && n_ == (int)strlen(want_),         \
+                  "%s gave \"%s\" (%d)", #__VA_ARGS__, buf_, n_);               \
+    } while (0)
+
+KTEST(lib_ksnprintf_formats)
+{
+    EXPECT_FMT("-42 42", "%d %i", -42, 42);
+    EXPECT_FMT("beef BEEF 0xbeef", "%x %X %#x", 0xbeefu, 0xbeefu, 0xbeefu);
+    EXPECT_FMT("0xffffffff80200000", "%p", (void *)0xffffffff80200000ULL);
+    EXPECT_FMT("hello", "%s", "hello");
+    EXPECT_FMT("12345", "%zu", (size_t)12345);
+    EXPECT_FMT("-9223372036854775808", "%lld", (long long)(-9223372036854775807LL - 1));
+    EXPECT_FMT("18446744073709551615", "%llu", 18446744073709551615ULL);
+    EXPECT_FMT("4294967295", "%u", 4294967295u);
+    EXPECT_FMT("00042", "%05d", 42);
+    EXPECT_FMT("-0042", "%05d", -42);
+    EXPECT_FMT("ab   |", "%-5s|", "ab");
+    EXPECT_FMT("   ab|", "%5s|", "ab");
+    EXPECT_FMT("abc", "%.3s", "abcdef");
+    EXPECT_FMT("42  |", "%-4d|", 42);
+    EXPECT_FMT("17", "%o", 15u);
+    EXPECT_FMT("x%y", "%c%%%c", 'x', 'y');
+    EXPECT_FMT("0000beef", "%08llx", 0xbeefULL);
+    const char *volatile null_string = NULL;
+    EXPECT_FMT("(null)", "%s", null_string);
+
+    char small[4];
+    int full = ksnprintf(small, sizeof(small), "hello");
+    KT_EXPECT(full == 5 && strcmp(small, "hel") == 0, "truncation gave \"%s\" (%d)", small, full);
+    int measured = ksnprintf(NULL, 0, "%d", 12345);
+    KT_EXPECT(measured == 5, "measured %d", measured);
+}

@@ -1,0 +1,204 @@
+/* In-kernel self-tests of mm/heap: a long random stress with patterned blocks,
+ * baselines restored afterwards, and the NULL / frame-return contract. */
+#include "lib/types.h"
+#include "mm/frame.h"
+#include "mm/heap.h"
+#include "mm/mm.h"
+#include "test/ktest.h"
+
+static uint64_t free_frames(void)
+{
+    struct frame_stats fs;
+    frame_get_stats(&fs);
+    return fs.free_frames;
+}
+
+static uint64_t heap_pages(void)
+{
+    struct heap_stats st;
+    heap_get_stats(&st);
+    return st.pages_held;
+}
+
+static uint64_t xs_state;
+static uint64_t xorshift(void)
+{
+    uint64_t x = xs_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return xs_state = x;
+}
+
+static uint64_t pattern_word(uint64_t id, size_t i)
+{
+    return (id * 0x9E3779B97F4A7C15ull) ^ (i * 0xBF58476D1CE4E5B9ull);
+}
+
+/* Pattern in whole words, then the tail bytes (cheap enough under TCG). */
+static void fill(void *p, size_t n, uint64_t id)
+{
+    uint64_t *w = p;
+    size_t words = n / 8;
+    for (size_t i = 0; i < words; i++)
+        w[i] = pattern_word(id, i);
+    for (size_t i = words * 8; i < n; i++)
+        ((uint8_t *)p)[i] = (uint8_t)pattern_word(id, i);
+}
+
+static bool verify(const void *p, size_t n, uint64_t id)
+{
+    const uint64_t *w = p;
+    size_t words = n / 8;
+    for (size_t i = 0; i < words; i++)
+        if (w[i] != pattern_word(id, i))
+            return false;
+    for (size_t i = words * 8; i < n; i++)
+        if (((const uint8_t *)p)[i] != (uint8_t)pattern_word(id, i))
+            return false;
+    return true;
+}
+
+static size_t random_size(void)
+{
+    uint64_t r = xorshift() % 100;
+    if (r < 70)
+        return 1 + xorshift() % 256;
+    if (r < 90)
+        return 257 + xorshift() % (HEAP_SMALL_MAX - 256);
+    if (r < 98)
+        return HEAP_SMALL_MAX + 1 + xorshift() % KiB(15);
+    return HEAP_MEDIUM_MAX + 1 + xorshift() % KiB(64);
+}
+
+#define STRESS_SLOTS 1024
+#define STRESS_OPS 100000
+
+static struct {
+    uint8_t *p;
+    size_t size;
+    uint64_t id;
+} slots[STRESS_SLOTS];
+
+KTEST(heap_stress_100k)
+{
+    heap_trim();
+    uint64_t frames0 = free_frames(), pages0 = heap_pages();
+    struct heap_stats st0;
+    heap_get_stats(&st0);
+    xs_state = 0x2545F4914F6CDD1Dull;
+    uint64_t next_id = 1;
+    for (size_t i = 0; i < STRESS_SLOTS; i++)
+        slots[i].p = NULL;
+    for (int op = 0; op < STRESS_OPS; op++) {
+        size_t i = xorshift() % STRESS_SLOTS;
+        uint64_t kind = xorshift() % 10;
+        if (!slots[i].p) {
+            size_t size = random_size(), align = 16;
+            uint8_t *p;
+            if (kind == 0) {
+                align = (size_t)1 << (xorshift() % 13);
+                p = kmalloc_aligned(size, align);
+            } else {
+                p = kmalloc(size);
+            }
+            KT_ASSERT(p != NULL, "op %d: kmalloc(%zu) failed", op, size);
+            KT_ASSERT(((uintptr_t)p & (MAX(align, 16) - 1)) == 0, "op %d: %p not %zu-aligned", op,
+                      (void *)p, align);
+            KT_ASSERT(kmalloc_usable_size(p) >= size, "op %d: usable size too small", op);
+            slots[i].p = p;
+            slots[i].size = size;
+            slots[i].id = next_id++;
+            fill(p, size, slots[i].id);
+        } else if (kind < 3) {
+            KT_ASSERT(verify(slots[i].p, slots[i].size, slots[i].id), "op %d: block %p corrupted",
+                      op, (void *)slots[i].p);
+            size_t size = random_size();
+            uint8_t *q = krealloc(slots[i].p, size);
+            KT_ASSERT(q != NULL, "op %d: krealloc(%zu) failed", op, size);
+            KT_ASSERT(verify(q, MIN(size, slots[i].size), slots[i].id), "op %d: krealloc lost data",
+                      op);
+            slots[i].p = q;
+            slots[i].size = size;
+            slots[i].id = next_id++;
+            fill(q, size, slots[i].id);
+        } else {
+            KT_ASSERT(verify(slots[i].p, slots[i].size, slots[i].id), "op %d: block %p corrupted",
+                      op, (void *)slots[i].p);
+            kfree(slots[i].p);
+            slots[i].p = NULL;
+        }
+        if (op % 10000 == 0)
+            KT_ASSERT(heap_check(), "op %d: heap_check failed", op);
+    }
+    KT_ASSERT(heap_check());
+    for (size_t i = 0; i < STRESS_SLOTS; i++) {
+        if (slots[i].p) {
+            KT_ASSERT(verify(slots[i].p, slots[i].size, slots[i].id), "final: block %p corrupted",
+                      (void *)slots[i].p);
+            kfree(slots[i].p);
+            slots[i].p = NULL;
+        }
+    }
+    KT_ASSERT(heap_check());
+    heap_trim();
+    struct heap_stats st;
+    heap_get_stats(&st);
+    KT_EXPECT(st.live_blocks == st0.live_blocks, "%llu live blocks, baseline %llu",
+              (unsigned long long)st.live_blocks, (unsigned long long)st0.live_blocks);
+    KT_EXPECT(st.pages_held == pages0, "heap holds %llu pages, baseline %llu",
+              (unsigned long long)st.pages_held, (unsigned long long)pages0);
+    KT_EXPECT(free_frames() == frames0, "%llu free frames, baseline %llu",
+              (unsigned long long)free_frames(), (unsigned long long)frames0);
+}
+
+KTEST(heap_null_cases)
+{
+    KT_EXPECT(kmalloc(0) == NULL);
+    KT_EXPECT(kmalloc(SIZE_MAX) == NULL);
+    KT_EXPECT(kmalloc(HEAP_MAX_ALLOC + 1) == NULL);
+    KT_EXPECT(kcalloc(SIZE_MAX / 2, 3) == NULL);
+    KT_EXPECT(kmalloc_aligned(64, 3) == NULL);
+    KT_EXPECT(krealloc(NULL, 0) == NULL);
+    kfree(NULL);
+    void *p = kmalloc(10);
+    KT_ASSERT(p != NULL);
+    KT_EXPECT(krealloc(p, SIZE_MAX) == NULL, "failed krealloc returns NULL");
+    KT_EXPECT(heap_validate_ptr(p) == NULL, "block survives a failed krealloc");
+    KT_EXPECT(krealloc(p, 0) == NULL, "krealloc(p, 0) frees");
+    KT_EXPECT(heap_validate_ptr(p) != NULL, "freed block is no longer valid");
+    KT_EXPECT(heap_check());
+}
+
+KTEST(heap_large_returns_frames)
+{
+    uint64_t frames0 = free_frames();
+    uint8_t *p = kmalloc(MiB(1));
+    KT_ASSERT(p != NULL);
+    KT_EXPECT(frames0 - free_frames() >= MiB(1) / PAGE_SIZE, "a 1 MiB block takes its frames");
+    p[0] = 1;
+    p[MiB(1) - 1] = 2;
+    kfree(p);
+    KT_EXPECT(free_frames() == frames0, "kfree gave the frames back");
+    void *q = kmalloc_aligned(KiB(100), MiB(2));
+    KT_ASSERT(q != NULL);
+    KT_EXPECT((VIRT2PHYS(q) & (MiB(2) - 1)) == 0, "2 MiB alignment");
+    kfree(q);
+    KT_EXPECT(free_frames() == frames0);
+}
+
+KTEST(heap_validate_ptr_rejects)
+{
+    int local;
+    uint8_t *s = kmalloc(40), *m = kmalloc(4000);
+    KT_ASSERT(s && m);
+    KT_EXPECT(heap_validate_ptr(s) == NULL);
+    KT_EXPECT(heap_validate_ptr(m) == NULL);
+    KT_EXPECT(heap_validate_ptr(&local) != NULL);
+    KT_EXPECT(heap_validate_ptr(s + 16) != NULL);
+    KT_EXPECT(heap_validate_ptr(m + 32) != NULL);
+    kfree(s);
+    kfree(m);
+    KT_EXPECT(heap_validate_ptr(s) != NULL);
+    KT_EXPECT(heap_check());
+}

@@ -1,0 +1,177 @@
+/* In-kernel self-tests of mm/paging and mm/mapper on the live tables (after
+ * mapper_full_map): TLB invalidation, W^X of the kernel image, NX on data,
+ * the unmapped null page and stack guard pages, splitting a live HHDM page. */
+#include "arch/x86_64/mmu_ops.h"
+#include "lib/printf.h"
+#include "lib/types.h"
+#include "mm/frame.h"
+#include "mm/mapper.h"
+#include "mm/mm.h"
+#include "mm/paging.h"
+#include "test/ktest.h"
+
+#define VEC_PF     14
+#define PF_PRESENT (1u << 0) /* the page was present: a protection violation */
+#define PF_WRITE   (1u << 1)
+#define PF_FETCH   (1u << 4) /* instruction fetch (reported with NX or SMEP) */
+
+/* A virtual window no mapper region uses (PML4 slot 504). */
+#define TEST_VA 0xfffffc0000000000ULL
+
+static const uint64_t ro_value = 0x5a5a5a5a5a5a5a5aULL;
+static volatile uintptr_t null_addr; /* stays 0: hides the null from the compiler */
+
+static void write_u64(void *p) { *(volatile uint64_t *)p = 0x1234; }
+static void read_u64(void *p) { (void)*(volatile uint64_t *)p; }
+static void call_at(void *p) { ((void (*)(void))p)(); }
+
+static volatile uint64_t *at(vaddr_t va) { return (volatile uint64_t *)va; }
+
+KTEST(paging_live_tables_are_ours)
+{
+    KT_ASSERT(!kernel_as.borrowed, "mapper_full_map has not run");
+    KT_EXPECT(paging_is_active(&kernel_as));
+    KT_EXPECT(!paging_query(&kernel_as, 0, NULL), "virtual 0 is mapped");
+    paging_walk_print((vaddr_t)write_u64);
+}
+
+KTEST(paging_map_translate_unmap_tlb)
+{
+    uint64_t tables = paging_table_pages();
+    paddr_t f1 = frame_alloc(), f2 = frame_alloc();
+    KT_ASSERT(f1 && f2);
+    vaddr_t va1 = TEST_VA, va2 = TEST_VA + MiB(2) + PAGE_SIZE; /* different page tables */
+    KT_ASSERT(paging_map(f1, va1, PAGE_WRITABLE | PAGE_NX) == 0);
+    KT_ASSERT(paging_map(f1, va2, PAGE_WRITABLE | PAGE_NX) == 0);
+    KT_EXPECT(paging_translate(va1 + 0x10) == f1 + 0x10);
+    KT_EXPECT(paging_translate(va2) == f1);
+
+    /* Two views of one frame. */
+    *at(va1) = 0xaaaa;
+    KT_EXPECT(*at(va2) == 0xaaaa, "alias does not see the write");
+
+    /* va2 is in the TLB now; unmap it and map f2 there: a read must see f2. */
+    KT_ASSERT(paging_unmap(va2) == 0);
+    KT_EXPECT(paging_translate(va2) == PAGING_NO_MAPPING);
+    *(volatile uint64_t *)PHYS2VIRT(f2) = 0xbbbb;
+    KT_ASSERT(paging_map(f2, va2, PAGE_WRITABLE | PAGE_NX) == 0);
+    KT_EXPECT(*at(va2) == 0xbbbb, "stale TLB entry after unmap + map (invlpg missing)");
+
+    /* Replacing a live mapping is flushed too. */
+    KT_EXPECT(*at(va1) == 0xaaaa);
+    KT_ASSERT(paging_map_in(&kernel_as, f2, va1, PAGE_SIZE_4K, PAGE_WRITABLE | PAGE_NX, CACHE_WB,
+                            PAGING_REPLACE) == 0);
+    KT_EXPECT(*at(va1) == 0xbbbb, "stale TLB entry after PAGING_REPLACE");
+
+    KT_EXPECT(paging_unmap(va1) == 0);
+    KT_EXPECT(paging_unmap(va2) == 0);
+    uint64_t cr2 = 0, err = 0;
+    KT_EXPECT(ktest_expect_fault(read_u64, (void *)va1, VEC_PF, &cr2, &err), "unmapped read");
+    KT_EXPECT(cr2 == va1 && !(err & PF_PRESENT), "cr2=%#llx err=%#llx", (unsigned long long)cr2,
+              (unsigned long long)err);
+    KT_EXPECT(paging_table_pages() == tables, "page tables not reclaimed: %llu vs %llu",
+              (unsigned long long)paging_table_pages(), (unsigned long long)tables);
+    frame_free(f1);
+    frame_free(f2);
+}
+
+KTEST(paging_rodata_write_faults)
+{
+    uint64_t cr2 = 0, err = 0;
+    KT_ASSERT(ktest_expect_fault(write_u64, (void *)&ro_value, VEC_PF, &cr2, &err),
+              "write to rodata did not fault");
+    KT_EXPECT(cr2 == (uint64_t)&ro_value, "cr2=%#llx", (unsigned long long)cr2);
+    KT_EXPECT((err & (PF_PRESENT | PF_WRITE)) == (PF_PRESENT | PF_WRITE), "err=%#llx",
+              (unsigned long long)err);
+    KT_EXPECT(ro_value == 0x5a5a5a5a5a5a5a5aULL);
+}
+
+KTEST(paging_text_walk_rx)
+{
+    struct paging_mapping m;
+    KT_ASSERT(paging_query(&kernel_as, (vaddr_t)write_u64, &m));
+    KT_EXPECT(!(m.flags & PAGE_WRITABLE), "text is writable");
+    KT_EXPECT(!(m.flags & PAGE_NX), "text is not executable");
+    KT_EXPECT(!(m.flags & PAGE_USER));
+    KT_ASSERT(paging_query(&kernel_as, (vaddr_t)&ro_value, &m));
+    KT_EXPECT((m.flags & (PAGE_WRITABLE | PAGE_NX)) == (arch_has_nx() ? PAGE_NX : 0));
+    KT_ASSERT(paging_query(&kernel_as, (vaddr_t)&null_addr, &m));
+    KT_EXPECT(m.flags & PAGE_WRITABLE, "data not writable");
+    KT_EXPECT((m.flags & PAGE_NX) || !arch_has_nx());
+    uint64_t cr2 = 0, err = 0;
+    KT_EXPECT(ktest_expect_fault(write_u64, (void *)write_u64, VEC_PF, &cr2, &err),
+              "write to text did not fault");
+}
+
+KTEST(paging_hhdm_fetch_faults)
+{
+    if (!arch_has_nx()) {
+        kprintf("  (no NX on this CPU: skipped)\n");
+        return;
+    }
+    paddr_t f = frame_alloc();
+    KT_ASSERT(f);
+    volatile uint8_t *code = PHYS2VIRT(f);
+    code[0] = 0xc3; /* ret */
+    uint64_t cr2 = 0, err = 0;
+    bool faulted = ktest_expect_fault(call_at, (void *)code, VEC_PF, &cr2, &err);
+    frame_free(f);
+    KT_ASSERT(faulted, "executed code from the HHDM");
+    KT_EXPECT(cr2 == (uint64_t)code, "cr2=%#llx", (unsigned long long)cr2);
+    KT_EXPECT((err & (PF_PRESENT | PF_FETCH)) == (PF_PRESENT | PF_FETCH), "err=%#llx",
+              (unsigned long long)err);
+}
+
+KTEST(paging_null_page_faults)
+{
+    uint64_t cr2 = 1, err = 0;
+    KT_ASSERT(ktest_expect_fault(read_u64, (void *)null_addr, VEC_PF, &cr2, &err),
+              "reading address 0 did not fault");
+    KT_EXPECT(cr2 == 0 && !(err & PF_PRESENT), "cr2=%#llx err=%#llx", (unsigned long long)cr2,
+              (unsigned long long)err);
+}
+
+KTEST(paging_stack_guard_faults)
+{
+    vaddr_t top = mapper_alloc_stack(2);
+    KT_ASSERT(top, "no stack");
+    *at(top - 8) = 1;
+    *at(top - 2 * PAGE_SIZE) = 2;
+    vaddr_t guard = top - 3 * PAGE_SIZE;
+    uint64_t cr2 = 0, err = 0;
+    KT_ASSERT(ktest_expect_fault(write_u64, (void *)(guard + PAGE_SIZE - 8), VEC_PF, &cr2, &err),
+              "guard page is writable");
+    KT_EXPECT(cr2 == guard + PAGE_SIZE - 8 && (err & (PF_PRESENT | PF_WRITE)) == PF_WRITE,
+              "cr2=%#llx err=%#llx", (unsigned long long)cr2, (unsigned long long)err);
+}
+
+/* Unmapping one 4 KiB page of the HHDM splits the large page around it on the
+ * live tables; its neighbours keep working, and it comes back as a 4 KiB page. */
+KTEST(paging_live_split_of_hhdm)
+{
+    /* A 2 MiB-aligned frame is most likely inside a large HHDM page. */
+    paddr_t f = frame_alloc_contig(1, MiB(2));
+    if (!f)
+        f = frame_alloc();
+    KT_ASSERT(f);
+    vaddr_t v = (vaddr_t)PHYS2VIRT(f), n = v ^ PAGE_SIZE;
+    struct paging_mapping before, nb;
+    KT_ASSERT(paging_query(&kernel_as, v, &before));
+    bool neighbour = paging_query(&kernel_as, n, &nb);
+    uint64_t nval = neighbour ? *at(n) : 0;
+
+    KT_ASSERT(paging_unmap(v) == 0);
+    uint64_t cr2 = 0, err = 0;
+    KT_EXPECT(ktest_expect_fault(read_u64, (void *)v, VEC_PF, &cr2, &err), "unmapped HHDM page");
+    if (neighbour) {
+        KT_EXPECT(paging_translate(n) == nb.phys);
+        KT_EXPECT(*at(n) == nval, "neighbour changed");
+    }
+    KT_ASSERT(paging_map_in(&kernel_as, f, v, PAGE_SIZE_4K, PAGE_WRITABLE | PAGE_NX, CACHE_WB,
+                            0) == 0);
+    *at(v) = 0x77;
+    KT_EXPECT(*at(v) == 0x77);
+    KT_EXPECT(paging_translate(v) == f);
+    kprintf("  (the page was a %llu KiB page)\n", (unsigned long long)(before.page_size >> 10));
+    frame_free_contig(f, 1);
+}

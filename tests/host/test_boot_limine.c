@@ -1,0 +1,462 @@
+/* boot_from_limine: synthetic Limine responses, good and malformed; each
+ * malformed answer must produce its exact error line. */
+#include <criterion/criterion.h>
+
+#include "boot/boot_info.h"
+#include "boot/limine.h"
+#include "lib/string.h"
+
+#define HHDM 0xffff800000000000ULL
+#define KVIRT 0xffffffff80200000ULL
+#define KPHYS 0x7a00000ULL
+
+static struct limine_memmap_entry ents[BOOT_MEMMAP_MAX + 1];
+static struct limine_memmap_entry *entp[BOOT_MEMMAP_MAX + 1];
+static struct limine_memmap_response mm;
+static struct limine_hhdm_response hh;
+static struct limine_framebuffer fbs[2];
+static struct limine_framebuffer *fbp[2];
+static struct limine_framebuffer_response fbr;
+static char cmdline[BOOT_CMDLINE_MAX + 8];
+static char path[] = "/boot/slay.kernel";
+static uint8_t elf[4096];
+static struct limine_file kf;
+static struct limine_executable_file_response kfr;
+static struct limine_executable_address_response ka;
+static struct limine_rsdp_response rsdp;
+static struct limine_firmware_type_response fw;
+static char bl_name[] = "Limine", bl_version[] = "8.2.0";
+static struct limine_bootloader_info_response bl;
+static struct limine_paging_mode_response pm;
+static struct limine_stack_size_response ss;
+static struct limine_answers a;
+static struct boot_info bi;
+
+static const struct limine_memmap_entry good_map[] = {
+    { 0x1000, 0x9e000, LIMINE_MEMMAP_USABLE },
+    { 0x9f000, 0x1000, LIMINE_MEMMAP_RESERVED },
+    { 0xe0000, 0x20000, LIMINE_MEMMAP_RESERVED },
+    { 0x100000, 0x7ee0000, LIMINE_MEMMAP_USABLE },
+    { 0x7fe0000, 0x10000, LIMINE_MEMMAP_ACPI_RECLAIMABLE },
+    { 0x7ff0000, 0x10000, LIMINE_MEMMAP_ACPI_NVS },
+    { 0x8000000, 0x1000, LIMINE_MEMMAP_BAD_MEMORY },
+    { 0x8001000, 0x100000, LIMINE_MEMMAP_BOOTLOADER_RECLAIMABLE },
+    { 0x8101000, 0x200000, LIMINE_MEMMAP_EXECUTABLE_AND_MODULES },
+    { 0xfd000000, 0x400000, LIMINE_MEMMAP_FRAMEBUFFER },
+    { 0xfee00000, 0x1000, LIMINE_MEMMAP_RESERVED_MAPPED },
+    { 0xfffc0000, 0x40000, 99 },
+};
+static const uint32_t good_types[] = {
+    MEM_USABLE,       MEM_RESERVED,         MEM_RESERVED, MEM_USABLE,
+    MEM_ACPI_RECLAIMABLE, MEM_ACPI_NVS,     MEM_BAD,      MEM_BOOTLOADER_RECLAIMABLE,
+    MEM_KERNEL,       MEM_FRAMEBUFFER,      MEM_RESERVED, MEM_RESERVED,
+};
+
+static void set_map(size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ents[i] = i < ARRAY_SIZE(good_map)
+                      ? good_map[i]
+                      : (struct limine_memmap_entry){ GiB(8) + i * 0x1000, 0x1000,
+                                                      LIMINE_MEMMAP_RESERVED };
+        entp[i] = &ents[i];
+    }
+    mm = (struct limine_memmap_response){ 0, n, entp };
+}
+
+/* A complete, valid set of answers as Limine 8.2.0 would give them. */
+static void setup_good(void)
+{
+    memset(&bi, 0xa5, sizeof(bi)); /* boot_from_limine must overwrite everything */
+    set_map(ARRAY_SIZE(good_map));
+    hh = (struct limine_hhdm_response){ 0, HHDM };
+
+    memset(fbs, 0, sizeof(fbs));
+    fbs[0].address = (void *)(uintptr_t)(HHDM + 0xb8000);
+    fbs[0].width = 80;
+    fbs[0].height = 25;
+    fbs[0].pitch = 160;
+    fbs[0].bpp = 16;
+    fbs[0].memory_model = 2; /* not RGB: must be skipped */
+    fbs[1].address = (void *)(uintptr_t)(HHDM + 0xfd000000);
+    fbs[1].width = 1280;
+    fbs[1].height = 800;
+    fbs[1].pitch = 5120;
+    fbs[1].bpp = 32;
+    fbs[1].memory_model = LIMINE_FRAMEBUFFER_RGB;
+    fbs[1].red_mask_size = 8;
+    fbs[1].red_mask_shift = 16;
+    fbs[1].green_mask_size = 8;
+    fbs[1].green_mask_shift = 8;
+    fbs[1].blue_mask_size = 8;
+    fbs[1].blue_mask_shift = 0;
+    fbp[0] = &fbs[0];
+    fbp[1] = &fbs[1];
+    fbr = (struct limine_framebuffer_response){ 1, 2, fbp };
+
+    strcpy(cmdline, "ktest=heap quiet");
+    memset(&kf, 0, sizeof(kf));
+    kf.address = elf;
+    kf.size = sizeof(elf);
+    kf.path = path;
+    kf.cmdline = cmdline;
+    kfr = (struct limine_executable_file_response){ 0, &kf };
+    ka = (struct limine_executable_address_response){ 0, KPHYS, KVIRT };
+    rsdp = (struct limine_rsdp_response){ 0, (void *)(uintptr_t)(HHDM + 0xf52e0) };
+    fw = (struct limine_firmware_type_response){ 0, LIMINE_FIRMWARE_TYPE_UEFI64 };
+    bl = (struct limine_bootloader_info_response){ 0, bl_name, bl_version };
+    pm = (struct limine_paging_mode_response){ 0, LIMINE_PAGING_MODE_X86_64_4LVL };
+    ss = (struct limine_stack_size_response){ 0 };
+
+    a = (struct limine_answers){
+        .base_revision_tag = { LIMINE_BASE_REVISION_MAGIC0, LIMINE_BASE_REVISION_MAGIC1, 0 },
+        .requested_revision = 2,
+        .memmap = &mm,
+        .hhdm = &hh,
+        .framebuffer = &fbr,
+        .executable_file = &kfr,
+        .executable_address = &ka,
+        .rsdp = &rsdp,
+        .firmware_type = &fw,
+        .bootloader_info = &bl,
+        .stack_size = &ss,
+        .paging_mode = &pm,
+    };
+}
+
+TestSuite(boot_limine, .init = setup_good);
+
+static void expect_error(const char *want)
+{
+    const char *err = boot_from_limine(&bi, &a);
+    cr_assert_not_null(err, "expected \"%s\", got success", want);
+    cr_expect_str_eq(err, want);
+}
+
+static void expect_ok(void)
+{
+    const char *err = boot_from_limine(&bi, &a);
+    cr_assert_null(err, "unexpected error: %s", err);
+}
+
+Test(boot_limine, good_answers_convert_every_field)
+{
+    expect_ok();
+    cr_expect_eq(bi.protocol, BOOT_PROTO_LIMINE);
+    cr_expect_eq(bi.base_revision, 2);
+    cr_expect_eq(bi.hhdm_offset, HHDM);
+    cr_assert_eq(bi.memmap_count, ARRAY_SIZE(good_map));
+    for (size_t i = 0; i < ARRAY_SIZE(good_map); i++) {
+        cr_expect_eq(bi.memmap[i].base, good_map[i].base, "entry %zu base", i);
+        cr_expect_eq(bi.memmap[i].length, good_map[i].length, "entry %zu length", i);
+        cr_expect_eq(bi.memmap[i].type, good_types[i], "entry %zu type", i);
+    }
+    cr_expect(bi.fb.present);
+    cr_expect_eq(bi.fb.phys, 0xfd000000);
+    cr_expect_eq(bi.fb.width, 1280);
+    cr_expect_eq(bi.fb.height, 800);
+    cr_expect_eq(bi.fb.pitch, 5120);
+    cr_expect_eq(bi.fb.bpp, 32);
+    cr_expect(bi.fb.red_size == 8 && bi.fb.red_shift == 16);
+    cr_expect(bi.fb.green_size == 8 && bi.fb.green_shift == 8);
+    cr_expect(bi.fb.blue_size == 8 && bi.fb.blue_shift == 0);
+    cr_expect_eq(bi.symbols.elf_file, elf);
+    cr_expect_eq(bi.symbols.elf_file_size, sizeof(elf));
+    cr_expect_null(bi.symbols.shdrs);
+    cr_expect_str_eq(bi.cmdline, "ktest=heap quiet");
+    cr_expect_eq(bi.kernel_phys_base, KPHYS);
+    cr_expect_eq(bi.kernel_virt_base, KVIRT);
+    cr_expect_eq(bi.kernel_size, 0, "kernel_size is the caller's");
+    cr_expect_eq(bi.rsdp, 0xf52e0, "revision 2: RSDP converted from HHDM to physical");
+    cr_expect(!bi.rsdp_is_copy);
+    cr_expect_eq(bi.firmware, FW_UEFI64);
+    cr_expect_str_eq(bi.bootloader_name, "Limine");
+    cr_expect_str_eq(bi.bootloader_version, "8.2.0");
+
+    bi.kernel_size = MiB(2);
+    cr_expect_null(boot_info_validate(&bi));
+}
+
+Test(boot_limine, optional_answers_may_be_missing)
+{
+    a.framebuffer = NULL;
+    a.executable_file = NULL;
+    a.rsdp = NULL;
+    a.firmware_type = NULL;
+    a.bootloader_info = NULL;
+    a.stack_size = NULL;
+    a.paging_mode = NULL;
+    expect_ok();
+    cr_expect(!bi.fb.present);
+    cr_expect_null(bi.symbols.elf_file);
+    cr_expect_str_eq(bi.cmdline, "");
+    cr_expect_eq(bi.rsdp, 0);
+    cr_expect_eq(bi.firmware, FW_UNKNOWN);
+    cr_expect_str_eq(bi.bootloader_name, "unknown");
+    cr_expect_str_eq(bi.bootloader_version, "");
+}
+
+/* ---- base revision ---------------------------------------------------------- */
+
+Test(boot_limine, unsupported_base_revision)
+{
+    a.base_revision_tag[2] = 2; /* left alone: the bootloader does not know revision 2 */
+    expect_error("limine: base revision 2 not supported by this bootloader");
+}
+
+Test(boot_limine, unsupported_base_revision_with_loaded_revision)
+{
+    a.base_revision_tag[1] = 6;
+    a.base_revision_tag[2] = 2;
+    expect_error("limine: base revision 2 not supported by this bootloader (it used revision 6)");
+}
+
+Test(boot_limine, corrupted_base_revision_tag)
+{
+    a.base_revision_tag[0] = 0x1234;
+    expect_error("limine: base revision tag corrupted (word 0 = 0x1234)");
+}
+
+Test(boot_limine, loaded_revision_word_is_trusted)
+{
+    a.base_revision_tag[1] = 2; /* Limine 11.x writes the revision it used */
+    expect_ok();
+    cr_expect_eq(bi.base_revision, 2);
+    cr_expect_eq(bi.rsdp, 0xf52e0);
+}
+
+Test(boot_limine, revision3_rsdp_is_physical)
+{
+    a.base_revision_tag[1] = 3;
+    rsdp.address = (void *)(uintptr_t)0xf52e0;
+    expect_ok();
+    cr_expect_eq(bi.base_revision, 3);
+    cr_expect_eq(bi.rsdp, 0xf52e0);
+}
+
+Test(boot_limine, rsdp_below_hhdm)
+{
+    rsdp.address = (void *)(uintptr_t)0xf52e0;
+    expect_error("limine: RSDP address 0xf52e0 below the HHDM");
+}
+
+Test(boot_limine, no_answers)
+{
+    cr_expect_str_eq(boot_from_limine(&bi, NULL), "limine: no answers");
+}
+
+/* ---- memory map ------------------------------------------------------------- */
+
+Test(boot_limine, missing_memmap)
+{
+    a.memmap = NULL;
+    expect_error("limine: no memory map response");
+}
+
+Test(boot_limine, empty_memmap)
+{
+    mm.entry_count = 0;
+    expect_error("limine: memory map is empty");
+}
+
+Test(boot_limine, too_many_entries)
+{
+    set_map(BOOT_MEMMAP_MAX + 1);
+    expect_error("limine: too many memory map entries (513 > 512)");
+}
+
+Test(boot_limine, exactly_max_entries)
+{
+    set_map(BOOT_MEMMAP_MAX);
+    expect_ok();
+    cr_expect_eq(bi.memmap_count, BOOT_MEMMAP_MAX);
+    cr_expect_eq(bi.memmap[511].base, GiB(8) + 511 * 0x1000);
+}
+
+Test(boot_limine, null_entry_array)
+{
+    mm.entries = NULL;
+    expect_error("limine: memory map entry array is NULL");
+}
+
+Test(boot_limine, null_entry)
+{
+    entp[5] = NULL;
+    expect_error("limine: memory map entry 5 is NULL");
+}
+
+Test(boot_limine, zero_length_entry)
+{
+    ents[3].length = 0;
+    expect_error("limine: memory map entry 3 length 0");
+}
+
+Test(boot_limine, wrapping_entry)
+{
+    ents[11].base = 0xfffffffffffff000ULL;
+    ents[11].length = 0x2000;
+    expect_error("limine: memory map entry 11 wraps around (base 0xfffffffffffff000 length 0x2000)");
+}
+
+/* ---- HHDM -------------------------------------------------------------------- */
+
+Test(boot_limine, missing_hhdm)
+{
+    a.hhdm = NULL;
+    expect_error("limine: no HHDM response");
+}
+
+Test(boot_limine, zero_hhdm)
+{
+    hh.offset = 0;
+    expect_error("limine: HHDM offset is 0");
+}
+
+Test(boot_limine, unaligned_hhdm)
+{
+    hh.offset = HHDM + 0x800;
+    expect_error("limine: HHDM offset 0xffff800000000800 not 4 KiB aligned");
+}
+
+Test(boot_limine, lower_half_hhdm)
+{
+    hh.offset = 0x100000000000ULL;
+    expect_error("limine: HHDM offset 0x100000000000 not in the higher half");
+}
+
+/* ---- executable address and file -------------------------------------------- */
+
+Test(boot_limine, missing_executable_address)
+{
+    a.executable_address = NULL;
+    expect_error("limine: no executable address response");
+}
+
+Test(boot_limine, unaligned_kernel_base)
+{
+    ka.physical_base = KPHYS + 0x10;
+    expect_error("limine: kernel physical base 0x7a00010 not 4 KiB aligned");
+}
+
+Test(boot_limine, low_kernel_virtual_base_fails_validation)
+{
+    ka.virtual_base = 0x200000;
+    expect_ok();
+    cr_expect_str_eq(boot_info_validate(&bi),
+                     "boot info: kernel virtual base 0x200000 below 0xffffffff80000000");
+}
+
+Test(boot_limine, executable_file_response_without_file)
+{
+    kfr.executable_file = NULL;
+    expect_error("limine: executable file response without a file");
+}
+
+Test(boot_limine, cmdline_limits)
+{
+    memset(cmdline, 'x', BOOT_CMDLINE_MAX - 1);
+    cmdline[BOOT_CMDLINE_MAX - 1] = 0;
+    expect_ok();
+    cr_expect_eq(strlen(bi.cmdline), BOOT_CMDLINE_MAX - 1);
+
+    cmdline[BOOT_CMDLINE_MAX - 1] = 'y';
+    cmdline[BOOT_CMDLINE_MAX] = 0;
+    expect_error("limine: command line longer than 255 bytes");
+}
+
+Test(boot_limine, file_without_cmdline)
+{
+    kf.cmdline = NULL;
+    expect_ok();
+    cr_expect_str_eq(bi.cmdline, "");
+}
+
+/* ---- framebuffer -------------------------------------------------------------- */
+
+Test(boot_limine, no_framebuffers)
+{
+    fbr.framebuffer_count = 0;
+    expect_ok();
+    cr_expect(!bi.fb.present);
+}
+
+Test(boot_limine, only_non_rgb_framebuffer)
+{
+    fbr.framebuffer_count = 1;
+    expect_ok();
+    cr_expect(!bi.fb.present);
+}
+
+Test(boot_limine, unsupported_depth_is_skipped)
+{
+    fbs[1].bpp = 8;
+    expect_ok();
+    cr_expect(!bi.fb.present);
+}
+
+Test(boot_limine, null_framebuffer_array)
+{
+    fbr.framebuffers = NULL;
+    expect_error("limine: framebuffer array is NULL");
+}
+
+Test(boot_limine, null_framebuffer)
+{
+    fbp[1] = NULL;
+    expect_error("limine: framebuffer 1 is NULL");
+}
+
+Test(boot_limine, framebuffer_below_hhdm)
+{
+    fbs[1].address = (void *)(uintptr_t)0xfd000000;
+    expect_error("limine: framebuffer 1 address 0xfd000000 below the HHDM");
+}
+
+Test(boot_limine, framebuffer_geometry_beyond_32_bits)
+{
+    fbs[1].width = 1ULL << 32;
+    expect_error("limine: framebuffer 1 geometry 4294967296x800 pitch 5120 out of range");
+}
+
+Test(boot_limine, absurd_framebuffer_fails_validation)
+{
+    fbs[1].width = 100000;
+    expect_ok();
+    cr_expect_str_eq(boot_info_validate(&bi),
+                     "boot info: framebuffer size 100000x800 out of range (1..16384)");
+}
+
+/* ---- firmware, bootloader, paging ---------------------------------------------- */
+
+Test(boot_limine, firmware_types)
+{
+    static const struct { uint64_t in; enum firmware_type out; } cases[] = {
+        { LIMINE_FIRMWARE_TYPE_X86BIOS, FW_BIOS },
+        { LIMINE_FIRMWARE_TYPE_UEFI32, FW_UEFI32 },
+        { LIMINE_FIRMWARE_TYPE_UEFI64, FW_UEFI64 },
+        { 3, FW_UNKNOWN }, /* SBI in newer specifications */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        fw.firmware_type = cases[i].in;
+        expect_ok();
+        cr_expect_eq(bi.firmware, cases[i].out, "firmware_type %llu",
+                     (unsigned long long)cases[i].in);
+    }
+}
+
+Test(boot_limine, long_bootloader_name_is_truncated)
+{
+    static char long_name[200];
+    memset(long_name, 'L', sizeof(long_name) - 1);
+    bl.name = long_name;
+    bl.version = NULL;
+    expect_ok();
+    cr_expect_eq(strlen(bi.bootloader_name), BOOT_NAME_MAX - 1);
+    cr_expect_str_eq(bi.bootloader_version, "");
+}
+
+Test(boot_limine, five_level_paging_refused)
+{
+    pm.mode = LIMINE_PAGING_MODE_X86_64_5LVL;
+    expect_error("limine: paging mode 1 enabled, only 4-level paging is supported");
+}

@@ -1,0 +1,465 @@
+/* Frame allocator on a 64 MiB host arena with a crafted memory map: stats,
+ * exhaustion, a long random run against a model, contiguous runs, misuse
+ * panics, reclaim, metadata size at 4 GiB and 256 GiB. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "lib/string.h"
+#include "mm/frame.h"
+#include "mm/memmap.h"
+#include "mm/mm.h"
+#include "support.h"
+
+#define ARENA   MiB(64)
+#define NFRAMES (ARENA / PAGE_SIZE)
+
+static const struct mem_region test_map[] = {
+    {0x0, 0x9f000, MEM_USABLE}, /* frame 0 lies here: never handed out */
+    {0x9f000, 0x61000, MEM_RESERVED},
+    {0x100000, 0x700000, MEM_USABLE},
+    {0x800000, 0x200000, MEM_KERNEL},
+    {0xa00000, 0x100000, MEM_BOOTLOADER_RECLAIMABLE},
+    {0xb00000, 0x2f00000, MEM_USABLE}, /* largest: the metadata goes at its top */
+    {0x3a00000, 0x10000, MEM_ACPI_RECLAIMABLE},
+    {0x3a10000, 0x10000, MEM_ACPI_NVS},
+    {0x3a20000, 0x1000, MEM_BAD},
+    {0x3a21000, 0x5df000, MEM_USABLE},
+    {0xfd000000, 0x300000, MEM_FRAMEBUFFER}, /* outside the arena: never touched */
+};
+
+static uint64_t map_usable_frames;
+
+static void setup(void)
+{
+    host_arena_init(ARENA);
+    host_log_clear();
+    map_usable_frames = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(test_map); i++)
+        if (test_map[i].type == MEM_USABLE)
+            map_usable_frames += test_map[i].length / PAGE_SIZE;
+    frame_init(test_map, ARRAY_SIZE(test_map));
+}
+
+static void teardown(void)
+{
+    host_arena_free();
+}
+
+static int map_type(paddr_t a)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(test_map); i++)
+        if (a >= test_map[i].base && a - test_map[i].base < test_map[i].length)
+            return (int)test_map[i].type;
+    return -1;
+}
+
+static struct frame_stats stats(void)
+{
+    struct frame_stats s;
+    frame_get_stats(&s);
+    return s;
+}
+
+/* A frame the allocator may hand out: aligned, not 0, usable in the map. */
+static void expect_valid(paddr_t f)
+{
+    cr_assert(f != 0 && IS_ALIGNED(f, PAGE_SIZE) && f < ARENA, "bad frame %#llx",
+              (unsigned long long)f);
+    cr_assert_eq(map_type(f), MEM_USABLE, "frame %#llx is not usable memory",
+                 (unsigned long long)f);
+    cr_assert(frame_is_used(f));
+}
+
+TestSuite(frame, .init = setup, .fini = teardown);
+
+Test(frame, init_stats_and_log)
+{
+    struct frame_stats s = stats();
+    uint64_t meta_frames = s.metadata_bytes / PAGE_SIZE;
+    cr_expect_eq(s.total_frames, NFRAMES);
+    cr_expect_eq(s.usable_frames, map_usable_frames - 1 - meta_frames);
+    cr_expect_eq(s.free_frames, s.usable_frames);
+    cr_expect_eq(s.reclaimable_frames, 0x100);
+    cr_expect_eq(s.reclaimed_frames, 0);
+    /* frame 0 + reserved + kernel + ACPI x2 + bad + framebuffer */
+    cr_expect_eq(s.reserved_frames, 1 + 0x61 + 0x200 + 0x10 + 0x10 + 1 + 0x300);
+    /* 16384 bitmap bits = 256 words, + 4 + 1 + 1 + sentinel -> one page */
+    cr_expect_eq(s.metadata_bytes, PAGE_SIZE);
+    char line[160];
+    snprintf(line, sizeof(line), "[mm] frames: usable=%lluKiB free=%lluKiB metadata=4KiB",
+             (unsigned long long)s.usable_frames * 4, (unsigned long long)s.free_frames * 4);
+    cr_expect(host_log_contains(line), "want \"%s\" in:\n%s", line, host_log);
+    cr_expect(frame_check());
+    cr_expect(frame_is_used(0));
+    cr_expect(frame_is_used(0x9f000));
+    cr_expect(frame_is_used(0x800000));
+    cr_expect(frame_is_used(0xa00000)); /* reclaimable, not yet reclaimed */
+    cr_expect(frame_is_used(ARENA));    /* beyond the last frame */
+    cr_expect(!frame_is_used(0x1000));
+}
+
+static paddr_t held[NFRAMES];
+static bool is_held[NFRAMES];
+
+Test(frame, alloc_all_then_free_all_restores_free_count)
+{
+    struct frame_stats s0 = stats();
+    size_t n = 0;
+    paddr_t f;
+    while ((f = frame_alloc()) != 0) {
+        expect_valid(f);
+        cr_assert(!is_held[f / PAGE_SIZE], "frame %#llx handed out twice", (unsigned long long)f);
+        is_held[f / PAGE_SIZE] = true;
+        cr_assert(n < NFRAMES);
+        held[n++] = f;
+    }
+    cr_expect_eq(n, s0.free_frames);
+    cr_expect_eq(stats().free_frames, 0);
+    cr_expect_eq(frame_alloc(), 0);
+    cr_expect_eq(frame_alloc_zeroed(), 0);
+    cr_expect_eq(frame_alloc_contig(1, PAGE_SIZE), 0);
+    cr_expect(frame_check());
+
+    /* The usable frames never handed out are frame 0 and the metadata: one
+     * run, which frame_free refuses. */
+    uint64_t missing = 0;
+    paddr_t first = 0, last = 0;
+    for (paddr_t a = PAGE_SIZE; a < ARENA; a += PAGE_SIZE) {
+        if (map_type(a) != MEM_USABLE || is_held[a / PAGE_SIZE])
+            continue;
+        if (!missing)
+            first = a;
+        last = a;
+        missing++;
+        cr_expect(HOST_EXPECT_PANIC(frame_free(a)), "metadata frame %#llx freed",
+                  (unsigned long long)a);
+        cr_expect(strstr(host_panic_msg, "frame-allocator metadata"), "%s", host_panic_msg);
+    }
+    cr_expect_eq(missing * PAGE_SIZE, s0.metadata_bytes);
+    cr_expect_eq(last - first, (missing - 1) * PAGE_SIZE);
+
+    /* Free in a shuffled order. */
+    srand(7);
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)rand() % (i + 1);
+        paddr_t t = held[i];
+        held[i] = held[j];
+        held[j] = t;
+    }
+    for (size_t i = 0; i < n; i++)
+        frame_free(held[i]);
+    cr_expect_eq(stats().free_frames, s0.free_frames);
+    cr_expect(frame_check());
+    /* Lowest first again. */
+    cr_expect_eq(frame_alloc(), 0x1000);
+}
+
+Test(frame, random_run_against_model)
+{
+    struct frame_stats s0 = stats();
+    size_t n = 0, full_hits = 0, empty_hits = 0;
+    srand(42);
+    for (int op = 0; op < 200000; op++) {
+        int r = rand() % 100;
+        /* Drift between mostly allocating and mostly freeing to visit full and empty. */
+        int alloc_pct = (op / 40000) % 2 ? 20 : 80;
+        empty_hits += n == 0;
+        if (r < alloc_pct) {
+            paddr_t f = (op % 7) ? frame_alloc() : frame_alloc_zeroed();
+            if (!f) {
+                cr_assert_eq(n, s0.free_frames, "op %d: alloc failed with %zu of %llu held", op,
+                             n, (unsigned long long)s0.free_frames);
+                full_hits++;
+                continue;
+            }
+            expect_valid(f);
+            cr_assert(!is_held[f / PAGE_SIZE], "op %d: %#llx handed out twice", op,
+                      (unsigned long long)f);
+            if (op % 7 == 0) {
+                const uint8_t *p = PHYS2VIRT(f);
+                for (size_t k = 0; k < PAGE_SIZE; k += 64)
+                    cr_assert_eq(p[k], 0, "op %d: zeroed frame not zero", op);
+            }
+            memset(PHYS2VIRT(f), 0xab, 64); /* would corrupt the allocator if f were metadata */
+            is_held[f / PAGE_SIZE] = true;
+            held[n++] = f;
+        } else if (r < 99) {
+            if (!n)
+                continue;
+            size_t i = (size_t)rand() % n;
+            paddr_t f = held[i];
+            held[i] = held[--n];
+            is_held[f / PAGE_SIZE] = false;
+            frame_free(f);
+            cr_assert(!frame_is_used(f));
+        } else {
+            size_t count = 1 + (size_t)rand() % 16;
+            uint64_t align = PAGE_SIZE << (rand() % 7);
+            paddr_t b = frame_alloc_contig(count, align);
+            if (!b)
+                continue;
+            cr_assert(IS_ALIGNED(b, align), "op %d: %#llx not aligned to %#llx", op,
+                      (unsigned long long)b, (unsigned long long)align);
+            for (size_t k = 0; k < count; k++) {
+                paddr_t f = b + k * PAGE_SIZE;
+                expect_valid(f);
+                cr_assert(!is_held[f / PAGE_SIZE], "op %d: contig frame %#llx already held", op,
+                          (unsigned long long)f);
+                is_held[f / PAGE_SIZE] = true;
+                held[n++] = f;
+            }
+        }
+        if (op % 10000 == 0) {
+            cr_assert(frame_check(), "op %d: summaries disagree with the bitmap", op);
+            cr_assert_eq(stats().free_frames, s0.free_frames - n, "op %d", op);
+        }
+    }
+    cr_assert(frame_check());
+    cr_assert_eq(stats().free_frames, s0.free_frames - n);
+    cr_expect(full_hits > 100 && empty_hits > 100, "full %zu times, empty %zu times", full_hits,
+              empty_hits);
+    while (n)
+        frame_free(held[--n]);
+    cr_assert_eq(stats().free_frames, s0.free_frames);
+    cr_assert(frame_check());
+}
+
+/* Checks a contiguous run: aligned, every frame usable and now used. */
+static void expect_run(paddr_t b, size_t count, uint64_t align)
+{
+    cr_assert(b != 0, "no run of %zu frames aligned to %#llx", count, (unsigned long long)align);
+    cr_assert(IS_ALIGNED(b, align));
+    for (size_t k = 0; k < count; k++)
+        expect_valid(b + k * PAGE_SIZE);
+}
+
+Test(frame, contiguous_aligned_runs)
+{
+    struct frame_stats s0 = stats();
+    paddr_t huge = frame_alloc_contig(512, MiB(2));
+    expect_run(huge, 512, MiB(2));
+    paddr_t small = frame_alloc_contig(16, KiB(64));
+    expect_run(small, 16, KiB(64));
+    cr_expect(small + 16 * PAGE_SIZE <= huge || small >= huge + MiB(2));
+    paddr_t odd = frame_alloc_contig(3, 0); /* align below a page means a page */
+    expect_run(odd, 3, PAGE_SIZE);
+    cr_expect_eq(stats().free_frames, s0.free_frames - 512 - 16 - 3);
+    /* Single allocations never land inside the runs. */
+    for (int i = 0; i < 2000; i++) {
+        paddr_t f = held[i] = frame_alloc();
+        cr_assert(f < huge || f >= huge + MiB(2));
+        cr_assert(f < small || f >= small + KiB(64));
+    }
+    for (int i = 0; i < 2000; i++)
+        frame_free(held[i]);
+    /* Impossible requests. */
+    cr_expect_eq(frame_alloc_contig(0, PAGE_SIZE), 0);
+    cr_expect_eq(frame_alloc_contig(NFRAMES, PAGE_SIZE), 0);
+    cr_expect_eq(frame_alloc_contig(1, GiB(1)), 0);                    /* only frame 0 qualifies */
+    cr_expect(HOST_EXPECT_PANIC(frame_alloc_contig(1, 3 * PAGE_SIZE)));
+    frame_free_contig(huge, 512);
+    frame_free_contig(small, 16);
+    cr_expect(frame_check());
+    /* A run may not cross the kernel or reserved regions: the longest run that
+     * fits is the largest usable region minus its metadata. */
+    uint64_t big = (0x2f00000 - s0.metadata_bytes) / PAGE_SIZE;
+    cr_expect_eq(frame_alloc_contig(big + 1, PAGE_SIZE), 0);
+    paddr_t all = frame_alloc_contig(big, PAGE_SIZE);
+    cr_expect_eq(all, 0xb00000);
+    frame_free_contig(all, big);
+    cr_expect(frame_check());
+}
+
+Test(frame, contiguous_until_exhausted)
+{
+    struct frame_stats s0 = stats();
+    uint64_t got = 0;
+    paddr_t b;
+    while ((b = frame_alloc_contig(512, MiB(2))) != 0) {
+        expect_run(b, 512, MiB(2));
+        got += 512;
+    }
+    /* 2 MiB-aligned free 2 MiB blocks: [12,58) MiB minus metadata at the top
+     * -> 12..54 = 22 blocks; [58 MiB + 0x21000, 64) -> 60, 62 = 2 blocks;
+     * [1,8) -> 2, 4, 6 = 3 blocks. */
+    cr_expect_eq(got, (22 + 2 + 3) * 512);
+    cr_expect_eq(stats().free_frames, s0.free_frames - got);
+    while ((b = frame_alloc()) != 0)
+        got++;
+    cr_expect_eq(got, s0.free_frames);
+    cr_expect(frame_check());
+}
+
+Test(frame, frame0_never_returned_even_if_usable)
+{
+    paddr_t f;
+    while ((f = frame_alloc_contig(1, PAGE_SIZE)) != 0)
+        cr_assert_neq(f, 0);
+    cr_expect_eq(stats().free_frames, 0);
+    cr_expect(frame_is_used(0));
+}
+
+#define EXPECT_FREE_PANIC(addr, what)                                                       \
+    do {                                                                                   \
+        char want_[64];                                                                    \
+        snprintf(want_, sizeof(want_), "frame_free(0x%llx)", (unsigned long long)(addr));   \
+        cr_expect(HOST_EXPECT_PANIC(frame_free(addr)), "frame_free(0x%llx) did not panic",  \
+                  (unsigned long long)(addr));                                             \
+        cr_expect(strstr(host_panic_msg, want_), "no address in: %s", host_panic_msg);     \
+        cr_expect(strstr(host_panic_msg, what), "want '%s' in: %s", what, host_panic_msg); \
+        cr_expect(strstr(host_panic_msg, "caller 0x"), "no caller in: %s", host_panic_msg); \
+    } while (0)
+
+Test(frame, free_misuse_panics_with_address)
+{
+    struct frame_stats s0 = stats();
+    paddr_t f = frame_alloc();
+    EXPECT_FREE_PANIC(f + 8, "unaligned");
+    EXPECT_FREE_PANIC(ARENA, "beyond managed memory");
+    EXPECT_FREE_PANIC(GiB(3), "beyond managed memory");
+    EXPECT_FREE_PANIC(0x0, "frame 0");
+    EXPECT_FREE_PANIC(0x9f000, "not usable memory (reserved");
+    EXPECT_FREE_PANIC(0x800000, "kernel");
+    EXPECT_FREE_PANIC(0xa00000, "bootloader reclaimable");
+    EXPECT_FREE_PANIC(0x3a00000, "ACPI reclaimable");
+    EXPECT_FREE_PANIC(0x3a20000, "bad");
+    EXPECT_FREE_PANIC(0x2000, "double free"); /* never allocated */
+    frame_free(f);
+    EXPECT_FREE_PANIC(f, "double free");
+    cr_expect_eq(stats().free_frames, s0.free_frames);
+    /* A run freed one frame too long: the first two go back, the third panics. */
+    paddr_t run = frame_alloc_contig(2, PAGE_SIZE);
+    cr_expect(HOST_EXPECT_PANIC(frame_free_contig(run, 3)));
+    char want[64];
+    snprintf(want, sizeof(want), "frame_free(0x%llx): double free",
+             (unsigned long long)(run + 2 * PAGE_SIZE));
+    cr_expect(strstr(host_panic_msg, want), "%s", host_panic_msg);
+    cr_expect_eq(stats().free_frames, s0.free_frames);
+    cr_expect(frame_check());
+}
+
+Test(frame, free_misuse_in_a_hole_of_the_map)
+{
+    static const struct mem_region holey[] = {
+        {0x100000, 0x100000, MEM_USABLE},
+        {0x300000, 0x100000, MEM_USABLE},
+    };
+    frame_init(holey, ARRAY_SIZE(holey));
+    EXPECT_FREE_PANIC(0x200000, "not in the memory map");
+    EXPECT_FREE_PANIC(0x1000, "not in the memory map");
+}
+
+Test(frame, reclaim_bootloader_memory)
+{
+    struct frame_stats s0 = stats();
+    uint64_t bytes = frame_reclaim_bootloader();
+    cr_expect_eq(bytes, 0x100000);
+    struct frame_stats s1 = stats();
+    cr_expect_eq(s1.free_frames, s0.free_frames + 0x100);
+    cr_expect_eq(s1.usable_frames, s0.usable_frames + 0x100);
+    cr_expect_eq(s1.reclaimable_frames, 0);
+    cr_expect_eq(s1.reclaimed_frames, 0x100);
+    cr_expect(!frame_is_used(0xa00000));
+    cr_expect(host_log_contains("reclaimed 1024KiB"), "%s", host_log);
+    cr_expect_eq(frame_reclaim_bootloader(), 0); /* once only */
+    cr_expect(frame_check());
+    /* Reclaimed frames are handed out and can be freed. */
+    paddr_t f = frame_alloc_contig(0x100, MiB(1));
+    cr_expect(f == 0x200000 || f == 0xa00000 || f == 0x100000 || f >= 0xb00000);
+    size_t n = 0;
+    bool seen = false;
+    while ((f = frame_alloc()) != 0) {
+        n++;
+        seen |= f >= 0xa00000 && f < 0xb00000;
+    }
+    cr_expect(seen);
+    frame_free(0xa00000 + 0x5000);
+    cr_expect_eq(frame_alloc(), 0xa05000);
+}
+
+Test(frame, metadata_inside_hhdm_and_zeroed_alloc)
+{
+    /* With an HHDM covering only 16 MiB, the metadata must lie below 16 MiB:
+     * right after init the only used usable frames are frame 0 and it. */
+    hhdm_size = MiB(16);
+    frame_init(test_map, ARRAY_SIZE(test_map));
+    hhdm_size = ARENA;
+    uint64_t used = 0;
+    for (paddr_t a = PAGE_SIZE; a < ARENA; a += PAGE_SIZE) {
+        if (map_type(a) == MEM_USABLE && frame_is_used(a)) {
+            cr_expect(a < MiB(16), "metadata frame %#llx outside the HHDM", (unsigned long long)a);
+            used++;
+        }
+    }
+    cr_expect_eq(used * PAGE_SIZE, stats().metadata_bytes);
+    cr_expect(frame_check());
+
+    paddr_t f;
+    frame_init(test_map, ARRAY_SIZE(test_map));
+    f = frame_alloc();
+    memset(PHYS2VIRT(f), 0x5a, PAGE_SIZE);
+    frame_free(f);
+#ifdef MM_POISON
+    cr_expect_eq(((uint8_t *)PHYS2VIRT(f))[100], 0x99);
+#endif
+    cr_expect_eq(frame_alloc_zeroed(), f); /* lowest first: the same frame */
+    for (size_t k = 0; k < PAGE_SIZE; k++)
+        cr_assert_eq(((uint8_t *)PHYS2VIRT(f))[k], 0);
+}
+
+Test(frame, no_usable_memory_panics)
+{
+    static const struct mem_region none[] = {{0x0, 0x100000, MEM_RESERVED}};
+    cr_expect(HOST_EXPECT_PANIC(frame_init(none, 1)));
+    cr_expect(strstr(host_panic_msg, "no usable memory"), "%s", host_panic_msg);
+    static const struct mem_region unsorted[] = {{0x200000, 0x1000, MEM_USABLE},
+                                                 {0x100000, 0x1000, MEM_USABLE}};
+    cr_expect(HOST_EXPECT_PANIC(frame_init(unsorted, 2)));
+}
+
+/* Metadata per GiB, with a PC-like map (a 1 GiB hole below 4 GiB). The bitmap
+ * covers the hole too, so the budget is per GiB of the covered span; for
+ * 256 GiB that is within 40 KiB per GiB of RAM as well. */
+static void metadata_check(uint64_t ram)
+{
+    host_arena_init(ram + GiB(1));
+    struct mem_region raw[] = {
+        {0x0, 0x9fc00, MEM_USABLE},
+        {0x9fc00, 0x400, MEM_RESERVED},
+        {0xf0000, 0x10000, MEM_RESERVED},
+        {0x100000, GiB(3) - 0x100000, MEM_USABLE},
+        {GiB(3), GiB(1), MEM_RESERVED},
+        {GiB(4), ram - GiB(3), MEM_USABLE},
+    }, map[8];
+    size_t n = memmap_sanitize(raw, ARRAY_SIZE(raw), map, ARRAY_SIZE(map), 46);
+    frame_init(map, n);
+    struct frame_stats s = stats();
+    double per_gib = (double)s.metadata_bytes / ((double)s.total_frames * PAGE_SIZE / GiB(1));
+    cr_expect(per_gib <= 40 * 1024, "%.0f bytes of metadata per GiB", per_gib);
+    if (ram >= GiB(64))
+        cr_expect(s.metadata_bytes <= KiB(40) * (ram / GiB(1)), "%llu bytes for %llu GiB",
+                  (unsigned long long)s.metadata_bytes, (unsigned long long)(ram >> 30));
+    cr_log_info("%llu GiB RAM: %llu bytes of metadata, %.0f per GiB of span\n",
+                (unsigned long long)(ram >> 30), (unsigned long long)s.metadata_bytes, per_gib);
+    cr_expect_eq(s.total_frames, (ram + GiB(1)) / PAGE_SIZE);
+    cr_expect_eq(s.free_frames, s.usable_frames);
+    /* A few operations at the top and bottom of memory. */
+    paddr_t a = frame_alloc(), b = frame_alloc_contig(512, MiB(2));
+    cr_expect_eq(a, 0x1000);
+    cr_expect(b != 0 && IS_ALIGNED(b, MiB(2)));
+    frame_free(a);
+    frame_free_contig(b, 512);
+    cr_expect_eq(stats().free_frames, s.free_frames);
+}
+
+Test(frame, metadata_budget_4g)
+{
+    metadata_check(GiB(4));
+}
+
+Test(frame, metadata_budget_256g, .timeout = 60)
+{
+    metadata_check(GiB(256));
+    cr_expect(frame_check());
+}

@@ -1,0 +1,645 @@
+/* Host tests of mm/heap: the API contract, a long random sequence checked
+ * against a model, out-of-memory behaviour, and misuse that must panic. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mm/frame.h"
+#include "mm/heap.h"
+#include "mm/mm.h"
+#include "support.h"
+
+static uint64_t free_frames(void)
+{
+    struct frame_stats fs;
+    frame_get_stats(&fs);
+    return fs.free_frames;
+}
+
+/* Physical memory of `size` bytes: the first MiB reserved, the rest usable. */
+static void setup_memory(uint64_t size)
+{
+    host_arena_init(size);
+    struct mem_region map[] = {
+        {0, MiB(1), MEM_RESERVED},
+        {MiB(1), size - MiB(1), MEM_USABLE},
+    };
+    frame_init(map, 2);
+    heap_init();
+}
+
+static void setup_128m(void)
+{
+    setup_memory(MiB(128));
+}
+static void teardown(void)
+{
+    host_arena_free();
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rng(void)
+{
+    uint64_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return rng_state = x;
+}
+
+static unsigned char pattern_byte(uint64_t id, size_t i)
+{
+    return (unsigned char)((id * 131 + i * 7 + (i >> 8)) ^ (id >> 3));
+}
+
+static void fill(void *p, size_t n, uint64_t id)
+{
+    unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        b[i] = pattern_byte(id, i);
+}
+
+static bool verify(const void *p, size_t n, uint64_t id)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != pattern_byte(id, i))
+            return false;
+    return true;
+}
+
+static char addr_buf[32];
+static const char *addr(const void *p)
+{
+    snprintf(addr_buf, sizeof(addr_buf), "%p", p);
+    return addr_buf;
+}
+
+/* ---- contract ---------------------------------------------------------------------- */
+
+TestSuite(heap, .init = setup_128m, .fini = teardown);
+
+Test(heap, impossible_sizes_give_null)
+{
+    cr_assert_null(kmalloc(0));
+    cr_assert_null(kmalloc(SIZE_MAX));
+    cr_assert_null(kmalloc(SIZE_MAX - 8));
+    cr_assert_null(kmalloc(HEAP_MAX_ALLOC + 1));
+    cr_assert_null(kmalloc(GiB(512))); /* allowed size, but no memory */
+    cr_assert_null(kcalloc(SIZE_MAX / 2, 3));
+    cr_assert_null(kcalloc((size_t)1 << 33, (size_t)1 << 33));
+    cr_assert_null(kcalloc(0, 16));
+    cr_assert_null(kmalloc_aligned(64, 0));
+    cr_assert_null(kmalloc_aligned(64, 48));
+    cr_assert_null(kmalloc_aligned(0, 64));
+    cr_assert_null(kmalloc_aligned(SIZE_MAX, 64));
+    kfree(NULL);
+    cr_assert(heap_check());
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_eq(st.pages_held, 0);
+    cr_assert_eq(st.alloc_count, 0);
+}
+
+Test(heap, every_size_is_aligned_and_usable)
+{
+    static void *ptrs[70000 / 7 + 1];
+    size_t n = 0;
+    for (size_t size = 1; size <= 70000; size += (size < 2100 ? 1 : 97)) {
+        void *p = kmalloc(size);
+        cr_assert_not_null(p, "size %zu", size);
+        cr_assert_eq((uintptr_t)p % 16, 0, "size %zu", size);
+        cr_assert_geq(kmalloc_usable_size(p), size);
+        memset(p, 0xee, size);
+        if (size % 3 == 0) {
+            kfree(p);
+        } else {
+            cr_assert_lt(n, ARRAY_SIZE(ptrs));
+            ptrs[n++] = p;
+        }
+    }
+    cr_assert(heap_check());
+    for (size_t i = 0; i < n; i++)
+        kfree(ptrs[i]);
+    cr_assert(heap_check());
+}
+
+Test(heap, small_classes_are_tight)
+{
+    /* rounding to a class wastes at most 12.5% (plus 16 B for the tiniest) */
+    for (size_t size = 1; size <= HEAP_SMALL_MAX; size++) {
+        void *p = kmalloc(size);
+        size_t u = kmalloc_usable_size(p);
+        cr_assert(u >= size && u <= size + 16 + size / 8, "size %zu usable %zu", size, u);
+        kfree(p);
+    }
+}
+
+Test(heap, every_object_of_every_class)
+{
+    /* fill several slabs of each class completely, free in a scrambled order:
+     * exercises the index computation on every object position */
+    static void *ptrs[20000];
+    size_t classes[] = {16, 48, 144, 176, 240, 288, 352, 416, 480, 576, 704, 832, 960, 1024};
+    for (size_t c = 0; c < ARRAY_SIZE(classes); c++) {
+        size_t n = 0, size = classes[c];
+        size_t count = MIN(ARRAY_SIZE(ptrs), 3 * KiB(64) / size);
+        for (; n < count; n++) {
+            ptrs[n] = kmalloc(size);
+            cr_assert_not_null(ptrs[n]);
+            fill(ptrs[n], size, n);
+        }
+        cr_assert(heap_check());
+        for (size_t i = 1; i < n; i += 2) {
+            cr_assert(verify(ptrs[i], size, i));
+            kfree(ptrs[i]);
+        }
+        cr_assert(heap_check());
+        for (size_t i = 0; i < n; i += 2) {
+            cr_assert(verify(ptrs[i], size, i));
+            kfree(ptrs[i]);
+        }
+        cr_assert(heap_check());
+    }
+    heap_trim();
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_eq(st.pages_held, 0);
+}
+
+Test(heap, kcalloc_zeroes)
+{
+    for (int round = 0; round < 3; round++) {
+        void *junk = kmalloc(2000);
+        memset(junk, 0x5a, 2000);
+        kfree(junk);
+        unsigned char *p = kcalloc(250, 8);
+        cr_assert_not_null(p);
+        for (size_t i = 0; i < 2000; i++)
+            cr_assert_eq(p[i], 0);
+        kfree(p);
+    }
+    unsigned char *big = kcalloc(100, KiB(1));
+    for (size_t i = 0; i < KiB(100); i++)
+        cr_assert_eq(big[i], 0);
+    kfree(big);
+}
+
+Test(heap, krealloc_semantics)
+{
+    cr_assert_null(krealloc(NULL, 0));
+    char *p = krealloc(NULL, 10);
+    cr_assert_not_null(p);
+    fill(p, 10, 1);
+    size_t sizes[] = {20, 100, 1000, 1024, 1025, 5000, 3000, 40000, 100000, 33000, 500, 7, 64};
+    size_t cur = 10;
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+        char *q = krealloc(p, sizes[i]);
+        cr_assert_not_null(q);
+        cr_assert(verify(q, MIN(cur, sizes[i]), 1), "step %zu", i);
+        fill(q, sizes[i], 1);
+        p = q;
+        cur = sizes[i];
+        cr_assert(heap_check());
+    }
+    /* failure leaves the block alone */
+    cr_assert_null(krealloc(p, HEAP_MAX_ALLOC + 1));
+    cr_assert_null(krealloc(p, GiB(512)));
+    cr_assert(verify(p, cur, 1));
+    cr_assert_null(krealloc(p, 0)); /* frees */
+    cr_assert(heap_check());
+    heap_trim();
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert_eq(st.pages_held, 0);
+}
+
+Test(heap, krealloc_grows_medium_in_place)
+{
+    char *a = kmalloc(2000);
+    fill(a, 2000, 7);
+    char *b = krealloc(a, 6000); /* the rest of the chunk follows a: grows in place */
+    cr_assert_eq(a, b);
+    cr_assert(verify(b, 2000, 7));
+    char *c = krealloc(b, 3000); /* shrinks in place */
+    cr_assert_eq(c, b);
+    cr_assert(verify(c, 2000, 7));
+    cr_assert(heap_check());
+    kfree(c);
+}
+
+Test(heap, aligned_allocations)
+{
+    static void *ptrs[400];
+    size_t n = 0;
+    for (size_t align = 1; align <= MiB(4); align <<= 1) {
+        size_t sizes[] = {1, 24, 100, 1000, 3000, 20000, 70000};
+        for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+            void *p = kmalloc_aligned(sizes[i], align);
+            cr_assert_not_null(p, "size %zu align %zu", sizes[i], align);
+            if (align <= PAGE_SIZE)
+                cr_assert_eq((uintptr_t)p % align, 0, "size %zu align %zu", sizes[i], align);
+            cr_assert_eq(VIRT2PHYS(p) % MAX(align, 16), 0, "size %zu align %zu", sizes[i], align);
+            cr_assert_geq(kmalloc_usable_size(p), sizes[i]);
+            fill(p, sizes[i], n);
+            ptrs[n++] = p;
+        }
+    }
+    cr_assert(heap_check());
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(verify(ptrs[i], 1, i));
+        kfree(ptrs[i]);
+    }
+    cr_assert(heap_check());
+    heap_trim();
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_eq(st.pages_held, 0);
+}
+
+Test(heap, coalescing_both_directions_and_chunk_return)
+{
+    uint64_t frames0 = free_frames();
+    char *a = kmalloc(3000), *b = kmalloc(3000), *c = kmalloc(3000), *d = kmalloc(3000);
+    cr_assert(a < b && b < c && c < d, "fresh chunk hands out in order");
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_eq(st.medium_chunks, 1);
+    kfree(a);
+    kfree(c);
+    cr_assert(heap_check());
+    kfree(b); /* merges with a (before) and c (after) */
+    cr_assert(heap_check());
+    char *e = kmalloc(9000); /* fits only in the merged a+b+c */
+    cr_assert_eq(e, a);
+    kfree(e);
+    kfree(d);
+    cr_assert(heap_check());
+    heap_get_stats(&st);
+    cr_assert_eq(st.medium_chunks, 1, "one wholly free chunk stays cached");
+    cr_assert_eq(heap_trim(), KiB(256) / PAGE_SIZE);
+    heap_get_stats(&st);
+    cr_assert_eq(st.pages_held, 0);
+    cr_assert_eq(free_frames(), frames0);
+}
+
+Test(heap, large_blocks_return_frames)
+{
+    uint64_t frames0 = free_frames();
+    void *p = kmalloc(MiB(3));
+    cr_assert_not_null(p);
+    cr_assert_leq(frames0 - free_frames(), MiB(3) / PAGE_SIZE + 1);
+    memset(p, 1, MiB(3));
+    kfree(p);
+    cr_assert_eq(free_frames(), frames0);
+    void *q = kmalloc_aligned(100000, MiB(2));
+    cr_assert_eq(VIRT2PHYS(q) % MiB(2), 0);
+    cr_assert_leq(frames0 - free_frames(), 2 + 100000 / PAGE_SIZE);
+    kfree(q);
+    cr_assert_eq(free_frames(), frames0);
+}
+
+Test(heap, one_object_ping_pong_keeps_its_slab)
+{
+    void *p = kmalloc(64);
+    kfree(p);
+    struct heap_stats st;
+    heap_get_stats(&st);
+    uint64_t held = st.pages_held;
+    for (int i = 0; i < 10000; i++)
+        kfree(kmalloc(64));
+    heap_get_stats(&st);
+    cr_assert_eq(st.pages_held, held);
+    cr_assert_eq(st.alloc_count, 10001);
+    cr_assert_eq(st.free_count, 10001);
+    cr_assert_eq(st.cls[3].size, 64);
+    cr_assert_eq(st.cls[3].allocs, 10001);
+}
+
+Test(heap, stats_track_live_bytes)
+{
+    void *a = kmalloc(100), *b = kmalloc(5000), *c = kmalloc(100000);
+    struct heap_stats st;
+    heap_get_stats(&st);
+    size_t want = kmalloc_usable_size(a) + kmalloc_usable_size(b) + kmalloc_usable_size(c);
+    cr_assert_eq(st.bytes_in_use, want);
+    cr_assert_eq(st.live_blocks, 3);
+    cr_assert_eq(st.large_blocks, 1);
+    cr_assert_eq(st.small_slabs, 1);
+    cr_assert_eq(st.medium_chunks, 1);
+    cr_assert_eq(st.pages_held, 16 + 64 + (100000 + 64 + 4095) / 4096);
+    cr_assert_eq(st.bytes_free, (KiB(64) - 64) / 112 * 112 - 112 /* slab */ + KiB(256) - 64 -
+                                    5024 /* rest of the medium chunk */);
+    kfree(a);
+    kfree(b);
+    kfree(c);
+    heap_get_stats(&st);
+    cr_assert_eq(st.bytes_in_use, 0);
+}
+
+Test(heap, validate_ptr_reports_without_panicking)
+{
+    char *s = kmalloc(40), *m = kmalloc(4000), *l = kmalloc(MiB(1));
+    int local;
+    cr_assert_null(heap_validate_ptr(s));
+    cr_assert_null(heap_validate_ptr(m));
+    cr_assert_null(heap_validate_ptr(l));
+    cr_assert_not_null(heap_validate_ptr(NULL));
+    cr_assert_not_null(heap_validate_ptr(&local));
+    cr_assert_not_null(heap_validate_ptr(s + 16));
+    cr_assert_not_null(heap_validate_ptr(m + 16));
+    cr_assert_not_null(heap_validate_ptr(l + 4096));
+    cr_assert_not_null(heap_validate_ptr(PHYS2VIRT(MiB(100))));
+    kfree(m);
+    kfree(s);
+    cr_assert_not_null(heap_validate_ptr(s));
+    cr_assert_not_null(heap_validate_ptr(m));
+    kfree(l);
+    cr_assert_not_null(heap_validate_ptr(l));
+    cr_assert(heap_check());
+}
+
+/* ---- the model: a long random sequence ------------------------------------------------- */
+
+struct live {
+    char *p;
+    size_t size;
+    size_t align;
+    uint64_t id;
+};
+
+static int cmp_live(const void *a, const void *b)
+{
+    const struct live *x = a, *y = b;
+    return (x->p > y->p) - (x->p < y->p);
+}
+
+static size_t random_size(void)
+{
+    uint64_t r = rng() % 1000;
+    if (r < 600)
+        return 1 + rng() % 256;
+    if (r < 850)
+        return 1 + rng() % HEAP_SMALL_MAX;
+    if (r < 980)
+        return HEAP_SMALL_MAX + 1 + rng() % (HEAP_MEDIUM_MAX - HEAP_SMALL_MAX);
+    return HEAP_MEDIUM_MAX + 1 + rng() % KiB(300);
+}
+
+static void check_no_overlap(struct live *slots, size_t n)
+{
+    static struct live sorted[4096];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (slots[i].p)
+            sorted[k++] = slots[i];
+    qsort(sorted, k, sizeof(sorted[0]), cmp_live);
+    for (size_t i = 1; i < k; i++)
+        cr_assert(sorted[i - 1].p + kmalloc_usable_size(sorted[i - 1].p) <= sorted[i].p,
+                  "blocks %p and %p overlap", (void *)sorted[i - 1].p, (void *)sorted[i].p);
+}
+
+Test(heap, random_sequence_against_model, .timeout = 300)
+{
+    enum { SLOTS = 3000, OPS = 200000 };
+    static struct live slots[SLOTS];
+    memset(slots, 0, sizeof(slots));
+    uint64_t frames0 = free_frames();
+    uint64_t next_id = 1, live = 0;
+    for (int op = 0; op < OPS; op++) {
+        struct live *s = &slots[rng() % SLOTS];
+        uint64_t kind = rng() % 10;
+        if (!s->p) {
+            size_t size = random_size();
+            size_t align = 16;
+            if (kind == 0) {
+                size_t n = 1 + rng() % 8;
+                size = n * ((size + 7) / 8);
+                s->p = kcalloc(n, size / n);
+                for (size_t i = 0; i < size; i++)
+                    cr_assert_eq((unsigned char)s->p[i], 0);
+            } else if (kind == 1) {
+                align = (size_t)1 << (rng() % 14);
+                s->p = kmalloc_aligned(size, align);
+            } else {
+                s->p = kmalloc(size);
+            }
+            cr_assert_not_null(s->p, "op %d size %zu", op, size);
+            cr_assert_eq((uintptr_t)s->p % MAX(MIN(align, PAGE_SIZE), 16), 0);
+            cr_assert_geq(kmalloc_usable_size(s->p), size);
+            s->size = size;
+            s->align = align;
+            s->id = next_id++;
+            fill(s->p, size, s->id);
+            live++;
+        } else if (kind < 3) {
+            size_t size = random_size();
+            cr_assert(verify(s->p, s->size, s->id), "op %d: block %p corrupted", op, (void *)s->p);
+            char *q = krealloc(s->p, size);
+            cr_assert_not_null(q);
+            cr_assert(verify(q, MIN(size, s->size), s->id), "op %d: realloc lost data", op);
+            s->p = q;
+            s->size = size;
+            s->id = next_id++;
+            fill(q, size, s->id);
+        } else {
+            cr_assert(verify(s->p, s->size, s->id), "op %d: block %p corrupted", op, (void *)s->p);
+            kfree(s->p);
+            s->p = NULL;
+            live--;
+        }
+        if (op % 2000 == 0) {
+            cr_assert(heap_check(), "op %d: %s", op, host_log);
+            check_no_overlap(slots, SLOTS);
+            struct heap_stats st;
+            heap_get_stats(&st);
+            cr_assert_eq(st.live_blocks, live);
+        }
+    }
+    cr_assert(heap_check(), "%s", host_log);
+    for (size_t i = 0; i < SLOTS; i++) {
+        if (slots[i].p) {
+            cr_assert(verify(slots[i].p, slots[i].size, slots[i].id));
+            kfree(slots[i].p);
+        }
+    }
+    cr_assert(heap_check(), "%s", host_log);
+    heap_trim();
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert_eq(st.bytes_in_use, 0);
+    cr_assert_eq(st.pages_held, 0);
+    cr_assert_eq(free_frames(), frames0);
+}
+
+/* ---- out of memory ------------------------------------------------------------------------ */
+
+Test(heap_oom, exhaustion_gives_null_and_recovers, .init = NULL, .fini = teardown)
+{
+    setup_memory(MiB(16));
+    uint64_t frames0 = free_frames();
+    static void *ptrs[200000];
+    size_t n = 0;
+    /* large blocks first, then medium, then small until nothing is left */
+    size_t sizes[] = {MiB(1), KiB(100), KiB(20), 3000, 1000, 64, 16};
+    for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
+        void *p;
+        while ((p = kmalloc(sizes[k])) != NULL) {
+            cr_assert_lt(n, ARRAY_SIZE(ptrs));
+            fill(p, sizes[k] < 4096 ? sizes[k] : 64, n);
+            ptrs[n++] = p;
+        }
+        cr_assert(heap_check());
+    }
+    cr_assert_null(kmalloc(16));
+    cr_assert_null(kmalloc_aligned(100, 4096));
+    cr_assert_null(kcalloc(10, 10));
+    void *first = ptrs[0];
+    cr_assert_null(krealloc(first, MiB(2)));
+    cr_assert(verify(first, 64, 0), "failed krealloc kept the block");
+    /* free every other block: the heap is usable again */
+    for (size_t i = 0; i < n; i += 2) {
+        kfree(ptrs[i]);
+        ptrs[i] = NULL;
+    }
+    cr_assert(heap_check());
+    void *again = kmalloc(100);
+    cr_assert_not_null(again);
+    kfree(again);
+    for (size_t i = 1; i < n; i += 2)
+        kfree(ptrs[i]);
+    cr_assert(heap_check());
+    heap_trim();
+    cr_assert_eq(free_frames(), frames0);
+    void *big = kmalloc(MiB(8));
+    cr_assert_not_null(big, "memory is whole again");
+    kfree(big);
+}
+
+Test(heap_oom, trim_on_exhaustion_releases_cached_slabs, .init = NULL, .fini = teardown)
+{
+    setup_memory(MiB(4));
+    /* one cached empty slab in many classes, then ask for everything */
+    for (size_t size = 16; size <= 1024; size += 64)
+        kfree(kmalloc(size));
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_gt(st.small_slabs, 10);
+    void *p;
+    size_t got = 0;
+    while ((p = kmalloc(KiB(60))) != NULL)
+        got++;
+    heap_get_stats(&st);
+    cr_assert_eq(st.small_slabs, 0, "exhaustion gave the cached slabs back");
+    cr_assert_gt(got, 0);
+}
+
+/* ---- misuse -----------------------------------------------------------------------------------
+ */
+
+Test(heap, double_free_small_panics)
+{
+    void *p = kmalloc(48);
+    kfree(p);
+    cr_assert(HOST_EXPECT_PANIC(kfree(p)));
+    cr_assert(strstr(host_panic_msg, "double free"), "%s", host_panic_msg);
+    cr_assert(strstr(host_panic_msg, addr(p)), "%s", host_panic_msg);
+}
+
+Test(heap, double_free_medium_panics)
+{
+    void *a = kmalloc(3000), *b = kmalloc(3000);
+    kfree(b); /* merges with the rest of the chunk */
+    cr_assert(HOST_EXPECT_PANIC(kfree(b)));
+    cr_assert(strstr(host_panic_msg, "double free"), "%s", host_panic_msg);
+    cr_assert(strstr(host_panic_msg, addr(b)), "%s", host_panic_msg);
+    void *c = kmalloc(5000);
+    (void)c;
+    kfree(a);
+    cr_assert(HOST_EXPECT_PANIC(kfree(a)));
+    cr_assert(strstr(host_panic_msg, "double free"), "%s", host_panic_msg);
+    cr_assert(strstr(host_panic_msg, addr(a)), "%s", host_panic_msg);
+}
+
+Test(heap, double_free_large_panics)
+{
+    void *p = kmalloc(KiB(200));
+    kfree(p);
+    cr_assert(HOST_EXPECT_PANIC(kfree(p)));
+    cr_assert(strstr(host_panic_msg, addr(p)), "%s", host_panic_msg);
+}
+
+Test(heap, foreign_pointers_panic)
+{
+    int local;
+    cr_assert(HOST_EXPECT_PANIC(kfree(&local)));
+    cr_assert(strstr(host_panic_msg, addr(&local)), "%s", host_panic_msg);
+    char *s = kmalloc(100);
+    cr_assert(HOST_EXPECT_PANIC(kfree(s + 16)));
+    cr_assert(strstr(host_panic_msg, addr(s + 16)), "%s", host_panic_msg);
+    cr_assert(HOST_EXPECT_PANIC(kfree(s + 1)));
+    char *m = kmalloc(8000);
+    cr_assert(HOST_EXPECT_PANIC(kfree(m + 64)));
+    cr_assert(strstr(host_panic_msg, addr(m + 64)), "%s", host_panic_msg);
+    char *l = kmalloc(KiB(100));
+    cr_assert(HOST_EXPECT_PANIC(kfree(l + 4096)));
+    cr_assert(strstr(host_panic_msg, addr(l + 4096)), "%s", host_panic_msg);
+    void *hhdm = PHYS2VIRT(MiB(100) + 0x1230);
+    cr_assert(HOST_EXPECT_PANIC(kfree(hhdm)));
+    cr_assert(strstr(host_panic_msg, addr(hhdm)), "%s", host_panic_msg);
+    cr_assert(HOST_EXPECT_PANIC(kmalloc_usable_size(hhdm)));
+    cr_assert(heap_check(), "nothing changed: %s", host_log);
+    kfree(s);
+    kfree(m);
+    kfree(l);
+}
+
+Test(heap, overwritten_segment_header_panics)
+{
+    char *a = kmalloc(2000), *b = kmalloc(2000);
+    memset(a, 'x', kmalloc_usable_size(a) + 8); /* overflow into b's header */
+    cr_assert(HOST_EXPECT_PANIC(kfree(b)));
+    cr_assert(strstr(host_panic_msg, addr(b)), "%s", host_panic_msg);
+    cr_assert(HOST_EXPECT_PANIC(kfree(a)));
+    cr_assert(strstr(host_panic_msg, "corrupted"), "%s", host_panic_msg);
+    cr_assert(strstr(host_panic_msg, addr(a)), "%s", host_panic_msg);
+    cr_assert(!heap_check());
+}
+
+Test(heap, overwritten_slab_header_panics)
+{
+    char *p = kmalloc(32);
+    char *hdr = (char *)PHYS2VIRT(ALIGN_DOWN(VIRT2PHYS(p), KiB(64)));
+    memset(hdr, 0, 8);
+    cr_assert(HOST_EXPECT_PANIC(kfree(p)));
+    cr_assert(strstr(host_panic_msg, addr(p)), "%s", host_panic_msg);
+}
+
+Test(heap, use_after_free_is_caught)
+{
+    if (!HEAP_POISON)
+        cr_skip_test("poison disabled");
+    char *p = kmalloc(200);
+    kfree(p);
+    p[100] = 1;
+    cr_assert(!heap_check());
+    cr_assert(HOST_EXPECT_PANIC(kmalloc(200)));
+    cr_assert(strstr(host_panic_msg, "use after free"), "%s", host_panic_msg);
+}
+
+Test(heap, freed_memory_is_poisoned)
+{
+    if (!HEAP_POISON)
+        cr_skip_test("poison disabled");
+    unsigned char *p = kmalloc(300), *m = kmalloc(5000);
+    kmalloc(5000); /* keeps m from merging away */
+    kfree(p);
+    kfree(m);
+    for (size_t i = 16; i < 300; i++) /* after the free-list link and free tag */
+        cr_assert_eq(p[i], 0x6b);
+    for (size_t i = 16; i < 5000; i++)
+        cr_assert_eq(m[i], 0x6b);
+}

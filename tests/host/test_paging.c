@@ -1,0 +1,498 @@
+/* Host tests of mm/paging (and the entry encoding in mm/pte.h) on a simulated
+ * physical memory: the page tables live in the host arena, frames come from
+ * the real frame allocator. Mapped physical addresses need not exist: only
+ * the tables are ever touched. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+#include "mm/frame.h"
+#include "mm/mm.h"
+#include "mm/paging.h"
+#include "mm/pte.h"
+#include "support.h"
+
+static struct addrspace as;
+
+static uint64_t free_frames(void)
+{
+    struct frame_stats fs;
+    frame_get_stats(&fs);
+    return fs.free_frames;
+}
+
+static void setup(void)
+{
+    host_arena_init(MiB(64));
+    struct mem_region map[] = {
+        {0, MiB(1), MEM_RESERVED},
+        {MiB(1), MiB(63), MEM_USABLE},
+    };
+    frame_init(map, 2);
+    host_cpu_1g_pages = true;
+    cr_assert_eq(paging_as_create(&as), 0);
+}
+
+static void teardown(void)
+{
+    host_arena_free();
+}
+
+TestSuite(paging, .init = setup, .fini = teardown);
+
+#define VA_LOW  0x0000400000000000ULL /* 64 TiB: 1 GiB aligned, lower half */
+#define VA_HIGH 0xffffc00000000000ULL /* upper half */
+#define PA      0x0000000123400000ULL /* 2 MiB aligned */
+#define PA_1G   0x0000000840000000ULL /* 1 GiB aligned */
+#define RW_NX   (PAGE_WRITABLE | PAGE_NX)
+
+static struct paging_mapping query(vaddr_t va)
+{
+    struct paging_mapping m = {0};
+    cr_assert(paging_query(&as, va, &m), "no mapping at %#llx", (unsigned long long)va);
+    return m;
+}
+
+/* ---- entry encoding -------------------------------------------------------------- */
+
+Test(paging, pte_encoding_round_trip)
+{
+    for (unsigned idx = 0; idx < 8; idx++) {
+        for (int level = PT_LEVEL_PT; level <= PT_LEVEL_PDPT; level++) {
+            paddr_t pa = PA_1G;
+            pte_t e = pte_make_leaf(pa, PTE_WRITABLE | PTE_NX, idx, level);
+            cr_assert(pte_present(e));
+            cr_assert(pte_is_leaf(e, level));
+            cr_assert_eq(pte_addr(e, level), pa);
+            cr_assert_eq(pte_cache_index(e, level), idx);
+            pte_t pat = level == PT_LEVEL_PT ? (1ULL << 7) : (1ULL << 12);
+            cr_assert_eq((e & pat) != 0, (idx & 4) != 0, "PAT bit position at level %d", level);
+            cr_assert_eq((e & (1ULL << 3)) != 0, (idx & 1) != 0);
+            cr_assert_eq((e & (1ULL << 4)) != 0, (idx & 2) != 0);
+            cr_assert_eq((e & PTE_PS) != 0, level != PT_LEVEL_PT || (idx & 4));
+        }
+    }
+    pte_t t = pte_make_table(0x5000, PTE_WRITABLE | PTE_NX | PTE_USER);
+    cr_assert_eq(t, 0x5000 | PTE_PRESENT | PTE_WRITABLE | PTE_USER, "tables never NX");
+    cr_assert(!pte_is_leaf(t, PT_LEVEL_PD));
+}
+
+Test(paging, pte_split_child_moves_pat_bit)
+{
+    pte_t big = pte_make_leaf(PA_1G, PTE_WRITABLE | PTE_NX | PTE_GLOBAL, CACHE_WC, PT_LEVEL_PDPT);
+    for (unsigned i = 0; i < PT_ENTRIES; i += 97) {
+        pte_t c = pte_split_child(big, PT_LEVEL_PDPT, i);
+        cr_assert(pte_is_leaf(c, PT_LEVEL_PD));
+        cr_assert_eq(pte_addr(c, PT_LEVEL_PD), PA_1G + i * MiB(2));
+        cr_assert_eq(pte_cache_index(c, PT_LEVEL_PD), CACHE_WC);
+        pte_t g = pte_split_child(c, PT_LEVEL_PD, i);
+        cr_assert_eq(pte_addr(g, PT_LEVEL_PT), PA_1G + i * MiB(2) + i * PAGE_SIZE);
+        cr_assert_eq(pte_cache_index(g, PT_LEVEL_PT), CACHE_WC);
+        cr_assert(g & PTE_PAT_4K, "WC keeps its PAT bit, now at bit 7");
+        cr_assert_eq(g & (PTE_WRITABLE | PTE_NX | PTE_GLOBAL), PTE_WRITABLE | PTE_NX | PTE_GLOBAL);
+    }
+}
+
+/* ---- map / translate / unmap ------------------------------------------------------ */
+
+static void map_translate_unmap(vaddr_t va, paddr_t pa, uint64_t size)
+{
+    uint64_t base_tables = paging_table_pages(), base_free = free_frames();
+    cr_assert_eq(paging_map_in(&as, pa, va, size, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_gt(paging_table_pages(), base_tables);
+    uint64_t offs[] = {0, 0x123, size / 2 + 8, size - 1};
+    for (size_t k = 0; k < ARRAY_SIZE(offs); k++)
+        cr_assert_eq(paging_translate_in(&as, va + offs[k]), pa + offs[k]);
+    cr_assert_eq(paging_translate_in(&as, va + size), PAGING_NO_MAPPING);
+    cr_assert_eq(paging_translate_in(&as, va - 1), PAGING_NO_MAPPING);
+    struct paging_mapping m = query(va);
+    cr_assert_eq(m.page_size, size);
+    cr_assert_eq(m.flags, PAGE_PRESENT | PAGE_WRITABLE | PAGE_NX);
+    cr_assert_eq(m.cache, CACHE_WB);
+
+    cr_assert_eq(paging_unmap_in(&as, va, size), 0);
+    cr_assert_eq(paging_translate_in(&as, va), PAGING_NO_MAPPING);
+    cr_assert_eq(paging_unmap_in(&as, va, size), -PAGING_ENOENT);
+    cr_assert_eq(paging_table_pages(), base_tables, "tables reclaimed");
+    cr_assert_eq(free_frames(), base_free);
+    cr_assert_eq(as.table_pages, 1);
+}
+
+Test(paging, map_4k) { map_translate_unmap(VA_LOW + 0x7000, PA + 0x3000, PAGE_SIZE_4K); }
+Test(paging, map_2m) { map_translate_unmap(VA_LOW + MiB(6), PA, PAGE_SIZE_2M); }
+Test(paging, map_1g) { map_translate_unmap(VA_HIGH + GiB(3), PA_1G, PAGE_SIZE_1G); }
+Test(paging, map_top_page) { map_translate_unmap(0xfffffffffffff000ULL, PA, PAGE_SIZE_4K); }
+
+Test(paging, one_gig_needs_cpu_support)
+{
+    host_cpu_1g_pages = false;
+    cr_assert_eq(paging_map_in(&as, PA_1G, VA_LOW, PAGE_SIZE_1G, 0, CACHE_WB, 0), -PAGING_ENOTSUP);
+    cr_assert_eq(as.table_pages, 1);
+    /* map_range with PAGING_LARGE falls back to 2 MiB pages. */
+    cr_assert_eq(paging_map_range(&as, PA_1G, VA_LOW, GiB(1), 0, CACHE_WB, PAGING_LARGE), 0);
+    cr_assert_eq(query(VA_LOW + MiB(100)).page_size, PAGE_SIZE_2M);
+}
+
+Test(paging, seed_wrappers_use_kernel_as)
+{
+    kernel_as = as;
+    cr_assert_eq(paging_map(PA, VA_HIGH, PAGE_WRITABLE), 0);
+    cr_assert_eq(paging_translate(VA_HIGH + 5), PA + 5);
+    cr_assert_eq(paging_map(PA, VA_HIGH, PAGE_WRITABLE), -PAGING_EEXIST);
+    host_log_clear();
+    paging_walk_print(VA_HIGH + 5);
+    cr_assert(host_log_contains("PML4"), "%s", host_log);
+    cr_assert(host_log_contains("PT  ["), "%s", host_log);
+    cr_assert(host_log_contains("4 KiB page"), "%s", host_log);
+    cr_assert_eq(paging_unmap(VA_HIGH + 5), 0, "unaligned address: its page");
+    cr_assert_eq(paging_translate(VA_HIGH), PAGING_NO_MAPPING);
+    host_log_clear();
+    paging_walk_print(VA_HIGH);
+    cr_assert(host_log_contains("not present: stops here"), "%s", host_log);
+}
+
+Test(paging, invalid_arguments)
+{
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW + 1, PAGE_SIZE_4K, 0, CACHE_WB, 0), -PAGING_EINVAL);
+    cr_assert_eq(paging_map_in(&as, PA + 1, VA_LOW, PAGE_SIZE_4K, 0, CACHE_WB, 0), -PAGING_EINVAL);
+    cr_assert_eq(paging_map_in(&as, PA + 0x1000, VA_LOW, PAGE_SIZE_2M, 0, CACHE_WB, 0),
+                 -PAGING_EINVAL);
+    cr_assert_eq(paging_map_in(&as, PA, 0x0000800000000000ULL, PAGE_SIZE_4K, 0, CACHE_WB, 0),
+                 -PAGING_EINVAL, "non-canonical");
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, 8192, 0, CACHE_WB, 0), -PAGING_EINVAL);
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_4K, 1ULL << 9, CACHE_WB, 0),
+                 -PAGING_EINVAL, "unknown flag");
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_4K, 0, (enum cache_mode)6, 0),
+                 -PAGING_EINVAL);
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_4K, PAGE_NOCACHE, CACHE_WC, 0),
+                 -PAGING_EINVAL, "legacy bits with an explicit cache mode");
+    cr_assert_eq(paging_map_in(&as, 1ULL << 46, VA_LOW, PAGE_SIZE_4K, 0, CACHE_WB, 0),
+                 -PAGING_EINVAL, "beyond MAXPHYADDR");
+    cr_assert_eq(paging_map_range(&as, PA, 0x00007ffffffff000ULL, 0x2000, 0, CACHE_WB, 0),
+                 -PAGING_EINVAL, "range crosses the canonical hole");
+    cr_assert_eq(paging_map_range(&as, PA, VA_LOW, 0, 0, CACHE_WB, 0), -PAGING_EINVAL);
+    cr_assert_eq(paging_unmap_range(&as, VA_LOW, 0x1800), -PAGING_EINVAL);
+    cr_assert_eq(as.table_pages, 1, "no table created by a refused call");
+    cr_assert_str_eq(paging_strerror(-PAGING_EEXIST), "EEXIST");
+    cr_assert_str_eq(paging_strerror(-PAGING_ENOMEM), "ENOMEM");
+    cr_assert_str_eq(paging_strerror(-99), "unknown");
+    cr_assert_str_eq(paging_cache_name(CACHE_WC), "WC");
+}
+
+/* ---- cache modes and flags ---------------------------------------------------------- */
+
+Test(paging, cache_mode_round_trip)
+{
+    uint64_t sizes[] = {PAGE_SIZE_4K, PAGE_SIZE_2M, PAGE_SIZE_1G};
+    for (size_t s = 0; s < ARRAY_SIZE(sizes); s++) {
+        for (int cm = CACHE_WB; cm <= CACHE_WC; cm++) {
+            vaddr_t va = VA_LOW + GiB(1) * (uint64_t)(s * 8 + (size_t)cm);
+            cr_assert_eq(paging_map_in(&as, PA_1G, va, sizes[s], PAGE_NX, (enum cache_mode)cm, 0),
+                         0);
+            struct paging_mapping m = query(va);
+            cr_assert_eq(m.cache, (enum cache_mode)cm, "size %llu", (unsigned long long)sizes[s]);
+            cr_assert_eq(m.page_size, sizes[s]);
+            cr_assert_eq(m.flags, PAGE_PRESENT | PAGE_NX, "read-only, not user");
+        }
+    }
+    /* The seed's spelling: PWT / PCD bits. */
+    struct { uint64_t flags; enum cache_mode cm; } legacy[] = {
+        {PAGE_WRITETHROUGH, CACHE_WT},
+        {PAGE_NOCACHE, CACHE_UCMINUS},
+        {PAGE_WRITETHROUGH | PAGE_NOCACHE, CACHE_UC},
+    };
+    for (size_t k = 0; k < ARRAY_SIZE(legacy); k++) {
+        vaddr_t va = VA_HIGH + k * PAGE_SIZE;
+        cr_assert_eq(paging_map_in(&as, PA, va, PAGE_SIZE_4K, legacy[k].flags, CACHE_WB, 0), 0);
+        cr_assert_eq(query(va).cache, legacy[k].cm);
+    }
+}
+
+Test(paging, flags_and_intermediates)
+{
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_4K, 0, CACHE_WB, 0), 0);
+    struct paging_mapping m = query(VA_LOW);
+    cr_assert_eq(m.flags, PAGE_PRESENT, "read-only, executable, supervisor");
+    /* The intermediates got no WRITABLE/USER for a read-only page. */
+    pte_t pml4e = ((pte_t *)PHYS2VIRT(as.pml4))[pt_index(VA_LOW, PT_LEVEL_PML4)];
+    cr_assert_eq(pml4e & (PTE_WRITABLE | PTE_USER | PTE_NX), 0);
+    /* A user, writable neighbour widens them; the first page stays read-only. */
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW + PAGE_SIZE, PAGE_SIZE_4K,
+                               PAGE_WRITABLE | PAGE_USER | PAGE_NX, CACHE_WB, 0), 0);
+    pml4e = ((pte_t *)PHYS2VIRT(as.pml4))[pt_index(VA_LOW, PT_LEVEL_PML4)];
+    cr_assert_eq(pml4e & (PTE_WRITABLE | PTE_USER | PTE_NX), PTE_WRITABLE | PTE_USER);
+    cr_assert_eq(query(VA_LOW).flags, PAGE_PRESENT);
+    cr_assert_eq(query(VA_LOW + PAGE_SIZE).flags,
+                 PAGE_PRESENT | PAGE_WRITABLE | PAGE_USER | PAGE_NX);
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW + 2 * PAGE_SIZE, PAGE_SIZE_4K, PAGE_GLOBAL,
+                               CACHE_WB, 0), 0);
+    cr_assert_eq(query(VA_LOW + 2 * PAGE_SIZE).flags, PAGE_PRESENT | PAGE_GLOBAL);
+}
+
+/* ---- splitting -------------------------------------------------------------------------- */
+
+Test(paging, unmap_4k_splits_2m)
+{
+    vaddr_t va = VA_LOW + MiB(8);
+    cr_assert_eq(paging_map_in(&as, PA, va, PAGE_SIZE_2M, RW_NX, CACHE_WC, 0), 0);
+    uint64_t tables = as.table_pages;
+    cr_assert_eq(paging_unmap_in(&as, va + 5 * PAGE_SIZE, PAGE_SIZE_4K), 0);
+    cr_assert_eq(as.table_pages, tables + 1, "one page table for the split");
+    for (unsigned i = 0; i < 512; i++) {
+        vaddr_t v = va + i * PAGE_SIZE + 0x10;
+        if (i == 5) {
+            cr_assert_eq(paging_translate_in(&as, v), PAGING_NO_MAPPING);
+            continue;
+        }
+        struct paging_mapping m = query(v);
+        cr_assert_eq(m.phys, PA + i * PAGE_SIZE + 0x10);
+        cr_assert_eq(m.page_size, PAGE_SIZE_4K);
+        cr_assert_eq(m.cache, CACHE_WC, "PAT bit moved to bit 7");
+        cr_assert_eq(m.flags, PAGE_PRESENT | RW_NX);
+    }
+    cr_assert_eq(paging_translate_in(&as, va + PAGE_SIZE_2M), PAGING_NO_MAPPING);
+}
+
+Test(paging, unmap_4k_splits_1g)
+{
+    vaddr_t va = VA_HIGH;
+    cr_assert_eq(paging_map_in(&as, PA_1G, va, PAGE_SIZE_1G, PAGE_WRITABLE, CACHE_WT, 0), 0);
+    vaddr_t hole = va + 3 * MiB(2) + 7 * PAGE_SIZE;
+    cr_assert_eq(paging_unmap_in(&as, hole, PAGE_SIZE_4K), 0);
+    for (unsigned i = 0; i < 512; i++) {
+        vaddr_t v = va + i * MiB(2) + MiB(1) + 0x42;
+        struct paging_mapping m = query(v);
+        cr_assert_eq(m.phys, PA_1G + (v - va));
+        cr_assert_eq(m.page_size, i == 3 ? PAGE_SIZE_4K : PAGE_SIZE_2M);
+        cr_assert_eq(m.cache, CACHE_WT);
+        cr_assert_eq(m.flags, PAGE_PRESENT | PAGE_WRITABLE);
+    }
+    for (unsigned i = 0; i < 512; i++) {
+        vaddr_t v = va + 3 * MiB(2) + i * PAGE_SIZE;
+        cr_assert_eq(paging_translate_in(&as, v), i == 7 ? PAGING_NO_MAPPING : PA_1G + (v - va));
+    }
+}
+
+Test(paging, map_4k_inside_large_needs_replace)
+{
+    vaddr_t va = VA_LOW;
+    cr_assert_eq(paging_map_in(&as, PA, va, PAGE_SIZE_2M, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_map_in(&as, 0x5000, va + 0x3000, PAGE_SIZE_4K, 0, CACHE_UC, 0),
+                 -PAGING_EEXIST);
+    cr_assert_eq(paging_map_in(&as, 0x5000, va + 0x3000, PAGE_SIZE_4K, 0, CACHE_UC,
+                               PAGING_REPLACE), 0);
+    cr_assert_eq(paging_translate_in(&as, va + 0x3000), 0x5000);
+    cr_assert_eq(query(va + 0x3000).cache, CACHE_UC);
+    cr_assert_eq(query(va + 0x3000).flags, PAGE_PRESENT);
+    cr_assert_eq(paging_translate_in(&as, va + 0x4000), PA + 0x4000);
+    cr_assert_eq(query(va + 0x4000).flags, PAGE_PRESENT | RW_NX);
+}
+
+Test(paging, protect_splits_and_changes_one_page)
+{
+    vaddr_t va = VA_LOW + GiB(2);
+    cr_assert_eq(paging_map_in(&as, PA_1G, va, PAGE_SIZE_1G, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_protect(&as, va + MiB(4) + PAGE_SIZE, PAGE_SIZE, 0, CACHE_WC), 0);
+    struct paging_mapping m = query(va + MiB(4) + PAGE_SIZE);
+    cr_assert_eq(m.flags, PAGE_PRESENT);
+    cr_assert_eq(m.cache, CACHE_WC);
+    cr_assert_eq(m.phys, PA_1G + MiB(4) + PAGE_SIZE);
+    cr_assert_eq(query(va + MiB(4)).flags, PAGE_PRESENT | RW_NX);
+    cr_assert_eq(query(va + MiB(4) + 2 * PAGE_SIZE).cache, CACHE_WB);
+    cr_assert_eq(query(va + MiB(100)).page_size, PAGE_SIZE_2M);
+    /* Protect a whole 2 MiB page: no split, it stays large. */
+    cr_assert_eq(paging_protect(&as, va + MiB(10), MiB(2), PAGE_NX, CACHE_WB), 0);
+    cr_assert_eq(query(va + MiB(11)).page_size, PAGE_SIZE_2M);
+    cr_assert_eq(query(va + MiB(11)).flags, PAGE_PRESENT | PAGE_NX);
+}
+
+/* ---- ranges ---------------------------------------------------------------------------- */
+
+Test(paging, map_range_picks_largest_pages)
+{
+    /* 4K head up to a 2M boundary, 2M pages up to 1G, one 1G, 2M tail, 4K tail. */
+    vaddr_t va = VA_LOW + GiB(1) - MiB(2) - 3 * PAGE_SIZE;
+    paddr_t pa = PA_1G - MiB(2) - 3 * PAGE_SIZE;
+    uint64_t len = 3 * PAGE_SIZE + MiB(2) + GiB(1) + MiB(4) + 2 * PAGE_SIZE;
+    cr_assert_eq(paging_map_range(&as, pa, va, len, RW_NX, CACHE_WB, PAGING_LARGE), 0);
+    cr_assert_eq(query(va).page_size, PAGE_SIZE_4K);
+    cr_assert_eq(query(va + 3 * PAGE_SIZE).page_size, PAGE_SIZE_2M);
+    cr_assert_eq(query(VA_LOW + GiB(1)).page_size, PAGE_SIZE_1G);
+    cr_assert_eq(query(VA_LOW + GiB(2) + MiB(3)).page_size, PAGE_SIZE_2M);
+    cr_assert_eq(query(VA_LOW + GiB(2) + MiB(4)).page_size, PAGE_SIZE_4K);
+    for (uint64_t off = 0; off < len; off += MiB(1) - 0x1234)
+        cr_assert_eq(paging_translate_in(&as, va + off), pa + off);
+    cr_assert_eq(paging_translate_in(&as, va + len - 1), pa + len - 1);
+    cr_assert_eq(paging_translate_in(&as, va + len), PAGING_NO_MAPPING);
+
+    /* Without PAGING_LARGE: only 4 KiB pages. */
+    cr_assert_eq(paging_map_range(&as, PA, VA_HIGH, MiB(2), 0, CACHE_WB, 0), 0);
+    cr_assert_eq(query(VA_HIGH + MiB(1)).page_size, PAGE_SIZE_4K);
+
+    /* Unmapping a range cut inside large pages at both ends splits them. */
+    uint64_t t0 = paging_table_pages();
+    cr_assert_eq(paging_unmap_range(&as, VA_LOW + GiB(1) + MiB(1), GiB(1)), 0);
+    cr_assert_eq(paging_translate_in(&as, VA_LOW + GiB(1) + MiB(1) - 1),
+                 PA_1G + MiB(1) - 1);
+    cr_assert_eq(paging_translate_in(&as, VA_LOW + GiB(1) + MiB(1)), PAGING_NO_MAPPING);
+    cr_assert_eq(paging_translate_in(&as, VA_LOW + GiB(2) + MiB(1) - 1), PAGING_NO_MAPPING);
+    cr_assert_eq(paging_translate_in(&as, VA_LOW + GiB(2) + MiB(1)), PA_1G + GiB(1) + MiB(1));
+    cr_assert_gt(paging_table_pages(), t0, "splits took tables");
+}
+
+Test(paging, reclamation_returns_to_baseline)
+{
+    uint64_t base_free = free_frames(), base_tables = paging_table_pages();
+    vaddr_t vas[] = {VA_LOW, VA_LOW + GiB(7) + MiB(2) * 5, VA_HIGH + 0x1000,
+                     0xffffffff80200000ULL, 0x1000, 0x00007fffffd00000ULL};
+    for (size_t k = 0; k < ARRAY_SIZE(vas); k++)
+        cr_assert_eq(paging_map_range(&as, PA, vas[k], MiB(3) - PAGE_SIZE * (k % 2), RW_NX,
+                                      CACHE_WB, PAGING_LARGE),
+                     0, "k=%zu", k);
+    cr_assert_eq(paging_map_in(&as, PA_1G, VA_HIGH + GiB(5), PAGE_SIZE_1G, 0, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_unmap_in(&as, VA_HIGH + GiB(5) + MiB(6), PAGE_SIZE_4K), 0);
+    cr_assert_gt(paging_table_pages(), base_tables + 10);
+    cr_assert_eq(paging_table_pages() - base_tables, base_free - free_frames());
+
+    /* Unmap everything: the lower half, then the upper half. */
+    cr_assert_eq(paging_unmap_range(&as, 0, 0x0000800000000000ULL), 0);
+    cr_assert_eq(paging_unmap_range(&as, 0xffff800000000000ULL, 0x0000800000000000ULL), 0);
+    cr_assert_eq(free_frames(), base_free);
+    cr_assert_eq(paging_table_pages(), base_tables);
+    cr_assert_eq(as.table_pages, 1);
+    const pte_t *pml4 = PHYS2VIRT(as.pml4);
+    for (unsigned i = 0; i < PT_ENTRIES; i++)
+        cr_assert_eq(pml4[i], 0);
+}
+
+Test(paging, destroy_frees_every_table)
+{
+    uint64_t base_free = free_frames() + 1; /* the PML4 goes too */
+    cr_assert_eq(paging_map_range(&as, PA, VA_LOW, MiB(5), RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_map_range(&as, PA, VA_HIGH, MiB(5), RW_NX, CACHE_WB, PAGING_LARGE), 0);
+    paging_as_destroy(&as);
+    cr_assert_eq(as.pml4, 0);
+    cr_assert_eq(free_frames(), base_free);
+    cr_assert_eq(paging_table_pages(), 0);
+}
+
+/* ---- EEXIST and REPLACE ------------------------------------------------------------------- */
+
+Test(paging, eexist_without_replace)
+{
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_4K, 0, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_map_in(&as, PA + PAGE_SIZE, VA_LOW, PAGE_SIZE_4K, 0, CACHE_WB, 0),
+                 -PAGING_EEXIST);
+    cr_assert_eq(paging_translate_in(&as, VA_LOW), PA, "unchanged");
+    cr_assert_eq(paging_map_in(&as, PA + PAGE_SIZE, VA_LOW, PAGE_SIZE_4K, 0, CACHE_WB,
+                               PAGING_REPLACE), 0);
+    cr_assert_eq(paging_translate_in(&as, VA_LOW), PA + PAGE_SIZE);
+
+    /* A 2 MiB page over a table holding a 4 KiB page. */
+    uint64_t tables = as.table_pages;
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_2M, 0, CACHE_WB, 0), -PAGING_EEXIST);
+    cr_assert_eq(paging_map_range(&as, PA, VA_LOW, MiB(2), 0, CACHE_WB, PAGING_LARGE),
+                 -PAGING_EEXIST);
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_2M, 0, CACHE_WB, PAGING_REPLACE), 0);
+    cr_assert_eq(as.table_pages, tables - 1, "the page table under it was freed");
+    cr_assert_eq(query(VA_LOW + 0x1000).page_size, PAGE_SIZE_2M);
+    cr_assert_eq(paging_translate_in(&as, VA_LOW + 0x1000), PA + 0x1000);
+
+    /* A failed range leaves nothing of itself behind. */
+    cr_assert_eq(paging_map_range(&as, PA, VA_LOW - MiB(1), MiB(2), 0, CACHE_WB, 0),
+                 -PAGING_EEXIST);
+    cr_assert_eq(paging_translate_in(&as, VA_LOW - MiB(1)), PAGING_NO_MAPPING);
+    cr_assert_eq(paging_translate_in(&as, VA_LOW - PAGE_SIZE), PAGING_NO_MAPPING);
+    cr_assert_eq(as.table_pages, tables - 1);
+}
+
+/* ---- out of memory ----------------------------------------------------------------------- */
+
+/* Takes every free frame but `keep`; returns the array to give back. */
+static paddr_t *exhaust(size_t *n, size_t keep)
+{
+    size_t cap = free_frames();
+    paddr_t *v = malloc(cap * sizeof(*v));
+    cr_assert(v);
+    *n = 0;
+    paddr_t f;
+    while ((f = frame_alloc()))
+        v[(*n)++] = f;
+    cr_assert_eq(free_frames(), 0);
+    for (size_t k = 0; k < keep; k++)
+        frame_free(v[--(*n)]);
+    return v;
+}
+
+static void give_back(paddr_t *v, size_t n)
+{
+    while (n)
+        frame_free(v[--n]);
+    free(v);
+}
+
+Test(paging, enomem_leaks_nothing)
+{
+    for (size_t keep = 0; keep < 3; keep++) {
+        size_t n;
+        paddr_t *v = exhaust(&n, keep);
+        uint64_t tables = paging_table_pages();
+        /* A fresh PML4 slot needs a PDPT, a PD and a PT: 3 frames. */
+        cr_assert_eq(paging_map_in(&as, PA, VA_HIGH, PAGE_SIZE_4K, 0, CACHE_WB, 0),
+                     -PAGING_ENOMEM, "keep=%zu", keep);
+        cr_assert_eq(free_frames(), keep, "tables created then given back (keep=%zu)", keep);
+        cr_assert_eq(paging_table_pages(), tables);
+        cr_assert_eq(paging_translate_in(&as, VA_HIGH), PAGING_NO_MAPPING);
+        const pte_t *pml4 = PHYS2VIRT(as.pml4);
+        cr_assert_eq(pml4[pt_index(VA_HIGH, PT_LEVEL_PML4)], 0);
+        give_back(v, n);
+    }
+    /* With 3 frames it works. */
+    size_t n;
+    paddr_t *v = exhaust(&n, 3);
+    cr_assert_eq(paging_map_in(&as, PA, VA_HIGH, PAGE_SIZE_4K, 0, CACHE_WB, 0), 0);
+    cr_assert_eq(free_frames(), 0);
+    /* A split needs a frame: unmapping part of a large page fails cleanly. */
+    cr_assert_eq(paging_map_in(&as, PA, VA_HIGH + MiB(2), PAGE_SIZE_2M, 0, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_unmap_in(&as, VA_HIGH + MiB(2), PAGE_SIZE_4K), -PAGING_ENOMEM);
+    cr_assert_eq(paging_translate_in(&as, VA_HIGH + MiB(2)), PA);
+    cr_assert_eq(paging_unmap_range(&as, VA_HIGH + MiB(3), MiB(2)), -PAGING_ENOMEM);
+    cr_assert_eq(paging_translate_in(&as, VA_HIGH + MiB(3)), PA + MiB(1), "nothing unmapped");
+    give_back(v, n);
+}
+
+Test(paging, enomem_in_range_rolls_back)
+{
+    size_t n;
+    paddr_t *v = exhaust(&n, 5);
+    /* 4 KiB pages across three page tables: PDPT + PD + 3 PTs = 5; ask for 4 PTs. */
+    uint64_t len = MiB(6) + PAGE_SIZE;
+    cr_assert_eq(paging_map_range(&as, PA, VA_LOW, len, 0, CACHE_WB, 0), -PAGING_ENOMEM);
+    cr_assert_eq(free_frames(), 5);
+    cr_assert_eq(as.table_pages, 1);
+    for (uint64_t off = 0; off < len; off += MiB(1))
+        cr_assert_eq(paging_translate_in(&as, VA_LOW + off), PAGING_NO_MAPPING);
+    cr_assert_eq(paging_map_range(&as, PA, VA_LOW, MiB(6), 0, CACHE_WB, 0), 0);
+    cr_assert_eq(free_frames(), 0);
+    give_back(v, n);
+}
+
+/* ---- TLB maintenance ---------------------------------------------------------------------- */
+
+Test(paging, invlpg_only_when_active)
+{
+    host_invlpg_count = 0;
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_4K, 0, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_unmap_in(&as, VA_LOW, PAGE_SIZE_4K), 0);
+    cr_assert_eq(host_invlpg_count, 0, "inactive address space: no invlpg");
+
+    paging_activate(&as);
+    cr_assert(paging_is_active(&as));
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_4K, 0, CACHE_WB, 0), 0);
+    cr_assert_eq(host_invlpg_count, 0, "a new entry needs no flush");
+    cr_assert_eq(paging_map_in(&as, PA + PAGE_SIZE, VA_LOW, PAGE_SIZE_4K, 0, CACHE_WB,
+                               PAGING_REPLACE), 0);
+    cr_assert_gt(host_invlpg_count, 0, "a changed entry is flushed");
+    unsigned long before = host_invlpg_count;
+    cr_assert_eq(paging_unmap_in(&as, VA_LOW, PAGE_SIZE_4K), 0);
+    cr_assert_gt(host_invlpg_count, before);
+}
