@@ -6,7 +6,7 @@
 # With LIMINE_DIR=<Limine binary release, host tool built> also build/slayeros-limine.iso.
 
 # ---- user-overridable -------------------------------------------------------
-CC        ?= gcc
+CC        := $(if $(filter default,$(origin CC)),gcc,$(CC))
 HOSTCC    ?= gcc
 LD        ?= ld
 CFLAGS    ?= -O2 -g
@@ -43,7 +43,7 @@ KERNEL_ONLY := $(wildcard kernel/main.c kernel/arch/x86_64/*.c kernel/dev/*.c \
     kernel/boot/limine_requests.c kernel/monitor/*.c kernel/test/*.c)
 HOST_SRC := $(filter-out $(KERNEL_ONLY),$(KERNEL_C))
 
-.PHONY: all kernel iso limine-iso run debug test host-test qemu-test clean compile_commands.json deps
+.PHONY: all kernel iso limine-iso run debug test host-test qemu-test clean compile_commands.json deps deps-check
 all: kernel iso $(if $(LIMINE_DIR),limine-iso)
 
 kernel: $(BUILD)/kernel.elf
@@ -87,10 +87,10 @@ $(BUILD)/host/tests: $(HOST_TEST_SRC) $(HOST_SRC) $(wildcard tests/host/*.h) $(s
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_FLAGS) $(HOST_TEST_SRC) $(HOST_SRC) -o $@ -lcriterion
 
-host-test: $(BUILD)/host/tests
+host-test: deps-check $(BUILD)/host/tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/host/tests --jobs 2
 
-qemu-test: $(BUILD)/kernel.elf
+qemu-test: deps-check $(BUILD)/kernel.elf
 	LIMINE_DIR="$(LIMINE_DIR)" tests/qemu/run.sh
 
 test: deps-check host-test qemu-test

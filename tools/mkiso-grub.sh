@@ -70,9 +70,9 @@ EOF
 # The list must hold on both platforms: all_video brings efi_gop (UEFI) and
 # vbe (BIOS) along as dependencies; GRUB's EFI image loads every part_*
 # module at start and complains on the console about any that is absent.
-modules="normal configfile multiboot2 serial terminal echo test all_video iso9660
-         part_acorn part_amiga part_apple part_bsd part_dfly part_dvh part_gpt
-         part_msdos part_plan part_sun part_sunpc"
+modules="normal configfile multiboot2 serial terminal echo test all_video iso9660"
+modules+=" part_acorn part_amiga part_apple part_bsd part_dfly part_dvh part_gpt"
+modules+=" part_msdos part_plan part_sun part_sunpc"
 
 # Reproducible output: xorriso takes every date from SOURCE_DATE_EPOCH, and the
 # GPT disk GUID from that date; the FAT image grub-mkrescue makes for UEFI gets
@@ -86,7 +86,7 @@ chmod +x "$work/bin/mformat"
 mkdir -p "$(dirname "$out")"
 log=$work/grub-mkrescue.log
 if ! PATH=$work/bin:$PATH grub-mkrescue --output="$out.tmp" \
-        --install-modules="$(echo $modules)" --locales= --fonts= --themes= \
+        --install-modules="$modules" --locales= --fonts= --themes= \
         "$root" -- -volid SLAYEROS \
         -volume_date all_file_dates "=$SOURCE_DATE_EPOCH" \
         -volume_date c "=$SOURCE_DATE_EPOCH" -volume_date m "=$SOURCE_DATE_EPOCH" \

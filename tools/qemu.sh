@@ -40,8 +40,8 @@ die() {
     exit 2
 }
 
-iso= firmware=bios accel=tcg mem=256M cpu=max smp=1 machine=q35
-interactive=0 gdb=0 serial_file= timeout= dry_run=0
+iso='' firmware=bios accel=tcg mem=256M cpu=max smp=1 machine=q35
+interactive=0 gdb=0 serial_file='' timeout='' dry_run=0
 extra=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -88,6 +88,7 @@ mem_bytes() {
     esac
 }
 
+# shellcheck disable=SC2054  # commas inside QEMU option values
 args=(qemu-system-x86_64 -machine "$machine" -accel "$accel" -cpu "$cpu"
       -smp "$smp" -m "$mem" -no-reboot
       -device isa-debug-exit,iobase=0xf4,iosize=0x04
@@ -98,6 +99,7 @@ if [[ $(mem_bytes "$mem") -gt $((20 << 30)) ]]; then
 fi
 
 tmpdir=
+# shellcheck disable=SC2317  # called by the trap
 cleanup() { [[ -z "$tmpdir" ]] || rm -rf "$tmpdir"; }
 trap cleanup EXIT
 if [[ $firmware == uefi ]]; then

@@ -43,7 +43,7 @@
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define BIT(i)      (1ULL << ((i) % 64))
-#define CTZ(x)      ((uint64_t)__builtin_ctzll(x))
+#define CTZ(x)      ((uint64_t)__builtin_ctzll(x) & 63) /* & 63: lets the compiler drop the sign extension */
 
 /* Region types of our own, beyond enum mem_type: never freeable. */
 #define REGION_FRAME0   (MEM_TYPE_COUNT + 0)
@@ -62,7 +62,7 @@ static struct {
     uint64_t *sum3;     /* n3 words + one non-zero sentinel, 1 bit per sum2 word */
     size_t n3;
     paddr_t fast_base;  /* largest usable region: frame_free checks it first */
-    uint64_t fast_len;
+    uint64_t fast_frames;
     uint64_t free_frames;
 
     size_t nbm, n1, n2;
@@ -153,15 +153,17 @@ static void __attribute__((noinline)) check_managed(paddr_t f, void *caller)
               (unsigned long long)r->end, caller);
 }
 
-static inline void free_one(paddr_t f, void *caller)
+/* The whole of frame_free with every check and message; the fast path in
+ * frame_free defers here for anything unusual. */
+static void __attribute__((noinline)) free_one(paddr_t f, void *caller)
 {
-    if (unlikely(f & (PAGE_SIZE - 1)))
+    if (f & (PAGE_SIZE - 1))
         panic("frame_free(0x%llx): unaligned address; caller %p", (unsigned long long)f, caller);
-    if (unlikely(f - fa.fast_base >= fa.fast_len))
+    if ((f - fa.fast_base) >> PAGE_SHIFT >= fa.fast_frames)
         check_managed(f, caller);
     uint64_t i = f >> PAGE_SHIFT, w = i / 64;
     uint64_t old = fa.bitmap[w];
-    if (unlikely(!(old & BIT(i))))
+    if (!(old & BIT(i)))
         panic("frame_free(0x%llx): double free (frame is already free); caller %p",
               (unsigned long long)f, caller);
     fa.bitmap[w] = old & ~BIT(i);
@@ -175,19 +177,24 @@ static inline void free_one(paddr_t f, void *caller)
 
 paddr_t frame_alloc(void)
 {
-    size_t i3 = 0;
-    while (!fa.sum3[i3]) /* the sentinel word ends the scan */
-        i3++;
-    if (unlikely(i3 == fa.n3))
-        return 0;
-    uint64_t i2 = i3 * 64 + CTZ(fa.sum3[i3]);
+    uint64_t top = fa.sum3[0], i2;
+    if (likely(top)) {
+        i2 = CTZ(top);
+    } else { /* more than 4 TiB of frames, or memory exhausted */
+        size_t i3 = 0;
+        while (!(top = fa.sum3[++i3])) /* the non-zero sentinel ends the scan */
+            ;
+        if (i3 == fa.n3)
+            return 0;
+        i2 = i3 * 64 + CTZ(top);
+    }
     uint64_t i1 = i2 * 64 + CTZ(fa.sum2[i2]);
     uint64_t w = i1 * 64 + CTZ(fa.sum1[i1]);
     uint64_t word = fa.bitmap[w];
     uint64_t i = w * 64 + CTZ(~word);
     word |= BIT(i);
     fa.bitmap[w] = word;
-    if (word == FULL)
+    if (unlikely(word == FULL))
         mark_full(w);
     fa.free_frames--;
     return i << PAGE_SHIFT;
@@ -203,7 +210,22 @@ paddr_t frame_alloc_zeroed(void)
 
 void frame_free(paddr_t frame)
 {
-    free_one(frame, __builtin_return_address(0));
+    /* Fast path: an allocated frame of the largest usable region. Rotating
+     * the offset right by 12 moves any unaligned low bits to the top, so one
+     * compare checks both alignment and range. */
+    uint64_t off = frame - fa.fast_base;
+    if (unlikely(((off >> PAGE_SHIFT) | (off << (64 - PAGE_SHIFT))) >= fa.fast_frames))
+        return free_one(frame, __builtin_return_address(0));
+    uint64_t i = frame >> PAGE_SHIFT, w = i / 64, old = fa.bitmap[w];
+    if (unlikely(!(old & BIT(i))))
+        return free_one(frame, __builtin_return_address(0)); /* panics: double free */
+    fa.bitmap[w] = old ^ BIT(i);
+    if (unlikely(old == FULL))
+        mark_has_free(w);
+    fa.free_frames++;
+#ifdef MM_POISON
+    memset(PHYS2VIRT(frame), FRAME_POISON, PAGE_SIZE);
+#endif
 }
 
 /* First free frame at or after f (fa.total_frames when none); skips full
@@ -352,16 +374,16 @@ void frame_init(const struct mem_region *map, size_t count)
     fa.sum3[fa.n3] = 1; /* sentinel: frame_alloc's scan stops here */
 
     fa.usable_frames = fa.reserved_frames = fa.reclaimable_frames = fa.reclaimed_frames = 0;
-    fa.fast_base = fa.fast_len = 0;
+    fa.fast_base = fa.fast_frames = 0;
     for (size_t k = 0; k < nregions; k++) {
         const struct region *r = &regions[k];
         uint64_t frames = (r->end - r->base) >> PAGE_SHIFT;
         if (r->type == MEM_USABLE) {
             set_range(r->base >> PAGE_SHIFT, r->end >> PAGE_SHIFT, false);
             fa.usable_frames += frames;
-            if (r->end - r->base > fa.fast_len) {
+            if (frames > fa.fast_frames) {
                 fa.fast_base = r->base;
-                fa.fast_len = r->end - r->base;
+                fa.fast_frames = frames;
             }
         } else if (r->type == MEM_BOOTLOADER_RECLAIMABLE) {
             fa.reclaimable_frames += frames;
@@ -390,10 +412,11 @@ uint64_t frame_reclaim_bootloader(void)
             continue;
         r->type = MEM_USABLE;
         set_range(r->base >> PAGE_SHIFT, r->end >> PAGE_SHIFT, false);
-        frames += (r->end - r->base) >> PAGE_SHIFT;
-        if (r->end - r->base > fa.fast_len) {
+        uint64_t n = (r->end - r->base) >> PAGE_SHIFT;
+        frames += n;
+        if (n > fa.fast_frames) {
             fa.fast_base = r->base;
-            fa.fast_len = r->end - r->base;
+            fa.fast_frames = n;
         }
     }
     fa.usable_frames += frames;

@@ -495,7 +495,9 @@ static void seg_tombstone(struct seg *h)
 
 static struct mchunk *mchunk_new(void)
 {
-    paddr_t phys = heap_frames(MCHUNK_FRAMES, PAGE_SIZE);
+    /* SLAB_SIZE-aligned, like every heap run, so that slab_of() aligning a
+     * pointer down always lands inside heap memory (mapped), never below it. */
+    paddr_t phys = heap_frames(MCHUNK_FRAMES, SLAB_SIZE);
     if (!phys)
         return NULL;
     struct mchunk *ch = PHYS2VIRT(phys);
@@ -669,12 +671,14 @@ static void medium_free(struct seg *h, void *ptr)
 
 static void *large_alloc(size_t size, size_t align)
 {
-    uint64_t off, pages, run_align = PAGE_SIZE, lead = 0;
+    /* Runs start SLAB_SIZE-aligned so that slab_of() on the pointer reads
+     * memory of this run (mapped), never whatever lies below it. */
+    uint64_t off, pages, run_align = SLAB_SIZE, lead = 0;
     if (align <= PAGE_SIZE) { /* header and pointer in the first frame */
         off = MAX(align, sizeof(struct large));
         pages = ALIGN_UP(off + size, PAGE_SIZE) / PAGE_SIZE;
     } else { /* pointer at base + align; only the frame before it is kept */
-        run_align = align;
+        run_align = MAX(align, SLAB_SIZE);
         lead = align / PAGE_SIZE - 1;
         off = PAGE_SIZE;
         pages = lead + 1 + ALIGN_UP(size, PAGE_SIZE) / PAGE_SIZE;

@@ -185,6 +185,43 @@ KTEST(cpu_fault_pf_runs_on_ist2)
               (unsigned long long)frame, (unsigned long long)here);
 }
 
+/* Recurses until the stack runs into the unmapped page below it. */
+static uint64_t overflow_floor;
+__attribute__((noinline)) static void overflow_stack(void *arg)
+{
+    volatile uint8_t pad[256];
+    pad[0] = 1;
+    if ((uint64_t)(uintptr_t)pad > overflow_floor)
+        overflow_stack(arg);
+    pad[255] = 2; /* work after the call: no tail call, every level keeps its frame */
+}
+
+KTEST(cpu_stack_guard_hit_is_caught)
+{
+    /* Find the guard: the first unmapped page below this stack (within 1 MiB). */
+    uint64_t rsp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
+    uint64_t page = ALIGN_DOWN(rsp, PAGE_SIZE), guard = 0;
+    for (uint64_t p = page - PAGE_SIZE; p + MiB(1) > page; p -= PAGE_SIZE) {
+        if (!backtrace_readable(p)) {
+            guard = p;
+            break;
+        }
+    }
+    if (!guard) {
+        kprintf("ktest: (this stack has no guard page within 1 MiB: nothing to test)\n");
+        return;
+    }
+    overflow_floor = guard - PAGE_SIZE; /* never reached: the guard faults first */
+    uint64_t cr2 = 0, err = 0, lo, hi;
+    KT_ASSERT(ktest_expect_fault(overflow_stack, NULL, EXC_PF, &cr2, &err), "got vector %lld",
+              (long long)ktest_last_fault()->vector);
+    KT_EXPECT(cr2 >= guard && cr2 < guard + PAGE_SIZE, "CR2=%#llx, guard page %#llx",
+              (unsigned long long)cr2, (unsigned long long)guard);
+    KT_EXPECT(!(err & PF_ERR_PRESENT) && (err & PF_ERR_WRITE), "error %#llx", (unsigned long long)err);
+    KT_ASSERT(gdt_ist_range(IST_PAGE_FAULT, &lo, &hi));
+    KT_EXPECT(ktest_last_fault()->frame >= lo && ktest_last_fault()->frame < hi, "not on IST2");
+}
+
 KTEST(cpu_fault_ud)
 {
     KT_EXPECT(ktest_expect_fault(do_ud2, NULL, EXC_UD, NULL, NULL));

@@ -41,8 +41,9 @@ grub-uefi-128M       grub    uefi      128M    max     1    q35
 grub-bios-4G         grub    bios      4G      max     1    q35
 grub-uefi-4G         grub    uefi      4G      max     1    q35
 grub-bios-qemu64-1G  grub    bios      1G      qemu64  1    q35
-limine-bios-256M     limine  bios      256M    max     1    q35
-limine-uefi-256M     limine  uefi      256M    max     1    q35
+limine-bios-128M     limine  bios      128M    max     1    q35
+limine-bios-4G       limine  bios      4G      max     1    q35
+limine-uefi-4G       limine  uefi      4G      max     1    q35
 "
 FULL_MATRIX="
 grub-bios-32M        grub    bios      32M     max     1    q35
@@ -50,7 +51,7 @@ grub-bios-pc-3G      grub    bios      3G      max     1    pc
 grub-bios-smp4-512M  grub    bios      512M    max     4    q35
 grub-bios-256G       grub    bios      256G    max     1    q35
 grub-uefi-qemu64-8G  grub    uefi      8G      qemu64  1    q35
-limine-uefi-4G       limine  uefi      4G      max     1    q35
+limine-uefi-128M     limine  uefi      128M    max     1    q35
 limine-bios-qemu64-64G limine bios     64G     qemu64  1    q35
 "
 
@@ -70,7 +71,9 @@ selected() {
     return 1
 }
 
-# Serial logs hold firmware escape sequences; show them as plain text.
+# Serial logs hold firmware escape sequences; show them as plain text, with a
+# final newline.
+# shellcheck disable=SC1003  # '$a\' is sed's "append newline if missing"
 plain() {
     sed -e 's/\x1b\[[0-9;=?]*[A-Za-z]//g' -e 's/\r//g' -e '$a\' "$@"
 }
