@@ -19,6 +19,7 @@ MEM       ?= 256M
 CMDLINE   ?=
 
 BUILD := build
+.DEFAULT_GOAL := all
 
 # ---- kernel -----------------------------------------------------------------
 KERNEL_CFLAGS := $(CFLAGS) -std=gnu11 -ffreestanding -fno-pic -fno-pie -mcmodel=kernel \
@@ -42,6 +43,10 @@ KERNEL_ONLY := $(wildcard kernel/main.c kernel/arch/x86_64/*.c kernel/dev/*.c \
     kernel/lib/string.c kernel/lib/panic.c kernel/lib/backtrace.c \
     kernel/boot/limine_requests.c kernel/monitor/*.c kernel/test/*.c)
 HOST_SRC := $(filter-out $(KERNEL_ONLY),$(KERNEL_C))
+
+# Feature rules live in mk/*.mk (font, screenshot, bench), one file each; they
+# may add objects to KERNEL_OBJ (e.g. the console font) before the link rule.
+include $(wildcard mk/*.mk)
 
 .PHONY: all kernel iso limine-iso run debug test host-test qemu-test clean compile_commands.json deps deps-check
 all: kernel iso $(if $(LIMINE_DIR),limine-iso)
@@ -90,8 +95,10 @@ $(BUILD)/host/tests: $(HOST_TEST_SRC) $(HOST_SRC) $(wildcard tests/host/*.h) $(s
 host-test: deps-check $(BUILD)/host/tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/host/tests --jobs 2
 
+# The boot matrix, then every other QEMU scenario (tests/qemu/test_*.sh).
 qemu-test: deps-check $(BUILD)/kernel.elf
 	LIMINE_DIR="$(LIMINE_DIR)" tests/qemu/run.sh
+	@for t in $(wildcard tests/qemu/test_*.sh); do echo "== $$t"; $$t || exit 1; done
 
 test: deps-check host-test qemu-test
 

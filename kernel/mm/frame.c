@@ -80,8 +80,9 @@ static inline uint64_t div_up(uint64_t a, uint64_t b)
     return (a + b - 1) / b;
 }
 
-/* Bitmap word w gained a free frame: set its bit at every level. */
-static inline void mark_has_free(uint64_t w)
+/* Bitmap word w gained a free frame: set its bit at every level. (Out of line
+ * so that the fast paths stay short; they reach it by a tail call.) */
+static void __attribute__((noinline)) mark_has_free(uint64_t w)
 {
     fa.sum1[w / 64] |= BIT(w);
     fa.sum2[w / 4096] |= BIT(w / 64);
@@ -89,7 +90,7 @@ static inline void mark_has_free(uint64_t w)
 }
 
 /* Bitmap word w became full: clear its bit, and upwards while words empty. */
-static inline void mark_full(uint64_t w)
+static void __attribute__((noinline)) mark_full(uint64_t w)
 {
     if ((fa.sum1[w / 64] &= ~BIT(w)) == 0)
         if ((fa.sum2[w / 4096] &= ~BIT(w / 64)) == 0)
@@ -194,9 +195,9 @@ paddr_t frame_alloc(void)
     uint64_t i = w * 64 + CTZ(~word);
     word |= BIT(i);
     fa.bitmap[w] = word;
-    if (unlikely(word == FULL))
-        mark_full(w);
     fa.free_frames--;
+    if (unlikely(word == FULL))
+        return mark_full(w), i << PAGE_SHIFT;
     return i << PAGE_SHIFT;
 }
 
@@ -220,12 +221,12 @@ void frame_free(paddr_t frame)
     if (unlikely(!(old & BIT(i))))
         return free_one(frame, __builtin_return_address(0)); /* panics: double free */
     fa.bitmap[w] = old ^ BIT(i);
-    if (unlikely(old == FULL))
-        mark_has_free(w);
     fa.free_frames++;
 #ifdef MM_POISON
     memset(PHYS2VIRT(frame), FRAME_POISON, PAGE_SIZE);
 #endif
+    if (unlikely(old == FULL))
+        mark_has_free(w);
 }
 
 /* First free frame at or after f (fa.total_frames when none); skips full
