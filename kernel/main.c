@@ -118,6 +118,7 @@ static NORETURN void mm_bringup(void)
      * trampoline maps 4 GiB; Limine maps at least every usable region. */
     hhdm_size = boot_ctx.protocol == BOOT_PROTO_MULTIBOOT2 ? GiB(4) : 0;
     frame_init(clean_map, n);
+    arch_pat_init(); /* before any WC mapping: GRUB leaves PAT index 5 = WT */
     paging_init();
     mapper_full_map();
     vaddr_t top = mapper_alloc_stack(KERNEL_STACK_PAGES);

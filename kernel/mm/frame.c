@@ -72,7 +72,7 @@ static struct {
     uint64_t meta_bytes;
 } fa;
 
-static struct region regions[BOOT_MEMMAP_MAX + 2];
+static struct region regions[BOOT_MEMMAP_MAX + 3]; /* + frame 0 + metadata splits */
 static size_t nregions;
 
 static inline uint64_t div_up(uint64_t a, uint64_t b)
@@ -443,11 +443,20 @@ void frame_get_stats(struct frame_stats *out)
     };
 }
 
+/* Bits set in x (by hand: without POPCNT the builtin would call libgcc). */
+static unsigned popcount64(uint64_t x)
+{
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    return (unsigned)((x * 0x0101010101010101ULL) >> 56);
+}
+
 bool frame_check(void)
 {
     uint64_t free = 0;
     for (uint64_t w = 0; w < fa.nbm; w++) {
-        free += (uint64_t)__builtin_popcountll(~fa.bitmap[w]);
+        free += popcount64(~fa.bitmap[w]);
         if (((fa.sum1[w / 64] & BIT(w)) != 0) != (fa.bitmap[w] != FULL))
             return false;
     }

@@ -496,3 +496,91 @@ Test(paging, invlpg_only_when_active)
     cr_assert_eq(paging_unmap_in(&as, VA_LOW, PAGE_SIZE_4K), 0);
     cr_assert_gt(host_invlpg_count, before);
 }
+
+/* ---- random operations against a model ------------------------------------------------- */
+
+/* The model: one record per 4 KiB page of a 4 GiB window. */
+#define WIN_PAGES (GiB(4) / PAGE_SIZE)
+struct model_page {
+    paddr_t phys; /* 0 = unmapped (phys 0 is never used below) */
+    uint64_t flags;
+    enum cache_mode cm;
+};
+
+static uint64_t rs = 0x2545F4914F6CDD1Dull;
+static uint64_t rnd(uint64_t n)
+{
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return rs % n;
+}
+
+static void model_check(const struct model_page *mp, uint64_t page)
+{
+    struct paging_mapping m;
+    vaddr_t va = VA_LOW + page * PAGE_SIZE;
+    bool present = paging_query(&as, va + 0x18, &m);
+    cr_assert_eq(present, mp[page].phys != 0, "page %llu", (unsigned long long)page);
+    if (!present)
+        return;
+    cr_assert_eq(m.phys, mp[page].phys + 0x18, "page %llu", (unsigned long long)page);
+    cr_assert_eq(m.flags, PAGE_PRESENT | mp[page].flags, "page %llu", (unsigned long long)page);
+    cr_assert_eq(m.cache, mp[page].cm, "page %llu", (unsigned long long)page);
+}
+
+Test(paging, random_operations_match_model)
+{
+    struct model_page *mp = calloc(WIN_PAGES, sizeof(*mp));
+    cr_assert(mp);
+    uint64_t base_tables = paging_table_pages(), base_free = free_frames();
+    static const uint64_t sizes[] = {PAGE_SIZE_4K, PAGE_SIZE_2M, PAGE_SIZE_1G};
+    static const uint64_t flag_set[] = {0, PAGE_WRITABLE, PAGE_NX, PAGE_WRITABLE | PAGE_NX,
+                                        PAGE_USER | PAGE_NX};
+    for (int op = 0; op < 3000; op++) {
+        unsigned kind = (unsigned)rnd(10);
+        uint64_t size = sizes[rnd(op % 7 == 0 ? 3 : 2)];
+        uint64_t page = ALIGN_DOWN(rnd(WIN_PAGES), size / PAGE_SIZE);
+        uint64_t n = size / PAGE_SIZE;
+        uint64_t flags = flag_set[rnd(ARRAY_SIZE(flag_set))];
+        enum cache_mode cm = (enum cache_mode)rnd(CACHE_WC + 1);
+        vaddr_t va = VA_LOW + page * PAGE_SIZE;
+        if (kind < 5) { /* map one page, sometimes replacing */
+            unsigned opts = rnd(2) ? PAGING_REPLACE : 0;
+            paddr_t pa = GiB(1) * (1 + rnd(64)) + page * PAGE_SIZE % GiB(1);
+            bool busy = false;
+            for (uint64_t i = 0; i < n && !busy; i++)
+                busy = mp[page + i].phys != 0;
+            int r = paging_map_in(&as, pa, va, size, flags, cm, opts);
+            cr_assert_eq(r, busy && !opts ? -PAGING_EEXIST : 0, "op %d", op);
+            if (r == 0)
+                for (uint64_t i = 0; i < n; i++)
+                    mp[page + i] = (struct model_page){pa + i * PAGE_SIZE, flags, cm};
+        } else if (kind < 8) { /* unmap a random range */
+            uint64_t len = 1 + rnd(kind == 7 ? 4096 : 8);
+            len = MIN(len, WIN_PAGES - page);
+            cr_assert_eq(paging_unmap_range(&as, va, len * PAGE_SIZE), 0, "op %d", op);
+            for (uint64_t i = 0; i < len; i++)
+                mp[page + i].phys = 0;
+        } else { /* protect a random range */
+            uint64_t len = MIN(1 + rnd(1024), WIN_PAGES - page);
+            cr_assert_eq(paging_protect(&as, va, len * PAGE_SIZE, flags, cm), 0, "op %d", op);
+            for (uint64_t i = 0; i < len; i++)
+                if (mp[page + i].phys) {
+                    mp[page + i].flags = flags;
+                    mp[page + i].cm = cm;
+                }
+        }
+        for (int k = 0; k < 64; k++)
+            model_check(mp, rnd(WIN_PAGES));
+        for (uint64_t i = 0; i < MIN(n, 64); i++)
+            model_check(mp, page + i);
+    }
+    for (uint64_t p = 0; p < WIN_PAGES; p += 7)
+        model_check(mp, p);
+    cr_assert_eq(paging_table_pages() - base_tables, base_free - free_frames());
+    cr_assert_eq(paging_unmap_range(&as, VA_LOW, GiB(4)), 0);
+    cr_assert_eq(paging_table_pages(), base_tables);
+    cr_assert_eq(free_frames(), base_free);
+    free(mp);
+}

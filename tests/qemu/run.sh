@@ -126,7 +126,8 @@ while read -r name loader firmware mem cpu smp machine; do
     secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 
     if [[ $status -eq 33 ]] && plain "$log" | grep -qE 'ktest: [0-9]+ passed, 0 failed'; then
-        echo "PASS $name (${secs}s)"
+        counts=$(plain "$log" | grep -oE 'ktest: [0-9]+ passed, 0 failed' | tail -n 1)
+        echo "PASS $name (${secs}s, ${counts#ktest: })"
         passed=$((passed + 1))
     else
         echo "FAIL $name (${secs}s, $(explain_status "$status")) (see $log)"
