@@ -1,0 +1,101 @@
+/* In-kernel checks that bad bootloader answers give the clear one-line error
+ * the boot would print, and that the running kernel's boot information is
+ * sane. (The host tests in tests/host/test_boot_*.c cover every case; these
+ * prove the same code behaves the same on the real CPU.) */
+#include "boot/boot_info.h"
+#include "boot/limine.h"
+#include "boot/multiboot2.h"
+#include "lib/string.h"
+#include "test/ktest.h"
+
+static struct boot_info scratch;
+
+/* A Multiboot2 information block: header, optional memory map, end tag. */
+static uint64_t mb2_block[64];
+
+static uint32_t build_mb2(bool with_mmap, uint32_t entry_size)
+{
+    uint32_t *w = (uint32_t *)mb2_block;
+    memset(mb2_block, 0, sizeof(mb2_block));
+    uint32_t off = 2; /* total_size, reserved */
+    if (with_mmap) {
+        w[off + 0] = MB2_TAG_MMAP;
+        w[off + 1] = 16 + 2 * 24;
+        w[off + 2] = entry_size;
+        w[off + 3] = 0;
+        uint64_t *e = (uint64_t *)&w[off + 4];
+        e[0] = 0x100000;            /* base */
+        e[1] = 0x1000000;           /* length: 16 MiB usable */
+        ((uint32_t *)&e[2])[0] = MB2_MEMORY_AVAILABLE;
+        e[3] = 0xfee00000;
+        e[4] = 0x1000;
+        ((uint32_t *)&e[5])[0] = MB2_MEMORY_RESERVED;
+        off += (16 + 2 * 24) / 4;
+    }
+    w[off + 0] = MB2_TAG_END;
+    w[off + 1] = 8;
+    off += 2;
+    w[0] = off * 4;
+    return off * 4;
+}
+
+KTEST(boot_mb2_good_block_parses)
+{
+    build_mb2(true, 24);
+    const char *err = boot_from_multiboot2(&scratch, MB2_BOOTLOADER_MAGIC, mb2_block, 0);
+    KT_ASSERT(err == NULL, "unexpected error: %s", err);
+    KT_EXPECT(scratch.memmap_count == 2, "%zu entries", scratch.memmap_count);
+    KT_EXPECT(scratch.memmap[0].type == MEM_USABLE && scratch.memmap[1].type == MEM_RESERVED);
+}
+
+KTEST(boot_mb2_malformed_blocks_give_one_line)
+{
+    build_mb2(false, 24);
+    const char *err = boot_from_multiboot2(&scratch, MB2_BOOTLOADER_MAGIC, mb2_block, 0);
+    KT_EXPECT(err && strcmp(err, "multiboot2: no memory map tag") == 0, "got: %s", err);
+
+    build_mb2(true, 8);
+    err = boot_from_multiboot2(&scratch, MB2_BOOTLOADER_MAGIC, mb2_block, 0);
+    KT_EXPECT(err && strstr(err, "entry_size 8 <"), "got: %s", err);
+
+    build_mb2(true, 24);
+    err = boot_from_multiboot2(&scratch, 0x2badb002, mb2_block, 0);
+    KT_EXPECT(err && strstr(err, "bad magic 0x2badb002"), "got: %s", err);
+
+    build_mb2(true, 24);
+    ((uint32_t *)mb2_block)[0] = 4096; /* total_size past the end tag's block */
+    ((uint32_t *)mb2_block)[2 + (16 + 2 * 24) / 4 + 1] = 4; /* end tag size 4 */
+    err = boot_from_multiboot2(&scratch, MB2_BOOTLOADER_MAGIC, mb2_block, 0);
+    KT_EXPECT(err && strstr(err, "size 4 < 8"), "got: %s", err);
+}
+
+KTEST(boot_limine_missing_answers_give_one_line)
+{
+    struct limine_answers a;
+    memset(&a, 0, sizeof(a));
+    a.requested_revision = 2;
+    const char *err = boot_from_limine(&scratch, &a);
+    KT_EXPECT(err != NULL && strstr(err, "limine:"), "got: %s", err);
+}
+
+KTEST(boot_validate_rejects_bad_hhdm_and_framebuffer)
+{
+    scratch = boot_ctx;
+    KT_ASSERT(boot_info_validate(&scratch) == NULL, "the running kernel's boot info is invalid");
+    scratch.hhdm_offset = boot_ctx.hhdm_offset + 0x10;
+    const char *err = boot_info_validate(&scratch);
+    KT_EXPECT(err && strstr(err, "not 4 KiB aligned"), "got: %s", err);
+    scratch = boot_ctx;
+    scratch.fb.present = true;
+    scratch.fb.phys = 0xfd000000;
+    scratch.fb.width = 0;
+    scratch.fb.height = 800;
+    scratch.fb.pitch = 5120;
+    scratch.fb.bpp = 32;
+    err = boot_info_validate(&scratch);
+    KT_EXPECT(err && strstr(err, "framebuffer size 0x800"), "got: %s", err);
+    scratch = boot_ctx;
+    scratch.memmap_count = 0;
+    err = boot_info_validate(&scratch);
+    KT_EXPECT(err != NULL, "an empty memory map was accepted");
+}
