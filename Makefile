@@ -25,7 +25,7 @@ BUILD := build
 KERNEL_CFLAGS := $(CFLAGS) -std=gnu11 -ffreestanding -fno-pic -fno-pie -mcmodel=kernel \
     -mno-red-zone -mno-sse -mno-sse2 -mno-mmx -mno-80387 -fno-omit-frame-pointer \
     -mno-omit-leaf-frame-pointer -fno-stack-protector -fno-builtin -fno-strict-aliasing \
-    -Wall -Wextra -Werror -Ikernel -MMD -MP
+    -Wall -Wextra -Werror -Wno-format-zero-length -Ikernel -MMD -MP
 KERNEL_ASFLAGS := -Ikernel -MMD -MP
 KERNEL_LDFLAGS := -nostdlib -static -z max-page-size=0x1000 -z noexecstack \
     -T kernel/arch/x86_64/linker.ld

@@ -78,11 +78,12 @@ bool ktest_expect_fault(void (*fn)(void *), void *arg, int vector, uint64_t *cr2
     return last_fault.vector == (uint64_t)vector;
 }
 
-void ktest_fail_at(const char *file, int line, const char *fmt, ...)
+void ktest_fail_at(const char *file, int line, const char *cond, const char *fmt, ...)
 {
     va_list ap;
     current_failed = true;
-    kprintf("ktest: [FAIL] %s: %s:%d: ", current ? current->name : "(no test)", file, line);
+    kprintf("ktest: [FAIL] %s: %s:%d: '%s' ", current ? current->name : "(no test)", file, line,
+            cond);
     va_start(ap, fmt);
     kvprintf(fmt, ap);
     va_end(ap);

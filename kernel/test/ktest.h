@@ -15,13 +15,16 @@ struct ktest {
         __attribute__((used, section(".ktests"), aligned(8))) = {#tname, ktest_fn_##tname}; \
     static void ktest_fn_##tname(void)
 
-/* Marks the running test failed with a message (the test goes on). */
-void ktest_fail_at(const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Marks the running test failed, printing the failed condition's text and a
+ * message (the test goes on). */
+void ktest_fail_at(const char *file, int line, const char *cond, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* KT_ASSERT(cond[, fmt, ...]) ends the test when cond is false; KT_EXPECT
+ * records the failure and goes on. The condition may contain any text. */
 #define KT_ASSERT(cond, ...)                                                    \
-    do { if (!(cond)) { ktest_fail_at(__FILE__, __LINE__, "'" #cond "' " __VA_ARGS__); return; } } while (0)
+    do { if (!(cond)) { ktest_fail_at(__FILE__, __LINE__, #cond, "" __VA_ARGS__); return; } } while (0)
 #define KT_EXPECT(cond, ...)                                                    \
-    do { if (!(cond)) ktest_fail_at(__FILE__, __LINE__, "'" #cond "' " __VA_ARGS__); } while (0)
+    do { if (!(cond)) ktest_fail_at(__FILE__, __LINE__, #cond, "" __VA_ARGS__); } while (0)
 
 /* Runs fn(arg) and reports whether it raised CPU exception `vector`
  * (e.g. 14 for a page fault). The fault is caught, the handler does not
