@@ -100,9 +100,6 @@ static void log_boot_info(void)
         klog("boot", "ACPI RSDP: copied from the boot information");
 }
 
-/* The memory map as the allocators see it: sorted, clipped, page aligned. */
-static struct mem_region clean_map[BOOT_MEMMAP_MAX];
-
 #define KERNEL_STACK_PAGES 16
 
 static NORETURN void kernel_main_on_own_stack(void *unused);
@@ -110,14 +107,14 @@ static NORETURN void kernel_main_on_own_stack(void *unused);
 /* Steps 3-5: frames, our own page tables, then a guarded stack of our own. */
 static NORETURN void mm_bringup(void)
 {
-    size_t n = memmap_sanitize(boot_ctx.memmap, boot_ctx.memmap_count, clean_map,
-                               ARRAY_SIZE(clean_map), arch_phys_addr_bits());
-    memmap_print(clean_map, n);
+    mm_memmap_count = memmap_sanitize(boot_ctx.memmap, boot_ctx.memmap_count, mm_memmap,
+                                      ARRAY_SIZE(mm_memmap), arch_phys_addr_bits());
+    memmap_print(mm_memmap, mm_memmap_count);
     hhdm_offset = boot_ctx.hhdm_offset;
     /* What the bootloader's HHDM surely covers until mapper_full_map: the
      * trampoline maps 4 GiB; Limine maps at least every usable region. */
     hhdm_size = boot_ctx.protocol == BOOT_PROTO_MULTIBOOT2 ? GiB(4) : 0;
-    frame_init(clean_map, n);
+    frame_init(mm_memmap, mm_memmap_count);
     arch_pat_init(); /* before any WC mapping: GRUB leaves PAT index 5 = WT */
     paging_init();
     mapper_full_map();

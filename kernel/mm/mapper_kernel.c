@@ -7,18 +7,13 @@
 #include "boot/boot_info.h"
 #include "lib/printf.h"
 #include "mm/mapper.h"
-#include "mm/memmap.h"
 #include "mm/mm.h"
 
 extern char __kernel_start[], __text_start[], __text_end[], __rodata_start[], __rodata_end[],
     __data_start[], __data_end[];
 
-static struct mem_region clean_map[BOOT_MEMMAP_MAX];
-
 void mapper_full_map(void)
 {
-    size_t n = memmap_sanitize(boot_ctx.memmap, boot_ctx.memmap_count, clean_map,
-                               ARRAY_SIZE(clean_map), arch_phys_addr_bits());
     struct mapper_layout l = {
         .kernel_phys = boot_ctx.kernel_phys_base,
         .kernel_virt = (vaddr_t)__kernel_start,
@@ -28,8 +23,8 @@ void mapper_full_map(void)
         .rodata_end = (vaddr_t)__rodata_end,
         .data_start = (vaddr_t)__data_start,
         .data_end = (vaddr_t)__data_end,
-        .map = clean_map,
-        .map_count = n,
+        .map = mm_memmap,
+        .map_count = mm_memmap_count,
         .hhdm_offset = hhdm_offset,
     };
     if (boot_ctx.fb.present) {

@@ -1,14 +1,21 @@
 /* Common memory-management definitions: the HHDM and address conversion. */
 #pragma once
 
-#include "lib/types.h"
+#include "boot/boot_info.h"
 #include "lib/panic.h"
+#include "lib/types.h"
 
 /* Offset of the higher-half direct map: virtual = physical + hhdm_offset.
  * Set once from boot_ctx before any mm code runs (on the host: to an arena). */
 extern uint64_t hhdm_offset;
 /* Size of the physical range the HHDM covers (bytes from physical 0). */
 extern uint64_t hhdm_size;
+
+/* The sanitized memory map of this boot (mm/memmap.c's output for
+ * boot_ctx.memmap), made once by main before frame_init and read by the
+ * mapper and the monitor. */
+extern struct mem_region mm_memmap[BOOT_MEMMAP_MAX];
+extern size_t mm_memmap_count;
 
 /* Physical address -> pointer through the HHDM. */
 #define PHYS2VIRT(addr) ((void *)((uintptr_t)(addr) + hhdm_offset))
