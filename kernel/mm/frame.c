@@ -135,7 +135,7 @@ static const char *region_type_name(uint32_t type)
         return "frame 0";
     if (type == REGION_METADATA)
         return "frame-allocator metadata";
-    return memmap_type_name(type);
+    return mem_type_name(type);
 }
 
 /* frame_free's slow check, for addresses outside the largest usable region. */

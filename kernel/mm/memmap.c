@@ -28,22 +28,6 @@ static const uint8_t type_of_rank[MEM_TYPE_COUNT] = {
     MEM_FRAMEBUFFER, MEM_ACPI_NVS, MEM_RESERVED, MEM_BAD,
 };
 
-static const char *const type_names[MEM_TYPE_COUNT] = {
-    [MEM_USABLE] = "usable",
-    [MEM_RESERVED] = "reserved",
-    [MEM_ACPI_RECLAIMABLE] = "ACPI reclaimable",
-    [MEM_ACPI_NVS] = "ACPI NVS",
-    [MEM_BAD] = "bad",
-    [MEM_BOOTLOADER_RECLAIMABLE] = "bootloader reclaimable",
-    [MEM_KERNEL] = "kernel/modules",
-    [MEM_FRAMEBUFFER] = "framebuffer",
-};
-
-const char *memmap_type_name(uint32_t type)
-{
-    return type < MEM_TYPE_COUNT ? type_names[type] : "unknown";
-}
-
 #define WARN_ENTRY(r, why, ...)                                                    \
     kwarn("mm", "memmap: " why " entry base=%#llx len=%#llx: " __VA_ARGS__)
 
@@ -165,6 +149,6 @@ void memmap_print(const struct mem_region *m, size_t n)
         char sz[24];
         size_str(sz, sizeof(sz), m[i].length);
         klog("mm", "  0x%016llx 0x%016llx %10s  %s", (unsigned long long)m[i].base,
-             (unsigned long long)(m[i].base + m[i].length), sz, memmap_type_name(m[i].type));
+             (unsigned long long)(m[i].base + m[i].length), sz, mem_type_name(m[i].type));
     }
 }

@@ -26,6 +26,3 @@ size_t memmap_sanitize(const struct mem_region *in, size_t n, struct mem_region 
 /* Prints m[0..n) as a table (base, end, size, type) through kprintf. */
 void memmap_print(const struct mem_region *m, size_t n);
 
-/* A short name for a memory type ("usable", "ACPI NVS", ...; "unknown" when out
- * of range). Never NULL. */
-const char *memmap_type_name(uint32_t type);
