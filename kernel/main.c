@@ -4,9 +4,11 @@
 #include "arch/x86_64/gdt.h"
 #include "arch/x86_64/idt.h"
 #include "arch/x86_64/mmu_ops.h"
+#include "arch/x86_64/pic.h"
 #include "boot/boot_info.h"
 #include "boot/limine.h"
 #include "boot/multiboot2.h"
+#include "dev/console.h"
 #include "dev/qemu_exit.h"
 #include "dev/serial.h"
 #include "lib/cmdline.h"
@@ -19,9 +21,10 @@
 #include "mm/memmap.h"
 #include "mm/mm.h"
 #include "mm/paging.h"
+#include "monitor/monitor.h"
 #include "test/ktest.h"
+#include "version.h"
 
-#define SLAYEROS_VERSION "0.1.0"
 
 /* Set by entry.S: which protocol entered, and (Multiboot2) the info block. */
 enum { ENTRY_LIMINE = 1, ENTRY_MULTIBOOT2 = 2 };
@@ -148,6 +151,7 @@ void kernel_main(uint32_t protocol, uint64_t info, uint32_t magic)
 
     gdt_init();
     idt_init();
+    pic_init(); /* every IRQ masked; only the monitor turns interrupts on */
     collect_boot_info(protocol, info, magic);
     if (!symbols_init(&boot_ctx.symbols))
         kwarn("boot", "no kernel symbols: backtraces will show addresses only");
@@ -165,6 +169,7 @@ static NORETURN void kernel_main_on_own_stack(void *unused)
     uint64_t reclaimed = frame_reclaim_bootloader();
     klog("mm", "reclaimed %lluKiB of bootloader memory", (unsigned long long)reclaimed / 1024);
     heap_init();
+    console_init(); /* every later log line goes to the screen too */
     log_mem_summary();
 
     char filter[64];
@@ -179,7 +184,5 @@ static NORETURN void kernel_main_on_own_stack(void *unused)
         int failed = ktest_run_all(filter);
         qemu_exit(failed ? QEMU_EXIT_FAILURE : QEMU_EXIT_SUCCESS);
     }
-    klog("kernel", "nothing more to do; halting (the monitor arrives with issue 4)");
-    for (;;)
-        cpu_halt_forever();
+    monitor_run();
 }

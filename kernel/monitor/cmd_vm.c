@@ -1,0 +1,139 @@
+/* Monitor commands about virtual memory: walk and vmmap. vmmap reads the
+ * kernel's page tables directly (through the HHDM) and coalesces leaves that
+ * continue each other into ranges. */
+#include "lib/printf.h"
+#include "mm/mapper.h"
+#include "mm/mm.h"
+#include "mm/paging.h"
+#include "mm/pte.h"
+#include "monitor/commands.h"
+#include "monitor/parse.h"
+
+extern char __text_start[], __text_end[], __rodata_start[], __rodata_end[];
+extern char __data_start[], __data_end[];
+
+void cmd_walk(int argc, char **argv)
+{
+    (void)argc;
+    uint64_t va;
+    if (!parse_u64(argv[1], &va)) {
+        monitor_error("walk", "'%s' is not an address", argv[1]);
+        return;
+    }
+    paging_walk_print(va);
+}
+
+/* A run of mapped pages with the same effective attributes. */
+struct vm_range {
+    vaddr_t start, end; /* end exclusive; start == end: none yet */
+    paddr_t phys;
+    uint64_t flags;     /* effective PAGE_WRITABLE | PAGE_USER | PAGE_NX | PAGE_GLOBAL */
+    unsigned cache;
+    uint64_t pages[3];  /* leaves by size: 4K, 2M, 1G */
+};
+
+struct vm_walk {
+    struct vm_range cur;
+    uint64_t ranges, mapped;
+};
+
+static const char *region_name(vaddr_t va)
+{
+    if (va >= (vaddr_t)__text_start && va < (vaddr_t)__text_end)
+        return "kernel text";
+    if (va >= (vaddr_t)__rodata_start && va < (vaddr_t)__rodata_end)
+        return "kernel rodata";
+    if (va >= (vaddr_t)__data_start && va < (vaddr_t)__data_end)
+        return "kernel data+bss";
+    if (va >= MAPPER_STACK_BASE && va < MAPPER_STACK_END)
+        return "kernel stacks";
+    if (va >= MAPPER_FB_BASE && va < MAPPER_STACK_BASE)
+        return "framebuffer";
+    if (va >= hhdm_offset && va - hhdm_offset < hhdm_size)
+        return "direct map (HHDM)";
+    return "";
+}
+
+static void range_print(struct vm_walk *w)
+{
+    struct vm_range *r = &w->cur;
+    if (r->start == r->end)
+        return;
+    char size[24], pages[48];
+    monitor_size_str(size, sizeof(size), r->end - r->start);
+    int n = 0;
+    static const char *const pnames[3] = {"4K", "2M", "1G"};
+    pages[0] = '\0';
+    for (int i = 2; i >= 0; i--)
+        if (r->pages[i] && n < (int)sizeof(pages))
+            n += ksnprintf(pages + n, sizeof(pages) - (size_t)n, "%s%llux%s", n ? "+" : "",
+                           (unsigned long long)r->pages[i], pnames[i]);
+    kprintf("  %016llx-%016llx %10s -> 0x%010llx %s%s%s%s %-3s %-14s %s\n",
+            (unsigned long long)r->start, (unsigned long long)r->end, size,
+            (unsigned long long)r->phys, (r->flags & PAGE_WRITABLE) ? "w" : "r",
+            (r->flags & PAGE_NX) ? "-" : "x", (r->flags & PAGE_USER) ? "u" : "s",
+            (r->flags & PAGE_GLOBAL) ? "g" : "-",
+            paging_cache_name((enum cache_mode)r->cache), pages, region_name(r->start));
+    w->ranges++;
+}
+
+static void leaf(struct vm_walk *w, vaddr_t va, paddr_t pa, uint64_t size, uint64_t flags,
+                 unsigned cache, int level)
+{
+    struct vm_range *r = &w->cur;
+    bool continues = r->start != r->end && r->end == va && r->flags == flags &&
+                     r->cache == cache && r->phys + (r->end - r->start) == pa &&
+                     region_name(r->start) == region_name(va);
+    if (!continues) {
+        range_print(w);
+        *r = (struct vm_range){.start = va, .end = va, .phys = pa, .flags = flags, .cache = cache};
+    }
+    r->end = va + size;
+    r->pages[level - 1]++;
+    w->mapped += size;
+}
+
+static vaddr_t canonical(uint64_t va)
+{
+    return (va & (1ULL << 47)) ? (va | 0xffff000000000000ULL) : va;
+}
+
+/* Visits every present entry of the table at `table` (level `level`) that maps
+ * addresses from `base` on; `inherited` carries WRITABLE/USER (all levels must
+ * grant) and NX (any level may set). */
+static void walk_table(struct vm_walk *w, paddr_t table, int level, uint64_t base,
+                       uint64_t inherited)
+{
+    const pte_t *t = (const pte_t *)PHYS2VIRT(table);
+    for (unsigned i = 0; i < PT_ENTRIES; i++) {
+        pte_t e = t[i];
+        if (!pte_present(e))
+            continue;
+        uint64_t va = base + (uint64_t)i * pt_level_size(level);
+        uint64_t eff = (inherited & e & (PAGE_WRITABLE | PAGE_USER)) | ((inherited | e) & PAGE_NX);
+        if (pte_is_leaf(e, level)) {
+            eff |= e & PAGE_GLOBAL;
+            leaf(w, canonical(va), pte_addr(e, level), pt_level_size(level), eff,
+                 pte_cache_index(e, level), level);
+        } else {
+            walk_table(w, pte_addr(e, level), level - 1, va, eff);
+        }
+    }
+}
+
+void cmd_vmmap(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    static struct vm_walk w;
+    w = (struct vm_walk){0};
+    kprintf("kernel address space (PML4 at %#llx); flags r/w, x/-, s/u, g/-:\n",
+            (unsigned long long)kernel_as.pml4);
+    kprintf("  %-33s %10s    %-11s %-4s %-3s %-14s %s\n", "virtual range", "size", "phys", "flgs",
+            "mem", "pages", "what");
+    walk_table(&w, kernel_as.pml4, PT_LEVEL_PML4, 0, PAGE_WRITABLE | PAGE_USER);
+    range_print(&w);
+    char total[24];
+    kprintf("  %llu ranges, %s mapped\n", (unsigned long long)w.ranges,
+            monitor_size_str(total, sizeof(total), w.mapped));
+}

@@ -1,0 +1,41 @@
+/* The monitor's commands (private to kernel/monitor/). Each gets argv[0] =
+ * its name and argc within the limits of its table entry in monitor.c. */
+#pragma once
+
+#include "lib/types.h"
+
+struct monitor_cmd {
+    const char *name;
+    const char *args; /* usage after the name, "" when none */
+    const char *help; /* one line */
+    int min_args, max_args; /* not counting the name */
+    void (*fn)(int argc, char **argv);
+};
+
+/* The command table (monitor.c), terminated by a NULL name. */
+extern const struct monitor_cmd monitor_cmds[];
+
+/* Prints "<cmd>: <message>" as the one-line error for bad arguments. */
+void monitor_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Formats bytes as "12.5 MiB" / "4 KiB" / "100 B" into buf (at least 24 bytes). */
+const char *monitor_size_str(char *buf, size_t size, uint64_t bytes);
+
+/* The commands: each implements the table entry of its name (see its help
+ * text there); it prints its answer, or one error line, and never panics. */
+/* cmd_mem.c */
+void cmd_mem(int argc, char **argv);
+void cmd_memmap(int argc, char **argv);
+void cmd_frames(int argc, char **argv);
+void cmd_heap(int argc, char **argv);
+void cmd_alloc(int argc, char **argv);
+void cmd_free(int argc, char **argv);
+/* cmd_vm.c */
+void cmd_walk(int argc, char **argv);
+void cmd_vmmap(int argc, char **argv);
+/* cmd_sys.c */
+void cmd_version(int argc, char **argv);
+void cmd_ktest(int argc, char **argv);
+void cmd_bench(int argc, char **argv);
+void cmd_panic(int argc, char **argv);
+void cmd_reboot(int argc, char **argv);
+void cmd_poweroff(int argc, char **argv);

@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# tests/qemu/test_monitor.sh — drives the kernel monitor through COM1.
+#
+# Boots build/kernel.elf from a GRUB ISO (command line `monitor`, so no
+# self-tests run) headless under TCG, with COM1 on a Unix socket, and types
+# scripted commands into it, checking the answers:
+#   - `mem` reports the same usable memory as the boot log's `mem:` line
+#   - `alloc 100` then `free <addr>` brings `heap`'s in-use bytes back
+#   - `walk` of the kernel text start shows a present, read-only, executable leaf
+#   - an unknown command, bad arguments and `free 0x1234` get one error line
+#   - an over-long line and binary bytes do not crash it (the prompt returns)
+#   - the other commands answer without a panic
+#   - `poweroff` ends QEMU with status 0
+# Fails (exit 1) with the whole transcript on any mismatch or timeout; the
+# transcript is kept in build/test/logs/monitor.log either way.
+#
+# Environment: KERNEL (default build/kernel.elf), MONITOR_TIMEOUT (seconds for
+# the whole run, default 20), ACCEL (tcg).
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+
+KERNEL=${KERNEL:-build/kernel.elf}
+ISO=build/test/slayeros-monitor.iso
+LOG=build/test/logs/monitor.log
+export MONITOR_TIMEOUT=${MONITOR_TIMEOUT:-20}
+export ACCEL=${ACCEL:-tcg}
+
+[[ -f "$KERNEL" ]] || { echo "monitor: $KERNEL not found; run make first" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "monitor: python3 not found" >&2; exit 1; }
+mkdir -p "$(dirname "$LOG")"
+tools/mkiso-grub.sh "$KERNEL" "$ISO" "monitor"
+
+exec python3 - "$ISO" "$LOG" <<'PYEOF'
+import os, re, select, shutil, signal, socket, subprocess, sys, tempfile, time
+
+iso, log_path = sys.argv[1], sys.argv[2]
+total_timeout = int(os.environ["MONITOR_TIMEOUT"])
+PROMPT = b"slayer> "
+ANSI = re.compile(rb"\x1b\[[0-9;=?]*[A-Za-z]")
+
+tmp = tempfile.mkdtemp(prefix="slay-monitor.")
+sock_path = os.path.join(tmp, "com1.sock")
+qemu_log = open(os.path.join(tmp, "qemu.out"), "w+")
+qemu = subprocess.Popen(
+    ["qemu-system-x86_64", "-machine", "q35", "-accel", os.environ["ACCEL"], "-cpu", "max",
+     "-m", "256M", "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+     "-cdrom", iso, "-boot", "d", "-display", "none", "-monitor", "none",
+     "-serial", f"unix:{sock_path},server=on,wait=on"],
+    stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=subprocess.STDOUT)
+
+raw = bytearray()
+conn = None
+deadline = time.monotonic() + total_timeout
+failures = []
+
+
+def finish(ok, why=""):
+    text = ANSI.sub(b"", bytes(raw)).replace(b"\r", b"").decode("latin-1")
+    with open(log_path, "w") as f:
+        f.write(text)
+    with open(log_path + ".raw", "wb") as f:  # byte for byte, for debugging the editor
+        f.write(raw)
+    if qemu.poll() is None:
+        qemu.kill()
+        qemu.wait()
+    qemu_log.seek(0)
+    qemu_out = qemu_log.read()
+    shutil.rmtree(tmp, ignore_errors=True)
+    if ok:
+        print(f"PASS monitor ({len(text.splitlines())} lines of transcript in {log_path})")
+        sys.exit(0)
+    print(f"FAIL monitor: {why}")
+    for f in failures:
+        print(f"  - {f}")
+    print("---- transcript")
+    print(text)
+    if qemu_out.strip():
+        print("---- QEMU said")
+        print(qemu_out)
+    print("----")
+    sys.exit(1)
+
+
+signal.signal(signal.SIGALRM, lambda *_: finish(False, f"took longer than {total_timeout}s"))
+signal.alarm(total_timeout)
+
+# QEMU creates the socket, then waits for us before starting the guest.
+while True:
+    if qemu.poll() is not None:
+        finish(False, f"QEMU exited early with status {qemu.returncode}")
+    try:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(sock_path)
+        break
+    except OSError:
+        conn.close()
+        if time.monotonic() > deadline:
+            finish(False, "QEMU's serial socket never appeared")
+        time.sleep(0.05)
+
+
+def pump(timeout):
+    """Reads what the guest sent within timeout seconds; False on EOF."""
+    r, _, _ = select.select([conn], [], [], max(timeout, 0))
+    if not r:
+        return True
+    data = conn.recv(65536)
+    if not data:
+        return False
+    raw.extend(data)
+    return True
+
+
+def clean(b):
+    return ANSI.sub(b"", b).replace(b"\r", b"").decode("latin-1")
+
+
+def wait_for(pattern, start, timeout=8, what=None):
+    """Waits until regex `pattern` (bytes) matches raw[start:]; returns the match."""
+    rx = re.compile(pattern, re.S)
+    end = time.monotonic() + timeout
+    while True:
+        m = rx.search(bytes(raw), start)
+        if m:
+            return m
+        if b"PANIC" in raw[start:]:
+            finish(False, f"kernel panic while waiting for {what or pattern!r}")
+        if time.monotonic() > end or not pump(end - time.monotonic()):
+            finish(False, f"no {what or pattern!r} within {timeout}s")
+
+
+def send(data):
+    conn.sendall(data)
+
+
+def cmd(line, timeout=8):
+    """Types line + CR after the latest prompt; returns the command's output."""
+    start = raw.rfind(PROMPT)
+    send(line.encode() + b"\r")
+    m = wait_for(re.escape(PROMPT + line.encode()) + rb"\r?\n(.*?)" + re.escape(PROMPT), start,
+                 timeout, what=f"answer to '{line}'")
+    return clean(m.group(1))
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+
+
+# ---- boot to the prompt ----
+wait_for(re.escape(PROMPT), 0, timeout=15, what="first prompt")
+boot = clean(bytes(raw))
+m = re.search(r"mem: usable=(\d+)KiB", boot)
+if not m:
+    finish(False, "no 'mem: usable=' line in the boot log")
+boot_usable = int(m.group(1))
+
+# ---- mem agrees with the boot summary ----
+out = cmd("mem")
+m = re.search(r"usable\s+(\d+) KiB", out)
+check(m and int(m.group(1)) == boot_usable,
+      f"mem: usable {m.group(1) if m else '?'} KiB, boot log said {boot_usable} KiB")
+
+
+def heap_in_use():
+    out = cmd("heap")
+    m = re.search(r"in use\s+(\d+) bytes", out)
+    if not m:
+        finish(False, "heap: no 'in use N bytes' line")
+    return int(m.group(1))
+
+
+# ---- alloc/free brings the heap back ----
+before = heap_in_use()
+out = cmd("alloc 100")
+m = re.search(r"alloc: 100 bytes at (0x[0-9a-f]+)", out)
+if not m:
+    finish(False, "alloc 100: no address in the answer")
+addr = m.group(1)
+during = heap_in_use()
+check(during >= before + 100, f"heap in use after alloc 100: {during}, before {before}")
+out = cmd(f"free {addr}")
+check("freed" in out, f"free {addr}: '{out.strip()}'")
+after = heap_in_use()
+check(after == before, f"heap in use after free: {after}, before alloc {before}")
+out = cmd(f"free {addr}")
+check("already free" in out, f"second free {addr}: '{out.strip()}'")
+
+# ---- walk of kernel text: present, read-only, executable ----
+out = cmd("walk 0xffffffff80200000")
+leaf = [l for l in out.splitlines() if "page at" in l]
+check(len(leaf) == 1 and " P RO " in leaf[0] and " NX" not in leaf[0],
+      f"walk of kernel text: leaf line {leaf!r}")
+
+# ---- errors are one line, never a crash ----
+out = cmd("frobnicate now")
+check(out.strip() == "monitor: unknown command 'frobnicate' (try 'help')",
+      f"unknown command: '{out.strip()}'")
+out = cmd("free 0x1234")
+check(out.strip().startswith("free: ") and "not freed" in out and len(out.strip().splitlines()) == 1,
+      f"free 0x1234: '{out.strip()}'")
+for line, expect in [("walk", "usage"), ("walk nonsense", "not an address"),
+                     ("alloc 0", "not a size"), ("alloc 12Q", "not a size"),
+                     ("frames 0x1000 0", "count must be"), ("help nosuch", "no command"),
+                     ("mem extra", "usage")]:
+    out = cmd(line)
+    check(expect in out and len(out.strip().splitlines()) == 1, f"'{line}': '{out.strip()}'")
+
+# ---- an over-long line ----
+start = raw.rfind(PROMPT)
+send(b"x" * 300 + b"\r")
+wait_for(rb"line too long.*?" + re.escape(PROMPT), start, what="prompt after a long line")
+
+# ---- binary bytes: every byte value but CR/LF, then control/8-bit junk ----
+start = len(raw)
+junk = bytes(b for b in range(256) if b not in (10, 13))
+junk += bytes((i * 37 + 11) % 256 for i in range(2000) if not 0x20 <= (i * 37 + 11) % 256 < 0x7f
+              and (i * 37 + 11) % 256 not in (3, 10, 13))
+send(junk + b"\r")
+wait_for(re.escape(PROMPT), start, what="prompt after binary input")
+time.sleep(0.3)
+pump(0.1)
+
+# ---- the other commands answer ----
+out = cmd("version")
+check("SlayerOS" in out and "monitor" in out, f"version: '{out.strip()}'")
+out = cmd("help")
+for name in ["help", "version", "mem", "memmap", "frames", "heap", "walk", "vmmap", "alloc",
+             "free", "ktest", "bench", "panic", "reboot", "poweroff"]:
+    check(re.search(rf"^  {name}\b", out, re.M), f"help does not list {name}")
+out = cmd("memmap")
+check("usable" in out, "memmap: no usable region")
+out = cmd("frames")
+check("consistent            yes" in out, f"frames: '{out.strip()}'")
+out = cmd("frames 0 4")
+check("used" in out, f"frames 0 4: '{out.strip()}'")
+out = cmd("vmmap")
+check(re.search(r"r-?x.*kernel text", out) or re.search(r" rxs. .*kernel text", out),
+      f"vmmap: no executable kernel text range")
+check("direct map" in out, "vmmap: no direct map range")
+out = cmd("heap")
+check("size classes" in out, "heap: no size classes")
+
+# ---- poweroff ends QEMU ----
+send(b"poweroff\r")
+end = time.monotonic() + 5
+while qemu.poll() is None and time.monotonic() < end:
+    if not pump(0.1):
+        break
+try:
+    status = qemu.wait(timeout=max(end - time.monotonic(), 0.1))
+except subprocess.TimeoutExpired:
+    finish(False, "QEMU still running 5s after poweroff")
+check(status == 0, f"QEMU exit status after poweroff: {status} (expected 0)")
+check(b"PANIC" not in raw, "a PANIC appeared in the transcript")
+
+finish(not failures, f"{len(failures)} check(s) failed")
+PYEOF
