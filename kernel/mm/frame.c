@@ -388,8 +388,11 @@ void frame_init(const struct mem_region *map, size_t count)
             }
         } else if (r->type == MEM_BOOTLOADER_RECLAIMABLE) {
             fa.reclaimable_frames += frames;
-        } else if (r->type != REGION_METADATA) {
-            fa.reserved_frames += div_up(r->end - r->base, PAGE_SIZE);
+        } else if (r->type != REGION_METADATA && r->base < fa.total_frames << PAGE_SHIFT) {
+            /* only what lies among the managed frames: a reserved window far
+             * above RAM (q35 reports 12 GiB at 0xfd00000000) is not memory */
+            uint64_t end = MIN(r->end, fa.total_frames << PAGE_SHIFT);
+            fa.reserved_frames += div_up(end - r->base, PAGE_SIZE);
         }
     }
     fa.free_frames = fa.usable_frames;

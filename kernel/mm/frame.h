@@ -10,7 +10,7 @@ struct frame_stats {
     uint64_t total_frames;       /* frames from 0 up to the highest usable/reclaimable frame */
     uint64_t usable_frames;      /* frames the allocator manages (usable + reclaimed) */
     uint64_t free_frames;        /* currently free */
-    uint64_t reserved_frames;    /* reserved, ACPI, bad, framebuffer, kernel (within the map) */
+    uint64_t reserved_frames;    /* reserved, ACPI, bad, framebuffer, kernel below the top frame */
     uint64_t reclaimable_frames; /* bootloader-reclaimable not yet given back */
     uint64_t reclaimed_frames;   /* bootloader-reclaimable already given back */
     uint64_t metadata_bytes;     /* bitmap + summary */
