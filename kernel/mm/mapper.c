@@ -40,15 +40,20 @@ static int map_piece(struct addrspace *as, const char *what, paddr_t pa, vaddr_t
     return err;
 }
 
-/* Memory types the HHDM covers, and with which cache mode; false = left out. */
-static bool hhdm_type(uint32_t type, enum cache_mode *cm)
+/* Memory types the HHDM covers, with which cache mode and flags; false =
+ * left out. The kernel image's alias is read-only: W^X holds for every
+ * mapping of the kernel, not only at its link address. */
+static bool hhdm_type(uint32_t type, enum cache_mode *cm, uint64_t *flags)
 {
+    *flags = PAGE_WRITABLE | PAGE_NX;
     switch (type) {
+    case MEM_KERNEL:
+        *flags = PAGE_NX;
+        /* fall through */
     case MEM_USABLE:
     case MEM_BOOTLOADER_RECLAIMABLE:
     case MEM_ACPI_RECLAIMABLE:
     case MEM_ACPI_NVS:
-    case MEM_KERNEL:
         *cm = CACHE_WB;
         return true;
     case MEM_FRAMEBUFFER:
@@ -75,12 +80,14 @@ static int map_hhdm(struct addrspace *as, const struct mapper_layout *l, struct 
 {
     paddr_t start = 0, end = 0;
     enum cache_mode cur = CACHE_WB;
+    uint64_t cur_flags = 0;
     for (size_t k = 0; k <= l->map_count; k++) {
         enum cache_mode cm = CACHE_WB;
-        bool want = k < l->map_count && hhdm_type(l->map[k].type, &cm);
+        uint64_t flags = 0;
+        bool want = k < l->map_count && hhdm_type(l->map[k].type, &cm, &flags);
         if (want && l->map[k].length == 0)
             continue;
-        if (want && end > start && cm == cur && l->map[k].base == end) {
+        if (want && end > start && cm == cur && flags == cur_flags && l->map[k].base == end) {
             end += l->map[k].length;
             continue;
         }
@@ -91,7 +98,7 @@ static int map_hhdm(struct addrspace *as, const struct mapper_layout *l, struct 
                 return -PAGING_EINVAL;
             }
             int err = map_piece(as, "hhdm", start, l->hhdm_offset + start, end - start,
-                                PAGE_WRITABLE | PAGE_NX, cur);
+                                cur_flags, cur);
             if (err)
                 return err;
             r->hhdm_mapped += end - start;
@@ -106,6 +113,7 @@ static int map_hhdm(struct addrspace *as, const struct mapper_layout *l, struct 
             start = m->base;
             end = m->base + m->length;
             cur = cm;
+            cur_flags = flags;
         }
     }
     return 0;

@@ -175,3 +175,17 @@ KTEST(paging_live_split_of_hhdm)
     kprintf("  (the page was a %llu KiB page)\n", (unsigned long long)(before.page_size >> 10));
     frame_free_contig(f, 1);
 }
+
+KTEST(paging_kernel_hhdm_alias_is_read_only)
+{
+    /* The kernel's text seen through the HHDM: readable, never writable. */
+    uint8_t *alias = PHYS2VIRT(boot_ctx.kernel_phys_base + PAGE_SIZE);
+    uint64_t cr2 = 0, err = 0;
+    KT_EXPECT(*(volatile uint8_t *)alias == *(volatile uint8_t *)(boot_ctx.kernel_virt_base + PAGE_SIZE),
+              "the alias does not show the kernel image");
+    KT_ASSERT(ktest_expect_fault(write_u64, alias, VEC_PF, &cr2, &err),
+              "write through the HHDM alias of the kernel did not fault");
+    KT_EXPECT(cr2 == (uint64_t)alias, "cr2=%#llx", (unsigned long long)cr2);
+    KT_EXPECT((err & (PF_PRESENT | PF_WRITE)) == (PF_PRESENT | PF_WRITE), "err=%#llx",
+              (unsigned long long)err);
+}

@@ -107,7 +107,7 @@ Test(mapper, kernel_sections_w_xor_x)
 Test(mapper, hhdm_translations)
 {
     cr_assert_eq(mapper_build(&as, &layout, &res), 0);
-    paddr_t probes[] = {0x0, 0x1234, 0x9e000, 0x100000, 0x7ffff8, KPHYS + 0x1000,
+    paddr_t probes[] = {0x0, 0x1234, 0x9e000, 0x100000, 0x7ffff8,
                         0x40000000, 0xbefc0000, 0xbefe0fff, 0x100000000, 0x13fffffff};
     for (size_t k = 0; k < ARRAY_SIZE(probes); k++) {
         struct paging_mapping m = q(HHDM + probes[k]);
@@ -115,6 +115,10 @@ Test(mapper, hhdm_translations)
         cr_assert_eq(m.flags & (PAGE_WRITABLE | PAGE_NX | PAGE_USER), PAGE_WRITABLE | PAGE_NX);
         cr_assert_eq(m.cache, CACHE_WB);
     }
+    /* The kernel image's HHDM alias is read-only and NX: W^X for every alias. */
+    struct paging_mapping km = q(HHDM + KPHYS + 0x1000);
+    cr_assert_eq(km.phys, KPHYS + 0x1000);
+    cr_assert_eq(km.flags & (PAGE_WRITABLE | PAGE_NX | PAGE_USER), PAGE_NX);
     /* Reserved ranges and holes stay out (no MMIO mapped write-back). */
     paddr_t holes[] = {0x9f000, 0xfffff, 0xbf000000, 0xc0000000, 0xfee00000, 0xfffc0000,
                        0x140000000};
