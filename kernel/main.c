@@ -5,6 +5,7 @@
 #include "arch/x86_64/idt.h"
 #include "arch/x86_64/mmu_ops.h"
 #include "arch/x86_64/pic.h"
+#include "bench/kbench.h"
 #include "boot/boot_info.h"
 #include "boot/limine.h"
 #include "boot/multiboot2.h"
@@ -35,7 +36,7 @@ enum { ENTRY_LIMINE = 1, ENTRY_MULTIBOOT2 = 2 };
 extern char __kernel_start[], __kernel_end[];
 
 static uint64_t boot_tsc;
-static bool ktest_mode;
+static bool ktest_mode; /* "ktest" or "bench" on the command line: headless, exit QEMU */
 
 /* One clear line, then stop: used for every bootloader answer we cannot use. */
 static NORETURN void boot_fail(const char *why)
@@ -180,6 +181,11 @@ static NORETURN void kernel_main_on_own_stack(void *unused)
          boot_ctx.bootloader_name, boot_protocol_name(boot_ctx.protocol),
          firmware_name(boot_ctx.firmware), (unsigned long long)(ready_tsc - boot_tsc) / 1000000);
 
+    if (cmdline_get(boot_ctx.cmdline, "bench", NULL, 0)) {
+        ktest_mode = true; /* a panic during the bench ends QEMU too */
+        kbench_run();
+        qemu_exit(QEMU_EXIT_SUCCESS);
+    }
     if (ktest_mode) {
         int failed = ktest_run_all(filter);
         qemu_exit(failed ? QEMU_EXIT_FAILURE : QEMU_EXIT_SUCCESS);

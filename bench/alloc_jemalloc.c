@@ -1,0 +1,13 @@
+/* Heap adapter: jemalloc. Debian builds it without a symbol prefix, so
+ * linking -ljemalloc replaces malloc/free for the whole binary: this adapter
+ * lives in a binary of its own (build/bench/heap-jemalloc). */
+#include <jemalloc/jemalloc.h>
+
+static const char *alloc_name = "jemalloc";
+static const int alloc_held_known = 0; /* fragmentation from RSS */
+
+static void alloc_setup(void) {}
+static inline void *alloc_malloc(size_t n) { return malloc(n); }
+static inline void alloc_free(void *p) { free(p); }
+static inline void *alloc_realloc(void *p, size_t n) { return realloc(p, n); }
+static uint64_t alloc_held(void) { return 0; }

@@ -1,0 +1,23 @@
+/* Heap adapter: the naive first-fit segment list (bench/naive_heap.c) over
+ * frames from kernel/mm/frame.c, like the slayer adapter. */
+#include "mm/frame.h"
+#include "naive_heap.h"
+#include "support.h"
+
+static const char *alloc_name = "naive";
+static const int alloc_held_known = 1;
+
+static void alloc_setup(void)
+{
+    uint64_t size = GiB(8);
+    host_arena_init(size);
+    struct mem_region map[] = {
+        {0, MiB(1), MEM_RESERVED},
+        {MiB(1), size - MiB(1), MEM_USABLE},
+    };
+    frame_init(map, 2);
+}
+static inline void *alloc_malloc(size_t n) { return naive_malloc(n); }
+static inline void alloc_free(void *p) { naive_free(p); }
+static inline void *alloc_realloc(void *p, size_t n) { return naive_realloc(p, n); }
+static uint64_t alloc_held(void) { return naive_held_bytes(); }

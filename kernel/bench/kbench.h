@@ -1,0 +1,9 @@
+/* The in-kernel benchmark: the host bench's workloads (bench/, issue 5) run on
+ * the booted kernel, cycles per operation from the TSC. Called by the
+ * monitor's `bench` command and, headless, by the `bench` command-line word. */
+#pragma once
+
+/* Runs every workload once and prints one `kbench: ...` line each, then
+ * `kbench: done`. Leaves the heap and the frame allocator as it found them
+ * (except heap caches). */
+void kbench_run(void);

@@ -1,0 +1,55 @@
+# Benchmarks (issue 5; docs/performance.md). Not part of `make test`.
+#   make bench        host benches + callgrind counts + the in-kernel bench under
+#                     TCG at 128 MiB, 4 GiB and 256 GiB; prints the tables and
+#                     writes docs/performance.md (about 10 minutes on 2 cores)
+#   make bench-smoke  every bench binary once on tiny sizes (seconds)
+# The host binaries build the kernel's own mm/ sources (HOST_SRC) with -O2,
+# without sanitizers, with HEAP_POISON=0. jemalloc replaces malloc when linked
+# (Debian builds it without a prefix), so every heap allocator gets a binary
+# of its own: build/bench/heap-<allocator>.
+
+BENCH_DIR := $(BUILD)/bench
+BENCH_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wno-format-zero-length \
+    -fno-omit-frame-pointer -Ikernel -Itests/host -Ibench -DSLAYER_HOST -DHEAP_POISON=0
+BENCH_COMMON := bench/common.c bench/bench.h
+BENCH_KERNEL_DEPS := $(HOST_SRC) tests/host/support.c $(shell find kernel -name '*.h')
+BENCH_HEAPS := slayer naive glibc mimalloc jemalloc
+BENCH_BINS := $(addprefix $(BENCH_DIR)/heap-,$(BENCH_HEAPS)) $(BENCH_DIR)/mm
+
+heap_libs_slayer :=
+heap_libs_naive :=
+heap_libs_glibc :=
+heap_libs_mimalloc := -lmimalloc
+heap_libs_jemalloc := -ljemalloc
+heap_srcs_slayer := $(HOST_SRC) tests/host/support.c
+heap_srcs_naive := $(HOST_SRC) tests/host/support.c bench/naive_heap.c
+
+$(BENCH_DIR)/heap-%: bench/heap.c bench/alloc_%.c bench/naive_heap.c bench/naive_heap.h $(BENCH_COMMON) $(BENCH_KERNEL_DEPS)
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(BENCH_CFLAGS) '-DHEAP_ADAPTER="alloc_$*.c"' bench/heap.c bench/common.c \
+	    $(heap_srcs_$*) -o $@ $(heap_libs_$*)
+
+$(BENCH_DIR)/mm: bench/mm.c bench/frame_peers.c bench/frame_peers.h $(BENCH_COMMON) $(BENCH_KERNEL_DEPS)
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(BENCH_CFLAGS) bench/mm.c bench/frame_peers.c bench/common.c $(HOST_SRC) \
+	    tests/host/support.c -o $@
+
+# The kernel for the in-kernel bench: the same sources built into their own
+# folder with HEAP_POISON=0 (a recursive make with BUILD pointing there), on
+# an ISO whose command line is `bench`.
+KBENCH_BUILD := $(BENCH_DIR)/kbuild
+.PHONY: bench bench-bins bench-smoke bench-kernel FORCE
+bench-kernel:
+	$(MAKE) --no-print-directory BUILD=$(KBENCH_BUILD) \
+	    CFLAGS="$(CFLAGS) -DHEAP_POISON=0" $(KBENCH_BUILD)/kernel.elf
+	tools/mkiso-grub.sh $(KBENCH_BUILD)/kernel.elf $(BENCH_DIR)/bench.iso "bench"
+
+bench-bins: $(BENCH_BINS)
+
+bench: deps-check bench-bins bench-kernel
+	python3 bench/run.py --dir $(BENCH_DIR) --iso $(BENCH_DIR)/bench.iso --out docs/performance.md
+
+bench-smoke: bench-bins
+	@for b in $(BENCH_BINS); do $$b smoke >/dev/null || { echo "bench-smoke: $$b failed"; exit 1; }; done
+	@for b in $(BENCH_HEAPS); do $(BENCH_DIR)/heap-$$b frag >/dev/null || exit 1; done
+	@echo "bench-smoke: $(words $(BENCH_BINS)) binaries ran"
