@@ -1,5 +1,6 @@
 /* The text console (see console.h). */
 #include "dev/console.h"
+#include "lib/logbuf.h"
 
 #include "lib/printf.h"
 
@@ -323,6 +324,8 @@ bool console_init(void)
         return false;
     }
     boot_console_ready = true;
+    logbuf_replay(console_write); /* the boot log so far, then everything new */
+    kprintf_remove_sink(logbuf_sink);
     if (!kprintf_add_sink(console_write)) {
         boot_console_ready = false;
         kwarn("console", "no free kprintf sink: serial only");
