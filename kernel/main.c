@@ -13,6 +13,7 @@
 #include "dev/qemu_exit.h"
 #include "dev/serial.h"
 #include "lib/cmdline.h"
+#include "lib/logbuf.h"
 #include "lib/panic.h"
 #include "lib/printf.h"
 #include "lib/symbols.h"
@@ -36,6 +37,48 @@ enum { ENTRY_LIMINE = 1, ENTRY_MULTIBOOT2 = 2 };
 extern char __kernel_start[], __kernel_end[];
 
 static uint64_t boot_tsc;
+
+/* Per-step init timing: TSC at the end of each step, printed once at ready. */
+enum init_step {
+    STEP_EARLY,    /* serial, GDT, IDT, PIC */
+    STEP_BOOTINFO, /* collect + validate the bootloader's answers */
+    STEP_SYMBOLS,
+    STEP_MEMMAP, /* log the boot info, sanitize + print the memory map */
+    STEP_FRAMES,
+    STEP_PAGING, /* PAT + paging_init */
+    STEP_MAPPER,
+    STEP_STACK,
+    STEP_RECLAIM,
+    STEP_HEAP,
+    STEP_CONSOLE,
+    STEP_SUMMARY,
+    STEP_COUNT
+};
+static const char *const step_names[STEP_COUNT] = {
+    "early", "boot-info", "symbols", "memmap", "frames", "paging",
+    "mapper", "stack", "reclaim", "heap", "console", "summary",
+};
+static uint64_t step_tsc[STEP_COUNT];
+
+static inline void step_done(enum init_step s)
+{
+    step_tsc[s] = arch_rdtsc();
+}
+
+/* "[kernel] init steps (Mcycles): early=0.1 boot-info=0.4 ..." (one decimal). */
+static void log_init_steps(void)
+{
+    char buf[320];
+    size_t n = 0;
+    uint64_t prev = boot_tsc;
+    for (int s = 0; s < STEP_COUNT && n < sizeof(buf); s++) {
+        uint64_t d = (step_tsc[s] - prev + 50000) / 100000; /* tenths of Mcycles */
+        prev = step_tsc[s];
+        n += ksnprintf(buf + n, sizeof(buf) - n, "%s%s=%llu.%llu", s ? " " : "", step_names[s],
+                       (unsigned long long)(d / 10), (unsigned long long)(d % 10));
+    }
+    klog("kernel", "init steps (Mcycles): %s", buf);
+}
 static bool ktest_mode; /* "ktest" or "bench" on the command line: headless, exit QEMU */
 
 /* One clear line, then stop: used for every bootloader answer we cannot use. */
@@ -114,16 +157,21 @@ static NORETURN void mm_bringup(void)
     mm_memmap_count = memmap_sanitize(boot_ctx.memmap, boot_ctx.memmap_count, mm_memmap,
                                       ARRAY_SIZE(mm_memmap), arch_phys_addr_bits());
     memmap_print(mm_memmap, mm_memmap_count);
+    step_done(STEP_MEMMAP);
     hhdm_offset = boot_ctx.hhdm_offset;
     /* What the bootloader's HHDM surely covers until mapper_full_map: the
      * trampoline maps 4 GiB; Limine maps at least every usable region. */
     hhdm_size = boot_ctx.protocol == BOOT_PROTO_MULTIBOOT2 ? GiB(4) : 0;
     frame_init(mm_memmap, mm_memmap_count);
+    step_done(STEP_FRAMES);
     arch_pat_init(); /* before any WC mapping: GRUB leaves PAT index 5 = WT */
     paging_init();
+    step_done(STEP_PAGING);
     mapper_full_map();
+    step_done(STEP_MAPPER);
     vaddr_t top = mapper_alloc_stack(KERNEL_STACK_PAGES);
     kassert(top != 0, "no memory for the kernel stack");
+    step_done(STEP_STACK);
     arch_switch_stack(top, kernel_main_on_own_stack, NULL);
 }
 
@@ -146,6 +194,7 @@ void kernel_main(uint32_t protocol, uint64_t info, uint32_t magic)
     boot_tsc = arch_rdtsc();
     serial_init();
     kprintf_add_sink(serial_write);
+    kprintf_add_sink(logbuf_sink); /* replayed on the screen once it exists */
     kprintf("\n");
     klog("kernel", "SlayerOS " SLAYEROS_VERSION " starting (%s entry)",
          protocol == ENTRY_LIMINE ? "Limine" : "Multiboot2");
@@ -153,11 +202,14 @@ void kernel_main(uint32_t protocol, uint64_t info, uint32_t magic)
     gdt_init();
     idt_init();
     pic_init(); /* every IRQ masked; only the monitor turns interrupts on */
+    step_done(STEP_EARLY);
     collect_boot_info(protocol, info, magic);
+    step_done(STEP_BOOTINFO);
     if (!symbols_init(&boot_ctx.symbols))
         kwarn("boot", "no kernel symbols: backtraces will show addresses only");
     else
         klog("boot", "%zu kernel symbols loaded", symbols_count());
+    step_done(STEP_SYMBOLS);
     cpu_enable_protections();
     log_boot_info();
     mm_bringup();
@@ -169,17 +221,22 @@ static NORETURN void kernel_main_on_own_stack(void *unused)
     (void)unused;
     uint64_t reclaimed = frame_reclaim_bootloader();
     klog("mm", "reclaimed %lluKiB of bootloader memory", (unsigned long long)reclaimed / 1024);
+    step_done(STEP_RECLAIM);
     heap_init();
+    step_done(STEP_HEAP);
     console_init(); /* every later log line goes to the screen too */
+    step_done(STEP_CONSOLE);
     log_mem_summary();
 
     char filter[64];
     ktest_mode = cmdline_get(boot_ctx.cmdline, "ktest", filter, sizeof(filter));
 
     uint64_t ready_tsc = arch_rdtsc();
+    step_tsc[STEP_SUMMARY] = ready_tsc;
     klog("kernel", "ready: booted by %s (%s) on %s firmware, init took %llu Mcycles",
          boot_ctx.bootloader_name, boot_protocol_name(boot_ctx.protocol),
          firmware_name(boot_ctx.firmware), (unsigned long long)(ready_tsc - boot_tsc) / 1000000);
+    log_init_steps();
 
     if (cmdline_get(boot_ctx.cmdline, "bench", NULL, 0)) {
         ktest_mode = true; /* a panic during the bench ends QEMU too */

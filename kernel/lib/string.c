@@ -1,12 +1,19 @@
 /* Freestanding implementations of the standard memory and string functions.
  * GCC may emit calls to memcpy/memset/memmove/memcmp itself, so these names
- * must exist. Simple byte loops, with `rep movsb/stosb` for the bulk ones. */
+ * must exist. Simple byte loops, with `rep movsq/stosq` for the bulk ones and
+ * `rep movsb/stosb` for the tail: under QEMU TCG every iteration of a rep
+ * string instruction is emulated on its own, so 8-byte elements cut the cost
+ * of a large fill or copy eightfold (on hardware they cost the same). */
 #include "lib/string.h"
 
 void *memcpy(void *restrict dst, const void *restrict src, size_t n)
 {
     void *ret = dst;
-    __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+    size_t q = n / 8, b = n % 8;
+    /* forward copy: element by element in order, so memmove may use it for
+     * overlapping ranges with dst below src */
+    __asm__ volatile("rep movsq" : "+D"(dst), "+S"(src), "+c"(q) : : "memory");
+    __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(b) : : "memory");
     return ret;
 }
 
@@ -26,7 +33,10 @@ void *memmove(void *dst, const void *src, size_t n)
 void *memset(void *dst, int c, size_t n)
 {
     void *ret = dst;
-    __asm__ volatile("rep stosb" : "+D"(dst), "+c"(n) : "a"(c) : "memory");
+    uint64_t v = (unsigned char)c * 0x0101010101010101ULL;
+    size_t q = n / 8, b = n % 8;
+    __asm__ volatile("rep stosq" : "+D"(dst), "+c"(q) : "a"(v) : "memory");
+    __asm__ volatile("rep stosb" : "+D"(dst), "+c"(b) : "a"(v) : "memory");
     return ret;
 }
 
