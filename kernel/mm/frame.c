@@ -2,18 +2,28 @@
  *
  * The bitmap holds one bit per 4 KiB frame, 1 = used, from frame 0 up to the
  * highest usable or bootloader-reclaimable frame. Above it sit three summary
- * levels, each one bit per word of the level below, 1 = "that word has a free
- * frame somewhere under it":
+ * levels, each one bit per word of the level below:
  *
  *   sum3  1 bit per 64 GiB   (scanned linearly; one word up to 4 TiB of RAM)
  *   sum2  1 bit per 1 GiB
  *   sum1  1 bit per 256 KiB  (= per bitmap word)
  *   bitmap 1 bit per 4 KiB
  *
+ * Invariants (frame_check verifies them):
+ *   - sum1 is lazy in one direction: a 0 bit guarantees that its bitmap word
+ *     is full; a 1 bit means "maybe free". frame_alloc does not clear the bit
+ *     when it takes a word's last free frame; the next descent that lands on
+ *     the full word clears it then (and retries). So a pair that empties and
+ *     refills one word touches only the bitmap word, not three summary levels.
+ *   - sum2 and sum3 are exact: a bit is 1 exactly when the word below it is
+ *     non-zero. Hence a 1 bit in sum1 implies its sum2 and sum3 bits are 1, and
+ *     frame_free only has to look at sum1 when it frees into a full word.
+ *
  * frame_alloc walks down with one count-trailing-zeros per level and takes
  * the lowest free frame: the cost does not depend on how full memory is, and
- * on RAM size only through the sum3 scan (one word per 4 TiB). The summaries
- * cost 1/64 + 1/4096 + ... of the bitmap: 32.5 KiB per GiB in all.
+ * on RAM size only through the sum3 scan (one word per 4 TiB). Each stale sum1
+ * bit costs one extra descent once, paid by the alloc that finds it. The
+ * summaries cost 1/64 + 1/4096 + ... of the bitmap: 32.5 KiB per GiB in all.
  *
  * The metadata is bump-allocated from the top of the largest usable region
  * (inside the HHDM) and is not managed memory afterwards. A private copy of
@@ -43,7 +53,20 @@
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define BIT(i)      (1ULL << ((i) % 64))
-#define CTZ(x)      ((uint64_t)__builtin_ctzll(x) & 63) /* & 63: lets the compiler drop the sign extension */
+/* Trailing zeros of a non-zero x, as a 64-bit value. GCC's builtin returns an
+ * int and sign-extends it at every use (one instruction per level of the
+ * descent); tzcnt writes all 64 bits. Without BMI1 the CPU runs tzcnt as bsf,
+ * which gives the same result for x != 0. */
+#if defined(__x86_64__)
+static inline uint64_t CTZ(uint64_t x)
+{
+    uint64_t r;
+    __asm__("tzcnt %1, %0" : "=r"(r) : "rm"(x) : "cc");
+    return r;
+}
+#else
+#define CTZ(x) ((uint64_t)__builtin_ctzll(x))
+#endif
 
 /* Region types of our own, beyond enum mem_type: never freeable. */
 #define REGION_FRAME0   (MEM_TYPE_COUNT + 0)
@@ -57,8 +80,8 @@ struct region {
 /* Hot fields first: alloc and free touch only the first cache line. */
 static struct {
     uint64_t *bitmap;   /* nbm words, 1 bit per frame, 1 = used */
-    uint64_t *sum1;     /* n1 words, 1 bit per bitmap word: it has a free frame */
-    uint64_t *sum2;     /* n2 words, 1 bit per sum1 word: it is non-zero */
+    uint64_t *sum1;     /* n1 words, 1 bit per bitmap word: 0 = full, 1 = maybe free */
+    uint64_t *sum2;     /* n2 words, 1 bit per sum1 word: it is non-zero (exact) */
     uint64_t *sum3;     /* n3 words + one non-zero sentinel, 1 bit per sum2 word */
     size_t n3;
     paddr_t fast_base;  /* largest usable region: frame_free checks it first */
@@ -89,7 +112,8 @@ static void __attribute__((noinline)) mark_has_free(uint64_t w)
     fa.sum3[w / 262144] |= BIT(w / 4096);
 }
 
-/* Bitmap word w became full: clear its bit, and upwards while words empty. */
+/* Bitmap word w is full: clear its bit, and upwards while words empty. (Also
+ * how a stale sum1 bit is cleared: the upper levels stay exact.) */
 static void __attribute__((noinline)) mark_full(uint64_t w)
 {
     if ((fa.sum1[w / 64] &= ~BIT(w)) == 0)
@@ -113,6 +137,35 @@ static void set_range(uint64_t f0, uint64_t f1, bool used)
         }
         f0 += n;
     }
+}
+
+/* Sets (ones) or clears bits [b0, b1) of a: masks for the end words, whole
+ * words (memset: rep stosq) between. Bits outside [b0, b1) are kept. */
+static void bits_assign(uint64_t *a, uint64_t b0, uint64_t b1, bool ones)
+{
+    if (b0 >= b1)
+        return;
+    uint64_t w0 = b0 / 64, w1 = (b1 - 1) / 64; /* first and last word */
+    uint64_t m0 = FULL << (b0 % 64), m1 = FULL >> (63 - (b1 - 1) % 64);
+    if (w0 == w1)
+        m0 &= m1;
+    a[w0] = ones ? a[w0] | m0 : a[w0] & ~m0;
+    if (w0 == w1)
+        return;
+    memset(a + w0 + 1, ones ? 0xff : 0, (w1 - w0 - 1) * 8);
+    a[w1] = ones ? a[w1] | m1 : a[w1] & ~m1;
+}
+
+/* Frames [f0, f1) become free: the bitmap, then every summary level, in bulk. */
+static void set_free_bulk(uint64_t f0, uint64_t f1)
+{
+    if (f0 >= f1)
+        return;
+    uint64_t w0 = f0 / 64, w1 = (f1 - 1) / 64 + 1; /* bitmap words [w0, w1) */
+    bits_assign(fa.bitmap, f0, f1, false);
+    bits_assign(fa.sum1, w0, w1, true);
+    bits_assign(fa.sum2, w0 / 64, (w1 - 1) / 64 + 1, true);
+    bits_assign(fa.sum3, w0 / 4096, (w1 - 1) / 4096 + 1, true);
 }
 
 /* The region holding physical address a, or NULL when the map has a hole there. */
@@ -168,7 +221,7 @@ static void __attribute__((noinline)) free_one(paddr_t f, void *caller)
         panic("frame_free(0x%llx): double free (frame is already free); caller %p",
               (unsigned long long)f, caller);
     fa.bitmap[w] = old & ~BIT(i);
-    if (old == FULL)
+    if (old == FULL && !(fa.sum1[w / 64] & BIT(w)))
         mark_has_free(w);
     fa.free_frames++;
 #ifdef MM_POISON
@@ -176,7 +229,9 @@ static void __attribute__((noinline)) free_one(paddr_t f, void *caller)
 #endif
 }
 
-paddr_t frame_alloc(void)
+/* Sets *w to the bitmap word the summaries lead to (lowest first); false when
+ * they are all 0. The word may be full: its sum1 bit may be stale. */
+static inline bool descend(uint64_t *w)
 {
     uint64_t top = fa.sum3[0], i2;
     if (likely(top)) {
@@ -186,19 +241,46 @@ paddr_t frame_alloc(void)
         while (!(top = fa.sum3[++i3])) /* the non-zero sentinel ends the scan */
             ;
         if (i3 == fa.n3)
-            return 0;
+            return false;
         i2 = i3 * 64 + CTZ(top);
     }
     uint64_t i1 = i2 * 64 + CTZ(fa.sum2[i2]);
-    uint64_t w = i1 * 64 + CTZ(fa.sum1[i1]);
-    uint64_t word = fa.bitmap[w];
+    *w = i1 * 64 + CTZ(fa.sum1[i1]);
+    return true;
+}
+
+/* Takes the lowest free frame of bitmap word w (not full). The word may
+ * become full; its sum1 bit stays set (see the invariants). */
+static inline paddr_t take(uint64_t w, uint64_t word)
+{
     uint64_t i = w * 64 + CTZ(~word);
-    word |= BIT(i);
-    fa.bitmap[w] = word;
+    fa.bitmap[w] = word | BIT(i);
     fa.free_frames--;
-    if (unlikely(word == FULL))
-        return mark_full(w), i << PAGE_SHIFT;
     return i << PAGE_SHIFT;
+}
+
+/* frame_alloc landed on full word w: clear stale sum1 bits until a descent
+ * finds a word with a free frame. Each round clears one bit for good. */
+static paddr_t __attribute__((noinline)) alloc_stale(uint64_t w)
+{
+    uint64_t word;
+    do {
+        mark_full(w);
+        if (!descend(&w))
+            return 0;
+    } while ((word = fa.bitmap[w]) == FULL);
+    return take(w, word);
+}
+
+paddr_t frame_alloc(void)
+{
+    uint64_t w;
+    if (!descend(&w))
+        return 0;
+    uint64_t word = fa.bitmap[w];
+    if (unlikely(word == FULL))
+        return alloc_stale(w);
+    return take(w, word);
 }
 
 paddr_t frame_alloc_zeroed(void)
@@ -217,20 +299,23 @@ void frame_free(paddr_t frame)
     uint64_t off = frame - fa.fast_base;
     if (unlikely(((off >> PAGE_SHIFT) | (off << (64 - PAGE_SHIFT))) >= fa.fast_frames))
         return free_one(frame, __builtin_return_address(0));
-    uint64_t i = frame >> PAGE_SHIFT, w = i / 64, old = fa.bitmap[w];
-    if (unlikely(!(old & BIT(i))))
+    uint64_t i = frame >> PAGE_SHIFT, w = i / 64, old = fa.bitmap[w], word = old ^ BIT(i);
+    if (unlikely(word > old)) /* the flip set the bit: it was free */
         return free_one(frame, __builtin_return_address(0)); /* panics: double free */
-    fa.bitmap[w] = old ^ BIT(i);
+    fa.bitmap[w] = word;
     fa.free_frames++;
 #ifdef MM_POISON
     memset(PHYS2VIRT(frame), FRAME_POISON, PAGE_SIZE);
 #endif
-    if (unlikely(old == FULL))
+    /* Freeing into a full word whose sum1 bit is still set (stale) needs
+     * nothing more: sum2 and sum3 are always set above a set sum1 bit. */
+    if (unlikely(old == FULL) && !(fa.sum1[w / 64] & BIT(w)))
         mark_has_free(w);
 }
 
 /* First free frame at or after f (fa.total_frames when none); skips full
- * stretches 4096 frames at a time through sum1. */
+ * stretches 4096 frames at a time through sum1 (and the full words behind
+ * stale sum1 bits one at a time). */
 static uint64_t next_free(uint64_t f)
 {
     if (f >= fa.total_frames)
@@ -238,18 +323,20 @@ static uint64_t next_free(uint64_t f)
     uint64_t w = f / 64, v = ~fa.bitmap[w] & (FULL << (f % 64));
     if (v)
         return w * 64 + CTZ(v);
-    w++;
-    uint64_t i1 = w / 64;
-    if (i1 >= fa.n1)
-        return fa.total_frames;
-    uint64_t s = fa.sum1[i1] & (FULL << (w % 64));
-    while (!s) {
-        if (++i1 >= fa.n1)
+    for (w++;; w++) {
+        uint64_t i1 = w / 64;
+        if (i1 >= fa.n1)
             return fa.total_frames;
-        s = fa.sum1[i1];
+        uint64_t s = fa.sum1[i1] & (FULL << (w % 64));
+        while (!s) {
+            if (++i1 >= fa.n1)
+                return fa.total_frames;
+            s = fa.sum1[i1];
+        }
+        w = i1 * 64 + CTZ(s);
+        if (fa.bitmap[w] != FULL) /* else a stale sum1 bit: go on after it */
+            return w * 64 + CTZ(~fa.bitmap[w]);
     }
-    w = i1 * 64 + CTZ(s);
-    return w * 64 + CTZ(~fa.bitmap[w]);
 }
 
 /* First used frame in [f, end) (end when all are free). */
@@ -370,17 +457,22 @@ void frame_init(const struct mem_region *map, size_t count)
     fa.sum1 = fa.bitmap + fa.nbm;
     fa.sum2 = fa.sum1 + fa.n1;
     fa.sum3 = fa.sum2 + fa.n2;
-    memset(fa.bitmap, 0xff, fa.nbm * 8);
+    /* Summaries start empty; the bitmap is written once, in frame order:
+     * used bits for every gap between usable regions, free ones for the
+     * regions (no 0xff fill of the whole bitmap first). */
     memset(fa.sum1, 0, (fa.n1 + fa.n2 + fa.n3) * 8);
     fa.sum3[fa.n3] = 1; /* sentinel: frame_alloc's scan stops here */
 
     fa.usable_frames = fa.reserved_frames = fa.reclaimable_frames = fa.reclaimed_frames = 0;
     fa.fast_base = fa.fast_frames = 0;
+    uint64_t filled = 0; /* bitmap bits below this are written */
     for (size_t k = 0; k < nregions; k++) {
         const struct region *r = &regions[k];
         uint64_t frames = (r->end - r->base) >> PAGE_SHIFT;
         if (r->type == MEM_USABLE) {
-            set_range(r->base >> PAGE_SHIFT, r->end >> PAGE_SHIFT, false);
+            bits_assign(fa.bitmap, filled, r->base >> PAGE_SHIFT, true);
+            set_free_bulk(r->base >> PAGE_SHIFT, r->end >> PAGE_SHIFT);
+            filled = r->end >> PAGE_SHIFT;
             fa.usable_frames += frames;
             if (frames > fa.fast_frames) {
                 fa.fast_base = r->base;
@@ -395,6 +487,7 @@ void frame_init(const struct mem_region *map, size_t count)
             fa.reserved_frames += div_up(end - r->base, PAGE_SIZE);
         }
     }
+    bits_assign(fa.bitmap, filled, fa.nbm * 64, true);
     fa.free_frames = fa.usable_frames;
 
     klog("mm", "frames: usable=%lluKiB free=%lluKiB metadata=%lluKiB reserved=%lluKiB "
@@ -415,7 +508,7 @@ uint64_t frame_reclaim_bootloader(void)
         if (r->type != MEM_BOOTLOADER_RECLAIMABLE)
             continue;
         r->type = MEM_USABLE;
-        set_range(r->base >> PAGE_SHIFT, r->end >> PAGE_SHIFT, false);
+        set_free_bulk(r->base >> PAGE_SHIFT, r->end >> PAGE_SHIFT);
         uint64_t n = (r->end - r->base) >> PAGE_SHIFT;
         frames += n;
         if (n > fa.fast_frames) {
@@ -460,8 +553,8 @@ bool frame_check(void)
     uint64_t free = 0;
     for (uint64_t w = 0; w < fa.nbm; w++) {
         free += popcount64(~fa.bitmap[w]);
-        if (((fa.sum1[w / 64] & BIT(w)) != 0) != (fa.bitmap[w] != FULL))
-            return false;
+        if (!(fa.sum1[w / 64] & BIT(w)) && fa.bitmap[w] != FULL)
+            return false; /* sum1 0 must mean full; 1 may be stale */
     }
     for (uint64_t i = 0; i < fa.n1; i++)
         if (((fa.sum2[i / 64] & BIT(i)) != 0) != (fa.sum1[i] != 0))

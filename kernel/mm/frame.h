@@ -40,6 +40,7 @@ uint64_t frame_reclaim_bootloader(void);
 bool frame_is_used(paddr_t frame);
 /* Fills *out with the current statistics. */
 void frame_get_stats(struct frame_stats *out);
-/* Walks the whole bitmap: true when every summary bit and the free count agree
- * with it (for tests and fuzzers; O(frames / 64)). */
+/* Walks the whole bitmap: true when the summaries keep their invariants over
+ * it (a clear bit means full; the lowest level may hold stale set bits) and
+ * the free count agrees (for tests and fuzzers; O(frames / 64)). */
 bool frame_check(void);

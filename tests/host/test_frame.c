@@ -1,6 +1,6 @@
 /* Frame allocator on a 64 MiB host arena with a crafted memory map: stats,
- * exhaustion, a long random run against a model, contiguous runs, misuse
- * panics, reclaim, metadata size at 4 GiB and 256 GiB. */
+ * exhaustion, a long random run against a model, stale summary bits,
+ * contiguous runs, misuse panics, reclaim, metadata size at 4 GiB and 256 GiB. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +224,95 @@ Test(frame, random_run_against_model)
         frame_free(held[--n]);
     cr_assert_eq(stats().free_frames, s0.free_frames);
     cr_assert(frame_check());
+}
+
+/* sum1 is lazy (docs/memory.md): taking a word's last free frame leaves the
+ * word's bit set; the next descent that lands on the full word clears it. */
+Test(frame, stale_summary_bits)
+{
+    struct frame_stats s0 = stats();
+    /* Word 0 (frames 1..63) fills up: its bit goes stale, the next alloc
+     * clears it and goes on to word 1. */
+    for (paddr_t a = 0x1000; a < 0x40000; a += PAGE_SIZE) {
+        cr_assert_eq(frame_alloc(), a);
+        cr_assert(frame_check());
+    }
+    cr_assert_eq(frame_alloc(), 0x40000);
+    cr_assert(frame_check());
+    for (paddr_t a = 0x41000; a < 0x80000; a += PAGE_SIZE)
+        cr_assert_eq(frame_alloc(), a);
+    /* Ping-pong on the only free frame of a word (memory nearly full): the
+     * same frame every time, the summaries stay consistent. */
+    frame_free(0x23000);
+    for (int k = 0; k < 1000; k++) {
+        cr_assert_eq(frame_alloc(), 0x23000);
+        cr_assert(frame_check());
+        frame_free(0x23000);
+        cr_assert(frame_check());
+    }
+    cr_assert_eq(frame_alloc(), 0x23000);
+    /* Word 2 holds frames 128..158 (the rest is reserved). */
+    for (paddr_t a = 0x80000; a < 0x9f000; a += PAGE_SIZE)
+        cr_assert_eq(frame_alloc(), a);
+    /* Several stale bits at once: words 2, 1, 0 each get one frame back
+     * and lose it again. */
+    static const paddr_t ping[] = {0x90000, 0x50000, 0x10000};
+    for (size_t k = 0; k < ARRAY_SIZE(ping); k++) {
+        frame_free(ping[k]);
+        cr_assert(frame_check());
+        cr_assert_eq(frame_alloc(), ping[k]);
+        cr_assert(frame_check());
+    }
+    /* Both searches step over the stale bits to the first free frame. */
+    cr_assert_eq(frame_alloc_contig(1, PAGE_SIZE), 0x100000);
+    cr_assert_eq(frame_alloc(), 0x101000);
+    cr_assert(frame_check());
+    cr_assert_eq(stats().free_frames, s0.free_frames - 158 - 2);
+    for (paddr_t a = 0x1000; a < 0x9f000; a += PAGE_SIZE)
+        frame_free(a);
+    frame_free(0x100000);
+    frame_free(0x101000);
+    cr_assert_eq(stats().free_frames, s0.free_frames);
+    cr_assert(frame_check());
+    /* Exhaustion with stale bits everywhere, then one frame back. */
+    size_t n = 0;
+    while (frame_alloc())
+        n++;
+    cr_assert_eq(n, s0.free_frames);
+    cr_assert_eq(frame_alloc(), 0);
+    cr_assert(frame_check());
+    frame_free(0x2345000);
+    cr_assert(frame_check());
+    cr_assert_eq(frame_alloc(), 0x2345000);
+    cr_assert_eq(frame_alloc(), 0);
+}
+
+/* frame_check permits a set sum1 bit over a full word (stale) and rejects a
+ * clear one over a word with a free frame (that frame would be lost). */
+Test(frame, check_accepts_stale_rejects_hidden)
+{
+    struct frame_stats s = stats();
+    paddr_t meta = 0xb00000 + 0x2f00000 - s.metadata_bytes;
+    cr_assert(frame_is_used(meta) && !frame_is_used(meta - PAGE_SIZE));
+    uint64_t *bitmap = PHYS2VIRT(meta), *sum1 = bitmap + NFRAMES / 64;
+    cr_assert(frame_check());
+    /* Word 3 (frames 192..255) is reserved: full, bit clear. */
+    cr_assert_eq(bitmap[3], ~0ULL);
+    cr_assert_eq(sum1[0] & (1ULL << 3), 0);
+    sum1[0] |= 1ULL << 3;
+    cr_expect(frame_check(), "a stale bit is permitted");
+    /* Word 4 (frames 256..319) is free: clearing its bit hides its frames. */
+    cr_assert_neq(sum1[0] & (1ULL << 4), 0);
+    sum1[0] &= ~(1ULL << 4);
+    cr_expect(!frame_check(), "a clear bit over free frames is caught");
+    sum1[0] |= 1ULL << 4;
+    cr_expect(frame_check());
+    /* The stale bit over word 3 costs a descent once and is then cleared. */
+    for (paddr_t a = 0x1000; a < 0x9f000; a += PAGE_SIZE)
+        cr_assert_eq(frame_alloc(), a);
+    cr_assert_eq(frame_alloc(), 0x100000);
+    cr_assert_eq(sum1[0] & 0xf, 0);
+    cr_expect(frame_check());
 }
 
 /* Checks a contiguous run: aligned, every frame usable and now used. */
