@@ -8,12 +8,14 @@
  *   aligning the pointer down. Each class has a current slab, a list of
  *   partially used slabs and a list of full ones: alloc pops the current
  *   slab's free list, free pushes onto it. kfree checks the object boundary (a
- *   multiply by a reciprocal, no division) and catches a double free: a free
- *   object carries a tag (FREE_TAG ^ its address) in its second word, cleared
- *   by kmalloc; when kfree sees the tag it confirms by walking the slab's free
- *   list (so user data that happens to equal the tag is never misreported).
- *   One empty slab per class stays cached as its current slab; heap_trim()
- *   returns those.
+ *   multiply by a modular inverse and a rotate, one compare; no division) and
+ *   catches a double free: a free object carries a tag (FREE_TAG ^ its
+ *   address) in its second word, cleared by kmalloc; when kfree sees the tag
+ *   it confirms by walking the slab's free list on a cold path (so user data
+ *   that happens to equal the tag is never misreported). Besides an empty
+ *   current slab, each class keeps one more empty slab (its spare) before
+ *   releasing any, so a working set just above one slab does not take and
+ *   return a slab every round; heap_trim() returns both.
  * Medium (1025 B..32 KiB, and small sizes with alignment > 1024): segments in
  *   256 KiB chunks. A segment is a 16-byte header {size, prev_size, magic,
  *   flags} followed by the payload; sizes of both neighbours are known
@@ -36,7 +38,7 @@
  * Reading that 64 KiB-aligned word assumes the HHDM maps RAM with pages of
  * 64 KiB or more (the mapper uses 2 MiB / 1 GiB pages).
  *
- * Costs: small alloc/free O(1), about 20-30 instructions each without poison;
+ * Costs: small alloc/free O(1), about 16 and 33 instructions without poison;
  * medium O(1) plus the split/merge; large = one frame_alloc_contig/free.
  * Overheads: slab header 64 B per 64 KiB (up to 1 KiB for the 512/1024 classes,
  *   whose objects are aligned to their size), 16 B per medium segment,
@@ -54,6 +56,7 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define SLOW __attribute__((noinline, cold)) /* keeps the fast paths small */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 
 #define POISON_FREE 0x6b
 
@@ -61,20 +64,25 @@
 
 #define SLAB_SIZE KiB(64)
 #define SLAB_FRAMES (SLAB_SIZE / PAGE_SIZE)
-#define SLAB_MAGIC 0x51AB5EEDC0FFEE11ull
-#define RECIP_SHIFT 48
+/* A slab header's magic is its own address plus this (one lea + cmp in kfree);
+ * a released slab's magic is zeroed. */
+#define SLAB_MAGIC 0x51AB5EEDu
 
-enum slab_where { SLAB_CURRENT = 1, SLAB_PARTIAL = 2, SLAB_FULL = 3 };
+enum slab_where { SLAB_CURRENT = 1, SLAB_PARTIAL = 2, SLAB_FULL = 3, SLAB_SPARE = 4 };
 
+/* Object index without division: size = odd * 2^shift, inv = odd^-1 mod 2^64.
+ * For any 64-bit off, ror(off * inv, shift) equals off / size when size
+ * divides off and exceeds (2^64 - 1) / size otherwise, so one compare with
+ * nobj checks both "inside the slab" and "at an object boundary". */
 struct slab {
-    uint64_t magic;           /* SLAB_MAGIC ^ address of this header */
+    uint64_t magic;           /* SLAB_MAGIC + address of this header */
     void *free;               /* singly linked free objects (link in the first word) */
     char *base;               /* first object */
-    uint64_t recip;           /* ceil(2^48 / size): index = off * recip >> 48 */
-    uint32_t limit;           /* nobj * size: offsets below it are inside the slab */
-    uint32_t size;            /* object size */
-    uint16_t nobj;            /* objects in this slab */
+    uint64_t inv;             /* inverse of the odd part of size, mod 2^64 */
+    uint64_t nobj;            /* objects in this slab */
+    uint16_t size;            /* object size */
     uint16_t used;            /* objects handed out */
+    uint8_t shift;            /* size = odd part << shift */
     uint8_t cls;              /* index into classes[] */
     uint8_t where;            /* enum slab_where */
     struct slab *next, *prev; /* partial or full list of the class */
@@ -88,9 +96,11 @@ struct heap_class {
     struct slab *current; /* allocations come from here; &dummy_slab when none */
     struct slab *partial; /* slabs with free objects (not current) */
     struct slab *full;    /* slabs without free objects (not current) */
+    struct slab *spare;   /* one empty slab kept back (hysteresis), or NULL */
     uint64_t allocs;      /* frees = allocs - live, counted in heap_get_stats */
     uint32_t size, align, base_off, nobj;
-    uint64_t recip;
+    uint64_t inv;
+    uint8_t shift;
     uint64_t nslabs;
 };
 
@@ -102,6 +112,8 @@ static const uint16_t class_sizes[HEAP_SMALL_CLASSES] = {
 static struct heap_class classes[HEAP_SMALL_CLASSES];
 /* class_of[(size + 15) / 16] for 1 <= size <= 1024 */
 static uint8_t class_of[HEAP_SMALL_MAX / 16 + 1];
+/* class_for[(size - 1) / 16] == &classes[class_of[(size + 15) / 16]]: kmalloc's lookup */
+static struct heap_class *class_for[HEAP_SMALL_MAX / 16];
 /* Has no free objects: a class without a slab points here so that the fast
  * path needs no NULL test. Never in any list, never freed into. */
 static struct slab dummy_slab;
@@ -275,14 +287,14 @@ static struct slab *slab_new(struct heap_class *c)
         return NULL;
     struct slab *s = PHYS2VIRT(phys);
     memset(s, 0, SLAB_HDR);
-    s->magic = SLAB_MAGIC ^ (uintptr_t)s;
+    s->magic = (uintptr_t)s + SLAB_MAGIC;
     s->base = (char *)s + c->base_off;
-    s->recip = c->recip;
-    s->size = c->size;
-    s->nobj = (uint16_t)c->nobj;
-    s->limit = c->nobj * c->size;
+    s->inv = c->inv;
+    s->shift = c->shift;
+    s->size = (uint16_t)c->size;
+    s->nobj = c->nobj;
     s->cls = (uint8_t)(c - classes);
-    poison(s->base, s->limit);
+    poison(s->base, (size_t)c->nobj * c->size);
     void *head = NULL;
     for (uint32_t i = c->nobj; i-- > 0;) {
         void **obj = (void **)(s->base + (uint64_t)i * c->size);
@@ -309,16 +321,24 @@ static SLOW NORETURN void slab_panic(const char *what, const struct slab *s, con
     panic("heap: %s %p (in slab %p of %u-byte objects)", what, obj, (const void *)s, s->size);
 }
 
+/* Object index of p in s (see struct slab): >= s->nobj when p is not the
+ * start of one of s's objects. One subtract, multiply and rotate. */
+static ALWAYS_INLINE uint64_t slab_obj_index(const struct slab *s, const void *p)
+{
+    uint64_t x = ((uintptr_t)p - (uintptr_t)s->base) * s->inv;
+    return (x >> s->shift) | (x << ((64 - s->shift) & 63));
+}
+
 /* Pops one object from the class's current slab. */
-static inline void *slab_pop(struct heap_class *c)
+static ALWAYS_INLINE void *slab_pop(struct heap_class *c)
 {
     struct slab *s = c->current;
     void **obj = s->free;
     if (unlikely(!obj))
         return slab_alloc_slow(c);
 #if HEAP_POISON
-    uint64_t off = (uintptr_t)obj - (uintptr_t)s->base;
-    if (unlikely(off >= s->limit || (uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+    if (unlikely(slab_obj_index(s, obj) >= s->nobj ||
+                 (uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
         slab_panic("free list corrupted (use after free?) at object", s, obj);
     size_t bad = poison_scan(obj + 2, s->size - 2 * sizeof(void *));
     if (unlikely(bad != s->size - 2 * sizeof(void *)))
@@ -343,6 +363,9 @@ static SLOW void *slab_alloc_slow(struct heap_class *c)
     if (c->partial) {
         s = c->partial;
         slab_list_remove(&c->partial, s);
+    } else if (c->spare) {
+        s = c->spare;
+        c->spare = NULL;
     } else {
         s = slab_new(c);
         if (!s)
@@ -353,10 +376,14 @@ static SLOW void *slab_alloc_slow(struct heap_class *c)
     return slab_pop(c);
 }
 
-/* List changes after a free: a full slab becomes partial, an empty one is
- * released unless the class has no current slab (then it becomes that). */
-static SLOW void slab_free_slow(struct heap_class *c, struct slab *s, bool was_full)
+/* List changes after a free: a full slab becomes partial; an empty one
+ * becomes the current slab if the class has none, else the class's spare if
+ * it has none (so that a working set just above one slab does not return a
+ * slab to the frame allocator and take it back on every round), else it is
+ * released. */
+static SLOW void slab_free_slow(struct slab *s, bool was_full)
 {
+    struct heap_class *c = &classes[s->cls];
     if (s->where == SLAB_CURRENT)
         return;
     slab_list_remove(was_full ? &c->full : &c->partial, s);
@@ -366,6 +393,9 @@ static SLOW void slab_free_slow(struct heap_class *c, struct slab *s, bool was_f
     } else if (c->current == &dummy_slab) {
         s->where = SLAB_CURRENT;
         c->current = s;
+    } else if (!c->spare) {
+        s->where = SLAB_SPARE;
+        c->spare = s;
     } else {
         slab_release(c, s);
     }
@@ -374,9 +404,8 @@ static SLOW void slab_free_slow(struct heap_class *c, struct slab *s, bool was_f
 /* Index of ptr in slab s; panics when it is not an object start. */
 static inline uint64_t slab_index(struct slab *s, const void *ptr, const char *op)
 {
-    uint64_t off = (uintptr_t)ptr - (uintptr_t)s->base;
-    uint64_t idx = (off * s->recip) >> RECIP_SHIFT;
-    if (unlikely(off >= s->limit || idx * s->size != off))
+    uint64_t idx = slab_obj_index(s, ptr);
+    if (unlikely(idx >= s->nobj))
         slab_panic(op, s, ptr);
     return idx;
 }
@@ -387,26 +416,38 @@ static bool slab_obj_free(const struct slab *s, void *const *obj)
 {
     if (likely((uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
         return false;
-    uint32_t n = 0;
+    uint64_t n = 0;
     for (void *const *o = s->free; o && n <= s->nobj; o = *o, n++)
         if (o == obj)
             return true;
     return false;
 }
 
-static inline void slab_free(struct slab *s, void *ptr)
+/* Pushes a checked object start onto its slab's free list. */
+static ALWAYS_INLINE void slab_push(struct slab *s, void *ptr)
 {
     void **obj = ptr;
-    slab_index(s, ptr, "kfree of a pointer that is not a block start:");
-    if (unlikely((uintptr_t)obj[1] == (FREE_TAG ^ (uintptr_t)obj)) && slab_obj_free(s, obj))
-        slab_panic("double free of", s, ptr);
     poison(ptr, s->size);
     void *head = s->free;
     obj[0] = head;
+    s->free = obj; /* between the two object stores: keeps gcc from pairing them via SSE */
     obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj);
-    s->free = obj;
-    if (unlikely(--s->used == 0 || !head))
-        slab_free_slow(&classes[s->cls], s, head == NULL);
+    if (unlikely(!head)) { /* the slab was full */
+        s->used--;
+        slab_free_slow(s, true);
+    } else if (unlikely(--s->used == 0)) {
+        slab_free_slow(s, false);
+    }
+}
+
+/* kfree of a slab pointer that failed a fast check: not an object start, or
+ * it carries the free tag (a double free, or user data equal to the tag). */
+static SLOW void slab_free_checked(struct slab *s, void *ptr)
+{
+    slab_index(s, ptr, "kfree of a pointer that is not a block start:");
+    if (slab_obj_free(s, ptr))
+        slab_panic("double free of", s, ptr);
+    slab_push(s, ptr);
 }
 
 /* ---- medium segments ----------------------------------------------------------- */
@@ -773,7 +814,7 @@ static inline struct slab *slab_of(void *ptr, const char *op)
     if (unlikely(phys >= hhdm_size))
         outside_panic(op, ptr);
     struct slab *s = (struct slab *)((uintptr_t)ptr - (phys & (SLAB_SIZE - 1)));
-    return likely(s->magic == (SLAB_MAGIC ^ (uintptr_t)s)) ? s : NULL;
+    return likely(s->magic == (uintptr_t)s + SLAB_MAGIC) ? s : NULL;
 }
 
 static void *big_alloc(size_t size, size_t align)
@@ -788,7 +829,7 @@ static void *big_alloc(size_t size, size_t align)
 void *kmalloc(size_t size)
 {
     if (likely(size - 1 < HEAP_SMALL_MAX))
-        return slab_pop(&classes[class_of[(size + 15) >> 4]]);
+        return slab_pop(class_for[(size - 1) >> 4]);
     if (size == 0)
         return NULL;
     return big_alloc(size, 16);
@@ -803,16 +844,37 @@ static __attribute__((noinline)) void big_free(void *ptr)
         medium_free(h, ptr);
 }
 
-void kfree(void *ptr)
+/* Everything kfree's fast path does not handle: NULL and pointers outside
+ * the direct map (heap_init makes sure NULL is one of those). */
+static SLOW void kfree_slow(void *ptr)
 {
     if (!ptr)
         return;
-    struct slab *s = slab_of(ptr, "kfree");
-    if (likely(s)) {
-        slab_free(s, ptr);
+    outside_panic("kfree", ptr);
+}
+
+/* The fast path is a leaf: every unusual case leaves it by a tail call. The
+ * checks: in the direct map, slab magic, object boundary (slab_obj_index),
+ * and the free tag (a double free is confirmed in slab_free_checked). */
+void kfree(void *ptr)
+{
+    uintptr_t v = (uintptr_t)ptr, phys = v - hhdm_offset;
+    if (unlikely(phys >= hhdm_size)) {
+        kfree_slow(ptr);
         return;
     }
-    big_free(ptr);
+    struct slab *s = (struct slab *)(v - (phys & (SLAB_SIZE - 1)));
+    if (unlikely(s->magic != (uintptr_t)s + SLAB_MAGIC)) {
+        big_free(ptr);
+        return;
+    }
+    void **obj = ptr;
+    if (unlikely(slab_obj_index(s, ptr) >= s->nobj ||
+                 (uintptr_t)obj[1] == (FREE_TAG ^ (uintptr_t)obj))) {
+        slab_free_checked(s, ptr);
+        return;
+    }
+    slab_push(s, ptr);
 }
 
 void *kcalloc(size_t n, size_t size)
@@ -920,14 +982,23 @@ void heap_init(void)
             c->align = HEAP_SMALL_MAX;
         c->base_off = (uint32_t)ALIGN_UP(SLAB_HDR, c->align);
         c->nobj = (uint32_t)((SLAB_SIZE - c->base_off) / c->size);
-        c->recip = ((1ull << RECIP_SHIFT) + c->size - 1) / c->size;
+        c->shift = (uint8_t)__builtin_ctz(c->size);
+        uint64_t odd = c->size >> c->shift, inv = odd; /* odd * odd == 1 mod 8 */
+        for (int k = 0; k < 5; k++)                    /* Newton: 3, 6, ... 96 correct bits */
+            inv *= 2 - odd * inv;
+        c->inv = inv;
         c->current = &dummy_slab;
+        c->spare = NULL;
     }
     for (unsigned q = 0, i = 0; q <= HEAP_SMALL_MAX / 16; q++) {
         while (class_sizes[i] < q * 16)
             i++;
         class_of[q] = (uint8_t)i;
+        if (q > 0)
+            class_for[q - 1] = &classes[i];
     }
+    /* kfree sends NULL down its "outside the direct map" path */
+    kassert(0 - hhdm_offset >= hhdm_size, "heap: NULL lies inside the direct map");
     memset(mfree, 0, sizeof(mfree));
     memset(sl_map, 0, sizeof(sl_map));
     fl_map = 0;
@@ -946,6 +1017,10 @@ size_t heap_trim(void)
         if (c->current != &dummy_slab && c->current->used == 0) {
             slab_release(c, c->current);
             c->current = &dummy_slab;
+        }
+        if (c->spare) {
+            slab_release(c, c->spare);
+            c->spare = NULL;
         }
     }
     for (struct mchunk *ch = mchunks, *next; ch; ch = next) {
@@ -999,7 +1074,7 @@ void heap_get_stats(struct heap_stats *out)
 
 static bool slab_listed(const struct heap_class *c, const struct slab *s)
 {
-    if (c->current == s)
+    if (c->current == s || c->spare == s)
         return true;
     for (const struct slab *x = c->partial; x; x = x->next)
         if (x == s)
@@ -1021,11 +1096,8 @@ const char *heap_validate_ptr(const void *ptr)
     for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
         if (!slab_listed(&classes[i], s))
             continue;
-        uint64_t off = v - (uintptr_t)s->base;
-        uint64_t idx = (off * s->recip) >> RECIP_SHIFT;
-        if (off >= s->limit || idx * s->size != off)
+        if (slab_obj_index(s, ptr) >= s->nobj)
             return "inside a slab but not the start of an object";
-        (void)idx;
         return slab_obj_free(s, (void *const *)ptr) ? "already free" : NULL;
     }
     for (const struct mchunk *ch = mchunks; ch; ch = ch->next) {
@@ -1063,16 +1135,15 @@ const char *heap_validate_ptr(const void *ptr)
 
 static bool check_slab(const struct heap_class *c, const struct slab *s, uint8_t where)
 {
-    CHECK(s->magic == (SLAB_MAGIC ^ (uintptr_t)s), "slab %p: bad magic", (const void *)s);
+    CHECK(s->magic == (uintptr_t)s + SLAB_MAGIC, "slab %p: bad magic", (const void *)s);
     CHECK(s->where == where, "slab %p: on list %d, marked %d", (const void *)s, where, s->where);
-    CHECK(&classes[s->cls] == c && s->size == c->size && s->nobj == c->nobj, "slab %p: wrong class",
-          (const void *)s);
+    CHECK(&classes[s->cls] == c && s->size == c->size && s->nobj == c->nobj && s->inv == c->inv &&
+              s->shift == c->shift && s->base == (const char *)s + c->base_off,
+          "slab %p: wrong class", (const void *)s);
     CHECK(IS_ALIGNED(VIRT2PHYS(s), SLAB_SIZE), "slab %p: misaligned", (const void *)s);
     uint64_t nfree = 0;
     for (const void *const *o = s->free; o; o = *o) {
-        uint64_t off = (uintptr_t)o - (uintptr_t)s->base;
-        uint64_t idx = (off * s->recip) >> RECIP_SHIFT;
-        CHECK(off < s->limit && idx * s->size == off, "slab %p: free entry %p off-boundary",
+        CHECK(slab_obj_index(s, o) < s->nobj, "slab %p: free entry %p off-boundary",
               (const void *)s, (const void *)o);
         CHECK((uintptr_t)o[1] == (FREE_TAG ^ (uintptr_t)o), "slab %p: free entry %p lost its tag",
               (const void *)s, (const void *)o);
@@ -1083,11 +1154,13 @@ static bool check_slab(const struct heap_class *c, const struct slab *s, uint8_t
 #endif
     }
     CHECK(nfree + s->used == s->nobj, "slab %p: %llu free + %u used != %u", (const void *)s,
-          (unsigned long long)nfree, s->used, s->nobj);
+          (unsigned long long)nfree, s->used, (unsigned)s->nobj);
     if (where == SLAB_PARTIAL)
         CHECK(s->used > 0 && nfree > 0, "partial slab %p is empty or full", (const void *)s);
     if (where == SLAB_FULL)
         CHECK(nfree == 0, "full slab %p has free objects", (const void *)s);
+    if (where == SLAB_SPARE)
+        CHECK(s->used == 0, "spare slab %p is not empty", (const void *)s);
     return true;
 }
 
@@ -1103,6 +1176,12 @@ static bool check_slabs(uint64_t *pages)
             n++;
         }
         CHECK(dummy_slab.free == NULL && dummy_slab.used == 0, "dummy slab modified");
+        if (c->spare) {
+            CHECK(c->spare != c->current, "class %u: spare slab is also current", c->size);
+            if (!check_slab(c, c->spare, SLAB_SPARE))
+                return false;
+            n++;
+        }
         for (const struct slab *s = c->partial; s; s = s->next, n++) {
             if (!check_slab(c, s, SLAB_PARTIAL))
                 return false;

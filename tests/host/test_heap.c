@@ -318,6 +318,38 @@ Test(heap, one_object_ping_pong_keeps_its_slab)
     cr_assert_eq(st.cls[3].allocs, 10001);
 }
 
+/* A 1024 B slab holds 63 objects: a working set of 64 needs two slabs, and
+ * the one that empties each round must stay cached (the class's spare), not
+ * go back to the frame allocator to be taken again at once. */
+Test(heap, working_set_just_over_one_slab_does_not_thrash)
+{
+    void *p[64];
+    uint64_t frames = 0;
+    for (int round = 0; round < 200; round++) {
+        for (int i = 0; i < 64; i++)
+            cr_assert_not_null(p[i] = kmalloc(1024));
+        for (int i = 63; i >= 0; i--)
+            kfree(p[i]);
+        if (round == 0)
+            frames = free_frames();
+        cr_assert_eq(free_frames(), frames, "round %d: slabs went back and forth", round);
+        /* the same with the objects freed in allocation order */
+        for (int i = 0; i < 64; i++)
+            p[i] = kmalloc(1024);
+        for (int i = 0; i < 64; i++)
+            kfree(p[i]);
+        cr_assert_eq(free_frames(), frames, "round %d (FIFO): slabs went back and forth", round);
+    }
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_eq(st.cls[31].size, 1024);
+    cr_assert_eq(st.cls[31].slabs, 2);
+    cr_assert_eq(st.cls[31].live, 0);
+    cr_assert(heap_check(), "%s", host_log);
+    cr_assert_eq(heap_trim(), 2 * KiB(64) / PAGE_SIZE);
+    cr_assert(heap_check(), "%s", host_log);
+}
+
 Test(heap, stats_track_live_bytes)
 {
     void *a = kmalloc(100), *b = kmalloc(5000), *c = kmalloc(100000);
