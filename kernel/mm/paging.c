@@ -98,6 +98,39 @@ static void set_entry(struct op *op, pte_t *slot, pte_t val, vaddr_t va)
         tlb_flush(op, va, old);
 }
 
+/* ---- present-entry counts (mm/pte.h PTE_CNT_*) --------------------------------
+ * The pointer entry *pslot counts the present entries of the table it points
+ * to. Count bits are invisible to the CPU, so they are written directly (no
+ * set_entry, no flush). pslot is NULL for the PML4, which has no pointer. A
+ * pointer without PTE_CNT_VALID (the bootloader's) is left alone until
+ * child_empty learns its count by a scan. */
+
+static inline void cnt_inc(pte_t *pslot)
+{
+    if (pslot && (*pslot & PTE_CNT_VALID))
+        *pslot += PTE_CNT_ONE;
+}
+
+static inline void cnt_dec(pte_t *pslot)
+{
+    if (pslot && (*pslot & PTE_CNT_VALID))
+        *pslot -= PTE_CNT_ONE;
+}
+
+/* True when the table the present pointer *pslot points to has no present entry. */
+static bool child_empty(pte_t *pslot)
+{
+    pte_t p = *pslot;
+    if (p & PTE_CNT_VALID)
+        return (p & PTE_CNT_MASK) == 0;
+    const pte_t *t = table_ptr(p & PTE_ADDR_MASK);
+    uint64_t n = 0;
+    for (unsigned i = 0; i < PT_ENTRIES; i++)
+        n += t[i] & PTE_PRESENT;
+    *pslot = (p & ~PTE_CNT_MASK) | PTE_CNT_VALID | (n << PTE_CNT_SHIFT);
+    return n == 0;
+}
+
 /* ---- addresses and argument checks -------------------------------------------- */
 
 static bool va_canonical(vaddr_t va)
@@ -131,13 +164,39 @@ static bool virt_range_ok(vaddr_t virt, uint64_t len)
            va_canonical(last) && (virt >> 47) == (last >> 47);
 }
 
+/* CPUID answers, asked once: they never change, and every map checks them
+ * (CPUID is slow, a VM exit under a hypervisor). */
+static unsigned cpu_phys_bits; /* MAXPHYADDR, 32..52; 0 until asked */
+static pte_t cpu_nx_mask;      /* PTE_NX when the CPU has NX, else 0 */
+
+static __attribute__((noinline, cold)) void cpu_ask(void)
+{
+    unsigned bits = arch_phys_addr_bits();
+    if (bits < 32 || bits > 52)
+        bits = 52;
+    cpu_nx_mask = arch_has_nx() ? PTE_NX : 0;
+    cpu_phys_bits = bits;
+}
+
+static inline unsigned phys_bits(void)
+{
+    if (__builtin_expect(!cpu_phys_bits, 0))
+        cpu_ask();
+    return cpu_phys_bits;
+}
+
+static inline pte_t nx_mask(void)
+{
+    if (__builtin_expect(!cpu_phys_bits, 0))
+        cpu_ask();
+    return cpu_nx_mask;
+}
+
 /* [phys, phys+len): 4 KiB aligned and below 2^MAXPHYADDR. */
 static bool phys_range_ok(paddr_t phys, uint64_t len)
 {
     paddr_t last = phys + len - 1;
-    unsigned bits = arch_phys_addr_bits();
-    if (bits < 32 || bits > 52)
-        bits = 52;
+    unsigned bits = phys_bits();
     return IS_ALIGNED(phys, PAGE_SIZE) && last >= phys && (last >> bits) == 0;
 }
 
@@ -156,9 +215,7 @@ static int decode_flags(uint64_t flags, enum cache_mode cm, pte_t *bits, unsigne
             return -PAGING_EINVAL;
         idx = ((flags & PAGE_WRITETHROUGH) ? 1u : 0u) | ((flags & PAGE_NOCACHE) ? 2u : 0u);
     }
-    *bits = flags & (PAGE_WRITABLE | PAGE_USER | PAGE_GLOBAL | PAGE_NX);
-    if (!arch_has_nx())
-        *bits &= ~PAGE_NX;
+    *bits = flags & (PAGE_WRITABLE | PAGE_USER | PAGE_GLOBAL | nx_mask());
     *cache_index = idx;
     return 0;
 }
@@ -195,14 +252,6 @@ static bool subtree_has_leaf(paddr_t table, int level)
     return false;
 }
 
-static bool table_empty(const pte_t *t)
-{
-    for (unsigned i = 0; i < PT_ENTRIES; i++)
-        if (t[i])
-            return false;
-    return true;
-}
-
 /* Replaces the large leaf in *slot (at `level`, mapping va) by a table of 512
  * smaller pages with the same attributes. Returns 0 or -PAGING_ENOMEM. */
 static int split_large(struct op *op, pte_t *slot, int level, vaddr_t va)
@@ -214,7 +263,10 @@ static int split_large(struct op *op, pte_t *slot, int level, vaddr_t va)
     pte_t *child = table_ptr(t);
     for (unsigned i = 0; i < PT_ENTRIES; i++)
         child[i] = pte_split_child(e, level, i);
-    set_entry(op, slot, pte_make_table(t, e & (PTE_WRITABLE | PTE_USER)), va);
+    set_entry(op, slot,
+              pte_make_table(t, e & (PTE_WRITABLE | PTE_USER)) | PTE_CNT_VALID |
+                  (uint64_t)PT_ENTRIES << PTE_CNT_SHIFT,
+              va);
     return 0;
 }
 
@@ -235,7 +287,9 @@ static int map_one(struct op *op, paddr_t phys, vaddr_t virt, int level, pte_t b
                    unsigned cache_index, unsigned opts)
 {
     pte_t *table = table_ptr(op->as->pml4);
+    pte_t *parent = NULL;    /* the pointer to `table` (none for the PML4) */
     pte_t *first_new = NULL; /* the slot where this call began adding tables */
+    pte_t *first_new_parent = NULL;
     int first_new_level = 0;
     int err = 0;
 
@@ -247,9 +301,11 @@ static int map_one(struct op *op, paddr_t phys, vaddr_t virt, int level, pte_t b
                 err = -PAGING_ENOMEM;
                 goto undo;
             }
-            *slot = pte_make_table(t, bits);
+            *slot = pte_make_table(t, bits) | PTE_CNT_VALID; /* empty so far */
+            cnt_inc(parent);
             if (!first_new) {
                 first_new = slot;
+                first_new_parent = parent;
                 first_new_level = l;
             }
         } else if (pte_is_leaf(*slot, l)) {
@@ -262,6 +318,7 @@ static int map_one(struct op *op, paddr_t phys, vaddr_t virt, int level, pte_t b
         }
         widen_intermediate(op, slot, bits, virt);
         table = table_ptr(pte_addr(*slot, l));
+        parent = slot;
     }
 
     pte_t *slot = &table[pt_index(virt, level)];
@@ -278,12 +335,15 @@ static int map_one(struct op *op, paddr_t phys, vaddr_t virt, int level, pte_t b
     if (pte_present(old) && !(opts & PAGING_REPLACE))
         return -PAGING_EEXIST;
     set_entry(op, slot, leaf, virt);
+    if (!pte_present(old))
+        cnt_inc(parent);
     return 0;
 
 undo:
     if (first_new) {
         pte_t e = *first_new;
         set_entry(op, first_new, 0, virt);
+        cnt_dec(first_new_parent);
         release_subtree(op, pte_addr(e, first_new_level), first_new_level - 1,
                         ALIGN_DOWN(virt, pt_level_size(first_new_level)));
     }
@@ -312,13 +372,14 @@ static int ensure_boundary(struct op *op, vaddr_t addr)
     return 0;
 }
 
-/* Walks [start, last] in the table at `level` (range from tbase). Without
- * `protect`, clears every leaf and releases tables that become empty;
- * with it, rewrites every leaf with `bits`/`cache_index`. Leaves are assumed
- * to lie wholly inside the range (ensure_boundary ran). Counts leaves touched. */
-static void walk_range(struct op *op, pte_t *table, int level, vaddr_t tbase, vaddr_t start,
-                       vaddr_t last, bool protect, pte_t bits, unsigned cache_index,
-                       uint64_t *count)
+/* Walks [start, last] in the table at `level` (range from tbase; pointed to by
+ * *pslot, NULL for the PML4). Without `protect`, clears every leaf and releases
+ * tables that become empty; with it, rewrites every leaf with
+ * `bits`/`cache_index`. Leaves are assumed to lie wholly inside the range
+ * (ensure_boundary ran). Counts leaves touched. */
+static void walk_range(struct op *op, pte_t *pslot, pte_t *table, int level, vaddr_t tbase,
+                       vaddr_t start, vaddr_t last, bool protect, pte_t bits,
+                       unsigned cache_index, uint64_t *count)
 {
     unsigned i0 = pt_index(start, level), i1 = pt_index(last, level);
     for (unsigned i = i0; i <= i1; i++) {
@@ -333,6 +394,8 @@ static void walk_range(struct op *op, pte_t *table, int level, vaddr_t tbase, va
                 nv = pte_make_leaf(pte_addr(e, level), bits, cache_index, level) |
                      (e & (PTE_ACCESSED | PTE_DIRTY));
             set_entry(op, slot, nv, va);
+            if (!protect)
+                cnt_dec(pslot);
             (*count)++;
             continue;
         }
@@ -340,10 +403,11 @@ static void walk_range(struct op *op, pte_t *table, int level, vaddr_t tbase, va
             widen_intermediate(op, slot, bits, va);
         vaddr_t end = va + pt_level_size(level) - 1;
         pte_t *child = table_ptr(pte_addr(e, level));
-        walk_range(op, child, level - 1, va, MAX(start, va), MIN(last, end), protect, bits,
+        walk_range(op, slot, child, level - 1, va, MAX(start, va), MIN(last, end), protect, bits,
                    cache_index, count);
-        if (!protect && table_empty(child)) {
+        if (!protect && child_empty(slot)) {
             set_entry(op, slot, 0, va);
+            cnt_dec(pslot);
             table_release(op, pte_addr(e, level));
         }
     }
@@ -358,8 +422,8 @@ static int unmap_range(struct addrspace *as, vaddr_t virt, uint64_t len, uint64_
     if (!err)
         err = ensure_boundary(&op, virt + len);
     if (!err)
-        walk_range(&op, table_ptr(as->pml4), PT_LEVEL_PML4, 0, virt, virt + len - 1, false, 0,
-                   0, count);
+        walk_range(&op, NULL, table_ptr(as->pml4), PT_LEVEL_PML4, 0, virt, virt + len - 1, false,
+                   0, 0, count);
     op_end(&op);
     return err;
 }
@@ -409,8 +473,84 @@ bool paging_is_active(const struct addrspace *as)
     return as->pml4 != 0 && (arch_read_cr3() & PTE_ADDR_MASK) == as->pml4;
 }
 
-int paging_map_in(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t size, uint64_t flags,
-                  enum cache_mode cm, unsigned opts)
+/* ---- 4 KiB fast paths --------------------------------------------------------------
+ * One 4 KiB page where the tables exist: a straight walk and one entry write,
+ * no struct op. Anything unusual (a missing table, a large page in the way, an
+ * intermediate entry to widen, a present entry to replace, a table to reclaim)
+ * goes to the general code. */
+
+/* map_one for the 4 KiB leaf `leaf` at virt, as its own operation (the fast
+ * path's fallback: tables to create or widen, a large page, REPLACE). */
+static __attribute__((noinline)) int map_4k_slow(struct addrspace *as, vaddr_t virt, pte_t leaf,
+                                                 unsigned opts)
+{
+    struct op op;
+    op_begin(&op, as);
+    int err = map_one(&op, leaf & PTE_ADDR_MASK, virt, PT_LEVEL_PT,
+                      leaf & (PTE_WRITABLE | PTE_USER | PTE_GLOBAL | PTE_NX),
+                      pte_cache_index(leaf, PT_LEVEL_PT), opts);
+    op_end(&op);
+    return err;
+}
+
+/* Maps the 4 KiB leaf `leaf` (checked) at virt: one entry write when the
+ * three tables exist and already grant it (present, no PS; WRITABLE/USER
+ * where the leaf has them; NX only if the leaf has it, so widen_intermediate
+ * would change nothing) and the PT slot is free; else map_4k_slow. */
+static inline int map_4k(struct addrspace *as, vaddr_t virt, pte_t leaf, unsigned opts)
+{
+    /* one test per level: the bits of `want` set, PS and (unless the leaf is NX) NX clear */
+    pte_t want = PTE_PRESENT | (leaf & (PTE_WRITABLE | PTE_USER));
+    pte_t mask = want | PTE_PS | (PTE_NX & ~leaf);
+    pte_t v4 = table_ptr(as->pml4)[pt_index(virt, PT_LEVEL_PML4)];
+    if ((v4 & mask) != want)
+        goto slow;
+    pte_t v3 = table_ptr(v4 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PDPT)];
+    if ((v3 & mask) != want)
+        goto slow;
+    pte_t *e2 = &table_ptr(v3 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PD)];
+    pte_t v2 = *e2;
+    if ((v2 & mask) != want)
+        goto slow;
+    pte_t *e1 = &table_ptr(v2 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PT)];
+    if (pte_present(*e1)) {
+        if (opts & PAGING_REPLACE)
+            goto slow;
+        return -PAGING_EEXIST;
+    }
+    *e1 = leaf; /* was not present: no flush */
+    if (v2 & PTE_CNT_VALID)
+        *e2 = v2 + PTE_CNT_ONE;
+    return 0;
+slow:
+    return map_4k_slow(as, virt, leaf, opts);
+}
+
+/* After the 4 KiB leaf at virt (which was `old`) was cleared and its PT's count
+ * dropped: flushes, and detaches the tables that became empty (PT, then PD,
+ * then PDPT), which op_end frees after the flush. */
+static __attribute__((noinline)) void unmap_4k_reclaim(struct addrspace *as, vaddr_t virt,
+                                                       pte_t old, pte_t *e4, pte_t *e3,
+                                                       pte_t *e2)
+{
+    struct op op;
+    op_begin(&op, as);
+    tlb_flush(&op, virt, old);
+    pte_t *chain[3] = {e2, e3, e4}; /* chain[i] points to a table, chain[i+1] to chain[i]'s */
+    for (int i = 0; i < 3 && child_empty(chain[i]); i++) {
+        paddr_t t = *chain[i] & PTE_ADDR_MASK;
+        set_entry(&op, chain[i], 0, virt);
+        if (i < 2)
+            cnt_dec(chain[i + 1]);
+        table_release(&op, t);
+    }
+    op_end(&op);
+}
+
+/* paging_map_in for 2 MiB and 1 GiB pages (and sizes that are none of these). */
+static __attribute__((noinline)) int map_in_slow(struct addrspace *as, paddr_t phys, vaddr_t virt,
+                                                 uint64_t size, uint64_t flags, enum cache_mode cm,
+                                                 unsigned opts)
 {
     pte_t bits;
     unsigned idx;
@@ -428,6 +568,30 @@ int paging_map_in(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t siz
     err = map_one(&op, phys, virt, level, bits, idx, opts);
     op_end(&op);
     return err;
+}
+
+int paging_map_in(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t size, uint64_t flags,
+                  enum cache_mode cm, unsigned opts)
+{
+    /* 4 KiB: checks and decoding inline; map_in_slow asks CPUID the first time. */
+    if (size == PAGE_SIZE_4K && cpu_phys_bits) {
+        /* Every check at once (an aligned canonical page never crosses the hole):
+         * unknown flags or opts, unaligned, non-canonical (virt + 2^47 >= 2^48),
+         * phys beyond MAXPHYADDR, unknown cache mode, or PWT/PCD with a mode. */
+        uint64_t inval = (flags & ~PAGE_FLAGS_ALLOWED) | (opts & ~(PAGING_REPLACE | PAGING_LARGE)) |
+                         ((virt | phys) & (PAGE_SIZE - 1)) | ((virt + (1ULL << 47)) >> 48) |
+                         (phys >> cpu_phys_bits);
+        if (inval || (unsigned)cm > CACHE_WC ||
+            ((flags & (PAGE_WRITETHROUGH | PAGE_NOCACHE)) && cm != CACHE_WB))
+            return -PAGING_EINVAL;
+        /* cm is WB when PWT/PCD are given: they are then the cache bits themselves */
+        pte_t leaf = phys | PTE_PRESENT |
+                     (flags & (PAGE_WRITABLE | PAGE_USER | PAGE_GLOBAL | PAGE_WRITETHROUGH |
+                               PAGE_NOCACHE | cpu_nx_mask)) |
+                     pte_cache_bits((unsigned)cm, PT_LEVEL_PT);
+        return map_4k(as, virt, leaf, opts);
+    }
+    return map_in_slow(as, phys, virt, size, flags, cm, opts);
 }
 
 int paging_map_range(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t len,
@@ -460,14 +624,16 @@ int paging_map_range(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t 
     }
     if (err && off) {
         uint64_t n = 0; /* our own pages: no split needed at either end */
-        walk_range(&op, table_ptr(as->pml4), PT_LEVEL_PML4, 0, virt, virt + off - 1, false, 0, 0,
-                   &n);
+        walk_range(&op, NULL, table_ptr(as->pml4), PT_LEVEL_PML4, 0, virt, virt + off - 1, false,
+                   0, 0, &n);
     }
     op_end(&op);
     return err;
 }
 
-int paging_unmap_in(struct addrspace *as, vaddr_t virt, uint64_t size)
+/* paging_unmap_in through the range code: any size, large pages split. */
+static __attribute__((noinline)) int unmap_in_slow(struct addrspace *as, vaddr_t virt,
+                                                   uint64_t size)
 {
     int level = size_level(size);
     if (level < 0)
@@ -479,6 +645,43 @@ int paging_unmap_in(struct addrspace *as, vaddr_t virt, uint64_t size)
     if (err)
         return err;
     return n ? 0 : -PAGING_ENOENT;
+}
+
+int paging_unmap_in(struct addrspace *as, vaddr_t virt, uint64_t size)
+{
+    if (size == PAGE_SIZE_4K && IS_ALIGNED(virt, PAGE_SIZE) && va_canonical(virt)) {
+        /* Fast path: a direct walk to a present 4 KiB leaf. */
+        /* A pointer is present without PS (a PML4 entry never has PS). */
+        pte_t *e4 = &table_ptr(as->pml4)[pt_index(virt, PT_LEVEL_PML4)];
+        pte_t v4 = *e4;
+        if ((v4 & (PTE_PRESENT | PTE_PS)) != PTE_PRESENT)
+            goto slow;
+        pte_t *e3 = &table_ptr(v4 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PDPT)];
+        pte_t v3 = *e3;
+        if ((v3 & (PTE_PRESENT | PTE_PS)) != PTE_PRESENT)
+            goto slow;
+        pte_t *e2 = &table_ptr(v3 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PD)];
+        pte_t v2 = *e2;
+        if ((v2 & (PTE_PRESENT | PTE_PS)) != PTE_PRESENT)
+            goto slow;
+        pte_t *e1 = &table_ptr(v2 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PT)];
+        pte_t old = *e1;
+        if (!pte_present(old))
+            return -PAGING_ENOENT;
+        *e1 = 0;
+        if ((v2 & (PTE_CNT_VALID | PTE_CNT_MASK)) > PTE_CNT_VALID + PTE_CNT_ONE) {
+            /* the count is kept and the PT still maps something: the common case */
+            *e2 = v2 - PTE_CNT_ONE;
+            if ((arch_read_cr3() & PTE_ADDR_MASK) == as->pml4) /* paging_is_active */
+                arch_invlpg(virt);
+        } else {
+            cnt_dec(e2);
+            unmap_4k_reclaim(as, virt, old, e4, e3, e2);
+        }
+        return 0;
+    }
+slow: /* nothing mapped, a large page around virt to split, or not a 4 KiB page */
+    return unmap_in_slow(as, virt, size);
 }
 
 int paging_unmap_range(struct addrspace *as, vaddr_t virt, uint64_t len)
@@ -506,8 +709,8 @@ int paging_protect(struct addrspace *as, vaddr_t virt, uint64_t len, uint64_t fl
         err = ensure_boundary(&op, virt + len);
     uint64_t n = 0;
     if (!err)
-        walk_range(&op, table_ptr(as->pml4), PT_LEVEL_PML4, 0, virt, virt + len - 1, true, bits,
-                   idx, &n);
+        walk_range(&op, NULL, table_ptr(as->pml4), PT_LEVEL_PML4, 0, virt, virt + len - 1, true,
+                   bits, idx, &n);
     op_end(&op);
     return err;
 }

@@ -44,6 +44,18 @@ typedef uint64_t pte_t;
 
 #define PT_ENTRIES 512
 
+/* Software bits of a table pointer (a PML4E, or a PDPTE / PDE without PS):
+ * bits 52-62 are ignored by the CPU there (Intel SDM vol. 3 tables 4-15, 4-17,
+ * 4-20; "available" in the AMD APM). mm/paging.c keeps in them the number of
+ * present entries of the table pointed to, so that unmapping a page knows in
+ * O(1) when its table became empty. PTE_CNT_VALID says the count is kept: a
+ * pointer the bootloader wrote has it clear until a scan learns the count.
+ * Never set in leaves (there bits 59-62 are protection keys). */
+#define PTE_CNT_SHIFT 52
+#define PTE_CNT_ONE   (1ULL << PTE_CNT_SHIFT)
+#define PTE_CNT_MASK  (0x3ffULL << PTE_CNT_SHIFT) /* 0..512 */
+#define PTE_CNT_VALID (1ULL << 62)
+
 /* Levels, counted the way the hardware names them: 4 = PML4 ... 1 = PT. */
 enum pt_level { PT_LEVEL_PT = 1, PT_LEVEL_PD = 2, PT_LEVEL_PDPT = 3, PT_LEVEL_PML4 = 4 };
 
@@ -53,6 +65,9 @@ _Static_assert(PTE_PAT_4K == PTE_PS, "the 4 KiB PAT bit reuses the PS position")
 _Static_assert((PTE_ADDR_MASK_2M & PTE_PAT_LARGE) == 0, "large PAT bit is below the 2M address");
 _Static_assert((PTE_ADDR_MASK & (PTE_NX | 0xfffULL)) == 0, "address bits clear of flag bits");
 _Static_assert((PTE_SPLIT_KEEP & PTE_ADDR_MASK) == PTE_PAT_LARGE, "split keeps no address bits");
+_Static_assert(((PTE_CNT_MASK | PTE_CNT_VALID) & (PTE_ADDR_MASK | PTE_NX)) == 0,
+               "the table count lies in the ignored bits 52-62");
+_Static_assert((PTE_CNT_MASK >> PTE_CNT_SHIFT) >= PT_ENTRIES, "the count holds 0..512");
 
 /* Bytes mapped by one entry at `level` (4 KiB at the PT, 2 MiB at the PD...). */
 static inline uint64_t pt_level_size(int level)

@@ -476,6 +476,78 @@ Test(paging, enomem_in_range_rolls_back)
     give_back(v, n);
 }
 
+/* ---- present-entry counts (the 4 KiB fast paths) ----------------------------------------- */
+
+static pte_t pd_entry(vaddr_t va)
+{
+    const pte_t *t = PHYS2VIRT(as.pml4);
+    t = PHYS2VIRT(t[pt_index(va, PT_LEVEL_PML4)] & PTE_ADDR_MASK);
+    t = PHYS2VIRT(t[pt_index(va, PT_LEVEL_PDPT)] & PTE_ADDR_MASK);
+    return t[pt_index(va, PT_LEVEL_PD)];
+}
+
+static uint64_t pt_count(vaddr_t va)
+{
+    pte_t e = pd_entry(va);
+    cr_assert(e & PTE_CNT_VALID, "the PT's count is kept");
+    return (e & PTE_CNT_MASK) >> PTE_CNT_SHIFT;
+}
+
+Test(paging, counts_follow_every_path)
+{
+    uint64_t base_free = free_frames(), base_tables = paging_table_pages();
+    /* range map (general path), single maps (fast path), EEXIST (no change) */
+    cr_assert_eq(paging_map_range(&as, PA, VA_LOW, 3 * PAGE_SIZE, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(pt_count(VA_LOW), 3);
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW + 5 * PAGE_SIZE, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), -PAGING_EEXIST);
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_4K, 0, CACHE_WB, PAGING_REPLACE), 0);
+    cr_assert_eq(pt_count(VA_LOW), 4);
+    /* a page that needs wider intermediates takes the general path */
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW + 6 * PAGE_SIZE, PAGE_SIZE_4K,
+                               PAGE_WRITABLE | PAGE_USER, CACHE_WC, 0), 0);
+    cr_assert_eq(pt_count(VA_LOW), 5);
+    cr_assert_eq(query(VA_LOW + 6 * PAGE_SIZE).cache, CACHE_WC);
+    cr_assert_eq(query(VA_LOW + 6 * PAGE_SIZE).flags, PAGE_PRESENT | PAGE_WRITABLE | PAGE_USER);
+    /* unmap one by one (fast path), a range, a hole */
+    cr_assert_eq(paging_unmap_in(&as, VA_LOW + PAGE_SIZE, PAGE_SIZE_4K), 0);
+    cr_assert_eq(paging_unmap_in(&as, VA_LOW + PAGE_SIZE, PAGE_SIZE_4K), -PAGING_ENOENT);
+    cr_assert_eq(pt_count(VA_LOW), 4);
+    cr_assert_eq(paging_unmap_range(&as, VA_LOW + 5 * PAGE_SIZE, 2 * PAGE_SIZE), 0);
+    cr_assert_eq(pt_count(VA_LOW), 2);
+    cr_assert_eq(paging_unmap_in(&as, VA_LOW, PAGE_SIZE_4K), 0);
+    cr_assert_eq(paging_table_pages(), base_tables + 3, "the PT still holds one page");
+    cr_assert_eq(paging_unmap_in(&as, VA_LOW + 2 * PAGE_SIZE, PAGE_SIZE_4K), 0);
+    cr_assert_eq(free_frames(), base_free, "the last unmap gave PT, PD and PDPT back");
+    cr_assert_eq(paging_table_pages(), base_tables);
+    cr_assert_eq(((const pte_t *)PHYS2VIRT(as.pml4))[pt_index(VA_LOW, PT_LEVEL_PML4)], 0);
+}
+
+Test(paging, counts_after_split_and_unknown)
+{
+    uint64_t base_free = free_frames();
+    /* A split makes a full PT; unmapping its 512 pages singly reclaims it. */
+    cr_assert_eq(paging_map_in(&as, PA, VA_HIGH, PAGE_SIZE_2M, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_unmap_in(&as, VA_HIGH + PAGE_SIZE, PAGE_SIZE_4K), 0);
+    cr_assert_eq(pt_count(VA_HIGH), 511);
+    for (unsigned i = 0; i < PT_ENTRIES; i++)
+        if (i != 1)
+            cr_assert_eq(paging_unmap_in(&as, VA_HIGH + i * PAGE_SIZE, PAGE_SIZE_4K), 0);
+    cr_assert_eq(free_frames(), base_free);
+    /* A pointer without a kept count (as the bootloader writes them) is counted once. */
+    cr_assert_eq(paging_map_range(&as, PA, VA_LOW, 4 * PAGE_SIZE, RW_NX, CACHE_WB, 0), 0);
+    pte_t *t = PHYS2VIRT(as.pml4);
+    t = PHYS2VIRT(t[pt_index(VA_LOW, PT_LEVEL_PML4)] & PTE_ADDR_MASK);
+    t = PHYS2VIRT(t[pt_index(VA_LOW, PT_LEVEL_PDPT)] & PTE_ADDR_MASK);
+    t[pt_index(VA_LOW, PT_LEVEL_PD)] &= ~(PTE_CNT_MASK | PTE_CNT_VALID);
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW + 4 * PAGE_SIZE, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(pd_entry(VA_LOW) & PTE_CNT_VALID, 0, "not counted yet");
+    cr_assert_eq(paging_unmap_in(&as, VA_LOW, PAGE_SIZE_4K), 0);
+    cr_assert_eq(pt_count(VA_LOW), 4, "learned by one scan");
+    cr_assert_eq(paging_unmap_range(&as, VA_LOW, 5 * PAGE_SIZE), 0);
+    cr_assert_eq(free_frames(), base_free);
+}
+
 /* ---- TLB maintenance ---------------------------------------------------------------------- */
 
 Test(paging, invlpg_only_when_active)
