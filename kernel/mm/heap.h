@@ -1,12 +1,13 @@
 /* The kernel heap: kmalloc/kfree and friends over frames from mm/frame.
  *
  * Three tiers, chosen by size (see docs/memory.md and the top of heap.c):
- *   small  (1..1024 B)    slabs: 64 KiB chunks split into equal objects of one
- *                         of HEAP_SMALL_CLASSES size classes; O(1) alloc/free.
- *   medium (1025..32 KiB) segments with boundary tags inside 256 KiB chunks,
+ *   small  (1..1024 B)    slabs: 64 KiB (or 32 KiB) chunks split into equal
+ *                         objects of one of HEAP_SMALL_CLASSES size classes;
+ *                         O(1) alloc/free.
+ *   medium (1025..64 KiB) segments with boundary tags inside 256 KiB chunks,
  *                         segregated free lists with a bitmap (O(1)), free
  *                         neighbours coalesced in both directions.
- *   large  (> 32 KiB)     a run of frames per allocation, returned on free.
+ *   large  (> 64 KiB)     a run of frames per allocation, returned on free.
  * Every pointer is 16-byte aligned at least. Misuse (double free, foreign or
  * interior pointer, overwritten header) panics naming the address.
  *
@@ -26,7 +27,9 @@
 
 #define HEAP_SMALL_CLASSES 32
 #define HEAP_SMALL_MAX 1024u
-#define HEAP_MEDIUM_MAX KiB(32)
+/* Up to 64 KiB in segments: a frame run per 32..64 KiB block cost a first-fit
+ * frame_alloc_contig scan and a frame-by-frame free (~4,000 instructions). */
+#define HEAP_MEDIUM_MAX KiB(64)
 /* Requests above this are refused outright (NULL). */
 #define HEAP_MAX_ALLOC GiB(1024)
 
