@@ -68,6 +68,29 @@ static pte_t *table_ptr(paddr_t t)
     return (pte_t *)PHYS2VIRT(t);
 }
 
+/* ---- walk cache (struct addrspace wc_*) -----------------------------------------
+ * The 4 KiB fast paths remember the last PT they reached, the PD entry above
+ * it and what the levels above grant. It stays right while no table of the
+ * address space leaves the tree: tables are only ever added, and intermediate
+ * entries only widened (which at worst makes wc_deny refuse a leaf that a
+ * fresh walk then accepts). So every detach (table_release, which every path
+ * that unlinks or frees a table goes through) and every split empties it. */
+
+static inline void wc_drop(struct addrspace *as)
+{
+    as->wc_tag = 0;
+}
+
+static inline void wc_fill(struct addrspace *as, vaddr_t virt, pte_t *pt, pte_t *pde, pte_t v4,
+                           pte_t v3, pte_t v2)
+{
+    pte_t allow = v4 & v3 & v2 & (PTE_WRITABLE | PTE_USER);
+    as->wc_pt = pt;
+    as->wc_pde = pde;
+    as->wc_deny = ((PTE_WRITABLE | PTE_USER) & ~allow) | ((v4 | v3 | v2) & PTE_NX);
+    as->wc_tag = virt | (PAGE_SIZE_2M - 1);
+}
+
 /* A zeroed page table, or 0 when memory is exhausted. */
 static paddr_t table_alloc(struct op *op)
 {
@@ -83,6 +106,7 @@ static paddr_t table_alloc(struct op *op)
  * is a page-aligned address, so the entry it overwrites reads as not present. */
 static void table_release(struct op *op, paddr_t t)
 {
+    wc_drop(op->as); /* detached even when borrowed (kept, but no longer in the tree) */
     if (op->as->borrowed)
         return;
     *(paddr_t *)PHYS2VIRT(t) = op->released;
@@ -257,6 +281,7 @@ static bool subtree_has_leaf(paddr_t table, int level)
 static int split_large(struct op *op, pte_t *slot, int level, vaddr_t va)
 {
     pte_t e = *slot;
+    wc_drop(op->as); /* nothing cached lies below a leaf; dropped all the same */
     paddr_t t = table_alloc(op);
     if (!t)
         return -PAGING_ENOMEM;
@@ -435,6 +460,7 @@ void paging_init(void)
     kernel_as.pml4 = arch_read_cr3();
     kernel_as.table_pages = 0;
     kernel_as.borrowed = true;
+    wc_drop(&kernel_as);
     klog("mm", "paging: adopted the bootloader's tables (PML4 at %#llx), 1 GiB pages: %s",
          (unsigned long long)kernel_as.pml4, arch_has_1g_pages() ? "yes" : "no");
 }
@@ -447,6 +473,7 @@ int paging_as_create(struct addrspace *as)
     as->pml4 = t;
     as->table_pages = 1;
     as->borrowed = false;
+    wc_drop(as);
     table_pages_total++;
     return 0;
 }
@@ -461,6 +488,7 @@ void paging_as_destroy(struct addrspace *as)
     release_subtree(&op, as->pml4, PT_LEVEL_PML4, 0);
     op_end(&op);
     as->pml4 = 0;
+    wc_drop(as);
 }
 
 void paging_activate(struct addrspace *as)
@@ -493,46 +521,79 @@ static __attribute__((noinline)) int map_4k_slow(struct addrspace *as, vaddr_t v
     return err;
 }
 
-/* Maps the 4 KiB leaf `leaf` (checked) at virt: one entry write when the
- * three tables exist and already grant it (present, no PS; WRITABLE/USER
- * where the leaf has them; NX only if the leaf has it, so widen_intermediate
- * would change nothing) and the PT slot is free; else map_4k_slow. */
-static inline int map_4k(struct addrspace *as, vaddr_t virt, pte_t leaf, unsigned opts)
+/* The walk cache's miss: walks to virt's PT and fills the cache with it when
+ * every level above is a present table whose bits under `mask` are `want`
+ * (PS clear, plus what a map needs granted). False (cache untouched) otherwise. */
+static __attribute__((noinline)) bool wc_walk(struct addrspace *as, vaddr_t virt, pte_t mask,
+                                              pte_t want)
 {
-    /* one test per level: the bits of `want` set, PS and (unless the leaf is NX) NX clear */
-    pte_t want = PTE_PRESENT | (leaf & (PTE_WRITABLE | PTE_USER));
-    pte_t mask = want | PTE_PS | (PTE_NX & ~leaf);
     pte_t v4 = table_ptr(as->pml4)[pt_index(virt, PT_LEVEL_PML4)];
     if ((v4 & mask) != want)
-        goto slow;
+        return false;
     pte_t v3 = table_ptr(v4 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PDPT)];
     if ((v3 & mask) != want)
-        goto slow;
+        return false;
     pte_t *e2 = &table_ptr(v3 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PD)];
     pte_t v2 = *e2;
     if ((v2 & mask) != want)
-        goto slow;
-    pte_t *e1 = &table_ptr(v2 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PT)];
+        return false;
+    wc_fill(as, virt, table_ptr(v2 & PTE_ADDR_MASK), e2, v4, v3, v2);
+    return true;
+}
+
+/* Maps the 4 KiB leaf `leaf` (checked) at virt, whose PT the walk cache holds
+ * with the levels above granting the leaf: one entry write when the slot is
+ * free; else -PAGING_EEXIST, or map_4k_slow for PAGING_REPLACE. */
+static inline int map_4k_cached(struct addrspace *as, vaddr_t virt, pte_t leaf, unsigned opts)
+{
+    pte_t *e1 = &as->wc_pt[pt_index(virt, PT_LEVEL_PT)];
     if (pte_present(*e1)) {
         if (opts & PAGING_REPLACE)
-            goto slow;
+            return map_4k_slow(as, virt, leaf, opts);
         return -PAGING_EEXIST;
     }
     *e1 = leaf; /* was not present: no flush */
+    pte_t *e2 = as->wc_pde;
+    pte_t v2 = *e2;
     if (v2 & PTE_CNT_VALID)
         *e2 = v2 + PTE_CNT_ONE;
     return 0;
-slow:
-    return map_4k_slow(as, virt, leaf, opts);
 }
 
-/* After the 4 KiB leaf at virt (which was `old`) was cleared and its PT's count
- * dropped: flushes, and detaches the tables that became empty (PT, then PD,
- * then PDPT), which op_end frees after the flush. */
-static __attribute__((noinline)) void unmap_4k_reclaim(struct addrspace *as, vaddr_t virt,
-                                                       pte_t old, pte_t *e4, pte_t *e3,
-                                                       pte_t *e2)
+/* map_4k when the walk cache does not serve: walks, and when the three tables
+ * exist and already grant the leaf (present, no PS; WRITABLE/USER where the
+ * leaf has them; NX only if the leaf has it, so widen_intermediate would
+ * change nothing) goes on from the refilled cache; else map_4k_slow. */
+static __attribute__((noinline)) int map_4k_miss(struct addrspace *as, vaddr_t virt, pte_t leaf,
+                                                 unsigned opts)
 {
+    /* one test per level: the bits of `want` set, PS and (unless the leaf is NX) NX clear */
+    pte_t want = PTE_PRESENT | (leaf & (PTE_WRITABLE | PTE_USER));
+    if (!wc_walk(as, virt, want | PTE_PS | (PTE_NX & ~leaf), want))
+        return map_4k_slow(as, virt, leaf, opts);
+    return map_4k_cached(as, virt, leaf, opts);
+}
+
+/* Maps the 4 KiB leaf `leaf` (checked) at virt. The hit path makes no call
+ * but tail calls, so it needs no saved registers. */
+static inline int map_4k(struct addrspace *as, vaddr_t virt, pte_t leaf, unsigned opts)
+{
+    if ((virt | (PAGE_SIZE_2M - 1)) != as->wc_tag || ((leaf ^ PTE_NX) & as->wc_deny))
+        return map_4k_miss(as, virt, leaf, opts);
+    return map_4k_cached(as, virt, leaf, opts);
+}
+
+/* After the 4 KiB leaf at virt (which was `old`) was cleared (its PT's count not
+ * yet dropped): flushes, and detaches the tables that became empty (PT, then
+ * PD, then PDPT), which op_end frees after the flush. Returns 0. */
+static __attribute__((noinline)) int unmap_4k_reclaim(struct addrspace *as, vaddr_t virt,
+                                                      pte_t old)
+{
+    /* the PT was reached, so the chain above it is present tables */
+    pte_t *e4 = &table_ptr(as->pml4)[pt_index(virt, PT_LEVEL_PML4)];
+    pte_t *e3 = &table_ptr(*e4 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PDPT)];
+    pte_t *e2 = &table_ptr(*e3 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PD)];
+    cnt_dec(e2);
     struct op op;
     op_begin(&op, as);
     tlb_flush(&op, virt, old);
@@ -545,6 +606,7 @@ static __attribute__((noinline)) void unmap_4k_reclaim(struct addrspace *as, vad
         table_release(&op, t);
     }
     op_end(&op);
+    return 0;
 }
 
 /* paging_map_in for 2 MiB and 1 GiB pages (and sizes that are none of these). */
@@ -570,6 +632,12 @@ static __attribute__((noinline)) int map_in_slow(struct addrspace *as, paddr_t p
     return err;
 }
 
+/* pte_cache_bits(cm, PT_LEVEL_PT) for every PAT index. */
+static const pte_t cache_bits_4k[8] = {
+    0, PTE_PWT, PTE_PCD, PTE_PCD | PTE_PWT, PTE_PAT_4K, PTE_PAT_4K | PTE_PWT,
+    PTE_PAT_4K | PTE_PCD, PTE_PAT_4K | PTE_PCD | PTE_PWT,
+};
+
 int paging_map_in(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t size, uint64_t flags,
                   enum cache_mode cm, unsigned opts)
 {
@@ -580,15 +648,18 @@ int paging_map_in(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t siz
          * phys beyond MAXPHYADDR, unknown cache mode, or PWT/PCD with a mode. */
         uint64_t inval = (flags & ~PAGE_FLAGS_ALLOWED) | (opts & ~(PAGING_REPLACE | PAGING_LARGE)) |
                          ((virt | phys) & (PAGE_SIZE - 1)) | ((virt + (1ULL << 47)) >> 48) |
-                         (phys >> cpu_phys_bits);
-        if (inval || (unsigned)cm > CACHE_WC ||
-            ((flags & (PAGE_WRITETHROUGH | PAGE_NOCACHE)) && cm != CACHE_WB))
+                         (phys >> cpu_phys_bits) |
+                         /* cm > CACHE_WC (64-bit: no wrap) */
+                         (((uint64_t)(unsigned)cm + (7 - CACHE_WC)) >> 3) |
+                         /* PWT/PCD together with a cache mode: both factors non-zero */
+                         ((flags & (PAGE_WRITETHROUGH | PAGE_NOCACHE)) * (uint64_t)(unsigned)cm);
+        if (inval)
             return -PAGING_EINVAL;
         /* cm is WB when PWT/PCD are given: they are then the cache bits themselves */
         pte_t leaf = phys | PTE_PRESENT |
                      (flags & (PAGE_WRITABLE | PAGE_USER | PAGE_GLOBAL | PAGE_WRITETHROUGH |
                                PAGE_NOCACHE | cpu_nx_mask)) |
-                     pte_cache_bits((unsigned)cm, PT_LEVEL_PT);
+                     cache_bits_4k[cm];
         return map_4k(as, virt, leaf, opts);
     }
     return map_in_slow(as, phys, virt, size, flags, cm, opts);
@@ -647,41 +718,51 @@ static __attribute__((noinline)) int unmap_in_slow(struct addrspace *as, vaddr_t
     return n ? 0 : -PAGING_ENOENT;
 }
 
+/* The end of a 4 KiB unmap that left its PT non-empty: invlpg when live. */
+static __attribute__((noinline)) int unmap_4k_flush(const struct addrspace *as, vaddr_t virt)
+{
+    if ((arch_read_cr3() & PTE_ADDR_MASK) == as->pml4) /* paging_is_active */
+        arch_invlpg(virt);
+    return 0;
+}
+
+/* Unmaps the 4 KiB page at virt (aligned, canonical) whose PT the walk cache holds. */
+static inline int unmap_4k_cached(struct addrspace *as, vaddr_t virt)
+{
+    pte_t *e1 = &as->wc_pt[pt_index(virt, PT_LEVEL_PT)];
+    pte_t old = *e1;
+    if (!pte_present(old))
+        return -PAGING_ENOENT;
+    *e1 = 0;
+    pte_t *e2 = as->wc_pde;
+    pte_t v2 = *e2;
+    if ((v2 & (PTE_CNT_VALID | PTE_CNT_MASK)) > PTE_CNT_VALID + PTE_CNT_ONE) {
+        /* the count is kept and the PT still maps something: the common case */
+        *e2 = v2 - PTE_CNT_ONE;
+        return unmap_4k_flush(as, virt);
+    }
+    return unmap_4k_reclaim(as, virt, old);
+}
+
+/* paging_unmap_in of an aligned canonical 4 KiB page outside the cached region:
+ * walks to its PT (refilling the cache), else the general code. */
+static __attribute__((noinline)) int unmap_4k_miss(struct addrspace *as, vaddr_t virt)
+{
+    /* a pointer is present without PS (a PML4 entry never has PS) */
+    if (!wc_walk(as, virt, PTE_PRESENT | PTE_PS, PTE_PRESENT))
+        return unmap_in_slow(as, virt, PAGE_SIZE_4K); /* nothing mapped, or a large page */
+    return unmap_4k_cached(as, virt);
+}
+
 int paging_unmap_in(struct addrspace *as, vaddr_t virt, uint64_t size)
 {
-    if (size == PAGE_SIZE_4K && IS_ALIGNED(virt, PAGE_SIZE) && va_canonical(virt)) {
-        /* Fast path: a direct walk to a present 4 KiB leaf. */
-        /* A pointer is present without PS (a PML4 entry never has PS). */
-        pte_t *e4 = &table_ptr(as->pml4)[pt_index(virt, PT_LEVEL_PML4)];
-        pte_t v4 = *e4;
-        if ((v4 & (PTE_PRESENT | PTE_PS)) != PTE_PRESENT)
-            goto slow;
-        pte_t *e3 = &table_ptr(v4 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PDPT)];
-        pte_t v3 = *e3;
-        if ((v3 & (PTE_PRESENT | PTE_PS)) != PTE_PRESENT)
-            goto slow;
-        pte_t *e2 = &table_ptr(v3 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PD)];
-        pte_t v2 = *e2;
-        if ((v2 & (PTE_PRESENT | PTE_PS)) != PTE_PRESENT)
-            goto slow;
-        pte_t *e1 = &table_ptr(v2 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PT)];
-        pte_t old = *e1;
-        if (!pte_present(old))
-            return -PAGING_ENOENT;
-        *e1 = 0;
-        if ((v2 & (PTE_CNT_VALID | PTE_CNT_MASK)) > PTE_CNT_VALID + PTE_CNT_ONE) {
-            /* the count is kept and the PT still maps something: the common case */
-            *e2 = v2 - PTE_CNT_ONE;
-            if ((arch_read_cr3() & PTE_ADDR_MASK) == as->pml4) /* paging_is_active */
-                arch_invlpg(virt);
-        } else {
-            cnt_dec(e2);
-            unmap_4k_reclaim(as, virt, old, e4, e3, e2);
-        }
-        return 0;
+    /* 4 KiB, aligned and canonical (virt + 2^47 < 2^48): the fast paths */
+    if (size == PAGE_SIZE_4K && !((virt & (PAGE_SIZE - 1)) | ((virt + (1ULL << 47)) >> 48))) {
+        if ((virt | (PAGE_SIZE_2M - 1)) != as->wc_tag)
+            return unmap_4k_miss(as, virt);
+        return unmap_4k_cached(as, virt);
     }
-slow: /* nothing mapped, a large page around virt to split, or not a 4 KiB page */
-    return unmap_in_slow(as, virt, size);
+    return unmap_in_slow(as, virt, size); /* refuses what is not a 4 KiB page */
 }
 
 int paging_unmap_range(struct addrspace *as, vaddr_t virt, uint64_t len)

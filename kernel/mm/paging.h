@@ -76,6 +76,14 @@ struct addrspace {
     paddr_t pml4;         /* physical address of the top table */
     uint64_t table_pages; /* page-table pages allocated for it, the PML4 included */
     bool borrowed;        /* tables belong to the bootloader: never freed */
+    /* One-entry walk cache of the 4 KiB fast paths (mm/paging.c): the PT that
+     * maps the 2 MiB region [wc_tag - 2 MiB + 1, wc_tag]. Emptied (wc_tag = 0,
+     * which no region's last byte equals) whenever any table of this address
+     * space is detached or a large page in it is split; private to paging.c. */
+    vaddr_t wc_tag;       /* last byte of the cached region, or 0 */
+    pte_t *wc_pt;         /* that region's PT (through the HHDM) */
+    pte_t *wc_pde;        /* the PD entry pointing to it (keeps its count) */
+    pte_t wc_deny;        /* WRITABLE/USER not granted by every level above, NX if one has it */
 };
 
 /* The kernel's address space (all kernel work goes through it). */

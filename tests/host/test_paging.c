@@ -4,6 +4,7 @@
  * the tables are ever touched. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mm/frame.h"
 #include "mm/mm.h"
@@ -569,6 +570,145 @@ Test(paging, invlpg_only_when_active)
     cr_assert_gt(host_invlpg_count, before);
 }
 
+/* ---- the 4 KiB fast paths' walk cache ------------------------------------------------- */
+
+/* Frames just freed are handed out again and scribbled over, so that a write
+ * through a stale cached PT would land in memory that is no table any more. */
+static void scribble_free_frames(void)
+{
+    paddr_t got[16];
+    for (unsigned i = 0; i < ARRAY_SIZE(got); i++) {
+        got[i] = frame_alloc();
+        cr_assert(got[i]);
+        memset(PHYS2VIRT(got[i]), 0xa5, PAGE_SIZE);
+    }
+    for (unsigned i = 0; i < ARRAY_SIZE(got); i++)
+        frame_free(got[i]);
+}
+
+Test(paging, walk_cache_dropped_when_tables_freed)
+{
+    uint64_t base_free = free_frames();
+    vaddr_t a = VA_LOW + MiB(4) + 3 * PAGE_SIZE, b = VA_LOW + MiB(4) + 9 * PAGE_SIZE;
+    /* by the fast unmap (reclaim), then by a range unmap */
+    for (int way = 0; way < 2; way++) {
+        cr_assert_eq(paging_map_in(&as, PA, a, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+        cr_assert_eq(paging_map_in(&as, PA + PAGE_SIZE, a + PAGE_SIZE, PAGE_SIZE_4K, RW_NX,
+                                   CACHE_WB, 0), 0, "served by the cache");
+        cr_assert_eq(paging_unmap_in(&as, a + PAGE_SIZE, PAGE_SIZE_4K), 0);
+        if (way == 0)
+            cr_assert_eq(paging_unmap_in(&as, a, PAGE_SIZE_4K), 0);
+        else
+            cr_assert_eq(paging_unmap_range(&as, VA_LOW, GiB(1)), 0);
+        cr_assert_eq(as.table_pages, 1, "way %d: PT, PD and PDPT freed", way);
+        cr_assert_eq(free_frames(), base_free);
+        scribble_free_frames();
+        /* same 2 MiB region: fresh tables, not the freed PT */
+        cr_assert_eq(paging_map_in(&as, PA + 0x5000, b, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+        cr_assert_eq(as.table_pages, 4, "way %d: three new tables", way);
+        cr_assert_eq(paging_translate_in(&as, b + 0x10), PA + 0x5010);
+        cr_assert_eq(paging_translate_in(&as, a), PAGING_NO_MAPPING);
+        cr_assert_eq(paging_unmap_in(&as, a, PAGE_SIZE_4K), -PAGING_ENOENT);
+        cr_assert_eq(paging_unmap_in(&as, b, PAGE_SIZE_4K), 0);
+        cr_assert_eq(as.table_pages, 1);
+        cr_assert_eq(free_frames(), base_free);
+    }
+}
+
+Test(paging, walk_cache_dropped_when_borrowed_tables_detached)
+{
+    /* Borrowed tables are detached but never freed: a stale PT would still look like one. */
+    vaddr_t a = VA_HIGH + 5 * PAGE_SIZE, b = VA_HIGH + 6 * PAGE_SIZE;
+    as.borrowed = true;
+    cr_assert_eq(paging_map_in(&as, PA, a, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_unmap_in(&as, a, PAGE_SIZE_4K), 0);
+    const pte_t *pml4 = PHYS2VIRT(as.pml4);
+    cr_assert_eq(pml4[pt_index(VA_HIGH, PT_LEVEL_PML4)], 0, "the PDPT was detached");
+    cr_assert_eq(paging_map_in(&as, PA, b, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_translate_in(&as, b), PA);
+    cr_assert_eq(paging_unmap_in(&as, b, PAGE_SIZE_4K), 0);
+    cr_assert_eq(paging_translate_in(&as, b), PAGING_NO_MAPPING);
+}
+
+Test(paging, walk_cache_and_large_pages)
+{
+    vaddr_t r = VA_LOW + MiB(10); /* one 2 MiB region */
+    /* cached PT replaced by a 2 MiB page */
+    cr_assert_eq(paging_map_in(&as, PA, r + PAGE_SIZE, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_map_in(&as, PA, r, PAGE_SIZE_2M, RW_NX, CACHE_WC, PAGING_REPLACE), 0);
+    scribble_free_frames();
+    cr_assert_eq(paging_map_in(&as, PA, r + 2 * PAGE_SIZE, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0),
+                 -PAGING_EEXIST, "the 2 MiB page covers it");
+    cr_assert_eq(query(r + 2 * PAGE_SIZE).page_size, PAGE_SIZE_2M);
+    /* split by a 4 KiB unmap, then fast maps within the split */
+    cr_assert_eq(paging_unmap_in(&as, r + 7 * PAGE_SIZE, PAGE_SIZE_4K), 0);
+    cr_assert_eq(paging_map_in(&as, PA_1G, r + 7 * PAGE_SIZE, PAGE_SIZE_4K, PAGE_USER, CACHE_WB,
+                               0), 0);
+    struct paging_mapping m = query(r + 7 * PAGE_SIZE);
+    cr_assert_eq(m.phys, PA_1G);
+    cr_assert_eq(m.flags, PAGE_PRESENT | PAGE_USER, "intermediates widened for USER");
+    cr_assert_eq(query(r + 8 * PAGE_SIZE).phys, PA + 8 * PAGE_SIZE);
+    cr_assert_eq(query(r + 8 * PAGE_SIZE).cache, CACHE_WC);
+    cr_assert_eq(paging_unmap_in(&as, r + 8 * PAGE_SIZE, PAGE_SIZE_4K), 0);
+    cr_assert_eq(paging_translate_in(&as, r + 8 * PAGE_SIZE), PAGING_NO_MAPPING);
+    /* a 1 GiB page replacing the tables, split again by unmaps */
+    vaddr_t g = VA_LOW;
+    cr_assert_eq(paging_map_in(&as, PA_1G, g, PAGE_SIZE_1G, PAGE_WRITABLE, CACHE_WB,
+                               PAGING_REPLACE), 0);
+    scribble_free_frames();
+    cr_assert_eq(query(r + 7 * PAGE_SIZE).page_size, PAGE_SIZE_1G);
+    cr_assert_eq(paging_unmap_in(&as, r + 7 * PAGE_SIZE, PAGE_SIZE_4K), 0);
+    cr_assert_eq(paging_translate_in(&as, r + 7 * PAGE_SIZE), PAGING_NO_MAPPING);
+    cr_assert_eq(paging_translate_in(&as, r + 6 * PAGE_SIZE), PA_1G + MiB(10) + 6 * PAGE_SIZE);
+    cr_assert_eq(paging_map_in(&as, PA, r + 7 * PAGE_SIZE, PAGE_SIZE_4K, PAGE_WRITABLE, CACHE_WB,
+                               0), 0);
+    cr_assert_eq(paging_translate_in(&as, r + 7 * PAGE_SIZE), PA);
+    cr_assert_eq(paging_unmap_range(&as, g, GiB(1)), 0);
+    cr_assert_eq(as.table_pages, 1);
+}
+
+Test(paging, walk_cache_respects_intermediate_permissions)
+{
+    vaddr_t r = VA_HIGH + MiB(2);
+    cr_assert_eq(paging_map_in(&as, PA, r, PAGE_SIZE_4K, PAGE_NX, CACHE_WB, 0), 0);
+    /* a second read-only page walks the new tables and fills the cache */
+    cr_assert_eq(paging_map_in(&as, PA, r + 5 * PAGE_SIZE, PAGE_SIZE_4K, PAGE_NX, CACHE_WB, 0), 0);
+    /* cached with read-only, supervisor, NX intermediates: writable / user / executable
+     * leaves must widen them */
+    cr_assert_eq(paging_map_in(&as, PA, r + PAGE_SIZE, PAGE_SIZE_4K, PAGE_WRITABLE | PAGE_NX,
+                               CACHE_WB, 0), 0);
+    cr_assert_eq(query(r + PAGE_SIZE).flags, PAGE_PRESENT | PAGE_WRITABLE | PAGE_NX);
+    cr_assert_eq(paging_map_in(&as, PA, r + 2 * PAGE_SIZE, PAGE_SIZE_4K, PAGE_USER | PAGE_NX,
+                               CACHE_WB, 0), 0);
+    cr_assert_eq(query(r + 2 * PAGE_SIZE).flags, PAGE_PRESENT | PAGE_USER | PAGE_NX);
+    cr_assert_eq(query(r).flags, PAGE_PRESENT | PAGE_NX, "the first page keeps its own bits");
+    cr_assert_eq(paging_map_in(&as, PA, r + 3 * PAGE_SIZE, PAGE_SIZE_4K, 0, CACHE_WB, 0), 0);
+    cr_assert_eq(query(r + 3 * PAGE_SIZE).flags, PAGE_PRESENT);
+    /* EEXIST and REPLACE through the cache */
+    cr_assert_eq(paging_map_in(&as, PA, r, PAGE_SIZE_4K, PAGE_NX, CACHE_WB, 0), -PAGING_EEXIST);
+    cr_assert_eq(paging_map_in(&as, PA_1G, r, PAGE_SIZE_4K, PAGE_NX, CACHE_UC, PAGING_REPLACE), 0);
+    cr_assert_eq(query(r).phys, PA_1G);
+    cr_assert_eq(query(r).cache, CACHE_UC);
+    cr_assert_eq(query(r + 5 * PAGE_SIZE).flags, PAGE_PRESENT | PAGE_NX);
+    cr_assert_eq(paging_unmap_in(&as, r + 4 * PAGE_SIZE, PAGE_SIZE_4K), -PAGING_ENOENT);
+    cr_assert_eq(paging_unmap_in(&as, r + 1, PAGE_SIZE_4K), -PAGING_EINVAL, "unaligned, cached region");
+    cr_assert_eq(paging_unmap_range(&as, r, PAGE_SIZE_2M), 0);
+    cr_assert_eq(as.table_pages, 1);
+}
+
+Test(paging, walk_cache_dropped_by_destroy)
+{
+    vaddr_t a = VA_LOW + 0x3000;
+    cr_assert_eq(paging_map_in(&as, PA, a, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    paging_as_destroy(&as);
+    cr_assert_eq(paging_as_create(&as), 0);
+    scribble_free_frames();
+    cr_assert_eq(paging_unmap_in(&as, a, PAGE_SIZE_4K), -PAGING_ENOENT);
+    cr_assert_eq(paging_map_in(&as, PA, a + PAGE_SIZE, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(as.table_pages, 4);
+    cr_assert_eq(paging_translate_in(&as, a + PAGE_SIZE), PA);
+}
+
 /* ---- random operations against a model ------------------------------------------------- */
 
 /* The model: one record per 4 KiB page of a 4 GiB window. */
@@ -628,6 +768,10 @@ Test(paging, random_operations_match_model)
             if (r == 0)
                 for (uint64_t i = 0; i < n; i++)
                     mp[page + i] = (struct model_page){pa + i * PAGE_SIZE, flags, cm};
+        } else if (kind == 5 && size == PAGE_SIZE_4K) { /* the 4 KiB fast unmap */
+            int r = paging_unmap_in(&as, va, PAGE_SIZE_4K);
+            cr_assert_eq(r, mp[page].phys ? 0 : -PAGING_ENOENT, "op %d", op);
+            mp[page].phys = 0;
         } else if (kind < 8) { /* unmap a random range */
             uint64_t len = 1 + rnd(kind == 7 ? 4096 : 8);
             len = MIN(len, WIN_PAGES - page);
