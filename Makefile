@@ -17,15 +17,19 @@ FIRMWARE  ?= bios
 BOOT      ?= grub
 MEM       ?= 256M
 CMDLINE   ?=
+# DEBUG=1: the debug configuration (-DSLAYER_DEBUG=1, plus what mk/debug.mk
+# adds: UBSan, heap redzones), built in build/debug unless BUILD says otherwise.
+DEBUG     ?= 0
 
-BUILD := build
+BUILD := $(if $(filter 1,$(DEBUG)),build/debug,build)
 .DEFAULT_GOAL := all
 
 # ---- kernel -----------------------------------------------------------------
 KERNEL_CFLAGS := $(CFLAGS) -std=gnu11 -ffreestanding -fno-pic -fno-pie -mcmodel=kernel \
     -mno-red-zone -mno-sse -mno-sse2 -mno-mmx -mno-80387 -fno-omit-frame-pointer \
     -mno-omit-leaf-frame-pointer -fno-stack-protector -fno-builtin -fno-strict-aliasing \
-    -Wall -Wextra -Werror -Wno-format-zero-length -Ikernel -MMD -MP
+    -Wall -Wextra -Werror -Wno-format-zero-length -Ikernel -MMD -MP \
+    $(if $(filter 1,$(DEBUG)),-DSLAYER_DEBUG=1)
 KERNEL_ASFLAGS := -Ikernel -MMD -MP
 KERNEL_LDFLAGS := -nostdlib -static -z max-page-size=0x1000 -z noexecstack \
     -T kernel/arch/x86_64/linker.ld
