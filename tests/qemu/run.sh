@@ -18,6 +18,7 @@
 #   QEMU_TIMEOUT   seconds per boot before it counts as hung (default 60)
 #   ACCEL          tcg (default) or kvm
 #   KERNEL         the ELF to test (default build/kernel.elf)
+#   QEMU_OUT       where ISOs and logs go (default: test/ next to KERNEL)
 # NAME-PATTERN arguments (shell globs, e.g. 'grub-uefi-*') run only the
 # matching configurations.
 set -euo pipefail
@@ -29,7 +30,7 @@ LIMINE_DIR=${LIMINE_DIR:-}
 QEMU_MATRIX=${QEMU_MATRIX:-default}
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-60}
 ACCEL=${ACCEL:-tcg}
-OUT=build/test
+OUT=${QEMU_OUT:-$(dirname "$KERNEL")/test}
 LOGS=$OUT/logs
 GRUB_ISO=$OUT/slayeros-ktest.iso
 LIMINE_ISO=$OUT/slayeros-limine-ktest.iso
