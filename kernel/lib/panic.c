@@ -10,6 +10,11 @@ static bool dying;
 
 __attribute__((weak)) void panic_hook(void) {}
 
+__attribute__((weak)) void panic_catch(const char *file, int line, const char *fmt, va_list ap)
+{
+    (void)file, (void)line, (void)fmt, (void)ap;
+}
+
 bool panic_begin(void)
 {
     return !__atomic_exchange_n(&dying, true, __ATOMIC_SEQ_CST);
@@ -22,12 +27,15 @@ bool panic_in_progress(void)
 
 void panic_at(const char *file, int line, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    panic_catch(file, line, fmt, ap); /* returns only when no test has armed a catch */
+    va_end(ap);
     cpu_cli();
     if (!panic_begin()) {
         kprintf("PANIC (nested) at %s:%d; halting.\n", file, line);
         cpu_halt_forever();
     }
-    va_list ap;
     kprintf("\nPANIC at %s:%d: ", file, line);
     va_start(ap, fmt);
     kvprintf(fmt, ap);

@@ -3,6 +3,7 @@
 #include "test/ktest.h"
 
 #include "arch/x86_64/gdt.h"
+#include "lib/panic_hook.h"
 #include "lib/printf.h"
 #include "lib/string.h"
 #include "test/ktest_catch.h"
@@ -19,10 +20,14 @@ _Static_assert(__builtin_offsetof(struct ktest_catch_ctx, rip) == 56, "ktest_cat
 _Static_assert(__builtin_offsetof(struct ktest_catch_ctx, rflags) == 64, "ktest_catch.S layout");
 
 int ktest_catch_save(struct ktest_catch_ctx *ctx) __attribute__((returns_twice));
+NORETURN void ktest_catch_restore(const struct ktest_catch_ctx *ctx);
 
 static struct ktest_catch_ctx catch_ctx;
 static bool catch_armed;
 static struct ktest_fault_info last_fault = {.vector = UINT64_MAX};
+
+static bool panic_armed;
+static char panic_message[256];
 
 static const struct ktest *current;
 static bool current_failed;
@@ -76,6 +81,35 @@ bool ktest_expect_fault(void (*fn)(void *), void *arg, int vector, uint64_t *cr2
     if (err)
         *err = last_fault.error_code;
     return last_fault.vector == (uint64_t)vector;
+}
+
+void panic_catch(const char *file, int line, const char *fmt, va_list ap)
+{
+    if (!__atomic_exchange_n(&panic_armed, false, __ATOMIC_SEQ_CST))
+        return;
+    int n = ksnprintf(panic_message, sizeof(panic_message), "%s:%d: ", file, line);
+    if (n > 0 && (size_t)n < sizeof(panic_message))
+        kvsnprintf(panic_message + n, sizeof(panic_message) - (size_t)n, fmt, ap);
+    ktest_catch_restore(&catch_ctx);
+}
+
+bool ktest_expect_panic(void (*fn)(void *), void *arg, const char *want)
+{
+    panic_message[0] = 0;
+    if (ktest_catch_save(&catch_ctx) == 0) {
+        __atomic_store_n(&panic_armed, true, __ATOMIC_SEQ_CST);
+        fn(arg);
+        __atomic_store_n(&panic_armed, false, __ATOMIC_SEQ_CST);
+        return false; /* no panic at all */
+    }
+    /* Resumed here by panic_catch(). */
+    kprintf("ktest: caught panic: %s\n", panic_message);
+    return !want || strstr(panic_message, want) != NULL;
+}
+
+const char *ktest_last_panic(void)
+{
+    return panic_message;
 }
 
 void ktest_fail_at(const char *file, int line, const char *cond, const char *fmt, ...)

@@ -32,6 +32,16 @@ void ktest_fail_at(const char *file, int line, const char *cond, const char *fmt
  * Returns true when exactly that vector was raised. */
 bool ktest_expect_fault(void (*fn)(void *), void *arg, int vector, uint64_t *cr2, uint64_t *err);
 
+/* Runs fn(arg) with panics caught: a panic_at() inside it records
+ * "file:line: message" and resumes here instead of halting (kprintf prints
+ * "ktest: caught panic: ..."). Returns true when fn panicked and the message
+ * contains want (any panic when want is NULL); false when fn returned. State
+ * the panicking code left half-done stays so: use it only where the code
+ * panics before changing anything (misuse checks). */
+bool ktest_expect_panic(void (*fn)(void *), void *arg, const char *want);
+/* The message of the panic caught by the latest ktest_expect_panic(). */
+const char *ktest_last_panic(void);
+
 /* Runs all tests whose name contains filter (NULL or "" = all), prints one
  * line per test and "ktest: N passed, N failed"; returns the failure count. */
 int ktest_run_all(const char *filter);

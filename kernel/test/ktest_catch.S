@@ -23,3 +23,22 @@ ktest_catch_save:
     xorl %eax, %eax
     ret
     .size ktest_catch_save, . - ktest_catch_save
+
+/* ktest_catch_restore(ctx): the longjmp half, for catches that happen outside
+ * an exception (a caught panic). Restores what ktest_catch_save stored and
+ * returns from that call a second time with RAX = 1. Does not return. */
+    .globl ktest_catch_restore
+    .type ktest_catch_restore, @function
+ktest_catch_restore:
+    movq 0(%rdi), %rbx
+    movq 8(%rdi), %rbp
+    movq 16(%rdi), %r12
+    movq 24(%rdi), %r13
+    movq 32(%rdi), %r14
+    movq 40(%rdi), %r15
+    movq 48(%rdi), %rsp
+    pushq 64(%rdi)
+    popfq
+    movl $1, %eax
+    jmpq *56(%rdi)
+    .size ktest_catch_restore, . - ktest_catch_restore
