@@ -1,11 +1,11 @@
-/* Monitor commands about virtual memory: walk and vmmap. vmmap reads the
- * kernel's page tables directly (through the HHDM) and coalesces leaves that
- * continue each other into ranges. */
+/* Monitor commands about virtual memory: walk and vmmap. vmmap visits the
+ * kernel's page tables (mm/pagewalk.h) and coalesces leaves that continue
+ * each other into ranges. */
 #include "lib/printf.h"
 #include "mm/mapper.h"
 #include "mm/mm.h"
+#include "mm/pagewalk.h"
 #include "mm/paging.h"
-#include "mm/pte.h"
 #include "monitor/commands.h"
 #include "monitor/parse.h"
 
@@ -77,48 +77,22 @@ static void range_print(struct vm_walk *w)
     w->ranges++;
 }
 
-static void leaf(struct vm_walk *w, vaddr_t va, paddr_t pa, uint64_t size, uint64_t flags,
-                 unsigned cache, int level)
+/* Joins a leaf to the current range, or prints that range and starts anew. */
+static void leaf(void *ctx, const struct pagewalk_leaf *l)
 {
+    struct vm_walk *w = ctx;
     struct vm_range *r = &w->cur;
-    bool continues = r->start != r->end && r->end == va && r->flags == flags &&
-                     r->cache == cache && r->phys + (r->end - r->start) == pa &&
-                     region_name(r->start) == region_name(va);
+    bool continues = r->start != r->end && r->end == l->virt && r->flags == l->flags &&
+                     r->cache == l->cache && r->phys + (r->end - r->start) == l->phys &&
+                     region_name(r->start) == region_name(l->virt);
     if (!continues) {
         range_print(w);
-        *r = (struct vm_range){.start = va, .end = va, .phys = pa, .flags = flags, .cache = cache};
+        *r = (struct vm_range){.start = l->virt, .end = l->virt, .phys = l->phys, .flags = l->flags,
+                               .cache = l->cache};
     }
-    r->end = va + size;
-    r->pages[level - 1]++;
-    w->mapped += size;
-}
-
-static vaddr_t canonical(uint64_t va)
-{
-    return (va & (1ULL << 47)) ? (va | 0xffff000000000000ULL) : va;
-}
-
-/* Visits every present entry of the table at `table` (level `level`) that maps
- * addresses from `base` on; `inherited` carries WRITABLE/USER (all levels must
- * grant) and NX (any level may set). */
-static void walk_table(struct vm_walk *w, paddr_t table, int level, uint64_t base,
-                       uint64_t inherited)
-{
-    const pte_t *t = (const pte_t *)PHYS2VIRT(table);
-    for (unsigned i = 0; i < PT_ENTRIES; i++) {
-        pte_t e = t[i];
-        if (!pte_present(e))
-            continue;
-        uint64_t va = base + (uint64_t)i * pt_level_size(level);
-        uint64_t eff = (inherited & e & (PAGE_WRITABLE | PAGE_USER)) | ((inherited | e) & PAGE_NX);
-        if (pte_is_leaf(e, level)) {
-            eff |= e & PAGE_GLOBAL;
-            leaf(w, canonical(va), pte_addr(e, level), pt_level_size(level), eff,
-                 pte_cache_index(e, level), level);
-        } else {
-            walk_table(w, pte_addr(e, level), level - 1, va, eff);
-        }
-    }
+    r->end = l->virt + l->size;
+    r->pages[l->level - 1]++;
+    w->mapped += l->size;
 }
 
 void cmd_vmmap(int argc, char **argv)
@@ -131,7 +105,7 @@ void cmd_vmmap(int argc, char **argv)
             (unsigned long long)kernel_as.pml4);
     kprintf("  %-33s %10s    %-11s %-4s %-3s %-14s %s\n", "virtual range", "size", "phys", "flgs",
             "mem", "pages", "what");
-    walk_table(&w, kernel_as.pml4, PT_LEVEL_PML4, 0, PAGE_WRITABLE | PAGE_USER);
+    pagewalk_leaves(&kernel_as, leaf, &w);
     range_print(&w);
     char total[24];
     kprintf("  %llu ranges, %s mapped\n", (unsigned long long)w.ranges,
