@@ -148,8 +148,24 @@ static void log_boot_info(void)
 }
 
 #define KERNEL_STACK_PAGES 16
+#define RING0_STACK_PAGES  4
 
 static NORETURN void kernel_main_on_own_stack(void *unused);
+
+/* Moves the IST stacks (#DF, #PF, NMI/#MC) off the boot-time ones in .bss onto
+ * guarded stacks of their own, and gives the CPU a guarded ring-0 entry stack
+ * (TSS.RSP0) for interrupts from ring 3. */
+static void guard_cpu_stacks(void)
+{
+    for (unsigned ist = 1; ist <= 3; ist++) {
+        vaddr_t top = mapper_alloc_stack(IST_STACK_SIZE / PAGE_SIZE);
+        kassert(top != 0, "no memory for IST stack %u", ist);
+        kassert(gdt_set_ist_stack(ist, top - IST_STACK_SIZE, top));
+    }
+    vaddr_t top = mapper_alloc_stack(RING0_STACK_PAGES);
+    kassert(top != 0, "no memory for the ring-0 entry stack");
+    gdt_set_kernel_stack(top);
+}
 
 /* Steps 3-5: frames, our own page tables, then a guarded stack of our own. */
 static NORETURN void mm_bringup(void)
@@ -171,6 +187,7 @@ static NORETURN void mm_bringup(void)
     step_done(STEP_MAPPER);
     vaddr_t top = mapper_alloc_stack(KERNEL_STACK_PAGES);
     kassert(top != 0, "no memory for the kernel stack");
+    guard_cpu_stacks();
     step_done(STEP_STACK);
     arch_switch_stack(top, kernel_main_on_own_stack, NULL);
 }

@@ -21,9 +21,11 @@ _Static_assert(__builtin_offsetof(struct ktest_catch_ctx, rflags) == 64, "ktest_
 
 int ktest_catch_save(struct ktest_catch_ctx *ctx) __attribute__((returns_twice));
 NORETURN void ktest_catch_restore(const struct ktest_catch_ctx *ctx);
+NORETURN void ktest_enter_user(uint64_t rip, uint64_t rsp, uint64_t cs, uint64_t ss);
 
 static struct ktest_catch_ctx catch_ctx;
 static bool catch_armed;
+static bool catch_user; /* ring-3 faults may be caught too */
 static struct ktest_fault_info last_fault = {.vector = UINT64_MAX};
 
 static bool panic_armed;
@@ -34,7 +36,7 @@ static bool current_failed;
 
 bool ktest_catch_fault(struct interrupt_frame *f, uint64_t cr2)
 {
-    if (!__atomic_load_n(&catch_armed, __ATOMIC_SEQ_CST) || (f->cs & 3))
+    if (!__atomic_load_n(&catch_armed, __ATOMIC_SEQ_CST) || ((f->cs & 3) && !catch_user))
         return false;
     __atomic_store_n(&catch_armed, false, __ATOMIC_SEQ_CST);
     last_fault = (struct ktest_fault_info){
@@ -42,6 +44,7 @@ bool ktest_catch_fault(struct interrupt_frame *f, uint64_t cr2)
         .error_code = f->error_code,
         .cr2 = cr2,
         .rip = f->rip,
+        .cs = f->cs,
         .frame = (uint64_t)(uintptr_t)f,
     };
     /* iretq pops RIP, CS, RFLAGS, RSP and SS; with the callee-saved
@@ -81,6 +84,23 @@ bool ktest_expect_fault(void (*fn)(void *), void *arg, int vector, uint64_t *cr2
     if (err)
         *err = last_fault.error_code;
     return last_fault.vector == (uint64_t)vector;
+}
+
+bool ktest_expect_user_fault(uint64_t rip, uint64_t rsp, int vector, uint64_t *err)
+{
+    last_fault = (struct ktest_fault_info){.vector = UINT64_MAX};
+    if (ktest_catch_save(&catch_ctx) == 0) {
+        catch_user = true;
+        __atomic_store_n(&catch_armed, true, __ATOMIC_SEQ_CST);
+        ktest_enter_user(rip, rsp, GDT_USER_CODE | 3, GDT_USER_DATA | 3);
+    }
+    /* Resumed here, in ring 0, by ktest_catch_fault(). The return to ring 3
+     * nulled DS and ES (their DPL is 0); give them the kernel's selector back. */
+    catch_user = false;
+    __asm__ volatile("movw %w0, %%ds; movw %w0, %%es" ::"r"((uint64_t)GDT_KERNEL_DATA));
+    if (err)
+        *err = last_fault.error_code;
+    return last_fault.vector == (uint64_t)vector && (last_fault.cs & 3) == 3;
 }
 
 void panic_catch(const char *file, int line, const char *fmt, va_list ap)

@@ -32,6 +32,12 @@ void ktest_fail_at(const char *file, int line, const char *cond, const char *fmt
  * Returns true when exactly that vector was raised. */
 bool ktest_expect_fault(void (*fn)(void *), void *arg, int vector, uint64_t *cr2, uint64_t *err);
 
+/* Drops to ring 3 at rip with stack rsp (interrupts off; both must be mapped
+ * with PAGE_USER) and catches the first exception the user code raises,
+ * which is the only way back. Returns true when that was `vector`, raised in
+ * ring 3; *err (if non-NULL) receives the error code. Uses TSS.RSP0. */
+bool ktest_expect_user_fault(uint64_t rip, uint64_t rsp, int vector, uint64_t *err);
+
 /* Runs fn(arg) with panics caught: a panic_at() inside it records
  * "file:line: message" and resumes here instead of halting (kprintf prints
  * "ktest: caught panic: ..."). Returns true when fn panicked and the message

@@ -42,3 +42,17 @@ ktest_catch_restore:
     movl $1, %eax
     jmpq *56(%rdi)
     .size ktest_catch_restore, . - ktest_catch_restore
+
+/* ktest_enter_user(rip, rsp, cs, ss): iretq to ring 3 at rip on stack rsp
+ * with RFLAGS = 0x2 (interrupts off). Does not return: the user code's first
+ * exception is caught by ktest_catch_fault() (ktest_expect_user_fault). */
+    .globl ktest_enter_user
+    .type ktest_enter_user, @function
+ktest_enter_user:
+    pushq %rcx                          /* SS */
+    pushq %rsi                          /* RSP */
+    pushq $0x2                          /* RFLAGS: reserved bit 1 only */
+    pushq %rdx                          /* CS */
+    pushq %rdi                          /* RIP */
+    iretq
+    .size ktest_enter_user, . - ktest_enter_user

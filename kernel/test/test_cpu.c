@@ -81,10 +81,12 @@ KTEST(cpu_protections_enabled)
         struct cpuid_regs r = cpuid(7, 0);
         if (r.ebx & CPUID_7_EBX_SMEP)
             KT_EXPECT(read_cr4() & CR4_SMEP, "SMEP available but off");
+        if (r.ebx & CPUID_7_EBX_SMAP)
+            KT_EXPECT((read_cr4() & CR4_SMAP) && cpu_smap_enabled(), "SMAP available but off");
         if (r.ecx & CPUID_7_ECX_UMIP)
             KT_EXPECT(read_cr4() & CR4_UMIP, "UMIP available but off");
     }
-    KT_EXPECT(!(read_cr4() & CR4_SMAP), "SMAP on before user accessors exist");
+    KT_EXPECT(!!(read_cr4() & CR4_SMAP) == cpu_smap_enabled());
 }
 
 KTEST(cpu_pat_layout)

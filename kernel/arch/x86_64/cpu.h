@@ -183,6 +183,13 @@ static inline uint64_t rdtsc(void)
 }
 
 /* Turns on the CPU's protection features the kernel relies on: EFER.NXE
- * (when NX exists), CR0.WP, CR4.SMEP and CR4.UMIP (when present). SMAP stays
- * off until user-memory accessors exist. Logs what it enabled. (mmu_ops.c) */
+ * (when NX exists), CR0.WP, and CR4.SMEP, CR4.SMAP and CR4.UMIP (when
+ * present). Logs what it enabled. (mmu_ops.c) */
 void cpu_enable_protections(void);
+/* Opens a window in which kernel code may read and write user pages (STAC
+ * when SMAP is on; nothing otherwise). Pair with user_access_end(). */
+void user_access_begin(void);
+/* Closes the window user_access_begin() opened (CLAC when SMAP is on). */
+void user_access_end(void);
+/* True when CR4.SMAP was turned on by cpu_enable_protections(). */
+bool cpu_smap_enabled(void);

@@ -21,7 +21,10 @@
 static uint64_t gdt[7] __attribute__((aligned(16)));
 static struct tss tss __attribute__((aligned(16)));
 
+/* The boot-time IST stacks: used until main.c moves each IST to a guarded
+ * stack of its own (gdt_set_ist_stack), once the kernel's page tables exist. */
 static uint8_t ist_stacks[3][IST_STACK_SIZE] __attribute__((aligned(16)));
+static uint64_t ist_lo[3], ist_hi[3];
 
 struct gdt_pointer {
     uint16_t limit;
@@ -53,8 +56,11 @@ void gdt_init(void)
                                           SEG_ACCESSED,
                                       SEG_FLAG_L | SEG_FLAG_G);
 
-    for (unsigned i = 0; i < 3; i++)
-        tss.ist[i] = (uint64_t)(uintptr_t)(ist_stacks[i] + IST_STACK_SIZE);
+    for (unsigned i = 0; i < 3; i++) {
+        ist_lo[i] = (uint64_t)(uintptr_t)ist_stacks[i];
+        ist_hi[i] = ist_lo[i] + IST_STACK_SIZE;
+        tss.ist[i] = ist_hi[i];
+    }
     tss.iomap_base = sizeof(struct tss); /* no I/O permission bitmap */
     set_tss_descriptor(GDT_TSS / 8, (uint64_t)(uintptr_t)&tss, sizeof(struct tss) - 1);
 
@@ -84,11 +90,26 @@ void gdt_set_kernel_stack(uint64_t rsp0)
     tss.rsp[0] = rsp0;
 }
 
+uint64_t gdt_kernel_stack(void)
+{
+    return tss.rsp[0];
+}
+
+bool gdt_set_ist_stack(unsigned ist, uint64_t lo, uint64_t hi)
+{
+    if (ist < 1 || ist > 3 || hi <= lo || (hi & 15))
+        return false;
+    ist_lo[ist - 1] = lo;
+    ist_hi[ist - 1] = hi;
+    tss.ist[ist - 1] = hi; /* read by the CPU at the next exception on that IST */
+    return true;
+}
+
 bool gdt_ist_range(unsigned ist, uint64_t *lo, uint64_t *hi)
 {
     if (ist < 1 || ist > 3)
         return false;
-    *lo = (uint64_t)(uintptr_t)ist_stacks[ist - 1];
-    *hi = *lo + IST_STACK_SIZE;
+    *lo = ist_lo[ist - 1];
+    *hi = ist_hi[ist - 1];
     return true;
 }

@@ -35,5 +35,10 @@ _Static_assert(sizeof(struct tss) == 104, "TSS layout");
 void gdt_init(void);
 /* Sets the stack the CPU switches to on an interrupt from user mode (TSS.RSP0). */
 void gdt_set_kernel_stack(uint64_t rsp0);
+/* The stack the CPU switches to on an interrupt from ring 3 (TSS.RSP0). */
+uint64_t gdt_kernel_stack(void);
+/* Makes [lo, hi) the stack of IST `ist` (1..3) from the next exception on;
+ * false (nothing changed) for another number or an empty/misaligned range. */
+bool gdt_set_ist_stack(unsigned ist, uint64_t lo, uint64_t hi);
 /* Bounds [*lo, *hi) of IST stack `ist` (1..3); false for another number. */
 bool gdt_ist_range(unsigned ist, uint64_t *lo, uint64_t *hi);

@@ -95,6 +95,8 @@ uint64_t arch_rdtsc(void)
     return rdtsc();
 }
 
+static bool smap_on;
+
 void cpu_enable_protections(void)
 {
     bool nx = arch_has_nx();
@@ -111,10 +113,31 @@ void cpu_enable_protections(void)
     uint64_t cr4 = read_cr4();
     if (ebx7 & CPUID_7_EBX_SMEP)
         cr4 |= CR4_SMEP;
+    if (ebx7 & CPUID_7_EBX_SMAP)
+        cr4 |= CR4_SMAP;
     if (ecx7 & CPUID_7_ECX_UMIP)
         cr4 |= CR4_UMIP;
     write_cr4(cr4);
+    smap_on = (cr4 & CR4_SMAP) != 0;
 
-    kprintf("[cpu] protections: WP%s%s%s\n", nx ? " NX" : " (no NX)",
-            (cr4 & CR4_SMEP) ? " SMEP" : "", (cr4 & CR4_UMIP) ? " UMIP" : "");
+    kprintf("[cpu] protections: WP%s%s%s%s\n", nx ? " NX" : " (no NX)",
+            (cr4 & CR4_SMEP) ? " SMEP" : "", (cr4 & CR4_SMAP) ? " SMAP" : "",
+            (cr4 & CR4_UMIP) ? " UMIP" : "");
+}
+
+bool cpu_smap_enabled(void)
+{
+    return smap_on;
+}
+
+void user_access_begin(void)
+{
+    if (smap_on)
+        __asm__ volatile("stac" ::: "memory", "cc");
+}
+
+void user_access_end(void)
+{
+    if (smap_on)
+        __asm__ volatile("clac" ::: "memory", "cc");
 }
