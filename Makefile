@@ -27,7 +27,7 @@ BUILD := $(if $(filter 1,$(DEBUG)),build/debug,build)
 # ---- kernel -----------------------------------------------------------------
 KERNEL_CFLAGS := $(CFLAGS) -std=gnu11 -ffreestanding -fno-pic -fno-pie -mcmodel=kernel \
     -mno-red-zone -mno-sse -mno-sse2 -mno-mmx -mno-80387 -fno-omit-frame-pointer \
-    -mno-omit-leaf-frame-pointer -fno-stack-protector -fno-builtin -fno-strict-aliasing \
+    -mno-omit-leaf-frame-pointer -fstack-protector-strong -mstack-protector-guard=global -fno-builtin -fno-strict-aliasing \
     -Wall -Wextra -Werror -Wno-format-zero-length -Ikernel -MMD -MP \
     $(if $(filter 1,$(DEBUG)),-DSLAYER_DEBUG=1)
 KERNEL_ASFLAGS := -Ikernel -MMD -MP

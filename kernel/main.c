@@ -16,6 +16,7 @@
 #include "lib/logbuf.h"
 #include "lib/panic.h"
 #include "lib/printf.h"
+#include "lib/stack_protector.h"
 #include "lib/symbols.h"
 #include "mm/frame.h"
 #include "mm/heap.h"
@@ -206,8 +207,9 @@ static void log_mem_summary(void)
 /* The C entry point, from entry.S. protocol: 1 Limine, 2 Multiboot2; for
  * Multiboot2, info is the physical address of the boot information and
  * magic what EAX held. */
-void kernel_main(uint32_t protocol, uint64_t info, uint32_t magic)
+__attribute__((no_stack_protector)) void kernel_main(uint32_t protocol, uint64_t info, uint32_t magic)
 {
+    stack_protector_init(); /* before any protected frame that returns */
     boot_tsc = arch_rdtsc();
     serial_init();
     kprintf_add_sink(serial_write);
@@ -228,6 +230,7 @@ void kernel_main(uint32_t protocol, uint64_t info, uint32_t magic)
         klog("boot", "%zu kernel symbols loaded", symbols_count());
     step_done(STEP_SYMBOLS);
     cpu_enable_protections();
+    klog("cpu", "stack protector: canary from %s", stack_protector_source());
     log_boot_info();
     mm_bringup();
 }

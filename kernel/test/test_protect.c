@@ -7,6 +7,7 @@
 #include "lib/backtrace.h"
 #include "lib/panic.h"
 #include "lib/printf.h"
+#include "lib/stack_protector.h"
 #include "lib/string.h"
 #include "mm/frame.h"
 #include "mm/heap.h"
@@ -322,4 +323,39 @@ KTEST(protect_ring3_cannot_touch_kernel_memory)
               "error code %#llx", (unsigned long long)err);
     KT_EXPECT(ktest_last_fault()->cr2 == target, "CR2 %#llx", (unsigned long long)ktest_last_fault()->cr2);
     user_pages_unmap(&u);
+}
+
+/* ---- the stack protector ---- */
+static int canary_offset = -1; /* where smash_own_canary found the canary, past its buffer */
+
+/* Finds this frame's canary above its buffer and flips one byte of it, the
+ * way an overflow would; returning then calls __stack_chk_fail. */
+__attribute__((noinline)) static void smash_own_canary(void *arg)
+{
+    (void)arg;
+    char buf[24];
+    char *p = buf;
+    __asm__ volatile("" : "+r"(p)); /* the compiler may not reason about p's bounds */
+    memset(p, 'x', sizeof(buf));
+    canary_offset = -1;
+    for (int off = (int)sizeof(buf); off < (int)sizeof(buf) + 64; off++) {
+        if (memcmp(p + off, &__stack_chk_guard, sizeof(__stack_chk_guard)) == 0) {
+            canary_offset = off;
+            p[off + 1] ^= 0x55; /* byte 0 is the zero byte; change the next one */
+            break;
+        }
+    }
+}
+
+KTEST(protect_stack_canary)
+{
+    KT_EXPECT(__stack_chk_guard != 0 && (__stack_chk_guard & 0xff) == 0, "canary %#llx",
+              (unsigned long long)__stack_chk_guard);
+    KT_EXPECT(strcmp(stack_protector_source(), "built-in") != 0, "canary never seeded");
+    KT_EXPECT(ktest_expect_panic(smash_own_canary, NULL, "stack smashing detected"),
+              "no stack-protector panic (canary found at +%d): '%s'", canary_offset,
+              ktest_last_panic());
+    KT_EXPECT(canary_offset >= 24, "no canary above the buffer");
+    KT_EXPECT(strstr(ktest_last_panic(), "smash_own_canary"), "panic does not name the function: '%s'",
+              ktest_last_panic());
 }

@@ -64,6 +64,8 @@
 #define CPUID_7_EBX_SMEP      (1U << 7)  /* leaf 7, subleaf 0 */
 #define CPUID_7_EBX_SMAP      (1U << 20)
 #define CPUID_7_ECX_UMIP      (1U << 2)
+#define CPUID_7_EBX_RDSEED    (1U << 18)
+#define CPUID_1_ECX_RDRAND    (1U << 30) /* leaf 1 */
 
 /* ---- port I/O ---- */
 static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
