@@ -13,7 +13,6 @@
 #define VEC_PF     14
 #define PF_PRESENT (1u << 0) /* the page was present: a protection violation */
 #define PF_WRITE   (1u << 1)
-#define PF_FETCH   (1u << 4) /* instruction fetch (reported with NX or SMEP) */
 
 /* A virtual window no mapper region uses (PML4 slot 504). */
 #define TEST_VA 0xfffffc0000000000ULL
@@ -23,7 +22,6 @@ static volatile uintptr_t null_addr; /* stays 0: hides the null from the compile
 
 static void write_u64(void *p) { *(volatile uint64_t *)p = 0x1234; }
 static void read_u64(void *p) { (void)*(volatile uint64_t *)p; }
-static void call_at(void *p) { ((void (*)(void))p)(); }
 
 static volatile uint64_t *at(vaddr_t va) { return (volatile uint64_t *)va; }
 
@@ -101,48 +99,6 @@ KTEST(paging_text_walk_rx)
     uint64_t cr2 = 0, err = 0;
     KT_EXPECT(ktest_expect_fault(write_u64, (void *)write_u64, VEC_PF, &cr2, &err),
               "write to text did not fault");
-}
-
-KTEST(paging_hhdm_fetch_faults)
-{
-    if (!arch_has_nx()) {
-        kprintf("  (no NX on this CPU: skipped)\n");
-        return;
-    }
-    paddr_t f = frame_alloc();
-    KT_ASSERT(f);
-    volatile uint8_t *code = PHYS2VIRT(f);
-    code[0] = 0xc3; /* ret */
-    uint64_t cr2 = 0, err = 0;
-    bool faulted = ktest_expect_fault(call_at, (void *)code, VEC_PF, &cr2, &err);
-    frame_free(f);
-    KT_ASSERT(faulted, "executed code from the HHDM");
-    KT_EXPECT(cr2 == (uint64_t)code, "cr2=%#llx", (unsigned long long)cr2);
-    KT_EXPECT((err & (PF_PRESENT | PF_FETCH)) == (PF_PRESENT | PF_FETCH), "err=%#llx",
-              (unsigned long long)err);
-}
-
-KTEST(paging_null_page_faults)
-{
-    uint64_t cr2 = 1, err = 0;
-    KT_ASSERT(ktest_expect_fault(read_u64, (void *)null_addr, VEC_PF, &cr2, &err),
-              "reading address 0 did not fault");
-    KT_EXPECT(cr2 == 0 && !(err & PF_PRESENT), "cr2=%#llx err=%#llx", (unsigned long long)cr2,
-              (unsigned long long)err);
-}
-
-KTEST(paging_stack_guard_faults)
-{
-    vaddr_t top = mapper_alloc_stack(2);
-    KT_ASSERT(top, "no stack");
-    *at(top - 8) = 1;
-    *at(top - 2 * PAGE_SIZE) = 2;
-    vaddr_t guard = top - 3 * PAGE_SIZE;
-    uint64_t cr2 = 0, err = 0;
-    KT_ASSERT(ktest_expect_fault(write_u64, (void *)(guard + PAGE_SIZE - 8), VEC_PF, &cr2, &err),
-              "guard page is writable");
-    KT_EXPECT(cr2 == guard + PAGE_SIZE - 8 && (err & (PF_PRESENT | PF_WRITE)) == PF_WRITE,
-              "cr2=%#llx err=%#llx", (unsigned long long)cr2, (unsigned long long)err);
 }
 
 /* Unmapping one 4 KiB page of the HHDM splits the large page around it on the
