@@ -8,7 +8,8 @@
 #
 # The list covers the kernel build, ISO building (GRUB and xorriso), QEMU with
 # SeaBIOS and OVMF, the host tests (Criterion, sanitizers via gcc), the
-# allocator benchmarks (mimalloc, jemalloc), valgrind, gdb, bear, and PSF
+# allocator benchmarks (mimalloc, jemalloc), the libFuzzer targets (clang and
+# its runtimes), valgrind, gdb, bear, and PSF
 # console fonts (Debian's fonts-terminus ships only a TTF; the Terminus .psf.gz
 # files under /usr/share/consolefonts come from console-setup-linux).
 set -euo pipefail
@@ -21,6 +22,7 @@ PACKAGES=(
     libcriterion-dev                       # host unit tests
     libmimalloc-dev libjemalloc-dev        # allocator benchmarks
     valgrind gdb python3 bear
+    clang libclang-rt-14-dev               # make fuzz: libFuzzer + ASan/UBSan runtimes (libclang_rt.fuzzer)
     console-setup-linux                    # PSF fonts in /usr/share/consolefonts
 )
 

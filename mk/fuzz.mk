@@ -1,0 +1,63 @@
+# libFuzzer targets (issue 6; tests/fuzz/). Not part of `make test` by itself.
+#   make fuzz        every target for FUZZ_SECONDS (default 180) each, corpus
+#                    kept in build/fuzz/corpus/<target>; prints the executions
+#                    per target and a summary line
+#   make fuzz-smoke  replays tests/fuzz/regressions/ and the generated seeds,
+#                    then fuzzes each target FUZZ_SMOKE_SECONDS (default 3)
+#   make fuzz-bins   builds the targets and the seeds only
+# Both runs stop with a non-zero status on the first crash and print the path
+# of the crashing input (build/fuzz/crashes/<target>/). Replay one input with
+# build/fuzz/fuzz_<target> <file>; keep a fixed crash as a regression file in
+# tests/fuzz/regressions/<target>/.
+#
+# The targets are built by clang (libFuzzer, ASan, UBSan) from the same
+# portable kernel sources as the host tests (HOST_SRC) plus their host support
+# layer (tests/host/support.c). The seeds are written at build time by
+# tests/fuzz/seedgen.c into build/fuzz/seeds/<target>.
+
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 180
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_TARGETS := memmap multiboot2 limine frame paging heap
+
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_CFLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Wno-format-zero-length \
+    -Ikernel -Itests/host -Itests/fuzz -DSLAYER_HOST -fsanitize=address,undefined \
+    -fno-sanitize-recover=undefined -fno-omit-frame-pointer -MMD -MP
+# The kernel and support objects are built once (coverage instrumentation
+# only; the libFuzzer runtime is linked into each target).
+FUZZ_COMMON_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(HOST_SRC) tests/host/support.c \
+    tests/fuzz/fuzz.c)
+FUZZ_BINS := $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
+FUZZ_SEEDS := $(FUZZ_DIR)/seeds/.done
+FUZZ_TARGET_OBJ := $(patsubst %,$(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o,$(FUZZ_TARGETS))
+# Objects are kept between builds (make would delete them as intermediates).
+.SECONDARY: $(FUZZ_COMMON_OBJ) $(FUZZ_TARGET_OBJ)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_COMMON_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@
+
+# The seed generator is an ordinary host program (no fuzzer runtime).
+$(FUZZ_DIR)/seedgen: tests/fuzz/seedgen.c $(shell find kernel -name '*.h')
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -Ikernel -DSLAYER_HOST $< -o $@
+
+$(FUZZ_SEEDS): $(FUZZ_DIR)/seedgen
+	rm -rf $(FUZZ_DIR)/seeds
+	$(FUZZ_DIR)/seedgen $(FUZZ_DIR)/seeds
+	@touch $@
+
+.PHONY: fuzz fuzz-smoke fuzz-bins
+fuzz-bins: $(FUZZ_BINS) $(FUZZ_SEEDS)
+
+fuzz: deps-check fuzz-bins
+	tests/fuzz/run.sh --dir $(FUZZ_DIR) --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-bins
+	@tests/fuzz/run.sh --smoke --dir $(FUZZ_DIR) --seconds $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
+-include $(FUZZ_COMMON_OBJ:.o=.d) $(FUZZ_TARGET_OBJ:.o=.d)

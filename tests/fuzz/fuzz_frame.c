@@ -1,0 +1,418 @@
+/* Fuzz target: the frame allocator (kernel/mm/frame.c) over random memory
+ * maps, checked against a model.
+ *
+ * Input: u8 phys_bits, u8 entry count (1 + v % 32), entries, then operations.
+ *   entry: u8 code, u32 base (pages), u32 length (pages), u16 jitter.
+ *     type = code & 7 (code & 8: an unknown type); code & 0x10 / 0x20 add
+ *     jitter & 0xfff to base / length (unaligned entries); usable and
+ *     bootloader-reclaimable entries are kept below 8 GiB (the host arena
+ *     stands for physical memory up to the top one), others may lie anywhere
+ *     (code & 0x40 scales their base by 2^20 pages); without code & 0x80
+ *     base and length are first cut below 256 and 64 MiB (a small machine).
+ *   The raw map goes through memmap_sanitize, then frame_init, as in main.
+ *   operation: u8 opcode, then its arguments (see run_op).
+ *
+ * The model: a bitmap of the frames that may be handed out (usable memory,
+ * not frame 0, not the allocator's metadata; reclaimed memory once
+ * reclaimed) and a bitmap of frames held. Checked: every frame handed out is
+ * aligned, available and not held (so never outside usable memory and never
+ * twice); a run from frame_alloc_contig is aligned and wholly available;
+ * frame_alloc fails only when the model has no free frame, frame_alloc_contig
+ * only when the model has no such run; statistics and frame_check agree with
+ * the model after every check operation; freeing any address the model does
+ * not hold panics and changes nothing; frame_alloc_zeroed gives zeroes; at
+ * the end everything is freed and the counts are back where they started.
+ * frame_init may panic only when no usable region can hold the metadata. */
+#include "fuzz.h"
+
+#include "boot/boot_info.h"
+#include "mm/frame.h"
+#include "mm/memmap.h"
+#include "mm/mm.h"
+
+#define CAP GiB(8)
+#define MAX_RAW 32
+#define MAX_OPS 4000
+
+struct run {
+    paddr_t base;
+    uint64_t count;
+};
+
+static struct mem_region raw[MAX_RAW], map[BOOT_MEMMAP_MAX];
+static size_t nmap;
+static uint64_t total;      /* frames from 0 to the top managed frame */
+static uint64_t *avail;     /* model: may be handed out */
+static uint64_t *held;      /* model: handed out and not yet freed */
+static uint64_t nwords;
+static uint64_t model_free; /* popcount(avail & ~held) */
+static uint64_t model_usable, model_reclaimable, model_reserved;
+static paddr_t meta_base;
+static uint64_t meta_bytes;
+static bool reclaimed;
+static struct run *runs;
+static size_t nruns, runs_cap;
+
+static bool bit(const uint64_t *b, uint64_t f) { return (b[f / 64] >> (f % 64)) & 1; }
+static void bit_set(uint64_t *b, uint64_t f) { b[f / 64] |= 1ULL << (f % 64); }
+static void bit_clear(uint64_t *b, uint64_t f) { b[f / 64] &= ~(1ULL << (f % 64)); }
+static bool model_is_free(uint64_t f) { return f < total && bit(avail, f) && !bit(held, f); }
+
+static void range_set(uint64_t *b, uint64_t f0, uint64_t f1, bool on)
+{
+    for (uint64_t f = f0; f < f1;) {
+        if (f % 64 == 0 && f + 64 <= f1) {
+            b[f / 64] = on ? ~0ULL : 0;
+            f += 64;
+        } else {
+            if (on)
+                bit_set(b, f);
+            else
+                bit_clear(b, f);
+            f++;
+        }
+    }
+}
+
+static uint64_t popcount_all(const uint64_t *b)
+{
+    uint64_t n = 0;
+    for (uint64_t w = 0; w < nwords; w++)
+        n += (uint64_t)__builtin_popcountll(b[w]);
+    return n;
+}
+
+/* First model-free frame at or after f (total when none). */
+static uint64_t model_next_free(uint64_t f)
+{
+    while (f < total) {
+        uint64_t v = avail[f / 64] & ~held[f / 64] & (~0ULL << (f % 64));
+        if (v) {
+            uint64_t r = f / 64 * 64 + (uint64_t)__builtin_ctzll(v);
+            return r < total ? r : total;
+        }
+        f = (f / 64 + 1) * 64;
+    }
+    return total;
+}
+
+/* First frame in [f, end) that is not model-free (end when none). */
+static uint64_t model_next_busy(uint64_t f, uint64_t end)
+{
+    while (f < end) {
+        uint64_t v = ~(avail[f / 64] & ~held[f / 64]) & (~0ULL << (f % 64));
+        if (v) {
+            uint64_t r = f / 64 * 64 + (uint64_t)__builtin_ctzll(v);
+            return r < end ? r : end;
+        }
+        f = (f / 64 + 1) * 64;
+    }
+    return end;
+}
+
+/* True when `count` model-free frames start at a multiple of `step` frames. */
+static bool model_has_run(uint64_t count, uint64_t step)
+{
+    uint64_t f = model_next_free(1);
+    while (f < total) {
+        uint64_t s = (f + step - 1) / step * step;
+        if (s >= total || count > total - s)
+            return false;
+        uint64_t u = model_next_busy(s, s + count);
+        if (u == s + count)
+            return true;
+        f = model_next_free(u + 1);
+    }
+    return false;
+}
+
+static void runs_push(paddr_t base, uint64_t count)
+{
+    if (nruns == runs_cap) {
+        runs_cap = runs_cap ? runs_cap * 2 : 256;
+        runs = realloc(runs, runs_cap * sizeof(*runs));
+        FUZZ_CHECK(runs, "realloc");
+    }
+    runs[nruns++] = (struct run){base, count};
+}
+
+/* Records frames [f, f+count) as handed out, checking each. */
+static void take_frames(paddr_t base, uint64_t count, const char *how)
+{
+    FUZZ_CHECK(base % PAGE_SIZE == 0, "%s gave unaligned %#llx", how, (unsigned long long)base);
+    uint64_t f0 = base / PAGE_SIZE;
+    for (uint64_t f = f0; f < f0 + count; f++) {
+        FUZZ_CHECK(f < total && bit(avail, f), "%s gave frame %#llx: not usable memory", how,
+                   (unsigned long long)f * PAGE_SIZE);
+        FUZZ_CHECK(!bit(held, f), "%s gave frame %#llx twice", how,
+                   (unsigned long long)f * PAGE_SIZE);
+        bit_set(held, f);
+        FUZZ_CHECK(frame_is_used(f * PAGE_SIZE), "%s: frame %#llx not marked used", how,
+                   (unsigned long long)f * PAGE_SIZE);
+    }
+    model_free -= count;
+    runs_push(base, count);
+}
+
+/* Frees run i (the allocator's call and the model) and forgets it. */
+static void give_back(size_t i)
+{
+    struct run r = runs[i];
+    if (r.count == 1)
+        frame_free(r.base);
+    else
+        frame_free_contig(r.base, r.count);
+    for (uint64_t f = r.base / PAGE_SIZE; f < r.base / PAGE_SIZE + r.count; f++)
+        bit_clear(held, f);
+    model_free += r.count;
+    runs[i] = runs[--nruns];
+}
+
+static void check_stats(void)
+{
+    struct frame_stats s;
+    frame_get_stats(&s);
+    FUZZ_CHECK(frame_check(), "frame_check failed");
+    FUZZ_CHECK(s.total_frames == total, "total %llu, want %llu", (unsigned long long)s.total_frames,
+               (unsigned long long)total);
+    FUZZ_CHECK(s.free_frames == model_free, "free %llu, model %llu",
+               (unsigned long long)s.free_frames, (unsigned long long)model_free);
+    FUZZ_CHECK(s.usable_frames == model_usable, "usable %llu, model %llu",
+               (unsigned long long)s.usable_frames, (unsigned long long)model_usable);
+    FUZZ_CHECK(s.reclaimable_frames == (reclaimed ? 0 : model_reclaimable) &&
+                   s.reclaimed_frames == (reclaimed ? model_reclaimable : 0),
+               "reclaimable %llu reclaimed %llu, model %llu",
+               (unsigned long long)s.reclaimable_frames, (unsigned long long)s.reclaimed_frames,
+               (unsigned long long)model_reclaimable);
+    FUZZ_CHECK(s.reserved_frames == model_reserved, "reserved %llu, model %llu",
+               (unsigned long long)s.reserved_frames, (unsigned long long)model_reserved);
+    FUZZ_CHECK(s.metadata_bytes == meta_bytes, "metadata bytes");
+}
+
+/* Raw entry -> region, shaped so that managed memory stays below CAP. */
+static struct mem_region decode_entry(struct fuzz_in *in)
+{
+    uint8_t code = fuzz_u8(in);
+    uint64_t base = (uint64_t)fuzz_u32(in) * PAGE_SIZE, len = (uint64_t)fuzz_u32(in) * PAGE_SIZE;
+    uint16_t jitter = fuzz_u16(in);
+    uint32_t type = (code & 8) ? 0x100u + code : code & 7u;
+    if (code & 0x10)
+        base += jitter & 0xfff;
+    if (code & 0x20)
+        len += jitter >> 4;
+    if (!(code & 0x80)) { /* a small machine: everything below 256 MiB */
+        base %= MiB(256);
+        len %= MiB(64);
+    }
+    if (type == MEM_USABLE || type == MEM_BOOTLOADER_RECLAIMABLE) {
+        base %= CAP;
+        len = MIN(len, CAP - base);
+    } else if (code & 0x40) {
+        base <<= 20;
+    }
+    return (struct mem_region){base, len, type};
+}
+
+/* The metadata location frame_init logs ("bitmap+summaries at 0x..."). */
+static paddr_t logged_meta_base(void)
+{
+    const char *p = strstr(host_log, "bitmap+summaries at ");
+    FUZZ_CHECK(p, "frame_init logged no metadata line");
+    return strtoull(p + strlen("bitmap+summaries at "), NULL, 16);
+}
+
+/* An upper bound of the metadata for `frames` frames: bitmap, three summary
+ * levels and a sentinel, each rounded up a word, in whole pages. */
+static uint64_t meta_bound(uint64_t frames)
+{
+    return ALIGN_UP((frames / 64 + frames / 4096 + frames / 262144 + 8) * 8, PAGE_SIZE) + PAGE_SIZE;
+}
+
+/* Builds the model from the sanitized map; false when frame_init panicked
+ * (allowed only when no usable region can hold the metadata). */
+static bool setup(void)
+{
+    uint64_t top = 0, largest = 0;
+    for (size_t i = 0; i < nmap; i++) {
+        uint64_t end = map[i].base + map[i].length;
+        if (map[i].type == MEM_USABLE || map[i].type == MEM_BOOTLOADER_RECLAIMABLE)
+            top = MAX(top, end);
+        if (map[i].type == MEM_USABLE)
+            largest = MAX(largest, end - MAX(map[i].base, PAGE_SIZE));
+    }
+    if (top)
+        host_arena_init(top);
+    else
+        host_arena_free();
+    total = top / PAGE_SIZE;
+    fuzz_log_reset();
+    if (HOST_EXPECT_PANIC(frame_init(map, nmap))) {
+        FUZZ_CHECK(strstr(host_panic_msg, "frame_init: no usable") && largest < meta_bound(total),
+                   "frame_init panicked with a %llu KiB usable region: %s",
+                   (unsigned long long)largest >> 10, host_panic_msg);
+        return false;
+    }
+    FUZZ_CHECK(top, "frame_init accepted a map without usable memory");
+
+    struct frame_stats s;
+    frame_get_stats(&s);
+    meta_base = logged_meta_base();
+    meta_bytes = s.metadata_bytes;
+    nwords = total / 64 + 1;
+    avail = calloc(nwords, 8);
+    held = calloc(nwords, 8);
+    FUZZ_CHECK(avail && held, "calloc");
+    model_reclaimable = model_reserved = 0;
+    bool meta_inside = false;
+    for (size_t i = 0; i < nmap; i++) {
+        uint64_t f0 = map[i].base / PAGE_SIZE, f1 = f0 + map[i].length / PAGE_SIZE;
+        if (map[i].type == MEM_USABLE) {
+            range_set(avail, f0, f1, true);
+            meta_inside |= meta_base >= map[i].base &&
+                           meta_base + meta_bytes <= map[i].base + map[i].length;
+        } else if (map[i].type == MEM_BOOTLOADER_RECLAIMABLE) {
+            model_reclaimable += f1 - f0 - (f0 == 0);
+        } else if (f0 < total) {
+            model_reserved += MIN(f1, total) - f0;
+        }
+        if (f0 == 0 && (map[i].type == MEM_USABLE || map[i].type == MEM_BOOTLOADER_RECLAIMABLE))
+            model_reserved++; /* frame 0 becomes a reserved region of its own */
+    }
+    FUZZ_CHECK(meta_inside && meta_base >= PAGE_SIZE && meta_base % PAGE_SIZE == 0 &&
+                   meta_bytes >= PAGE_SIZE && meta_bytes <= meta_bound(total),
+               "metadata at %#llx + %#llx is not inside usable memory",
+               (unsigned long long)meta_base, (unsigned long long)meta_bytes);
+    bit_clear(avail, 0);
+    range_set(avail, meta_base / PAGE_SIZE, (meta_base + meta_bytes) / PAGE_SIZE, false);
+    model_usable = model_free = popcount_all(avail);
+    reclaimed = false;
+    nruns = 0;
+    check_stats();
+    return true;
+}
+
+static void run_op(struct fuzz_in *in)
+{
+    uint8_t op = fuzz_u8(in);
+    switch (op % 10) {
+    case 0:
+    case 1: { /* one frame (1: zeroed) */
+        paddr_t f = op % 10 ? frame_alloc_zeroed() : frame_alloc();
+        if (!f) {
+            FUZZ_CHECK(model_free == 0, "frame_alloc failed with %llu frames free",
+                       (unsigned long long)model_free);
+            return;
+        }
+        take_frames(f, 1, "frame_alloc");
+        if (op % 10) {
+            const uint64_t *w = PHYS2VIRT(f);
+            for (size_t i = 0; i < PAGE_SIZE / 8; i++)
+                FUZZ_CHECK(w[i] == 0, "frame_alloc_zeroed: word %zu not zero", i);
+        }
+        return;
+    }
+    case 2: { /* a burst of single frames: u16 */
+        unsigned n = fuzz_u16(in) % 2048 + 1;
+        for (unsigned k = 0; k < n; k++) {
+            paddr_t f = frame_alloc();
+            if (!f) {
+                FUZZ_CHECK(model_free == 0, "frame_alloc failed with %llu frames free",
+                           (unsigned long long)model_free);
+                return;
+            }
+            take_frames(f, 1, "frame_alloc");
+        }
+        return;
+    }
+    case 3: { /* a contiguous aligned run: u16 count, u8 align shift */
+        uint64_t count = 1 + fuzz_u16(in) % ((op & 0x80) ? 65536 : 512);
+        uint64_t align = PAGE_SIZE << (fuzz_u8(in) % 19);
+        paddr_t b = frame_alloc_contig(count, align);
+        if (!b) {
+            FUZZ_CHECK(!model_has_run(count, align / PAGE_SIZE),
+                       "frame_alloc_contig(%llu, %#llx) failed but such a run is free",
+                       (unsigned long long)count, (unsigned long long)align);
+            return;
+        }
+        FUZZ_CHECK(b % align == 0, "run %#llx not aligned to %#llx", (unsigned long long)b,
+                   (unsigned long long)align);
+        take_frames(b, count, "frame_alloc_contig");
+        return;
+    }
+    case 4: /* free one held run: u16 index */
+        if (nruns)
+            give_back(fuzz_u16(in) % nruns);
+        return;
+    case 5: { /* free up to u8 runs from the end */
+        unsigned n = fuzz_u8(in);
+        while (n-- && nruns)
+            give_back(nruns - 1);
+        return;
+    }
+    case 6: { /* reclaim bootloader memory */
+        uint64_t bytes = frame_reclaim_bootloader();
+        uint64_t want = reclaimed ? 0 : model_reclaimable;
+        FUZZ_CHECK(bytes == want * PAGE_SIZE, "reclaimed %#llx bytes, want %llu frames",
+                   (unsigned long long)bytes, (unsigned long long)want);
+        if (!reclaimed) {
+            for (size_t i = 0; i < nmap; i++)
+                if (map[i].type == MEM_BOOTLOADER_RECLAIMABLE)
+                    range_set(avail, MAX(map[i].base / PAGE_SIZE, 1),
+                              (map[i].base + map[i].length) / PAGE_SIZE, true);
+            model_usable += model_reclaimable;
+            model_free += model_reclaimable;
+            reclaimed = true;
+        }
+        return;
+    }
+    case 7: { /* free an address the model does not hold: must panic, change nothing */
+        uint64_t f = fuzz_u32(in) % (total + 64);
+        uint8_t odd = fuzz_u8(in);
+        paddr_t a = f * PAGE_SIZE + ((op & 0x80) ? odd : 0);
+        if ((op & 0x40) && nruns) /* just past or before a held run */
+            a = runs[odd % nruns].base + ((odd & 1) ? runs[odd % nruns].count * PAGE_SIZE
+                                                    : (uint64_t)-PAGE_SIZE);
+        if (a % PAGE_SIZE == 0 && a / PAGE_SIZE < total && bit(held, a / PAGE_SIZE))
+            return;
+        FUZZ_CHECK(HOST_EXPECT_PANIC(frame_free(a)), "frame_free(%#llx) of a frame not held "
+                   "did not panic", (unsigned long long)a);
+        check_stats();
+        return;
+    }
+    case 8:
+        check_stats();
+        return;
+    default: { /* frame_is_used on any frame */
+        uint64_t f = fuzz_u32(in) % (total + 64);
+        FUZZ_CHECK(frame_is_used(f * PAGE_SIZE) == !model_is_free(f),
+                   "frame_is_used(%#llx) disagrees with the model", (unsigned long long)f * PAGE_SIZE);
+        return;
+    }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct fuzz_in fi = {data, size};
+    unsigned phys_bits = fuzz_u8(&fi);
+    size_t n = 1 + fuzz_u8(&fi) % MAX_RAW;
+    for (size_t i = 0; i < n; i++)
+        raw[i] = decode_entry(&fi);
+    fuzz_log_reset();
+    nmap = memmap_sanitize(raw, n, map, BOOT_MEMMAP_MAX, phys_bits);
+    if (!setup())
+        return 0;
+
+    for (unsigned k = 0; k < MAX_OPS && !fuzz_done(&fi); k++)
+        run_op(&fi);
+
+    check_stats();
+    while (nruns)
+        give_back(nruns - 1);
+    FUZZ_CHECK(model_free == model_usable, "model lost frames");
+    check_stats();
+    free(avail);
+    free(held);
+    avail = held = NULL;
+    return 0;
+}

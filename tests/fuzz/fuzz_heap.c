@@ -1,0 +1,280 @@
+/* Fuzz target: the kernel heap (kernel/mm/heap.c) with random kmalloc /
+ * kcalloc / krealloc / kmalloc_aligned / kfree sequences across every tier.
+ *
+ * Input: u8 memory (physical memory of 4, 8, 16 or 48 MiB, the first MiB
+ * reserved), then operations: u8 opcode, u8 slot, u32 size, u8 extra (see
+ * run_op). Sizes: opcode bits 5-6 pick the tier (small <= 1 KiB, medium <=
+ * 64 KiB, large <= 4 MiB, or edge values: 0, class edges, HEAP_MAX_ALLOC + 1,
+ * SIZE_MAX).
+ *
+ * Checked: NULL exactly for what heap.h refuses (size 0, too large, bad
+ * alignment) or when memory is short; pointers 16-byte aligned (aligned
+ * requests: the physical address), inside the direct map, not overlapping
+ * any live block, with usable size >= the request; kcalloc zeroes; contents
+ * (a pattern per block) intact until freed and across krealloc (the common
+ * prefix; the old block intact when krealloc fails); heap_validate_ptr NULL
+ * exactly for live block starts; statistics count the live blocks; at the
+ * end every block is freed, heap_check passes, heap_trim gives everything
+ * back and the frame allocator is back to its count before heap_init. */
+#include "fuzz.h"
+
+#include "mm/frame.h"
+#include "mm/heap.h"
+#include "mm/mm.h"
+
+#define SLOTS 256
+#define MAX_OPS 1500
+#define ARENA MiB(48)
+
+struct block {
+    unsigned char *p;
+    size_t size;
+    uint64_t id;
+};
+
+static struct block slots[SLOTS];
+static uint64_t next_id;
+static bool arena_ready;
+
+static unsigned char pattern(uint64_t id, size_t i)
+{
+    return (unsigned char)(id * 0x9d + i * 31 + (i >> 9));
+}
+
+/* Writes the pattern over the first n bytes (large blocks: a prefix and a
+ * suffix, so the cost stays bounded). */
+static void fill(struct block *b)
+{
+    size_t n = b->size;
+    for (size_t i = 0; i < n; i++) {
+        if (n > 8192 && i == 4096)
+            i = n - 4096;
+        b->p[i] = pattern(b->id, i);
+    }
+}
+
+/* Checks the pattern over [0, n) as fill wrote it for a block of b->size. */
+static void verify(const struct block *b, size_t n, const char *when)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (b->size > 8192 && i == 4096)
+            i = b->size - 4096;
+        if (i >= n)
+            break;
+        FUZZ_CHECK(b->p[i] == pattern(b->id, i), "%s: block %p (size %zu) byte %zu overwritten",
+                   when, (void *)b->p, b->size, i);
+    }
+}
+
+static uint64_t free_frames(void)
+{
+    struct frame_stats s;
+    frame_get_stats(&s);
+    return s.free_frames;
+}
+
+static size_t pick_size(uint8_t op, uint32_t raw)
+{
+    switch ((op >> 5) & 3) {
+    case 0: return 1 + raw % HEAP_SMALL_MAX;
+    case 1: return HEAP_SMALL_MAX + 1 + raw % (HEAP_MEDIUM_MAX - HEAP_SMALL_MAX);
+    case 2: return HEAP_MEDIUM_MAX + 1 + raw % MiB(4);
+    default: {
+        static const size_t edges[] = {0, 1, 16, 17, 1024, 1025, 4096, 65536, 65537,
+                                       (size_t)HEAP_MAX_ALLOC + 1, SIZE_MAX, MiB(64)};
+        return edges[raw % ARRAY_SIZE(edges)];
+    }
+    }
+}
+
+/* A fresh block in slot s: shape, overlap and poison-free contents. */
+static void adopt(struct block *s, void *p, size_t size, size_t align, const char *how)
+{
+    FUZZ_CHECK((uintptr_t)p % 16 == 0, "%s(%zu) = %p: not 16-byte aligned", how, size, p);
+    uintptr_t v = (uintptr_t)p;
+    FUZZ_CHECK(v >= hhdm_offset && v + size <= hhdm_offset + hhdm_size && v + size >= v,
+               "%s(%zu) = %p outside the direct map", how, size, p);
+    if (align > 16)
+        FUZZ_CHECK((v - hhdm_offset) % align == 0, "%s(%zu, align %zu) = %p misaligned", how,
+                   size, align, p);
+    FUZZ_CHECK(kmalloc_usable_size(p) >= size, "%s(%zu): usable size %zu", how, size,
+               kmalloc_usable_size(p));
+    for (size_t i = 0; i < SLOTS; i++) {
+        const struct block *o = &slots[i];
+        if (!o->p || o == s)
+            continue;
+        FUZZ_CHECK((unsigned char *)p + size <= o->p || o->p + o->size <= (unsigned char *)p,
+                   "%s(%zu) = %p overlaps the live block %p (size %zu)", how, size, p,
+                   (void *)o->p, o->size);
+    }
+    s->p = p;
+    s->size = size;
+    s->id = next_id++;
+    fill(s);
+}
+
+static void release(struct block *s)
+{
+    verify(s, s->size, "kfree");
+    kfree(s->p);
+    s->p = NULL;
+}
+
+static void check_stats(void)
+{
+    struct heap_stats st;
+    heap_get_stats(&st);
+    uint64_t live = 0, usable = 0;
+    for (size_t i = 0; i < SLOTS; i++)
+        if (slots[i].p) {
+            live++;
+            usable += kmalloc_usable_size(slots[i].p);
+        }
+    FUZZ_CHECK(heap_check(), "heap_check failed");
+    FUZZ_CHECK(st.live_blocks == live && st.alloc_count - st.free_count == live,
+               "stats: %llu live blocks, model %llu", (unsigned long long)st.live_blocks,
+               (unsigned long long)live);
+    FUZZ_CHECK(st.bytes_in_use == usable, "stats: %llu bytes in use, usable sizes add to %llu",
+               (unsigned long long)st.bytes_in_use, (unsigned long long)usable);
+}
+
+static void run_op(struct fuzz_in *in)
+{
+    uint8_t op = fuzz_u8(in), si = fuzz_u8(in);
+    uint32_t raw = fuzz_u32(in);
+    uint8_t extra = fuzz_u8(in);
+    struct block *s = &slots[si % SLOTS];
+    size_t size = pick_size(op, raw);
+    bool too_big = size == 0 || size > HEAP_MAX_ALLOC;
+
+    switch (op % 8) {
+    case 0:
+    case 1: { /* kmalloc into an empty slot (a full one is freed first) */
+        if (s->p)
+            release(s);
+        void *p = kmalloc(size);
+        if (too_big)
+            FUZZ_CHECK(!p, "kmalloc(%zu) did not refuse", size);
+        if (p)
+            adopt(s, p, size, 16, "kmalloc");
+        return;
+    }
+    case 2: { /* kcalloc(n, size / n) with n = extra % 8 + 1; extra >= 0xf0: overflow */
+        if (s->p)
+            release(s);
+        size_t n = extra % 8 + 1, each = size / n;
+        if (extra >= 0xf0) {
+            FUZZ_CHECK(!kcalloc(SIZE_MAX / 2, 3), "kcalloc overflow not refused");
+            return;
+        }
+        unsigned char *p = kcalloc(n, each);
+        if (n * each == 0 || n * each > HEAP_MAX_ALLOC)
+            FUZZ_CHECK(!p, "kcalloc(%zu, %zu) did not refuse", n, each);
+        if (!p)
+            return;
+        for (size_t i = 0; i < n * each; i++)
+            FUZZ_CHECK(p[i] == 0, "kcalloc(%zu, %zu): byte %zu = %#x", n, each, i, p[i]);
+        adopt(s, p, n * each, 16, "kcalloc");
+        return;
+    }
+    case 3: { /* krealloc (also of NULL, and to 0) */
+        if (s->p)
+            verify(s, s->size, "krealloc");
+        void *q = krealloc(s->p, size);
+        if (size == 0) {
+            FUZZ_CHECK(!q, "krealloc(p, 0) returned %p", q);
+            s->p = NULL;
+            return;
+        }
+        if (!q) {
+            if (s->p)
+                verify(s, s->size, "failed krealloc"); /* the old block is intact */
+            return;
+        }
+        FUZZ_CHECK(!too_big, "krealloc to %zu did not refuse", size);
+        if (s->p) {
+            struct block moved = {q, s->size, s->id};
+            verify(&moved, MIN(size, s->size), "krealloc's copy");
+        }
+        s->p = NULL; /* the old block is gone (moved or resized) */
+        adopt(s, q, size, 16, "krealloc");
+        return;
+    }
+    case 4: { /* kmalloc_aligned: align 2^(extra % 24), or a non-power of two */
+        if (s->p)
+            release(s);
+        size_t align = (extra & 0x80) ? (size_t)(extra | 1) * 3 : (size_t)1 << (extra % 24);
+        bool bad_align = align & (align - 1);
+        void *p = kmalloc_aligned(size, align);
+        if (too_big || bad_align)
+            FUZZ_CHECK(!p, "kmalloc_aligned(%zu, %zu) did not refuse", size, align);
+        if (p)
+            adopt(s, p, size, MAX(align, 16), "kmalloc_aligned");
+        return;
+    }
+    case 5: /* kfree */
+        if (s->p)
+            release(s);
+        else
+            kfree(NULL);
+        return;
+    case 6: { /* heap_validate_ptr: a live start (NULL) or any other address (a reason) */
+        uintptr_t a;
+        bool live_start = false;
+        if (s->p && !(extra & 1)) {
+            a = (uintptr_t)s->p + (extra >> 1) % 64 * ((extra & 2) ? 16 : 1);
+            live_start = a == (uintptr_t)s->p;
+        } else {
+            a = hhdm_offset + (uint64_t)raw * 16 % hhdm_size;
+        }
+        for (size_t i = 0; i < SLOTS && !live_start; i++)
+            live_start = slots[i].p && (uintptr_t)slots[i].p == a;
+        const char *why = heap_validate_ptr((const void *)a);
+        FUZZ_CHECK(!why == live_start, "heap_validate_ptr(%#lx) = %s for a %s",
+                   (unsigned long)a, why ? why : "NULL", live_start ? "live block" : "non-block");
+        return;
+    }
+    default: /* trim and the full check */
+        if (extra & 1)
+            heap_trim();
+        check_stats();
+        return;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct fuzz_in fi = {data, size};
+    if (!arena_ready) {
+        host_arena_init(ARENA);
+        arena_ready = true;
+    }
+    static const uint64_t mems[] = {MiB(4), MiB(8), MiB(16), MiB(48)};
+    uint64_t mem = mems[fuzz_u8(&fi) % 4];
+    struct mem_region map[] = {{0, MiB(1), MEM_RESERVED}, {MiB(1), mem - MiB(1), MEM_USABLE}};
+    fuzz_log_reset();
+    frame_init(map, 2);
+    uint64_t frames0 = free_frames();
+    heap_init();
+    memset(slots, 0, sizeof(slots));
+    next_id = 1;
+
+    for (unsigned k = 0; k < MAX_OPS && !fuzz_done(&fi); k++)
+        run_op(&fi);
+
+    check_stats();
+    for (size_t i = 0; i < SLOTS; i++)
+        if (slots[i].p)
+            release(&slots[i]);
+    check_stats();
+    heap_trim();
+    struct heap_stats st;
+    heap_get_stats(&st);
+    FUZZ_CHECK(st.live_blocks == 0 && st.bytes_in_use == 0 && st.pages_held == 0,
+               "after freeing everything and heap_trim: %llu live, %llu bytes, %llu pages",
+               (unsigned long long)st.live_blocks, (unsigned long long)st.bytes_in_use,
+               (unsigned long long)st.pages_held);
+    FUZZ_CHECK(free_frames() == frames0, "frames: %llu free, %llu before heap_init",
+               (unsigned long long)free_frames(), (unsigned long long)frames0);
+    return 0;
+}

@@ -1,0 +1,370 @@
+/* Fuzz target: Limine answers (kernel/boot/limine.c) and the validation of
+ * the resulting boot information (kernel/boot/boot_info.c).
+ *
+ * The input is decoded into real response structures (heap objects of their
+ * exact size, so ASan sees any read past one): see decode() for the layout,
+ * which seedgen.c writes too. Pointers the bootloader gives are either NULL
+ * or point at such objects; strings are NUL-terminated somewhere (a string
+ * without an end is not something the kernel could check).
+ *
+ * Checked against references written here from the rules in limine.h and
+ * boot_info.h: boot_from_limine succeeds exactly when the reference accepts,
+ * the fields it fills equal the responses (memory map converted entry by
+ * entry, first usable RGB framebuffer, HHDM-relative addresses made physical),
+ * errors are one "limine: ..." line; boot_info_validate accepts exactly what
+ * its reference accepts. */
+#include "fuzz.h"
+
+#include "boot/boot_info.h"
+#include "boot/limine.h"
+
+#define HIGHER_HALF 0xffff800000000000ULL
+#define KERNEL_SPACE 0xffffffff80000000ULL
+#define MAX_ALLOC_ENTRIES 600 /* counts above this are refused before any entry is read */
+
+/* Everything decode() allocates, freed at the end of the run. */
+static void *allocs[4096];
+static size_t nallocs;
+
+static void *take(size_t size)
+{
+    FUZZ_CHECK(nallocs < sizeof(allocs) / sizeof(allocs[0]), "too many objects");
+    void *p = calloc(1, size ? size : 1);
+    FUZZ_CHECK(p, "calloc");
+    allocs[nallocs++] = p;
+    return p;
+}
+
+/* A string of u16 length (at most 600) from the input, NUL-terminated after it. */
+static char *take_string(struct fuzz_in *in)
+{
+    size_t len = fuzz_u16(in) % 601;
+    char *s = take(len + 1);
+    fuzz_copy(in, s, len);
+    return s;
+}
+
+static struct limine_answers a;
+
+/* Input layout: u8 present-mask (memmap, hhdm, framebuffer, executable file,
+ * executable address, rsdp, firmware, bootloader info), u8 flags (paging mode
+ * present, stack size present, raw base-revision tag), the base-revision tag
+ * (raw: 3 x u64; else u8 loaded revision (0 = unknown: MAGIC1 stays), u8
+ * "unsupported"), u8 requested revision, then each present response in the
+ * order of the mask. */
+static void decode(struct fuzz_in *in)
+{
+    memset(&a, 0, sizeof(a));
+    uint8_t present = fuzz_u8(in), flags = fuzz_u8(in);
+    if (flags & 4) {
+        for (int i = 0; i < 3; i++)
+            a.base_revision_tag[i] = fuzz_u64(in);
+    } else {
+        uint8_t loaded = fuzz_u8(in);
+        a.base_revision_tag[0] = LIMINE_BASE_REVISION_MAGIC0;
+        a.base_revision_tag[1] = loaded ? loaded : LIMINE_BASE_REVISION_MAGIC1;
+        a.base_revision_tag[2] = fuzz_u8(in);
+    }
+    a.requested_revision = fuzz_u8(in);
+
+    if (present & 1) { /* memmap: u16 count, u8 array-is-NULL, entries {u64 base, u64 len, u8 type (0xff: NULL)} */
+        struct limine_memmap_response *m = take(sizeof(*m));
+        m->entry_count = fuzz_u16(in);
+        bool null_array = fuzz_u8(in) == 0xff;
+        size_t n = m->entry_count <= MAX_ALLOC_ENTRIES ? m->entry_count : 0;
+        if (!null_array) {
+            m->entries = take(sizeof(*m->entries) * (n ? n : 1));
+            for (size_t i = 0; i < n && m->entry_count <= BOOT_MEMMAP_MAX; i++) {
+                uint64_t base = fuzz_u64(in), len = fuzz_u64(in);
+                uint8_t t = fuzz_u8(in);
+                if (t == 0xff)
+                    continue; /* a NULL entry */
+                struct limine_memmap_entry *e = take(sizeof(*e));
+                *e = (struct limine_memmap_entry){base, len, t};
+                m->entries[i] = e;
+            }
+        }
+        a.memmap = m;
+    }
+    if (present & 2) { /* hhdm: u64 offset */
+        struct limine_hhdm_response *h = take(sizeof(*h));
+        h->offset = fuzz_u64(in);
+        a.hhdm = h;
+    }
+    if (present & 4) { /* framebuffers: u8 count, u8 array-is-NULL, each: u8 is-NULL + fields */
+        struct limine_framebuffer_response *r = take(sizeof(*r));
+        r->framebuffer_count = fuzz_u8(in);
+        if (fuzz_u8(in) != 0xff) {
+            r->framebuffers = take(sizeof(*r->framebuffers) * (r->framebuffer_count + 1));
+            for (size_t i = 0; i < r->framebuffer_count; i++) {
+                if (fuzz_u8(in) == 0xff)
+                    continue;
+                struct limine_framebuffer *f = take(sizeof(*f));
+                f->address = (void *)(uintptr_t)fuzz_u64(in);
+                f->width = fuzz_u64(in);
+                f->height = fuzz_u64(in);
+                f->pitch = fuzz_u64(in);
+                f->bpp = fuzz_u16(in);
+                f->memory_model = fuzz_u8(in);
+                f->red_mask_size = fuzz_u8(in);
+                f->red_mask_shift = fuzz_u8(in);
+                f->green_mask_size = fuzz_u8(in);
+                f->green_mask_shift = fuzz_u8(in);
+                f->blue_mask_size = fuzz_u8(in);
+                f->blue_mask_shift = fuzz_u8(in);
+                r->framebuffers[i] = f;
+            }
+        }
+        a.framebuffer = r;
+    }
+    if (present & 8) { /* executable file: u8 (bit0 file NULL, bit1 cmdline), u64 address, u64 size, string */
+        struct limine_executable_file_response *r = take(sizeof(*r));
+        uint8_t ff = fuzz_u8(in);
+        uint64_t addr = fuzz_u64(in), size = fuzz_u64(in);
+        if (!(ff & 1)) {
+            struct limine_file *f = take(sizeof(*f));
+            f->address = (void *)(uintptr_t)addr;
+            f->size = size;
+            if (ff & 2)
+                f->cmdline = take_string(in);
+            r->executable_file = f;
+        }
+        a.executable_file = r;
+    }
+    if (present & 16) { /* executable address: u64 physical, u64 virtual */
+        struct limine_executable_address_response *r = take(sizeof(*r));
+        r->physical_base = fuzz_u64(in);
+        r->virtual_base = fuzz_u64(in);
+        a.executable_address = r;
+    }
+    if (present & 32) { /* rsdp: u64 address */
+        struct limine_rsdp_response *r = take(sizeof(*r));
+        r->address = (void *)(uintptr_t)fuzz_u64(in);
+        a.rsdp = r;
+    }
+    if (present & 64) { /* firmware: u8 type */
+        struct limine_firmware_type_response *r = take(sizeof(*r));
+        r->firmware_type = fuzz_u8(in);
+        a.firmware_type = r;
+    }
+    if (present & 128) { /* bootloader info: u8 (bit0 name, bit1 version), strings */
+        struct limine_bootloader_info_response *r = take(sizeof(*r));
+        uint8_t bf = fuzz_u8(in);
+        if (bf & 1)
+            r->name = take_string(in);
+        if (bf & 2)
+            r->version = take_string(in);
+        a.bootloader_info = r;
+    }
+    if (flags & 1) { /* paging mode: u8 mode */
+        struct limine_paging_mode_response *r = take(sizeof(*r));
+        r->mode = fuzz_u8(in);
+        a.paging_mode = r;
+    }
+    if (flags & 2)
+        a.stack_size = take(sizeof(struct limine_stack_size_response));
+}
+
+/* The first framebuffer the kernel can draw on, or NULL; *bad when one before
+ * it (or the array) is missing. */
+static const struct limine_framebuffer *ref_fb(bool *bad)
+{
+    const struct limine_framebuffer_response *r = a.framebuffer;
+    *bad = false;
+    if (!r || r->framebuffer_count == 0)
+        return NULL;
+    if (!r->framebuffers) {
+        *bad = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < r->framebuffer_count; i++) {
+        const struct limine_framebuffer *f = r->framebuffers[i];
+        if (!f) {
+            *bad = true;
+            return NULL;
+        }
+        if (f->memory_model == LIMINE_FRAMEBUFFER_RGB &&
+            (f->bpp == 16 || f->bpp == 24 || f->bpp == 32))
+            return f;
+    }
+    return NULL;
+}
+
+/* limine.h's rules: base revision supported, 4-level paging, HHDM (non-zero,
+ * aligned, higher half), memory map (1..BOOT_MEMMAP_MAX entries, none NULL,
+ * empty or wrapping), executable address (aligned), framebuffer (above the
+ * HHDM, 32-bit geometry), file (present; command line under 256 bytes), RSDP
+ * (above the HHDM before revision 3). */
+static bool ref_accepts(void)
+{
+    const uint64_t *tag = a.base_revision_tag;
+    if (tag[0] != LIMINE_BASE_REVISION_MAGIC0 || tag[2] != 0)
+        return false;
+    uint64_t rev = tag[1] != LIMINE_BASE_REVISION_MAGIC1 ? tag[1] : a.requested_revision;
+    if (a.paging_mode && a.paging_mode->mode != LIMINE_PAGING_MODE_X86_64_4LVL)
+        return false;
+    if (!a.hhdm)
+        return false;
+    uint64_t h = a.hhdm->offset;
+    if (h == 0 || h % 4096 || h < HIGHER_HALF)
+        return false;
+    const struct limine_memmap_response *m = a.memmap;
+    if (!m || m->entry_count == 0 || m->entry_count > BOOT_MEMMAP_MAX || !m->entries)
+        return false;
+    for (size_t i = 0; i < m->entry_count; i++) {
+        const struct limine_memmap_entry *e = m->entries[i];
+        if (!e || e->length == 0 || e->base + e->length < e->base)
+            return false;
+    }
+    if (!a.executable_address || a.executable_address->physical_base % 4096)
+        return false;
+    bool bad;
+    const struct limine_framebuffer *f = ref_fb(&bad);
+    if (bad)
+        return false;
+    if (f && ((uint64_t)(uintptr_t)f->address < h || f->width > UINT32_MAX ||
+              f->height > UINT32_MAX || f->pitch > UINT32_MAX))
+        return false;
+    if (a.executable_file) {
+        const struct limine_file *file = a.executable_file->executable_file;
+        if (!file || (file->cmdline && strlen(file->cmdline) >= BOOT_CMDLINE_MAX))
+            return false;
+    }
+    if (a.rsdp && a.rsdp->address && rev < 3 && (uint64_t)(uintptr_t)a.rsdp->address < h)
+        return false;
+    return true;
+}
+
+static uint32_t ref_type(uint64_t t)
+{
+    static const uint32_t map[] = {MEM_USABLE, MEM_RESERVED, MEM_ACPI_RECLAIMABLE, MEM_ACPI_NVS,
+                                   MEM_BAD, MEM_BOOTLOADER_RECLAIMABLE, MEM_KERNEL,
+                                   MEM_FRAMEBUFFER};
+    return t < 8 ? map[t] : MEM_RESERVED;
+}
+
+/* A prefix of src of at most size-1 bytes, as the labels are truncated. */
+static bool is_label_of(const char *label, size_t size, const char *src)
+{
+    size_t n = strlen(src) < size - 1 ? strlen(src) : size - 1;
+    return strlen(label) == n && memcmp(label, src, n) == 0;
+}
+
+static void check_fields(const struct boot_info *bi)
+{
+    const uint64_t *tag = a.base_revision_tag;
+    uint64_t rev = tag[1] != LIMINE_BASE_REVISION_MAGIC1 ? tag[1] : a.requested_revision;
+    uint64_t h = a.hhdm->offset;
+    FUZZ_CHECK(bi->protocol == BOOT_PROTO_LIMINE && bi->base_revision == rev &&
+                   bi->hhdm_offset == h,
+               "protocol, revision or HHDM");
+    FUZZ_CHECK(bi->memmap_count == a.memmap->entry_count, "memory map count");
+    for (size_t i = 0; i < bi->memmap_count; i++) {
+        const struct limine_memmap_entry *e = a.memmap->entries[i];
+        const struct mem_region *r = &bi->memmap[i];
+        FUZZ_CHECK(r->base == e->base && r->length == e->length && r->type == ref_type(e->type),
+                   "memory map entry %zu", i);
+    }
+    FUZZ_CHECK(bi->kernel_phys_base == a.executable_address->physical_base &&
+                   bi->kernel_virt_base == a.executable_address->virtual_base,
+               "kernel base");
+    bool bad;
+    const struct limine_framebuffer *f = ref_fb(&bad);
+    FUZZ_CHECK(bi->fb.present == (f != NULL), "framebuffer presence");
+    if (f)
+        FUZZ_CHECK(bi->fb.phys == (uint64_t)(uintptr_t)f->address - h &&
+                       bi->fb.width == f->width && bi->fb.height == f->height &&
+                       bi->fb.pitch == f->pitch && bi->fb.bpp == f->bpp &&
+                       bi->fb.red_size == f->red_mask_size &&
+                       bi->fb.red_shift == f->red_mask_shift &&
+                       bi->fb.green_size == f->green_mask_size &&
+                       bi->fb.green_shift == f->green_mask_shift &&
+                       bi->fb.blue_size == f->blue_mask_size &&
+                       bi->fb.blue_shift == f->blue_mask_shift,
+                   "framebuffer fields");
+    const struct limine_file *file = a.executable_file ? a.executable_file->executable_file : NULL;
+    FUZZ_CHECK(strcmp(bi->cmdline, file && file->cmdline ? file->cmdline : "") == 0, "cmdline");
+    bool elf = file && file->address && file->size;
+    FUZZ_CHECK(bi->symbols.elf_file == (elf ? file->address : NULL) &&
+                   bi->symbols.elf_file_size == (elf ? file->size : 0),
+               "kernel file");
+    uint64_t rsdp = a.rsdp ? (uint64_t)(uintptr_t)a.rsdp->address : 0;
+    if (rsdp && rev < 3)
+        rsdp -= h;
+    FUZZ_CHECK(bi->rsdp == rsdp, "rsdp %#llx want %#llx", (unsigned long long)bi->rsdp,
+               (unsigned long long)rsdp);
+    enum firmware_type fw = FW_UNKNOWN;
+    if (a.firmware_type && a.firmware_type->firmware_type <= 2)
+        fw = (enum firmware_type[]){FW_BIOS, FW_UEFI32, FW_UEFI64}[a.firmware_type->firmware_type];
+    FUZZ_CHECK(bi->firmware == fw, "firmware");
+    const struct limine_bootloader_info_response *b = a.bootloader_info;
+    FUZZ_CHECK(is_label_of(bi->bootloader_name, BOOT_NAME_MAX, b && b->name ? b->name : "unknown"),
+               "bootloader name");
+    FUZZ_CHECK(is_label_of(bi->bootloader_version, BOOT_NAME_MAX,
+                           b && b->version ? b->version : ""),
+               "bootloader version");
+}
+
+/* boot_info.h's rules for boot_info_validate. */
+static bool ref_valid(const struct boot_info *bi)
+{
+    if (bi->memmap_count == 0 || bi->memmap_count > BOOT_MEMMAP_MAX)
+        return false;
+    unsigned __int128 usable = 0;
+    for (size_t i = 0; i < bi->memmap_count; i++) {
+        const struct mem_region *r = &bi->memmap[i];
+        if (r->length == 0 || r->base + r->length < r->base)
+            return false;
+        if (r->type == MEM_USABLE)
+            usable += r->length;
+    }
+    if (usable < MiB(1))
+        return false;
+    uint64_t h = bi->hhdm_offset;
+    if (h == 0 || h % 4096 || h < HIGHER_HALF)
+        return false;
+    const struct boot_framebuffer *fb = &bi->fb;
+    if (fb->present) {
+        if (fb->width == 0 || fb->width > 16384 || fb->height == 0 || fb->height > 16384)
+            return false;
+        if (fb->bpp != 16 && fb->bpp != 24 && fb->bpp != 32)
+            return false;
+        if (fb->pitch < (uint64_t)fb->width * fb->bpp / 8 || fb->phys == 0)
+            return false;
+        if ((unsigned __int128)fb->phys + (uint64_t)fb->pitch * fb->height > UINT64_MAX)
+            return false;
+        if (fb->red_size + fb->red_shift > fb->bpp || fb->green_size + fb->green_shift > fb->bpp ||
+            fb->blue_size + fb->blue_shift > fb->bpp)
+            return false;
+    }
+    return bi->kernel_virt_base >= KERNEL_SPACE && bi->kernel_phys_base % 4096 == 0;
+}
+
+static struct boot_info bi;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct fuzz_in fi = {data, size};
+    nallocs = 0;
+    decode(&fi);
+
+    fuzz_log_reset();
+    const char *err = boot_from_limine(&bi, &a);
+    bool want = ref_accepts();
+    FUZZ_CHECK(!err == want, "boot_from_limine said \"%s\", the rules %s", err ? err : "ok",
+               want ? "accept" : "refuse");
+    if (err) {
+        FUZZ_CHECK(strncmp(err, "limine: ", 8) == 0 && strlen(err) < 160 && !strchr(err, '\n'),
+                   "error line \"%s\"", err);
+    } else {
+        check_fields(&bi);
+        const char *verr = boot_info_validate(&bi);
+        FUZZ_CHECK(!verr == ref_valid(&bi), "boot_info_validate said \"%s\"", verr ? verr : "ok");
+        FUZZ_CHECK(!verr || (strncmp(verr, "boot info: ", 11) == 0 && strlen(verr) < 160),
+                   "validate line \"%s\"", verr);
+    }
+    FUZZ_CHECK(boot_from_limine(&bi, NULL) != NULL, "NULL answers accepted");
+    for (size_t i = 0; i < nallocs; i++)
+        free(allocs[i]);
+    return 0;
+}

@@ -1,0 +1,583 @@
+/* Fuzz target: paging (kernel/mm/paging.c) with random map / unmap /
+ * protect / query sequences over 4 KiB, 2 MiB and 1 GiB pages, checked
+ * against a model of what every address translates to.
+ *
+ * Physical memory is a 16 MiB host arena (the first MiB reserved); page
+ * tables come from the real frame allocator. Mapped physical addresses need
+ * not exist: only tables are touched.
+ *
+ * Input: u8 setup (bit 0: the CPU has 1 GiB pages; bit 1: the address space
+ * is active, so changes are flushed), then operations (see run_op): u8
+ * opcode, u8 region, u32 page offset, u32 length or physical page, u8
+ * flags, u8 cache mode and options.
+ *
+ * The model is a sorted list of extents {virt, len, phys, flags, cache}.
+ * Checked: every call returns what the rules in paging.h say (EINVAL for bad
+ * arguments, ENOTSUP for 1 GiB pages without the CPU feature, EEXIST when
+ * something is mapped and PAGING_REPLACE is absent, ENOENT when nothing is
+ * mapped, ENOMEM only when frames are short, and then nothing changed);
+ * queries around each operation and around every extent agree with the
+ * model; every few operations and at the end a walk of the real tables
+ * (written here) finds exactly the model's mappings, no empty table below
+ * the PML4, present-entry counts that agree with the tables, and as many
+ * tables as table_pages says; at the end unmapping everything leaves only the
+ * PML4, destroying returns every frame and paging_table_pages() is back to
+ * its value before the run. */
+#include "fuzz.h"
+
+#include "arch/x86_64/mmu_ops.h"
+#include "mm/frame.h"
+#include "mm/mm.h"
+#include "mm/paging.h"
+#include "mm/pte.h"
+
+#define ARENA MiB(16)
+#define MAX_OPS 600
+#define MAX_EXT 8192
+/* Fewer free frames than this before an operation make ENOMEM acceptable
+ * (no operation here needs more tables than that). */
+#define LOW_FRAMES 256
+
+struct ext {
+    vaddr_t va;
+    uint64_t len;
+    paddr_t pa;
+    uint64_t flags; /* PAGE_WRITABLE | PAGE_USER | PAGE_GLOBAL | PAGE_NX as granted */
+    unsigned cm;    /* PAT index */
+};
+
+static struct ext ext[MAX_EXT], tmp[MAX_EXT];
+static size_t next;
+static struct addrspace as;
+static paddr_t hog[ARENA / PAGE_SIZE];
+static size_t nhog;
+static bool arena_ready;
+
+/* ---- the model ----------------------------------------------------------------- */
+
+static uint64_t ext_last(const struct ext *e) { return e->va + e->len - 1; }
+
+/* Appends the part of e inside [lo, hi] (inclusive) to tmp. */
+static size_t clip(size_t n, const struct ext *e, uint64_t lo, uint64_t hi)
+{
+    uint64_t a = MAX(e->va, lo), b = MIN(ext_last(e), hi);
+    if (a > b)
+        return n;
+    FUZZ_CHECK(n < MAX_EXT, "model full");
+    tmp[n] = *e;
+    tmp[n].va = a;
+    tmp[n].len = b - a + 1;
+    tmp[n].pa = e->pa + (a - e->va);
+    return n + 1;
+}
+
+/* Makes [va, va+len) unmapped (val NULL) or mapped as *val: the pieces left
+ * of the range (in order), val, then the pieces right of it. */
+static void model_set(vaddr_t va, uint64_t len, const struct ext *val)
+{
+    uint64_t last = va + len - 1;
+    size_t n = 0;
+    for (size_t i = 0; i < next && va > 0; i++)
+        n = clip(n, &ext[i], 0, va - 1);
+    if (val) {
+        FUZZ_CHECK(n < MAX_EXT, "model full");
+        tmp[n++] = *val;
+    }
+    for (size_t i = 0; i < next && last < UINT64_MAX; i++)
+        n = clip(n, &ext[i], last + 1, UINT64_MAX);
+    memcpy(ext, tmp, n * sizeof(ext[0]));
+    next = n;
+}
+
+/* Gives every mapped page in [va, va+len) new flags and cache mode. */
+static void model_protect(vaddr_t va, uint64_t len, uint64_t flags, unsigned cm)
+{
+    uint64_t last = va + len - 1;
+    size_t n = 0;
+    for (size_t i = 0; i < next; i++) {
+        const struct ext *e = &ext[i];
+        if (va > 0)
+            n = clip(n, e, 0, va - 1);
+        size_t m = clip(n, e, va, last);
+        if (m > n) {
+            tmp[n].flags = flags;
+            tmp[n].cm = cm;
+        }
+        n = m;
+        if (last < UINT64_MAX)
+            n = clip(n, e, last + 1, UINT64_MAX);
+    }
+    memcpy(ext, tmp, n * sizeof(ext[0]));
+    next = n;
+}
+
+/* The extent covering va, or NULL. */
+static const struct ext *model_find(vaddr_t va)
+{
+    size_t lo = 0, hi = next;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (ext[mid].va <= va)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo && va <= ext_last(&ext[lo - 1]) ? &ext[lo - 1] : NULL;
+}
+
+/* True when anything in [va, va+len) is mapped. */
+static bool model_busy(vaddr_t va, uint64_t len)
+{
+    uint64_t last = va + len - 1;
+    for (size_t i = 0; i < next; i++)
+        if (ext[i].va <= last && ext_last(&ext[i]) >= va)
+            return true;
+    return false;
+}
+
+/* ---- checks against the real tables ------------------------------------------------ */
+
+static bool canonical(vaddr_t va) { return (vaddr_t)((int64_t)(va << 16) >> 16) == va; }
+
+/* paging_query at va agrees with the model. */
+static void check_at(vaddr_t va)
+{
+    if (!canonical(va))
+        return;
+    struct paging_mapping m;
+    bool got = paging_query(&as, va, &m);
+    const struct ext *e = model_find(va);
+    FUZZ_CHECK(got == (e != NULL), "query %#llx: %s, the model says %s", (unsigned long long)va,
+               got ? "mapped" : "unmapped", e ? "mapped" : "unmapped");
+    if (!e)
+        return;
+    FUZZ_CHECK(m.phys == e->pa + (va - e->va), "query %#llx: phys %#llx, want %#llx",
+               (unsigned long long)va, (unsigned long long)m.phys,
+               (unsigned long long)(e->pa + (va - e->va)));
+    FUZZ_CHECK(m.flags == (PAGE_PRESENT | e->flags), "query %#llx: flags %#llx, want %#llx",
+               (unsigned long long)va, (unsigned long long)m.flags,
+               (unsigned long long)(PAGE_PRESENT | e->flags));
+    FUZZ_CHECK((unsigned)m.cache == e->cm, "query %#llx: cache %u, want %u",
+               (unsigned long long)va, (unsigned)m.cache, e->cm);
+    FUZZ_CHECK(paging_translate_in(&as, va) == m.phys, "translate and query disagree");
+}
+
+/* Queries both ends of a range and just outside it. */
+static void check_around(vaddr_t va, uint64_t len)
+{
+    check_at(va);
+    check_at(va - PAGE_SIZE);
+    check_at(va + len - PAGE_SIZE + 0x123);
+    check_at(va + len);
+    check_at(va + len / 2);
+}
+
+/* What the walk found: leaves merged into runs like the model's extents. */
+static struct ext found[MAX_EXT];
+static size_t nfound;
+static uint64_t tables_seen;
+
+static void found_leaf(vaddr_t va, uint64_t size, paddr_t pa, uint64_t flags, unsigned cm)
+{
+    if (nfound) {
+        struct ext *l = &found[nfound - 1];
+        if (l->va + l->len == va && l->pa + l->len == pa && l->flags == flags && l->cm == cm) {
+            l->len += size;
+            return;
+        }
+    }
+    FUZZ_CHECK(nfound < MAX_EXT, "walk found too many runs");
+    found[nfound++] = (struct ext){va, size, pa, flags, cm};
+}
+
+/* Walks a table at `level` covering from base; allow/deny as the CPU combines them. */
+static void walk(paddr_t table, int level, vaddr_t base, uint64_t allow, uint64_t deny)
+{
+    const pte_t *t = PHYS2VIRT(table);
+    unsigned present = 0;
+    tables_seen++;
+    for (unsigned i = 0; i < PT_ENTRIES; i++) {
+        pte_t e = t[i];
+        if (!(e & PTE_PRESENT))
+            continue;
+        present++;
+        uint64_t size = 1ULL << (12 + 9 * (level - 1));
+        vaddr_t va = base + i * size;
+        va = (vaddr_t)((int64_t)(va << 16) >> 16);
+        uint64_t a = allow & e & (PTE_WRITABLE | PTE_USER), d = deny | (e & PTE_NX);
+        bool leaf = level == 1 || (e & PTE_PS);
+        if (leaf) {
+            uint64_t pat = level == 1 ? PTE_PAT_4K : PTE_PAT_LARGE;
+            uint64_t mask = level == 1 ? PTE_ADDR_MASK : level == 2 ? PTE_ADDR_MASK_2M
+                                                                   : PTE_ADDR_MASK_1G;
+            unsigned cm = ((e & PTE_PWT) ? 1 : 0) | ((e & PTE_PCD) ? 2 : 0) | ((e & pat) ? 4 : 0);
+            FUZZ_CHECK(level < 4, "PS set in a PML4 entry");
+            FUZZ_CHECK(!(e & (PTE_CNT_MASK | PTE_CNT_VALID)) || level == 1,
+                       "count bits in a large leaf");
+            found_leaf(va, size, e & mask, a | d | (e & PTE_GLOBAL), cm);
+        } else {
+            paddr_t child = e & PTE_ADDR_MASK;
+            if (e & PTE_CNT_VALID) {
+                const pte_t *c = PHYS2VIRT(child);
+                uint64_t n = 0;
+                for (unsigned k = 0; k < PT_ENTRIES; k++)
+                    n += c[k] & PTE_PRESENT;
+                FUZZ_CHECK(((e & PTE_CNT_MASK) >> PTE_CNT_SHIFT) == n,
+                           "table at %#llx: count %llu in its pointer, %llu present",
+                           (unsigned long long)va, (unsigned long long)((e & PTE_CNT_MASK) >>
+                                                                         PTE_CNT_SHIFT),
+                           (unsigned long long)n);
+            }
+            walk(child, level - 1, va, a, d);
+        }
+    }
+    FUZZ_CHECK(present || level == 4, "an empty table at level %d below %#llx was kept", level,
+               (unsigned long long)base);
+}
+
+/* The whole tree against the model. */
+static void check_tree(void)
+{
+    nfound = 0;
+    tables_seen = 0;
+    walk(as.pml4, 4, 0, PTE_WRITABLE | PTE_USER, 0);
+    FUZZ_CHECK(tables_seen == as.table_pages, "walk found %llu tables, table_pages says %llu",
+               (unsigned long long)tables_seen, (unsigned long long)as.table_pages);
+    /* the model, merged the same way, must be the same list of runs */
+    size_t k = 0;
+    for (size_t i = 0; i < next; i++) {
+        const struct ext *e = &ext[i];
+        if (k && tmp[k - 1].va + tmp[k - 1].len == e->va && tmp[k - 1].pa + tmp[k - 1].len == e->pa &&
+            tmp[k - 1].flags == e->flags && tmp[k - 1].cm == e->cm) {
+            tmp[k - 1].len += e->len;
+            continue;
+        }
+        tmp[k++] = *e;
+    }
+    for (size_t i = 0; i < MAX(k, nfound); i++) {
+        const struct ext *m = i < k ? &tmp[i] : NULL, *f = i < nfound ? &found[i] : NULL;
+        FUZZ_CHECK(m && f && m->va == f->va && m->len == f->len && m->pa == f->pa &&
+                       m->flags == f->flags && m->cm == f->cm,
+                   "run %zu: model %#llx+%#llx -> %#llx flags %#llx cache %u; tables %#llx+%#llx "
+                   "-> %#llx flags %#llx cache %u",
+                   i, m ? (unsigned long long)m->va : 0, m ? (unsigned long long)m->len : 0,
+                   m ? (unsigned long long)m->pa : 0, m ? (unsigned long long)m->flags : 0,
+                   m ? m->cm : 0, f ? (unsigned long long)f->va : 0,
+                   f ? (unsigned long long)f->len : 0, f ? (unsigned long long)f->pa : 0,
+                   f ? (unsigned long long)f->flags : 0, f ? f->cm : 0);
+    }
+}
+
+/* After a failed map_range with PAGING_REPLACE: every page of [va, va+len)
+ * must be as the model had it or unmapped; the model takes the tables' word
+ * for which. */
+static void resync_range(vaddr_t va, uint64_t len)
+{
+    uint64_t last = va + len - 1;
+    nfound = 0;
+    tables_seen = 0;
+    walk(as.pml4, 4, 0, PTE_WRITABLE | PTE_USER, 0);
+    size_t nkeep = 0;
+    static struct ext keep[MAX_EXT];
+    for (size_t i = 0; i < nfound; i++) {
+        const struct ext *f = &found[i];
+        uint64_t a = MAX(f->va, va), b = MIN(f->va + f->len - 1, last);
+        if (a > b)
+            continue;
+        for (uint64_t p = a; p <= b;) {
+            const struct ext *e = model_find(p);
+            FUZZ_CHECK(e && e->pa + (p - e->va) == f->pa + (p - f->va) && e->flags == f->flags &&
+                           e->cm == f->cm,
+                       "failed map_range left %#llx mapped differently than before",
+                       (unsigned long long)p);
+            uint64_t end = MIN(ext_last(e), b);
+            if (end == UINT64_MAX)
+                break;
+            p = end + 1;
+        }
+        keep[nkeep++] = (struct ext){a, b - a + 1, f->pa + (a - f->va), f->flags, f->cm};
+    }
+    model_set(va, len, NULL);
+    for (size_t i = 0; i < nkeep; i++)
+        model_set(keep[i].va, keep[i].len, &keep[i]);
+}
+
+static uint64_t free_frames(void)
+{
+    struct frame_stats s;
+    frame_get_stats(&s);
+    return s.free_frames;
+}
+
+/* ---- operations ------------------------------------------------------------------ */
+
+/* Window bases: low, just below the lower half's end, the upper half's start,
+ * the very top, address 0. Offsets are taken modulo 4 GiB. */
+static const vaddr_t regions[] = {0x0000400000000000ULL, 0x00007fff00000000ULL,
+                                  0xffff800000000000ULL, 0xffffffff00000000ULL, 0};
+
+static bool range_ok(vaddr_t va, uint64_t len)
+{
+    vaddr_t last = va + len - 1;
+    return len && va % PAGE_SIZE == 0 && len % PAGE_SIZE == 0 && last > va && canonical(va) &&
+           canonical(last) && (va >> 47) == (last >> 47);
+}
+
+/* flags and cache mode as paging.h reads them: -1 when invalid, else the
+ * PAT index, with *granted the flags a query reports. */
+static int decode(uint64_t flags, unsigned cm, uint64_t *granted)
+{
+    if ((flags & ~PAGE_FLAGS_ALLOWED) || cm > CACHE_WC)
+        return -1;
+    unsigned idx = cm;
+    if (flags & (PAGE_WRITETHROUGH | PAGE_NOCACHE)) {
+        if (cm != CACHE_WB)
+            return -1;
+        idx = ((flags & PAGE_WRITETHROUGH) ? 1 : 0) | ((flags & PAGE_NOCACHE) ? 2 : 0);
+    }
+    *granted = flags & (PAGE_WRITABLE | PAGE_USER | PAGE_GLOBAL | PAGE_NX);
+    return (int)idx;
+}
+
+static const uint64_t flag_bits[] = {PAGE_WRITABLE, PAGE_USER, PAGE_WRITETHROUGH, PAGE_NOCACHE,
+                                     PAGE_GLOBAL, PAGE_NX, PTE_PS, 1ULL << 9};
+
+static uint64_t decode_flags_byte(uint8_t b)
+{
+    uint64_t f = 0;
+    for (unsigned i = 0; i < 8; i++)
+        if (b & (1u << i))
+            f |= flag_bits[i];
+    /* bits 6 and 7 (PS, an ignored bit) are invalid: only when both say so */
+    if ((b & 0xc0) != 0xc0)
+        f &= ~(PTE_PS | (1ULL << 9));
+    return f;
+}
+
+/* ENOMEM is a fair answer only when frames are short. */
+static void expect_short(uint64_t free_before, const char *what)
+{
+    FUZZ_CHECK(free_before < LOW_FRAMES, "%s: ENOMEM with %llu frames free", what,
+               (unsigned long long)free_before);
+}
+
+/* A physical range the CPU can address (46 bits on the host). */
+static bool phys_ok(paddr_t pa, uint64_t len)
+{
+    paddr_t last = pa + len - 1;
+    return pa % PAGE_SIZE == 0 && last >= pa && (last >> 46) == 0;
+}
+
+static bool one_gig;
+
+static void run_op(struct fuzz_in *in)
+{
+    uint8_t op = fuzz_u8(in), reg = fuzz_u8(in);
+    uint32_t off = fuzz_u32(in), arg = fuzz_u32(in);
+    uint8_t fl = fuzz_u8(in), cmo = fuzz_u8(in);
+    vaddr_t va = regions[reg % ARRAY_SIZE(regions)] + (uint64_t)off * PAGE_SIZE % GiB(4);
+    if (reg & 0x80)
+        va += (reg & 0x70) << 4; /* sometimes unaligned */
+    uint64_t flags = decode_flags_byte(fl);
+    unsigned cm = cmo % 8;
+    unsigned opts = ((cmo >> 3) & 1 ? PAGING_REPLACE : 0) | ((cmo >> 4) & 1 ? PAGING_LARGE : 0) |
+                    ((cmo & 0xe0) == 0xe0 ? 0x4 : 0);
+    uint64_t granted = 0;
+    int idx = decode(flags, cm, &granted);
+    uint64_t free_before = free_frames();
+    int r;
+
+    switch (op % 9) {
+    case 0:
+    case 1:
+    case 2: { /* paging_map_in of one 4K / 2M / 1G page (op % 3), or an odd size */
+        static const uint64_t sizes[] = {PAGE_SIZE_4K, PAGE_SIZE_2M, PAGE_SIZE_1G};
+        uint64_t size = (op & 0x80) ? (uint64_t)arg << 12 : sizes[op % 9];
+        if (!(reg & 0x80) && size <= PAGE_SIZE_1G && size)
+            va = ALIGN_DOWN(va, size);
+        paddr_t pa = ((uint64_t)arg << 12) & ((op & 0x40) ? ~0ULL : (1ULL << 46) - 1);
+        if (!(op & 0x20) && size && (size & (size - 1)) == 0)
+            pa = ALIGN_DOWN(pa, size);
+        r = paging_map_in(&as, pa, va, size, flags, (enum cache_mode)cm, opts);
+        bool size_ok = size == PAGE_SIZE_4K || size == PAGE_SIZE_2M || size == PAGE_SIZE_1G;
+        bool inval = !size_ok || idx < 0 || (opts & ~3u) || va % size || pa % size ||
+                     !range_ok(va, size) || !phys_ok(pa, size);
+        bool notsup = size == PAGE_SIZE_1G && !one_gig;
+        if (inval || notsup) {
+            FUZZ_CHECK((inval && r == -PAGING_EINVAL) || (notsup && r == -PAGING_ENOTSUP),
+                       "map_in(%#llx, %#llx, size %#llx, flags %#llx, cm %u, opts %u) = %d",
+                       (unsigned long long)pa, (unsigned long long)va, (unsigned long long)size,
+                       (unsigned long long)flags, cm, opts, r);
+            return;
+        }
+        bool busy = model_busy(va, size);
+        if (r == -PAGING_ENOMEM) {
+            expect_short(free_before, "map_in");
+        } else if (busy && !(opts & PAGING_REPLACE)) {
+            FUZZ_CHECK(r == -PAGING_EEXIST, "map_in over a mapping without REPLACE = %d", r);
+        } else {
+            FUZZ_CHECK(r == 0, "map_in(%#llx, %#llx, %#llx) = %d", (unsigned long long)pa,
+                       (unsigned long long)va, (unsigned long long)size, r);
+            struct ext e = {va, size, pa, granted, (unsigned)idx};
+            model_set(va, size, &e);
+        }
+        check_around(va, size);
+        return;
+    }
+    case 3: { /* paging_map_range: arg pages; with LARGE and op & 0x40, phys and virt
+               * share their alignment and the range goes up to 8 GiB, else 4 MiB */
+        bool big = (opts & PAGING_LARGE) && (op & 0x40);
+        uint64_t len = (uint64_t)(arg % (big ? 2u * 1024 * 1024 : 1024)) << 12;
+        paddr_t pa = (((uint64_t)off * 0x9E3779B1u) << 12) & ((1ULL << 46) - 1);
+        if (big)
+            pa = ALIGN_DOWN(pa, GiB(1)) + (va & (GiB(1) - 1));
+        r = paging_map_range(&as, pa, va, len, flags, (enum cache_mode)cm, opts);
+        bool inval = idx < 0 || (opts & ~3u) || !range_ok(va, len) || !phys_ok(pa, len);
+        if (inval) {
+            FUZZ_CHECK(r == -PAGING_EINVAL, "map_range(len %#llx) = %d", (unsigned long long)len,
+                       r);
+            return;
+        }
+        bool busy = model_busy(va, len);
+        if (r == -PAGING_ENOMEM) {
+            expect_short(free_before, "map_range");
+            if (opts & PAGING_REPLACE)
+                resync_range(va, len);
+        } else if (busy && !(opts & PAGING_REPLACE)) {
+            FUZZ_CHECK(r == -PAGING_EEXIST, "map_range over a mapping without REPLACE = %d", r);
+        } else {
+            FUZZ_CHECK(r == 0, "map_range(%#llx, %#llx, len %#llx) = %d", (unsigned long long)pa,
+                       (unsigned long long)va, (unsigned long long)len, r);
+            struct ext e = {va, len, pa, granted, (unsigned)idx};
+            model_set(va, len, &e);
+        }
+        check_around(va, len);
+        return;
+    }
+    case 4: { /* paging_unmap_in of one page: 4K / 2M / 1G by arg */
+        static const uint64_t sizes[] = {PAGE_SIZE_4K, PAGE_SIZE_2M, PAGE_SIZE_1G, 12345};
+        uint64_t size = sizes[arg % 4];
+        if (!(reg & 0x80) && size != 12345)
+            va = ALIGN_DOWN(va, size);
+        r = paging_unmap_in(&as, va, size);
+        bool size_ok = size != 12345;
+        bool inval = !size_ok || va % size || !range_ok(va, size);
+        bool notsup = size == PAGE_SIZE_1G && !one_gig;
+        if (inval || notsup) {
+            FUZZ_CHECK((inval && r == -PAGING_EINVAL) || (notsup && r == -PAGING_ENOTSUP),
+                       "unmap_in(%#llx, %#llx) = %d", (unsigned long long)va,
+                       (unsigned long long)size, r);
+            return;
+        }
+        if (!model_busy(va, size)) {
+            FUZZ_CHECK(r == -PAGING_ENOENT, "unmap_in of nothing = %d", r);
+        } else if (r == -PAGING_ENOMEM) {
+            expect_short(free_before, "unmap_in");
+        } else {
+            FUZZ_CHECK(r == 0, "unmap_in(%#llx, %#llx) = %d", (unsigned long long)va,
+                       (unsigned long long)size, r);
+            model_set(va, size, NULL);
+        }
+        check_around(va, size);
+        return;
+    }
+    case 5: { /* paging_unmap_range: arg pages (up to 8 GiB) */
+        uint64_t len = (uint64_t)(arg % (2u * 1024 * 1024)) << 12;
+        r = paging_unmap_range(&as, va, len);
+        if (!range_ok(va, len)) {
+            FUZZ_CHECK(r == -PAGING_EINVAL, "unmap_range(len %#llx) = %d", (unsigned long long)len,
+                       r);
+            return;
+        }
+        if (r == -PAGING_ENOMEM) {
+            expect_short(free_before, "unmap_range");
+        } else {
+            FUZZ_CHECK(r == 0, "unmap_range(%#llx, %#llx) = %d", (unsigned long long)va,
+                       (unsigned long long)len, r);
+            model_set(va, len, NULL);
+        }
+        check_around(va, len);
+        return;
+    }
+    case 6: { /* paging_protect: arg pages (up to 8 GiB) */
+        uint64_t len = (uint64_t)(arg % (2u * 1024 * 1024)) << 12;
+        r = paging_protect(&as, va, len, flags, (enum cache_mode)cm);
+        if (idx < 0 || !range_ok(va, len)) {
+            FUZZ_CHECK(r == -PAGING_EINVAL, "protect(len %#llx, flags %#llx, cm %u) = %d",
+                       (unsigned long long)len, (unsigned long long)flags, cm, r);
+            return;
+        }
+        if (r == -PAGING_ENOMEM) {
+            expect_short(free_before, "protect");
+        } else {
+            FUZZ_CHECK(r == 0, "protect(%#llx, %#llx) = %d", (unsigned long long)va,
+                       (unsigned long long)len, r);
+            model_protect(va, len, granted, (unsigned)idx);
+        }
+        check_around(va, len);
+        return;
+    }
+    case 7: /* hold frames until u8 are left (ENOMEM ahead), or give them all back */
+        if (fl & 1) {
+            while (nhog) {
+                frame_free(hog[--nhog]);
+            }
+        } else {
+            paddr_t f;
+            while (free_frames() > (uint64_t)(cmo % LOW_FRAMES) && (f = frame_alloc()))
+                hog[nhog++] = f;
+        }
+        return;
+    default: /* queries anywhere, and a walk of the whole tree */
+        check_around(va, (uint64_t)(arg % 4096) << 12);
+        if (op & 0x80)
+            check_tree();
+        return;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct fuzz_in fi = {data, size};
+    if (!arena_ready) { /* one arena for the whole run: frame_init resets the allocator */
+        host_arena_init(ARENA);
+        arena_ready = true;
+    }
+    uint8_t setup = fuzz_u8(&fi);
+    fuzz_log_reset();
+    struct mem_region map[] = {{0, MiB(1), MEM_RESERVED}, {MiB(1), ARENA - MiB(1), MEM_USABLE}};
+    frame_init(map, 2);
+    host_cpu_1g_pages = one_gig = setup & 1;
+    uint64_t frames0 = free_frames(), tables0 = paging_table_pages();
+    FUZZ_CHECK(paging_as_create(&as) == 0, "paging_as_create");
+    if (setup & 2)
+        paging_activate(&as);
+    next = 0;
+    nhog = 0;
+
+    for (unsigned k = 0; k < MAX_OPS && !fuzz_done(&fi); k++) {
+        run_op(&fi);
+        FUZZ_CHECK(free_frames() + nhog + as.table_pages == frames0, "frames leaked: %llu free, "
+                   "%zu held, %llu tables, %llu at the start", (unsigned long long)free_frames(),
+                   nhog, (unsigned long long)as.table_pages, (unsigned long long)frames0);
+        if (k % 32 == 31)
+            check_tree();
+    }
+    check_tree();
+    while (nhog)
+        frame_free(hog[--nhog]);
+    FUZZ_CHECK(paging_unmap_range(&as, 0, 1ULL << 47) == 0, "unmapping the lower half");
+    FUZZ_CHECK(paging_unmap_range(&as, 0xffff800000000000ULL, 1ULL << 47) == 0,
+               "unmapping the upper half");
+    next = 0;
+    check_tree();
+    FUZZ_CHECK(as.table_pages == 1, "%llu tables left after unmapping everything",
+               (unsigned long long)as.table_pages);
+    arch_write_cr3(0);
+    paging_as_destroy(&as);
+    FUZZ_CHECK(free_frames() == frames0 && paging_table_pages() == tables0,
+               "destroy: %llu frames free (want %llu), %llu tables (want %llu)",
+               (unsigned long long)free_frames(), (unsigned long long)frames0,
+               (unsigned long long)paging_table_pages(), (unsigned long long)tables0);
+    return 0;
+}

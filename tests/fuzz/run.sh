@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# tests/fuzz/run.sh — runs the libFuzzer targets built by mk/fuzz.mk.
+#
+#   run.sh --dir D --seconds N T...          fuzz each target T for N seconds
+#                                            with its corpus in D/corpus/T
+#   run.sh --smoke --dir D --seconds N T...  replay tests/fuzz/regressions/T
+#                                            and D/seeds/T once each, then fuzz
+#                                            N seconds from those (a fresh
+#                                            scratch corpus, not D/corpus)
+#
+# Prints one line per target with its executions (libFuzzer's final stats) and
+# a summary line. Exits 1 on the first crash, leak, timeout or failed check,
+# printing the crashing input's path and the end of libFuzzer's output.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+smoke=0
+dir=
+seconds=
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --smoke) smoke=1; shift ;;
+        --dir) dir=$2; shift 2 ;;
+        --seconds) seconds=$2; shift 2 ;;
+        --) shift; break ;;
+        -*) echo "usage: $0 [--smoke] --dir D --seconds N TARGET..." >&2; exit 2 ;;
+        *) break ;;
+    esac
+done
+[[ -n "$dir" && -n "$seconds" && $# -gt 0 ]] || {
+    echo "usage: $0 [--smoke] --dir D --seconds N TARGET..." >&2
+    exit 2
+}
+
+# Leaks are findings too; symbolized reports name the kernel source line.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# Options every run shares: a hang of more than 25 s is a finding; an input
+# is at most 64 KiB (the op-sequence targets read a few bytes per operation).
+common=(-timeout=25 -max_len=65536 -print_final_stats=1)
+
+mode=$([[ $smoke -eq 1 ]] && echo smoke || echo fuzz)
+logs="$dir/logs"
+mkdir -p "$logs"
+total=0
+start=$(date +%s)
+
+# Prints the crash report of target $1 from log $2 and exits 1.
+crashed() {
+    local t=$1 log=$2 unit
+    unit=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
+    echo "fuzz-$mode: $t FAILED; last lines of $log:" >&2
+    tail -n 40 "$log" >&2
+    if [[ -n "$unit" ]]; then
+        echo "fuzz-$mode: $t: crashing input: $unit" >&2
+        echo "fuzz-$mode: replay with: $dir/fuzz_$t $unit" >&2
+    fi
+    exit 1
+}
+
+for t in "$@"; do
+    bin="$dir/fuzz_$t"
+    seeds="$dir/seeds/$t"
+    regs="$here/regressions/$t"
+    crashes="$dir/crashes/$t"
+    log="$logs/$t.$mode.log"
+    [[ -x "$bin" ]] || { echo "fuzz-$mode: $bin not built" >&2; exit 1; }
+    mkdir -p "$crashes" "$seeds"
+    inputs=("$seeds")
+    [[ -d "$regs" ]] && inputs+=("$regs")
+
+    replayed=0
+    if [[ $smoke -eq 1 ]]; then
+        # Every regression and seed once, by name: a failure names its file.
+        mapfile -t files < <(find "${inputs[@]}" -type f | sort)
+        if [[ ${#files[@]} -gt 0 ]]; then
+            if ! "$bin" "${common[@]}" -artifact_prefix="$crashes/" "${files[@]}" \
+                    >"$logs/$t.replay.log" 2>&1; then
+                failing=$(sed -n 's/^Running: //p' "$logs/$t.replay.log" | tail -n 1)
+                echo "fuzz-smoke: $t: input $failing fails" >&2
+                crashed "$t" "$logs/$t.replay.log"
+            fi
+            replayed=${#files[@]}
+        fi
+        corpus="$dir/smoke-corpus/$t"
+        rm -rf "$corpus"
+    else
+        corpus="$dir/corpus/$t"
+    fi
+    mkdir -p "$corpus"
+
+    if ! "$bin" "${common[@]}" -max_total_time="$seconds" -artifact_prefix="$crashes/" \
+            "$corpus" "${inputs[@]}" >"$log" 2>&1; then
+        crashed "$t" "$log"
+    fi
+    runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+    [[ -n "$runs" ]] || runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n 1)
+    [[ -n "$runs" ]] || { echo "fuzz-$mode: $t: no run count in $log" >&2; exit 1; }
+    cov=$(sed -n 's/.*\(cov: [0-9]*\).*/\1/p' "$log" | tail -n 1)
+    units=$(find "$corpus" -type f | wc -l)
+    extra=
+    [[ $smoke -eq 1 ]] && extra=", $replayed inputs replayed"
+    printf 'fuzz-%s: %-10s %10s executions in %ss, %s, corpus %s%s\n' \
+        "$mode" "$t" "$runs" "$seconds" "${cov:-cov: ?}" "$units" "$extra"
+    total=$((total + runs))
+done
+echo "fuzz-$mode: $# targets, $total executions, no failures ($(( $(date +%s) - start ))s)"

@@ -1,0 +1,439 @@
+/* Seed generator for the fuzz targets: `seedgen DIR` writes DIR/<target>/<name>
+ * files in each target's input layout (described at the top of
+ * tests/fuzz/fuzz_<target>.c): memory maps as QEMU's SeaBIOS, OVMF and q35
+ * machines report them, Multiboot2 information blocks as GRUB builds them
+ * on BIOS and UEFI, Limine responses as Limine gives them, and short
+ * operation sequences for the allocators and paging. Run at build time by
+ * mk/fuzz.mk; nothing here is a pasted binary. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "boot/boot_info.h"
+#include "boot/limine.h"
+#include "boot/multiboot2.h"
+
+/* ---- a growing little-endian byte buffer ------------------------------------- */
+
+struct buf {
+    uint8_t d[65536];
+    size_t n;
+};
+
+static void put(struct buf *b, uint64_t v, unsigned size)
+{
+    if (b->n + size > sizeof(b->d)) {
+        fprintf(stderr, "seedgen: seed too large\n");
+        exit(1);
+    }
+    for (unsigned i = 0; i < size; i++)
+        b->d[b->n++] = (uint8_t)(v >> (8 * i));
+}
+static void u8(struct buf *b, uint64_t v) { put(b, v, 1); }
+static void u16(struct buf *b, uint64_t v) { put(b, v, 2); }
+static void u32(struct buf *b, uint64_t v) { put(b, v, 4); }
+static void u64(struct buf *b, uint64_t v) { put(b, v, 8); }
+static void bytes(struct buf *b, const void *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        u8(b, ((const uint8_t *)p)[i]);
+}
+static void pad8(struct buf *b)
+{
+    while (b->n % 8)
+        u8(b, 0);
+}
+
+static const char *outdir;
+
+static void write_seed(const char *target, const char *name, const struct buf *b)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", outdir, target);
+    if (mkdir(path, 0755) && errno != EEXIST) {
+        perror(path);
+        exit(1);
+    }
+    snprintf(path, sizeof(path), "%s/%s/%s", outdir, target, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(b->d, 1, b->n, f) != b->n || fclose(f)) {
+        perror(path);
+        exit(1);
+    }
+}
+
+/* ---- machines: memory maps as the firmware reports them ------------------------- */
+
+struct machine {
+    const char *name;
+    size_t n;
+    struct mem_region r[40];
+};
+
+#define E(b, l, t) {(b), (l), (t)}
+static const struct machine machines[] = {
+    {"seabios-128m", 6, {E(0, 0x9fc00, MEM_USABLE), E(0x9fc00, 0x400, MEM_RESERVED),
+                         E(0xf0000, 0x10000, MEM_RESERVED), E(0x100000, 0x7ee0000, MEM_USABLE),
+                         E(0x7fe0000, 0x20000, MEM_RESERVED), E(0xfffc0000, 0x40000, MEM_RESERVED)}},
+    {"seabios-4g", 7, {E(0, 0x9fc00, MEM_USABLE), E(0x9fc00, 0x400, MEM_RESERVED),
+                       E(0xf0000, 0x10000, MEM_RESERVED), E(0x100000, 0xbfee0000, MEM_USABLE),
+                       E(0xbffe0000, 0x20000, MEM_RESERVED), E(0xfffc0000, 0x40000, MEM_RESERVED),
+                       E(0x100000000, 0x40000000, MEM_USABLE)}},
+    {"q35-4g", 8, {E(0, 0x9fc00, MEM_USABLE), E(0x9fc00, 0x400, MEM_RESERVED),
+                   E(0xf0000, 0x10000, MEM_RESERVED), E(0x100000, 0x7ff00000, MEM_USABLE),
+                   E(0xb0000000, 0x10000000, MEM_RESERVED), E(0xfed1c000, 0x4000, MEM_RESERVED),
+                   E(0x100000000, 0x80000000, MEM_USABLE),
+                   E(0xfd00000000, 0x300000000, MEM_RESERVED)}},
+    /* OVMF: boot-services memory (bootloader reclaimable), ACPI tables and NVS,
+     * the GOP framebuffer, the kernel as Limine reports it, overlapping runs */
+    {"ovmf-256m", 16, {E(0, 0xa0000, MEM_USABLE), E(0x100000, 0x700000, MEM_USABLE),
+                       E(0x800000, 0x8000, MEM_ACPI_NVS), E(0x808000, 0x8000, MEM_USABLE),
+                       E(0x810000, 0xf0000, MEM_ACPI_NVS), E(0x900000, 0x3000000, MEM_USABLE),
+                       E(0x3900000, 0x200000, MEM_KERNEL),
+                       E(0x3b00000, 0x1000000, MEM_BOOTLOADER_RECLAIMABLE),
+                       E(0x4b00000, 0xa000000, MEM_USABLE), E(0xeb00000, 0x20000, MEM_ACPI_RECLAIMABLE),
+                       E(0xeb20000, 0x400000, MEM_BOOTLOADER_RECLAIMABLE),
+                       E(0xef20000, 0x80000, MEM_ACPI_NVS), E(0xefa0000, 0x1060000, MEM_USABLE),
+                       E(0x80000000, 0x300000, MEM_FRAMEBUFFER), E(0xffc00000, 0x400000, MEM_RESERVED),
+                       E(0x8000000, 0x1234, MEM_BAD)}},
+    {"odd-edges", 6, {E(0x0, 0x1, MEM_USABLE), E(0x1001, 0xfffff, MEM_USABLE),
+                      E(0x50000, 0x3000, MEM_ACPI_RECLAIMABLE), E(0x8ffff, 0x10, 0x1234),
+                      E(0x200800, 0x3ff800, MEM_BOOTLOADER_RECLAIMABLE),
+                      E(0xfffffffffffff000, 0x2000, MEM_RESERVED)}},
+};
+
+static void seeds_memmap(void)
+{
+    for (size_t m = 0; m < sizeof(machines) / sizeof(machines[0]); m++) {
+        const struct machine *mc = &machines[m];
+        static const unsigned bits[] = {46, 36, 0};
+        for (int v = 0; v < 3; v++) {
+            struct buf b = {.n = 0};
+            u8(&b, bits[v]);
+            u8(&b, v == 2 ? 3 : 0); /* v 2: an output of 4 entries */
+            for (size_t i = 0; i < mc->n; i++) {
+                u64(&b, mc->r[i].base);
+                u64(&b, mc->r[i].length);
+                u8(&b, mc->r[i].type < 8 ? mc->r[i].type : 200);
+            }
+            char name[64];
+            snprintf(name, sizeof(name), "%s-%d", mc->name, v);
+            write_seed("memmap", name, &b);
+        }
+    }
+}
+
+/* ---- frame allocator: a machine's map, then operations ----------------------------- */
+
+enum { F_ALLOC, F_ZEROED, F_BURST, F_CONTIG, F_FREE, F_FREE_N, F_RECLAIM, F_BAD_FREE, F_CHECK,
+       F_IS_USED };
+
+static void frame_map(struct buf *b, const struct machine *mc)
+{
+    u8(b, 46);
+    u8(b, mc->n - 1);
+    for (size_t i = 0; i < mc->n; i++) {
+        const struct mem_region *r = &mc->r[i];
+        uint8_t type = r->type < 8 ? r->type : 8;
+        bool odd = (r->base | r->length) & 0xfff;
+        u8(b, 0x80 | type | (odd ? 0x30 : 0));
+        u32(b, r->base >> 12);
+        u32(b, r->length >> 12);
+        u16(b, odd ? ((r->base & 0xfff) | ((r->length & 0xfff) << 4)) : 0);
+    }
+}
+
+static void seeds_frame(void)
+{
+    for (size_t m = 0; m < sizeof(machines) / sizeof(machines[0]); m++) {
+        struct buf b = {.n = 0};
+        frame_map(&b, &machines[m]);
+        u8(&b, F_CHECK);
+        u8(&b, F_BURST), u16(&b, 1500);
+        u8(&b, F_CONTIG), u16(&b, 16), u8(&b, 4);   /* 64 KiB aligned slab */
+        u8(&b, F_CONTIG), u16(&b, 512), u8(&b, 9);  /* a 2 MiB page */
+        u8(&b, F_FREE), u16(&b, 7);
+        u8(&b, F_BAD_FREE), u32(&b, 0), u8(&b, 0);  /* frame 0 */
+        u8(&b, F_BAD_FREE | 0x80), u32(&b, 0x200), u8(&b, 8); /* unaligned */
+        u8(&b, F_RECLAIM);
+        u8(&b, F_ZEROED);
+        u8(&b, F_IS_USED), u32(&b, 0x9f);
+        u8(&b, F_FREE_N), u8(&b, 200);
+        u8(&b, F_CHECK);
+        write_seed("frame", machines[m].name, &b);
+    }
+    /* a 2 MiB machine exhausted, then contiguous runs over the holes */
+    struct buf b = {.n = 0};
+    u8(&b, 46);
+    u8(&b, 1);
+    u8(&b, 1), u32(&b, 0), u32(&b, 0x100), u16(&b, 0);
+    u8(&b, 0), u32(&b, 0x100), u32(&b, 0x200), u16(&b, 0);
+    for (int i = 0; i < 3; i++)
+        u8(&b, F_BURST), u16(&b, 300);
+    u8(&b, F_ALLOC);
+    for (int i = 0; i < 40; i++)
+        u8(&b, F_FREE), u16(&b, i * 37);
+    u8(&b, F_CONTIG), u16(&b, 2), u8(&b, 1);
+    u8(&b, F_CONTIG), u16(&b, 1), u8(&b, 0);
+    u8(&b, F_CHECK);
+    write_seed("frame", "exhaust-2m", &b);
+}
+
+/* ---- paging: operation sequences ------------------------------------------------------ */
+
+enum { P_MAP4K, P_MAP2M, P_MAP1G, P_RANGE, P_UNMAP, P_UNMAP_RANGE, P_PROTECT, P_HOG, P_QUERY };
+#define FW 0x01  /* flags byte: writable */
+#define FU 0x02
+#define FG 0x10
+#define FNX 0x20
+
+static void pop(struct buf *b, uint8_t op, uint8_t reg, uint32_t off, uint32_t arg, uint8_t fl,
+                uint8_t cmo)
+{
+    u8(b, op), u8(b, reg), u32(b, off), u32(b, arg), u8(b, fl), u8(b, cmo);
+}
+
+static void seeds_paging(void)
+{
+    struct buf b = {.n = 0};
+    u8(&b, 3); /* 1 GiB pages, active */
+    pop(&b, P_MAP4K, 0, 7, 0x1234, FW | FNX, 0);
+    pop(&b, P_MAP2M, 0, 512, 0x400, FW | FNX, 5);          /* WC */
+    pop(&b, P_MAP1G, 0, 0x40000, 0x80000, FW, 0);
+    pop(&b, P_UNMAP, 0, 0x40000 + 5, 0, 0, 0);              /* 4 KiB out of the 1 GiB page */
+    pop(&b, P_PROTECT, 0, 512 + 3, 2, FNX, 1);              /* split a 2 MiB page */
+    pop(&b, P_MAP4K, 0, 7, 0x999, FW | FU, 8);              /* REPLACE */
+    pop(&b, P_RANGE, 0, 0x80000, 4096, FW | FNX, 0x10);     /* LARGE */
+    pop(&b, P_RANGE | 0x40, 0, 0x100000, 600000, FW | FG | FNX, 0x10 | 8);
+    pop(&b, P_QUERY | 0x80, 0, 0, 4096, 0, 0);
+    pop(&b, P_MAP4K, 3, 0xfffff, 0x77, FG, 0);              /* the top page */
+    pop(&b, P_MAP4K, 1, 0xfffff, 0x78, FW, 0);              /* the lower half's last page */
+    pop(&b, P_RANGE, 1, 0xffff0, 64, FW, 0);                /* crosses into the hole: EINVAL */
+    pop(&b, P_HOG, 0, 0, 0, 0, 3);
+    pop(&b, P_RANGE | 0x40, 2, 0x3000, 300000, FW, 0x10 | 8);
+    pop(&b, P_MAP2M, 2, 0x600, 0x800, FW, 0);
+    pop(&b, P_HOG, 0, 0, 0, 1, 0);
+    pop(&b, P_UNMAP_RANGE, 0, 0, 0x200000, 0, 0);
+    pop(&b, P_QUERY | 0x80, 0, 0, 16, 0, 0);
+    write_seed("paging", "mixed", &b);
+
+    struct buf c = {.n = 0};
+    u8(&c, 0); /* no 1 GiB pages, not active */
+    pop(&c, P_MAP1G, 0, 0, 0x40000, FW, 0);                 /* ENOTSUP */
+    pop(&c, P_RANGE | 0x40, 0, 0x40000, 300000, FW, 0x10);
+    for (uint32_t i = 0; i < 64; i++)
+        pop(&c, P_MAP4K, 0, 0x200 * i, i, FW | FNX, 0);      /* one PT each */
+    for (uint32_t i = 0; i < 64; i += 2)
+        pop(&c, P_UNMAP, 0, 0x200 * i, 0, 0, 0);
+    pop(&c, P_PROTECT, 0, 0, 0x200 * 64, FW, 2);
+    pop(&c, P_QUERY | 0x80, 0, 0, 0, 0, 0);
+    write_seed("paging", "many-tables", &c);
+}
+
+/* ---- heap: operation sequences --------------------------------------------------------- */
+
+static void hop(struct buf *b, uint8_t op, uint8_t tier, uint8_t slot, uint32_t size, uint8_t extra)
+{
+    u8(b, op | (uint8_t)(tier << 5)), u8(b, slot), u32(b, size), u8(b, extra);
+}
+
+static void seeds_heap(void)
+{
+    for (int mem = 0; mem < 4; mem++) {
+        struct buf b = {.n = 0};
+        u8(&b, mem);
+        for (uint8_t s = 0; s < 64; s++)                     /* every small class */
+            hop(&b, 0, 0, s, s * 16u, 0);
+        for (uint8_t s = 64; s < 96; s++)
+            hop(&b, 0, 1, s, s * 2000u, 0);                   /* medium */
+        hop(&b, 0, 2, 100, 100000, 0);                        /* large */
+        hop(&b, 2, 0, 101, 500, 4);                           /* kcalloc */
+        hop(&b, 3, 1, 64, 40000, 0);                          /* krealloc medium -> medium */
+        hop(&b, 3, 0, 3, 3000, 0);                            /* small -> medium */
+        hop(&b, 3, 2, 100, 300000, 0);                        /* large grows */
+        hop(&b, 4, 0, 102, 100, 12);                          /* aligned 4 KiB */
+        hop(&b, 4, 1, 103, 5000, 21);                         /* aligned 2 MiB */
+        hop(&b, 4, 0, 104, 64, 0x85);                         /* bad alignment */
+        hop(&b, 6, 0, 5, 0, 2);                               /* validate interior */
+        hop(&b, 6, 0, 5, 0, 0);                               /* validate start */
+        hop(&b, 7, 0, 0, 0, 0);
+        for (uint8_t s = 0; s < 96; s += 3)
+            hop(&b, 5, 0, s, 0, 0);
+        hop(&b, 7, 0, 0, 0, 1);                               /* trim */
+        hop(&b, 0, 3, 110, 9, 0);                             /* HEAP_MAX_ALLOC + 1 */
+        hop(&b, 0, 2, 111, 4000000, 0);
+        char name[32];
+        snprintf(name, sizeof(name), "tiers-%d", mem);
+        write_seed("heap", name, &b);
+    }
+}
+
+/* ---- Multiboot2: information blocks as GRUB builds them ----------------------------- */
+
+static size_t tag_begin(struct buf *b, uint32_t type)
+{
+    size_t at = b->n;
+    u32(b, type);
+    u32(b, 0); /* size, patched by tag_end */
+    return at;
+}
+
+static void tag_end(struct buf *b, size_t at)
+{
+    uint32_t size = (uint32_t)(b->n - at);
+    memcpy(b->d + at + 4, &size, 4);
+    pad8(b);
+}
+
+static void mb2_block(struct buf *b, const struct machine *mc, bool uefi, bool fb)
+{
+    u8(b, 0);                      /* mode: right magic, aligned */
+    u64(b, 0xffff800000000000ULL); /* phys_to_virt */
+    size_t start = b->n;
+    u32(b, 0), u32(b, 0);          /* total_size (patched), reserved */
+    size_t t = tag_begin(b, MB2_TAG_CMDLINE);
+    bytes(b, "ktest console=serial", 21);
+    tag_end(b, t);
+    t = tag_begin(b, MB2_TAG_BOOTLOADER_NAME);
+    bytes(b, "GRUB 2.06-13+deb12u1", 21);
+    tag_end(b, t);
+    t = tag_begin(b, MB2_TAG_BASIC_MEMINFO);
+    u32(b, 639), u32(b, 130048);
+    tag_end(b, t);
+    t = tag_begin(b, MB2_TAG_MMAP);
+    u32(b, 24), u32(b, 0);
+    for (size_t i = 0; i < mc->n; i++) {
+        static const uint32_t to_mb2[] = {1, 2, 3, 4, 5, 1, 2, 2};
+        u64(b, mc->r[i].base), u64(b, mc->r[i].length);
+        u32(b, mc->r[i].type < 8 ? to_mb2[mc->r[i].type] : 2), u32(b, 0);
+    }
+    tag_end(b, t);
+    if (fb) {
+        t = tag_begin(b, MB2_TAG_FRAMEBUFFER);
+        u64(b, 0xfd000000), u32(b, 4096), u32(b, 1024), u32(b, 768);
+        u8(b, 32), u8(b, MB2_FRAMEBUFFER_TYPE_RGB), u16(b, 0);
+        u8(b, 16), u8(b, 8), u8(b, 8), u8(b, 8), u8(b, 0), u8(b, 8);
+        tag_end(b, t);
+    }
+    t = tag_begin(b, MB2_TAG_ELF_SECTIONS);
+    u32(b, 4), u32(b, 64), u32(b, 3);
+    for (int i = 0; i < 4; i++) {
+        u32(b, i ? 1 + 6 * i : 0), u32(b, i == 3 ? 3 : i ? 1 : 0);
+        u64(b, i == 1 ? 6 : 0), u64(b, i ? 0x200000 + 0x10000 * i : 0), u64(b, 0x1000 * i);
+        u64(b, i ? 0x1000 : 0), u32(b, 0), u32(b, 0), u64(b, 16), u64(b, 0);
+    }
+    tag_end(b, t);
+    t = tag_begin(b, uefi ? MB2_TAG_ACPI_NEW : MB2_TAG_ACPI_OLD);
+    bytes(b, "RSD PTR ", 8);
+    u8(b, 0x42), bytes(b, "BOCHS ", 6), u8(b, uefi ? 2 : 0), u32(b, 0x7fe14b5);
+    if (uefi)
+        u32(b, 36), u64(b, 0x7fe15a1), u8(b, 0x5a), u8(b, 0), u8(b, 0), u8(b, 0);
+    tag_end(b, t);
+    if (uefi) {
+        t = tag_begin(b, MB2_TAG_EFI64);
+        u64(b, 0x7f9ee018);
+        tag_end(b, t);
+        t = tag_begin(b, MB2_TAG_EFI_BS);
+        tag_end(b, t);
+    }
+    t = tag_begin(b, MB2_TAG_LOAD_BASE_ADDR);
+    u32(b, 0x200000);
+    tag_end(b, t);
+    t = tag_begin(b, MB2_TAG_END);
+    tag_end(b, t);
+    uint32_t total = (uint32_t)(b->n - start);
+    memcpy(b->d + start, &total, 4);
+}
+
+static void seeds_multiboot2(void)
+{
+    static const struct {
+        const char *name;
+        int machine;
+        bool uefi, fb;
+    } v[] = {{"grub-bios-128m", 0, false, false}, {"grub-bios-4g-fb", 1, false, true},
+             {"grub-uefi-q35", 2, true, true}, {"grub-uefi-ovmf", 3, true, true}};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        struct buf b = {.n = 0};
+        mb2_block(&b, &machines[v[i].machine], v[i].uefi, v[i].fb);
+        write_seed("multiboot2", v[i].name, &b);
+    }
+}
+
+/* ---- Limine: responses, in fuzz_limine.c's decode() layout ----------------------------- */
+
+static void str16(struct buf *b, const char *s)
+{
+    u16(b, strlen(s));
+    bytes(b, s, strlen(s));
+}
+
+static void limine_answers(struct buf *b, const struct machine *mc, unsigned revision, bool fb,
+                           bool uefi)
+{
+    uint64_t hhdm = 0xffff800000000000ULL;
+    u8(b, 0xff);                     /* every response */
+    u8(b, 1 | 2);                    /* paging mode, stack size */
+    u8(b, revision >= 3 ? revision : 0); /* loaded revision known from revision 3 */
+    u8(b, 0);                        /* supported */
+    u8(b, revision);                 /* requested */
+    u16(b, mc->n), u8(b, 0);         /* memmap */
+    for (size_t i = 0; i < mc->n; i++) {
+        u64(b, mc->r[i].base), u64(b, mc->r[i].length);
+        u8(b, mc->r[i].type < 8 ? mc->r[i].type : LIMINE_MEMMAP_RESERVED_MAPPED);
+    }
+    u64(b, hhdm);
+    u8(b, fb ? 2 : 0), u8(b, 0);     /* framebuffers: an indexed one, then RGB */
+    for (int i = 0; fb && i < 2; i++) {
+        u8(b, 0);
+        u64(b, hhdm + 0x80000000), u64(b, 1280), u64(b, 800), u64(b, 5120);
+        u16(b, i ? 32 : 8), u8(b, i ? LIMINE_FRAMEBUFFER_RGB : 0);
+        u8(b, 8), u8(b, 16), u8(b, 8), u8(b, 8), u8(b, 8), u8(b, 0);
+    }
+    u8(b, 2), u64(b, 0xffff800003a00000ULL), u64(b, 0x180000);   /* kernel file + cmdline */
+    str16(b, "ktest loglevel=3");
+    u64(b, 0x3900000), u64(b, 0xffffffff80000000ULL);            /* executable address */
+    u64(b, revision >= 3 ? 0xeb01000 : hhdm + 0xeb01000);        /* RSDP */
+    u8(b, uefi ? 2 : 0);                                          /* firmware */
+    u8(b, 3), str16(b, "Limine"), str16(b, "8.2.0");
+    u8(b, 0);                                                     /* 4-level paging */
+}
+
+static void seeds_limine(void)
+{
+    static const struct {
+        const char *name;
+        int machine;
+        unsigned rev;
+        bool fb, uefi;
+    } v[] = {{"limine-bios-128m-r2", 0, 2, false, false}, {"limine-bios-4g-r3", 1, 3, true, false},
+             {"limine-uefi-ovmf-r3", 3, 3, true, true}, {"limine-uefi-q35-r2", 2, 2, true, true}};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        struct buf b = {.n = 0};
+        limine_answers(&b, &machines[v[i].machine], v[i].rev, v[i].fb, v[i].uefi);
+        write_seed("limine", v[i].name, &b);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s OUTDIR\n", argv[0]);
+        return 2;
+    }
+    outdir = argv[1];
+    if (mkdir(outdir, 0755) && errno != EEXIST) {
+        perror(outdir);
+        return 1;
+    }
+    seeds_memmap();
+    seeds_frame();
+    seeds_paging();
+    seeds_heap();
+    seeds_multiboot2();
+    seeds_limine();
+    return 0;
+}
