@@ -15,6 +15,8 @@
 #                        no 1 GiB pages
 #   --smp N              CPUs (default 1)
 #   --machine q35|pc     default q35
+#   --vga std|none       display adapter: std (default, QEMU's VGA) or none,
+#                        a machine without any display device or framebuffer
 #   --interactive        serial on this terminal (-serial mon:stdio; Ctrl-A X
 #                        quits, Ctrl-A C the monitor) and a window when $DISPLAY
 #                        is set
@@ -40,7 +42,7 @@ die() {
     exit 2
 }
 
-iso='' firmware=bios accel=tcg mem=256M cpu=max smp=1 machine=q35
+iso='' firmware=bios accel=tcg mem=256M cpu=max smp=1 machine=q35 vga=std
 interactive=0 gdb=0 serial_file='' timeout='' dry_run=0
 extra=()
 while [[ $# -gt 0 ]]; do
@@ -52,6 +54,7 @@ while [[ $# -gt 0 ]]; do
         --cpu)         cpu=${2:?}; shift 2 ;;
         --smp)         smp=${2:?}; shift 2 ;;
         --machine)     machine=${2:?}; shift 2 ;;
+        --vga)         vga=${2:?}; shift 2 ;;
         --interactive) interactive=1; shift ;;
         --gdb)         gdb=1; shift ;;
         --serial-file) serial_file=${2:?}; shift 2 ;;
@@ -69,6 +72,7 @@ done
 [[ $firmware == bios || $firmware == uefi ]] || die "--firmware must be bios or uefi"
 [[ $accel == tcg || $accel == kvm ]] || die "--accel must be tcg or kvm"
 [[ $machine == q35 || $machine == pc ]] || die "--machine must be q35 or pc"
+[[ $vga == std || $vga == none ]] || die "--vga must be std or none"
 [[ $smp =~ ^[1-9][0-9]*$ ]] || die "--smp must be a positive number"
 [[ -z "$timeout" || $timeout =~ ^[1-9][0-9]*$ ]] || die "--timeout must be whole seconds"
 if [[ $interactive -eq 1 && -n "$serial_file" ]]; then
@@ -92,7 +96,7 @@ mem_bytes() {
 args=(qemu-system-x86_64 -machine "$machine" -accel "$accel" -cpu "$cpu"
       -smp "$smp" -m "$mem" -no-reboot
       -device isa-debug-exit,iobase=0xf4,iosize=0x04
-      -cdrom "$iso" -boot d)
+      -cdrom "$iso" -boot d -vga "$vga")
 if [[ $(mem_bytes "$mem") -gt $((20 << 30)) ]]; then
     args+=(-object "memory-backend-ram,id=m0,size=$mem,reserve=off"
            -machine memory-backend=m0)
@@ -102,6 +106,8 @@ tmpdir=
 # shellcheck disable=SC2317  # called by the trap
 cleanup() { [[ -z "$tmpdir" ]] || rm -rf "$tmpdir"; }
 trap cleanup EXIT
+# A TERM (e.g. the boot matrix stopping a refused boot) still runs cleanup.
+trap 'exit 143' TERM INT
 if [[ $firmware == uefi ]]; then
     [[ -r "$OVMF_CODE" && -r "$OVMF_VARS" ]] ||
         die "OVMF not found ($OVMF_CODE, $OVMF_VARS); run tools/deps.sh"

@@ -2,7 +2,8 @@
  *
  * Limine enters `_start` in 64-bit long mode, already in the higher half.
  * GRUB (Multiboot2) enters `mb2_entry32` in 32-bit protected mode with paging
- * off: we check for long mode, build temporary page tables, enable PAE, LME,
+ * off: we check for CPUID, PAE and long mode (refusing with one line on COM1
+ * otherwise), build temporary page tables, enable PAE, LME,
  * NXE and paging, load a 64-bit GDT and jump to the same higher-half C entry.
  *
  * Temporary tables (Multiboot2 path only), all 2 MiB pages:
@@ -19,6 +20,11 @@
 #define MB2_MAGIC      0xe85250d6
 #define MB2_ARCH_I386  0
 #define BOOT_STACK_SIZE 65536
+
+#define MB2_BOOT_MAGIC 0x36d76289          /* EAX at a Multiboot2 entry */
+/* isa-debug-exit code for "this CPU cannot run SlayerOS": QEMU exits with
+ * (0x13 << 1) | 1 = 39, next to dev/qemu_exit.h's 33/35/37. */
+#define QEMU_EXIT_NO_LONG_MODE 0x13
 
 #define PROTO_LIMINE     1
 #define PROTO_MULTIBOOT2 2
@@ -85,17 +91,35 @@ mb2_entry32:                            /* GRUB: EAX = magic, EBX = info */
     popl %eax
     pushl %ecx
     popfl
+    movl $PHYS(msg_no_cpuid), %esi
     cmpl %eax, %ecx
-    je no_long_mode
-    /* Extended leaf 0x80000001 present, with LM (EDX bit 29)? */
+    je cpu_refuse
+    /* PAE (leaf 1 EDX bit 6): long mode paging is PAE paging. */
+    xorl %eax, %eax
+    cpuid
+    movl $PHYS(msg_no_pae), %esi
+    testl %eax, %eax
+    jz cpu_refuse
+    movl $1, %eax
+    cpuid
+    testl $(1 << 6), %edx
+    jz cpu_refuse
+    /* Extended leaf 0x80000001 present, with LM (EDX bit 29)? A CPU without
+     * extended leaves may answer 0x80000000 with anything (Intel repeats the
+     * highest basic leaf), so the answer must look like 0x8000xxxx. */
+    movl $PHYS(msg_no_long_mode), %esi
     movl $0x80000000, %eax
     cpuid
+    movl %eax, %ecx
+    andl $0xffff0000, %ecx
+    cmpl $0x80000000, %ecx
+    jne cpu_refuse
     cmpl $0x80000001, %eax
-    jb no_long_mode
+    jb cpu_refuse
     movl $0x80000001, %eax
     cpuid
     testl $(1 << 29), %edx
-    jz no_long_mode
+    jz cpu_refuse
     movl %edx, %ebp                     /* keep the feature bits: NX is bit 20 */
 
     /* Zero the temporary tables (GRUB zeroes .bss, but do not rely on it). */
@@ -155,29 +179,114 @@ mb2_entry32:                            /* GRUB: EAX = magic, EBX = info */
     lgdt PHYS(boot_gdt_ptr)
     ljmp $0x08, $PHYS(mb2_entry64)
 
-/* Prints a NUL-terminated string (ESI, physical) on COM1 and halts. */
-no_long_mode:
-    movl $PHYS(msg_no_long_mode), %esi
+/* The CPU cannot run this kernel. Prints the line at ESI (physical) and
+ * "boot: cannot continue; halting." on COM1 with a polled writer (nothing else
+ * is set up yet); when the command line holds the word `ktest` (or
+ * `ktest=...`), ends QEMU through isa-debug-exit with QEMU_EXIT_NO_LONG_MODE
+ * (status 39), as the test harness expects; then halts for good. */
+cpu_refuse:
     /* COM1: 115200 8N1, as serial_init does later */
     movw $0x3f9, %dx; xorb %al, %al; outb %al, %dx      /* no interrupts */
     movw $0x3fb, %dx; movb $0x80, %al; outb %al, %dx    /* DLAB */
     movw $0x3f8, %dx; movb $1, %al; outb %al, %dx       /* divisor 1 */
     movw $0x3f9, %dx; xorb %al, %al; outb %al, %dx
     movw $0x3fb, %dx; movb $0x03, %al; outb %al, %dx    /* 8N1 */
+    call serial_puts32
+    movl $PHYS(msg_halting), %esi
+    call serial_puts32
+    call cmdline_has_ktest32
+    testl %eax, %eax
+    jz 6f
+    movw $0xf4, %dx
+    movl $QEMU_EXIT_NO_LONG_MODE, %eax
+    outl %eax, %dx
+6:  cli
+    hlt
+    jmp 6b
+
+/* serial_puts32: writes the NUL-terminated string at ESI to COM1, waiting
+ * for the transmitter before each byte. Clobbers EAX, EBX, EDX, ESI. */
+serial_puts32:
 4:  lodsb
     testb %al, %al
-    jz 6f
+    jz 7f
     movb %al, %bl
     movw $0x3fd, %dx
 5:  inb %dx, %al
-    testb $0x20, %al
+    testb $0x20, %al                    /* transmit holding register empty */
     jz 5b
     movw $0x3f8, %dx
     movb %bl, %al
     outb %al, %dx
     jmp 4b
-6:  hlt
-    jmp 6b
+7:  ret
+
+/* cmdline_has_ktest32: EAX = 1 when the Multiboot2 information (mb2_info,
+ * physical) has a command-line tag holding the word `ktest` or `ktest=...`
+ * (the test of cmdline_get), else 0. Reads no further than total_size; does
+ * nothing when the magic is not Multiboot2's. Clobbers EBX, ECX, EDX, ESI, EDI. */
+cmdline_has_ktest32:
+    cmpl $MB2_BOOT_MAGIC, PHYS(mb2_magic)
+    jne 18f
+    movl PHYS(mb2_info), %ebx           /* block start */
+    movl (%ebx), %edx
+    addl %ebx, %edx                     /* EDX = block end */
+    jnc 9f
+    movl $0xffffffff, %edx
+9:  leal 8(%ebx), %esi                  /* first tag */
+10: leal 8(%esi), %eax
+    cmpl %edx, %eax
+    ja 18f                              /* no room for a tag header */
+    movl (%esi), %eax                   /* type */
+    testl %eax, %eax
+    jz 18f                              /* end tag */
+    movl 4(%esi), %ecx                  /* size */
+    cmpl $8, %ecx
+    jb 18f
+    movl %edx, %edi
+    subl %esi, %edi
+    cmpl %edi, %ecx                     /* the tag must fit in the block */
+    ja 18f
+    cmpl $1, %eax
+    je 11f
+    addl $7, %ecx                       /* next tag: size rounded up to 8 */
+    andl $~7, %ecx
+    addl %ecx, %esi
+    jmp 10b
+11: leal (%esi, %ecx), %edi             /* EDI = tag end: never read past it */
+    addl $8, %esi                       /* the string */
+    movb $0x20, %bl                     /* previous character: a word starts here */
+13: cmpl %edi, %esi
+    jae 18f
+    movb (%esi), %al
+    testb %al, %al
+    jz 18f
+    cmpb $0x20, %bl                     /* previous character a space? */
+    jne 15f
+    /* a word starts at ESI: "ktest" then NUL, ' ', '=' or the tag's end? */
+    leal 5(%esi), %eax
+    cmpl %edi, %eax
+    ja 15f
+    cmpl $0x7365746b, (%esi)            /* "ktes" */
+    jne 15f
+    cmpb $0x74, 4(%esi)                 /* "t" */
+    jne 15f
+    cmpl %edi, %eax
+    je 17f
+    movb 5(%esi), %cl
+    testb %cl, %cl
+    jz 17f
+    cmpb $0x20, %cl                     /* " " */
+    je 17f
+    cmpb $0x3d, %cl                     /* "=" */
+    je 17f
+15: movb (%esi), %bl                    /* EAX may hold an address by now */
+    incl %esi
+    jmp 13b
+17: movl $1, %eax
+    ret
+18: xorl %eax, %eax
+    ret
     .size mb2_entry32, . - mb2_entry32
 
     .code64
@@ -214,8 +323,15 @@ arch_switch_stack:
 
 /* ------------------------------------------------------------------- data */
     .section .rodata
+/* The three refusals of the 32-bit entry, in boot_fail's words. */
+msg_no_cpuid:
+    .asciz "\r\nboot: FATAL: this CPU has no CPUID instruction, so no x86_64 long mode; SlayerOS needs a 64-bit CPU\r\n"
+msg_no_pae:
+    .asciz "\r\nboot: FATAL: this CPU has no PAE (CPUID 1 EDX bit 6), so no x86_64 long mode; SlayerOS needs a 64-bit CPU\r\n"
 msg_no_long_mode:
-    .asciz "SlayerOS: this CPU does not support x86_64 long mode; cannot boot.\r\n"
+    .asciz "\r\nboot: FATAL: this CPU has no x86_64 long mode (CPUID 0x80000001 EDX bit 29); SlayerOS needs a 64-bit CPU\r\n"
+msg_halting:
+    .asciz "boot: cannot continue; halting.\r\n"
 
     .section .data
     .balign 16
