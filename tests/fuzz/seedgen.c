@@ -21,6 +21,7 @@
 struct buf {
     uint8_t d[65536];
     size_t n;
+    size_t origin; /* pad8 aligns relative to this offset (a Multiboot2 block's start) */
 };
 
 static void put(struct buf *b, uint64_t v, unsigned size)
@@ -43,7 +44,7 @@ static void bytes(struct buf *b, const void *p, size_t n)
 }
 static void pad8(struct buf *b)
 {
-    while (b->n % 8)
+    while ((b->n - b->origin) % 8)
         u8(b, 0);
 }
 
@@ -292,7 +293,7 @@ static void mb2_block(struct buf *b, const struct machine *mc, bool uefi, bool f
 {
     u8(b, 0);                      /* mode: right magic, aligned */
     u64(b, 0xffff800000000000ULL); /* phys_to_virt */
-    size_t start = b->n;
+    size_t start = b->origin = b->n;
     u32(b, 0), u32(b, 0);          /* total_size (patched), reserved */
     size_t t = tag_begin(b, MB2_TAG_CMDLINE);
     bytes(b, "ktest console=serial", 21);
