@@ -106,7 +106,7 @@ host-test: deps-check $(BUILD)/host/tests
 # The boot matrix, then every other QEMU scenario (tests/qemu/test_*.sh).
 qemu-test: deps-check $(BUILD)/kernel.elf
 	LIMINE_DIR="$(LIMINE_DIR)" KERNEL=$(BUILD)/kernel.elf tests/qemu/run.sh
-	@for t in $(wildcard tests/qemu/test_*.sh); do echo "== $$t"; $$t || exit 1; done
+	@for t in $(wildcard tests/qemu/test_*.sh); do echo "== $$t"; KERNEL=$(BUILD)/kernel.elf $$t || exit 1; done
 
 test: deps-check host-test qemu-test bench-smoke
 

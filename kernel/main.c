@@ -87,6 +87,10 @@ static NORETURN void boot_fail(const char *why)
 {
     kprintf("boot: FATAL: %s\n", why);
     kprintf("boot: cannot continue; halting.\n");
+    /* Under test, tell the harness now instead of letting it time out (the
+     * command line may be unknown when the boot information itself is bad). */
+    if (cmdline_get(boot_ctx.cmdline, "ktest", NULL, 0))
+        qemu_exit(QEMU_EXIT_REFUSED);
     for (;;)
         cpu_halt_forever();
 }

@@ -33,8 +33,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 KERNEL=${KERNEL:-build/kernel.elf}
-ISO=build/test/slayeros-keyboard.iso
-LOG=build/test/logs/keyboard.log
+OUT=${QEMU_OUT:-$(dirname "$KERNEL")/test}
+ISO=$OUT/slayeros-keyboard.iso
+LOG=$OUT/logs/keyboard.log
 export KEYBOARD_TIMEOUT=${KEYBOARD_TIMEOUT:-60}
 export ACCEL=${ACCEL:-tcg}
 KEYBOARD_START=$(date +%s.%N)

@@ -21,8 +21,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 KERNEL=${KERNEL:-build/kernel.elf}
-ISO=build/test/slayeros-monitor.iso
-LOG=build/test/logs/monitor.log
+OUT=${QEMU_OUT:-$(dirname "$KERNEL")/test}
+ISO=$OUT/slayeros-monitor.iso
+LOG=$OUT/logs/monitor.log
 export MONITOR_TIMEOUT=${MONITOR_TIMEOUT:-20}
 export ACCEL=${ACCEL:-tcg}
 

@@ -14,8 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 KERNEL=${KERNEL:-build/kernel.elf}
-OUT=build/test/screen
-FONT_FILE=build/font/font.psf
+OUT=${QEMU_OUT:-$(dirname "$KERNEL")/test}/screen
+FONT_FILE=$(dirname "$KERNEL")/font/font.psf
 [[ -f "$KERNEL" ]] || { echo "test_screen: $KERNEL not found; run make first" >&2; exit 1; }
 [[ -f "$FONT_FILE" ]] || { echo "test_screen: $FONT_FILE not found; run make first" >&2; exit 1; }
 mkdir -p "$OUT"
