@@ -108,7 +108,7 @@ qemu-test: deps-check $(BUILD)/kernel.elf
 	LIMINE_DIR="$(LIMINE_DIR)" KERNEL=$(BUILD)/kernel.elf tests/qemu/run.sh
 	@for t in $(wildcard tests/qemu/test_*.sh); do echo "== $$t"; KERNEL=$(BUILD)/kernel.elf $$t || exit 1; done
 
-test: deps-check host-test qemu-test bench-smoke
+test: deps-check host-test fuzz-smoke qemu-test bench-smoke
 
 # Installs missing Debian packages (a fast no-op when all are there), so that
 # `make test` and `make run` work on a fresh machine; `make deps` is the same,
