@@ -63,11 +63,20 @@ kernel: $(BUILD)/kernel.elf
 iso: $(BUILD)/slayeros.iso
 limine-iso: $(BUILD)/slayeros-limine.iso
 
-$(BUILD)/%.c.o: %.c
+# Kernel objects depend on the flags they were built with: changing CFLAGS,
+# DEBUG or the compiler rebuilds them (the stamp is rewritten only on change).
+KERNEL_FLAGS_STAMP := $(BUILD)/.kernel-flags
+.PHONY: FORCE
+$(KERNEL_FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CC) $(KERNEL_CFLAGS) $(KERNEL_ASFLAGS)' | cmp -s - $@ || \
+	    echo '$(CC) $(KERNEL_CFLAGS) $(KERNEL_ASFLAGS)' > $@
+
+$(BUILD)/%.c.o: %.c $(KERNEL_FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(KERNEL_CFLAGS) -c $< -o $@
 
-$(BUILD)/%.S.o: %.S
+$(BUILD)/%.S.o: %.S $(KERNEL_FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(KERNEL_ASFLAGS) -c $< -o $@
 
