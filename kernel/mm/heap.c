@@ -41,6 +41,37 @@
  * Reading that 64 KiB-aligned word assumes the HHDM maps RAM with pages of
  * 64 KiB or more (the mapper uses 2 MiB / 1 GiB pages).
  *
+ * Redzones (HEAP_REDZONES, on in SLAYER_DEBUG builds; heap.h): the public
+ *   calls wrap the tiers. A block of n bytes is an inner block of n + 32 bytes
+ *   or more from the tier; the caller's pointer is inner + RZ_LEAD (16). The
+ *   16 bytes before it hold n twice, XORed with two keys derived from the
+ *   address (a byte changed in either word is found, and which one: the other
+ *   word says what it should be); the bytes from n to the inner block's end
+ *   (at least 16) hold 0xfd. Aligned blocks keep the lead at 16 bytes: the
+ *   medium and large tiers place the payload so that inner + 16 is aligned
+ *   (`prefix`). Every tier check runs on the inner pointer and names the
+ *   caller's pointer (USER()); the redzones are checked after the tier's own
+ *   misuse checks and before anything changes. Without HEAP_REDZONES RZ_LEAD
+ *   is 0, USER/INNER are the identity and rz_check is empty: the fast paths
+ *   compile to what they were.
+ *
+ * What is caught where (both configurations unless marked):
+ *   double free     slab: the free tag confirmed on the free list; medium:
+ *                   the header's USED flag, or a tombstone once merged;
+ *                   large, and blocks whose slab or chunk went back to the
+ *                   frame allocator: a small ring of the last runs the heap
+ *                   released (a pointer in one is a double free or stale).
+ *   invalid free    outside the direct map; slab: not an object start (any
+ *                   interior pointer); medium/large: no valid header before
+ *                   it (interior pointers, free memory, foreign memory).
+ *   header overrun  medium: the neighbours' headers are checksummed and
+ *                   checked on every kfree/krealloc; large: its header.
+ *                   Slabs have no per-object headers: an overflow into the
+ *                   next object, or an underflow of the first object into the
+ *                   slab header's list links, is only caught with redzones.
+ *   redzones        (debug) any modified byte within 16 before or the
+ *                   rounding slack (>= 16) after a block of any tier.
+ *
  * Costs: small alloc/free O(1), about 16 and 33 instructions without poison;
  * medium O(1) plus the split/merge; large = one frame_alloc_contig/free.
  * Overheads: slab header 64 B per slab (up to 1 KiB for the 512/1024 classes,
@@ -249,6 +280,176 @@ static UNUSED size_t poison_scan(const void *p, size_t n)
     return n;
 }
 
+/* ---- redzones (HEAP_REDZONES) ------------------------------------------------------------- */
+
+#define RZ_LEAD HEAP_REDZONE_LEAD /* 16 before the caller's pointer: keeps 16-byte alignment */
+#define RZ_TAIL 16u               /* at least this much after the caller's bytes */
+_Static_assert(!HEAP_REDZONES || RZ_LEAD + RZ_TAIL == HEAP_REDZONE_OVERHEAD, "heap.h agrees");
+#define RZ_BYTE 0xfdu /* the tail's pattern */
+
+/* The caller's pointer for an inner (tier) pointer, and back. Integer
+ * arithmetic, so that INNER(NULL) is well defined (and outside the HHDM). */
+#define USER(inner) ((void *)((uintptr_t)(inner) + RZ_LEAD))
+#define INNER(user) ((void *)((uintptr_t)(user)-RZ_LEAD))
+
+#if HEAP_REDZONES
+#define RZ_SALT0 0x52ED20E5ull
+#define RZ_SALT1 0xB10CC0DEull
+
+/* One header word: the size in the upper 40 bits and a 24-bit check of it
+ * and of the address below, XORed with a key from the address: any changed
+ * byte makes the word invalid (but for a 2^-24 chance), and a copy of another
+ * block's header does not fit this block. */
+static inline uint64_t rz_word(uint64_t size, const void *user, uint64_t salt)
+{
+    uint64_t k = ((uintptr_t)user ^ salt) * 0x9E3779B97F4A7C15ull;
+    k ^= k >> 29;
+    uint64_t check = ((size ^ k) * 0xBF58476D1CE4E5B9ull) >> 40;
+    return ((size << 24) | check) ^ k;
+}
+
+/* The size a header word holds, or UINT64_MAX when the word is not valid. */
+static inline uint64_t rz_unword(uint64_t w, const void *user, uint64_t salt)
+{
+    uint64_t k = ((uintptr_t)user ^ salt) * 0x9E3779B97F4A7C15ull;
+    k ^= k >> 29;
+    uint64_t size = (w ^ k) >> 24;
+    return rz_word(size, user, salt) == w ? size : UINT64_MAX;
+}
+
+/* Arms the redzones of a block of `size` bytes in an inner block of `cap`. */
+static void rz_arm(void *inner, size_t size, size_t cap)
+{
+    uint64_t *hdr = inner;
+    char *user = USER(inner);
+    hdr[0] = rz_word(size, user, RZ_SALT0);
+    hdr[1] = rz_word(size, user, RZ_SALT1);
+    memset(user + size, RZ_BYTE, cap - RZ_LEAD - size);
+}
+
+/* The byte of word w (8 bytes at offset `at` from the user pointer) nearest
+ * to the block that differs from want, as an offset from the user pointer. */
+static long rz_word_diff(uint64_t w, uint64_t want, long at)
+{
+    for (int b = 7; b >= 0; b--)
+        if (((w ^ want) >> (8 * b)) & 0xff)
+            return at + b;
+    return 0;
+}
+
+/* True when the redzones of the block in inner block `inner` (capacity cap)
+ * are intact; otherwise writes the report into why (no "heap: " prefix).
+ * Never faults: reads only the inner block. */
+static bool rz_intact(const void *inner, size_t cap, const char *op, char *why, size_t len)
+{
+    const uint64_t *hdr = inner;
+    const unsigned char *user = USER(inner);
+    uint64_t max = cap - RZ_LEAD - RZ_TAIL;
+    uint64_t s0 = rz_unword(hdr[0], user, RZ_SALT0), s1 = rz_unword(hdr[1], user, RZ_SALT1);
+    if (s0 > max)
+        s0 = UINT64_MAX;
+    if (s1 > max)
+        s1 = UINT64_MAX;
+    if (s0 != s1 || s1 == UINT64_MAX) {
+        uint64_t size = s1 != UINT64_MAX ? s1 : s0;
+        long at;
+        if (s0 != UINT64_MAX && s1 != UINT64_MAX) /* both valid, different: a copied header */
+            at = -16;
+        else if (s1 != UINT64_MAX) /* word 1 (bytes -8..-1) is right: word 0 was changed */
+            at = rz_word_diff(hdr[0], rz_word(s1, user, RZ_SALT0), -16);
+        else if (s0 != UINT64_MAX)
+            at = rz_word_diff(hdr[1], rz_word(s0, user, RZ_SALT1), -8);
+        else
+            size = UINT64_MAX;
+        if (size == UINT64_MAX || (s0 != UINT64_MAX && s1 != UINT64_MAX))
+            ksnprintf(why, len,
+                      "underflow before the start of block %p: bytes -16..-1 overwritten, size lost (%s)",
+                      (const void *)user, op);
+        else
+            ksnprintf(why, len,
+                      "underflow before the start of block %p (size %zu): byte at %ld modified (%s)",
+                      (const void *)user, (size_t)size, at, op);
+        return false;
+    }
+    for (size_t i = s1; i < cap - RZ_LEAD; i++) {
+        if (user[i] != RZ_BYTE) {
+            ksnprintf(why, len,
+                      "overflow past the end of block %p (size %zu): byte at +%zu modified (%s)",
+                      (const void *)user, (size_t)s1, i, op);
+            return false;
+        }
+    }
+    return true;
+}
+
+static SLOW void rz_check_slow(const void *inner, size_t cap, const char *op)
+{
+    char why[200];
+    if (!rz_intact(inner, cap, op, why, sizeof(why)))
+        panic("heap: %s", why);
+}
+
+/* The size the caller asked for (the redzones were checked). */
+static size_t rz_size(const void *inner)
+{
+    return (size_t)rz_unword(((const uint64_t *)inner)[1], USER(inner), RZ_SALT1);
+}
+#endif
+
+/* Panics when the redzones around the block at `inner` (tier capacity cap)
+ * were modified. Empty without HEAP_REDZONES. */
+static ALWAYS_INLINE void rz_check(const void *inner, size_t cap, const char *op)
+{
+#if HEAP_REDZONES
+    rz_check_slow(inner, cap, op);
+#else
+    (void)inner, (void)cap, (void)op;
+#endif
+}
+
+/* ---- released runs: a kfree into memory the heap already gave back ------------------------ */
+
+/* The last runs of frames the heap returned (slabs, chunks, large blocks), so
+ * that a kfree of a block whose memory is gone (the header is zeroed, or
+ * poisoned by the frame allocator) still says "double free". Written once
+ * per release, read only when a pointer has no valid header (and then only
+ * believed when the heap does not hold that memory again). */
+#define RELEASED_RING 32
+static struct {
+    uintptr_t start, end; /* virtual range of the run */
+    uintptr_t block;      /* the large block's inner pointer, or 0 */
+} released[RELEASED_RING];
+static unsigned released_next;
+
+static void released_note(const void *start, size_t bytes, const void *block)
+{
+    unsigned i = released_next++ % RELEASED_RING;
+    released[i].start = (uintptr_t)start;
+    released[i].end = (uintptr_t)start + bytes;
+    released[i].block = (uintptr_t)block;
+}
+
+static bool heap_holds(uintptr_t v);
+
+/* Panics when ptr (an inner pointer in the HHDM without a valid header) lies
+ * in a run the heap released recently and has not taken again. */
+static void released_panic(const void *ptr, const char *op)
+{
+    uintptr_t v = (uintptr_t)ptr;
+    if (heap_holds(v))
+        return;
+    for (unsigned n = 1; n <= RELEASED_RING; n++) { /* newest first: runs get reused */
+        unsigned i = (released_next - n) % RELEASED_RING;
+        if (v < released[i].start || v >= released[i].end)
+            continue;
+        if (v == released[i].block)
+            panic("heap: double free of %p (a large block, its frames already returned)", USER(ptr));
+        panic("heap: %s(%p): double free or stale pointer (its memory was already returned to the "
+              "frame allocator)",
+              op, USER(ptr));
+    }
+}
+
 /* Frames for the heap; on exhaustion give back cached memory and try again. */
 static paddr_t heap_frames(size_t count, uint64_t align)
 {
@@ -317,6 +518,7 @@ static struct slab *slab_new(struct heap_class *c)
 
 static void slab_release(struct heap_class *c, struct slab *s)
 {
+    released_note(s, (size_t)c->frames * PAGE_SIZE, NULL);
     s->magic = 0;
     c->nslabs--;
     heap_frames_free(VIRT2PHYS(s), c->frames);
@@ -326,7 +528,7 @@ static SLOW void *slab_alloc_slow(struct heap_class *c);
 
 static SLOW NORETURN void slab_panic(const char *what, const struct slab *s, const void *obj)
 {
-    panic("heap: %s %p (in slab %p of %u-byte objects)", what, obj, (const void *)s, s->size);
+    panic("heap: %s %p (in slab %p of %u-byte objects)", what, USER(obj), (const void *)s, s->size);
 }
 
 /* Object index of p in s (see struct slab): >= s->nobj when p is not the
@@ -350,8 +552,8 @@ static ALWAYS_INLINE void *slab_pop(struct heap_class *c)
         slab_panic("free list corrupted (use after free?) at object", s, obj);
     size_t bad = poison_scan(obj + 2, s->size - 2 * sizeof(void *));
     if (unlikely(bad != s->size - 2 * sizeof(void *)))
-        panic("heap: use after free: object %p (size %u) modified at offset %zu", (void *)obj,
-              s->size, bad + 2 * sizeof(void *));
+        panic("heap: use after free: object %p (size %u) modified at offset %zu", USER(obj),
+              s->size, bad + 2 * sizeof(void *) - RZ_LEAD);
 #endif
     s->free = obj[0];
     obj[1] = NULL; /* no longer tagged free */
@@ -455,6 +657,7 @@ static SLOW void slab_free_checked(struct slab *s, void *ptr)
     slab_index(s, ptr, "kfree of a pointer that is not a block start:");
     if (slab_obj_free(s, ptr))
         slab_panic("double free of", s, ptr);
+    rz_check(ptr, s->size, "kfree");
     slab_push(s, ptr);
 }
 
@@ -568,6 +771,7 @@ static struct mchunk *mchunk_new(void)
 
 static void mchunk_release(struct mchunk *ch)
 {
+    released_note(ch, MCHUNK_SIZE, NULL);
     struct seg *first = (struct seg *)(ch + 1);
     seg_remove(first);
     first->magic = 0;
@@ -608,12 +812,15 @@ static void seg_shrink(struct seg *h, uint32_t keep, bool dirty)
     seg_insert(r);
 }
 
-/* Takes `need` bytes (payload aligned to `align`) out of free segment h. */
-static void *seg_take(struct seg *h, uint32_t need, uint32_t align)
+/* Takes `need` bytes out of free segment h; the payload plus `prefix` bytes
+ * is aligned to `align`. */
+static void *seg_take(struct seg *h, uint32_t need, uint32_t align, uint32_t prefix)
 {
+    if (!HEAP_REDZONES)
+        prefix = 0; /* a constant for the compiler: only redzones use it */
     seg_remove(h);
     uintptr_t payload = (uintptr_t)(h + 1);
-    uintptr_t want = ALIGN_UP(payload, align);
+    uintptr_t want = ALIGN_UP(payload + prefix, align) - prefix;
     uint32_t lead = (uint32_t)(want - payload);
     if (lead && lead < SEG_MIN)
         lead += align;
@@ -648,7 +855,7 @@ static void *seg_take(struct seg *h, uint32_t need, uint32_t align)
     return h + 1;
 }
 
-static void *medium_alloc(size_t size, size_t align)
+static void *medium_alloc(size_t size, size_t align, uint32_t prefix)
 {
     uint32_t need = (uint32_t)ALIGN_UP(size + SEG_HDR, 16);
     if (need < SEG_MIN)
@@ -661,7 +868,7 @@ static void *medium_alloc(size_t size, size_t align)
         h = seg_find(search);
         kassert(h != NULL, "heap: fresh chunk does not fit %u bytes", search);
     }
-    void *p = seg_take(h, need, align <= 16 ? 16 : (uint32_t)align);
+    void *p = seg_take(h, need, align <= 16 ? 16 : (uint32_t)align, prefix);
     m_allocs++;
     return p;
 }
@@ -672,19 +879,21 @@ static void seg_check_neighbours(struct seg *h, const void *ptr)
     struct seg *next = seg_next(h);
     if (unlikely(next->magic != seg_magic(next) ||
                  (!(next->flags & SEG_END) && next->size < SEG_MIN) || next->prev_size != h->size))
-        panic("heap: corrupted segment header at %p after block %p (overflow?)", (void *)next, ptr);
+        panic("heap: corrupted segment header at %p after block %p (overflow?)", (void *)next,
+              USER(ptr));
     if (!(h->flags & SEG_FIRST)) {
         struct seg *prev = (struct seg *)((char *)h - h->prev_size);
         if (unlikely(h->prev_size < SEG_MIN || prev->magic != seg_magic(prev) ||
                      prev->size != h->prev_size))
             panic("heap: corrupted segment header at %p before block %p (overflow?)", (void *)prev,
-                  ptr);
+                  USER(ptr));
     }
 }
 
 static void medium_free(struct seg *h, void *ptr)
 {
     seg_check_neighbours(h, ptr);
+    rz_check(ptr, h->size - SEG_HDR, "kfree");
     m_used_bytes -= h->size;
     m_frees++;
     poison(ptr, h->size - SEG_HDR);
@@ -718,20 +927,23 @@ static void medium_free(struct seg *h, void *ptr)
 
 /* ---- large blocks --------------------------------------------------------------- */
 
-static void *large_alloc(size_t size, size_t align)
+/* A large block of `size` bytes whose pointer plus `prefix` is aligned to
+ * `align` (prefix < 4096 - 64). */
+static void *large_alloc(size_t size, size_t align, uint32_t prefix)
 {
     /* Runs start SLAB_SIZE-aligned so that slab_of() on the pointer reads
      * memory of this run (mapped), never whatever lies below it. */
     uint64_t off, pages, run_align = SLAB_SIZE, lead = 0;
+    if (!HEAP_REDZONES)
+        prefix = 0;
     if (align <= PAGE_SIZE) { /* header and pointer in the first frame */
-        off = MAX(align, sizeof(struct large));
-        pages = ALIGN_UP(off + size, PAGE_SIZE) / PAGE_SIZE;
-    } else { /* pointer at base + align; only the frame before it is kept */
+        off = ALIGN_UP(sizeof(struct large) + prefix, align) - prefix;
+    } else { /* pointer + prefix at base + align; only the frame before it is kept */
         run_align = MAX(align, SLAB_SIZE);
         lead = align / PAGE_SIZE - 1;
-        off = PAGE_SIZE;
-        pages = lead + 1 + ALIGN_UP(size, PAGE_SIZE) / PAGE_SIZE;
+        off = PAGE_SIZE - prefix;
     }
+    pages = lead + ALIGN_UP(off + size, PAGE_SIZE) / PAGE_SIZE;
     paddr_t base = heap_frames(pages, run_align);
     if (!base)
         return NULL;
@@ -767,7 +979,7 @@ static struct large *large_of(struct seg *tag, const void *ptr, const char *op)
 {
     struct large *l = (struct large *)ptr - 1;
     if (unlikely(l->magic != (LARGE_MAGIC ^ (uintptr_t)l) || tag->size != 0))
-        panic("heap: %s(%p): corrupted large-block header", op, ptr);
+        panic("heap: %s(%p): corrupted large-block header", op, USER(ptr));
     return l;
 }
 
@@ -783,6 +995,7 @@ static void large_free(struct large *l)
     l_pages -= l->pages;
     l_bytes -= large_usable(l);
     l_frees++;
+    released_note(PHYS2VIRT(l->base), l->pages * PAGE_SIZE, l + 1);
     l->magic = 0;
     l->tag.magic = 0;
     heap_frames_free(l->base, l->pages);
@@ -790,22 +1003,30 @@ static void large_free(struct large *l)
 
 /* ---- dispatch -------------------------------------------------------------------- */
 
+/* ptr has no valid header before it: a merged (tombstoned) block, memory the
+ * heap released, or not a block at all. */
+static SLOW NORETURN void bad_header_panic(const struct seg *h, const void *ptr, const char *op)
+{
+    if (h->magic == tomb_magic(h))
+        panic("heap: double free of %p (block already merged into free memory)", USER(ptr));
+    released_panic(ptr, op);
+    panic("heap: %s(%p): not a pointer the heap gave, or its header was overwritten", op,
+          USER(ptr));
+}
+
 /* The segment or large header of a non-slab pointer; panics when there is none. */
 static struct seg *big_header(void *ptr, const char *op)
 {
     uintptr_t phys = (uintptr_t)ptr - hhdm_offset;
     if (unlikely(((uintptr_t)ptr & 15) || phys < PAGE_SIZE))
-        panic("heap: %s(%p): not a pointer the heap gave", op, ptr);
+        panic("heap: %s(%p): not a pointer the heap gave", op, USER(ptr));
     struct seg *h = (struct seg *)ptr - 1;
-    if (unlikely(h->magic != seg_magic(h))) {
-        if (h->magic == tomb_magic(h))
-            panic("heap: double free of %p (block already merged into free memory)", ptr);
-        panic("heap: %s(%p): not a pointer the heap gave, or its header was overwritten", op, ptr);
-    }
+    if (unlikely(h->magic != seg_magic(h)))
+        bad_header_panic(h, ptr, op);
     if (unlikely(!(h->flags & SEG_USED)))
-        panic("heap: double free of %p", ptr);
+        panic("heap: double free of %p", USER(ptr));
     if (unlikely(h->flags & SEG_END))
-        panic("heap: %s(%p): not a pointer the heap gave", op, ptr);
+        panic("heap: %s(%p): not a pointer the heap gave", op, USER(ptr));
     return h;
 }
 
@@ -813,7 +1034,7 @@ static struct seg *big_header(void *ptr, const char *op)
  * not in the HHDM at all. */
 static SLOW NORETURN void outside_panic(const char *op, const void *ptr)
 {
-    panic("heap: %s(%p): not a heap address (outside the direct map)", op, ptr);
+    panic("heap: %s(%p): not a heap address (outside the direct map)", op, USER(ptr));
 }
 
 static inline struct slab *slab_of(void *ptr, const char *op)
@@ -825,46 +1046,74 @@ static inline struct slab *slab_of(void *ptr, const char *op)
     return likely(s->magic == (uintptr_t)s + SLAB_MAGIC) ? s : NULL;
 }
 
-static void *big_alloc(size_t size, size_t align)
+static bool slab_listed(const struct heap_class *c, const struct slab *s);
+
+/* True when v (in the HHDM) lies in a run the heap holds now: a slab, a
+ * medium chunk or a large block. O(chunks + large blocks); panic paths only. */
+static bool heap_holds(uintptr_t v)
+{
+    uintptr_t phys = v - hhdm_offset;
+    const struct slab *s = (const struct slab *)(v - (phys & (SLAB_SIZE - 1)));
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) /* listed, even with a smashed magic */
+        if (slab_listed(&classes[i], s))
+            return v < (uintptr_t)s + (uintptr_t)classes[i].frames * PAGE_SIZE;
+    for (const struct mchunk *ch = mchunks; ch; ch = ch->next)
+        if (v >= (uintptr_t)ch && v < (uintptr_t)ch + MCHUNK_SIZE)
+            return true;
+    for (const struct large *l = larges; l; l = l->next) {
+        uintptr_t start = (uintptr_t)PHYS2VIRT(l->base);
+        if (v >= start && v < start + l->pages * PAGE_SIZE)
+            return true;
+    }
+    return false;
+}
+
+/* Medium or large; the pointer plus `prefix` is aligned to `align`. */
+static void *big_alloc(size_t size, size_t align, uint32_t prefix)
 {
     if (size > HEAP_MAX_ALLOC)
         return NULL;
     if (size <= HEAP_MEDIUM_MAX && align <= PAGE_SIZE)
-        return medium_alloc(size, align);
-    return large_alloc(size, align);
+        return medium_alloc(size, align, prefix);
+    return large_alloc(size, align, prefix);
 }
 
-void *kmalloc(size_t size)
+/* The tiers' allocation: at least `size` bytes, 16-byte aligned (an inner block). */
+static ALWAYS_INLINE void *heap_alloc(size_t size)
 {
     if (likely(size - 1 < HEAP_SMALL_MAX))
         return slab_pop(class_for[(size - 1) >> 4]);
     if (size == 0)
         return NULL;
-    return big_alloc(size, 16);
+    return big_alloc(size, 16, 0);
 }
 
 static __attribute__((noinline)) void big_free(void *ptr)
 {
     struct seg *h = big_header(ptr, "kfree");
-    if (h->flags & SEG_LARGE)
-        large_free(large_of(h, ptr, "kfree"));
-    else
+    if (h->flags & SEG_LARGE) {
+        struct large *l = large_of(h, ptr, "kfree");
+        rz_check(ptr, large_usable(l), "kfree");
+        large_free(l);
+    } else {
         medium_free(h, ptr);
+    }
 }
 
 /* Everything kfree's fast path does not handle: NULL and pointers outside
  * the direct map (heap_init makes sure NULL is one of those). */
 static SLOW void kfree_slow(void *ptr)
 {
-    if (!ptr)
+    if (!USER(ptr))
         return;
     outside_panic("kfree", ptr);
 }
 
-/* The fast path is a leaf: every unusual case leaves it by a tail call. The
- * checks: in the direct map, slab magic, object boundary (slab_obj_index),
- * and the free tag (a double free is confirmed in slab_free_checked). */
-void kfree(void *ptr)
+/* The tiers' free of an inner pointer. The fast path is a leaf: every unusual
+ * case leaves it by a tail call. The checks: in the direct map, slab magic,
+ * object boundary (slab_obj_index), and the free tag (a double free is
+ * confirmed in slab_free_checked); then the redzones, if any. */
+static ALWAYS_INLINE void heap_free(void *ptr)
 {
     uintptr_t v = (uintptr_t)ptr, phys = v - hhdm_offset;
     if (unlikely(phys >= hhdm_size)) {
@@ -882,60 +1131,33 @@ void kfree(void *ptr)
         slab_free_checked(s, ptr);
         return;
     }
+    rz_check(ptr, s->size, "kfree");
     slab_push(s, ptr);
 }
 
-void *kcalloc(size_t n, size_t size)
+/* Capacity of the inner block at ptr; panics (naming the caller's pointer)
+ * when ptr is not a live block. */
+static size_t block_cap(void *ptr, const char *op)
 {
-    size_t total;
-    if (__builtin_mul_overflow(n, size, &total))
-        return NULL;
-    void *p = kmalloc(total);
-    if (p)
-        memset(p, 0, total);
-    return p;
-}
-
-void *kmalloc_aligned(size_t size, size_t align)
-{
-    if (align == 0 || (align & (align - 1)) || align > GiB(1) || size == 0)
-        return NULL;
-    if (align <= 16)
-        return kmalloc(size);
-    if (size <= HEAP_SMALL_MAX && align <= HEAP_SMALL_MAX) {
-        for (unsigned i = class_of[(size + 15) >> 4]; i < HEAP_SMALL_CLASSES; i++)
-            if (classes[i].align >= align)
-                return slab_pop(&classes[i]);
-    }
-    return big_alloc(size, align);
-}
-
-size_t kmalloc_usable_size(void *ptr)
-{
-    struct slab *s = slab_of(ptr, "kmalloc_usable_size");
+    struct slab *s = slab_of(ptr, op);
     if (s) {
-        slab_index(s, ptr, "kmalloc_usable_size of a pointer that is not a block start:");
+        if (unlikely(slab_obj_index(s, ptr) >= s->nobj))
+            panic("heap: %s(%p): not a block start (in slab %p of %u-byte objects)", op, USER(ptr),
+                  (void *)s, s->size);
         if (slab_obj_free(s, ptr))
-            panic("heap: kmalloc_usable_size(%p): block is free", ptr);
+            panic("heap: %s(%p): block is free", op, USER(ptr));
         return s->size;
     }
-    struct seg *h = big_header(ptr, "kmalloc_usable_size");
+    struct seg *h = big_header(ptr, op);
     if (h->flags & SEG_LARGE)
-        return large_usable(large_of(h, ptr, "kmalloc_usable_size"));
+        return large_usable(large_of(h, ptr, op));
     return h->size - SEG_HDR;
 }
 
-void *krealloc(void *ptr, size_t size)
+/* The tiers' resize of a live inner block (size in (0, HEAP_MAX_ALLOC]). */
+static void *heap_realloc(void *ptr, size_t size)
 {
-    if (!ptr)
-        return kmalloc(size);
-    if (size == 0) {
-        kfree(ptr);
-        return NULL;
-    }
-    if (size > HEAP_MAX_ALLOC)
-        return NULL;
-    size_t old = kmalloc_usable_size(ptr); /* validates ptr */
+    size_t old = block_cap(ptr, "krealloc"); /* validates ptr */
     struct slab *s = slab_of(ptr, "krealloc");
     if (s) {
         if (size <= old && size > old / 2)
@@ -968,12 +1190,106 @@ void *krealloc(void *ptr, size_t size)
             return ptr;
         }
     }
-    void *n = kmalloc(size);
+    void *n = heap_alloc(size);
     if (!n)
         return size <= old ? ptr : NULL; /* shrinking in place is still correct */
     memcpy(n, ptr, MIN(size, old));
-    kfree(ptr);
+    heap_free(ptr);
     return n;
+}
+
+#if HEAP_REDZONES
+/* A block of `size` bytes with its redzones; align > 16 goes to the medium
+ * or large tier, which can put inner + RZ_LEAD on the boundary. */
+static void *rz_alloc(size_t size, size_t align)
+{
+    if (size == 0 || size > HEAP_MAX_ALLOC)
+        return NULL;
+    size_t need = size + RZ_LEAD + RZ_TAIL;
+    void *p = align <= 16 ? heap_alloc(need) : big_alloc(need, align, RZ_LEAD);
+    if (!p)
+        return NULL;
+    rz_arm(p, size, block_cap(p, "kmalloc"));
+    return USER(p);
+}
+#endif
+
+void *kmalloc(size_t size)
+{
+#if HEAP_REDZONES
+    return rz_alloc(size, 16);
+#else
+    return heap_alloc(size);
+#endif
+}
+
+void kfree(void *ptr)
+{
+    heap_free(INNER(ptr));
+}
+
+void *kcalloc(size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total))
+        return NULL;
+    void *p = kmalloc(total);
+    if (p)
+        memset(p, 0, total);
+    return p;
+}
+
+void *kmalloc_aligned(size_t size, size_t align)
+{
+    if (align == 0 || (align & (align - 1)) || align > GiB(1) || size == 0)
+        return NULL;
+#if HEAP_REDZONES
+    return rz_alloc(size, align);
+#else
+    if (align <= 16)
+        return kmalloc(size);
+    if (size <= HEAP_SMALL_MAX && align <= HEAP_SMALL_MAX) {
+        for (unsigned i = class_of[(size + 15) >> 4]; i < HEAP_SMALL_CLASSES; i++)
+            if (classes[i].align >= align)
+                return slab_pop(&classes[i]);
+    }
+    return big_alloc(size, align, 0);
+#endif
+}
+
+size_t kmalloc_usable_size(void *ptr)
+{
+    void *inner = INNER(ptr);
+    size_t cap = block_cap(inner, "kmalloc_usable_size");
+#if HEAP_REDZONES
+    rz_check(inner, cap, "kmalloc_usable_size");
+    return rz_size(inner);
+#else
+    return cap;
+#endif
+}
+
+void *krealloc(void *ptr, size_t size)
+{
+    if (!ptr)
+        return kmalloc(size);
+    if (size == 0) {
+        kfree(ptr);
+        return NULL;
+    }
+    if (size > HEAP_MAX_ALLOC)
+        return NULL;
+#if HEAP_REDZONES
+    void *inner = INNER(ptr);
+    rz_check(inner, block_cap(inner, "krealloc"), "krealloc");
+    void *n = heap_realloc(inner, size + RZ_LEAD + RZ_TAIL);
+    if (!n)
+        return NULL;
+    rz_arm(n, size, block_cap(n, "krealloc"));
+    return USER(n);
+#else
+    return heap_realloc(ptr, size);
+#endif
 }
 
 /* ---- init, trim, stats ------------------------------------------------------------ */
@@ -1023,6 +1339,8 @@ void heap_init(void)
     larges = NULL;
     l_count = l_pages = l_bytes = l_allocs = l_frees = 0;
     pages_held = 0;
+    memset(released, 0, sizeof(released));
+    released_next = 0;
 }
 
 size_t heap_trim(void)
@@ -1101,10 +1419,35 @@ static bool slab_listed(const struct heap_class *c, const struct slab *s)
     return false;
 }
 
+static const char *validate_inner(const void *ptr);
+
 const char *heap_validate_ptr(const void *ptr)
 {
     if (!ptr)
         return "null pointer";
+    const char *why = validate_inner(INNER(ptr));
+#if HEAP_REDZONES
+    static char rz_why[200]; /* the monitor prints it before the next call */
+    if (!why) {
+        void *inner = INNER(ptr);
+        size_t cap;
+        const struct slab *s = slab_of(inner, "heap_validate_ptr");
+        if (s)
+            cap = s->size;
+        else if (((struct seg *)inner - 1)->flags & SEG_LARGE)
+            cap = large_usable((struct large *)inner - 1);
+        else
+            cap = ((struct seg *)inner - 1)->size - SEG_HDR;
+        if (!rz_intact(inner, cap, "heap_validate_ptr", rz_why, sizeof(rz_why)))
+            return rz_why;
+    }
+#endif
+    return why;
+}
+
+/* heap_validate_ptr on an inner pointer, redzones aside. */
+static const char *validate_inner(const void *ptr)
+{
     uintptr_t v = (uintptr_t)ptr, phys = v - hhdm_offset;
     if (phys >= hhdm_size)
         return "not a heap address (outside the direct map)";
@@ -1149,6 +1492,25 @@ const char *heap_validate_ptr(const void *ptr)
         }                                                                                          \
     } while (0)
 
+#if HEAP_REDZONES
+/* The redzones of every live object of s (its free list is known good). */
+static bool check_slab_redzones(const struct slab *s)
+{
+    uint64_t is_free[(SLAB_SIZE / 16 + 63) / 64] = {0};
+    for (const void *const *o = s->free; o; o = *o) {
+        uint64_t i = slab_obj_index(s, o);
+        is_free[i / 64] |= 1ull << (i % 64);
+    }
+    char why[200];
+    for (uint64_t i = 0; i < s->nobj; i++) {
+        if (is_free[i / 64] & (1ull << (i % 64)))
+            continue;
+        CHECK(rz_intact(s->base + i * s->size, s->size, "heap_check", why, sizeof(why)), "%s", why);
+    }
+    return true;
+}
+#endif
+
 static bool check_slab(const struct heap_class *c, const struct slab *s, uint8_t where)
 {
     CHECK(s->magic == (uintptr_t)s + SLAB_MAGIC, "slab %p: bad magic", (const void *)s);
@@ -1171,6 +1533,10 @@ static bool check_slab(const struct heap_class *c, const struct slab *s, uint8_t
     }
     CHECK(nfree + s->used == s->nobj, "slab %p: %llu free + %u used != %u", (const void *)s,
           (unsigned long long)nfree, s->used, (unsigned)s->nobj);
+#if HEAP_REDZONES
+    if (!check_slab_redzones(s))
+        return false;
+#endif
     if (where == SLAB_PARTIAL)
         CHECK(s->used > 0 && nfree > 0, "partial slab %p is empty or full", (const void *)s);
     if (where == SLAB_FULL)
@@ -1276,6 +1642,11 @@ static bool check_medium(uint64_t *pages)
 #endif
             } else {
                 used_bytes += h->size;
+#if HEAP_REDZONES
+                char why[200];
+                CHECK(rz_intact(h + 1, h->size - SEG_HDR, "heap_check", why, sizeof(why)), "%s",
+                      why);
+#endif
             }
             prev_free = is_free;
             prev_size = h->size;
@@ -1305,6 +1676,11 @@ static bool check_large(uint64_t *pages)
         CHECK(l->tag.magic == seg_magic(&l->tag) && l->tag.flags == (SEG_USED | SEG_LARGE),
               "large block %p: bad tag", (const void *)(l + 1));
         CHECK(++n <= l_count, "large list longer than its counter");
+#if HEAP_REDZONES
+        char why[200];
+        CHECK(rz_intact(l + 1, large_usable((struct large *)l), "heap_check", why, sizeof(why)),
+              "%s", why);
+#endif
         np += l->pages;
     }
     CHECK(n == l_count && np == l_pages, "large blocks %llu/%llu pages, counters %llu/%llu",

@@ -11,6 +11,15 @@
  * Every pointer is 16-byte aligned at least. Misuse (double free, foreign or
  * interior pointer, overwritten header) panics naming the address.
  *
+ * HEAP_REDZONES (default: on when SLAYER_DEBUG is set, off otherwise): every
+ * block of every tier gets 16 bytes before it (the requested size, encoded
+ * twice under address-dependent keys) and at least 16 bytes after it (0xfd),
+ * checked by kfree, krealloc, kmalloc_usable_size and heap_check; a modified
+ * byte panics "heap: overflow past the end of block <p> (size N): byte at +M
+ * modified" (or "underflow before the start ... byte at -M"). The redzones
+ * are not usable: kmalloc_usable_size returns exactly the size asked for.
+ * Off, none of this code is compiled.
+ *
  * HEAP_POISON (default 1; build with -DHEAP_POISON=0 for benchmarks): freed
  * and fresh heap memory is filled with 0x6b, and checked when handed out
  * again (and by heap_check), so writes after free are reported.
@@ -25,6 +34,18 @@
 #define HEAP_POISON 1
 #endif
 
+#ifndef HEAP_REDZONES
+#if defined(SLAYER_DEBUG) && SLAYER_DEBUG
+#define HEAP_REDZONES 1
+#else
+#define HEAP_REDZONES 0
+#endif
+#endif
+/* Redzone bytes before each block, and the least a block costs in redzones
+ * (before + after); 0 without HEAP_REDZONES. For tests that place blocks. */
+#define HEAP_REDZONE_LEAD (HEAP_REDZONES ? 16u : 0u)
+#define HEAP_REDZONE_OVERHEAD (HEAP_REDZONES ? 32u : 0u)
+
 #define HEAP_SMALL_CLASSES 32
 #define HEAP_SMALL_MAX 1024u
 /* Up to 64 KiB in segments: a frame run per 32..64 KiB block cost a first-fit
@@ -34,7 +55,8 @@
 #define HEAP_MAX_ALLOC GiB(1024)
 
 struct heap_stats {
-    uint64_t bytes_in_use;  /* usable bytes of live blocks */
+    uint64_t bytes_in_use;  /* usable bytes of live blocks (with HEAP_REDZONES:
+                               including their redzones) */
     uint64_t bytes_free;    /* bytes the heap holds but has not handed out
                                (free slab objects, free segments) */
     uint64_t pages_held;    /* 4 KiB frames taken from the frame allocator */
@@ -58,8 +80,9 @@ void heap_init(void);
  * or when memory is exhausted (the heap stays usable). */
 void *kmalloc(size_t size);
 /* Returns a block from kmalloc/kcalloc/krealloc/kmalloc_aligned; kfree(NULL) is a
- * no-op. Panics ("heap: ...0x<addr>...") on a double free, a pointer the heap
- * never gave, or a corrupted header. */
+ * no-op. Panics ("heap: ...0x<addr>...") before changing anything on a double
+ * free, a pointer the heap never gave (outside the direct map, inside a block,
+ * inside free memory), a corrupted header, or (HEAP_REDZONES) a damaged redzone. */
 void kfree(void *ptr);
 /* n * size zeroed bytes; NULL when the product overflows or as kmalloc. */
 void *kcalloc(size_t n, size_t size);
@@ -71,7 +94,8 @@ void *krealloc(void *ptr, size_t size);
  * 1 GiB, values below 16 mean 16). Freed with kfree. NULL for a bad align,
  * size 0, or no memory. */
 void *kmalloc_aligned(size_t size, size_t align);
-/* Bytes usable at ptr (>= the size asked for). Panics like kfree on a bad ptr. */
+/* Bytes usable at ptr (>= the size asked for; exactly it with HEAP_REDZONES).
+ * Panics like kfree on a bad ptr (and on a damaged redzone). */
 size_t kmalloc_usable_size(void *ptr);
 /* NULL when ptr is the start of a live heap block, otherwise a short reason
  * ("not a heap address", "already free", ...). Never panics, never faults:

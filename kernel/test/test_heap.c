@@ -1,5 +1,11 @@
 /* In-kernel self-tests of mm/heap: a long random stress with patterned blocks,
- * baselines restored afterwards, and the NULL / frame-return contract. */
+ * baselines restored afterwards, the NULL / frame-return contract, and misuse
+ * (double free, invalid free, header overwrite; redzones in debug builds),
+ * each caught by ktest_expect_panic with its report checked. */
+#include <stdarg.h>
+
+#include "lib/printf.h"
+#include "lib/string.h"
 #include "lib/types.h"
 #include "mm/frame.h"
 #include "mm/heap.h"
@@ -215,3 +221,183 @@ KTEST(heap_validate_ptr_rejects)
     KT_EXPECT(heap_validate_ptr(s) != NULL);
     KT_EXPECT(heap_check());
 }
+
+/* ---- misuse: each panics before the heap changes, and the heap stays usable ---- */
+
+static void call_kfree(void *p) { kfree(p); }
+static void call_usable_size(void *p) { (void)kmalloc_usable_size(p); }
+static void call_krealloc_grow(void *p) { (void)krealloc(p, 5000); }
+
+static char want_buf[160];
+__attribute__((format(printf, 1, 2))) static const char *want(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kvsnprintf(want_buf, sizeof(want_buf), fmt, ap);
+    va_end(ap);
+    return want_buf;
+}
+
+/* kfree(p) must panic with `text` in the message and leave heap_check happy. */
+#define EXPECT_KFREE_PANIC(p, ...)                                                                  \
+    do {                                                                                           \
+        KT_EXPECT(ktest_expect_panic(call_kfree, (void *)(p), want(__VA_ARGS__)), "got: %s",        \
+                  ktest_last_panic());                                                             \
+    } while (0)
+
+KTEST(heap_misuse_double_free_every_tier)
+{
+    heap_trim();
+    struct heap_stats st0;
+    heap_get_stats(&st0);
+    void *s = kmalloc(48), *m1 = kmalloc(3000), *m2 = kmalloc(3000), *guard = kmalloc(3000);
+    void *l = kmalloc(KiB(200));
+    KT_ASSERT(s && m1 && m2 && guard && l);
+    kfree(s);
+    EXPECT_KFREE_PANIC(s, "double free of %p", s); /* slab: free tag + free list */
+    kfree(m2);                                     /* merges with nothing: m1, guard are used */
+    EXPECT_KFREE_PANIC(m2, "double free of %p", m2);
+    kfree(m1); /* merges m2 into m1: m2's header is a tombstone now */
+    EXPECT_KFREE_PANIC(m2, "double free of %p (block already merged", m2);
+    EXPECT_KFREE_PANIC(m1, "double free of %p", m1);
+    kfree(l); /* its frames went back: the ring of released runs knows it */
+    EXPECT_KFREE_PANIC(l, "double free of %p", l);
+    KT_EXPECT(heap_check(), "the double frees changed the heap");
+    kfree(guard);
+    void *again = kmalloc(3000); /* the heap is usable */
+    KT_EXPECT(again != NULL);
+    kfree(again);
+    heap_trim();
+    struct heap_stats st;
+    heap_get_stats(&st);
+    KT_EXPECT(st.live_blocks == st0.live_blocks && st.pages_held == st0.pages_held);
+    KT_EXPECT(heap_check());
+}
+
+KTEST(heap_misuse_invalid_free_every_kind)
+{
+    int local;
+    char *s = kmalloc(100), *m = kmalloc(8000), *l = kmalloc(KiB(100));
+    char *f1 = kmalloc(3000), *f2 = kmalloc(3000), *f3 = kmalloc(3000);
+    KT_ASSERT(s && m && l && f1 && f2 && f3);
+    kfree(f2); /* a free segment between two used ones */
+    paddr_t frame = frame_alloc_zeroed();
+    KT_ASSERT(frame);
+    char *foreign = (char *)PHYS2VIRT(frame) + 0x230; /* direct map, never the heap's */
+    EXPECT_KFREE_PANIC(&local, "kfree(%p): not a heap address (outside the direct map)",
+                       (void *)&local);
+    EXPECT_KFREE_PANIC((void *)0x1000, "kfree(%p): not a heap address", (void *)0x1000);
+    EXPECT_KFREE_PANIC(s + 16, "%p", s + 16); /* interior, slab */
+    KT_EXPECT(strstr(ktest_last_panic(), "not a block start"), "%s", ktest_last_panic());
+    EXPECT_KFREE_PANIC(s + 1, "%p", s + 1); /* misaligned */
+    EXPECT_KFREE_PANIC(m + 64, "kfree(%p): not a pointer the heap gave", m + 64);
+    EXPECT_KFREE_PANIC(l + 4096, "kfree(%p): not a pointer the heap gave", l + 4096);
+    EXPECT_KFREE_PANIC(f2 + 512, "kfree(%p): not a pointer the heap gave", f2 + 512); /* free memory */
+    /* (a half slab's block may hold this frame: then it is "not a block start") */
+    EXPECT_KFREE_PANIC(foreign, "%p", foreign);
+    KT_EXPECT(ktest_expect_panic(call_usable_size, s + 32, want("%p", s + 32)), "%s",
+              ktest_last_panic());
+    KT_EXPECT(ktest_expect_panic(call_krealloc_grow, m + 16, want("krealloc(%p)", m + 16)), "%s",
+              ktest_last_panic());
+    KT_EXPECT(heap_check(), "an invalid free changed the heap");
+    frame_free(frame);
+    kfree(s);
+    kfree(m);
+    kfree(l);
+    kfree(f1);
+    kfree(f3);
+    KT_EXPECT(heap_check());
+}
+
+/* An overflow from a medium block into its neighbour's header: both kfrees
+ * panic (the neighbour's header checksum; the block's neighbour check, or in
+ * debug builds its redzone), the bytes are repaired, and both free normally. */
+KTEST(heap_misuse_overflow_into_neighbour_header)
+{
+    char *a = kmalloc(2000), *b = kmalloc(2000);
+    KT_ASSERT(a && b && b > a);
+    size_t reach = (size_t)(b - a) - HEAP_REDZONE_LEAD - 8; /* 8 bytes into b's header */
+    static uint8_t saved[4096];
+    KT_ASSERT(reach <= sizeof(saved));
+    memcpy(saved, a, reach);
+    memset(a, 'x', reach);
+    EXPECT_KFREE_PANIC(b, "kfree(%p): not a pointer the heap gave, or its header was overwritten", b);
+    EXPECT_KFREE_PANIC(a, "after block %p (overflow?)", a);
+    KT_EXPECT(strstr(ktest_last_panic(), "corrupted segment header"), "%s", ktest_last_panic());
+    KT_EXPECT(!heap_check(), "heap_check missed the overwritten header");
+    memcpy(a, saved, reach);
+    KT_EXPECT(heap_check(), "repaired");
+    kfree(b);
+    kfree(a);
+    KT_EXPECT(heap_check());
+}
+
+/* The slab header is the only header of the small tier: overwriting its magic
+ * makes its objects unknown to kfree (an invalid free, not silent misuse). */
+KTEST(heap_misuse_overwritten_slab_header)
+{
+    char *p = kmalloc(32);
+    KT_ASSERT(p);
+    uint64_t *hdr = PHYS2VIRT(ALIGN_DOWN(VIRT2PHYS(p), KiB(64)));
+    uint64_t saved = hdr[0];
+    hdr[0] = 0;
+    EXPECT_KFREE_PANIC(p, "kfree(%p): not a pointer the heap gave", p);
+    KT_EXPECT(!heap_check());
+    hdr[0] = saved;
+    KT_EXPECT(heap_check());
+    kfree(p);
+}
+
+#if HEAP_REDZONES
+/* Debug builds: one byte past the end or before the start of a block of any
+ * tier is reported at kfree (and krealloc, kmalloc_usable_size, heap_check)
+ * with the block, the size and the offset; repaired, the block frees. */
+static void redzone_case(size_t size, size_t align)
+{
+    uint8_t *p = align > 16 ? kmalloc_aligned(size, align) : kmalloc(size);
+    KT_ASSERT(p, "size %zu", size);
+    KT_EXPECT(((uintptr_t)p & (MAX(align, 16) - 1)) == 0, "%p not %zu-aligned", (void *)p, align);
+    KT_EXPECT(kmalloc_usable_size(p) == size, "usable %zu, size %zu", kmalloc_usable_size(p), size);
+    memset(p, 0x11, size);
+    KT_EXPECT(heap_check());
+    for (size_t k = 0; k < 16; k += 15) {
+        uint8_t saved = p[size + k];
+        p[size + k] ^= 0x5a;
+        KT_EXPECT(ktest_expect_panic(call_kfree, p,
+                                     want("heap: overflow past the end of block %p (size %zu): byte "
+                                          "at +%zu modified",
+                                          (void *)p, size, size + k)),
+                  "got: %s", ktest_last_panic());
+        KT_EXPECT(ktest_expect_panic(call_krealloc_grow, p, "overflow past the end"), "%s",
+                  ktest_last_panic());
+        KT_EXPECT(ktest_expect_panic(call_usable_size, p, "overflow past the end"), "%s",
+                  ktest_last_panic());
+        KT_EXPECT(!heap_check(), "heap_check missed it");
+        KT_EXPECT(heap_validate_ptr(p) != NULL);
+        p[size + k] = saved;
+    }
+    for (size_t k = 1; k <= 16; k += 7) {
+        uint8_t saved = p[-(long)k];
+        p[-(long)k] ^= 0x01;
+        KT_EXPECT(ktest_expect_panic(call_kfree, p,
+                                     want("heap: underflow before the start of block %p (size %zu): "
+                                          "byte at -%zu modified",
+                                          (void *)p, size, k)),
+                  "got: %s", ktest_last_panic());
+        p[-(long)k] = saved;
+    }
+    KT_EXPECT(heap_check());
+    kfree(p);
+}
+
+KTEST(heap_redzones_every_tier)
+{
+    static const size_t sizes[] = {1, 16, 100, 1000, 3000, 65536, 200000};
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++)
+        redzone_case(sizes[i], 16);
+    redzone_case(100, 64);
+    redzone_case(5000, 4096);
+    redzone_case(KiB(100), MiB(2));
+    KT_EXPECT(heap_check());
+}
+#endif

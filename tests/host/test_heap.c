@@ -301,15 +301,18 @@ Test(heap, large_blocks_return_frames)
     cr_assert_eq(free_frames(), frames0);
 }
 
+/* Sizes minus RZ land in the same tier block with and without redzones. */
+#define RZ HEAP_REDZONE_OVERHEAD
+
 Test(heap, one_object_ping_pong_keeps_its_slab)
 {
-    void *p = kmalloc(64);
+    void *p = kmalloc(64 - RZ);
     kfree(p);
     struct heap_stats st;
     heap_get_stats(&st);
     uint64_t held = st.pages_held;
     for (int i = 0; i < 10000; i++)
-        kfree(kmalloc(64));
+        kfree(kmalloc(64 - RZ));
     heap_get_stats(&st);
     cr_assert_eq(st.pages_held, held);
     cr_assert_eq(st.alloc_count, 10001);
@@ -327,7 +330,7 @@ Test(heap, working_set_just_over_one_slab_does_not_thrash)
     uint64_t frames = 0;
     for (int round = 0; round < 200; round++) {
         for (int i = 0; i < 64; i++)
-            cr_assert_not_null(p[i] = kmalloc(1024));
+            cr_assert_not_null(p[i] = kmalloc(1024 - RZ));
         for (int i = 63; i >= 0; i--)
             kfree(p[i]);
         if (round == 0)
@@ -335,7 +338,7 @@ Test(heap, working_set_just_over_one_slab_does_not_thrash)
         cr_assert_eq(free_frames(), frames, "round %d: slabs went back and forth", round);
         /* the same with the objects freed in allocation order */
         for (int i = 0; i < 64; i++)
-            p[i] = kmalloc(1024);
+            p[i] = kmalloc(1024 - RZ);
         for (int i = 0; i < 64; i++)
             kfree(p[i]);
         cr_assert_eq(free_frames(), frames, "round %d (FIFO): slabs went back and forth", round);
@@ -352,11 +355,14 @@ Test(heap, working_set_just_over_one_slab_does_not_thrash)
 
 Test(heap, stats_track_live_bytes)
 {
-    void *a = kmalloc(100), *b = kmalloc(5000), *c = kmalloc(100000);
+    void *a = kmalloc(100 - RZ), *b = kmalloc(5000 - RZ), *c = kmalloc(100000 - RZ);
     struct heap_stats st;
     heap_get_stats(&st);
-    size_t want = kmalloc_usable_size(a) + kmalloc_usable_size(b) + kmalloc_usable_size(c);
+    /* the tiers' blocks: class 112, a 5024-byte segment, 25 frames less the header */
+    size_t want = 112 + 5008 + (25 * 4096 - 64);
     cr_assert_eq(st.bytes_in_use, want);
+    if (!HEAP_REDZONES) /* redzones count as in use, but are not usable */
+        cr_assert_eq(kmalloc_usable_size(a) + kmalloc_usable_size(b) + kmalloc_usable_size(c), want);
     cr_assert_eq(st.live_blocks, 3);
     cr_assert_eq(st.large_blocks, 1);
     cr_assert_eq(st.small_slabs, 1);
@@ -632,7 +638,8 @@ Test(heap, foreign_pointers_panic)
 Test(heap, overwritten_segment_header_panics)
 {
     char *a = kmalloc(2000), *b = kmalloc(2000);
-    memset(a, 'x', kmalloc_usable_size(a) + 8); /* overflow into b's header */
+    /* overflow from a into the first 8 bytes of b's 16-byte segment header */
+    memset(a, 'x', (size_t)(b - a) - HEAP_REDZONE_LEAD - 8);
     cr_assert(HOST_EXPECT_PANIC(kfree(b)));
     cr_assert(strstr(host_panic_msg, addr(b)), "%s", host_panic_msg);
     cr_assert(HOST_EXPECT_PANIC(kfree(a)));
@@ -674,4 +681,126 @@ Test(heap, freed_memory_is_poisoned)
         cr_assert_eq(p[i], 0x6b);
     for (size_t i = 16; i < 5000; i++)
         cr_assert_eq(m[i], 0x6b);
+}
+
+/* A large block's second kfree: its frames went back, the header is gone, and
+ * the heap still names it a double free (the ring of released runs). */
+Test(heap, double_free_large_says_double_free)
+{
+    void *p = kmalloc(KiB(200));
+    kfree(p);
+    cr_assert(HOST_EXPECT_PANIC(kfree(p)));
+    cr_assert(strstr(host_panic_msg, "double free"), "%s", host_panic_msg);
+    cr_assert(heap_check(), "%s", host_log);
+}
+
+/* A block whose whole slab went back to the frame allocator. */
+Test(heap, double_free_after_slab_release_panics)
+{
+    void *keep = kmalloc(700), *p = kmalloc(700);
+    kfree(p);
+    kfree(keep);
+    cr_assert_gt(heap_trim(), 0);
+    cr_assert(HOST_EXPECT_PANIC(kfree(p)));
+    cr_assert(strstr(host_panic_msg, "double free"), "%s", host_panic_msg);
+    cr_assert(strstr(host_panic_msg, addr(p)), "%s", host_panic_msg);
+}
+
+Test(heap, pointer_into_free_medium_memory_panics)
+{
+    char *a = kmalloc(3000), *b = kmalloc(3000), *c = kmalloc(3000);
+    kfree(b);
+    cr_assert(HOST_EXPECT_PANIC(kfree(b + 256)));
+    cr_assert(strstr(host_panic_msg, addr(b + 256)), "%s", host_panic_msg);
+    cr_assert(strstr(host_panic_msg, "not a pointer the heap gave"), "%s", host_panic_msg);
+    cr_assert(heap_check(), "nothing changed: %s", host_log);
+    kfree(a);
+    kfree(c);
+}
+
+/* ---- redzones (HEAP_REDZONES: the debug configuration) ---------------------------------------- */
+
+static char want_buf[160];
+static const char *want(const char *fmt, const void *p, size_t a, size_t b)
+{
+    snprintf(want_buf, sizeof(want_buf), fmt, p, a, b);
+    return want_buf;
+}
+
+/* One byte past the end (and one before the start) of a block of `size`
+ * bytes is reported by kfree, krealloc, kmalloc_usable_size and heap_check;
+ * the byte is repaired and the block freed normally afterwards. */
+static void redzone_case(size_t size, size_t align)
+{
+    unsigned char *p = align > 16 ? kmalloc_aligned(size, align) : kmalloc(size);
+    cr_assert_not_null(p);
+    cr_assert_eq((uintptr_t)p % (align > 16 ? align : 16), 0);
+    cr_assert_eq(kmalloc_usable_size(p), size, "the redzone is not usable");
+    memset(p, 0x11, size); /* every usable byte is fine */
+    cr_assert(heap_check(), "%s", host_log);
+    for (volatile size_t k = 0; k < 16; k += 15) {
+        unsigned char saved = p[size + k];
+        p[size + k] ^= 0x5a;
+        cr_assert(HOST_EXPECT_PANIC(kfree(p)), "size %zu +%zu", size, k);
+        cr_assert(strstr(host_panic_msg, want("overflow past the end of block %p (size %zu): byte at +%zu modified",
+                                              p, size, size + k)),
+                  "%s", host_panic_msg);
+        cr_assert(HOST_EXPECT_PANIC(krealloc(p, size + 1)));
+        cr_assert(strstr(host_panic_msg, "overflow past the end"), "%s", host_panic_msg);
+        cr_assert(HOST_EXPECT_PANIC(kmalloc_usable_size(p)));
+        host_log_clear();
+        cr_assert(!heap_check());
+        cr_assert(host_log_contains("overflow past the end"), "%s", host_log);
+        p[size + k] = saved;
+        cr_assert(heap_check(), "%s", host_log);
+    }
+    for (volatile size_t k = 1; k <= 16; k += 7) {
+        unsigned char saved = p[-(long)k];
+        p[-(long)k] ^= 0x01;
+        cr_assert(HOST_EXPECT_PANIC(kfree(p)));
+        snprintf(want_buf, sizeof(want_buf),
+                 "underflow before the start of block %p (size %zu): byte at -%zu modified",
+                 (void *)p, size, k);
+        cr_assert(strstr(host_panic_msg, want_buf), "%s / %s", host_panic_msg, want_buf);
+        p[-(long)k] = saved;
+    }
+    cr_assert(heap_check(), "%s", host_log);
+    kfree(p);
+    cr_assert(heap_check(), "%s", host_log);
+}
+
+Test(heap, redzones_catch_overflow_and_underflow_in_every_tier)
+{
+    if (!HEAP_REDZONES)
+        cr_skip_test("redzones are a debug-build feature (SLAYER_DEBUG)");
+    size_t sizes[] = {1, 15, 16, 100, 992, 1000, 3000, 60000, 65536, 200000};
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++)
+        redzone_case(sizes[i], 16);
+    redzone_case(100, 64);
+    redzone_case(5000, 4096);
+    redzone_case(KiB(100), MiB(2));
+}
+
+Test(heap, redzones_survive_krealloc)
+{
+    if (!HEAP_REDZONES)
+        cr_skip_test("redzones are a debug-build feature (SLAYER_DEBUG)");
+    char *p = kmalloc(40);
+    memset(p, 'a', 40);
+    for (size_t size = 41; size < 70000; size = size * 3 / 2) { /* grows, moves, in place */
+        p = krealloc(p, size);
+        cr_assert_not_null(p);
+        cr_assert_eq(kmalloc_usable_size(p), size);
+        cr_assert_eq(p[0], 'a');
+        memset(p, 'a', size);
+        cr_assert(heap_check(), "%s", host_log);
+    }
+    p = krealloc(p, 10);
+    cr_assert_eq(kmalloc_usable_size(p), 10);
+    p[10] = 0;
+    cr_assert(HOST_EXPECT_PANIC(kfree(p)));
+    cr_assert(strstr(host_panic_msg, "byte at +10 modified"), "%s", host_panic_msg);
+    p[10] = (char)0xfd;
+    kfree(p);
+    cr_assert(heap_check(), "%s", host_log);
 }

@@ -1,0 +1,253 @@
+/* In-kernel out-of-memory tests: take every frame, then (separately) every
+ * byte the heap can get, check that each caller sees NULL or an error and
+ * that nothing changed state on the way, give everything back and check that
+ * free frames, heap statistics and page-table pages are exactly at their
+ * baseline.
+ *
+ * Scaling: frames are taken in the largest pieces first (1 GiB, 2 MiB runs,
+ * then 64 KiB runs, then single frames), so a 256 GiB guest costs a few
+ * hundred contiguous grabs, not 64 million calls; each run records itself in
+ * its own first frame (one write per run). Giving a run back is
+ * frame_free_contig, one frame at a time: that loop dominates at high RAM.
+ *
+ * Nothing the console, serial port or the test runner do allocates memory
+ * (the framebuffer shadow is taken once at boot), so printing a failure while
+ * memory is exhausted is safe. */
+#include "lib/string.h"
+#include "mm/frame.h"
+#include "mm/heap.h"
+#include "mm/mm.h"
+#include "mm/paging.h"
+#include "test/ktest.h"
+
+/* A run of frames taken by grab_all(), recorded in its first frame. */
+struct oom_run {
+    paddr_t next; /* first frame of the run taken before, 0 at the end */
+    uint64_t count;
+};
+
+static uint64_t free_frames(void)
+{
+    struct frame_stats fs;
+    frame_get_stats(&fs);
+    return fs.free_frames;
+}
+
+static paddr_t push_run(paddr_t head, paddr_t base, uint64_t count)
+{
+    *(struct oom_run *)PHYS2VIRT(base) = (struct oom_run){head, count};
+    return base;
+}
+
+/* Takes frames until at most `leave` are free (0: until frame_alloc fails),
+ * largest runs first; returns the list of runs. *taken counts the frames. */
+static paddr_t grab_all(uint64_t leave, uint64_t *taken)
+{
+    static const struct {
+        uint64_t frames, align;
+    } sizes[] = {{GiB(1) / PAGE_SIZE, GiB(1)}, {MiB(2) / PAGE_SIZE, MiB(2)}, {16, KiB(64)}};
+    paddr_t head = 0, p;
+    *taken = 0;
+    for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
+        while (free_frames() >= leave + sizes[k].frames &&
+               (p = frame_alloc_contig(sizes[k].frames, sizes[k].align)) != 0) {
+            head = push_run(head, p, sizes[k].frames);
+            *taken += sizes[k].frames;
+        }
+    }
+    while (free_frames() > leave && (p = frame_alloc()) != 0) {
+        head = push_run(head, p, 1);
+        (*taken)++;
+    }
+    return head;
+}
+
+static void release_all(paddr_t head)
+{
+    while (head) {
+        struct oom_run r = *(struct oom_run *)PHYS2VIRT(head);
+        frame_free_contig(head, r.count);
+        head = r.next;
+    }
+}
+
+/* A 1 GiB slot of the paging ktests' scratch window that nothing maps, so a
+ * mapping there needs at least a new page directory and page table. */
+#define OOM_VA 0xfffffc7fc0000000ULL
+
+struct baseline {
+    uint64_t frames, tables, kernel_tables;
+    struct heap_stats heap;
+};
+
+static void take_baseline(struct baseline *b)
+{
+    heap_trim(); /* no cached slabs: exhaustion would trim them */
+    b->frames = free_frames();
+    b->tables = paging_table_pages();
+    b->kernel_tables = kernel_as.table_pages;
+    heap_get_stats(&b->heap);
+}
+
+/* Everything back where it was: frames, tables, heap. */
+static void expect_baseline(const struct baseline *b)
+{
+    heap_trim();
+    struct heap_stats st;
+    heap_get_stats(&st);
+    KT_EXPECT(free_frames() == b->frames, "%llu free frames, baseline %llu",
+              (unsigned long long)free_frames(), (unsigned long long)b->frames);
+    KT_EXPECT(paging_table_pages() == b->tables, "%llu page-table pages, baseline %llu",
+              (unsigned long long)paging_table_pages(), (unsigned long long)b->tables);
+    KT_EXPECT(kernel_as.table_pages == b->kernel_tables);
+    KT_EXPECT(st.pages_held == b->heap.pages_held, "heap holds %llu pages, baseline %llu",
+              (unsigned long long)st.pages_held, (unsigned long long)b->heap.pages_held);
+    KT_EXPECT(st.live_blocks == b->heap.live_blocks, "%llu live blocks, baseline %llu",
+              (unsigned long long)st.live_blocks, (unsigned long long)b->heap.live_blocks);
+    KT_EXPECT(st.bytes_in_use == b->heap.bytes_in_use);
+    KT_EXPECT(frame_check(), "frame allocator invariants");
+    KT_EXPECT(heap_check(), "heap invariants");
+}
+
+/* Paging calls that need a table page while no frame is free: -ENOMEM, and
+ * nothing mapped, nothing counted, no table leaked. */
+static void check_paging_enomem(paddr_t some_frame, vaddr_t large_va)
+{
+    uint64_t tables = paging_table_pages();
+    KT_EXPECT(paging_map(some_frame, OOM_VA, PAGE_WRITABLE | PAGE_NX) == -PAGING_ENOMEM);
+    KT_EXPECT(paging_map_in(&kernel_as, ALIGN_DOWN(some_frame, MiB(2)), OOM_VA, MiB(2),
+                            PAGE_NX, CACHE_WB, 0) == -PAGING_ENOMEM);
+    KT_EXPECT(paging_map_range(&kernel_as, some_frame, OOM_VA + MiB(2) - PAGE_SIZE, 2 * PAGE_SIZE,
+                               PAGE_NX, CACHE_WB, 0) == -PAGING_ENOMEM);
+    KT_EXPECT(paging_translate(OOM_VA) == PAGING_NO_MAPPING);
+    KT_EXPECT(paging_translate(OOM_VA + MiB(2)) == PAGING_NO_MAPPING);
+    /* a 4 KiB unmap inside one of the HHDM's large pages needs a split:
+     * refused, the mapping intact (large_va is 0 when no run lies in one) */
+    if (large_va) {
+        struct paging_mapping before, after;
+        KT_ASSERT(paging_query(&kernel_as, large_va, &before) && before.page_size > PAGE_SIZE);
+        int r = paging_unmap(large_va);
+        KT_EXPECT(r == -PAGING_ENOMEM, "paging_unmap in a large page with no frame: %s",
+                  paging_strerror(r));
+        KT_EXPECT(paging_query(&kernel_as, large_va, &after) && after.entry == before.entry &&
+                      after.page_size == before.page_size,
+                  "the HHDM mapping changed");
+    }
+    struct addrspace as;
+    KT_EXPECT(paging_as_create(&as) == -PAGING_ENOMEM);
+    KT_EXPECT(paging_table_pages() == tables, "table pages %llu, before %llu",
+              (unsigned long long)paging_table_pages(), (unsigned long long)tables);
+}
+
+KTEST(oom_frames_exhausted_every_caller_fails_then_baseline)
+{
+    struct baseline b;
+    take_baseline(&b);
+    uint64_t taken;
+    paddr_t runs = grab_all(0, &taken);
+    KT_EXPECT(taken == b.frames, "took %llu of %llu free frames", (unsigned long long)taken,
+              (unsigned long long)b.frames);
+    KT_EXPECT(free_frames() == 0);
+    KT_EXPECT(frame_alloc() == 0);
+    KT_EXPECT(frame_alloc_zeroed() == 0);
+    KT_EXPECT(frame_alloc_contig(1, PAGE_SIZE) == 0);
+    KT_EXPECT(frame_alloc_contig(16, KiB(64)) == 0);
+    /* the heap: nothing that needs a new run can succeed */
+    KT_EXPECT(kmalloc(MiB(1)) == NULL);
+    KT_EXPECT(kmalloc(HEAP_MEDIUM_MAX + 1) == NULL);
+    KT_EXPECT(kmalloc_aligned(100, MiB(2)) == NULL);
+    KT_EXPECT(kcalloc(1024, 1024) == NULL);
+    struct heap_stats st;
+    heap_get_stats(&st);
+    KT_EXPECT(st.pages_held == b.heap.pages_held, "the heap grew with no frames");
+    /* small blocks come from what the heap holds, until that runs out */
+    void *list = NULL, *p;
+    uint64_t n = 0;
+    while ((p = kmalloc(200)) != NULL && n < 100000) {
+        *(void **)p = list;
+        list = p;
+        n++;
+    }
+    KT_EXPECT(p == NULL, "kmalloc(200) never failed with no frames");
+    heap_get_stats(&st);
+    KT_EXPECT(st.pages_held == b.heap.pages_held);
+    /* a frame we hold inside an HHDM large page, for the split check */
+    vaddr_t large_va = 0;
+    for (paddr_t r = runs; r && !large_va; r = ((struct oom_run *)PHYS2VIRT(r))->next) {
+        struct paging_mapping m;
+        vaddr_t va = (vaddr_t)PHYS2VIRT(r) + PAGE_SIZE;
+        if (((struct oom_run *)PHYS2VIRT(r))->count > 1 && paging_query(&kernel_as, va, &m) &&
+            m.page_size > PAGE_SIZE)
+            large_va = va;
+    }
+    if (runs)
+        check_paging_enomem(runs, large_va);
+    while (list) {
+        void *next = *(void **)list;
+        kfree(list);
+        list = next;
+    }
+    release_all(runs);
+    expect_baseline(&b);
+    /* with memory back, the same paging calls work and give their tables back */
+    paddr_t f = frame_alloc();
+    KT_ASSERT(f);
+    KT_EXPECT(paging_map(f, OOM_VA, PAGE_WRITABLE | PAGE_NX) == 0);
+    KT_EXPECT(paging_translate(OOM_VA) == f);
+    KT_EXPECT(paging_unmap(OOM_VA) == 0);
+    frame_free(f);
+    expect_baseline(&b);
+}
+
+/* The heap's share of memory is bounded (the rest is taken away first) so
+ * that filling it is quick at any RAM size: what matters is the heap running
+ * out, not how much it had. */
+#define OOM_HEAP_FRAMES (MiB(48) / PAGE_SIZE)
+
+KTEST(oom_heap_exhausted_every_tier_fails_then_baseline)
+{
+    struct baseline b;
+    take_baseline(&b);
+    uint64_t taken;
+    paddr_t runs = grab_all(OOM_HEAP_FRAMES, &taken);
+    /* fill the heap: large blocks, then medium, then small, until each fails;
+     * blocks are chained through their first word */
+    static const size_t sizes[] = {MiB(4), MiB(1), KiB(100), KiB(20), 3000, 1000, 200, 64, 16};
+    void *list = NULL, *p;
+    uint64_t n = 0;
+    size_t last_size = 0;
+    for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
+        while ((p = kmalloc(sizes[k])) != NULL) {
+            *(void **)p = list;
+            list = p;
+            last_size = sizes[k];
+            n++;
+        }
+    }
+    KT_EXPECT(n > 0);
+    KT_EXPECT(kmalloc(16) == NULL, "small");
+    KT_EXPECT(kmalloc(1000) == NULL, "small");
+    KT_EXPECT(kmalloc(3000) == NULL, "medium");
+    KT_EXPECT(kmalloc(HEAP_MEDIUM_MAX) == NULL, "medium");
+    KT_EXPECT(kmalloc(MiB(1)) == NULL, "large");
+    KT_EXPECT(kmalloc_aligned(64, 4096) == NULL);
+    KT_EXPECT(kcalloc(4, 4) == NULL); /* the 16-byte class is exhausted */
+    /* a failed krealloc keeps the block and its contents */
+    KT_EXPECT(krealloc(list, MiB(2)) == NULL);
+    KT_EXPECT(heap_validate_ptr(list) == NULL, "the block survived a failed krealloc");
+    KT_EXPECT(heap_check(), "heap invariants while exhausted");
+    /* one block back: the heap is usable at once */
+    void *first = list;
+    list = *(void **)first;
+    kfree(first);
+    p = kmalloc(last_size);
+    KT_EXPECT(p != NULL, "a freed block of %zu bytes is usable again", last_size);
+    kfree(p);
+    while (list) {
+        void *next = *(void **)list;
+        kfree(list);
+        list = next;
+    }
+    release_all(runs);
+    expect_baseline(&b);
+}
