@@ -51,6 +51,7 @@ KERNEL_ONLY := $(filter-out $(PORTABLE_EXTRA),$(wildcard kernel/main.c kernel/ar
     kernel/lib/ubsan.c kernel/lib/stack_protector.c \
     kernel/boot/limine_requests.c kernel/mm/mapper_kernel.c))
 HOST_SRC := $(filter-out $(KERNEL_ONLY),$(KERNEL_C))
+HOST_TEST_SRC := $(wildcard tests/host/*.c)
 
 # Feature rules live in mk/*.mk (font, screenshot, bench), one file each; they
 # may add objects to KERNEL_OBJ (e.g. the console font) before the link rule.
@@ -100,7 +101,6 @@ debug: deps-check $(RUN_ISO)
 	tools/qemu.sh --iso $(RUN_ISO) --firmware $(FIRMWARE) --accel tcg --mem $(MEM) --interactive --gdb
 
 # ---- tests --------------------------------------------------------------------
-HOST_TEST_SRC := $(wildcard tests/host/*.c)
 HOST_FLAGS := $(HOSTCFLAGS) -std=gnu11 -Wall -Wextra -Werror -Ikernel -Itests/host \
     -DSLAYER_HOST -fsanitize=address,undefined -fno-sanitize-recover=undefined \
     -fno-omit-frame-pointer -Wno-format-zero-length
@@ -117,7 +117,7 @@ qemu-test: deps-check $(BUILD)/kernel.elf
 	LIMINE_DIR="$(LIMINE_DIR)" KERNEL=$(BUILD)/kernel.elf tests/qemu/run.sh
 	@for t in $(wildcard tests/qemu/test_*.sh); do echo "== $$t"; KERNEL=$(BUILD)/kernel.elf $$t || exit 1; done
 
-test: deps-check host-test fuzz-smoke qemu-test bench-smoke
+test: deps-check host-test host-test-debug fuzz-smoke qemu-test debug-test bench-smoke
 
 # Installs missing Debian packages (a fast no-op when all are there), so that
 # `make test` and `make run` work on a fresh machine; `make deps` is the same,

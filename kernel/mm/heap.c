@@ -226,6 +226,34 @@ static uint64_t l_count, l_pages, l_bytes, l_allocs, l_frees;
 
 static uint64_t pages_held;
 
+/* One bit per SLAB_SIZE granule of physical memory (up to the frame
+ * allocator's top frame): set while some heap run overlaps the granule. A
+ * granule overlaps at most one run, because runs start SLAB_SIZE-aligned and
+ * only whole granules of a run are ever given back early (large_alloc).
+ * kfree and friends look at a pointer's granule before reading anything at
+ * its start: a pointer the heap never gave may lie in a granule whose first
+ * page is not mapped at all (memory below a usable region that does not
+ * start on a granule boundary). */
+static uint64_t *granule_map;
+static uint64_t granule_count;
+
+static inline bool granule_held(uintptr_t phys)
+{
+    uint64_t g = phys / SLAB_SIZE;
+    return g < granule_count && ((granule_map[g / 64] >> (g % 64)) & 1);
+}
+
+/* Sets (held) or clears the bits of every granule [p, p + count frames) overlaps. */
+static void granule_mark(paddr_t p, size_t count, bool held)
+{
+    for (uint64_t g = p / SLAB_SIZE; g <= (p + count * PAGE_SIZE - 1) / SLAB_SIZE; g++) {
+        if (held)
+            granule_map[g / 64] |= 1ULL << (g % 64);
+        else
+            granule_map[g / 64] &= ~(1ULL << (g % 64));
+    }
+}
+
 /* ---- helpers ----------------------------------------------------------------- */
 
 static inline uint32_t mix32(const void *p)
@@ -456,13 +484,18 @@ static paddr_t heap_frames(size_t count, uint64_t align)
     paddr_t p = frame_alloc_contig(count, align);
     if (!p && heap_trim() > 0)
         p = frame_alloc_contig(count, align);
-    if (p)
+    if (p) {
         pages_held += count;
+        granule_mark(p, count, true);
+    }
     return p;
 }
 
+/* Gives frames back. The granules they overlap are no longer held: the caller
+ * re-marks a granule it still holds part of (large_alloc's leading frames). */
 static void heap_frames_free(paddr_t p, size_t count)
 {
+    granule_mark(p, count, false);
     frame_free_contig(p, count);
     pages_held -= count;
 }
@@ -938,7 +971,7 @@ static void *large_alloc(size_t size, size_t align, uint32_t prefix)
         prefix = 0;
     if (align <= PAGE_SIZE) { /* header and pointer in the first frame */
         off = ALIGN_UP(sizeof(struct large) + prefix, align) - prefix;
-    } else { /* pointer + prefix at base + align; only the frame before it is kept */
+    } else { /* pointer + prefix at base + align; the frames before it are mostly given back */
         run_align = MAX(align, SLAB_SIZE);
         lead = align / PAGE_SIZE - 1;
         off = PAGE_SIZE - prefix;
@@ -948,9 +981,17 @@ static void *large_alloc(size_t size, size_t align, uint32_t prefix)
     if (!base)
         return NULL;
     if (lead) {
-        heap_frames_free(base, lead);
-        base += lead * PAGE_SIZE;
-        pages -= lead;
+        /* Give back the leading frames, but only whole granules: the run must
+         * still start SLAB_SIZE-aligned (no other run may share a granule with
+         * it, see granule_map), so up to 15 frames before the header stay. */
+        paddr_t keep = ALIGN_DOWN(base + lead * PAGE_SIZE, SLAB_SIZE);
+        uint64_t drop = (keep - base) / PAGE_SIZE;
+        if (drop) {
+            heap_frames_free(base, drop);
+            base = keep;
+            pages -= drop;
+        }
+        off += (lead - drop) * PAGE_SIZE;
     }
     char *p = (char *)PHYS2VIRT(base) + off;
     struct large *l = (struct large *)p - 1;
@@ -1014,12 +1055,21 @@ static SLOW NORETURN void bad_header_panic(const struct seg *h, const void *ptr,
           USER(ptr));
 }
 
+/* ptr is in the direct map but in no granule the heap holds. */
+static SLOW NORETURN void not_held_panic(const char *op, const void *ptr)
+{
+    released_panic(ptr, op); /* memory the heap gave back: say "double free" */
+    panic("heap: %s(%p): not a pointer the heap gave (no heap memory there)", op, USER(ptr));
+}
+
 /* The segment or large header of a non-slab pointer; panics when there is none. */
 static struct seg *big_header(void *ptr, const char *op)
 {
     uintptr_t phys = (uintptr_t)ptr - hhdm_offset;
     if (unlikely(((uintptr_t)ptr & 15) || phys < PAGE_SIZE))
         panic("heap: %s(%p): not a pointer the heap gave", op, USER(ptr));
+    if (unlikely(!granule_held(phys - sizeof(struct seg)))) /* the header's page may be unmapped */
+        not_held_panic(op, ptr);
     struct seg *h = (struct seg *)ptr - 1;
     if (unlikely(h->magic != seg_magic(h)))
         bad_header_panic(h, ptr, op);
@@ -1042,6 +1092,8 @@ static inline struct slab *slab_of(void *ptr, const char *op)
     uintptr_t phys = (uintptr_t)ptr - hhdm_offset;
     if (unlikely(phys >= hhdm_size))
         outside_panic(op, ptr);
+    if (unlikely(!granule_held(phys)))
+        not_held_panic(op, ptr);
     struct slab *s = (struct slab *)((uintptr_t)ptr - (phys & (SLAB_SIZE - 1)));
     return likely(s->magic == (uintptr_t)s + SLAB_MAGIC) ? s : NULL;
 }
@@ -1106,17 +1158,20 @@ static SLOW void kfree_slow(void *ptr)
 {
     if (!USER(ptr))
         return;
-    outside_panic("kfree", ptr);
+    if ((uintptr_t)ptr - hhdm_offset >= hhdm_size)
+        outside_panic("kfree", ptr);
+    not_held_panic("kfree", ptr);
 }
 
 /* The tiers' free of an inner pointer. The fast path is a leaf: every unusual
- * case leaves it by a tail call. The checks: in the direct map, slab magic,
+ * case leaves it by a tail call. The checks: in a granule the heap holds
+ * (which also rejects NULL and anything outside the direct map), slab magic,
  * object boundary (slab_obj_index), and the free tag (a double free is
  * confirmed in slab_free_checked); then the redzones, if any. */
 static ALWAYS_INLINE void heap_free(void *ptr)
 {
     uintptr_t v = (uintptr_t)ptr, phys = v - hhdm_offset;
-    if (unlikely(phys >= hhdm_size)) {
+    if (unlikely(!granule_held(phys))) {
         kfree_slow(ptr);
         return;
     }
@@ -1296,6 +1351,14 @@ void *krealloc(void *ptr, size_t size)
 
 void heap_init(void)
 {
+    struct frame_stats fs;
+    frame_get_stats(&fs);
+    granule_count = (fs.total_frames + SLAB_FRAMES - 1) / SLAB_FRAMES;
+    size_t map_frames = (size_t)((ALIGN_UP(granule_count, 64) / 8 + PAGE_SIZE - 1) / PAGE_SIZE);
+    paddr_t map = frame_alloc_contig(map_frames, PAGE_SIZE);
+    kassert(map, "no memory for the heap's granule map (%zu frames)", map_frames);
+    granule_map = PHYS2VIRT(map);
+    memset(granule_map, 0, map_frames * PAGE_SIZE);
     memset(classes, 0, sizeof(classes));
     memset(&dummy_slab, 0, sizeof(dummy_slab));
     for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
