@@ -88,10 +88,12 @@ struct boot_info {
 /* The kernel's boot information, filled once during boot. */
 extern struct boot_info boot_ctx;
 
-/* Checks what every protocol must provide: a non-empty memory map with usable
- * memory, a 4 KiB-aligned non-zero HHDM offset in the higher half, a sane
- * framebuffer (when present), a kernel base. Returns NULL when fine, otherwise
- * one line naming what is wrong (the caller prints it and stops). */
+/* Checks what every protocol must provide: a non-empty memory map with at
+ * least 512 KiB of usable memory besides the kernel image (kernel_phys_base
+ * and kernel_size must be set), a 4 KiB-aligned non-zero HHDM offset in the
+ * higher half, a sane framebuffer (when present), a kernel base. Returns NULL
+ * when fine, otherwise one line naming what is wrong (the caller prints it
+ * and stops). */
 const char *boot_info_validate(const struct boot_info *bi);
 
 /* Appends one region to bi's memory map (used by the Multiboot2 path to add

@@ -310,15 +310,20 @@ static bool ref_valid(const struct boot_info *bi)
 {
     if (bi->memmap_count == 0 || bi->memmap_count > BOOT_MEMMAP_MAX)
         return false;
+    /* usable memory besides the kernel image: at least 512 KiB */
     unsigned __int128 usable = 0;
+    unsigned __int128 kb = bi->kernel_phys_base, ke = kb + bi->kernel_size;
     for (size_t i = 0; i < bi->memmap_count; i++) {
         const struct mem_region *r = &bi->memmap[i];
         if (r->length == 0 || r->base + r->length < r->base)
             return false;
-        if (r->type == MEM_USABLE)
-            usable += r->length;
+        if (r->type == MEM_USABLE) {
+            unsigned __int128 lo = r->base, hi = (unsigned __int128)r->base + r->length;
+            unsigned __int128 olo = lo > kb ? lo : kb, ohi = hi < ke ? hi : ke;
+            usable += (hi - lo) - (ohi > olo ? ohi - olo : 0);
+        }
     }
-    if (usable < MiB(1))
+    if (usable < KiB(512))
         return false;
     uint64_t h = bi->hhdm_offset;
     if (h == 0 || h % 4096 || h < HIGHER_HALF)

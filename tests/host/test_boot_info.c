@@ -71,15 +71,38 @@ Test(boot_info, wrapping_region)
 Test(boot_info, too_little_usable_memory)
 {
     bi.memmap[1].type = MEM_RESERVED;
-    expect_invalid("boot info: only 632 KiB of usable memory (need at least 1 MiB)");
-    bi.memmap[0].type = MEM_BOOTLOADER_RECLAIMABLE;
-    expect_invalid("boot info: only 0 KiB of usable memory (need at least 1 MiB)");
+    bi.memmap[0].length = KiB(508);
+    expect_invalid("boot info: only 508 KiB of usable memory besides the kernel image "
+                   "(need at least 512 KiB)");
+    bi.memmap[0].type = MEM_BOOTLOADER_RECLAIMABLE; /* not usable until reclaimed */
+    expect_invalid("boot info: only 0 KiB of usable memory besides the kernel image "
+                   "(need at least 512 KiB)");
 }
 
 Test(boot_info, usable_memory_is_summed)
 {
-    bi.memmap[0] = (struct mem_region){ 0x100000, KiB(512), MEM_USABLE };
-    bi.memmap[1] = (struct mem_region){ 0x200000, KiB(512), MEM_USABLE };
+    bi.kernel_phys_base = 0x400000;
+    bi.memmap[0] = (struct mem_region){ 0x100000, KiB(256), MEM_USABLE };
+    bi.memmap[1] = (struct mem_region){ 0x200000, KiB(256), MEM_USABLE };
+    cr_expect_null(boot_info_validate(&bi));
+    bi.memmap[1].length = KiB(252);
+    expect_invalid("boot info: only 508 KiB of usable memory besides the kernel image "
+                   "(need at least 512 KiB)");
+}
+
+/* Multiboot2 maps call the loaded kernel usable: it does not count. */
+Test(boot_info, kernel_image_is_not_spare_memory)
+{
+    /* kernel at [2 MiB, 3 MiB); usable [2 MiB - 511 KiB, 3 MiB) holds 511 KiB besides it */
+    bi.memmap[0].type = MEM_RESERVED;
+    bi.memmap[1] = (struct mem_region){ 0x200000 - KiB(511), MiB(1) + KiB(511), MEM_USABLE };
+    expect_invalid("boot info: only 511 KiB of usable memory besides the kernel image "
+                   "(need at least 512 KiB)");
+    bi.memmap[1] = (struct mem_region){ 0x200000 - KiB(512), MiB(1) + KiB(512), MEM_USABLE };
+    cr_expect_null(boot_info_validate(&bi));
+    /* the same memory split around the image (Limine: executable, not usable) */
+    bi.memmap[1] = (struct mem_region){ 0x200000 - KiB(256), KiB(256), MEM_USABLE };
+    bi.memmap[2] = (struct mem_region){ 0x300000, KiB(256), MEM_USABLE };
     cr_expect_null(boot_info_validate(&bi));
 }
 
