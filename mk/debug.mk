@@ -33,7 +33,8 @@ DEBUG_BUILD := $(if $(filter command line,$(origin BUILD)),$(BUILD),build/debug)
 # firmware, at 128 MiB: the sanitized kernel is ~3x slower under TCG and the
 # tests that walk all memory (frames, OOM) scale with it, so a 4 GiB cell
 # alone would take most of the time budget of make test. The whole matrix:
-# make debug-test DEBUG_TEST_CONFIGS='*'.
+# make debug-test DEBUG_TEST_CONFIGS='*' (patterns are run.sh's globs; a
+# pattern selects from every cell, not only the make-test slice).
 DEBUG_TEST_CONFIGS ?= grub-bios-128M grub-uefi-128M
 
 .PHONY: debug-kernel debug-test
@@ -41,4 +42,5 @@ debug-kernel:
 	$(MAKE) --no-print-directory DEBUG=1 BUILD=$(DEBUG_BUILD) $(DEBUG_BUILD)/kernel.elf
 
 debug-test: deps-check debug-kernel
-	KERNEL=$(DEBUG_BUILD)/kernel.elf tests/qemu/run.sh $(DEBUG_TEST_CONFIGS)
+	LIMINE_DIR="$(LIMINE_DIR)" KERNEL=$(DEBUG_BUILD)/kernel.elf tests/qemu/run.sh \
+	    $(foreach c,$(DEBUG_TEST_CONFIGS),'$(c)')
