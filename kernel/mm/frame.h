@@ -30,7 +30,8 @@ paddr_t frame_alloc_contig(size_t count, uint64_t align);
 /* Returns one frame. Panics (naming the address and the caller) when it is
  * unaligned, outside managed memory, not usable memory, or already free. */
 void frame_free(paddr_t frame);
-/* Returns a run from frame_alloc_contig (same checks as frame_free, per frame). */
+/* Returns a run from frame_alloc_contig (same checks as frame_free, per frame;
+ * a bitmap word at a time when the run lies in the largest usable region). */
 void frame_free_contig(paddr_t base, size_t count);
 /* Gives every MEM_BOOTLOADER_RECLAIMABLE region of the map passed to
  * frame_init to the allocator; returns the bytes reclaimed. Call once, after
