@@ -572,3 +572,29 @@ Test(frame, full_size_map_with_frame0_and_metadata_in_one_entry)
     EXPECT_FREE_PANIC(MiB(32) - PAGE_SIZE, "frame-allocator metadata");
     EXPECT_FREE_PANIC(MiB(32) + 0x2000, "reserved");
 }
+
+/* frame_free_contig's word-at-a-time path: runs that start and end inside
+ * bitmap words and cross several whole words give back exactly their frames. */
+Test(frame, free_contig_across_words_is_exact)
+{
+    struct frame_stats s0 = stats();
+    paddr_t pad = frame_alloc_contig(5, PAGE_SIZE); /* make the next run start mid-word */
+    cr_assert(pad);
+    paddr_t run = frame_alloc_contig(200, PAGE_SIZE);
+    cr_assert(run);
+    paddr_t after = frame_alloc_contig(3, PAGE_SIZE);
+    cr_assert(after);
+    cr_assert_eq(stats().free_frames, s0.free_frames - 208);
+    frame_free_contig(run, 200);
+    cr_expect_eq(stats().free_frames, s0.free_frames - 8);
+    for (size_t k = 0; k < 200; k++)
+        cr_expect(!frame_is_used(run + k * PAGE_SIZE), "frame %zu still used", k);
+    cr_expect(frame_is_used(pad + 4 * PAGE_SIZE) && frame_is_used(after), "a neighbour was freed");
+    cr_expect(frame_check());
+    cr_expect_eq(frame_alloc_contig(200, PAGE_SIZE), run, "the run is whole again");
+    frame_free_contig(run, 200);
+    frame_free_contig(after, 3);
+    frame_free_contig(pad, 5);
+    cr_expect_eq(stats().free_frames, s0.free_frames);
+    cr_expect(frame_check());
+}
