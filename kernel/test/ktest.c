@@ -144,6 +144,13 @@ void ktest_fail_at(const char *file, int line, const char *cond, const char *fmt
     kprintf("\n");
 }
 
+/* True when a comes before b: by file name, then by line. */
+static bool ktest_before(const struct ktest *a, const struct ktest *b)
+{
+    int c = strcmp(a->file, b->file);
+    return c < 0 || (c == 0 && a->line < b->line);
+}
+
 int ktest_run_all(const char *filter)
 {
     int passed = 0, failed = 0;
@@ -151,7 +158,20 @@ int ktest_run_all(const char *filter)
     size_t total = (size_t)(__ktests_end - __ktests_start);
     kprintf("ktest: %zu tests registered%s%s%s\n", total, all ? "" : ", running those matching \"",
             all ? "" : filter, all ? "" : "\"");
-    for (const struct ktest *t = __ktests_start; t < __ktests_end; t++) {
+    /* The compiler may emit a file's tests in any order: sort them (insertion
+     * sort into a fixed table; tests beyond it run unsorted, after). */
+    static const struct ktest *order[512];
+    size_t n = 0;
+    for (const struct ktest *t = __ktests_start; t < __ktests_end && n < ARRAY_SIZE(order); t++) {
+        size_t k = n++;
+        while (k > 0 && ktest_before(t, order[k - 1])) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = t;
+    }
+    for (size_t idx = 0; idx < total; idx++) {
+        const struct ktest *t = idx < n ? order[idx] : __ktests_start + idx;
         if (!t->name || !t->fn || (!all && !strstr(t->name, filter)))
             continue;
         current = t;

@@ -7,12 +7,15 @@
 struct ktest {
     const char *name;
     void (*fn)(void);
+    const char *file; /* where it is defined: tests run in file, then line order */
+    int line;
 };
 
 #define KTEST(tname)                                                            \
     static void ktest_fn_##tname(void);                                         \
     static const struct ktest ktest_desc_##tname                                \
-        __attribute__((used, section(".ktests"), aligned(8))) = {#tname, ktest_fn_##tname}; \
+        __attribute__((used, section(".ktests"), aligned(8))) = {               \
+            #tname, ktest_fn_##tname, __FILE__, __LINE__};                      \
     static void ktest_fn_##tname(void)
 
 /* Marks the running test failed, printing the failed condition's text and a
