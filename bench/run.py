@@ -348,7 +348,10 @@ def render(res, ir, dumpfile, kres, elapsed):
     else:
         L.append("cycles per op (mean) and p50 / p99 / p99.9 / max per single op, from the "
                  "guest's TSC under TCG; heap poison off; `p-mapunmap` includes the invlpg "
-                 "(kernel_as is live).\n")
+                 "(kernel_as is live). f-single-FILL: one frame_alloc + frame_free pair with "
+                 "FILL% of the usable frames in use (0: as the kernel left them; 50 and 95: every "
+                 "free aligned 1 GiB and 2 MiB run taken, then random single frames inside them "
+                 "given back down to FILL%; all freed again afterwards).\n")
         names = []
         for mem in KMEMS:
             for n in kres.get(mem, {}).get("rows", {}):
@@ -448,6 +451,13 @@ def targets(res, ir, dumpfile, kres):
                      f"{mun:.1f} ns vs {fpn:.1f} ns ({mun / fpn:.1f}×)", verdict(ok)])
         if not ok:
             profiles.append(("p-mapunmap", "slayer"))
+    # frames in the kernel (TCG cycles)
+    e = kres.get("128M", {}).get("rows", {}).get("f-single-0", {}).get("cyc")
+    f = kres.get("256G", {}).get("rows", {}).get("f-single-95", {}).get("cyc")
+    if e and f:
+        e, f = float(e), float(f)
+        rows.append(["frames in the kernel: 95% full at 256 GiB ≤ 1.5× empty 128 MiB (TCG)",
+                     f"{f:.1f} vs {e:.1f} cycles per pair ({f / e:.2f}×)", verdict(f <= 1.5 * e)])
     # kernel init
     if kres.get("128M", {}).get("init") and kres.get("256G", {}).get("init") is not None:
         a, b = kres["128M"]["init"], kres["256G"]["init"]

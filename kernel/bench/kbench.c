@@ -4,7 +4,10 @@
  *   kbench: <workload> ops=<n> cyc=<mean cycles per op> p50=.. p99=.. p999=.. max=..
  * where cyc is the sum of the measured operations' cycles divided by ops (an
  * op is a pair where the host tables count pairs) and the percentiles are per
- * single operation; the rdtsc cost is taken off every sample. Under TCG all of it is emulated time. */
+ * single operation; the rdtsc cost is taken off every sample. Under TCG all of it is emulated time.
+ * Workload 5 also prints, per fill level, how full memory was made and how
+ * long filling and undoing took ("kbench: f-single-<fill> fill: ...", lines
+ * without ops=). */
 #include "bench/kbench.h"
 
 #include "arch/x86_64/mmu_ops.h"
@@ -13,6 +16,7 @@
 #include "mm/frame.h"
 #include "mm/heap.h"
 #include "mm/mapper.h"
+#include "mm/mm.h"
 #include "mm/paging.h"
 
 #define MAX_SAMPLES 64000
@@ -238,22 +242,223 @@ static void w4(void)
     report("w4-realloc", OPS, sample_sum);
 }
 
-/* Workload 5: single frames, then contiguous aligned runs. */
-static void frames(void)
+/* Memory made FILL% full for workload 5, like the host bench (random frames
+ * taken, the free ones scattered) but in bulk: every free aligned 1 GiB and
+ * then 2 MiB run is taken, single frames too if the kernel's own leftovers
+ * exceed the target, and then random single frames inside the runs are given
+ * back until exactly the target is free.
+ *
+ * The runs are recorded in directory pages that live in the runs themselves:
+ * when a directory is full, the first frame of the next run taken becomes the
+ * next one (that frame is never given back as a hole and is freed last). So
+ * the bookkeeping needs no heap, never lives in free memory, and writes one
+ * page per DIR_SLOTS runs: under QEMU the first write to a guest page costs
+ * milliseconds and host memory, so nothing else in the runs is touched. */
+/* A directory entry: the run's base address (4 KiB aligned) with these bits. */
+#define RUN_ORDER 0x1f /* log2 of the frames in the run */
+#define RUN_DIR 0x20   /* the run's first frame is the directory page */
+#define RUN_HOLES 0x40 /* some of its frames were given back */
+#define DIR_SLOTS ((PAGE_SIZE - 16) / 8)
+
+struct fill_dir {
+    paddr_t next;            /* the directory before this one, 0 at the end */
+    uint64_t count;          /* entries used */
+    uint64_t run[DIR_SLOTS]; /* run base | RUN_* bits; run[0] holds this page */
+};
+_Static_assert(sizeof(struct fill_dir) == PAGE_SIZE, "a directory is one frame");
+
+struct fill {
+    paddr_t dir;           /* newest directory page, 0 when nothing was taken */
+    uint64_t base_free;    /* free frames before the fill */
+    uint64_t nruns, taken; /* runs and frames taken */
+    uint64_t holes;        /* frames given back inside the runs */
+};
+
+static inline paddr_t run_base(uint64_t e)
+{
+    return e & ~(paddr_t)(PAGE_SIZE - 1);
+}
+
+/* Records a run of 2^order frames just taken at base. */
+static void fill_push(struct fill *fl, paddr_t base, unsigned order)
+{
+    struct fill_dir *d = fl->dir ? PHYS2VIRT(fl->dir) : NULL;
+    uint64_t e = base | order;
+    if (!d || d->count == DIR_SLOTS) {
+        struct fill_dir *nd = PHYS2VIRT(base);
+        nd->next = fl->dir;
+        nd->count = 0;
+        fl->dir = base;
+        d = nd;
+        e |= RUN_DIR;
+    }
+    d->run[d->count++] = e;
+    fl->nruns++;
+    fl->taken += 1ull << order;
+}
+
+/* Gives back k random frames among the n starting at f0 (all still taken). */
+static void fill_holes(paddr_t f0, uint64_t n, uint64_t k)
+{
+    if (2 * k <= n) { /* sparse: random picks, one already given back is drawn again */
+        while (k) {
+            paddr_t f = f0 + below(n) * PAGE_SIZE;
+            if (frame_is_used(f)) {
+                frame_free(f);
+                k--;
+            }
+        }
+        return;
+    }
+    for (uint64_t i = 0; k; i++) /* dense: selection sampling, each frame once */
+        if (below(n - i) < k) {
+            frame_free(f0 + i * PAGE_SIZE);
+            k--;
+        }
+}
+
+/* Makes memory `pct`% full (of the usable frames; the kernel's own use
+ * counts). Memory already fuller than that is left as it is. */
+static void fill_take(struct fill *fl, unsigned pct)
+{
+    static const unsigned run_order[] = {18, 9}; /* 1 GiB, 2 MiB */
+    struct frame_stats st;
+    frame_get_stats(&st);
+    *fl = (struct fill){.base_free = st.free_frames};
+    uint64_t target = st.usable_frames - st.usable_frames * pct / 100;
+    if (st.free_frames <= target)
+        return;
+    for (size_t i = 0; i < ARRAY_SIZE(run_order); i++) {
+        uint64_t n = 1ull << run_order[i];
+        paddr_t p;
+        while ((p = frame_alloc_contig(n, n * PAGE_SIZE)))
+            fill_push(fl, p, run_order[i]);
+    }
+    frame_get_stats(&st);
+    for (uint64_t left = st.free_frames; left > target; left--) { /* the kernel's leftovers */
+        paddr_t f = frame_alloc();
+        if (!f)
+            break;
+        fill_push(fl, f, 0);
+    }
+    frame_get_stats(&st);
+    /* Holes: spread over the runs in proportion to their size (exact in
+     * total), each run's share at random places inside it. */
+    uint64_t need = st.free_frames < target ? target - st.free_frames : 0;
+    uint64_t room = fl->taken;
+    for (paddr_t b = fl->dir; b; b = ((struct fill_dir *)PHYS2VIRT(b))->next)
+        room--; /* directory pages stay */
+    /* (need exceeds room by a few only when the fill barely adds anything) */
+    need = MIN(need, room);
+    rng_state = 0xF111F111ull + pct;
+    for (paddr_t b = fl->dir; b && need; b = ((struct fill_dir *)PHYS2VIRT(b))->next) {
+        struct fill_dir *d = PHYS2VIRT(b);
+        for (uint64_t i = 0; i < d->count && need; i++) {
+            uint64_t e = d->run[i], skip = (e & RUN_DIR) ? 1 : 0;
+            uint64_t n = (1ull << (e & RUN_ORDER)) - skip;
+            uint64_t k = (uint64_t)((unsigned __int128)need * n / room);
+            room -= n;
+            if (!k)
+                continue;
+            need -= k;
+            fl->holes += k;
+            d->run[i] = e | RUN_HOLES;
+            fill_holes(run_base(e) + skip * PAGE_SIZE, n, k);
+        }
+    }
+}
+
+/* Gives back the frames of one recorded run that are still taken. */
+static void fill_free_run(uint64_t e)
+{
+    paddr_t base = run_base(e);
+    uint64_t n = 1ull << (e & RUN_ORDER);
+    if (!(e & RUN_HOLES)) {
+        frame_free_contig(base, n);
+        return;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        if (frame_is_used(base + i * PAGE_SIZE))
+            frame_free(base + i * PAGE_SIZE);
+}
+
+/* Gives back every frame fill_take took; complains when the free count is
+ * not back to what it was before, or the allocator's summaries disagree. */
+static void fill_undo(struct fill *fl, const char *name)
+{
+    for (paddr_t b = fl->dir, next; b; b = next) {
+        struct fill_dir *d = PHYS2VIRT(b);
+        for (uint64_t i = d->count; i-- > 1;)
+            fill_free_run(d->run[i]);
+        uint64_t self = d->run[0]; /* the run holding this page: last */
+        next = d->next;
+        fill_free_run(self);
+    }
+    fl->dir = 0;
+    struct frame_stats st;
+    frame_get_stats(&st);
+    if (st.free_frames != fl->base_free)
+        kprintf("kbench: %s: %llu frames free after the fill was undone, %llu before\n", name,
+                (unsigned long long)st.free_frames, (unsigned long long)fl->base_free);
+    if (!frame_check())
+        kprintf("kbench: %s: frame_check failed after the fill was undone\n", name);
+}
+
+/* Workload 5a: frame_alloc + frame_free pairs with memory `pct`% full. */
+static void frames_single(unsigned pct)
 {
     enum { OPS = 20000 };
+    char name[24];
+    ksnprintf(name, sizeof(name), "f-single-%u", pct);
+    struct frame_stats st;
+    frame_get_stats(&st);
+#ifdef SLAYER_DEBUG
+    /* debug builds poison every freed frame: a fill of a large guest would
+     * write (and make QEMU back) most of its memory */
+    if (pct && st.usable_frames > GiB(4) / PAGE_SIZE) {
+        kprintf("kbench: %s skipped (debug build, more than 4 GiB)\n", name);
+        return;
+    }
+#endif
+    struct fill fl;
+    uint64_t t0 = tsc();
+    fill_take(&fl, pct);
+    uint64_t took = tsc() - t0;
+    frame_get_stats(&st);
+    uint64_t used =
+        ((st.usable_frames - st.free_frames) * 1000 + st.usable_frames / 2) / st.usable_frames;
+    kprintf("kbench: %s fill: %llu.%llu%% of %llu frames used; took %llu frames in %llu runs, "
+            "gave back %llu, in %llu Mcycles\n",
+            name, (unsigned long long)used / 10, (unsigned long long)used % 10,
+            (unsigned long long)st.usable_frames, (unsigned long long)fl.taken,
+            (unsigned long long)fl.nruns, (unsigned long long)fl.holes,
+            (unsigned long long)took / 1000000);
     begin();
     for (size_t k = 0; k < OPS; k++) {
-        uint64_t t0 = tsc();
-        paddr_t f = frame_alloc();
         uint64_t t1 = tsc();
+        paddr_t f = frame_alloc();
+        uint64_t t2 = tsc();
         if (f)
             frame_free(f);
-        uint64_t t2 = tsc();
-        sample(t1 - t0);
+        uint64_t t3 = tsc();
         sample(t2 - t1);
+        sample(t3 - t2);
     }
-    report("f-single", OPS, sample_sum);
+    report(name, OPS, sample_sum);
+    t0 = tsc();
+    fill_undo(&fl, name);
+    if (fl.taken)
+        kprintf("kbench: %s fill undone in %llu Mcycles\n", name,
+                (unsigned long long)(tsc() - t0) / 1000000);
+}
+
+/* Workload 5: single frames with memory 0, 50 and 95% full, then contiguous
+ * aligned runs. */
+static void frames(void)
+{
+    static const unsigned fills[] = {0, 50, 95};
+    for (size_t j = 0; j < ARRAY_SIZE(fills); j++)
+        frames_single(fills[j]);
 
     begin();
     uint64_t total = 0;

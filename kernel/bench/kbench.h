@@ -5,5 +5,6 @@
 
 /* Runs every workload once and prints one `kbench: ...` line each, then
  * `kbench: done`. Leaves the heap and the frame allocator as it found them
- * (except heap caches). */
+ * (except heap caches; the frame workload fills memory to 95% for a while,
+ * and says so if the free-frame count does not come back). */
 void kbench_run(void);
