@@ -132,6 +132,35 @@ const char *ktest_last_panic(void)
     return panic_message;
 }
 
+static char captured[4096];
+static size_t captured_len;
+
+static void capture_sink(const char *s, size_t len)
+{
+    size_t room = sizeof(captured) - 1 - captured_len;
+    len = MIN(len, room);
+    memcpy(captured + captured_len, s, len);
+    captured_len += len;
+    captured[captured_len] = 0;
+}
+
+void ktest_capture_start(void)
+{
+    captured_len = 0;
+    captured[0] = 0;
+    kprintf_add_sink(capture_sink);
+}
+
+void ktest_capture_stop(void)
+{
+    kprintf_remove_sink(capture_sink);
+}
+
+const char *ktest_captured(void)
+{
+    return captured;
+}
+
 void ktest_fail_at(const char *file, int line, const char *cond, const char *fmt, ...)
 {
     va_list ap;

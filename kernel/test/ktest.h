@@ -51,6 +51,14 @@ bool ktest_expect_panic(void (*fn)(void *), void *arg, const char *want);
 /* The message of the panic caught by the latest ktest_expect_panic(). */
 const char *ktest_last_panic(void);
 
+/* Starts copying everything kprintf prints into a 4 KiB buffer (emptied
+ * first; what does not fit is dropped). */
+void ktest_capture_start(void);
+/* Stops the copying; the text stays readable through ktest_captured(). */
+void ktest_capture_stop(void);
+/* What was printed between the last ktest_capture_start and stop, NUL-terminated. */
+const char *ktest_captured(void);
+
 /* Runs all tests whose name contains filter (NULL or "" = all), prints one
  * line per test and "ktest: N passed, N failed"; returns the failure count. */
 int ktest_run_all(const char *filter);

@@ -18,28 +18,6 @@ struct descriptor_pointer {
     uint64_t base;
 } PACKED;
 
-/* ---- capturing kprintf output ---- */
-static char captured[512];
-static size_t captured_len;
-
-static void capture_sink(const char *s, size_t len)
-{
-    size_t room = sizeof(captured) - 1 - captured_len;
-    len = MIN(len, room);
-    memcpy(captured + captured_len, s, len);
-    captured_len += len;
-    captured[captured_len] = 0;
-}
-
-static void capture_start(void)
-{
-    captured_len = 0;
-    captured[0] = 0;
-    kprintf_add_sink(capture_sink);
-}
-
-static void capture_stop(void) { kprintf_remove_sink(capture_sink); }
-
 /* ---- CPU state set up at boot ---- */
 KTEST(cpu_gdt_and_tss_loaded)
 {
@@ -244,11 +222,11 @@ KTEST(cpu_breakpoint)
     KT_EXPECT(ktest_expect_fault(do_int3, NULL, EXC_BP, NULL, NULL));
     /* Not caught: logged, and execution continues after the int3. */
     unsigned long before = exception_breakpoint_count();
-    capture_start();
+    ktest_capture_start();
     do_int3(NULL);
-    capture_stop();
+    ktest_capture_stop();
     KT_EXPECT(exception_breakpoint_count() == before + 1);
-    KT_EXPECT(strstr(captured, "breakpoint") && strstr(captured, "do_int3"), "log: %s", captured);
+    KT_EXPECT(strstr(ktest_captured(), "breakpoint") && strstr(ktest_captured(), "do_int3"), "log: %s", ktest_captured());
 }
 
 KTEST(cpu_fault_catcher_contract)
@@ -275,10 +253,10 @@ static void record_vector(struct interrupt_frame *f) { seen_vector = f->vector; 
 
 KTEST(cpu_interrupt_handlers)
 {
-    capture_start();
+    ktest_capture_start();
     __asm__ volatile("int $201");
-    capture_stop();
-    KT_EXPECT(strstr(captured, "unexpected interrupt 201"), "log: %s", captured);
+    ktest_capture_stop();
+    KT_EXPECT(strstr(ktest_captured(), "unexpected interrupt 201"), "log: %s", ktest_captured());
 
     seen_vector = 0;
     idt_set_handler(200, record_vector);

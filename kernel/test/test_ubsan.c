@@ -20,19 +20,6 @@ KTEST(ubsan_not_in_this_build)
 #include "arch/x86_64/exceptions.h"
 #include "lib/panic.h"
 
-/* ---- capturing the reports ---- */
-static char captured[4096];
-static size_t captured_len;
-
-static void capture_sink(const char *s, size_t len)
-{
-    size_t room = sizeof(captured) - 1 - captured_len;
-    len = MIN(len, room);
-    memcpy(captured + captured_len, s, len);
-    captured_len += len;
-    captured[captured_len] = 0;
-}
-
 /* The line of the statement that misbehaved last: UB(stmt) records it. */
 static volatile int ub_line;
 #define UB(stmt)                                                                                   \
@@ -41,17 +28,15 @@ static volatile int ub_line;
         stmt;                                                                                      \
     } while (0)
 
-/* Runs fn(arg) with reports expected and kprintf captured; returns how many
+/* Runs fn(arg) with reports expected and kprintf ktest_captured(); returns how many
  * reports it printed. */
 static unsigned long run_expecting(void (*fn)(void *), void *arg)
 {
-    captured_len = 0;
-    captured[0] = 0;
-    kprintf_add_sink(capture_sink);
+    ktest_capture_start();
     ubsan_expect_begin();
     fn(arg);
     unsigned long n = ubsan_expect_end();
-    kprintf_remove_sink(capture_sink);
+    ktest_capture_stop();
     return n;
 }
 
@@ -60,12 +45,12 @@ static bool has_header(const char *kind)
 {
     char want[128];
     ksnprintf(want, sizeof(want), "UBSAN: %s at %s:%d:", kind, __FILE__, ub_line);
-    return strstr(captured, want) != NULL;
+    return strstr(ktest_captured(), want) != NULL;
 }
 
 static bool has(const char *text)
 {
-    return strstr(captured, text) != NULL;
+    return strstr(ktest_captured(), text) != NULL;
 }
 
 /* Values the compiler cannot see through. */
@@ -84,7 +69,7 @@ static unsigned long deliberate_unexpected;
 static bool frame0_in(const char *fn)
 {
     static const char prefix[] = "backtrace:\n  #0 0x";
-    const char *f0 = strstr(captured, prefix);
+    const char *f0 = strstr(ktest_captured(), prefix);
     if (!f0)
         return false;
     f0 += sizeof(prefix) - 1;
@@ -127,19 +112,19 @@ __attribute__((noinline)) static void shift_negative_value(void *arg)
 KTEST(ubsan_shift_out_of_bounds)
 {
     KT_EXPECT(run_expecting(shift_too_far, NULL) == 1);
-    KT_EXPECT(has_header("shift-out-of-bounds"), "report: %s", captured);
+    KT_EXPECT(has_header("shift-out-of-bounds"), "report: %s", ktest_captured());
     KT_EXPECT(has("  shift exponent 70 is too large for 64-bit type 'long unsigned int'\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
     /* the backtrace starts in the function that shifted */
-    KT_EXPECT(frame0_in("shift_too_far"), "report: %s", captured);
+    KT_EXPECT(frame0_in("shift_too_far"), "report: %s", ktest_captured());
 
     KT_EXPECT(run_expecting(shift_negative_exponent, NULL) == 1);
     KT_EXPECT(has_header("shift-out-of-bounds") && has("  shift exponent -1 is negative\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
 
     KT_EXPECT(run_expecting(shift_negative_value, NULL) == 1);
     KT_EXPECT(has_header("shift-out-of-bounds") && has("  left shift of negative value -1\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
 }
 
 /* ---- signed arithmetic ---- */
@@ -170,27 +155,27 @@ __attribute__((noinline)) static void negate_overflow(void *arg)
 KTEST(ubsan_signed_overflow)
 {
     KT_EXPECT(run_expecting(add_overflow, NULL) == 1);
-    KT_EXPECT(has_header("signed-integer-overflow"), "report: %s", captured);
+    KT_EXPECT(has_header("signed-integer-overflow"), "report: %s", ktest_captured());
     KT_EXPECT(
         has("  signed integer overflow: 2147483647 + 1 cannot be represented in type 'int'\n"),
-        "report: %s", captured);
+        "report: %s", ktest_captured());
 
     KT_EXPECT(run_expecting(sub_overflow, NULL) == 1);
     KT_EXPECT(has_header("signed-integer-overflow") &&
                   has("  signed integer overflow: -9223372036854775808 - 1 cannot be represented "
                       "in type 'long int'\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
 
     KT_EXPECT(run_expecting(mul_overflow, NULL) == 1);
     KT_EXPECT(has_header("signed-integer-overflow") &&
                   has("  signed integer overflow: 4611686018427387904 * 2 cannot be represented "
                       "in type 'long int'\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
 
     KT_EXPECT(run_expecting(negate_overflow, NULL) == 1);
     KT_EXPECT(has_header("signed-integer-overflow") &&
                   has("  negation of -2147483648 cannot be represented in type 'int'\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
 }
 
 /* ---- division: reported, then the CPU raises #DE as it would anyway ---- */
@@ -202,16 +187,15 @@ __attribute__((noinline)) static void divide_by_zero(void *arg)
 
 KTEST(ubsan_divide_by_zero)
 {
-    captured_len = 0;
-    kprintf_add_sink(capture_sink);
+    ktest_capture_start();
     ubsan_expect_begin();
     bool faulted = ktest_expect_fault(divide_by_zero, NULL, EXC_DE, NULL, NULL);
     unsigned long n = ubsan_expect_end();
-    kprintf_remove_sink(capture_sink);
+    ktest_capture_stop();
     KT_EXPECT(faulted, "no #DE after the report");
     KT_EXPECT(n == 1, "%lu reports", n);
     KT_EXPECT(has_header("integer-divide-by-zero") && has("  division by zero in type 'int'\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
 }
 
 /* ---- array bounds ---- */
@@ -230,9 +214,9 @@ __attribute__((noinline)) static void index_out_of_bounds(void *arg)
 KTEST(ubsan_array_index_out_of_bounds)
 {
     KT_EXPECT(run_expecting(index_out_of_bounds, NULL) == 1);
-    KT_EXPECT(has_header("array-index-out-of-bounds"), "report: %s", captured);
-    KT_EXPECT(has("  index 9 out of bounds for type 'int [8]'\n"), "report: %s", captured);
-    KT_EXPECT(frame0_in("index_out_of_bounds"), "report: %s", captured);
+    KT_EXPECT(has_header("array-index-out-of-bounds"), "report: %s", ktest_captured());
+    KT_EXPECT(has("  index 9 out of bounds for type 'int [8]'\n"), "report: %s", ktest_captured());
+    KT_EXPECT(frame0_in("index_out_of_bounds"), "report: %s", ktest_captured());
 }
 
 /* ---- alignment ---- */
@@ -255,12 +239,12 @@ KTEST(ubsan_misaligned_access)
     char want[160];
     void *p = (char *)words + 1;
     KT_EXPECT(run_expecting(misaligned_load, p) == 1);
-    KT_EXPECT(has_header("misaligned-access"), "report: %s", captured);
+    KT_EXPECT(has_header("misaligned-access"), "report: %s", ktest_captured());
     ksnprintf(want, sizeof(want),
               "  load of misaligned address %p for type 'const uint64_t' which requires 8 byte "
               "alignment\n",
               p);
-    KT_EXPECT(has(want), "want: %s report: %s", want, captured);
+    KT_EXPECT(has(want), "want: %s report: %s", want, ktest_captured());
 
     p = (char *)words + 6;
     KT_EXPECT(run_expecting(misaligned_store, p) == 1);
@@ -268,7 +252,7 @@ KTEST(ubsan_misaligned_access)
               "  store to misaligned address %p for type 'uint32_t' which requires 4 byte "
               "alignment\n",
               p);
-    KT_EXPECT(has_header("misaligned-access") && has(want), "want: %s report: %s", want, captured);
+    KT_EXPECT(has_header("misaligned-access") && has(want), "want: %s report: %s", want, ktest_captured());
 }
 
 /* ---- null: reported, then the unmapped page 0 faults ---- */
@@ -282,16 +266,15 @@ __attribute__((noinline)) static void null_load(void *arg)
 
 KTEST(ubsan_null_pointer_load)
 {
-    captured_len = 0;
-    kprintf_add_sink(capture_sink);
+    ktest_capture_start();
     ubsan_expect_begin();
     bool faulted = ktest_expect_fault(null_load, NULL, EXC_PF, NULL, NULL);
     unsigned long n = ubsan_expect_end();
-    kprintf_remove_sink(capture_sink);
+    ktest_capture_stop();
     KT_EXPECT(faulted, "no #PF after the report");
     KT_EXPECT(n == 1, "%lu reports", n);
     KT_EXPECT(has_header("null-pointer-use") && has("  load of null pointer of type 'int'\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
 }
 
 /* ---- the rest of the checks, one each ---- */
@@ -361,32 +344,32 @@ KTEST(ubsan_other_checks)
     KT_EXPECT(run_expecting(invalid_bool, NULL) == 1);
     KT_EXPECT(has_header("invalid-value-load") &&
                   has("  load of value 5, which is not a valid value for type '_Bool'\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
 
     KT_EXPECT(run_expecting(pointer_overflow, NULL) == 1);
     ksnprintf(want, sizeof(want), "  pointer index expression with base %p overflowed to %p\n",
               (void *)0xfffffffffffffff0ULL, (void *)0x10);
-    KT_EXPECT(has_header("pointer-overflow") && has(want), "want: %s report: %s", want, captured);
+    KT_EXPECT(has_header("pointer-overflow") && has(want), "want: %s report: %s", want, ktest_captured());
 
     KT_EXPECT(run_expecting(vla_bound_zero, NULL) == 1);
     KT_EXPECT(has_header("vla-bound-not-positive") &&
                   has("  variable length array bound evaluates to non-positive value 0\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
 
     KT_EXPECT(run_expecting(ctz_of_zero, NULL) == 1);
     KT_EXPECT(has_header("invalid-builtin-use") &&
                   has("  passing zero to ctz(), which is not a valid argument\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
 
     KT_EXPECT(run_expecting(nonnull_argument, NULL) == 1);
     KT_EXPECT(has_header("nonnull-argument") &&
                   has("  null pointer passed as argument 1, which is declared to never be null\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
 
     KT_EXPECT(run_expecting(nonnull_return, NULL) == 1);
     KT_EXPECT(has_header("nonnull-return") &&
                   has("  null pointer returned from function declared to never return null\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
 }
 
 /* ---- one report per source location ---- */
@@ -403,7 +386,7 @@ KTEST(ubsan_reports_each_location_once)
     unsigned long before = ubsan_report_count();
     KT_EXPECT(run_expecting(overflow_three_times, NULL) == 1);
     KT_EXPECT(ubsan_report_count() == before + 1);
-    KT_EXPECT(has("2147483647 + 1 cannot") && !has("2147483647 + 2"), "report: %s", captured);
+    KT_EXPECT(has("2147483647 + 1 cannot") && !has("2147483647 + 2"), "report: %s", ktest_captured());
     KT_EXPECT(run_expecting(overflow_three_times, NULL) == 0, "a second run reported again");
 }
 
@@ -418,17 +401,16 @@ __attribute__((noinline)) static void reach_unreachable(void *arg)
 
 KTEST(ubsan_unreachable_panics)
 {
-    captured_len = 0;
-    kprintf_add_sink(capture_sink);
+    ktest_capture_start();
     ubsan_expect_begin();
     bool panicked = ktest_expect_panic(reach_unreachable, NULL, "UBSAN: unreachable");
     unsigned long n = ubsan_expect_end();
-    kprintf_remove_sink(capture_sink);
+    ktest_capture_stop();
     KT_EXPECT(panicked, "panic: '%s'", ktest_last_panic());
     KT_EXPECT(n == 1, "%lu reports", n);
     KT_EXPECT(has_header("unreachable") &&
                   has("  execution reached an unreachable program point\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
     char where[96];
     ksnprintf(where, sizeof(where), "%s:%d: UBSAN: unreachable", __FILE__, ub_line);
     KT_EXPECT(strstr(ktest_last_panic(), where), "panic: '%s'", ktest_last_panic());
@@ -445,18 +427,17 @@ KTEST(ubsan_unexpected_report_fails_a_test_boot)
     /* ktest mode is strict: an undeliberate report panics, so QEMU exits
      * with the panic status and the boot fails. */
     unsigned long before = ubsan_unexpected_count();
-    captured_len = 0;
-    kprintf_add_sink(capture_sink);
+    ktest_capture_start();
     bool panicked =
         ktest_expect_panic(unexpected_overflow, NULL, "(strict mode: every report is fatal)");
-    kprintf_remove_sink(capture_sink);
+    ktest_capture_stop();
     KT_EXPECT(panicked, "panic: '%s'", ktest_last_panic());
     KT_EXPECT(ubsan_unexpected_count() == before + 1);
     deliberate_unexpected += ubsan_unexpected_count() - before;
     KT_EXPECT(has_header("signed-integer-overflow") &&
                   has("  signed integer overflow: -2147483648 - 1 cannot be represented in type "
                       "'int'\n"),
-              "report: %s", captured);
+              "report: %s", ktest_captured());
 }
 
 #endif /* UBSAN_ENABLED */
