@@ -109,8 +109,10 @@ $(BUILD)/host/tests: $(HOST_TEST_SRC) $(HOST_SRC) $(wildcard tests/host/*.h) $(s
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_FLAGS) $(HOST_TEST_SRC) $(HOST_SRC) -o $@ -lcriterion
 
-host-test: deps-check $(BUILD)/host/tests
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/host/tests --jobs 2
+# SLAYER_FONT: the font the kernel links (mk/font.mk), which a host test parses.
+host-test: deps-check $(BUILD)/host/tests $(FONT_OBJ)
+	SLAYER_FONT=$(BUILD)/font/font.psf ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(BUILD)/host/tests --jobs 2
 
 # The boot matrix, then every other QEMU scenario (tests/qemu/test_*.sh).
 qemu-test: deps-check $(BUILD)/kernel.elf

@@ -12,5 +12,6 @@ $(HOST_DEBUG_BIN): $(HOST_TEST_SRC) $(HOST_SRC) $(wildcard tests/host/*.h) $(she
 	$(HOSTCC) $(HOST_FLAGS) -DSLAYER_DEBUG=1 $(HOST_TEST_SRC) $(HOST_SRC) -o $@ -lcriterion
 
 .PHONY: host-test-debug
-host-test-debug: deps-check $(HOST_DEBUG_BIN)
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(HOST_DEBUG_BIN) --jobs 2
+host-test-debug: deps-check $(HOST_DEBUG_BIN) $(FONT_OBJ)
+	SLAYER_FONT=$(BUILD)/font/font.psf ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(HOST_DEBUG_BIN) --jobs 2
