@@ -1,13 +1,16 @@
 /* Physical frame allocator.
  *
  * The bitmap holds one bit per 4 KiB frame, 1 = used, from frame 0 up to the
- * highest usable or bootloader-reclaimable frame. Above it sit three summary
- * levels, each one bit per word of the level below:
+ * highest usable or bootloader-reclaimable frame. Above it sit two summary
+ * trees of three levels, each one bit per word of the level below:
  *
- *   sum3  1 bit per 64 GiB   (scanned linearly; one word up to 4 TiB of RAM)
- *   sum2  1 bit per 1 GiB
- *   sum1  1 bit per 256 KiB  (= per bitmap word)
- *   bitmap 1 bit per 4 KiB
+ *   sum3    1 bit per 64 GiB   empty3  (scanned linearly; one word per 4 TiB)
+ *   sum2    1 bit per 1 GiB    empty2
+ *   sum1    1 bit per 256 KiB  empty1  (= per bitmap word)
+ *   bitmap  1 bit per 4 KiB
+ *
+ * sum* lead to words with a free frame, empty* to wholly free words (all 64
+ * frames free: a free, 256 KiB-aligned 256 KiB block).
  *
  * Invariants (frame_check verifies them):
  *   - sum1 is lazy in one direction: a 0 bit guarantees that its bitmap word
@@ -15,15 +18,36 @@
  *     when it takes a word's last free frame; the next descent that lands on
  *     the full word clears it then (and retries). So a pair that empties and
  *     refills one word touches only the bitmap word, not three summary levels.
- *   - sum2 and sum3 are exact: a bit is 1 exactly when the word below it is
- *     non-zero. Hence a 1 bit in sum1 implies its sum2 and sum3 bits are 1, and
- *     frame_free only has to look at sum1 when it frees into a full word.
+ *   - empty1 is lazy the same way: a 0 bit guarantees that its word is not
+ *     wholly free; a 1 bit means "maybe". frame_alloc never touches it (a
+ *     frame taken from a wholly free word leaves the bit stale); frame_free,
+ *     frame_free_contig and the bulk paths set it when a word becomes 0; a
+ *     contig descent that lands on a non-zero word clears it and retries.
+ *   - sum2/sum3 and empty2/empty3 are exact: a bit is 1 exactly when the word
+ *     below it is non-zero. Hence a 1 bit at the lowest level implies its
+ *     upper bits are 1, and frame_free only has to look at sum1 (empty1) when
+ *     it frees into a full word (the last used frame of a word).
  *
- * frame_alloc walks down with one count-trailing-zeros per level and takes
- * the lowest free frame: the cost does not depend on how full memory is, and
- * on RAM size only through the sum3 scan (one word per 4 TiB). Each stale sum1
- * bit costs one extra descent once, paid by the alloc that finds it. The
- * summaries cost 1/64 + 1/4096 + ... of the bitmap: 32.5 KiB per GiB in all.
+ * frame_alloc walks down sum* with one count-trailing-zeros per level and
+ * takes the lowest free frame: the cost does not depend on how full memory
+ * is, and on RAM size only through the sum3 scan (one word per 4 TiB). Each
+ * stale sum1 bit costs one extra descent once, paid by the alloc that finds
+ * it. frame_free tests two rare cases (word was full, word is now empty).
+ *
+ * frame_alloc_contig(count, align) with count <= 64 and align <= 256 KiB
+ * (one word) is O(1): it tries the free aligned slots of the cursor word (the
+ * word the last small run came from or went back to; one mask test), else
+ * takes the lowest wholly free word through empty*; each stale empty1 bit
+ * costs one extra descent once. It is not first-fit: holes in partly used
+ * words (e.g. the upper half of a 64 KiB block whose lower half holds a half
+ * slab) are left to frame_alloc. Only when no wholly free word exists does it
+ * fall back to the first-fit scan from the lowest free frame. Longer runs
+ * scan first-fit, starting at the lowest wholly free word when every such run
+ * must hold one (count >= 128, or count >= 64 with align >= 256 KiB), and
+ * fail at once when there is none.
+ *
+ * The summaries cost 2 x (1/64 + 1/4096 + ...) of the bitmap: 33 KiB per GiB
+ * in all (bitmap 32 KiB).
  *
  * The metadata is bump-allocated from the top of the largest usable region
  * (inside the HHDM) and is not managed memory afterwards. A private copy of
@@ -32,8 +56,8 @@
  * usable region is checked first without a search.
  *
  * Locking: none yet (one CPU). With SMP, one spinlock guards everything here
- * and per-CPU magazines sit in front of frame_alloc/frame_free; there is no
- * allocation cursor to share. */
+ * and per-CPU magazines sit in front of frame_alloc/frame_free; the contig
+ * cursor is a hint under the same lock. */
 #include "mm/frame.h"
 
 #include "lib/panic.h"
@@ -83,12 +107,15 @@ static struct {
     uint64_t *sum1;     /* n1 words, 1 bit per bitmap word: 0 = full, 1 = maybe free */
     uint64_t *sum2;     /* n2 words, 1 bit per sum1 word: it is non-zero (exact) */
     uint64_t *sum3;     /* n3 words + one non-zero sentinel, 1 bit per sum2 word */
-    size_t n3;
+    uint64_t *empty1;   /* n1 words, 1 bit per bitmap word: 0 = not wholly free, 1 = maybe */
     paddr_t fast_base;  /* largest usable region: frame_free checks it first */
     uint64_t fast_frames;
     uint64_t free_frames;
 
-    size_t nbm, n1, n2;
+    uint64_t *empty2;   /* n2 words, 1 bit per empty1 word: it is non-zero (exact) */
+    uint64_t *empty3;   /* n3 words + one non-zero sentinel, 1 bit per empty2 word */
+    uint64_t cursor;    /* bitmap word of the last small contig run (a hint) */
+    size_t n3, nbm, n1, n2;
     uint64_t total_frames;
     uint64_t usable_frames, reserved_frames, reclaimable_frames, reclaimed_frames;
     paddr_t meta_base;
@@ -121,19 +148,41 @@ static void __attribute__((noinline)) mark_full(uint64_t w)
             fa.sum3[w / 262144] &= ~BIT(w / 4096);
 }
 
-/* Sets frames [f0, f1) used or free, keeping the summaries right. */
+/* Bitmap word w became 0 (wholly free): set its bit at every empty level. */
+static void __attribute__((noinline)) mark_empty(uint64_t w)
+{
+    fa.empty1[w / 64] |= BIT(w);
+    fa.empty2[w / 4096] |= BIT(w / 64);
+    fa.empty3[w / 262144] |= BIT(w / 4096);
+}
+
+/* Bitmap word w is not wholly free: clear its empty1 bit, and upwards while
+ * words empty (also how a stale empty1 bit is cleared). */
+static void mark_not_empty(uint64_t w)
+{
+    if ((fa.empty1[w / 64] &= ~BIT(w)) == 0)
+        if ((fa.empty2[w / 4096] &= ~BIT(w / 64)) == 0)
+            fa.empty3[w / 262144] &= ~BIT(w / 4096);
+}
+
+/* Sets frames [f0, f1) used or free, keeping the summaries right. A word
+ * that was wholly free loses its empty1 bit at once (not lazily). */
 static void set_range(uint64_t f0, uint64_t f1, bool used)
 {
     while (f0 < f1) {
         uint64_t w = f0 / 64, n = MIN(f1 - f0, 64 - f0 % 64);
-        uint64_t mask = (n == 64 ? FULL : (BIT(n) - 1)) << (f0 % 64);
+        uint64_t mask = (n == 64 ? FULL : (BIT(n) - 1)) << (f0 % 64), old = fa.bitmap[w];
         if (used) {
-            fa.bitmap[w] |= mask;
-            if (fa.bitmap[w] == FULL)
+            fa.bitmap[w] = old | mask;
+            if (old == 0)
+                mark_not_empty(w);
+            if ((old | mask) == FULL)
                 mark_full(w);
         } else {
-            fa.bitmap[w] &= ~mask;
+            fa.bitmap[w] = old & ~mask;
             mark_has_free(w);
+            if ((old & ~mask) == 0)
+                mark_empty(w);
         }
         f0 += n;
     }
@@ -156,7 +205,10 @@ static void bits_assign(uint64_t *a, uint64_t b0, uint64_t b1, bool ones)
     a[w1] = ones ? a[w1] | m1 : a[w1] & ~m1;
 }
 
-/* Frames [f0, f1) become free: the bitmap, then every summary level, in bulk. */
+/* Frames [f0, f1) become free: the bitmap, then every summary level, in bulk.
+ * The words wholly inside get their empty bits in bulk; the two end words
+ * when they are now 0. (In frame_init a later gap may still set bits of an
+ * end word: its empty1 bit is then stale, which is allowed.) */
 static void set_free_bulk(uint64_t f0, uint64_t f1)
 {
     if (f0 >= f1)
@@ -166,6 +218,16 @@ static void set_free_bulk(uint64_t f0, uint64_t f1)
     bits_assign(fa.sum1, w0, w1, true);
     bits_assign(fa.sum2, w0 / 64, (w1 - 1) / 64 + 1, true);
     bits_assign(fa.sum3, w0 / 4096, (w1 - 1) / 4096 + 1, true);
+    uint64_t a = div_up(f0, 64), b = f1 / 64; /* whole words [a, b) */
+    if (a < b) {
+        bits_assign(fa.empty1, a, b, true);
+        bits_assign(fa.empty2, a / 64, (b - 1) / 64 + 1, true);
+        bits_assign(fa.empty3, a / 4096, (b - 1) / 4096 + 1, true);
+    }
+    if (fa.bitmap[w0] == 0)
+        mark_empty(w0);
+    if (fa.bitmap[w1 - 1] == 0)
+        mark_empty(w1 - 1);
 }
 
 /* The region holding physical address a, or NULL when the map has a hole there. */
@@ -223,30 +285,39 @@ static void __attribute__((noinline)) free_one(paddr_t f, void *caller)
     fa.bitmap[w] = old & ~BIT(i);
     if (old == FULL && !(fa.sum1[w / 64] & BIT(w)))
         mark_has_free(w);
+    if ((old & ~BIT(i)) == 0 && !(fa.empty1[w / 64] & BIT(w)))
+        mark_empty(w);
     fa.free_frames++;
 #ifdef MM_POISON
     memset(PHYS2VIRT(f), FRAME_POISON, PAGE_SIZE);
 #endif
 }
 
-/* Sets *w to the bitmap word the summaries lead to (lowest first); false when
- * they are all 0. The word may be full: its sum1 bit may be stale. */
-static inline bool descend(uint64_t *w)
+/* Sets *w to the bitmap word that levels l3/l2/l1 (sum* or empty*) lead to,
+ * lowest first; false when they are all 0. The lowest level may be stale. */
+static inline bool descend_in(const uint64_t *l3, const uint64_t *l2, const uint64_t *l1,
+                              uint64_t *w)
 {
-    uint64_t top = fa.sum3[0], i2;
+    uint64_t top = l3[0], i2;
     if (likely(top)) {
         i2 = CTZ(top);
-    } else { /* more than 4 TiB of frames, or memory exhausted */
+    } else { /* more than 4 TiB of frames, or none left */
         size_t i3 = 0;
-        while (!(top = fa.sum3[++i3])) /* the non-zero sentinel ends the scan */
+        while (!(top = l3[++i3])) /* the non-zero sentinel ends the scan */
             ;
         if (i3 == fa.n3)
             return false;
         i2 = i3 * 64 + CTZ(top);
     }
-    uint64_t i1 = i2 * 64 + CTZ(fa.sum2[i2]);
-    *w = i1 * 64 + CTZ(fa.sum1[i1]);
+    uint64_t i1 = i2 * 64 + CTZ(l2[i2]);
+    *w = i1 * 64 + CTZ(l1[i1]);
     return true;
+}
+
+/* The word with the lowest free frame (it may be full: a stale sum1 bit). */
+static inline bool descend(uint64_t *w)
+{
+    return descend_in(fa.sum3, fa.sum2, fa.sum1, w);
 }
 
 /* Takes the lowest free frame of bitmap word w (not full). The word may
@@ -300,6 +371,9 @@ void frame_free(paddr_t frame)
     if (unlikely(((off >> PAGE_SHIFT) | (off << (64 - PAGE_SHIFT))) >= fa.fast_frames))
         return free_one(frame, __builtin_return_address(0));
     uint64_t i = frame >> PAGE_SHIFT, w = i / 64, old = fa.bitmap[w], word = old ^ BIT(i);
+    /* (Opaque to the compiler: else it tests word == 0 as old == BIT(i) and
+     * builds BIT(i) with two more instructions instead of one btc.) */
+    __asm__("" : "+r"(word));
     if (unlikely(word > old)) /* the flip set the bit: it was free */
         return free_one(frame, __builtin_return_address(0)); /* panics: double free */
     fa.bitmap[w] = word;
@@ -307,6 +381,14 @@ void frame_free(paddr_t frame)
 #ifdef MM_POISON
     memset(PHYS2VIRT(frame), FRAME_POISON, PAGE_SIZE);
 #endif
+    /* The word's last used frame: it is wholly free now, and empty1 must say
+     * so (its 0 bits are exact). Usually the bit is still set: frame_alloc
+     * leaves it when it takes a frame from a wholly free word. */
+    if (unlikely(word == 0)) {
+        if (!(fa.empty1[w / 64] & BIT(w)))
+            mark_empty(w);
+        return;
+    }
     /* Freeing into a full word whose sum1 bit is still set (stale) needs
      * nothing more: sum2 and sum3 are always set above a set sum1 bit. */
     if (unlikely(old == FULL) && !(fa.sum1[w / 64] & BIT(w)))
@@ -351,17 +433,102 @@ static uint64_t next_used(uint64_t f, uint64_t end)
     return end;
 }
 
+#ifdef SLAYER_HOST
+uint64_t frame_contig_probes;
+#define PROBE() (frame_contig_probes++)
+#else
+#define PROBE() ((void)0)
+#endif
+
+/* Sets *w to the lowest wholly free bitmap word; false when there is none.
+ * Clears the stale empty1 bits it lands on (each one once: frame_alloc left
+ * them when it took a frame from a wholly free word). */
+static bool empty_word(uint64_t *w)
+{
+    for (;;) {
+        if (!descend_in(fa.empty3, fa.empty2, fa.empty1, w))
+            return false;
+        PROBE();
+        if (fa.bitmap[*w] == 0)
+            return true;
+        mark_not_empty(*w);
+    }
+}
+
+/* Bits p of `free` such that bits [p, p + count) are all set (1 <= count <=
+ * 64): the run doubles in length per step, at most six steps. Zeroes shift in
+ * at the top, so no run reaches past bit 63. */
+static inline uint64_t run_starts(uint64_t free, uint64_t count)
+{
+    for (uint64_t len = 1; len < count;) {
+        uint64_t s = MIN(len, count - len);
+        free &= free >> s;
+        len += s;
+    }
+    return free;
+}
+
+/* The bit positions of a word that are multiples of 2^k frames, k = 0..6. */
+static const uint64_t slot_masks[7] = {
+    FULL, 0x5555555555555555ULL, 0x1111111111111111ULL, 0x0101010101010101ULL,
+    0x0001000100010001ULL, 0x0000000100000001ULL, 1,
+};
+
+/* A run of count <= 64 frames aligned to step <= 64 frames inside one bitmap
+ * word: the cursor word's free slots (one mask test), else the lowest wholly
+ * free word. 0 when neither has room (the caller then scans). */
+static paddr_t contig_small(uint64_t count, uint64_t step)
+{
+    uint64_t w = fa.cursor, old = fa.bitmap[w];
+    uint64_t r = run_starts(~old, count) & slot_masks[CTZ(step)];
+    PROBE();
+    if (!r) {
+        if (!empty_word(&w))
+            return 0;
+        old = 0;
+        r = 1;
+    }
+    uint64_t p = CTZ(r), word = old | (FULL >> (64 - count) << p);
+    fa.bitmap[w] = word;
+    fa.free_frames -= count;
+    fa.cursor = w;
+    if (old == 0)
+        mark_not_empty(w);
+    if (word == FULL)
+        mark_full(w);
+    return (w * 64 + p) << PAGE_SHIFT;
+}
+
 paddr_t frame_alloc_contig(size_t count, uint64_t align)
 {
     if (align < PAGE_SIZE)
         align = PAGE_SIZE;
     kassert((align & (align - 1)) == 0, "frame_alloc_contig: align %#llx is not a power of two",
             (unsigned long long)align);
-    uint64_t step = align >> PAGE_SHIFT;
+    uint64_t step = align >> PAGE_SHIFT, w;
+#ifdef SLAYER_HOST
+    frame_contig_probes = 0;
+#endif
     if (count == 0 || count > fa.free_frames)
         return 0;
-    uint64_t s = ALIGN_UP(next_free(1), step);
+    uint64_t s = 1; /* where the first-fit scan starts */
+    if (count <= 64 && step <= 64) {
+        paddr_t p = contig_small(count, step);
+        if (p)
+            return p;
+        /* no wholly free word: the run, if any, lies in a partly used one */
+    } else if (count >= 128 || (count >= 64 && step >= 64)) {
+        /* Every such run holds a wholly free word (with step >= 64 it starts
+         * at one): start at the lowest one, or fail without a scan. */
+        if (!empty_word(&w))
+            return 0;
+        s = w * 64;
+        if (step < 64 && s > 63)
+            s -= 63;
+    }
+    s = ALIGN_UP(next_free(s), step);
     while (s < fa.total_frames && count <= fa.total_frames - s) {
+        PROBE();
         uint64_t u = next_used(s, s + count);
         if (u == s + count) {
             set_range(s, s + count, true);
@@ -390,13 +557,19 @@ void frame_free_contig(paddr_t base, size_t count)
 {
     void *caller = __builtin_return_address(0);
     /* Fast path: an aligned run inside the largest usable region whose frames
-     * are all in use: a word at a time. Anything else goes frame by frame
-     * through free_one, which names the first bad frame. */
+     * are all in use: a word at a time (the whole words of a long run in
+     * bulk); a small run's word becomes the contig cursor. Anything else goes
+     * frame by frame through free_one, which names the first bad frame. */
     uint64_t off = base - fa.fast_base, f0 = base >> PAGE_SHIFT;
     if (!(base & (PAGE_SIZE - 1)) && (off >> PAGE_SHIFT) < fa.fast_frames &&
         count <= fa.fast_frames - (off >> PAGE_SHIFT) && all_used(f0, f0 + count)) {
-        set_range(f0, f0 + count, false);
+        if (count > 64)
+            set_free_bulk(f0, f0 + count); /* memset speed for the whole words */
+        else
+            set_range(f0, f0 + count, false);
         fa.free_frames += count;
+        if (count <= 64 && f0 / 64 == (f0 + count - 1) / 64)
+            fa.cursor = f0 / 64; /* the next small run takes the slot again */
 #ifdef MM_POISON
         memset(PHYS2VIRT(base), FRAME_POISON, count * PAGE_SIZE);
 #endif
@@ -441,7 +614,7 @@ void frame_init(const struct mem_region *map, size_t count)
     fa.n1 = div_up(fa.nbm, 64);
     fa.n2 = div_up(fa.n1, 64);
     fa.n3 = div_up(fa.n2, 64);
-    fa.meta_bytes = ALIGN_UP((fa.nbm + fa.n1 + fa.n2 + fa.n3 + 1) * 8, PAGE_SIZE);
+    fa.meta_bytes = ALIGN_UP((fa.nbm + 2 * (fa.n1 + fa.n2 + fa.n3 + 1)) * 8, PAGE_SIZE);
 
     /* Bump-allocate the metadata: top of the largest usable region, within
      * the HHDM (hhdm_size 0 = not known, no limit), never frame 0. */
@@ -483,11 +656,16 @@ void frame_init(const struct mem_region *map, size_t count)
     fa.sum1 = fa.bitmap + fa.nbm;
     fa.sum2 = fa.sum1 + fa.n1;
     fa.sum3 = fa.sum2 + fa.n2;
+    fa.empty1 = fa.sum3 + fa.n3 + 1;
+    fa.empty2 = fa.empty1 + fa.n1;
+    fa.empty3 = fa.empty2 + fa.n2;
+    fa.cursor = 0;
     /* Summaries start empty; the bitmap is written once, in frame order:
      * used bits for every gap between usable regions, free ones for the
      * regions (no 0xff fill of the whole bitmap first). */
-    memset(fa.sum1, 0, (fa.n1 + fa.n2 + fa.n3) * 8);
-    fa.sum3[fa.n3] = 1; /* sentinel: frame_alloc's scan stops here */
+    memset(fa.sum1, 0, 2 * (fa.n1 + fa.n2 + fa.n3 + 1) * 8);
+    fa.sum3[fa.n3] = 1;   /* sentinels: the descents' scans stop here */
+    fa.empty3[fa.n3] = 1;
 
     fa.usable_frames = fa.reserved_frames = fa.reclaimable_frames = fa.reclaimed_frames = 0;
     fa.fast_base = fa.fast_frames = 0;
@@ -581,13 +759,19 @@ bool frame_check(void)
         free += popcount64(~fa.bitmap[w]);
         if (!(fa.sum1[w / 64] & BIT(w)) && fa.bitmap[w] != FULL)
             return false; /* sum1 0 must mean full; 1 may be stale */
+        if (!(fa.empty1[w / 64] & BIT(w)) && fa.bitmap[w] == 0)
+            return false; /* empty1 0 must mean not wholly free; 1 may be stale */
     }
     for (uint64_t i = 0; i < fa.n1; i++)
-        if (((fa.sum2[i / 64] & BIT(i)) != 0) != (fa.sum1[i] != 0))
+        if (((fa.sum2[i / 64] & BIT(i)) != 0) != (fa.sum1[i] != 0) ||
+            ((fa.empty2[i / 64] & BIT(i)) != 0) != (fa.empty1[i] != 0))
             return false;
     for (uint64_t i = 0; i < fa.n2; i++)
-        if (((fa.sum3[i / 64] & BIT(i)) != 0) != (fa.sum2[i] != 0))
+        if (((fa.sum3[i / 64] & BIT(i)) != 0) != (fa.sum2[i] != 0) ||
+            ((fa.empty3[i / 64] & BIT(i)) != 0) != (fa.empty2[i] != 0))
             return false;
+    if (fa.cursor >= fa.nbm)
+        return false;
     /* Padding bits past the last frame stay used; summaries past the end stay 0. */
     if (fa.total_frames % 64 && (fa.bitmap[fa.nbm - 1] >> (fa.total_frames % 64)) !=
                                     (FULL >> (fa.total_frames % 64)))
@@ -595,6 +779,10 @@ bool frame_check(void)
     if ((fa.nbm % 64 && fa.sum1[fa.n1 - 1] >> (fa.nbm % 64)) ||
         (fa.n1 % 64 && fa.sum2[fa.n2 - 1] >> (fa.n1 % 64)) ||
         (fa.n2 % 64 && fa.sum3[fa.n3 - 1] >> (fa.n2 % 64)) || fa.sum3[fa.n3] != 1)
+        return false;
+    if ((fa.nbm % 64 && fa.empty1[fa.n1 - 1] >> (fa.nbm % 64)) ||
+        (fa.n1 % 64 && fa.empty2[fa.n2 - 1] >> (fa.n1 % 64)) ||
+        (fa.n2 % 64 && fa.empty3[fa.n3 - 1] >> (fa.n2 % 64)) || fa.empty3[fa.n3] != 1)
         return false;
     return free == fa.free_frames;
 }

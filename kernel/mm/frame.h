@@ -25,8 +25,15 @@ paddr_t frame_alloc(void);
 /* Like frame_alloc, with the frame's contents zeroed. */
 paddr_t frame_alloc_zeroed(void);
 /* `count` physically contiguous frames whose first address is a multiple of
- * `align` bytes (a power of two >= 4096), or 0 when no such run is free. */
+ * `align` bytes (a power of two >= 4096), or 0 when no such run is free.
+ * O(1) for count <= 64 and align <= 256 KiB while a wholly free 256 KiB
+ * block exists (not first-fit then); otherwise a first-fit scan. */
 paddr_t frame_alloc_contig(size_t count, uint64_t align);
+#ifdef SLAYER_HOST
+/* Bitmap words (candidate runs, in a scan) the last frame_alloc_contig call
+ * examined: a cost measure for tests that does not count instructions. */
+extern uint64_t frame_contig_probes;
+#endif
 /* Returns one frame. Panics (naming the address and the caller) when it is
  * unaligned, outside managed memory, not usable memory, or already free. */
 void frame_free(paddr_t frame);
@@ -42,6 +49,7 @@ bool frame_is_used(paddr_t frame);
 /* Fills *out with the current statistics. */
 void frame_get_stats(struct frame_stats *out);
 /* Walks the whole bitmap: true when the summaries keep their invariants over
- * it (a clear bit means full; the lowest level may hold stale set bits) and
+ * it (a clear sum1 bit means full, a clear empty1 bit means not wholly free;
+ * the lowest levels may hold stale set bits, the upper ones are exact) and
  * the free count agrees (for tests and fuzzers; O(frames / 64)). */
 bool frame_check(void);

@@ -221,11 +221,13 @@ static paddr_t logged_meta_base(void)
     return strtoull(p + strlen("bitmap+summaries at "), NULL, 16);
 }
 
-/* An upper bound of the metadata for `frames` frames: bitmap, three summary
- * levels and a sentinel, each rounded up a word, in whole pages. */
+/* An upper bound of the metadata for `frames` frames: bitmap, two summary
+ * trees of three levels and a sentinel each, each rounded up a word, in
+ * whole pages. */
 static uint64_t meta_bound(uint64_t frames)
 {
-    return ALIGN_UP((frames / 64 + frames / 4096 + frames / 262144 + 8) * 8, PAGE_SIZE) + PAGE_SIZE;
+    return ALIGN_UP((frames / 64 + 2 * (frames / 4096 + frames / 262144 + 8)) * 8, PAGE_SIZE) +
+           PAGE_SIZE;
 }
 
 /* Builds the model from the sanitized map; false when frame_init panicked
