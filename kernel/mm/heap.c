@@ -8,10 +8,16 @@
  *   slabs (8 frames, still 64 KiB-aligned) when one holds at least 32 objects,
  *   since their few live objects make a class's partly used slabs its main
  *   waste (Pareto workload: 1.257 -> 1.222 held/live). kfree finds the header by
- *   aligning the pointer down. Each class has a current slab, a list of
- *   partially used slabs and a list of full ones: alloc pops the current
- *   slab's free list, free pushes onto it. kfree checks the object boundary (a
- *   multiply by a modular inverse and a rotate, one compare; no division) and
+ *   aligning the pointer down. Each class has a current slab and a list of
+ *   partially used slabs; full slabs are in no list (kfree finds them by
+ *   address; a counter and the granule map account for them), so a slab that
+ *   fills or frees its first object touches no other slab's header. Alloc
+ *   pops the current slab's free list, free pushes onto it. A new slab has no
+ *   free list: its objects are carved in order as they are first needed
+ *   (`carved` counts them), so growing a class costs the same O(1) for every
+ *   object size. kfree checks the object boundary (a
+ *   multiply by a modular inverse and a rotate, one compare with `carved`,
+ *   which also refuses objects never handed out; no division) and
  *   catches a double free: a free object carries a tag (FREE_TAG ^ its
  *   address) in its second word, cleared by kmalloc; when kfree sees the tag
  *   it confirms by walking the slab's free list on a cold path (so user data
@@ -117,13 +123,14 @@ struct slab {
     void *free;               /* singly linked free objects (link in the first word) */
     char *base;               /* first object */
     uint64_t inv;             /* inverse of the odd part of size, mod 2^64 */
-    uint64_t nobj;            /* objects in this slab */
+    uint32_t nobj;            /* objects in this slab */
+    uint32_t carved;          /* objects [0, carved) were ever handed out (lazy carving) */
     uint16_t size;            /* object size */
     uint16_t used;            /* objects handed out */
     uint8_t shift;            /* size = odd part << shift */
     uint8_t cls;              /* index into classes[] */
     uint8_t where;            /* enum slab_where */
-    struct slab *next, *prev; /* partial or full list of the class */
+    struct slab *next, *prev; /* the class's partial list (unused otherwise) */
 };
 #define SLAB_HDR sizeof(struct slab)
 #define FREE_TAG 0xF4EEB10C6B6B6B6Bull /* word 1 of a free object is FREE_TAG ^ address */
@@ -133,7 +140,7 @@ _Static_assert((SLAB_SIZE - SLAB_HDR) / 16 < 65536, "object count fits a u16");
 struct heap_class {
     struct slab *current; /* allocations come from here; &dummy_slab when none */
     struct slab *partial; /* slabs with free objects (not current) */
-    struct slab *full;    /* slabs without free objects (not current) */
+    uint64_t nfull;       /* slabs without free objects (not current; in no list) */
     struct slab *spare;   /* one empty slab kept back (hysteresis), or NULL */
     uint64_t allocs;      /* frees = allocs - live, counted in heap_get_stats */
     uint32_t size, align, base_off, nobj;
@@ -537,14 +544,9 @@ static struct slab *slab_new(struct heap_class *c)
     s->nobj = c->nobj;
     s->cls = (uint8_t)(c - classes);
     poison(s->base, (size_t)c->nobj * c->size);
-    void *head = NULL;
-    for (uint32_t i = c->nobj; i-- > 0;) {
-        void **obj = (void **)(s->base + (uint64_t)i * c->size);
-        obj[0] = head;
-        obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj);
-        head = obj;
-    }
-    s->free = head;
+    /* No free list yet: objects are carved in order as they are first needed
+     * (slab_carve), so a new slab costs the same for every class and touches
+     * one cache line, not the whole 64 KiB. */
     c->nslabs++;
     return s;
 }
@@ -565,7 +567,8 @@ static SLOW NORETURN void slab_panic(const char *what, const struct slab *s, con
 }
 
 /* Object index of p in s (see struct slab): >= s->nobj when p is not the
- * start of one of s's objects. One subtract, multiply and rotate. */
+ * start of one of s's objects (callers compare with s->carved, which also
+ * refuses objects never handed out). One subtract, multiply and rotate. */
 static ALWAYS_INLINE uint64_t slab_obj_index(const struct slab *s, const void *p)
 {
     uint64_t x = ((uintptr_t)p - (uintptr_t)s->base) * s->inv;
@@ -580,7 +583,7 @@ static ALWAYS_INLINE void *slab_pop(struct heap_class *c)
     if (unlikely(!obj))
         return slab_alloc_slow(c);
 #if HEAP_POISON
-    if (unlikely(slab_obj_index(s, obj) >= s->nobj ||
+    if (unlikely(slab_obj_index(s, obj) >= s->carved ||
                  (uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
         slab_panic("free list corrupted (use after free?) at object", s, obj);
     size_t bad = poison_scan(obj + 2, s->size - 2 * sizeof(void *));
@@ -595,12 +598,35 @@ static ALWAYS_INLINE void *slab_pop(struct heap_class *c)
     return obj;
 }
 
+/* Hands out s's next never-used object (s->carved < s->nobj). */
+static void *slab_carve(struct heap_class *c, struct slab *s)
+{
+    void **obj = (void **)(s->base + (uint64_t)s->carved * s->size);
+#if HEAP_POISON
+    size_t bad = poison_scan(obj, s->size);
+    if (unlikely(bad != s->size))
+        panic("heap: write to memory never allocated: object %p (size %u) modified at offset %zu",
+              USER(obj), s->size, bad - RZ_LEAD);
+#endif
+    s->carved++;
+    obj[1] = NULL; /* not tagged free, whatever the memory held before */
+    s->used++;
+    c->allocs++;
+    return obj;
+}
+
+/* The current slab's free list is empty: carve from it while it has
+ * never-used objects; else it is full (and leaves every list: a full slab is
+ * found again by kfree through its address, so it needs no links), and the
+ * class continues with a partial slab, its spare, or a new slab. */
 static SLOW void *slab_alloc_slow(struct heap_class *c)
 {
     struct slab *s = c->current;
+    if (s->carved < s->nobj)
+        return slab_carve(c, s);
     if (s != &dummy_slab) {
         s->where = SLAB_FULL;
-        slab_list_push(&c->full, s);
+        c->nfull++;
     }
     c->current = &dummy_slab;
     if (c->partial) {
@@ -616,20 +642,24 @@ static SLOW void *slab_alloc_slow(struct heap_class *c)
     }
     s->where = SLAB_CURRENT;
     c->current = s;
-    return slab_pop(c);
+    return s->free ? slab_pop(c) : slab_carve(c, s);
 }
 
-/* List changes after a free: a full slab becomes partial; an empty one
+/* List changes after a free into a slab that was full or is now empty (its
+ * `used` already counts the free): a full slab becomes partial; an empty one
  * becomes the current slab if the class has none, else the class's spare if
  * it has none (so that a working set just above one slab does not return a
  * slab to the frame allocator and take it back on every round), else it is
  * released. */
-static SLOW void slab_free_slow(struct slab *s, bool was_full)
+static SLOW void slab_free_slow(struct slab *s)
 {
     struct heap_class *c = &classes[s->cls];
     if (s->where == SLAB_CURRENT)
         return;
-    slab_list_remove(was_full ? &c->full : &c->partial, s);
+    if (s->where == SLAB_FULL)
+        c->nfull--;
+    else
+        slab_list_remove(&c->partial, s);
     if (s->used > 0) {
         s->where = SLAB_PARTIAL;
         slab_list_push(&c->partial, s);
@@ -648,7 +678,7 @@ static SLOW void slab_free_slow(struct slab *s, bool was_full)
 static inline uint64_t slab_index(struct slab *s, const void *ptr, const char *op)
 {
     uint64_t idx = slab_obj_index(s, ptr);
-    if (unlikely(idx >= s->nobj))
+    if (unlikely(idx >= s->carved))
         slab_panic(op, s, ptr);
     return idx;
 }
@@ -675,11 +705,11 @@ static ALWAYS_INLINE void slab_push(struct slab *s, void *ptr)
     obj[0] = head;
     s->free = obj; /* between the two object stores: keeps gcc from pairing them via SSE */
     obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj);
-    if (unlikely(!head)) { /* the slab was full */
+    if (unlikely(!head)) { /* the slab was full (or is the current one) */
         s->used--;
-        slab_free_slow(s, true);
+        slab_free_slow(s);
     } else if (unlikely(--s->used == 0)) {
-        slab_free_slow(s, false);
+        slab_free_slow(s);
     }
 }
 
@@ -1098,26 +1128,42 @@ static inline struct slab *slab_of(void *ptr, const char *op)
     return likely(s->magic == (uintptr_t)s + SLAB_MAGIC) ? s : NULL;
 }
 
-static bool slab_listed(const struct heap_class *c, const struct slab *s);
+/* The class of the slab whose header would be at s (a granule start in the
+ * HHDM), when the heap holds that granule and the header is a sound slab
+ * header; NULL otherwise. Reads s only when the granule is held. */
+static const struct heap_class *slab_class(const struct slab *s)
+{
+    uintptr_t phys = (uintptr_t)s - hhdm_offset;
+    if (phys >= hhdm_size || !granule_held(phys) || s->magic != (uintptr_t)s + SLAB_MAGIC ||
+        s->cls >= HEAP_SMALL_CLASSES)
+        return NULL;
+    const struct heap_class *c = &classes[s->cls];
+    if (s->where < SLAB_CURRENT || s->where > SLAB_SPARE || s->size != c->size ||
+        s->nobj != c->nobj || s->carved > s->nobj)
+        return NULL;
+    return c;
+}
 
 /* True when v (in the HHDM) lies in a run the heap holds now: a slab, a
  * medium chunk or a large block. O(chunks + large blocks); panic paths only. */
 static bool heap_holds(uintptr_t v)
 {
     uintptr_t phys = v - hhdm_offset;
+    if (phys >= hhdm_size || !granule_held(phys))
+        return false;
     const struct slab *s = (const struct slab *)(v - (phys & (SLAB_SIZE - 1)));
-    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) /* listed, even with a smashed magic */
-        if (slab_listed(&classes[i], s))
-            return v < (uintptr_t)s + (uintptr_t)classes[i].frames * PAGE_SIZE;
+    const struct heap_class *c = slab_class(s);
+    if (c)
+        return v < (uintptr_t)s + (uintptr_t)c->frames * PAGE_SIZE;
     for (const struct mchunk *ch = mchunks; ch; ch = ch->next)
-        if (v >= (uintptr_t)ch && v < (uintptr_t)ch + MCHUNK_SIZE)
+        if ((uintptr_t)s >= (uintptr_t)ch && (uintptr_t)s < (uintptr_t)ch + MCHUNK_SIZE)
             return true;
     for (const struct large *l = larges; l; l = l->next) {
-        uintptr_t start = (uintptr_t)PHYS2VIRT(l->base);
-        if (v >= start && v < start + l->pages * PAGE_SIZE)
-            return true;
+        uintptr_t start = (uintptr_t)PHYS2VIRT(l->base), end = start + l->pages * PAGE_SIZE;
+        if ((uintptr_t)s >= start && (uintptr_t)s < end) /* the run's granule: v may be past its end */
+            return v < end;
     }
-    return false;
+    return true; /* a held granule that is no chunk or run: a slab whose header was smashed */
 }
 
 /* Medium or large; the pointer plus `prefix` is aligned to `align`. */
@@ -1181,7 +1227,7 @@ static ALWAYS_INLINE void heap_free(void *ptr)
         return;
     }
     void **obj = ptr;
-    if (unlikely(slab_obj_index(s, ptr) >= s->nobj ||
+    if (unlikely(slab_obj_index(s, ptr) >= s->carved ||
                  (uintptr_t)obj[1] == (FREE_TAG ^ (uintptr_t)obj))) {
         slab_free_checked(s, ptr);
         return;
@@ -1196,7 +1242,7 @@ static size_t block_cap(void *ptr, const char *op)
 {
     struct slab *s = slab_of(ptr, op);
     if (s) {
-        if (unlikely(slab_obj_index(s, ptr) >= s->nobj))
+        if (unlikely(slab_obj_index(s, ptr) >= s->carved))
             panic("heap: %s(%p): not a block start (in slab %p of %u-byte objects)", op, USER(ptr),
                   (void *)s, s->size);
         if (slab_obj_free(s, ptr))
@@ -1429,13 +1475,11 @@ size_t heap_trim(void)
     return (size_t)(before - pages_held);
 }
 
-/* Objects in use in the class: the sum over its slabs (O(slabs)). */
+/* Objects in use in the class (O(partial slabs); full slabs are all used). */
 static uint64_t class_live(const struct heap_class *c)
 {
-    uint64_t live = c->current->used;
+    uint64_t live = c->current->used + c->nfull * c->nobj;
     for (const struct slab *s = c->partial; s; s = s->next)
-        live += s->used;
-    for (const struct slab *s = c->full; s; s = s->next)
         live += s->used;
     return live;
 }
@@ -1468,19 +1512,6 @@ void heap_get_stats(struct heap_stats *out)
 }
 
 /* ---- validation ---------------------------------------------------------------------- */
-
-static bool slab_listed(const struct heap_class *c, const struct slab *s)
-{
-    if (c->current == s || c->spare == s)
-        return true;
-    for (const struct slab *x = c->partial; x; x = x->next)
-        if (x == s)
-            return true;
-    for (const struct slab *x = c->full; x; x = x->next)
-        if (x == s)
-            return true;
-    return false;
-}
 
 static const char *validate_inner(const void *ptr);
 
@@ -1515,11 +1546,12 @@ static const char *validate_inner(const void *ptr)
     if (phys >= hhdm_size)
         return "not a heap address (outside the direct map)";
     const struct slab *s = (const struct slab *)(v - (phys & (SLAB_SIZE - 1)));
-    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
-        if (!slab_listed(&classes[i], s))
-            continue;
-        if (slab_obj_index(s, ptr) >= s->nobj)
+    if (slab_class(s)) {
+        uint64_t idx = slab_obj_index(s, ptr);
+        if (idx >= s->nobj)
             return "inside a slab but not the start of an object";
+        if (idx >= s->carved)
+            return "a slab object the heap never handed out";
         return slab_obj_free(s, (void *const *)ptr) ? "already free" : NULL;
     }
     for (const struct mchunk *ch = mchunks; ch; ch = ch->next) {
@@ -1565,7 +1597,7 @@ static bool check_slab_redzones(const struct slab *s)
         is_free[i / 64] |= 1ull << (i % 64);
     }
     char why[200];
-    for (uint64_t i = 0; i < s->nobj; i++) {
+    for (uint64_t i = 0; i < s->carved; i++) {
         if (is_free[i / 64] & (1ull << (i % 64)))
             continue;
         CHECK(rz_intact(s->base + i * s->size, s->size, "heap_check", why, sizeof(why)), "%s", why);
@@ -1582,9 +1614,11 @@ static bool check_slab(const struct heap_class *c, const struct slab *s, uint8_t
               s->shift == c->shift && s->base == (const char *)s + c->base_off,
           "slab %p: wrong class", (const void *)s);
     CHECK(IS_ALIGNED(VIRT2PHYS(s), SLAB_SIZE), "slab %p: misaligned", (const void *)s);
+    CHECK(s->carved <= s->nobj, "slab %p: %u objects carved of %u", (const void *)s, s->carved,
+          s->nobj);
     uint64_t nfree = 0;
     for (const void *const *o = s->free; o; o = *o) {
-        CHECK(slab_obj_index(s, o) < s->nobj, "slab %p: free entry %p off-boundary",
+        CHECK(slab_obj_index(s, o) < s->carved, "slab %p: free entry %p off-boundary",
               (const void *)s, (const void *)o);
         CHECK((uintptr_t)o[1] == (FREE_TAG ^ (uintptr_t)o), "slab %p: free entry %p lost its tag",
               (const void *)s, (const void *)o);
@@ -1594,8 +1628,14 @@ static bool check_slab(const struct heap_class *c, const struct slab *s, uint8_t
               "slab %p: free object %p modified after free", (const void *)s, (const void *)o);
 #endif
     }
-    CHECK(nfree + s->used == s->nobj, "slab %p: %llu free + %u used != %u", (const void *)s,
-          (unsigned long long)nfree, s->used, (unsigned)s->nobj);
+    CHECK(nfree + s->used == s->carved, "slab %p: %llu free + %u used != %u carved",
+          (const void *)s, (unsigned long long)nfree, s->used, s->carved);
+#if HEAP_POISON
+    for (uint32_t i = s->carved; i < s->nobj; i++)
+        CHECK(poison_scan(s->base + (uint64_t)i * s->size, s->size) == s->size,
+              "slab %p: object %p never allocated but modified", (const void *)s,
+              (const void *)(s->base + (uint64_t)i * s->size));
+#endif
 #if HEAP_REDZONES
     if (!check_slab_redzones(s))
         return false;
@@ -1603,45 +1643,76 @@ static bool check_slab(const struct heap_class *c, const struct slab *s, uint8_t
     if (where == SLAB_PARTIAL)
         CHECK(s->used > 0 && nfree > 0, "partial slab %p is empty or full", (const void *)s);
     if (where == SLAB_FULL)
-        CHECK(nfree == 0, "full slab %p has free objects", (const void *)s);
+        CHECK(nfree == 0 && s->carved == s->nobj, "full slab %p has free objects",
+              (const void *)s);
     if (where == SLAB_SPARE)
         CHECK(s->used == 0, "spare slab %p is not empty", (const void *)s);
     return true;
 }
 
-static bool check_slabs(uint64_t *pages)
+/* Every slab: the ones the class points at (current, spare, partial list)
+ * and, through the granule map, every slab the heap holds, full ones
+ * included (they are in no list). *granules counts the held granules that
+ * start a slab. */
+static bool check_slabs(uint64_t *pages, uint64_t *granules)
 {
+    uint64_t partial[HEAP_SMALL_CLASSES] = {0};
     for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
         const struct heap_class *c = &classes[i];
-        uint64_t used = 0, n = 0;
-        if (c->current != &dummy_slab) {
-            if (!check_slab(c, c->current, SLAB_CURRENT))
-                return false;
-            used += c->current->used;
-            n++;
-        }
-        CHECK(dummy_slab.free == NULL && dummy_slab.used == 0, "dummy slab modified");
+        CHECK(dummy_slab.free == NULL && dummy_slab.used == 0 && dummy_slab.carved == 0 &&
+                  dummy_slab.nobj == 0,
+              "dummy slab modified");
+        if (c->current != &dummy_slab && !check_slab(c, c->current, SLAB_CURRENT))
+            return false;
         if (c->spare) {
             CHECK(c->spare != c->current, "class %u: spare slab is also current", c->size);
             if (!check_slab(c, c->spare, SLAB_SPARE))
                 return false;
-            n++;
         }
-        for (const struct slab *s = c->partial; s; s = s->next, n++) {
+        const struct slab *prev = NULL;
+        for (const struct slab *s = c->partial; s; prev = s, s = s->next) {
+            CHECK(s->prev == prev, "class %u: partial list broken at %p", c->size, (const void *)s);
+            CHECK(++partial[i] <= c->nslabs, "class %u: partial list loops", c->size);
             if (!check_slab(c, s, SLAB_PARTIAL))
                 return false;
-            used += s->used;
         }
-        for (const struct slab *s = c->full; s; s = s->next, n++) {
-            if (!check_slab(c, s, SLAB_FULL))
+    }
+    uint64_t n[HEAP_SMALL_CLASSES] = {0}, full[HEAP_SMALL_CLASSES] = {0},
+             part[HEAP_SMALL_CLASSES] = {0}, used[HEAP_SMALL_CLASSES] = {0};
+    for (uint64_t w = 0; w < (granule_count + 63) / 64; w++) {
+        for (uint64_t bits = granule_map[w]; bits; bits &= bits - 1) {
+            uint64_t g = w * 64 + (uint64_t)__builtin_ctzll(bits);
+            const struct slab *s = PHYS2VIRT(g * SLAB_SIZE);
+            if (s->magic != (uintptr_t)s + SLAB_MAGIC)
+                continue; /* a medium chunk or a large run (counted by their checks) */
+            CHECK(s->cls < HEAP_SMALL_CLASSES, "slab %p: bad class %u", (const void *)s, s->cls);
+            const struct heap_class *c = &classes[s->cls];
+            CHECK(s->where >= SLAB_CURRENT && s->where <= SLAB_SPARE, "slab %p: bad state %u",
+                  (const void *)s, s->where);
+            CHECK(s->where != SLAB_CURRENT || c->current == s, "slab %p: marked current, is not",
+                  (const void *)s);
+            CHECK(s->where != SLAB_SPARE || c->spare == s, "slab %p: marked spare, is not",
+                  (const void *)s);
+            if (s->where == SLAB_FULL && !check_slab(c, s, SLAB_FULL))
                 return false;
-            used += s->used;
+            n[s->cls]++;
+            full[s->cls] += s->where == SLAB_FULL;
+            part[s->cls] += s->where == SLAB_PARTIAL;
+            used[s->cls] += s->used;
         }
-        CHECK(n == c->nslabs, "class %u: %llu slabs listed, %llu counted", c->size,
-              (unsigned long long)n, (unsigned long long)c->nslabs);
-        CHECK(used <= c->allocs, "class %u: %llu used objects, only %llu allocations", c->size,
-              (unsigned long long)used, (unsigned long long)c->allocs);
-        *pages += n * c->frames;
+    }
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
+        const struct heap_class *c = &classes[i];
+        CHECK(n[i] == c->nslabs, "class %u: %llu slabs found, %llu counted", c->size,
+              (unsigned long long)n[i], (unsigned long long)c->nslabs);
+        CHECK(full[i] == c->nfull, "class %u: %llu full slabs found, %llu counted", c->size,
+              (unsigned long long)full[i], (unsigned long long)c->nfull);
+        CHECK(part[i] == partial[i], "class %u: %llu partial slabs found, %llu listed", c->size,
+              (unsigned long long)part[i], (unsigned long long)partial[i]);
+        CHECK(used[i] <= c->allocs, "class %u: %llu used objects, only %llu allocations", c->size,
+              (unsigned long long)used[i], (unsigned long long)c->allocs);
+        *pages += n[i] * c->frames;
+        *granules += n[i];
     }
     return true;
 }
@@ -1755,10 +1826,19 @@ static bool check_large(uint64_t *pages)
 
 bool heap_check(void)
 {
-    uint64_t pages = 0;
-    if (!check_slabs(&pages) || !check_medium(&pages) || !check_large(&pages))
+    uint64_t pages = 0, granules = 0, held = 0;
+    if (!check_slabs(&pages, &granules) || !check_medium(&pages) || !check_large(&pages))
         return false;
     CHECK(pages == pages_held, "structures hold %llu pages, counter %llu",
           (unsigned long long)pages, (unsigned long long)pages_held);
+    /* Every held granule belongs to exactly one slab, chunk or large run: a
+     * slab whose header was overwritten shows up here. */
+    granules += m_nchunks * (MCHUNK_SIZE / SLAB_SIZE);
+    for (const struct large *l = larges; l; l = l->next)
+        granules += (l->base + l->pages * PAGE_SIZE - 1) / SLAB_SIZE - l->base / SLAB_SIZE + 1;
+    for (uint64_t w = 0; w < (granule_count + 63) / 64; w++)
+        held += (uint64_t)__builtin_popcountll(granule_map[w]);
+    CHECK(held == granules, "%llu granules held, %llu accounted for (a slab header overwritten?)",
+          (unsigned long long)held, (unsigned long long)granules);
     return true;
 }

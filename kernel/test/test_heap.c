@@ -401,3 +401,52 @@ KTEST(heap_redzones_every_tier)
     KT_EXPECT(heap_check());
 }
 #endif
+
+/* Lazy carving in the booted kernel: in a slab the class has just started,
+ * an object it never handed out is refused by heap_validate_ptr and kfree;
+ * and full slabs, which are in no list, are still counted and checked. */
+static paddr_t slab_of_ptr(const void *p)
+{
+    return ALIGN_DOWN(VIRT2PHYS(p), KiB(64));
+}
+
+KTEST(heap_never_handed_out_object_and_full_slabs)
+{
+    enum { MAX = 1500 }; /* 200 B: several half slabs of 36 objects */
+    static void *v[MAX];
+    size_t n = 0;
+    char *never = NULL;
+    for (; n < MAX && !never; n++) {
+        v[n] = kmalloc(200);
+        KT_ASSERT(v[n]);
+        /* v[n-1] opened a slab and v[n] follows it there: look one further */
+        if (n >= 2 && slab_of_ptr(v[n - 1]) != slab_of_ptr(v[n - 2]) &&
+            slab_of_ptr(v[n]) == slab_of_ptr(v[n - 1])) {
+            char *cand = (char *)v[n] + ((char *)v[n] - (char *)v[n - 1]);
+            const char *why = heap_validate_ptr(cand);
+            if (why && !strcmp(why, "a slab object the heap never handed out"))
+                never = cand;
+        }
+    }
+    KT_ASSERT(never, "no fresh slab among %zu allocations of 200 bytes", n);
+    EXPECT_KFREE_PANIC(never, "not a block start: %p", never);
+    KT_EXPECT(heap_check());
+    /* go on until several slabs of the class have filled up behind us */
+    struct heap_stats st0, st;
+    heap_get_stats(&st0);
+    size_t n0 = n;
+    for (; n < MAX; n++) {
+        v[n] = kmalloc(200);
+        KT_ASSERT(v[n]);
+    }
+    heap_get_stats(&st);
+    KT_EXPECT(st.live_blocks == st0.live_blocks + (MAX - n0), "live %llu, expected %llu",
+              (unsigned long long)st.live_blocks, (unsigned long long)(st0.live_blocks + MAX - n0));
+    KT_EXPECT(heap_check());
+    for (size_t i = 0; i < MAX; i += 2) /* every full slab becomes partial */
+        kfree(v[i]);
+    KT_EXPECT(heap_check());
+    for (size_t i = 1; i < MAX; i += 2)
+        kfree(v[i]);
+    KT_EXPECT(heap_check());
+}

@@ -827,3 +827,88 @@ Test(heap, free_of_foreign_frame_is_refused_first)
     kfree(p);
     frame_free(f);
 }
+
+/* ---- lazy carving and unlisted full slabs ------------------------------------------------ */
+
+/* A new slab hands its objects out in order; one it never handed out is not
+ * a block: heap_validate_ptr says so and kfree refuses it. */
+Test(heap, never_handed_out_slab_object_is_refused)
+{
+    char *p = kmalloc(64), *q = kmalloc(64);
+    ptrdiff_t step = q - p; /* consecutive objects of a fresh slab */
+    cr_assert_gt(step, 0);
+    char *never = q + 4 * step;
+    cr_assert_str_eq(heap_validate_ptr(never), "a slab object the heap never handed out");
+    cr_assert(HOST_EXPECT_PANIC(kfree(never)));
+    cr_assert(strstr(host_panic_msg, "not a block start"), "%s", host_panic_msg);
+    cr_assert(strstr(host_panic_msg, addr(never)), "%s", host_panic_msg);
+    cr_assert(heap_check());
+    char *r = kmalloc(64); /* the next carve is the object right after q */
+    cr_assert_eq(r, q + step);
+    kfree(p);
+    kfree(q);
+    kfree(r);
+    cr_assert(heap_check());
+}
+
+Test(heap, write_to_never_allocated_slab_memory_is_caught)
+{
+    if (!HEAP_POISON)
+        cr_skip_test("poison disabled");
+    char *p = kmalloc(64), *q = kmalloc(64);
+    q[q - p] = 1; /* the first byte of the next object, never handed out */
+    cr_assert(!heap_check());
+    cr_assert(HOST_EXPECT_PANIC(kmalloc(64)));
+    cr_assert(strstr(host_panic_msg, "never allocated"), "%s", host_panic_msg);
+    cr_assert(strstr(host_panic_msg, addr(q + (q - p))), "%s", host_panic_msg);
+}
+
+static uintptr_t slab_base(const void *p)
+{
+    return (uintptr_t)PHYS2VIRT(ALIGN_DOWN(VIRT2PHYS(p), KiB(64)));
+}
+
+/* Full slabs are in no list: stats, heap_check and kfree still find them,
+ * and a full slab whose header is overwritten fails heap_check. */
+Test(heap, full_slabs_are_accounted_without_a_list)
+{
+    enum { MAX = 20000 };
+    void **v = malloc(MAX * sizeof(*v));
+    size_t n = 0, slabs = 0;
+    uintptr_t first_full = 0;
+    while (slabs < 4) { /* until a fourth slab is started: three are full */
+        cr_assert_lt(n, (size_t)MAX);
+        v[n] = kmalloc(16);
+        cr_assert_not_null(v[n]);
+        if (n == 0 || slab_base(v[n]) != slab_base(v[n - 1])) {
+            slabs++;
+            if (slabs == 2)
+                first_full = slab_base(v[n - 1]);
+        }
+        n++;
+    }
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_eq(st.live_blocks, n);
+    cr_assert_eq(st.small_slabs, 4);
+    cr_assert(heap_check());
+    /* overwrite the first full slab's magic: only the granule walk can see it */
+    uint64_t saved = *(uint64_t *)first_full;
+    *(uint64_t *)first_full = 0;
+    cr_assert(!heap_check());
+    *(uint64_t *)first_full = saved;
+    cr_assert(heap_check());
+    /* a free into a full slab makes it partial; the next allocations still
+     * come from the current slab until it is used up */
+    kfree(v[1]);
+    v[1] = NULL;
+    heap_get_stats(&st);
+    cr_assert_eq(st.live_blocks, n - 1);
+    cr_assert(heap_check());
+    for (size_t i = 0; i < n; i++)
+        kfree(v[i]);
+    free(v);
+    heap_get_stats(&st);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert(heap_check());
+}
