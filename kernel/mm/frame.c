@@ -517,7 +517,8 @@ paddr_t frame_alloc_contig(size_t count, uint64_t align)
         if (p)
             return p;
         /* no wholly free word: the run, if any, lies in a partly used one */
-    } else if (count >= 128 || (count >= 64 && step >= 64)) {
+    }
+    if (count >= 128 || (count >= 64 && step >= 64)) {
         /* Every such run holds a wholly free word (with step >= 64 it starts
          * at one): start at the lowest one, or fail without a scan. */
         if (!empty_word(&w))
