@@ -124,3 +124,49 @@ KTEST(frame_contiguous_aligned_runs)
     frame_free_contig(b, 512);
     KT_EXPECT(frame_check());
 }
+
+/* The heap's slab pattern: 16 frames aligned to 64 KiB with the upper 8
+ * given back (half slabs), then more runs over those holes. Every run is
+ * aligned and wholly used, no two overlap, and everything goes back. */
+#define HALF_SLABS 256
+static paddr_t half_slab[HALF_SLABS], extra_run[HALF_SLABS];
+
+KTEST(frame_contig_half_slab_holes)
+{
+    uint64_t before = free_now();
+    size_t bad = 0;
+    for (size_t k = 0; k < HALF_SLABS; k++) {
+        paddr_t b = half_slab[k] = frame_alloc_contig(16, KiB(64));
+        KT_ASSERT(b, "run %zu failed", k);
+        bad += !IS_ALIGNED(b, KiB(64));
+        frame_free_contig(b + 8 * PAGE_SIZE, 8);
+    }
+    for (size_t k = 0; k < HALF_SLABS; k++) {
+        paddr_t b = extra_run[k] = frame_alloc_contig(k % 2 ? 8 : 64, KiB(64));
+        KT_ASSERT(b, "run %zu failed", k);
+        bad += !IS_ALIGNED(b, KiB(64));
+    }
+    KT_EXPECT(bad == 0, "%zu unaligned runs", bad);
+    /* Each half slab still holds its 8 frames, and its upper 8 are free
+     * unless another run took them (never one of the 64 KiB-aligned ones). */
+    size_t lost = 0, overlap = 0;
+    for (size_t k = 0; k < HALF_SLABS; k++) {
+        for (size_t i = 0; i < 8; i++)
+            lost += !frame_is_used(half_slab[k] + i * PAGE_SIZE);
+        for (size_t j = 0; j < HALF_SLABS; j++) {
+            uint64_t n = j % 2 ? 8 : 64;
+            overlap += extra_run[j] < half_slab[k] + 8 * PAGE_SIZE &&
+                       half_slab[k] < extra_run[j] + n * PAGE_SIZE;
+        }
+    }
+    KT_EXPECT(lost == 0 && overlap == 0, "%zu frames lost, %zu overlaps", lost, overlap);
+    KT_EXPECT(free_now() == before - HALF_SLABS * 8 - HALF_SLABS / 2 * (64 + 8));
+    KT_EXPECT(frame_check());
+    for (size_t k = 0; k < HALF_SLABS; k++) {
+        frame_free_contig(half_slab[k], 8);
+        frame_free_contig(extra_run[k], k % 2 ? 8 : 64);
+    }
+    KT_EXPECT(free_now() == before, "free %llu, want %llu", (unsigned long long)free_now(),
+              (unsigned long long)before);
+    KT_EXPECT(frame_check());
+}
