@@ -341,10 +341,24 @@ static void run_op(struct fuzz_in *in)
         take_frames(b, count, "frame_alloc_contig");
         return;
     }
-    case 4: /* free one held run: u16 index */
-        if (nruns)
-            give_back(fuzz_u16(in) % nruns);
+    case 4: { /* free one held run: u16 index (op & 0x80: only its upper part, u8
+               * frames, as the heap does with a half slab; the rest stays held) */
+        if (!nruns)
+            return;
+        size_t i = fuzz_u16(in) % nruns;
+        if ((op & 0x80) && runs[i].count >= 2) {
+            uint64_t keep = 1 + fuzz_u8(in) % (runs[i].count - 1), n = runs[i].count - keep;
+            paddr_t upper = runs[i].base + keep * PAGE_SIZE;
+            frame_free_contig(upper, n);
+            for (uint64_t f = upper / PAGE_SIZE; f < upper / PAGE_SIZE + n; f++)
+                bit_clear(held, f);
+            model_free += n;
+            runs[i].count = keep;
+            return;
+        }
+        give_back(i);
         return;
+    }
     case 5: { /* free up to u8 runs from the end */
         unsigned n = fuzz_u8(in);
         while (n-- && nruns)
