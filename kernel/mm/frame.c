@@ -554,16 +554,27 @@ static bool all_used(uint64_t f0, uint64_t f1)
     return true;
 }
 
+/* True when the page-aligned run of `count` frames at base (off = base -
+ * fa.fast_base) lies wholly inside one usable region. */
+static bool run_in_usable(paddr_t base, uint64_t off, size_t count)
+{
+    if ((off >> PAGE_SHIFT) < fa.fast_frames)
+        return count <= fa.fast_frames - (off >> PAGE_SHIFT);
+    const struct region *r = region_find(base);
+    return r && r->type == MEM_USABLE && count <= (r->end - base) >> PAGE_SHIFT;
+}
+
 void frame_free_contig(paddr_t base, size_t count)
 {
     void *caller = __builtin_return_address(0);
-    /* Fast path: an aligned run inside the largest usable region whose frames
-     * are all in use: a word at a time (the whole words of a long run in
-     * bulk); a small run's word becomes the contig cursor. Anything else goes
-     * frame by frame through free_one, which names the first bad frame. */
+    /* Fast path: an aligned run inside one usable region (the largest is
+     * checked without a search) whose frames are all in use: a word at a
+     * time (the whole words of a long run in bulk); a small run's word
+     * becomes the contig cursor. Anything else goes frame by frame through
+     * free_one, which names the first bad frame. */
     uint64_t off = base - fa.fast_base, f0 = base >> PAGE_SHIFT;
-    if (!(base & (PAGE_SIZE - 1)) && (off >> PAGE_SHIFT) < fa.fast_frames &&
-        count <= fa.fast_frames - (off >> PAGE_SHIFT) && all_used(f0, f0 + count)) {
+    if (!(base & (PAGE_SIZE - 1)) && count > 0 && run_in_usable(base, off, count) &&
+        all_used(f0, f0 + count)) {
         if (count > 64)
             set_free_bulk(f0, f0 + count); /* memset speed for the whole words */
         else

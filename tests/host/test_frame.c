@@ -601,6 +601,26 @@ Test(frame, free_contig_across_words_is_exact)
     cr_expect(frame_check());
 }
 
+/* A run in a usable region other than the largest (where the heap's slabs
+ * often live) is freed exactly like one in the largest. */
+Test(frame, free_contig_outside_the_largest_region_is_exact)
+{
+    struct frame_stats s0 = stats();
+    paddr_t run = frame_alloc_contig(16, KiB(64));
+    cr_assert(run && run < 0xb00000, "run %#llx: expected below the largest region",
+              (unsigned long long)run);
+    for (size_t k = 0; k < 16; k++)
+        expect_valid(run + k * PAGE_SIZE);
+    frame_free_contig(run, 16);
+    for (size_t k = 0; k < 16; k++)
+        cr_expect(!frame_is_used(run + k * PAGE_SIZE), "frame %zu still used", k);
+    cr_expect_eq(stats().free_frames, s0.free_frames);
+    cr_expect(frame_check());
+    cr_expect(HOST_EXPECT_PANIC(frame_free_contig(run, 16)), "a second free is caught");
+    cr_expect(strstr(host_panic_msg, "double free"), "%s", host_panic_msg);
+    cr_expect_eq(stats().free_frames, s0.free_frames);
+}
+
 /* ---- frame_alloc_contig's small-run path ---------------------------------- */
 
 /* The empty summary levels sit after sum3's sentinel (see frame.c's layout):
