@@ -122,3 +122,9 @@ uint64_t rss_now(void);
 /* Resets the kernel's peak-RSS mark (writes 5 to /proc/self/clear_refs);
  * false when that is not allowed. */
 bool rss_reset(void);
+
+/* Writes one byte per 4 KiB page of [base, base + size): the host arena that
+ * stands for RAM is made resident before measuring, as a kernel's RAM is, so
+ * that Linux's first-touch page faults are not counted as allocator work
+ * (time mode only: instruction counts and held pages do not see them). */
+void arena_prefault(void *base, uint64_t size);

@@ -173,3 +173,10 @@ bool rss_reset(void)
     bool ok = fputs("5", f) >= 0;
     return fclose(f) == 0 && ok;
 }
+
+void arena_prefault(void *base, uint64_t size)
+{
+    volatile char *b = base;
+    for (uint64_t off = 0; off < size; off += 4096)
+        b[off] = 0;
+}
