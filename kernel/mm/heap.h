@@ -1,10 +1,10 @@
 /* The kernel heap: kmalloc/kfree and friends over frames from mm/frame.
  *
  * Three tiers, chosen by size (see docs/memory.md and the top of heap.c):
- *   small  (1..1024 B)    slabs: 64 KiB (or 32 KiB) chunks split into equal
+ *   small  (1..4096 B)    slabs: 64 KiB (or 32 KiB) chunks split into equal
  *                         objects of one of HEAP_SMALL_CLASSES size classes;
  *                         O(1) alloc/free.
- *   medium (1025..64 KiB) segments with boundary tags inside 256 KiB chunks,
+ *   medium (4097..64 KiB) segments with boundary tags inside 256 KiB chunks,
  *                         segregated free lists with a bitmap (O(1)), free
  *                         neighbours coalesced in both directions.
  *   large  (> 64 KiB)     a run of frames per allocation, returned on free.
@@ -46,8 +46,8 @@
 #define HEAP_REDZONE_LEAD (HEAP_REDZONES ? 16u : 0u)
 #define HEAP_REDZONE_OVERHEAD (HEAP_REDZONES ? 32u : 0u)
 
-#define HEAP_SMALL_CLASSES 32
-#define HEAP_SMALL_MAX 1024u
+#define HEAP_SMALL_CLASSES 48
+#define HEAP_SMALL_MAX 4096u
 /* Up to 64 KiB in segments: a frame run per 32..64 KiB block cost a first-fit
  * frame_alloc_contig scan and a frame-by-frame free (~4,000 instructions). */
 #define HEAP_MEDIUM_MAX KiB(64)

@@ -209,7 +209,7 @@ KTEST(heap_large_returns_frames)
 KTEST(heap_validate_ptr_rejects)
 {
     int local;
-    uint8_t *s = kmalloc(40), *m = kmalloc(4000);
+    uint8_t *s = kmalloc(40), *m = kmalloc(12000);
     KT_ASSERT(s && m);
     KT_EXPECT(heap_validate_ptr(s) == NULL);
     KT_EXPECT(heap_validate_ptr(m) == NULL);
@@ -250,7 +250,7 @@ KTEST(heap_misuse_double_free_every_tier)
     heap_trim();
     struct heap_stats st0;
     heap_get_stats(&st0);
-    void *s = kmalloc(48), *m1 = kmalloc(3000), *m2 = kmalloc(3000), *guard = kmalloc(3000);
+    void *s = kmalloc(48), *m1 = kmalloc(9000), *m2 = kmalloc(9000), *guard = kmalloc(9000);
     void *l = kmalloc(KiB(200));
     KT_ASSERT(s && m1 && m2 && guard && l);
     kfree(s);
@@ -264,7 +264,7 @@ KTEST(heap_misuse_double_free_every_tier)
     EXPECT_KFREE_PANIC(l, "double free of %p", l);
     KT_EXPECT(heap_check(), "the double frees changed the heap");
     kfree(guard);
-    void *again = kmalloc(3000); /* the heap is usable */
+    void *again = kmalloc(9000); /* the heap is usable */
     KT_EXPECT(again != NULL);
     kfree(again);
     heap_trim();
@@ -278,7 +278,7 @@ KTEST(heap_misuse_invalid_free_every_kind)
 {
     int local;
     char *s = kmalloc(100), *m = kmalloc(8000), *l = kmalloc(KiB(100));
-    char *f1 = kmalloc(3000), *f2 = kmalloc(3000), *f3 = kmalloc(3000);
+    char *f1 = kmalloc(9000), *f2 = kmalloc(9000), *f3 = kmalloc(9000);
     KT_ASSERT(s && m && l && f1 && f2 && f3);
     kfree(f2); /* a free segment between two used ones */
     paddr_t frame = frame_alloc_zeroed();
@@ -314,10 +314,10 @@ KTEST(heap_misuse_invalid_free_every_kind)
  * debug builds its redzone), the bytes are repaired, and both free normally. */
 KTEST(heap_misuse_overflow_into_neighbour_header)
 {
-    char *a = kmalloc(2000), *b = kmalloc(2000);
+    char *a = kmalloc(6000), *b = kmalloc(6000);
     KT_ASSERT(a && b && b > a);
     size_t reach = (size_t)(b - a) - HEAP_REDZONE_LEAD - 8; /* 8 bytes into b's header */
-    static uint8_t saved[4096];
+    static uint8_t saved[8192];
     KT_ASSERT(reach <= sizeof(saved));
     memcpy(saved, a, reach);
     memset(a, 'x', reach);
@@ -392,7 +392,7 @@ static void redzone_case(size_t size, size_t align)
 
 KTEST(heap_redzones_every_tier)
 {
-    static const size_t sizes[] = {1, 16, 100, 1000, 3000, 65536, 200000};
+    static const size_t sizes[] = {1, 16, 100, 1000, 3000, 9000, 65536, 200000};
     for (size_t i = 0; i < ARRAY_SIZE(sizes); i++)
         redzone_case(sizes[i], 16);
     redzone_case(100, 64);

@@ -227,7 +227,8 @@ KTEST(oom_heap_exhausted_every_tier_fails_then_baseline)
     KT_EXPECT(n > 0);
     KT_EXPECT(kmalloc(16) == NULL, "small");
     KT_EXPECT(kmalloc(1000) == NULL, "small");
-    KT_EXPECT(kmalloc(3000) == NULL, "medium");
+    KT_EXPECT(kmalloc(3000) == NULL, "small (a 4 KiB-tier class)");
+    KT_EXPECT(kmalloc(9000) == NULL, "medium");
     KT_EXPECT(kmalloc(HEAP_MEDIUM_MAX) == NULL, "medium");
     KT_EXPECT(kmalloc(MiB(1)) == NULL, "large");
     KT_EXPECT(kmalloc_aligned(64, 4096) == NULL);

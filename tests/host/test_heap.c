@@ -218,14 +218,14 @@ Test(heap, krealloc_semantics)
 
 Test(heap, krealloc_grows_medium_in_place)
 {
-    char *a = kmalloc(2000);
-    fill(a, 2000, 7);
-    char *b = krealloc(a, 6000); /* the rest of the chunk follows a: grows in place */
+    char *a = kmalloc(6000);
+    fill(a, 6000, 7);
+    char *b = krealloc(a, 18000); /* the rest of the chunk follows a: grows in place */
     cr_assert_eq(a, b);
-    cr_assert(verify(b, 2000, 7));
-    char *c = krealloc(b, 3000); /* shrinks in place */
+    cr_assert(verify(b, 6000, 7));
+    char *c = krealloc(b, 9000); /* shrinks in place */
     cr_assert_eq(c, b);
-    cr_assert(verify(c, 2000, 7));
+    cr_assert(verify(c, 6000, 7));
     cr_assert(heap_check());
     kfree(c);
 }
@@ -262,7 +262,7 @@ Test(heap, aligned_allocations)
 Test(heap, coalescing_both_directions_and_chunk_return)
 {
     uint64_t frames0 = free_frames();
-    char *a = kmalloc(3000), *b = kmalloc(3000), *c = kmalloc(3000), *d = kmalloc(3000);
+    char *a = kmalloc(9000), *b = kmalloc(9000), *c = kmalloc(9000), *d = kmalloc(9000);
     cr_assert(a < b && b < c && c < d, "fresh chunk hands out in order");
     struct heap_stats st;
     heap_get_stats(&st);
@@ -272,7 +272,7 @@ Test(heap, coalescing_both_directions_and_chunk_return)
     cr_assert(heap_check());
     kfree(b); /* merges with a (before) and c (after) */
     cr_assert(heap_check());
-    char *e = kmalloc(9000); /* fits only in the merged a+b+c */
+    char *e = kmalloc(27000); /* fits best in the merged a+b+c */
     cr_assert_eq(e, a);
     kfree(e);
     kfree(d);
@@ -381,7 +381,7 @@ Test(heap, stats_track_live_bytes)
 
 Test(heap, validate_ptr_reports_without_panicking)
 {
-    char *s = kmalloc(40), *m = kmalloc(4000), *l = kmalloc(MiB(1));
+    char *s = kmalloc(40), *m = kmalloc(12000), *l = kmalloc(MiB(1));
     int local;
     cr_assert_null(heap_validate_ptr(s));
     cr_assert_null(heap_validate_ptr(m));
@@ -592,7 +592,7 @@ Test(heap, double_free_small_panics)
 
 Test(heap, double_free_medium_panics)
 {
-    void *a = kmalloc(3000), *b = kmalloc(3000);
+    void *a = kmalloc(9000), *b = kmalloc(9000);
     kfree(b); /* merges with the rest of the chunk */
     cr_assert(HOST_EXPECT_PANIC(kfree(b)));
     cr_assert(strstr(host_panic_msg, "double free"), "%s", host_panic_msg);
@@ -640,7 +640,7 @@ Test(heap, foreign_pointers_panic)
 
 Test(heap, overwritten_segment_header_panics)
 {
-    char *a = kmalloc(2000), *b = kmalloc(2000);
+    char *a = kmalloc(6000), *b = kmalloc(6000);
     /* overflow from a into the first 8 bytes of b's 16-byte segment header */
     memset(a, 'x', (size_t)(b - a) - HEAP_REDZONE_LEAD - 8);
     cr_assert(HOST_EXPECT_PANIC(kfree(b)));
@@ -711,7 +711,7 @@ Test(heap, double_free_after_slab_release_panics)
 
 Test(heap, pointer_into_free_medium_memory_panics)
 {
-    char *a = kmalloc(3000), *b = kmalloc(3000), *c = kmalloc(3000);
+    char *a = kmalloc(9000), *b = kmalloc(9000), *c = kmalloc(9000);
     kfree(b);
     cr_assert(HOST_EXPECT_PANIC(kfree(b + 256)));
     cr_assert(strstr(host_panic_msg, addr(b + 256)), "%s", host_panic_msg);
