@@ -330,7 +330,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         w1(sizes[i]);
     size_t churn = bench_mode == MODE_TIME ? 1000000 : bench_mode == MODE_COUNT ? 20000 : 2000;
-    size_t maxlive = bench_mode == MODE_TIME ? 1000000 : bench_mode == MODE_COUNT ? 100000 : 1000;
+    size_t maxlive = bench_mode == MODE_TIME ? 1000000 : bench_mode == MODE_COUNT ? 1000000 : 1000;
     if (naive) {
         churn = MIN_SZ(churn, (size_t)20000);
         maxlive = MIN_SZ(maxlive, (size_t)10000);

@@ -427,8 +427,14 @@ def targets(res, ir, dumpfile, kres):
                          verdict(kv["ratio"] <= 1.25)])
     a, b = get(res, "heap", "w2p-1000", "slayer", "p999"), get(res, "heap", "w2p-1000000", "slayer", "p999")
     if a and b:
+        peers = []
+        for al in ("glibc", "mimalloc", "jemalloc"):
+            pa, pb = get(res, "heap", "w2p-1000", al, "p999"), get(res, "heap", "w2p-1000000", al, "p999")
+            if pa and pb:
+                peers.append(f"{al} {pa:.0f} → {pb:.0f}")
         rows.append(["heap w2 (host cycles): p99.9 flat from 1,000 to 1,000,000 live (≤ 2×)",
-                     f"{a:.0f} → {b:.0f} cycles ({b / a:.2f}×)", verdict(b <= 2 * a)])
+                     f"{a:.0f} → {b:.0f} cycles ({b / a:.2f}×)" +
+                     (f"; {', '.join(peers)}" if peers else ""), verdict(b <= 2 * a)])
     ik = kres.get("4G-icount", {}).get("rows", {})
     a, b = ik.get("w2p-1000", {}), ik.get("w2p-1000000", {})
     if a.get("max") and b.get("max"):
