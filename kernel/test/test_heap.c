@@ -450,3 +450,37 @@ KTEST(heap_never_handed_out_object_and_full_slabs)
         kfree(v[i]);
     KT_EXPECT(heap_check());
 }
+
+/* Magazines in the booted kernel: a freed object comes back first, a second
+ * kfree of it is a double free, and heap_trim returns what magazines held. */
+KTEST(heap_magazine_reuse_double_free_and_trim)
+{
+    heap_trim();
+    struct heap_stats st0, st;
+    heap_get_stats(&st0);
+    char *p = kmalloc(64), *q = kmalloc(64);
+    KT_ASSERT(p && q);
+    kfree(p);
+    KT_EXPECT(heap_validate_ptr(p) && !strcmp(heap_validate_ptr(p), "already free"));
+    EXPECT_KFREE_PANIC(p, "double free of %p", p);
+    KT_EXPECT(heap_check());
+    char *r = kmalloc(64);
+    KT_EXPECT(r == p, "the newest freed object comes back first (%p, freed %p)", r, p);
+    kfree(q);
+    kfree(r);
+    enum { N = 200 };
+    static void *v[N];
+    for (int i = 0; i < N; i++) {
+        v[i] = kmalloc(4000);
+        KT_ASSERT(v[i]);
+    }
+    for (int i = 0; i < N; i++) /* far more than a 4 KiB magazine holds */
+        kfree(v[i]);
+    KT_EXPECT(heap_check());
+    heap_trim();
+    heap_get_stats(&st);
+    KT_EXPECT(st.live_blocks == st0.live_blocks && st.pages_held == st0.pages_held,
+              "live %llu pages %llu, before %llu / %llu", (unsigned long long)st.live_blocks,
+              (unsigned long long)st.pages_held, (unsigned long long)st0.live_blocks,
+              (unsigned long long)st0.pages_held);
+}

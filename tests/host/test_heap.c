@@ -912,3 +912,51 @@ Test(heap, full_slabs_are_accounted_without_a_list)
     cr_assert_eq(st.live_blocks, 0);
     cr_assert(heap_check());
 }
+
+/* ---- magazines ------------------------------------------------------------------------- */
+
+/* A freed small object waits in its class's magazine: the next allocation of
+ * the class gets it back (LIFO); a second kfree of it is still a double free,
+ * and heap_validate_ptr calls it free. */
+Test(heap, magazine_reuses_and_still_catches_double_free)
+{
+    char *p = kmalloc(64), *q = kmalloc(64);
+    kfree(p);
+    cr_assert_str_eq(heap_validate_ptr(p), "already free");
+    cr_assert(HOST_EXPECT_PANIC(kfree(p)));
+    cr_assert(strstr(host_panic_msg, "double free"), "%s", host_panic_msg);
+    cr_assert(strstr(host_panic_msg, addr(p)), "%s", host_panic_msg);
+    cr_assert(heap_check());
+    char *r = kmalloc(64);
+    cr_assert_eq(r, p, "the newest freed object comes back first");
+    cr_assert_null(heap_validate_ptr(r));
+    kfree(q);
+    kfree(r);
+    cr_assert(heap_check());
+}
+
+/* More frees than a magazine holds go back to the slabs; statistics count
+ * magazine objects as free; heap_trim empties the magazines and returns
+ * every slab. */
+Test(heap, magazine_overflow_and_trim_return_everything)
+{
+    enum { N = 300 };
+    static void *v[N];
+    uint64_t frames0 = free_frames();
+    for (int i = 0; i < N; i++)
+        cr_assert_not_null(v[i] = kmalloc(4000 - RZ)); /* the 4096 class: 8 per magazine */
+    for (int i = 0; i < N; i++) {
+        kfree(v[i]);
+        if (i % 37 == 0)
+            cr_assert(heap_check(), "after %d frees", i + 1);
+    }
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert_eq(st.bytes_in_use, 0);
+    cr_assert(heap_check());
+    heap_trim();
+    heap_get_stats(&st);
+    cr_assert_eq(st.pages_held, 0, "a magazine kept a slab after heap_trim");
+    cr_assert_eq(free_frames(), frames0);
+}
