@@ -78,10 +78,10 @@ static size_t random_size(void)
     uint64_t r = xorshift() % 100;
     if (r < 70)
         return 1 + xorshift() % 256;
-    if (r < 90)
-        return 257 + xorshift() % (HEAP_SMALL_MAX - 256);
+    if (r < 90) /* the same mix as when slabs ended at 1 KiB: it must fit in 9 MiB of RAM */
+        return 257 + xorshift() % (1024 - 256);
     if (r < 98)
-        return HEAP_SMALL_MAX + 1 + xorshift() % KiB(15);
+        return 1024 + 1 + xorshift() % KiB(15);
     return HEAP_MEDIUM_MAX + 1 + xorshift() % KiB(64);
 }
 
