@@ -35,7 +35,9 @@ KERNEL_LDFLAGS := -nostdlib -static -z max-page-size=0x1000 -z noexecstack \
     -T kernel/arch/x86_64/linker.ld
 
 # libgcc supplies helpers GCC may call (e.g. __popcountdi2); it is freestanding.
-LIBGCC := $(shell $(CC) -print-libgcc-file-name)
+# Asked for when linking, not when the Makefile is read: on a fresh machine
+# the compiler is installed by deps-check, after parsing.
+LIBGCC = $$($(CC) -print-libgcc-file-name)
 
 KERNEL_C   := $(shell find kernel -name '*.c' | sort)
 KERNEL_S   := $(shell find kernel -name '*.S' | sort)
@@ -57,21 +59,34 @@ HOST_TEST_SRC := $(wildcard tests/host/*.c)
 # may add objects to KERNEL_OBJ (e.g. the console font) before the link rule.
 include $(wildcard mk/*.mk)
 
-.PHONY: all kernel iso limine-iso run debug test host-test qemu-test clean compile_commands.json deps deps-check
+.PHONY: all kernel iso limine-iso run debug test build-test host-test qemu-test clean compile_commands.json deps deps-check
 all: kernel iso $(if $(LIMINE_DIR),limine-iso)
 
 kernel: $(BUILD)/kernel.elf
 iso: $(BUILD)/slayeros.iso
 limine-iso: $(BUILD)/slayeros-limine.iso
 
-# Kernel objects depend on the flags they were built with: changing CFLAGS,
-# DEBUG or the compiler rebuilds them (the stamp is rewritten only on change).
-KERNEL_FLAGS_STAMP := $(BUILD)/.kernel-flags
+# Settings stamps: $(BUILD)/.stamp-NAME holds the value of STAMP_NAME and is
+# rewritten only when that value changes, so whatever depends on it is rebuilt
+# exactly when the user changes the variables behind it (CFLAGS, CMDLINE,
+# LIMINE_DIR, FONT, ...), whatever was built before. Every build step also
+# waits for deps-check (order-only): on a fresh machine the packages it
+# installs must be there before the first compiler or tool runs.
 .PHONY: FORCE
-$(KERNEL_FLAGS_STAMP): FORCE
+.SECONDARY: $(BUILD)/.stamp-kernel-flags
+$(BUILD)/.stamp-%: FORCE | deps-check
 	@mkdir -p $(dir $@)
-	@echo '$(CC) $(KERNEL_CFLAGS) $(KERNEL_ASFLAGS)' | cmp -s - $@ || \
-	    echo '$(CC) $(KERNEL_CFLAGS) $(KERNEL_ASFLAGS)' > $@
+	@printf '%s\n' '$(subst ','\'',$(STAMP_$*))' >$@.new
+	@cmp -s $@.new $@ && rm -f $@.new || mv -f $@.new $@
+
+# Kernel objects depend on the flags they were built with: changing CFLAGS,
+# DEBUG or the compiler rebuilds them.
+STAMP_kernel-flags = $(CC) $(KERNEL_CFLAGS) $(KERNEL_ASFLAGS)
+KERNEL_FLAGS_STAMP := $(BUILD)/.stamp-kernel-flags
+# The ISOs depend on the command line they carry, and the Limine ISO on which
+# Limine release built it (its path and the checksum of its BIOS stage).
+STAMP_grub-iso = $(CMDLINE)
+STAMP_limine-iso = $(CMDLINE)|$(LIMINE_DIR)|$(shell cksum <'$(LIMINE_DIR)/limine-bios.sys' 2>/dev/null)
 
 $(BUILD)/%.c.o: %.c $(KERNEL_FLAGS_STAMP)
 	@mkdir -p $(dir $@)
@@ -84,10 +99,10 @@ $(BUILD)/%.S.o: %.S $(KERNEL_FLAGS_STAMP)
 $(BUILD)/kernel.elf: $(KERNEL_OBJ) kernel/arch/x86_64/linker.ld
 	$(LD) $(KERNEL_LDFLAGS) $(KERNEL_OBJ) $(LIBGCC) -o $@
 
-$(BUILD)/slayeros.iso: $(BUILD)/kernel.elf tools/mkiso-grub.sh
+$(BUILD)/slayeros.iso: $(BUILD)/kernel.elf tools/mkiso-grub.sh $(BUILD)/.stamp-grub-iso
 	tools/mkiso-grub.sh $< $@ "$(CMDLINE)"
 
-$(BUILD)/slayeros-limine.iso: $(BUILD)/kernel.elf tools/mkiso-limine.sh
+$(BUILD)/slayeros-limine.iso: $(BUILD)/kernel.elf tools/mkiso-limine.sh $(BUILD)/.stamp-limine-iso
 	@test -n "$(LIMINE_DIR)" || { echo "limine-iso: set LIMINE_DIR to a Limine binary release"; exit 1; }
 	tools/mkiso-limine.sh $< $@ "$(LIMINE_DIR)" "$(CMDLINE)"
 
@@ -105,7 +120,7 @@ HOST_FLAGS := $(HOSTCFLAGS) -std=gnu11 -Wall -Wextra -Werror -Ikernel -Itests/ho
     -DSLAYER_HOST -fsanitize=address,undefined -fno-sanitize-recover=undefined \
     -fno-omit-frame-pointer -Wno-format-zero-length
 
-$(BUILD)/host/tests: $(HOST_TEST_SRC) $(HOST_SRC) $(wildcard tests/host/*.h) $(shell find kernel -name '*.h')
+$(BUILD)/host/tests: $(HOST_TEST_SRC) $(HOST_SRC) $(wildcard tests/host/*.h) $(shell find kernel -name '*.h') | deps-check
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_FLAGS) $(HOST_TEST_SRC) $(HOST_SRC) -o $@ -lcriterion
 
@@ -119,7 +134,11 @@ qemu-test: deps-check $(BUILD)/kernel.elf
 	LIMINE_DIR="$(LIMINE_DIR)" KERNEL=$(BUILD)/kernel.elf tests/qemu/run.sh
 	@for t in $(wildcard tests/qemu/test_*.sh); do echo "== $$t"; KERNEL=$(BUILD)/kernel.elf $$t || exit 1; done
 
-test: deps-check host-test host-test-debug fuzz-smoke qemu-test debug-test bench-smoke
+# Every setting the README offers takes effect whatever was built before.
+build-test: deps-check
+	tests/make/test_settings.sh $(BUILD)
+
+test: deps-check build-test host-test host-test-debug fuzz-smoke qemu-test debug-test bench-smoke
 
 # Installs missing Debian packages (a fast no-op when all are there), so that
 # `make test` and `make run` work on a fresh machine; `make deps` is the same,

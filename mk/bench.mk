@@ -24,12 +24,12 @@ heap_libs_jemalloc := -ljemalloc
 heap_srcs_slayer := $(HOST_SRC) tests/host/support.c
 heap_srcs_naive := $(HOST_SRC) tests/host/support.c bench/naive_heap.c
 
-$(BENCH_DIR)/heap-%: bench/heap.c bench/alloc_%.c bench/naive_heap.c bench/naive_heap.h $(BENCH_COMMON) $(BENCH_KERNEL_DEPS)
+$(BENCH_DIR)/heap-%: bench/heap.c bench/alloc_%.c bench/naive_heap.c bench/naive_heap.h $(BENCH_COMMON) $(BENCH_KERNEL_DEPS) | deps-check
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(BENCH_CFLAGS) '-DHEAP_ADAPTER="alloc_$*.c"' bench/heap.c bench/common.c \
 	    $(heap_srcs_$*) -o $@ $(heap_libs_$*)
 
-$(BENCH_DIR)/mm: bench/mm.c bench/frame_peers.c bench/frame_peers.h $(BENCH_COMMON) $(BENCH_KERNEL_DEPS)
+$(BENCH_DIR)/mm: bench/mm.c bench/frame_peers.c bench/frame_peers.h $(BENCH_COMMON) $(BENCH_KERNEL_DEPS) | deps-check
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(BENCH_CFLAGS) bench/mm.c bench/frame_peers.c bench/common.c $(HOST_SRC) \
 	    tests/host/support.c -o $@

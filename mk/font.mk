@@ -15,16 +15,16 @@ FONT_SRC := $(FONT_DIR)/$(FONT).psf.gz
 FONT_PSF := $(BUILD)/font/$(FONT).psf
 FONT_OBJ := $(BUILD)/font/font.o
 
-# A missing font gets a message instead of make's "no rule to make target".
-$(FONT_PSF): $(if $(wildcard $(FONT_SRC)),$(FONT_SRC),font-missing)
+# Decided when the rule runs, not when the Makefile is read: on a fresh
+# machine deps-check installs console-setup-linux after parsing. The stamp
+# rebuilds the font whenever FONT or FONT_DIR changes.
+STAMP_font = $(FONT_SRC)
+$(FONT_PSF): $(BUILD)/.stamp-font
+	@test -f $(FONT_SRC) || { echo "font: $(FONT_SRC) not found; run tools/deps.sh" \
+	    "(package console-setup-linux)" >&2; exit 1; }
 	@mkdir -p $(dir $@)
-	gzip -dc $< >$@.tmp
+	gzip -dc $(FONT_SRC) >$@.tmp
 	mv $@.tmp $@
-
-.PHONY: font-missing
-font-missing:
-	@echo "font: $(FONT_SRC) not found; run tools/deps.sh (package console-setup-linux)" >&2
-	@exit 1
 
 # objcopy names the symbols after its input file: copy to a fixed name first,
 # so that the symbols do not depend on FONT.

@@ -34,7 +34,7 @@ FUZZ_TARGET_OBJ := $(patsubst %,$(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o,$(FUZZ_TARGE
 # Objects are kept between builds (make would delete them as intermediates).
 .SECONDARY: $(FUZZ_COMMON_OBJ) $(FUZZ_TARGET_OBJ)
 
-$(FUZZ_DIR)/obj/%.o: %.c
+$(FUZZ_DIR)/obj/%.o: %.c | deps-check
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
@@ -42,7 +42,7 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_COMMON_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@
 
 # The seed generator is an ordinary host program (no fuzzer runtime).
-$(FUZZ_DIR)/seedgen: tests/fuzz/seedgen.c $(shell find kernel -name '*.h')
+$(FUZZ_DIR)/seedgen: tests/fuzz/seedgen.c $(shell find kernel -name '*.h') | deps-check
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -Ikernel -DSLAYER_HOST $< -o $@
 

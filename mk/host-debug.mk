@@ -7,7 +7,7 @@
 
 HOST_DEBUG_BIN := $(BUILD)/host-debug/tests
 
-$(HOST_DEBUG_BIN): $(HOST_TEST_SRC) $(HOST_SRC) $(wildcard tests/host/*.h) $(shell find kernel -name '*.h')
+$(HOST_DEBUG_BIN): $(HOST_TEST_SRC) $(HOST_SRC) $(wildcard tests/host/*.h) $(shell find kernel -name '*.h') | deps-check
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_FLAGS) -DSLAYER_DEBUG=1 $(HOST_TEST_SRC) $(HOST_SRC) -o $@ -lcriterion
 
