@@ -93,12 +93,14 @@ static void emit_number(struct emitter *e, const struct spec *sp, unsigned long 
         prefix = " ";
     else if (sp->alt && base == 16 && n && !(n == 1 && tmp[0] == '0'))
         prefix = upper ? "0X" : "0x";
-    else if (sp->alt && base == 8 && tmp[n - 1] != '0')
+    int zeros = sp->prec > n ? sp->prec - n : 0;
+    /* '#' with octal makes the first digit a zero, unless the digits or the
+     * precision's zeros already begin with one (%#.0o of 0 prints "0"). */
+    if (!*prefix && sp->alt && base == 8 && zeros == 0 && (n == 0 || tmp[n - 1] != '0'))
         prefix = "0";
     int plen = 0;
     while (prefix[plen])
         plen++;
-    int zeros = sp->prec > n ? sp->prec - n : 0;
     int body = plen + zeros + n;
     int pad = sp->width > body ? sp->width - body : 0;
     if (sp->zero && !sp->left && sp->prec < 0) {

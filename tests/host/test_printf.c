@@ -43,6 +43,39 @@ Test(printf, width_and_padding)
     CHECK("   ab", "%*s", 5, "ab");
 }
 
+/* Every combination of flags, width and precision for the integer conversions
+ * against the C library's snprintf, values at the edges included. %#.0o of 0
+ * once read tmp[-1] (ASan: stack-buffer-underflow) and %#.3o added a second
+ * leading zero. */
+Test(printf, integer_flags_against_libc)
+{
+    static const char *flags[] = {"", "#", "-", "0", "+", " ", "#0", "#-", "+0", "-+"};
+    static const char *widths[] = {"", "1", "6"};
+    static const char *precs[] = {"", ".0", ".1", ".3", ".8"};
+    static const char convs[] = "dioxXu";
+    static const unsigned long long values[] = {0, 1, 7, 8, 9, 0x7f, 255, 0x10000, 0x7fffffffULL,
+                                                0xffffffffULL};
+    for (size_t f = 0; f < ARRAY_SIZE(flags); f++)
+        for (size_t w = 0; w < ARRAY_SIZE(widths); w++)
+            for (size_t p = 0; p < ARRAY_SIZE(precs); p++)
+                for (size_t c = 0; c < sizeof(convs) - 1; c++)
+                    for (size_t v = 0; v < ARRAY_SIZE(values); v++) {
+                        char fmt[32], want[64], got[64];
+                        snprintf(fmt, sizeof(fmt), "%%%s%s%s%c", flags[f], widths[w], precs[p],
+                                 convs[c]);
+                        unsigned int x = (unsigned int)values[v];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+                        int nw = snprintf(want, sizeof(want), fmt, x);
+                        int ng = ksnprintf(got, sizeof(got), fmt, x);
+#pragma GCC diagnostic pop
+                        cr_expect_str_eq(got, want, "format \"%s\" of %u", fmt, x);
+                        cr_expect_eq(ng, nw, "length of format \"%s\" of %u", fmt, x);
+                    }
+    CHECK("0", "%#.0o", 0);
+    CHECK("010", "%#.3o", 8);
+}
+
 Test(printf, strings_chars_pointers)
 {
     CHECK("hello", "%s", "hello");
