@@ -7,6 +7,7 @@
 #include "arch/x86_64/idt.h"
 #include "arch/x86_64/mmu_ops.h"
 #include "lib/backtrace.h"
+#include "lib/panic.h"
 #include "lib/printf.h"
 #include "lib/string.h"
 #include "lib/symbols.h"
@@ -39,8 +40,9 @@ KTEST(cpu_idt_loaded)
     KT_ASSERT(idtr.limit == IDT_VECTORS * sizeof(struct idt_gate) - 1, "IDT limit %u", idtr.limit);
     const struct idt_gate *idt = (const struct idt_gate *)(uintptr_t)idtr.base;
     KT_EXPECT(idt[EXC_DF].ist == IST_DOUBLE_FAULT);
-    KT_EXPECT(idt[EXC_PF].ist == IST_PAGE_FAULT);
-    KT_EXPECT(idt[EXC_NMI].ist == IST_NMI_MCE);
+    KT_EXPECT(idt[EXC_NMI].ist == IST_NMI);
+    KT_EXPECT(idt[EXC_MC].ist == IST_MACHINE_CHECK);
+    KT_EXPECT(idt[EXC_PF].ist == 0, "#PF on IST%u", idt[EXC_PF].ist);
     KT_EXPECT(idt[EXC_GP].ist == 0);
     for (unsigned v = 0; v < IDT_VECTORS; v++) {
         KT_ASSERT(idt[v].type_attr == 0x8E && idt[v].selector == GDT_KERNEL_CODE, "gate %u", v);
@@ -48,6 +50,59 @@ KTEST(cpu_idt_loaded)
                           ((uint64_t)idt[v].offset_high << 32);
         KT_ASSERT(target >= 0xffffffff80000000ULL, "gate %u -> %#llx", v, (unsigned long long)target);
     }
+}
+
+/* The TSS the CPU uses, found from TR and the GDT as the CPU finds it. */
+static const struct tss *cpu_tss(void)
+{
+    struct descriptor_pointer gdtr;
+    uint16_t tr;
+    __asm__ volatile("sgdt %0; str %1" : "=m"(gdtr), "=r"(tr));
+    const uint64_t *desc = (const uint64_t *)(uintptr_t)(gdtr.base + (tr & ~7u));
+    uint64_t base = ((desc[0] >> 16) & 0xffffff) | (((desc[0] >> 56) & 0xff) << 24) |
+                    ((desc[1] & 0xffffffffULL) << 32);
+    return (const struct tss *)(uintptr_t)base;
+}
+
+KTEST(cpu_ist_stacks_one_per_vector_and_disjoint)
+{
+    struct descriptor_pointer idtr;
+    __asm__ volatile("sidt %0" : "=m"(idtr));
+    const struct idt_gate *idt = (const struct idt_gate *)(uintptr_t)idtr.base;
+    const struct tss *tss = cpu_tss();
+    /* No IST slot serves two vectors: a second delivery on it would restart
+     * at its top and overwrite the first frame. */
+    int owner[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+    for (unsigned v = 0; v < IDT_VECTORS; v++) {
+        unsigned ist = idt[v].ist & 7;
+        if (!ist)
+            continue;
+        KT_EXPECT(owner[ist] < 0, "IST%u serves vector %d and vector %u", ist, owner[ist], v);
+        owner[ist] = (int)v;
+    }
+    /* NMI, #MC and #DF each have one, on stacks that are disjoint and guarded. */
+    static const uint8_t vectors[] = {EXC_DF, EXC_NMI, EXC_MC};
+    uint64_t lo[3], hi[3];
+    for (unsigned i = 0; i < 3; i++) {
+        unsigned ist = idt[vectors[i]].ist & 7;
+        KT_ASSERT(ist >= 1 && ist <= IST_COUNT, "vector %u has IST%u", vectors[i], ist);
+        hi[i] = tss->ist[ist - 1];
+        uint64_t glo, ghi;
+        KT_ASSERT(gdt_ist_range(ist, &glo, &ghi));
+        KT_EXPECT(ghi == hi[i], "IST%u: TSS has top %#llx, gdt_ist_range %#llx", ist,
+                  (unsigned long long)hi[i], (unsigned long long)ghi);
+        lo[i] = hi[i] - IST_STACK_SIZE;
+        KT_EXPECT(glo == lo[i] && (hi[i] & 15) == 0, "IST%u: [%#llx, %#llx)", ist,
+                  (unsigned long long)glo, (unsigned long long)ghi);
+        for (uint64_t p = lo[i]; p < hi[i]; p += PAGE_SIZE)
+            KT_EXPECT(backtrace_readable(p), "IST%u page %#llx unmapped", ist, (unsigned long long)p);
+        KT_EXPECT(!backtrace_readable(lo[i] - PAGE_SIZE), "IST%u: no guard page below %#llx", ist,
+                  (unsigned long long)lo[i]);
+    }
+    for (unsigned i = 0; i < 3; i++)
+        for (unsigned j = i + 1; j < 3; j++)
+            KT_EXPECT(hi[i] <= lo[j] || hi[j] <= lo[i], "vectors %u and %u share stack [%#llx, %#llx)",
+                      vectors[i], vectors[j], (unsigned long long)lo[i], (unsigned long long)hi[i]);
 }
 
 KTEST(cpu_protections_enabled)
@@ -149,20 +204,144 @@ KTEST(cpu_fault_pf_write_not_present)
               (unsigned long long)err);
 }
 
-KTEST(cpu_fault_pf_runs_on_ist2)
+KTEST(cpu_fault_pf_and_gp_run_on_the_faulting_stack)
 {
-    uint64_t lo, hi;
-    KT_ASSERT(gdt_ist_range(IST_PAGE_FAULT, &lo, &hi));
+    /* Neither #PF nor #GP has an IST: each frame lands just below this one. */
+    uint64_t here = (uint64_t)(uintptr_t)__builtin_frame_address(0);
     KT_ASSERT(ktest_expect_fault(read_at, (void *)unmapped_address(), EXC_PF, NULL, NULL));
     uint64_t frame = ktest_last_fault()->frame;
-    KT_EXPECT(frame >= lo && frame < hi, "frame %#llx outside IST2 [%#llx, %#llx)",
-              (unsigned long long)frame, (unsigned long long)lo, (unsigned long long)hi);
-    /* #GP has no IST: it runs on the faulting stack, i.e. this one */
-    uint64_t here = (uint64_t)(uintptr_t)__builtin_frame_address(0);
+    KT_EXPECT(frame < here && here - frame < KiB(4), "#PF frame %#llx, test frame %#llx",
+              (unsigned long long)frame, (unsigned long long)here);
     KT_ASSERT(ktest_expect_fault(read_at, (void *)0x8000000000000000ULL, EXC_GP, NULL, NULL));
     frame = ktest_last_fault()->frame;
     KT_EXPECT(frame < here && here - frame < KiB(4), "#GP frame %#llx, test frame %#llx",
               (unsigned long long)frame, (unsigned long long)here);
+}
+
+/* ---- nested exceptions: the inner one must not overwrite the outer frame ---- */
+/* pf_probe(addr): one load from addr. The #PF handler below resumes a fault
+ * of its load at pf_probe_resume, so the probe simply returns. */
+extern const char pf_probe_load[], pf_probe_resume[];
+void pf_probe(const void *addr);
+__asm__(".pushsection .text\n"
+        ".type pf_probe, @function\n"
+        "pf_probe:\n"
+        "pf_probe_load:\n"
+        "    movq (%rdi), %rax\n"
+        "pf_probe_resume:\n"
+        "    ret\n"
+        ".size pf_probe, . - pf_probe\n"
+        ".popsection");
+
+/* Everything the nested handlers record is static: on a shared IST stack the
+ * inner handler's frames land on the outer one's, locals included. */
+static struct interrupt_frame nest_outer_copy;
+static volatile uint64_t nest_outer_frame, nest_inner_frame, nest_inner_vector, nest_inner_addr;
+static volatile int nest_depth;
+
+static void nest_reset(void)
+{
+    nest_outer_frame = nest_inner_frame = nest_inner_addr = 0;
+    nest_inner_vector = UINT64_MAX;
+    nest_depth = 0;
+}
+
+/* Called by the outer handler after the inner exception has come and gone. */
+static void nest_check_outer(const struct interrupt_frame *f, const char *outer, const char *inner)
+{
+    if (memcmp(f, &nest_outer_copy, sizeof(*f)) != 0)
+        panic("%s frame at %p overwritten by the nested %s (frame at %#llx): vector %llu RIP %#llx "
+              "RSP %#llx, was vector %llu RIP %#llx RSP %#llx",
+              outer, (const void *)f, inner, (unsigned long long)nest_inner_frame,
+              (unsigned long long)f->vector, (unsigned long long)f->rip, (unsigned long long)f->rsp,
+              (unsigned long long)nest_outer_copy.vector, (unsigned long long)nest_outer_copy.rip,
+              (unsigned long long)nest_outer_copy.rsp);
+}
+
+static void nest_record_inner(struct interrupt_frame *f)
+{
+    nest_inner_frame = (uint64_t)(uintptr_t)f;
+    nest_inner_vector = f->vector;
+}
+
+/* #MC handler: raises an NMI (int $2 goes through the NMI gate, IST and
+ * all) while it runs, then checks its own frame. */
+static void nest_mc_outer(struct interrupt_frame *f)
+{
+    nest_outer_frame = (uint64_t)(uintptr_t)f;
+    nest_outer_copy = *f;
+    __asm__ volatile("int $2" ::: "memory");
+    nest_check_outer(f, "#MC", "NMI");
+}
+
+static void raise_mc(void *arg)
+{
+    (void)arg;
+    __asm__ volatile("int $18" ::: "memory");
+}
+
+KTEST(cpu_nmi_inside_machine_check_keeps_its_frame)
+{
+    nest_reset();
+    idt_set_handler(EXC_MC, nest_mc_outer);
+    idt_set_handler(EXC_NMI, nest_record_inner);
+    bool overwritten = ktest_expect_panic(raise_mc, NULL, NULL);
+    idt_set_handler(EXC_NMI, NULL);
+    idt_set_handler(EXC_MC, NULL);
+    KT_EXPECT(!overwritten, "%s", ktest_last_panic());
+    KT_ASSERT(nest_inner_vector == EXC_NMI, "the NMI handler saw vector %lld", (long long)nest_inner_vector);
+    uint64_t mc_lo, mc_hi, nmi_lo, nmi_hi;
+    KT_ASSERT(gdt_ist_range(IST_MACHINE_CHECK, &mc_lo, &mc_hi) && gdt_ist_range(IST_NMI, &nmi_lo, &nmi_hi));
+    KT_EXPECT(nest_outer_frame >= mc_lo && nest_outer_frame < mc_hi, "#MC frame %#llx not on its IST",
+              (unsigned long long)nest_outer_frame);
+    KT_EXPECT(nest_inner_frame >= nmi_lo && nest_inner_frame < nmi_hi, "NMI frame %#llx not on its IST",
+              (unsigned long long)nest_inner_frame);
+}
+
+/* #PF handler for pf_probe faults: the first one probes a second unmapped
+ * address from inside the handler, the nested one only records itself. Any
+ * other #PF gets the default handling. */
+static void nest_pf_handler(struct interrupt_frame *f)
+{
+    if (f->rip != (uint64_t)(uintptr_t)pf_probe_load) {
+        exception_handle(f);
+        return;
+    }
+    if (++nest_depth == 1) {
+        nest_outer_frame = (uint64_t)(uintptr_t)f;
+        nest_outer_copy = *f;
+        pf_probe((const void *)(uintptr_t)nest_inner_addr);
+        nest_check_outer(f, "outer #PF", "#PF");
+    } else {
+        nest_record_inner(f);
+    }
+    f->rip = (uint64_t)(uintptr_t)pf_probe_resume;
+    nest_depth--;
+}
+
+static void probe_unmapped(void *addr)
+{
+    pf_probe(addr);
+}
+
+KTEST(cpu_pf_inside_pf_handler_keeps_outer_frame)
+{
+    uint64_t addr = unmapped_address();
+    KT_ASSERT(addr, "every candidate address is mapped");
+    nest_reset();
+    nest_inner_addr = addr + 0x40;
+    idt_set_handler(EXC_PF, nest_pf_handler);
+    bool overwritten = ktest_expect_panic(probe_unmapped, (void *)(uintptr_t)addr, NULL);
+    idt_set_handler(EXC_PF, NULL);
+    KT_EXPECT(!overwritten, "%s", ktest_last_panic());
+    KT_EXPECT(nest_inner_vector == EXC_PF, "the nested handler saw vector %lld", (long long)nest_inner_vector);
+    /* the nested frame sits below the outer one, on the same stack */
+    KT_EXPECT(nest_inner_frame && nest_inner_frame < nest_outer_frame &&
+                  nest_outer_frame - nest_inner_frame < KiB(4),
+              "outer frame %#llx, nested frame %#llx", (unsigned long long)nest_outer_frame,
+              (unsigned long long)nest_inner_frame);
+    /* and the probe resumed normally afterwards */
+    KT_EXPECT(nest_depth == 0, "depth %d", nest_depth);
 }
 
 /* Recurses until the stack runs into the unmapped page below it. */
@@ -192,14 +371,30 @@ KTEST(cpu_stack_guard_hit_is_caught)
         return;
     }
     overflow_floor = guard - PAGE_SIZE; /* never reached: the guard faults first */
-    uint64_t cr2 = 0, err = 0, lo, hi;
-    KT_ASSERT(ktest_expect_fault(overflow_stack, NULL, EXC_PF, &cr2, &err), "got vector %lld",
-              (long long)ktest_last_fault()->vector);
+    /* #PF has no IST: the CPU cannot push the #PF frame into the guard page
+     * either, and the #PF becomes a #DF, on the #DF's own stack, which names
+     * the overflow before the catch. */
+    uint64_t cr2 = 0, err = 99, lo, hi;
+    ktest_capture_start();
+    bool caught = ktest_expect_fault(overflow_stack, NULL, EXC_DF, &cr2, &err);
+    ktest_capture_stop();
+    KT_ASSERT(caught, "got vector %lld", (long long)ktest_last_fault()->vector);
     KT_EXPECT(cr2 >= guard && cr2 < guard + PAGE_SIZE, "CR2=%#llx, guard page %#llx",
               (unsigned long long)cr2, (unsigned long long)guard);
-    KT_EXPECT(!(err & PF_ERR_PRESENT) && (err & PF_ERR_WRITE), "error %#llx", (unsigned long long)err);
-    KT_ASSERT(gdt_ist_range(IST_PAGE_FAULT, &lo, &hi));
-    KT_EXPECT(ktest_last_fault()->frame >= lo && ktest_last_fault()->frame < hi, "not on IST2");
+    KT_EXPECT(err == 0, "error %#llx", (unsigned long long)err);
+    KT_ASSERT(gdt_ist_range(IST_DOUBLE_FAULT, &lo, &hi));
+    KT_EXPECT(ktest_last_fault()->frame >= lo && ktest_last_fault()->frame < hi, "#DF frame %#llx not on IST1",
+              (unsigned long long)ktest_last_fault()->frame);
+    char want[64];
+    ksnprintf(want, sizeof(want), "guard page at 0x%016llx", (unsigned long long)guard);
+    KT_EXPECT(strstr(ktest_captured(), "kernel stack overflow") && strstr(ktest_captured(), want),
+              "log: %s", ktest_captured());
+    /* the diagnosis: a fault in the guard near RSP, nothing else */
+    KT_EXPECT(exception_stack_guard_hit(guard + PAGE_SIZE, guard + PAGE_SIZE - 8) == guard);
+    KT_EXPECT(exception_stack_guard_hit(guard + 16, guard + 8) == guard);
+    KT_EXPECT(exception_stack_guard_hit(rsp + MiB(1), guard + 8) == 0, "RSP far away");
+    KT_EXPECT(exception_stack_guard_hit(guard + PAGE_SIZE, guard + PAGE_SIZE) == 0, "a mapped page");
+    KT_EXPECT(exception_stack_guard_hit(unmapped_address(), unmapped_address()) == 0, "not a stack");
 }
 
 KTEST(cpu_fault_ud)

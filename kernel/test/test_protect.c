@@ -193,8 +193,9 @@ static void expect_guard(const char *what, uint64_t lo)
 
 KTEST(protect_guard_pages_below_ist_and_ring0_stacks)
 {
-    static const char *const names[] = {"", "IST1 (#DF) stack", "IST2 (#PF) stack", "IST3 (NMI/#MC) stack"};
-    for (unsigned ist = 1; ist <= 3; ist++) {
+    static const char *const names[IST_COUNT + 1] = {"", "IST1 (#DF) stack", "IST2 (NMI) stack",
+                                                     "IST3 (#MC) stack"};
+    for (unsigned ist = 1; ist <= IST_COUNT; ist++) {
         uint64_t lo, hi;
         KT_ASSERT(gdt_ist_range(ist, &lo, &hi));
         KT_EXPECT(hi - lo == IST_STACK_SIZE);

@@ -7,6 +7,7 @@
 #include "lib/panic_hook.h"
 #include "lib/printf.h"
 #include "lib/symbols.h"
+#include "mm/mapper.h"
 #include "test/ktest_catch.h"
 
 static const char *const names[32] = {
@@ -46,6 +47,7 @@ static const char *const names[32] = {
 
 static unsigned long breakpoints;
 static int reporting; /* nesting depth of the fatal report */
+static bool overflow_reported; /* a #DF has reported a stack overflow */
 
 const char *exception_name(unsigned vector)
 {
@@ -55,6 +57,41 @@ const char *exception_name(unsigned vector)
 unsigned long exception_breakpoint_count(void)
 {
     return breakpoints;
+}
+
+uint64_t exception_stack_guard_hit(uint64_t rsp, uint64_t cr2)
+{
+    /* A guard page is an unmapped page of the mapper's stack window with a
+     * mapped stack page right above it (mm/mapper.h). A stack that overflows
+     * faults in it with RSP no further than a page from it: a push or a call
+     * faults just below RSP, a store to a local faults at or above RSP. A
+     * wild pointer into some other stack's guard fails the RSP test. */
+    uint64_t guard = ALIGN_DOWN(cr2, PAGE_SIZE);
+    if (guard < MAPPER_STACK_BASE || guard + PAGE_SIZE >= MAPPER_STACK_END)
+        return 0;
+    if (rsp + PAGE_SIZE < guard || rsp >= guard + 2 * PAGE_SIZE)
+        return 0;
+    if (backtrace_readable(guard) || !backtrace_readable(guard + PAGE_SIZE))
+        return 0;
+    return guard;
+}
+
+/* The guard page a kernel-mode #PF or #DF hit by overflowing its stack, or 0.
+ * For a #DF, CR2 is the address the CPU failed to push the #PF frame to. */
+static uint64_t overflow_guard(const struct interrupt_frame *f, uint64_t cr2)
+{
+    unsigned v = (unsigned)f->vector;
+    if ((v != EXC_PF && v != EXC_DF) || (f->cs & 3))
+        return 0;
+    return exception_stack_guard_hit(f->rsp, cr2);
+}
+
+static void print_overflow(const char *prefix, const struct interrupt_frame *f, uint64_t guard)
+{
+    kprintf("%skernel stack overflow: RSP=0x%016llx ran into the guard page at 0x%016llx "
+            "(stack bottom 0x%016llx, RIP=0x%016llx)\n",
+            prefix, (unsigned long long)f->rsp, (unsigned long long)guard,
+            (unsigned long long)(guard + PAGE_SIZE), (unsigned long long)f->rip);
 }
 
 /* Vectors whose error code is a segment selector (Intel SDM vol. 3, 6.13). */
@@ -91,13 +128,15 @@ static void print_symbolized(const char *label, uint64_t addr)
         kprintf("  %s=0x%016llx\n", label, (unsigned long long)addr);
 }
 
-static void report(const struct interrupt_frame *f, uint64_t cr2)
+static void report(const struct interrupt_frame *f, uint64_t cr2, uint64_t guard)
 {
     unsigned v = (unsigned)f->vector;
     kprintf("\n!!! CPU EXCEPTION %u: %s, in %s mode\n", v, exception_name(v),
             (f->cs & 3) ? "user" : "kernel");
+    if (guard && v != EXC_DF) /* a #DF said it first thing */
+        print_overflow("  ", f, guard);
     print_error_code(v, f->error_code);
-    if (v == EXC_PF)
+    if (v == EXC_PF || guard)
         kprintf("  CR2=0x%016llx (faulting address)\n", (unsigned long long)cr2);
     else
         kprintf("  CR2=0x%016llx\n", (unsigned long long)cr2);
@@ -126,9 +165,17 @@ void exception_handle(struct interrupt_frame *f)
     uint64_t cr2 = read_cr2(); /* first: a later fault would overwrite it */
     unsigned v = (unsigned)f->vector;
 
-    /* Aborts and NMIs are never "expected": the state after them is not
-     * something a test can resume from. */
-    if (v != EXC_DF && v != EXC_MC && v != EXC_NMI && !panic_in_progress() &&
+    /* #PF has no IST (gdt.h): an overflowing kernel stack cannot take its
+     * frame, and the #PF becomes this #DF, running on IST1. */
+    uint64_t guard = overflow_guard(f, cr2);
+
+    /* Machine checks, NMIs and other double faults are never "expected":
+     * the state after them is not something a test can resume from. A #DF
+     * from a stack overflow is: the catch point abandons the overflowed
+     * frames, and the CPU keeps no state of its own for a #DF. */
+    if (v == EXC_DF && guard) /* first: whatever happens next, this line is out */
+        print_overflow("[cpu] #DF: ", f, guard);
+    if (v != EXC_MC && v != EXC_NMI && (v != EXC_DF || guard) && !panic_in_progress() &&
         ktest_catch_fault(f, cr2))
         return;
 
@@ -145,14 +192,23 @@ void exception_handle(struct interrupt_frame *f)
         return;
     }
 
-    if (++reporting > 1 || !panic_begin()) {
-        /* Faulted while reporting (or panicking): keep it to one line. */
-        kprintf("\n!!! exception %u (%s) at 0x%016llx, CR2=0x%llx, while %s; halting.\n", v,
+    bool nested = ++reporting > 1, first = panic_begin();
+    if (nested || !first) {
+        /* Faulted while reporting (or panicking): keep it to one line, unless
+         * the report (or panic) ran out of stack: the frames it needed are
+         * gone, but this #DF has a stack of its own and can say everything,
+         * once. */
+        bool again = v == EXC_DF && guard && !overflow_reported;
+        kprintf("\n!!! exception %u (%s) at 0x%016llx, CR2=0x%llx, while %s%s; %s.\n", v,
                 exception_name(v), (unsigned long long)f->rip, (unsigned long long)cr2,
-                reporting > 1 ? "reporting a fault" : "panicking");
-        cpu_halt_forever();
+                nested ? "reporting a fault" : "panicking", guard ? ", kernel stack overflow" : "",
+                again ? "reporting it from the #DF stack" : "halting");
+        if (!again)
+            cpu_halt_forever();
     }
-    report(f, cr2);
+    if (v == EXC_DF && guard)
+        overflow_reported = true;
+    report(f, cr2, guard);
     panic_hook();
     kprintf("halting.\n");
     cpu_halt_forever();

@@ -23,10 +23,19 @@ enum exception_vector {
 /* "#PF page fault" style name for vectors 0..31, "interrupt" otherwise. */
 const char *exception_name(unsigned vector);
 /* Default handling of an exception: a fault inside ktest_expect_fault() is
- * caught and execution resumes at its catch point; #BP logs and resumes
+ * caught and execution resumes at its catch point (#MC, NMI and #DF never
+ * are, except a #DF from a kernel stack overflow); #BP logs and resumes
  * after the int3; an NMI is logged; anything else prints the full report
- * (registers, decoded error code, CR2/CR3, symbolized backtrace), calls
- * panic_hook() and halts this CPU for good. */
+ * (registers, decoded error code, CR2/CR3, symbolized backtrace, and
+ * "kernel stack overflow" when a guard page was hit), calls panic_hook()
+ * and halts this CPU for good. A #DF from a stack overflow logs its
+ * diagnosis line first, caught or not, and reports in full even when the
+ * report or panic it interrupted ran out of stack. */
 void exception_handle(struct interrupt_frame *f);
+/* The guard page (its address) below a guarded kernel stack (mm/mapper.h)
+ * that a fault at cr2 hit with the stack pointer at rsp, i.e. a stack
+ * overflow; 0 when cr2 is not in such a guard page or rsp is more than a
+ * page away from it. Reads page tables only; never faults. */
+uint64_t exception_stack_guard_hit(uint64_t rsp, uint64_t cr2);
 /* Breakpoints (#BP) seen and resumed from so far. */
 unsigned long exception_breakpoint_count(void);

@@ -1,4 +1,6 @@
-/* GDT: null, kernel code/data, user data/code, and one 16-byte TSS descriptor. */
+/* GDT: null, kernel code/data, user data/code, and one 16-byte TSS descriptor.
+ * The TSS holds one IST stack per vector that runs on an IST (#DF, NMI, #MC),
+ * never one shared by two vectors: gdt.h explains why, and why #PF has none. */
 #include "arch/x86_64/gdt.h"
 
 /* Access-byte bits of a code/data descriptor. */
@@ -21,10 +23,11 @@
 static uint64_t gdt[7] __attribute__((aligned(16)));
 static struct tss tss __attribute__((aligned(16)));
 
-/* The boot-time IST stacks: used until main.c moves each IST to a guarded
- * stack of its own (gdt_set_ist_stack), once the kernel's page tables exist. */
-static uint8_t ist_stacks[3][IST_STACK_SIZE] __attribute__((aligned(16)));
-static uint64_t ist_lo[3], ist_hi[3];
+/* The boot-time IST stacks, one per slot (gdt.h says why they may not be
+ * shared): used until main.c moves each IST to a guarded stack of its own
+ * (gdt_set_ist_stack), once the kernel's page tables exist. */
+static uint8_t ist_stacks[IST_COUNT][IST_STACK_SIZE] __attribute__((aligned(16)));
+static uint64_t ist_lo[IST_COUNT], ist_hi[IST_COUNT];
 
 struct gdt_pointer {
     uint16_t limit;
@@ -56,7 +59,7 @@ void gdt_init(void)
                                           SEG_ACCESSED,
                                       SEG_FLAG_L | SEG_FLAG_G);
 
-    for (unsigned i = 0; i < 3; i++) {
+    for (unsigned i = 0; i < IST_COUNT; i++) {
         ist_lo[i] = (uint64_t)(uintptr_t)ist_stacks[i];
         ist_hi[i] = ist_lo[i] + IST_STACK_SIZE;
         tss.ist[i] = ist_hi[i];
@@ -97,7 +100,7 @@ uint64_t gdt_kernel_stack(void)
 
 bool gdt_set_ist_stack(unsigned ist, uint64_t lo, uint64_t hi)
 {
-    if (ist < 1 || ist > 3 || hi <= lo || (hi & 15))
+    if (ist < 1 || ist > IST_COUNT || hi <= lo || (hi & 15))
         return false;
     ist_lo[ist - 1] = lo;
     ist_hi[ist - 1] = hi;
@@ -107,7 +110,7 @@ bool gdt_set_ist_stack(unsigned ist, uint64_t lo, uint64_t hi)
 
 bool gdt_ist_range(unsigned ist, uint64_t *lo, uint64_t *hi)
 {
-    if (ist < 1 || ist > 3)
+    if (ist < 1 || ist > IST_COUNT)
         return false;
     *lo = ist_lo[ist - 1];
     *hi = ist_hi[ist - 1];

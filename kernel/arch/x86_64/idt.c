@@ -35,10 +35,13 @@ void idt_init(void)
 {
     for (unsigned v = 0; v < IDT_VECTORS; v++)
         set_gate(v, isr_stub_table[v], 0);
+    /* One IST per vector that needs one, never shared (gdt.h: a second
+     * delivery on the same IST overwrites the first frame). #PF stays on the
+     * interrupted stack so that a #PF in a #PF handler nests below it; an
+     * overflowed stack turns its #PF into a #DF, which IST1 reports. */
     set_gate(EXC_DF, isr_stub_table[EXC_DF], IST_DOUBLE_FAULT);
-    set_gate(EXC_PF, isr_stub_table[EXC_PF], IST_PAGE_FAULT);
-    set_gate(EXC_NMI, isr_stub_table[EXC_NMI], IST_NMI_MCE);
-    set_gate(EXC_MC, isr_stub_table[EXC_MC], IST_NMI_MCE);
+    set_gate(EXC_NMI, isr_stub_table[EXC_NMI], IST_NMI);
+    set_gate(EXC_MC, isr_stub_table[EXC_MC], IST_MACHINE_CHECK);
 
     struct idt_pointer ptr = {sizeof(idt) - 1, (uint64_t)(uintptr_t)idt};
     __asm__ volatile("lidt %0" ::"m"(ptr) : "memory");

@@ -35,8 +35,9 @@ _Static_assert(sizeof(struct idt_gate) == 16, "IDT gate layout");
 #define IDT_VECTORS 256
 #define IDT_FIRST_IRQ_VECTOR 32
 
-/* Fills all 256 gates (interrupt gates, DPL 0; #DF on IST1, #PF on IST2,
- * NMI and #MC on IST3) and loads the IDT. Needs gdt_init() first. */
+/* Fills all 256 gates (interrupt gates, DPL 0; #DF on IST1, NMI on IST2,
+ * #MC on IST3, every other vector, #PF included, on the interrupted stack)
+ * and loads the IDT. Needs gdt_init() first. */
 void idt_init(void);
 /* Routes `vector` to h (NULL restores the default: the fatal report for
  * exceptions, "unexpected interrupt N" for the rest). A handler for an
