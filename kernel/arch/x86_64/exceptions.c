@@ -77,7 +77,10 @@ uint64_t exception_stack_guard_hit(uint64_t rsp, uint64_t cr2)
 }
 
 /* The guard page a kernel-mode #PF or #DF hit by overflowing its stack, or 0.
- * For a #DF, CR2 is the address the CPU failed to push the #PF frame to. */
+ * For a #DF, CR2 is the address the CPU failed to push the #PF frame to, and
+ * the saved RIP/RSP are those of the overflowing instruction: the SDM calls
+ * a #DF's saved CS:RIP undefined, but Intel, AMD and QEMU save the
+ * interrupted context (Linux's overflow report relies on the same). */
 static uint64_t overflow_guard(const struct interrupt_frame *f, uint64_t cr2)
 {
     unsigned v = (unsigned)f->vector;
