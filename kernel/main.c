@@ -134,8 +134,10 @@ static void log_boot_info(void)
     klog("boot", "protocol=%s bootloader=\"%s%s%s\" firmware=%s", boot_protocol_name(b->protocol),
          b->bootloader_name, b->bootloader_version[0] ? " " : "", b->bootloader_version,
          firmware_name(b->firmware));
-    if (b->protocol == BOOT_PROTO_LIMINE)
-        klog("boot", "limine base revision %llu", (unsigned long long)b->base_revision);
+    if (b->protocol == BOOT_PROTO_LIMINE) {
+        char line[160];
+        klog("boot", "%s", limine_revision_line(b, line, sizeof(line)));
+    }
     klog("boot", "cmdline=\"%s\"", b->cmdline);
     klog("boot", "kernel: phys=%#llx virt=%#llx size=%lluKiB", (unsigned long long)b->kernel_phys_base,
          (unsigned long long)b->kernel_virt_base, (unsigned long long)b->kernel_size / 1024);
@@ -245,6 +247,9 @@ static NORETURN void kernel_main_on_own_stack(void *unused)
     (void)unused;
     uint64_t reclaimed = frame_reclaim_bootloader();
     klog("mm", "reclaimed %lluKiB of bootloader memory", (unsigned long long)reclaimed / 1024);
+    const char *wire = boot_limine_restore_virtual_wire(); /* IRQs: see limine.h */
+    if (wire)
+        klog("boot", "%s", wire);
     step_done(STEP_RECLAIM);
     heap_init();
     step_done(STEP_HEAP);

@@ -156,6 +156,7 @@ const char *mem_type_name(uint32_t type)
         [MEM_BOOTLOADER_RECLAIMABLE] = "bootloader reclaimable",
         [MEM_KERNEL] = "kernel/modules",
         [MEM_FRAMEBUFFER] = "framebuffer",
+        [MEM_RESERVED_MAPPED] = "reserved (mapped)",
     };
     return type < MEM_TYPE_COUNT ? names[type] : "unknown";
 }

@@ -17,6 +17,10 @@ enum mem_type {
     MEM_BOOTLOADER_RECLAIMABLE = 5,
     MEM_KERNEL = 6, /* kernel image and modules */
     MEM_FRAMEBUFFER = 7,
+    /* Reserved, but the bootloader maps it in its HHDM because firmware data
+     * the kernel may read lives there: ACPI tables (Limine base revision 4+),
+     * SMBIOS tables and EFI runtime memory (5+). Never allocated. */
+    MEM_RESERVED_MAPPED = 8,
     MEM_TYPE_COUNT
 };
 
@@ -65,6 +69,9 @@ struct boot_info {
     char cmdline[BOOT_CMDLINE_MAX];
 
     uint64_t base_revision;       /* Limine base revision in effect (0 for Multiboot2) */
+    uint64_t base_revision_asked; /* Limine: the base revision the kernel asked for */
+    bool base_revision_accepted;  /* Limine: the bootloader granted the one asked for */
+    bool base_revision_named;     /* Limine: it named the revision used (revision 3+ loaders) */
     uint64_t hhdm_offset;         /* virtual = physical + hhdm_offset */
 
     /* The bootloader's memory map converted to enum mem_type; not yet sanitized.

@@ -31,25 +31,57 @@ static bool copy_str(char *dst, size_t size, const char *src)
     return src[i] == 0;
 }
 
-/* The base revision the bootloader used, or an error line. */
-static const char *check_base_revision(const struct limine_answers *a, uint64_t *used)
+/* Reads the base-revision tag: fills out->base_revision (the revision in
+ * force) and the asked/accepted/named fields, or returns an error line.
+ * Word [2] is 0 when the bootloader granted the revision asked for, else left
+ * as we wrote it; word [1] holds the revision used when the bootloader is
+ * recent enough to say (revision 3+), else still the magic. */
+static const char *check_base_revision(struct boot_info *out, const struct limine_answers *a)
 {
     const uint64_t *tag = a->base_revision_tag;
-    bool loaded_known = tag[1] != LIMINE_BASE_REVISION_MAGIC1; /* revision 3+ bootloaders */
+    uint64_t asked = a->requested_revision;
+    bool named = tag[1] != LIMINE_BASE_REVISION_MAGIC1;
+    bool accepted = tag[2] == 0;
 
     if (tag[0] != LIMINE_BASE_REVISION_MAGIC0)
         return fail("limine: base revision tag corrupted (word 0 = 0x%llx)",
                     (unsigned long long)tag[0]);
-    if (tag[2] != 0) {
-        if (loaded_known)
-            return fail("limine: base revision %llu not supported by this bootloader "
-                        "(it used revision %llu)",
-                        (unsigned long long)a->requested_revision, (unsigned long long)tag[1]);
-        return fail("limine: base revision %llu not supported by this bootloader",
-                    (unsigned long long)a->requested_revision);
-    }
-    *used = loaded_known ? tag[1] : a->requested_revision;
+    if (!accepted && tag[2] != asked)
+        return fail("limine: base revision tag corrupted (word 2 = 0x%llx, asked %llu)",
+                    (unsigned long long)tag[2], (unsigned long long)asked);
+    uint64_t rev;
+    if (named)
+        rev = tag[1];
+    else if (accepted)
+        rev = asked;
+    else /* before revision 3, and less than asked (so asked > 0: word 2 == asked) */
+        rev = MIN(asked - 1, (uint64_t)LIMINE_UNNAMED_FALLBACK_REVISION);
+    if (rev > LIMINE_NEWEST_KNOWN_BASE_REVISION)
+        return fail("limine: the bootloader used base revision %llu, newer than the %d "
+                    "this kernel knows",
+                    (unsigned long long)rev, LIMINE_NEWEST_KNOWN_BASE_REVISION);
+    out->base_revision = rev;
+    out->base_revision_asked = asked;
+    out->base_revision_accepted = accepted;
+    out->base_revision_named = named;
     return NULL;
+}
+
+const char *limine_revision_line(const struct boot_info *bi, char *buf, size_t size)
+{
+    unsigned long long rev = bi->base_revision, asked = bi->base_revision_asked;
+    const char *how;
+    if (bi->base_revision_accepted && rev == asked)
+        how = bi->base_revision_named ? "" : "; the bootloader did not name the revision used";
+    else if (bi->base_revision_accepted)
+        how = ": granted, yet the bootloader names another";
+    else if (bi->base_revision_named)
+        how = ": the bootloader supports less";
+    else
+        how = ": the bootloader supports less; it does not name its revision, 0-2 read "
+              "alike here";
+    ksnprintf(buf, size, "limine: base revision %llu in force (asked %llu%s)", rev, asked, how);
+    return buf;
 }
 
 static uint32_t convert_type(uint64_t t)
@@ -63,7 +95,8 @@ static uint32_t convert_type(uint64_t t)
     case LIMINE_MEMMAP_BOOTLOADER_RECLAIMABLE: return MEM_BOOTLOADER_RECLAIMABLE;
     case LIMINE_MEMMAP_EXECUTABLE_AND_MODULES: return MEM_KERNEL;
     case LIMINE_MEMMAP_FRAMEBUFFER: return MEM_FRAMEBUFFER;
-    default: return MEM_RESERVED; /* reserved-mapped (MMIO) and anything newer */
+    case LIMINE_MEMMAP_RESERVED_MAPPED: return MEM_RESERVED_MAPPED;
+    default: return MEM_RESERVED; /* anything newer: keep out of it */
     }
 }
 
@@ -182,13 +215,14 @@ static const char *convert_executable_address(struct boot_info *out,
     return NULL;
 }
 
-/* Base revisions 0-2 give the RSDP as an HHDM address, revision 3+ physical. */
+/* Base revision 3 gives the RSDP as a physical address, every other one as an
+ * HHDM pointer. */
 static const char *convert_rsdp(struct boot_info *out, const struct limine_rsdp_response *r)
 {
     if (!r || !r->address)
         return NULL;
     uint64_t addr = (uint64_t)(uintptr_t)r->address;
-    if (out->base_revision < 3) {
+    if (out->base_revision != 3) {
         if (addr < out->hhdm_offset)
             return fail("limine: RSDP address 0x%llx below the HHDM", (unsigned long long)addr);
         addr -= out->hhdm_offset;
@@ -223,15 +257,13 @@ static void convert_bootloader_info(struct boot_info *out,
 const char *boot_from_limine(struct boot_info *out, const struct limine_answers *a)
 {
     const char *err;
-    uint64_t revision = 0;
 
     memset(out, 0, sizeof(*out));
     out->protocol = BOOT_PROTO_LIMINE;
     if (!a)
         return "limine: no answers";
-    if ((err = check_base_revision(a, &revision)))
+    if ((err = check_base_revision(out, a)))
         return err;
-    out->base_revision = revision;
 
     /* We ask for 4-level paging; everything after us assumes it. */
     if (a->paging_mode && a->paging_mode->mode != LIMINE_PAGING_MODE_X86_64_4LVL)

@@ -1,7 +1,7 @@
 /* The Limine boot protocol: our own definitions of the parts SlayerOS uses,
- * written from the protocol specification (PROTOCOL.md, v8.x: base revisions
- * 0-2, plus the revision-3 rule for the loaded revision). Layouts are fixed by
- * the protocol and checked with _Static_assert below.
+ * written from the protocol specification (limine-protocol's PROTOCOL.md,
+ * base revisions 0-6). Layouts are fixed by the protocol and checked with
+ * _Static_assert below.
  *
  * How the protocol works: the kernel image contains request structures
  * (an ID, a revision, a response pointer left NULL). The bootloader scans the
@@ -20,12 +20,42 @@
 /* ---- base revision tag ------------------------------------------------------
  * Three words: two magic words and the requested revision. A bootloader that
  * supports the requested revision sets word [2] to 0; one that does not leaves
- * it alone. Bootloaders implementing base revision 3 or later also replace
- * word [1] with the base revision they actually used. */
+ * it alone and boots with some revision it does support. Bootloaders that
+ * implement revision 3 or later always replace word [1] with the revision
+ * they actually used (at least 3 when they refuse the one asked for); older
+ * ones leave the magic there and do not say (Limine 8.x uses 2).
+ *
+ * What changes between revisions, for this kernel (x86_64):
+ *   0    identity map of the low 4 GiB; the HHDM covers every map entry.
+ *   1, 2 no identity map; the HHDM covers the first 4 GiB whatever their type,
+ *        and above that every entry but reserved and bad memory. Revision 2
+ *        makes the request delimiters binding. Page 0 is never usable.
+ *   3    the HHDM covers only usable, bootloader-reclaimable, executable and
+ *        module, and framebuffer entries: no 4 GiB of everything, no ACPI, no
+ *        reserved or MMIO. The RSDP address is physical (in 3 only). Page 0
+ *        may be usable.
+ *   4    memory map type 8, reserved-mapped; ACPI reclaimable, ACPI NVS and
+ *        reserved-mapped entries join the HHDM, and every ACPI table lies in
+ *        one of them. The RSDP address is an HHDM pointer again.
+ *   5    SMBIOS tables, EFI runtime memory and the EFI system table become
+ *        reserved-mapped (their addresses are HHDM pointers again; physical in
+ *        3 and 4). At entry every CR0/CR4/EFER bit beyond PE, ET, WP, PG,
+ *        PAE, LME, LMA and NXE is clear, RFLAGS is 2, IDTR, TR and LDTR are
+ *        null, the LAPIC is enabled with every LVT entry masked, IOMMUs off.
+ *   6    changes only other architectures.
+ * Responses, the memory map rules and the paging-mode request are otherwise
+ * the same in every revision. */
 #define LIMINE_BASE_REVISION_MAGIC0 0xf9562b2d5c95a6c8ULL
 #define LIMINE_BASE_REVISION_MAGIC1 0x6a7b384944536bdcULL
-/* The base revision SlayerOS asks for (Limine 8.x supports 0..2). */
-#define LIMINE_REQUESTED_BASE_REVISION 2
+/* The base revision SlayerOS asks for: the current one (Limine 11.x, 12.x). */
+#define LIMINE_REQUESTED_BASE_REVISION 6
+/* The newest revision whose rules this file knows; a bootloader claiming to
+ * have used a newer one is refused (we cannot know what it changed). */
+#define LIMINE_NEWEST_KNOWN_BASE_REVISION 6
+/* What a bootloader that refused our revision without naming its own is
+ * taken to use: it predates revision 3, and 0-2 differ in nothing this kernel
+ * relies on (the HHDM covers the low 4 GiB and RSDP is an HHDM pointer). */
+#define LIMINE_UNNAMED_FALLBACK_REVISION 2
 
 /* ---- request area delimiters ---------------------------------------------- */
 #define LIMINE_REQUESTS_START_MARKER_WORDS \
@@ -62,7 +92,7 @@
 #define LIMINE_MEMMAP_BOOTLOADER_RECLAIMABLE 5
 #define LIMINE_MEMMAP_EXECUTABLE_AND_MODULES 6
 #define LIMINE_MEMMAP_FRAMEBUFFER            7
-#define LIMINE_MEMMAP_RESERVED_MAPPED        8 /* base revision 4+ */
+#define LIMINE_MEMMAP_RESERVED_MAPPED        8 /* base revision 4+: reserved, in the HHDM */
 
 struct limine_memmap_entry {
     uint64_t base;
@@ -155,7 +185,8 @@ struct limine_file {
     void *address;   /* HHDM address of the file's bytes, 4 KiB aligned */
     uint64_t size;
     char *path;      /* path within its volume, leading slash */
-    char *cmdline;   /* the string the configuration gave with the file */
+    char *cmdline;   /* the string the configuration gave with the file
+                        (named `string` in newer specifications) */
     uint32_t media_type;
     uint32_t unused;
     uint32_t tftp_ip;
@@ -188,7 +219,8 @@ struct limine_executable_address_request {
 };
 
 /* ---- ACPI RSDP ---------------------------------------------------------------------
- * address: an HHDM address under base revisions 0-2, physical from revision 3. */
+ * address: physical under base revision 3 only; an HHDM pointer under 0-2 and
+ * 4+. Under revision 3 the RSDP is not in the bootloader's HHDM at all. */
 struct limine_rsdp_response {
     uint64_t revision;
     void *address;
@@ -202,6 +234,7 @@ struct limine_rsdp_request {
 #define LIMINE_FIRMWARE_TYPE_X86BIOS 0
 #define LIMINE_FIRMWARE_TYPE_UEFI32  1
 #define LIMINE_FIRMWARE_TYPE_UEFI64  2
+/* 3 is SBI (RISC-V) in newer specifications: FW_UNKNOWN here. */
 
 struct limine_firmware_type_response {
     uint64_t revision;
@@ -298,15 +331,33 @@ struct limine_answers {
     const struct limine_paging_mode_response *paging_mode;
 };
 
-/* Validates the answers and fills *out from scratch (protocol, base revision,
+/* Validates the answers and fills *out from scratch (protocol, base revision
+ * in force, asked, accepted and named, as the tag says; see above),
  * memory map converted to enum mem_type, HHDM offset, the first usable RGB
  * framebuffer, kernel file and command line, kernel physical/virtual base,
  * RSDP as a physical address, firmware type, bootloader name and version).
  * Memory map, HHDM and executable address are required; the rest is optional.
- * kernel_size is left 0 for the caller. Returns NULL on success, otherwise one
- * line naming what is wrong (a static string; *out is then incomplete). */
+ * A revision other than the one asked for is accepted when its rules are
+ * known (0..LIMINE_NEWEST_KNOWN_BASE_REVISION): every field is read by the
+ * rules of the revision in force. kernel_size is left 0 for the caller.
+ * Returns NULL on success, otherwise one line naming what is wrong (a static
+ * string; *out is then incomplete). */
 const char *boot_from_limine(struct boot_info *out, const struct limine_answers *a);
+
+/* Writes into buf (NUL-terminated, truncated to size) and returns the line
+ * that names the base revision in force and how the bootloader answered, e.g.
+ * "limine: base revision 6 in force (asked 6)" or "limine: base revision 2
+ * in force (asked 6: the bootloader supports less)". For a bi filled by
+ * boot_from_limine(). */
+const char *limine_revision_line(const struct boot_info *bi, char *buf, size_t size);
 
 /* Kernel only (limine_requests.c): gathers the answers from our request
  * variables and runs boot_from_limine() on them. Same result convention. */
 const char *boot_limine_collect(struct boot_info *out);
+
+/* Kernel only, on the kernel's own page tables: when a Limine base revision
+ * 5+ boot left the local APIC enabled with LINT0 masked, makes LINT0 ExtINT
+ * again (and unmasks an NMI LINT1) so the 8259 PICs' IRQs reach the CPU, as
+ * on every other boot path. Returns a line saying what it did, NULL when
+ * there was nothing to do. */
+const char *boot_limine_restore_virtual_wire(void);

@@ -20,12 +20,13 @@ static const uint8_t rank_of[MEM_TYPE_COUNT] = {
     [MEM_KERNEL] = 3,
     [MEM_FRAMEBUFFER] = 4,
     [MEM_ACPI_NVS] = 5,         /* firmware keeps state here across sleep */
-    [MEM_RESERVED] = 6,
-    [MEM_BAD] = 7,
+    [MEM_RESERVED_MAPPED] = 6,  /* readable firmware tables; plain reserved (MMIO?) wins */
+    [MEM_RESERVED] = 7,
+    [MEM_BAD] = 8,
 };
 static const uint8_t type_of_rank[MEM_TYPE_COUNT] = {
     MEM_USABLE, MEM_BOOTLOADER_RECLAIMABLE, MEM_ACPI_RECLAIMABLE, MEM_KERNEL,
-    MEM_FRAMEBUFFER, MEM_ACPI_NVS, MEM_RESERVED, MEM_BAD,
+    MEM_FRAMEBUFFER, MEM_ACPI_NVS, MEM_RESERVED_MAPPED, MEM_RESERVED, MEM_BAD,
 };
 
 #define WARN_ENTRY(r, why, ...)                                                    \

@@ -4,8 +4,8 @@
  * edited: the result goes into a separate array.
  *
  * Overlap precedence (where entries overlap, the higher one wins):
- *   bad > reserved > ACPI NVS > framebuffer > kernel/modules > ACPI reclaimable
- *       > bootloader reclaimable > usable
+ *   bad > reserved > reserved (mapped) > ACPI NVS > framebuffer > kernel/modules
+ *       > ACPI reclaimable > bootloader reclaimable > usable
  * Unknown types count as reserved. Usable and bootloader-reclaimable entries
  * shrink inward to 4 KiB boundaries; every other type grows outward, so a
  * partially reserved page is never handed out. */

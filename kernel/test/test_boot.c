@@ -1,7 +1,11 @@
 /* In-kernel checks that bad bootloader answers give the clear one-line error
  * the boot would print, and that the running kernel's boot information is
- * sane. (The host tests in tests/host/test_boot_*.c cover every case; these
+ * sane, that the Limine base revision in force is known and logged, and that
+ * PIC interrupts get through whatever state the bootloader left the local
+ * APIC in. (The host tests in tests/host/test_boot_*.c cover every case; these
  * prove the same code behaves the same on the real CPU.) */
+#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/pic.h"
 #include "boot/boot_info.h"
 #include "boot/limine.h"
 #include "boot/multiboot2.h"
@@ -98,4 +102,71 @@ KTEST(boot_validate_rejects_bad_hhdm_and_framebuffer)
     scratch.memmap_count = 0;
     err = boot_info_validate(&scratch);
     KT_EXPECT(err != NULL, "an empty memory map was accepted");
+}
+
+/* ---- Limine base revision in force, and what revision 5+ changed ------------- */
+
+KTEST(boot_limine_revision_in_force_is_known)
+{
+    if (boot_ctx.protocol != BOOT_PROTO_LIMINE)
+        return;
+    char line[160];
+    limine_revision_line(&boot_ctx, line, sizeof(line));
+    KT_EXPECT(boot_ctx.base_revision <= LIMINE_NEWEST_KNOWN_BASE_REVISION, "revision %llu",
+              (unsigned long long)boot_ctx.base_revision);
+    KT_EXPECT(boot_ctx.base_revision_asked == LIMINE_REQUESTED_BASE_REVISION);
+    KT_EXPECT(strstr(line, "limine: base revision ") == line, "%s", line);
+    /* A bootloader that grants the revision also names it (revision 3+). */
+    KT_EXPECT(!boot_ctx.base_revision_accepted || boot_ctx.base_revision_named, "%s", line);
+    /* Below 3 it cannot name it: then 2 is assumed (Limine 8.x). */
+    KT_EXPECT(boot_ctx.base_revision_named || boot_ctx.base_revision == 2, "%s", line);
+}
+
+static volatile uint64_t timer_irqs;
+
+static void count_timer_irq(void)
+{
+    timer_irqs++;
+}
+
+/* An IRQ from the 8259 PIC reaches the CPU whatever the bootloader did to the
+ * local APIC (Limine base revision 5+ masks LINT0, the PIC's wire): the PIT
+ * fires once and the handler must run within a bounded spin. */
+KTEST(boot_pic_irq_reaches_the_cpu)
+{
+    timer_irqs = 0;
+    pic_set_handler(IRQ_TIMER, count_timer_irq);
+    outb(0x43, 0x30); /* PIT channel 0, lo/hi byte, mode 0: one interrupt at terminal count */
+    outb(0x40, 0x00);
+    outb(0x40, 0x10); /* 4096 ticks of 1.19 MHz: about 3.4 ms */
+    pic_unmask(IRQ_TIMER);
+    uint64_t start = rdtsc();
+    cpu_sti();
+    while (!timer_irqs && rdtsc() - start < 4000000000ULL)
+        cpu_pause();
+    cpu_cli();
+    pic_mask(IRQ_TIMER);
+    pic_set_handler(IRQ_TIMER, NULL);
+    KT_EXPECT(timer_irqs > 0, "no timer IRQ arrived (local APIC LINT0 masked?)");
+}
+
+/* The CPU state is the kernel's own whatever the bootloader left (entry.S,
+ * cpu_entry_state; Limine base revision 5+ clears more than older revisions,
+ * GRUB and OVMF set more). */
+KTEST(boot_cpu_state_is_the_kernels_own)
+{
+    uint64_t cr0 = read_cr0(), cr4 = read_cr4(), efer = rdmsr(MSR_EFER);
+    bool mce = cpuid(1, 0).edx & (1U << 7);
+    KT_EXPECT((cr0 & (CR0_PE | CR0_MP | CR0_NE | CR0_WP | CR0_PG)) ==
+                  (CR0_PE | CR0_MP | CR0_NE | CR0_WP | CR0_PG),
+              "CR0=%#llx", (unsigned long long)cr0);
+    KT_EXPECT(!(cr0 & (CR0_EM | CR0_TS | CR0_AM | CR0_NW | CR0_CD)), "CR0=%#llx",
+              (unsigned long long)cr0);
+    /* CR4: PAE, MCE (with the CPU's), and what cpu_enable_protections adds. */
+    uint64_t allowed = CR4_PAE | CR4_SMEP | CR4_SMAP | CR4_UMIP | (mce ? (1ULL << 6) : 0);
+    KT_EXPECT(!(cr4 & ~allowed), "CR4=%#llx has bits beyond %#llx", (unsigned long long)cr4,
+              (unsigned long long)allowed);
+    KT_EXPECT(!mce || (cr4 & (1ULL << 6)), "CR4.MCE off on a CPU with machine checks");
+    KT_EXPECT(!(efer & ~(EFER_LME | EFER_LMA | EFER_NXE)), "EFER=%#llx",
+              (unsigned long long)efer);
 }

@@ -9,8 +9,9 @@
  *
  * Checked against references written here from the rules in limine.h and
  * boot_info.h: boot_from_limine succeeds exactly when the reference accepts,
- * the fields it fills equal the responses (memory map converted entry by
- * entry, first usable RGB framebuffer, HHDM-relative addresses made physical),
+ * the fields it fills equal the responses (base revision in force from the
+ * tag, memory map converted entry by entry, first usable RGB framebuffer,
+ * HHDM-relative addresses made physical by the revision's rules),
  * errors are one "limine: ..." line; boot_info_validate accepts exactly what
  * its reference accepts. */
 #include "fuzz.h"
@@ -190,17 +191,36 @@ static const struct limine_framebuffer *ref_fb(bool *bad)
     return NULL;
 }
 
-/* limine.h's rules: base revision supported, 4-level paging, HHDM (non-zero,
+/* The base revision in force by limine.h's rules, or -1 for a tag the kernel
+ * refuses: word 0 the magic, word 2 either 0 (granted) or what was asked;
+ * word 1 names the revision used unless it is still the magic; unnamed and
+ * refused means a bootloader before revision 3: asked - 1, at most 2; nothing
+ * newer than the kernel knows. */
+static int64_t ref_revision(void)
+{
+    const uint64_t *tag = a.base_revision_tag;
+    uint64_t asked = a.requested_revision, rev;
+    if (tag[0] != LIMINE_BASE_REVISION_MAGIC0 || (tag[2] != 0 && tag[2] != asked))
+        return -1;
+    if (tag[1] != LIMINE_BASE_REVISION_MAGIC1)
+        rev = tag[1];
+    else if (tag[2] == 0)
+        rev = asked;
+    else
+        rev = asked - 1 < 2 ? asked - 1 : 2;
+    return rev <= LIMINE_NEWEST_KNOWN_BASE_REVISION ? (int64_t)rev : -1;
+}
+
+/* limine.h's rules: base revision known, 4-level paging, HHDM (non-zero,
  * aligned, higher half), memory map (1..BOOT_MEMMAP_MAX entries, none NULL,
  * empty or wrapping), executable address (aligned), framebuffer (above the
  * HHDM, 32-bit geometry), file (present; command line under 256 bytes), RSDP
- * (above the HHDM before revision 3). */
+ * (above the HHDM in every revision but 3, where it is physical). */
 static bool ref_accepts(void)
 {
-    const uint64_t *tag = a.base_revision_tag;
-    if (tag[0] != LIMINE_BASE_REVISION_MAGIC0 || tag[2] != 0)
+    int64_t rev = ref_revision();
+    if (rev < 0)
         return false;
-    uint64_t rev = tag[1] != LIMINE_BASE_REVISION_MAGIC1 ? tag[1] : a.requested_revision;
     if (a.paging_mode && a.paging_mode->mode != LIMINE_PAGING_MODE_X86_64_4LVL)
         return false;
     if (!a.hhdm)
@@ -230,7 +250,7 @@ static bool ref_accepts(void)
         if (!file || (file->cmdline && strlen(file->cmdline) >= BOOT_CMDLINE_MAX))
             return false;
     }
-    if (a.rsdp && a.rsdp->address && rev < 3 && (uint64_t)(uintptr_t)a.rsdp->address < h)
+    if (a.rsdp && a.rsdp->address && rev != 3 && (uint64_t)(uintptr_t)a.rsdp->address < h)
         return false;
     return true;
 }
@@ -239,8 +259,8 @@ static uint32_t ref_type(uint64_t t)
 {
     static const uint32_t map[] = {MEM_USABLE, MEM_RESERVED, MEM_ACPI_RECLAIMABLE, MEM_ACPI_NVS,
                                    MEM_BAD, MEM_BOOTLOADER_RECLAIMABLE, MEM_KERNEL,
-                                   MEM_FRAMEBUFFER};
-    return t < 8 ? map[t] : MEM_RESERVED;
+                                   MEM_FRAMEBUFFER, MEM_RESERVED_MAPPED};
+    return t < 9 ? map[t] : MEM_RESERVED;
 }
 
 /* A prefix of src of at most size-1 bytes, as the labels are truncated. */
@@ -253,11 +273,21 @@ static bool is_label_of(const char *label, size_t size, const char *src)
 static void check_fields(const struct boot_info *bi)
 {
     const uint64_t *tag = a.base_revision_tag;
-    uint64_t rev = tag[1] != LIMINE_BASE_REVISION_MAGIC1 ? tag[1] : a.requested_revision;
+    uint64_t rev = (uint64_t)ref_revision();
     uint64_t h = a.hhdm->offset;
     FUZZ_CHECK(bi->protocol == BOOT_PROTO_LIMINE && bi->base_revision == rev &&
                    bi->hhdm_offset == h,
                "protocol, revision or HHDM");
+    FUZZ_CHECK(bi->base_revision_asked == a.requested_revision &&
+                   bi->base_revision_accepted == (tag[2] == 0) &&
+                   bi->base_revision_named == (tag[1] != LIMINE_BASE_REVISION_MAGIC1),
+               "revision asked, granted, named");
+    char line[160];
+    limine_revision_line(bi, line, sizeof(line));
+    char want[64];
+    snprintf(want, sizeof(want), "limine: base revision %llu in force (asked %llu",
+             (unsigned long long)rev, (unsigned long long)a.requested_revision);
+    FUZZ_CHECK(strncmp(line, want, strlen(want)) == 0, "revision line \"%s\"", line);
     FUZZ_CHECK(bi->memmap_count == a.memmap->entry_count, "memory map count");
     for (size_t i = 0; i < bi->memmap_count; i++) {
         const struct limine_memmap_entry *e = a.memmap->entries[i];
@@ -289,7 +319,7 @@ static void check_fields(const struct boot_info *bi)
                    bi->symbols.elf_file_size == (elf ? file->size : 0),
                "kernel file");
     uint64_t rsdp = a.rsdp ? (uint64_t)(uintptr_t)a.rsdp->address : 0;
-    if (rsdp && rev < 3)
+    if (rsdp && rev != 3)
         rsdp -= h;
     FUZZ_CHECK(bi->rsdp == rsdp, "rsdp %#llx want %#llx", (unsigned long long)bi->rsdp,
                (unsigned long long)rsdp);

@@ -2,7 +2,7 @@
  *
  * Input: u8 phys_bits (passed as is), u8 out_max selector (0 = BOOT_MEMMAP_MAX,
  * else 1 + v % 64), then up to MAX_IN entries of { u64 base, u64 length,
- * u8 type } (types 0..7 as enum mem_type, 8..255 unknown).
+ * u8 type } (types 0..8 as enum mem_type, 9..255 unknown).
  *
  * Checked against the rules in memmap.h, with a reference written here from
  * those rules alone (per 4 KiB page: the strongest entry covering it, usable
@@ -18,8 +18,8 @@
 
 #define MAX_IN 128
 
-/* Overlap precedence from memmap.h: bad > reserved > NVS > framebuffer >
- * kernel > ACPI reclaimable > bootloader reclaimable > usable. */
+/* Overlap precedence from memmap.h: bad > reserved > reserved (mapped) > NVS >
+ * framebuffer > kernel > ACPI reclaimable > bootloader reclaimable > usable. */
 static int ref_rank(uint32_t type)
 {
     switch (type) {
@@ -29,15 +29,17 @@ static int ref_rank(uint32_t type)
     case MEM_KERNEL: return 3;
     case MEM_FRAMEBUFFER: return 4;
     case MEM_ACPI_NVS: return 5;
-    case MEM_BAD: return 7;
-    default: return 6; /* reserved and unknown types */
+    case MEM_RESERVED_MAPPED: return 6;
+    case MEM_BAD: return 8;
+    default: return 7; /* reserved and unknown types */
     }
 }
 
 static uint32_t ref_type_of_rank(int rank)
 {
     static const uint32_t t[] = {MEM_USABLE, MEM_BOOTLOADER_RECLAIMABLE, MEM_ACPI_RECLAIMABLE,
-                                 MEM_KERNEL, MEM_FRAMEBUFFER, MEM_ACPI_NVS, MEM_RESERVED, MEM_BAD};
+                                 MEM_KERNEL, MEM_FRAMEBUFFER, MEM_ACPI_NVS, MEM_RESERVED_MAPPED,
+                                 MEM_RESERVED, MEM_BAD};
     return t[rank];
 }
 
@@ -133,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         in[n].base = fuzz_u64(&fi);
         in[n].length = fuzz_u64(&fi);
         uint8_t t = fuzz_u8(&fi);
-        in[n].type = t < 8 ? t : (uint32_t)t * 0x01010101u;
+        in[n].type = t < 9 ? t : (uint32_t)t * 0x01010101u;
         n++;
     }
     memcpy(in_copy, in, sizeof(in[0]) * n);

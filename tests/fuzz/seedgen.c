@@ -372,19 +372,21 @@ static void str16(struct buf *b, const char *s)
     bytes(b, s, strlen(s));
 }
 
-static void limine_answers(struct buf *b, const struct machine *mc, unsigned revision, bool fb,
-                           bool uefi)
+/* The kernel asks for revision `asked`; the bootloader uses `revision`
+ * (granted when equal), naming it from revision 3 on, as Limine does. */
+static void limine_answers(struct buf *b, const struct machine *mc, unsigned asked,
+                           unsigned revision, bool fb, bool uefi)
 {
     uint64_t hhdm = 0xffff800000000000ULL;
     u8(b, 0xff);                     /* every response */
     u8(b, 1 | 2);                    /* paging mode, stack size */
-    u8(b, revision >= 3 ? revision : 0); /* loaded revision known from revision 3 */
-    u8(b, 0);                        /* supported */
-    u8(b, revision);                 /* requested */
+    u8(b, revision >= 3 ? revision : 0); /* loaded revision named from revision 3 */
+    u8(b, revision == asked ? 0 : asked); /* word 2: 0 = granted, else left alone */
+    u8(b, asked);                    /* requested */
     u16(b, mc->n), u8(b, 0);         /* memmap */
     for (size_t i = 0; i < mc->n; i++) {
         u64(b, mc->r[i].base), u64(b, mc->r[i].length);
-        u8(b, mc->r[i].type < 8 ? mc->r[i].type : LIMINE_MEMMAP_RESERVED_MAPPED);
+        u8(b, mc->r[i].type < 9 ? mc->r[i].type : LIMINE_MEMMAP_RESERVED);
     }
     u64(b, hhdm);
     u8(b, fb ? 2 : 0), u8(b, 0);     /* framebuffers: an indexed one, then RGB */
@@ -397,9 +399,9 @@ static void limine_answers(struct buf *b, const struct machine *mc, unsigned rev
     u8(b, 2), u64(b, 0xffff800003a00000ULL), u64(b, 0x180000);   /* kernel file + cmdline */
     str16(b, "ktest loglevel=3");
     u64(b, 0x3900000), u64(b, 0xffffffff80000000ULL);            /* executable address */
-    u64(b, revision >= 3 ? 0xeb01000 : hhdm + 0xeb01000);        /* RSDP */
+    u64(b, revision == 3 ? 0xeb01000 : hhdm + 0xeb01000);        /* RSDP: physical in 3 only */
     u8(b, uefi ? 2 : 0);                                          /* firmware */
-    u8(b, 3), str16(b, "Limine"), str16(b, "8.2.0");
+    u8(b, 3), str16(b, "Limine"), str16(b, revision >= 6 ? "12.3.3" : "8.2.0");
     u8(b, 0);                                                     /* 4-level paging */
 }
 
@@ -408,13 +410,19 @@ static void seeds_limine(void)
     static const struct {
         const char *name;
         int machine;
-        unsigned rev;
+        unsigned asked, rev;
         bool fb, uefi;
-    } v[] = {{"limine-bios-128m-r2", 0, 2, false, false}, {"limine-bios-4g-r3", 1, 3, true, false},
-             {"limine-uefi-ovmf-r3", 3, 3, true, true}, {"limine-uefi-q35-r2", 2, 2, true, true}};
+    } v[] = {{"limine-bios-128m-r2", 0, 2, 2, false, false},
+             {"limine-bios-4g-r3", 1, 3, 3, true, false},
+             {"limine-uefi-ovmf-r3", 3, 3, 3, true, true},
+             {"limine-uefi-q35-r2", 2, 2, 2, true, true},
+             {"limine-bios-128m-r6", 0, 6, 6, false, false},     /* 12.x grants 6 */
+             {"limine-uefi-ovmf-r6", 3, 6, 6, true, true},
+             {"limine-bios-4g-r6-by-8x", 1, 6, 2, true, false},  /* 8.2.0: unnamed 2 */
+             {"limine-uefi-q35-r6-by-r4", 2, 6, 4, true, true}}; /* refused, names 4 */
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         struct buf b = {.n = 0};
-        limine_answers(&b, &machines[v[i].machine], v[i].rev, v[i].fb, v[i].uefi);
+        limine_answers(&b, &machines[v[i].machine], v[i].asked, v[i].rev, v[i].fb, v[i].uefi);
         write_seed("limine", v[i].name, &b);
     }
 }

@@ -215,6 +215,7 @@ Test(boot_info, names)
     cr_expect_str_eq(mem_type_name(MEM_BOOTLOADER_RECLAIMABLE), "bootloader reclaimable");
     cr_expect_str_eq(mem_type_name(MEM_KERNEL), "kernel/modules");
     cr_expect_str_eq(mem_type_name(MEM_FRAMEBUFFER), "framebuffer");
+    cr_expect_str_eq(mem_type_name(MEM_RESERVED_MAPPED), "reserved (mapped)");
     cr_expect_str_eq(mem_type_name(MEM_TYPE_COUNT), "unknown");
     cr_expect_str_eq(mem_type_name(0xffffffffu), "unknown");
 

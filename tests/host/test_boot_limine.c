@@ -49,7 +49,7 @@ static const struct limine_memmap_entry good_map[] = {
 static const uint32_t good_types[] = {
     MEM_USABLE,       MEM_RESERVED,         MEM_RESERVED, MEM_USABLE,
     MEM_ACPI_RECLAIMABLE, MEM_ACPI_NVS,     MEM_BAD,      MEM_BOOTLOADER_RECLAIMABLE,
-    MEM_KERNEL,       MEM_FRAMEBUFFER,      MEM_RESERVED, MEM_RESERVED,
+    MEM_KERNEL,       MEM_FRAMEBUFFER,      MEM_RESERVED_MAPPED, MEM_RESERVED,
 };
 
 static void set_map(size_t n)
@@ -196,42 +196,141 @@ Test(boot_limine, optional_answers_may_be_missing)
     cr_expect_str_eq(bi.bootloader_version, "");
 }
 
-/* ---- base revision ---------------------------------------------------------- */
+/* ---- base revision ----------------------------------------------------------
+ * The tag as each kind of bootloader leaves it when the kernel asks for 6:
+ *   12.x (supports 6):        { MAGIC0, 6, 0 }
+ *   9.x-11.x (supports 3..5): { MAGIC0, N, 6 }   refused, names what it used
+ *   8.x (supports 0..2):      { MAGIC0, MAGIC1, 6 } refused, names nothing */
 
-Test(boot_limine, unsupported_base_revision)
+static void tag(uint64_t w1, uint64_t w2)
 {
-    a.base_revision_tag[2] = 2; /* left alone: the bootloader does not know revision 2 */
-    expect_error("limine: base revision 2 not supported by this bootloader");
+    a.requested_revision = 6;
+    a.base_revision_tag[1] = w1;
+    a.base_revision_tag[2] = w2;
 }
 
-Test(boot_limine, unsupported_base_revision_with_loaded_revision)
+static const char *revision_line(void)
 {
-    a.base_revision_tag[1] = 6;
-    a.base_revision_tag[2] = 2;
-    expect_error("limine: base revision 2 not supported by this bootloader (it used revision 6)");
+    static char line[160];
+    return limine_revision_line(&bi, line, sizeof(line));
+}
+
+Test(boot_limine, revision6_granted_and_named)
+{
+    tag(6, 0);
+    rsdp.address = (void *)(uintptr_t)(HHDM + 0xf52e0);
+    expect_ok();
+    cr_expect_eq(bi.base_revision, 6);
+    cr_expect_eq(bi.base_revision_asked, 6);
+    cr_expect(bi.base_revision_accepted && bi.base_revision_named);
+    cr_expect_eq(bi.rsdp, 0xf52e0, "revision 6: RSDP is an HHDM pointer, made physical");
+    cr_expect_str_eq(revision_line(), "limine: base revision 6 in force (asked 6)");
+}
+
+Test(boot_limine, revision6_refused_by_pre_revision3_bootloader_falls_back_to_2)
+{
+    tag(LIMINE_BASE_REVISION_MAGIC1, 6); /* Limine 8.2.0: both words left alone */
+    expect_ok();
+    cr_expect_eq(bi.base_revision, 2);
+    cr_expect(!bi.base_revision_accepted && !bi.base_revision_named);
+    cr_expect_eq(bi.rsdp, 0xf52e0, "revision 2: RSDP is an HHDM pointer");
+    cr_expect_str_eq(revision_line(),
+                     "limine: base revision 2 in force (asked 6: the bootloader supports less; "
+                     "it does not name its revision, 0-2 read alike here)");
+}
+
+Test(boot_limine, unnamed_refusal_of_a_low_revision_assumes_one_less)
+{
+    tag(LIMINE_BASE_REVISION_MAGIC1, 2);
+    a.requested_revision = 2;
+    expect_ok();
+    cr_expect_eq(bi.base_revision, 1);
+    tag(LIMINE_BASE_REVISION_MAGIC1, 0);
+    a.base_revision_tag[2] = 1;
+    a.requested_revision = 1;
+    expect_ok();
+    cr_expect_eq(bi.base_revision, 0);
+}
+
+Test(boot_limine, revision6_refused_by_revision4_bootloader)
+{
+    tag(4, 6);
+    rsdp.address = (void *)(uintptr_t)(HHDM + 0xf52e0);
+    expect_ok();
+    cr_expect_eq(bi.base_revision, 4);
+    cr_expect(!bi.base_revision_accepted && bi.base_revision_named);
+    cr_expect_eq(bi.rsdp, 0xf52e0, "revision 4: RSDP is an HHDM pointer again");
+    cr_expect_str_eq(revision_line(),
+                     "limine: base revision 4 in force (asked 6: the bootloader supports less)");
+}
+
+Test(boot_limine, revision3_rsdp_is_physical)
+{
+    tag(3, 6);
+    rsdp.address = (void *)(uintptr_t)0xf52e0;
+    expect_ok();
+    cr_expect_eq(bi.base_revision, 3);
+    cr_expect_eq(bi.rsdp, 0xf52e0);
+}
+
+Test(boot_limine, rsdp_is_an_hhdm_pointer_in_every_revision_but_3)
+{
+    static const uint64_t revs[] = { 0, 1, 2, 4, 5, 6 };
+    for (size_t i = 0; i < ARRAY_SIZE(revs); i++) {
+        setup_good();
+        tag(revs[i], revs[i] == 6 ? 0 : 6);
+        rsdp.address = (void *)(uintptr_t)0xf52e0; /* a physical address: wrong here */
+        expect_error("limine: RSDP address 0xf52e0 below the HHDM");
+        rsdp.address = (void *)(uintptr_t)(HHDM + 0xf52e0);
+        expect_ok();
+        cr_expect_eq(bi.base_revision, revs[i]);
+        cr_expect_eq(bi.rsdp, 0xf52e0, "revision %llu", (unsigned long long)revs[i]);
+    }
+}
+
+Test(boot_limine, granted_but_another_revision_named)
+{
+    tag(5, 0); /* inconsistent: word 1 says what was used, and is believed */
+    expect_ok();
+    cr_expect_eq(bi.base_revision, 5);
+    cr_expect_str_eq(revision_line(),
+                     "limine: base revision 5 in force (asked 6: granted, yet the bootloader "
+                     "names another)");
+}
+
+Test(boot_limine, granted_without_a_name)
+{
+    tag(LIMINE_BASE_REVISION_MAGIC1, 0);
+    expect_ok();
+    cr_expect_eq(bi.base_revision, 6);
+    cr_expect_str_eq(revision_line(),
+                     "limine: base revision 6 in force (asked 6; the bootloader did not name "
+                     "the revision used)");
+}
+
+Test(boot_limine, too_new_revision_refused)
+{
+    tag(7, 6);
+    expect_error("limine: the bootloader used base revision 7, newer than the 6 this kernel "
+                 "knows");
+    tag(0x1234, 0);
+    expect_error("limine: the bootloader used base revision 4660, newer than the 6 this kernel "
+                 "knows");
 }
 
 Test(boot_limine, corrupted_base_revision_tag)
 {
     a.base_revision_tag[0] = 0x1234;
     expect_error("limine: base revision tag corrupted (word 0 = 0x1234)");
+    setup_good();
+    tag(6, 5); /* word 2 is either 0 or what we wrote */
+    expect_error("limine: base revision tag corrupted (word 2 = 0x5, asked 6)");
 }
 
-Test(boot_limine, loaded_revision_word_is_trusted)
+Test(boot_limine, kernel_asks_for_the_current_revision)
 {
-    a.base_revision_tag[1] = 2; /* Limine 11.x writes the revision it used */
-    expect_ok();
-    cr_expect_eq(bi.base_revision, 2);
-    cr_expect_eq(bi.rsdp, 0xf52e0);
-}
-
-Test(boot_limine, revision3_rsdp_is_physical)
-{
-    a.base_revision_tag[1] = 3;
-    rsdp.address = (void *)(uintptr_t)0xf52e0;
-    expect_ok();
-    cr_expect_eq(bi.base_revision, 3);
-    cr_expect_eq(bi.rsdp, 0xf52e0);
+    cr_expect_eq(LIMINE_REQUESTED_BASE_REVISION, 6);
+    cr_expect_eq(LIMINE_NEWEST_KNOWN_BASE_REVISION, 6);
 }
 
 Test(boot_limine, rsdp_below_hhdm)

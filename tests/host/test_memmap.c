@@ -15,6 +15,7 @@
 #define L MEM_BOOTLOADER_RECLAIMABLE
 #define K MEM_KERNEL
 #define F MEM_FRAMEBUFFER
+#define M MEM_RESERVED_MAPPED
 
 static struct mem_region out[64];
 
@@ -218,7 +219,8 @@ Test(memmap, print_table)
 
 /* ---- property test: random maps against a per-address reference ---------------- */
 
-static const int rank_ref[] = {[U] = 0, [L] = 1, [A] = 2, [K] = 3, [F] = 4, [N] = 5, [R] = 6, [B] = 7};
+static const int rank_ref[] = {[U] = 0, [L] = 1, [A] = 2, [K] = 3, [F] = 4,
+                               [N] = 5, [M] = 6, [R] = 7, [B] = 8};
 
 /* The type the sanitized map must give address a (-1: uncovered). */
 static int ref_type(const struct mem_region *in, size_t n, uint64_t a, unsigned bits)
@@ -266,7 +268,7 @@ Test(memmap, property_random_maps)
             uint64_t len = ((uint64_t)rand() % 0x40) * 0x800 + (rand() % 4 ? 0 : rand() % 0x800);
             if (rand() % 50 == 0)
                 len = UINT64_MAX - (uint64_t)rand();
-            in[i] = (struct mem_region){base, len, (uint32_t)(rand() % 9)};
+            in[i] = (struct mem_region){base, len, (uint32_t)(rand() % 10)};
         }
         size_t k = run(in, n, bits);
         for (size_t i = 0; i < k; i++) {

@@ -63,6 +63,7 @@ _start:                                 /* Limine: long mode, higher half */
     cld
     movq $boot_stack_top, %rsp
     xorl %ebp, %ebp
+    call cpu_entry_state
     movl $PROTO_LIMINE, %edi
     xorl %esi, %esi
     call kernel_main
@@ -302,12 +303,58 @@ mb2_higher_half:
     movl %eax, %gs
     movq $boot_stack_top, %rsp
     xorl %ebp, %ebp
+    call cpu_entry_state
     movl $PROTO_MULTIBOOT2, %edi
     movl mb2_info, %esi                 /* physical address of the boot information */
     movl mb2_magic, %edx
     call kernel_main
 7:  hlt
     jmp 7b
+
+/* cpu_entry_state: gives CR0, CR4, EFER and RFLAGS the kernel's own values
+ * whatever the bootloader and firmware left in them. Bootloaders differ: Limine
+ * base revision 5+ clears every bit beyond PE/ET/WP/PG, PAE, LME/LMA/NXE;
+ * earlier revisions, GRUB and firmware leave bits of their own set (OVMF:
+ * OSFXSR, OSXMMEXCPT...). Kept: what long mode and the paging in force need
+ * (CR0.PE/PG, CR4.PAE/LA57/PCIDE, EFER.LME/LMA/NXE). Set: CR0.MP/NE/WP
+ * (x87 errors as #MF, supervisor writes honour read-only pages) and CR4.MCE
+ * when the CPU has machine checks (the kernel has an #MC handler; without MCE
+ * a machine check shuts the CPU down). Cleared: everything else, notably
+ * CR0.CD/NW (caches on), TS/EM/AM, CR4.TSD/PGE/OSFXSR/OSXSAVE/PKE, EFER.SCE.
+ * cpu_enable_protections() adds NXE, SMEP, SMAP and UMIP later, and gdt_init
+ * and idt_init load the kernel's own GDT, TSS and IDT (revision 5 leaves TR
+ * and IDTR null; others leave them undefined). Clobbers RAX, RCX, RDX. */
+#define CR0_KEEP    0x80000011          /* PG, ET, PE */
+#define CR0_SET     0x00010022          /* WP, NE, MP */
+#define CR4_KEEP    0x00021020          /* PCIDE, LA57, PAE */
+#define CR4_MCE     0x40
+#define EFER_KEEP   0xd00               /* NXE, LMA, LME */
+    .type cpu_entry_state, @function
+cpu_entry_state:
+    pushq $2                            /* RFLAGS: IF, DF, AC, NT, TF all clear */
+    popfq
+    movq %cr0, %rax
+    movl $CR0_KEEP, %ecx                /* zero-extended: bits 63..32 clear */
+    andq %rcx, %rax
+    orq $CR0_SET, %rax
+    movq %rax, %cr0
+    pushq %rbx
+    movl $1, %eax
+    cpuid                               /* EDX bit 7: machine-check exception */
+    popq %rbx
+    movq %cr4, %rax
+    andq $CR4_KEEP, %rax
+    testl $0x80, %edx
+    jz 1f
+    orq $CR4_MCE, %rax
+1:  movq %rax, %cr4
+    movl $0xc0000080, %ecx              /* EFER */
+    rdmsr
+    andl $EFER_KEEP, %eax
+    xorl %edx, %edx
+    wrmsr
+    ret
+    .size cpu_entry_state, . - cpu_entry_state
 
 /* arch_switch_stack(top, fn, arg): runs fn(arg) on the stack ending at top;
  * fn must not return. */
