@@ -3,9 +3,12 @@
  * tables the kernel loads. */
 #include "mm/mapper.h"
 
+#include "arch/x86_64/mmu_ops.h"
 #include "lib/printf.h"
 #include "mm/frame.h"
 #include "mm/mm.h"
+
+#define KERNEL_SLOT_SIZE GiB(512) /* what one PML4 entry maps */
 
 static void *fb_virt;
 static vaddr_t stack_next = MAPPER_STACK_BASE; /* lowest unused stack-window address */
@@ -97,7 +100,12 @@ static int map_hhdm(struct addrspace *as, const struct mapper_layout *l, struct 
                      (unsigned long long)(l->hhdm_offset + end));
                 return -PAGING_EINVAL;
             }
-            int err = map_piece(as, "hhdm", start, l->hhdm_offset + start, end - start,
+            /* the HHDM's PML4 slots get their PDPTs once, like the windows */
+            int err = paging_kernel_half_prepare(
+                as, ALIGN_DOWN(l->hhdm_offset + start, KERNEL_SLOT_SIZE),
+                ALIGN_UP(l->hhdm_offset + end, KERNEL_SLOT_SIZE));
+            if (!err)
+                err = map_piece(as, "hhdm", start, l->hhdm_offset + start, end - start,
                                 cur_flags, cur);
             if (err)
                 return err;
@@ -130,6 +138,11 @@ int mapper_build(struct addrspace *as, const struct mapper_layout *l, struct map
     int err = paging_as_create(as);
     if (err)
         return err;
+    err = paging_kernel_half_prepare(as, MAPPER_WINDOWS_BASE, 0);
+    if (err) {
+        paging_as_destroy(as);
+        return err;
+    }
 
     paddr_t kp = l->kernel_phys;
     vaddr_t kv = l->kernel_virt;
@@ -170,6 +183,10 @@ int mapper_build(struct addrspace *as, const struct mapper_layout *l, struct map
 void mapper_install(struct addrspace *as, const struct mapper_result *r)
 {
     paging_activate(as);
+    /* A CR3 load keeps global TLB entries; the bootloader's may still be
+     * cached (Limine enables CR4.PGE), translating through tables that are
+     * about to be reclaimed. */
+    arch_flush_tlb_all();
     kernel_as = *as;
     hhdm_size = r->hhdm_size;
     fb_virt = (void *)r->fb_virt;

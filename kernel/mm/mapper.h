@@ -25,6 +25,12 @@
 #include "lib/types.h"
 #include "mm/paging.h"
 
+/* The kernel half's PML4 entries are fixed when the tables are built
+ * (paging_kernel_half_prepare): the HHDM's slots and the windows from
+ * MAPPER_WINDOWS_BASE up (slots 504..511) get their PDPTs once, for good;
+ * kernel mappings anywhere else are refused. Slots 504-505 are a scratch
+ * window for the self-tests. */
+#define MAPPER_WINDOWS_BASE 0xfffffc0000000000ULL
 #define MAPPER_FB_BASE    0xfffffd0000000000ULL /* framebuffer window, 1 TiB */
 #define MAPPER_STACK_BASE 0xfffffe0000000000ULL /* kernel stacks, 1 TiB */
 #define MAPPER_STACK_END  0xffffff0000000000ULL

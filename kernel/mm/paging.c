@@ -155,6 +155,14 @@ static bool child_empty(pte_t *pslot)
     return n == 0;
 }
 
+/* True for a kernel-half PML4 entry (level is the entry's table level) of an
+ * address space whose kernel half is fixed: its PDPT is shared with every
+ * address space and is never detached by an unmap. */
+static inline bool kernel_half_top(const struct addrspace *as, int level, vaddr_t va)
+{
+    return as->kernel_half_fixed && level == PT_LEVEL_PML4 && va >= PAGING_KERNEL_HALF;
+}
+
 /* ---- addresses and argument checks -------------------------------------------- */
 
 static bool va_canonical(vaddr_t va)
@@ -321,6 +329,10 @@ static int map_one(struct op *op, paddr_t phys, vaddr_t virt, int level, pte_t b
     for (int l = PT_LEVEL_PML4; l > level; l--) {
         pte_t *slot = &table[pt_index(virt, l)];
         if (!pte_present(*slot)) {
+            if (kernel_half_top(op->as, l, virt)) { /* not a prepared slot */
+                err = -PAGING_EINVAL;
+                goto undo;
+            }
             paddr_t t = table_alloc(op);
             if (!t) {
                 err = -PAGING_ENOMEM;
@@ -430,7 +442,7 @@ static void walk_range(struct op *op, pte_t *pslot, pte_t *table, int level, vad
         pte_t *child = table_ptr(pte_addr(e, level));
         walk_range(op, slot, child, level - 1, va, MAX(start, va), MIN(last, end), protect, bits,
                    cache_index, count);
-        if (!protect && child_empty(slot)) {
+        if (!protect && child_empty(slot) && !kernel_half_top(op->as, level, va)) {
             set_entry(op, slot, 0, va);
             cnt_dec(pslot);
             table_release(op, pte_addr(e, level));
@@ -460,6 +472,7 @@ void paging_init(void)
     kernel_as.pml4 = arch_read_cr3();
     kernel_as.table_pages = 0;
     kernel_as.borrowed = true;
+    kernel_as.kernel_half_fixed = false;
     wc_drop(&kernel_as);
     klog("mm", "paging: adopted the bootloader's tables (PML4 at %#llx), 1 GiB pages: %s",
          (unsigned long long)kernel_as.pml4, arch_has_1g_pages() ? "yes" : "no");
@@ -473,9 +486,35 @@ int paging_as_create(struct addrspace *as)
     as->pml4 = t;
     as->table_pages = 1;
     as->borrowed = false;
+    as->kernel_half_fixed = false;
     wc_drop(as);
     table_pages_total++;
     return 0;
+}
+
+int paging_kernel_half_prepare(struct addrspace *as, vaddr_t start, vaddr_t end)
+{
+    uint64_t slot_size = pt_level_size(PT_LEVEL_PML4);
+    if (start < PAGING_KERNEL_HALF || (end != 0 && end <= start) || !IS_ALIGNED(start, slot_size) ||
+        !IS_ALIGNED(end, slot_size))
+        return -PAGING_EINVAL;
+    struct op op;
+    op_begin(&op, as);
+    pte_t *pml4 = table_ptr(as->pml4);
+    unsigned last = end ? pt_index(end - 1, PT_LEVEL_PML4) : PT_ENTRIES - 1;
+    int err = 0;
+    for (unsigned i = pt_index(start, PT_LEVEL_PML4); i <= last && !err; i++) {
+        if (pte_present(pml4[i]))
+            continue;
+        paddr_t t = table_alloc(&op);
+        if (t)
+            pml4[i] = pte_make_table(t, PTE_WRITABLE) | PTE_CNT_VALID; /* empty so far */
+        else
+            err = -PAGING_ENOMEM;
+    }
+    op_end(&op);
+    as->kernel_half_fixed = true;
+    return err;
 }
 
 void paging_as_destroy(struct addrspace *as)
@@ -598,7 +637,8 @@ static __attribute__((noinline)) int unmap_4k_reclaim(struct addrspace *as, vadd
     op_begin(&op, as);
     tlb_flush(&op, virt, old);
     pte_t *chain[3] = {e2, e3, e4}; /* chain[i] points to a table, chain[i+1] to chain[i]'s */
-    for (int i = 0; i < 3 && child_empty(chain[i]); i++) {
+    int levels = kernel_half_top(as, PT_LEVEL_PML4, virt) ? 2 : 3; /* a kernel-half PDPT stays */
+    for (int i = 0; i < levels && child_empty(chain[i]); i++) {
         paddr_t t = *chain[i] & PTE_ADDR_MASK;
         set_entry(&op, chain[i], 0, virt);
         if (i < 2)

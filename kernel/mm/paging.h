@@ -76,6 +76,7 @@ struct addrspace {
     paddr_t pml4;         /* physical address of the top table */
     uint64_t table_pages; /* page-table pages allocated for it, the PML4 included */
     bool borrowed;        /* tables belong to the bootloader: never freed */
+    bool kernel_half_fixed; /* paging_kernel_half_prepare ran: kernel-half PML4 entries fixed */
     /* One-entry walk cache of the 4 KiB fast paths (mm/paging.c): the PT that
      * maps the 2 MiB region [wc_tag - 2 MiB + 1, wc_tag]. Emptied (wc_tag = 0,
      * which no region's last byte equals) whenever any table of this address
@@ -117,6 +118,18 @@ void paging_walk_print(vaddr_t virt);
 
 /* Makes an empty address space (a zeroed PML4). Returns 0 or -PAGING_ENOMEM. */
 int paging_as_create(struct addrspace *as);
+
+/* The kernel half: PML4 slots 256..511, shared by every address space. */
+#define PAGING_KERNEL_HALF 0xffff800000000000ULL
+/* Gives every empty PML4 slot of [start, end) (kernel half, 512 GiB aligned)
+ * a PDPT (supervisor, RW, X: leaves decide the rest) and marks `as`
+ * kernel_half_fixed. From then on its kernel half's top-level entries never
+ * change: unmapping never frees one of those PDPTs (a PML4 entry copied into
+ * another address space stays valid), and a kernel-half mapping in a slot
+ * that was not prepared is refused with -PAGING_EINVAL. Returns 0,
+ * -PAGING_EINVAL (bad range) or -PAGING_ENOMEM (the PDPTs made so far stay;
+ * paging_as_destroy frees them). */
+int paging_kernel_half_prepare(struct addrspace *as, vaddr_t start, vaddr_t end);
 /* Frees every page table of `as` (not the mapped frames); as->pml4 becomes 0.
  * Must not be the active address space; no-op for a borrowed one. */
 void paging_as_destroy(struct addrspace *as);

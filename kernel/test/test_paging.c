@@ -33,6 +33,35 @@ KTEST(paging_live_tables_are_ours)
     paging_walk_print((vaddr_t)write_u64);
 }
 
+/* The kernel half's top level is fixed: the HHDM's and the windows' PML4
+ * slots have their PDPTs, and unmapping the last page of a slot leaves the
+ * entry as it was (an address space sharing the kernel half would lose its
+ * PDPT otherwise). */
+KTEST(paging_kernel_half_top_level_fixed)
+{
+    const pte_t *pml4 = (const pte_t *)PHYS2VIRT(kernel_as.pml4);
+    KT_EXPECT(kernel_as.kernel_half_fixed);
+    unsigned missing = 0;
+    for (unsigned i = pt_index(MAPPER_WINDOWS_BASE, PT_LEVEL_PML4); i < PT_ENTRIES; i++)
+        missing += !(pml4[i] & PTE_PRESENT);
+    KT_EXPECT(missing == 0, "%u window PML4 slots without a PDPT", missing);
+    KT_EXPECT(pml4[pt_index(hhdm_offset, PT_LEVEL_PML4)] & PTE_PRESENT, "HHDM slot empty");
+    unsigned slot = pt_index(TEST_VA, PT_LEVEL_PML4);
+    pte_t before = pml4[slot] & PTE_ADDR_MASK;
+    uint64_t tables = paging_table_pages();
+    paddr_t f = frame_alloc();
+    KT_ASSERT(f);
+    KT_ASSERT(paging_map(f, TEST_VA, PAGE_WRITABLE | PAGE_NX) == 0);
+    *at(TEST_VA) = 1;
+    KT_ASSERT(paging_unmap(TEST_VA) == 0);
+    frame_free(f);
+    KT_EXPECT((pml4[slot] & PTE_PRESENT) && (pml4[slot] & PTE_ADDR_MASK) == before,
+              "PML4[%u] was %#llx, now %#llx", slot, (unsigned long long)before,
+              (unsigned long long)pml4[slot]);
+    KT_EXPECT(paging_table_pages() == tables, "%llu page tables, was %llu",
+              (unsigned long long)paging_table_pages(), (unsigned long long)tables);
+}
+
 KTEST(paging_map_translate_unmap_tlb)
 {
     uint64_t tables = paging_table_pages();

@@ -96,7 +96,10 @@ void host_arena_free(void)
 void arch_invlpg(vaddr_t va) { (void)va; host_invlpg_count++; }
 static paddr_t host_cr3;
 paddr_t arch_read_cr3(void) { return host_cr3; }
+/* The TLB model: a CR3 load drops what is not global, a full flush drops all. */
+unsigned long host_tlb_global_entries;
 void arch_write_cr3(paddr_t pml4) { host_cr3 = pml4; }
+void arch_flush_tlb_all(void) { host_tlb_global_entries = 0; }
 unsigned arch_phys_addr_bits(void) { return host_phys_bits; }
 bool arch_has_1g_pages(void) { return host_cpu_1g_pages; }
 bool arch_has_nx(void) { return true; }

@@ -20,6 +20,9 @@ extern size_t host_log_len;
 extern bool host_cpu_1g_pages;
 extern unsigned host_phys_bits;
 extern unsigned long host_invlpg_count;
+/* Global TLB entries the host's TLB model holds (a test sets it to stand for
+ * the bootloader's; only arch_flush_tlb_all clears it, as on the CPU). */
+extern unsigned long host_tlb_global_entries;
 
 /* Clears the captured log. */
 void host_log_clear(void);

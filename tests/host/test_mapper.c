@@ -141,7 +141,60 @@ Test(mapper, hhdm_without_1g_pages)
     cr_assert_eq(q(HHDM + GiB(1) + 0x5000).page_size, PAGE_SIZE_2M);
     cr_assert_eq(q(HHDM + GiB(4) + 0x12345).phys, GiB(4) + 0x12345);
     /* ~3 GiB of 2 MiB pages: a few page directories, still cheap. */
-    cr_assert_lt(res.table_pages, 20, "%llu tables", (unsigned long long)res.table_pages);
+    cr_assert_lt(res.table_pages, 20 + 8, "%llu tables (8 are the windows' PDPTs)",
+                 (unsigned long long)res.table_pages);
+}
+
+/* The kernel half's top level is fixed once the kernel's tables are built:
+ * the HHDM's PML4 slots and the windows' (504..511) point to PDPTs, no other
+ * slot does, a mapping elsewhere in the kernel half is refused, and unmapping
+ * the last page below a slot (by range or page by page) leaves that entry as
+ * it was, so address spaces that copy the kernel half stay valid. */
+Test(mapper, kernel_half_top_level_fixed)
+{
+    cr_assert_eq(mapper_build(&as, &layout, &res), 0);
+    const pte_t *pml4 = (const pte_t *)PHYS2VIRT(as.pml4);
+    unsigned hhdm_slot = pt_index(HHDM, PT_LEVEL_PML4);
+    pte_t before[PT_ENTRIES];
+    for (unsigned i = 0; i < PT_ENTRIES; i++) {
+        before[i] = pml4[i] & PTE_ADDR_MASK;
+        bool want = i == hhdm_slot || i >= pt_index(MAPPER_WINDOWS_BASE, PT_LEVEL_PML4);
+        cr_assert_eq(!!(pml4[i] & PTE_PRESENT), want, "PML4[%u]", i);
+    }
+    cr_assert_eq(res.table_pages, as.table_pages);
+    /* One page alone in a slot of its own (the stack window's last 512 GiB). */
+    vaddr_t va = MAPPER_STACK_END - GiB(512) + MiB(6);
+    uint64_t tables = paging_table_pages();
+    cr_assert_eq(paging_map_in(&as, 0x200000, va, PAGE_SIZE_4K, PAGE_WRITABLE, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_unmap_in(&as, va, PAGE_SIZE_4K), 0);
+    cr_assert_eq(paging_map_range(&as, 0x200000, va, MiB(4), PAGE_WRITABLE, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_unmap_range(&as, va, MiB(4)), 0);
+    cr_assert_eq(paging_table_pages(), tables, "the PD and PTs went back, nothing more");
+    /* A kernel-half slot without a PDPT stays without: refused. */
+    vaddr_t stray = HHDM + GiB(512) * 3;
+    cr_assert_eq(paging_map_in(&as, 0x200000, stray, PAGE_SIZE_4K, PAGE_WRITABLE, CACHE_WB, 0),
+                 -PAGING_EINVAL);
+    cr_assert_eq(paging_map_range(&as, 0x200000, stray, MiB(4), PAGE_WRITABLE, CACHE_WB,
+                                  PAGING_LARGE), -PAGING_EINVAL);
+    for (unsigned i = 0; i < PT_ENTRIES; i++)
+        cr_assert_eq(pml4[i] & PTE_ADDR_MASK, before[i], "PML4[%u] changed", i);
+    cr_assert_eq(paging_table_pages(), tables);
+    /* The user half still gives its tables back entirely. */
+    cr_assert_eq(paging_map_in(&as, 0x200000, 0x400000, PAGE_SIZE_4K, PAGE_WRITABLE, CACHE_WB, 0),
+                 0);
+    cr_assert_eq(paging_unmap_in(&as, 0x400000, PAGE_SIZE_4K), 0);
+    cr_assert(!(pml4[0] & PTE_PRESENT));
+    cr_assert_eq(paging_table_pages(), tables);
+}
+
+/* Switching to the kernel's tables flushes global TLB entries too: a CR3 load
+ * alone keeps the bootloader's global translations (CR4.PGE). */
+Test(mapper, install_flushes_global_tlb_entries)
+{
+    cr_assert_eq(mapper_build(&as, &layout, &res), 0);
+    host_tlb_global_entries = 3; /* cached from the bootloader's tables */
+    mapper_install(&as, &res);
+    cr_assert_eq(host_tlb_global_entries, 0, "global TLB entries survived the switch");
 }
 
 Test(mapper, framebuffer_window_wc)
@@ -212,8 +265,9 @@ Test(mapper, few_page_tables)
     cr_assert_eq(res.table_pages, as.table_pages);
     cr_assert_eq(res.table_pages, paging_table_pages());
     /* PML4; HHDM: PDPT + 2 PDs (first and fourth GiB) + PTs for the 4 KiB
-     * edges; kernel: PDPT + PD + PT; framebuffer: PDPT + PD + PT. */
-    cr_assert_leq(res.table_pages, 16, "%llu tables", (unsigned long long)res.table_pages);
+     * edges; the windows' 8 PDPTs (the kernel's and framebuffer's among
+     * them); kernel: PD + PT; framebuffer: PD + PT. */
+    cr_assert_leq(res.table_pages, 16 + 6, "%llu tables", (unsigned long long)res.table_pages);
     cr_assert(host_log_contains("page tables:"), "%s", host_log);
     cr_assert(host_log_contains("text"), "%s", host_log);
     cr_assert(host_log_contains("R-X"), "%s", host_log);

@@ -65,8 +65,8 @@ bool arch_has_nx(void)
     return ext_features_edx() & CPUID_EXT_EDX_NX;
 }
 
-/* Flushes every TLB entry, global ones included (toggling CR4.PGE). */
-static void flush_tlb_all(void)
+/* Toggling CR4.PGE flushes global entries too; without PGE a CR3 load is all. */
+void arch_flush_tlb_all(void)
 {
     uint64_t cr4 = read_cr4();
     if (cr4 & CR4_PGE) {
@@ -83,10 +83,10 @@ void arch_pat_init(void)
 {
     uint64_t flags = cpu_irq_save();
     __asm__ volatile("wbinvd" ::: "memory");
-    flush_tlb_all();
+    arch_flush_tlb_all();
     wrmsr(MSR_PAT, KERNEL_PAT);
     __asm__ volatile("wbinvd" ::: "memory");
-    flush_tlb_all();
+    arch_flush_tlb_all();
     cpu_irq_restore(flags);
 }
 

@@ -11,6 +11,8 @@ void arch_invlpg(vaddr_t va);
 paddr_t arch_read_cr3(void);
 /* Loads a new PML4 (flushes non-global TLB entries). */
 void arch_write_cr3(paddr_t pml4);
+/* Flushes every TLB entry of this CPU, global ones included. */
+void arch_flush_tlb_all(void);
 /* MAXPHYADDR from CPUID 0x80000008 (36 when the leaf is missing). */
 unsigned arch_phys_addr_bits(void);
 /* True when the CPU supports 1 GiB pages (CPUID 0x80000001 EDX bit 26). */
