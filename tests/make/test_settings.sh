@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:?usage: $0 BUILD-DIR}
+mkdir -p "$build"
 fails=0
 mk() { make -j2 --no-print-directory BUILD="$build" "$@" >"$build/settings-test.log" 2>&1 ||
     { cat "$build/settings-test.log"; echo "settings: make $* failed"; exit 1; }; }
