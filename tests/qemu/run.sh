@@ -16,7 +16,9 @@
 #     and the RAM it does not manage is at most the kernel image, the frame
 #     allocator's bitmap and the firmware's allowance below (ram_check);
 #   - with `vga none`: the kernel said `framebuffer: none` and
-#     `no framebuffer: serial only`.
+#     `no framebuffer: serial only`;
+#   - Limine cells: the kernel logged `limine: base revision N in force`
+#     (the table's note says which N).
 # The in-kernel test memmap_agrees_with_bootloader_map (in every `ktest` run)
 # checks the other half: usable memory equals the bootloader's map exactly,
 # after the trims the kernel documents.
@@ -328,8 +330,12 @@ while read -r set loader firmware mem machine cpu smp vga expect cmdline; do
         elif [[ $vga == none ]] && ! { grep -q 'framebuffer: none' <<<"$text" &&
                 grep -q 'no framebuffer: serial only' <<<"$text"; }; then
             why="no VGA, but the kernel did not say 'framebuffer: none' / 'no framebuffer: serial only'"
+        elif [[ $loader == limine ]] &&
+                ! rev=$(grep -oE 'limine: base revision [0-9]+ in force' <<<"$text"); then
+            why="the kernel did not log the Limine base revision in force"
         else
             note+="; $ram"
+            [[ $loader != limine ]] || note+="; ${rev#limine: }"
         fi
     else
         note="refused as expected: $meaning"

@@ -314,8 +314,8 @@ mb2_higher_half:
 /* cpu_entry_state: gives CR0, CR4, EFER and RFLAGS the kernel's own values
  * whatever the bootloader and firmware left in them. Bootloaders differ: Limine
  * base revision 5+ clears every bit beyond PE/ET/WP/PG, PAE, LME/LMA/NXE;
- * earlier revisions, GRUB and firmware leave bits of their own set (OVMF:
- * OSFXSR, OSXMMEXCPT...). Kept: what long mode and the paging in force need
+ * earlier revisions, GRUB and firmware leave whatever they had (Limine 8.2.0
+ * on OVMF: CR0 without MP and NE, CR4 without MCE). Kept: what long mode and the paging in force need
  * (CR0.PE/PG, CR4.PAE/LA57/PCIDE, EFER.LME/LMA/NXE). Set: CR0.MP/NE/WP
  * (x87 errors as #MF, supervisor writes honour read-only pages) and CR4.MCE
  * when the CPU has machine checks (the kernel has an #MC handler; without MCE
