@@ -195,6 +195,13 @@ static const char *read_framebuffer(struct boot_info *out, const struct found *f
         .blue_size = fb.blue_mask_size,
         .blue_shift = fb.blue_field_position,
     };
+    /* Firmware maps may call the framebuffer RAM (or leave it out): say what
+     * it is, so its frames are never handed out. (Limine's map says it
+     * itself.) A size that wraps is left to boot_info_validate to report. */
+    uint64_t bytes = (uint64_t)fb.pitch * fb.height;
+    paddr_t base = ALIGN_DOWN(fb.addr, PAGE_SIZE);
+    if (bytes && fb.addr + bytes > fb.addr && ALIGN_UP(fb.addr + bytes, PAGE_SIZE) > base)
+        boot_add_region(out, base, ALIGN_UP(fb.addr + bytes, PAGE_SIZE) - base, MEM_FRAMEBUFFER);
     return NULL;
 }
 

@@ -6,6 +6,7 @@
 #include "boot/boot_info.h"
 #include "boot/multiboot2.h"
 #include "lib/string.h"
+#include "mm/memmap.h"
 
 #define P2V 0xffff800000000000ULL
 
@@ -193,7 +194,11 @@ Test(boot_mb2, good_block_converts_every_field)
     cr_expect_eq(bi.protocol, BOOT_PROTO_MULTIBOOT2);
     cr_expect_eq(bi.base_revision, 0);
     cr_expect_eq(bi.hhdm_offset, 0, "the caller sets the HHDM offset");
-    cr_assert_eq(bi.memmap_count, ARRAY_SIZE(good_regions));
+    cr_assert_eq(bi.memmap_count, ARRAY_SIZE(good_regions) + 1);
+    struct mem_region fbr = bi.memmap[ARRAY_SIZE(good_regions)];
+    cr_expect(fbr.base == 0xfd000000 && fbr.length == 4096 * 768 && fbr.type == MEM_FRAMEBUFFER,
+              "framebuffer region %#llx %#llx %u", (unsigned long long)fbr.base,
+              (unsigned long long)fbr.length, fbr.type);
     for (size_t i = 0; i < ARRAY_SIZE(good_regions); i++)
         cr_expect(bi.memmap[i].base == good_regions[i].base &&
                       bi.memmap[i].length == good_regions[i].length &&
@@ -580,6 +585,31 @@ Test(boot_mb2, rgb_24bpp)
     cr_expect_eq(bi.fb.phys, 0x100000000ULL, "a framebuffer can sit above 4 GiB");
     cr_expect_eq(bi.fb.bpp, 24);
     cr_expect_eq(bi.fb.pitch, 2400);
+}
+
+/* A firmware map that calls the framebuffer usable RAM (here: inside the
+ * 0x100000.. usable range, unaligned, 2400x600 at 24 bpp): the framebuffer's
+ * pages become MEM_FRAMEBUFFER after sanitizing, never frames to hand out. */
+Test(boot_mb2, framebuffer_inside_usable_ram_is_reserved)
+{
+    paddr_t fb = 0x4000800;
+    uint64_t bytes = 2400 * 600;
+    build_with_fb(fb, 2400, 800, 600, 24, MB2_FRAMEBUFFER_TYPE_RGB, FB_RGB_PAYLOAD);
+    expect_ok();
+    static struct mem_region clean[BOOT_MEMMAP_MAX * 2 + 1];
+    size_t n = memmap_sanitize(bi.memmap, bi.memmap_count, clean, ARRAY_SIZE(clean), 52);
+    paddr_t lo = ALIGN_DOWN(fb, PAGE_SIZE), hi = ALIGN_UP(fb + bytes, PAGE_SIZE);
+    bool covered = false;
+    for (size_t i = 0; i < n; i++) {
+        paddr_t b = clean[i].base, e = clean[i].base + clean[i].length;
+        if (clean[i].type == MEM_USABLE)
+            cr_expect(e <= lo || b >= hi, "usable %#llx..%#llx overlaps the framebuffer",
+                      (unsigned long long)b, (unsigned long long)e);
+        if (clean[i].type == MEM_FRAMEBUFFER && b <= lo && e >= hi)
+            covered = true;
+    }
+    cr_expect(covered, "no framebuffer region covers %#llx..%#llx", (unsigned long long)lo,
+              (unsigned long long)hi);
 }
 
 Test(boot_mb2, framebuffer_tag_too_small)
