@@ -278,8 +278,19 @@ static uint64_t pages_held;
  * kfree and friends look at a pointer's granule before reading anything at
  * its start: a pointer the heap never gave may lie in a granule whose first
  * page is not mapped at all (memory below a usable region that does not
- * start on a granule boundary). */
+ * start on a granule boundary).
+ *
+ * A held granule's start is always the run's (runs start on a granule), but
+ * its end need not be: a half slab owns 8 of its 16 frames, a large run may
+ * end anywhere in its last granule, and the frames after the run's end
+ * belong to someone else and may be unmapped. granule_extent keeps, per
+ * granule, a nibble: the frames the run owns from the granule's start, minus
+ * one (meaningful while the granule is held). heap_owns() consults it before
+ * the heap reads a header in front of a pointer, so a pointer in (or just
+ * after) such a tail is refused without touching memory the heap does not
+ * own. Written when a run is taken, read only off the slab fast path. */
 static uint64_t *granule_map;
+static uint8_t *granule_extent;
 static uint64_t granule_count;
 
 static inline bool granule_held(uintptr_t phys)
@@ -288,15 +299,41 @@ static inline bool granule_held(uintptr_t phys)
     return g < granule_count && ((granule_map[g / 64] >> (g % 64)) & 1);
 }
 
-/* Sets (held) or clears the bits of every granule [p, p + count frames) overlaps. */
+/* Bytes of held granule g that its run owns, from the granule's start. */
+static inline uint64_t granule_owned_bytes(uint64_t g)
+{
+    return ((uint64_t)((granule_extent[g / 2] >> (4 * (g % 2))) & 15) + 1) * PAGE_SIZE;
+}
+
+/* Sets (held) or clears the bits of every granule [p, p + count frames)
+ * overlaps (p is granule-aligned: every heap run is), and records how much
+ * of each the run owns. */
 static void granule_mark(paddr_t p, size_t count, bool held)
 {
-    for (uint64_t g = p / SLAB_SIZE; g <= (p + count * PAGE_SIZE - 1) / SLAB_SIZE; g++) {
-        if (held)
+    paddr_t end = p + count * PAGE_SIZE;
+    for (uint64_t g = p / SLAB_SIZE; g <= (end - 1) / SLAB_SIZE; g++) {
+        if (held) {
             granule_map[g / 64] |= 1ULL << (g % 64);
-        else
+            uint64_t owned = (MIN(end, (g + 1) * SLAB_SIZE) - g * SLAB_SIZE) / PAGE_SIZE;
+            granule_extent[g / 2] = (uint8_t)((granule_extent[g / 2] & (0xf0u >> (4 * (g % 2)))) |
+                                              ((owned - 1) << (4 * (g % 2))));
+        } else {
             granule_map[g / 64] &= ~(1ULL << (g % 64));
+        }
     }
+}
+
+/* True when every byte of [phys, phys + len) lies in memory a heap run owns
+ * (len <= SLAB_SIZE; the range may span two granules). Reads only the maps. */
+static inline bool heap_owns(uintptr_t phys, size_t len)
+{
+    uintptr_t end = phys + len;
+    for (uint64_t g = phys / SLAB_SIZE; g <= (end - 1) / SLAB_SIZE; g++) {
+        if (!granule_held(g * SLAB_SIZE) ||
+            MIN(end, (g + 1) * SLAB_SIZE) - g * SLAB_SIZE > granule_owned_bytes(g))
+            return false;
+    }
+    return true;
 }
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -1167,6 +1204,10 @@ static uint64_t large_usable(struct large *l)
 static struct large *large_of(struct seg *tag, const void *ptr, const char *op)
 {
     struct large *l = (struct large *)ptr - 1;
+    /* a tag that claims a large block has its whole header in the same run */
+    if (unlikely(!heap_owns((uintptr_t)l - hhdm_offset, sizeof(*l))))
+        panic("heap: %s(%p): not a pointer the heap gave, or its header was overwritten", op,
+              USER(ptr));
     if (unlikely(l->magic != (LARGE_MAGIC ^ (uintptr_t)l) || tag->size != 0))
         panic("heap: %s(%p): corrupted large-block header", op, USER(ptr));
     return l;
@@ -1210,14 +1251,28 @@ static SLOW NORETURN void not_held_panic(const char *op, const void *ptr)
     panic("heap: %s(%p): not a pointer the heap gave (no heap memory there)", op, USER(ptr));
 }
 
+/* The 16 bytes before ptr are not the heap's: ptr lies outside every run
+ * too (in a run's unowned tail), or starts a run, where no block starts. */
+static SLOW NORETURN void no_header_panic(const char *op, const void *ptr)
+{
+    if (!heap_owns((uintptr_t)ptr - hhdm_offset, 1))
+        not_held_panic(op, ptr);
+    panic("heap: %s(%p): not a pointer the heap gave (no block starts at a run's first byte)", op,
+          USER(ptr));
+}
+
 /* The segment or large header of a non-slab pointer; panics when there is none. */
 static struct seg *big_header(void *ptr, const char *op)
 {
     uintptr_t phys = (uintptr_t)ptr - hhdm_offset;
     if (unlikely(((uintptr_t)ptr & 15) || phys < PAGE_SIZE))
         panic("heap: %s(%p): not a pointer the heap gave", op, USER(ptr));
-    if (unlikely(!granule_held(phys - sizeof(struct seg)))) /* the header's page may be unmapped */
-        not_held_panic(op, ptr);
+    /* The header's page may lie outside the heap's runs (and be unmapped):
+     * before a granule the heap does not hold, or in the unowned tail of a
+     * held one (a half slab, a large run ending mid-granule), e.g. when ptr
+     * is the start of a granule or lies in or just after such a tail. */
+    if (unlikely(!heap_owns(phys - sizeof(struct seg), sizeof(struct seg))))
+        no_header_panic(op, ptr);
     struct seg *h = (struct seg *)ptr - 1;
     if (unlikely(h->magic != seg_magic(h)))
         bad_header_panic(h, ptr, op);
@@ -1421,11 +1476,17 @@ static void *heap_realloc(void *ptr, size_t size)
 
 #if HEAP_REDZONES
 /* A block of `size` bytes with its redzones; align > 16 goes to the medium
- * or large tier, which can put inner + RZ_LEAD on the boundary. */
+ * or large tier, which can put inner + RZ_LEAD on the boundary. A power of
+ * two up to HEAP_SMALL_MAX is aligned to itself, as its slab class is
+ * without redzones (kmalloc(4096) is page-aligned in every build): no slab
+ * object can hold the redzones around an aligned pointer, so such blocks
+ * come from the medium tier here. */
 static void *rz_alloc(size_t size, size_t align)
 {
     if (size == 0 || size > HEAP_MAX_ALLOC)
         return NULL;
+    if (align < size && size <= HEAP_SMALL_MAX && !(size & (size - 1)))
+        align = size;
     size_t need = size + RZ_LEAD + RZ_TAIL;
     void *p = align <= 16 ? heap_alloc(need) : big_alloc(need, align, RZ_LEAD);
     if (!p)
@@ -1520,10 +1581,13 @@ void heap_init(void)
     struct frame_stats fs;
     frame_get_stats(&fs);
     granule_count = (fs.total_frames + SLAB_FRAMES - 1) / SLAB_FRAMES;
-    size_t map_frames = (size_t)((ALIGN_UP(granule_count, 64) / 8 + PAGE_SIZE - 1) / PAGE_SIZE);
+    /* the bitmap (1 bit per granule), then the extents (4 bits per granule) */
+    size_t bitmap_bytes = (size_t)(ALIGN_UP(granule_count, 64) / 8);
+    size_t map_frames = (bitmap_bytes * 5 + PAGE_SIZE - 1) / PAGE_SIZE;
     paddr_t map = frame_alloc_contig(map_frames, PAGE_SIZE);
     kassert(map, "no memory for the heap's granule map (%zu frames)", map_frames);
     granule_map = PHYS2VIRT(map);
+    granule_extent = (uint8_t *)granule_map + bitmap_bytes;
     memset(granule_map, 0, map_frames * PAGE_SIZE);
     memset(classes, 0, sizeof(classes));
     memset(&dummy_slab, 0, sizeof(dummy_slab));

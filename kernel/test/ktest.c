@@ -6,6 +6,9 @@
 #include "lib/panic_hook.h"
 #include "lib/printf.h"
 #include "lib/string.h"
+#include "mm/frame.h"
+#include "mm/heap.h"
+#include "mm/mm.h"
 #include "test/ktest_catch.h"
 
 extern const struct ktest __ktests_start[], __ktests_end[];
@@ -127,6 +130,34 @@ bool ktest_expect_panic(void (*fn)(void *), void *arg, const char *want)
     return !want || strstr(panic_message, want) != NULL;
 }
 
+bool ktest_expect_panic_not_fault(void (*fn)(void *), void *arg, const char *want)
+{
+    panic_message[0] = 0;
+    last_fault = (struct ktest_fault_info){.vector = UINT64_MAX};
+    if (ktest_catch_save(&catch_ctx) == 0) {
+        __atomic_store_n(&panic_armed, true, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&catch_armed, true, __ATOMIC_SEQ_CST);
+        fn(arg);
+        __atomic_store_n(&catch_armed, false, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&panic_armed, false, __ATOMIC_SEQ_CST);
+        return false; /* neither */
+    }
+    /* Resumed here by panic_catch() or ktest_catch_fault(), which disarmed
+     * itself; disarm the other one. */
+    __atomic_store_n(&catch_armed, false, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&panic_armed, false, __ATOMIC_SEQ_CST);
+    if (last_fault.vector != UINT64_MAX) {
+        ksnprintf(panic_message, sizeof(panic_message),
+                  "no panic: CPU exception %llu (error %#llx, cr2 %#llx) at rip %#llx",
+                  (unsigned long long)last_fault.vector, (unsigned long long)last_fault.error_code,
+                  (unsigned long long)last_fault.cr2, (unsigned long long)last_fault.rip);
+        kprintf("ktest: caught instead of a panic: %s\n", panic_message);
+        return false;
+    }
+    kprintf("ktest: caught panic: %s\n", panic_message);
+    return !want || strstr(panic_message, want) != NULL;
+}
+
 const char *ktest_last_panic(void)
 {
     return panic_message;
@@ -180,6 +211,8 @@ static bool ktest_before(const struct ktest *a, const struct ktest *b)
     return c < 0 || (c == 0 && a->line < b->line);
 }
 
+static struct heap_stats heap_before, heap_after; /* large: off the stack */
+
 int ktest_run_all(const char *filter)
 {
     int passed = 0, failed = 0;
@@ -206,7 +239,17 @@ int ktest_run_all(const char *filter)
         current = t;
         current_failed = false;
         kprintf("ktest: [RUN ] %s\n", t->name);
+        heap_get_stats(&heap_before);
         t->fn();
+        heap_get_stats(&heap_after);
+        /* every test gives back what it took, whatever the heap held before
+         * (the monitor runs the tests with its own blocks live) */
+        if (heap_after.live_blocks != heap_before.live_blocks ||
+            heap_after.bytes_in_use != heap_before.bytes_in_use)
+            ktest_fail_at(t->file, t->line, "no heap block leaked",
+                          "%lld blocks, %lld bytes left behind",
+                          (long long)(heap_after.live_blocks - heap_before.live_blocks),
+                          (long long)(heap_after.bytes_in_use - heap_before.bytes_in_use));
         if (current_failed) {
             failed++;
         } else {
@@ -217,4 +260,57 @@ int ktest_run_all(const char *filter)
     current = NULL;
     kprintf("ktest: %d passed, %d failed\n", passed, failed);
     return failed;
+}
+
+/* A run of frames taken by ktest_grab_frames(), recorded in its first frame. */
+struct grab_run {
+    paddr_t next; /* first frame of the run taken before, 0 at the end */
+    uint64_t count;
+};
+
+static uint64_t free_frames_now(void)
+{
+    struct frame_stats fs;
+    frame_get_stats(&fs);
+    return fs.free_frames;
+}
+
+paddr_t ktest_grab_frames(uint64_t leave, uint64_t *taken)
+{
+    static const struct {
+        uint64_t frames, align;
+    } sizes[] = {{GiB(1) / PAGE_SIZE, GiB(1)}, {MiB(2) / PAGE_SIZE, MiB(2)}, {16, KiB(64)}};
+    paddr_t head = 0, p;
+    *taken = 0;
+    for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
+        while (free_frames_now() >= leave + sizes[k].frames &&
+               (p = frame_alloc_contig(sizes[k].frames, sizes[k].align)) != 0) {
+            *(struct grab_run *)PHYS2VIRT(p) = (struct grab_run){head, sizes[k].frames};
+            head = p;
+            *taken += sizes[k].frames;
+        }
+    }
+    while (free_frames_now() > leave && (p = frame_alloc()) != 0) {
+        *(struct grab_run *)PHYS2VIRT(p) = (struct grab_run){head, 1};
+        head = p;
+        (*taken)++;
+    }
+    return head;
+}
+
+void ktest_release_frames(paddr_t head)
+{
+    while (head) {
+        struct grab_run r = *(struct grab_run *)PHYS2VIRT(head);
+        frame_free_contig(head, r.count);
+        head = r.next;
+    }
+}
+
+paddr_t ktest_grab_next(paddr_t run, uint64_t *count)
+{
+    const struct grab_run *r = PHYS2VIRT(run);
+    if (count)
+        *count = r->count;
+    return r->next;
 }

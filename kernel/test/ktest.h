@@ -48,6 +48,11 @@ bool ktest_expect_user_fault(uint64_t rip, uint64_t rsp, int vector, uint64_t *e
  * the panicking code left half-done stays so: use it only where the code
  * panics before changing anything (misuse checks). */
 bool ktest_expect_panic(void (*fn)(void *), void *arg, const char *want);
+/* Like ktest_expect_panic, but a CPU exception raised by fn (a page fault
+ * where a clean misuse report was due) is caught too: it returns false and
+ * ktest_last_panic() describes the exception. Not for fn that installs its
+ * own exception handlers. */
+bool ktest_expect_panic_not_fault(void (*fn)(void *), void *arg, const char *want);
 /* The message of the panic caught by the latest ktest_expect_panic(). */
 const char *ktest_last_panic(void);
 
@@ -59,6 +64,21 @@ void ktest_capture_stop(void);
 /* What was printed between the last ktest_capture_start and stop, NUL-terminated. */
 const char *ktest_captured(void);
 
+/* Takes free frames, largest runs first (1 GiB, 2 MiB, 64 KiB, then single
+ * frames), until at most `leave` are free (0: until frame_alloc fails); each
+ * run records itself in its own first frame, so this needs no memory of its
+ * own. Returns the list's head (0 when nothing was taken); *taken counts the
+ * frames. */
+paddr_t ktest_grab_frames(uint64_t leave, uint64_t *taken);
+/* Gives back every run of a ktest_grab_frames() list. */
+void ktest_release_frames(paddr_t head);
+/* The run after `run` in a ktest_grab_frames() list (0 at the end); *count
+ * (if non-NULL) receives run's length in frames. */
+paddr_t ktest_grab_next(paddr_t run, uint64_t *count);
+
 /* Runs all tests whose name contains filter (NULL or "" = all), prints one
- * line per test and "ktest: N passed, N failed"; returns the failure count. */
+ * line per test and "ktest: N passed, N failed"; returns the failure count.
+ * A test that leaves the heap with other live blocks or bytes in use than it
+ * found fails ("blocks, bytes left behind"): tests must hold in any heap
+ * state (the monitor's `ktest` runs them with its own blocks live). */
 int ktest_run_all(const char *filter);

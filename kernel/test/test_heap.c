@@ -10,6 +10,7 @@
 #include "mm/frame.h"
 #include "mm/heap.h"
 #include "mm/mm.h"
+#include "mm/paging.h"
 #include "test/ktest.h"
 
 static uint64_t free_frames(void)
@@ -245,14 +246,59 @@ __attribute__((format(printf, 1, 2))) static const char *want(const char *fmt, .
                   ktest_last_panic());                                                             \
     } while (0)
 
+/* Fills out[0..n) with medium blocks of `size` bytes that are neighbours in
+ * memory, in address order, whatever the heap held before (the monitor's
+ * blocks may have left holes that the first allocations fill): blocks that
+ * do not continue the run are chained through their first word on *spares,
+ * for spares_free(). False when no such run came within 64 allocations. */
+static bool alloc_neighbours(size_t size, void **out, size_t n, void **spares)
+{
+    size_t stride = ALIGN_UP(size + HEAP_REDZONE_OVERHEAD + 16, 16); /* segment header: 16 */
+    size_t have = 0;
+    for (int tries = 0; tries < 64; tries++) {
+        char *p = kmalloc(size);
+        if (!p)
+            break;
+        if (have > 0 && p != (char *)out[have - 1] + stride) {
+            for (size_t i = 0; i < have; i++) {
+                *(void **)out[i] = *spares;
+                *spares = out[i];
+            }
+            have = 0;
+        }
+        out[have++] = p;
+        if (have == n)
+            return true;
+    }
+    for (size_t i = 0; i < have; i++) {
+        *(void **)out[i] = *spares;
+        *spares = out[i];
+    }
+    return false;
+}
+
+static void spares_free(void *spares)
+{
+    while (spares) {
+        void *next = *(void **)spares;
+        kfree(spares);
+        spares = next;
+    }
+}
+
 KTEST(heap_misuse_double_free_every_tier)
 {
     heap_trim();
     struct heap_stats st0;
     heap_get_stats(&st0);
-    void *s = kmalloc(48), *m1 = kmalloc(9000), *m2 = kmalloc(9000), *guard = kmalloc(9000);
+    void *mm[3], *spares = NULL;
+    bool neighbours = alloc_neighbours(9000, mm, 3, &spares);
+    if (!neighbours)
+        spares_free(spares);
+    KT_ASSERT(neighbours, "no three neighbouring 9000-byte blocks");
+    void *s = kmalloc(48), *m1 = mm[0], *m2 = mm[1], *guard = mm[2];
     void *l = kmalloc(KiB(200));
-    KT_ASSERT(s && m1 && m2 && guard && l);
+    KT_ASSERT(s && l);
     kfree(s);
     EXPECT_KFREE_PANIC(s, "double free of %p", s); /* slab: free tag + free list */
     kfree(m2);                                     /* merges with nothing: m1, guard are used */
@@ -264,6 +310,7 @@ KTEST(heap_misuse_double_free_every_tier)
     EXPECT_KFREE_PANIC(l, "double free of %p", l);
     KT_EXPECT(heap_check(), "the double frees changed the heap");
     kfree(guard);
+    spares_free(spares);
     void *again = kmalloc(9000); /* the heap is usable */
     KT_EXPECT(again != NULL);
     kfree(again);
@@ -314,8 +361,12 @@ KTEST(heap_misuse_invalid_free_every_kind)
  * debug builds its redzone), the bytes are repaired, and both free normally. */
 KTEST(heap_misuse_overflow_into_neighbour_header)
 {
-    char *a = kmalloc(6000), *b = kmalloc(6000);
-    KT_ASSERT(a && b && b > a);
+    void *ab[2], *spares = NULL;
+    bool neighbours = alloc_neighbours(6000, ab, 2, &spares);
+    if (!neighbours)
+        spares_free(spares);
+    KT_ASSERT(neighbours, "no two neighbouring 6000-byte blocks");
+    char *a = ab[0], *b = ab[1];
     size_t reach = (size_t)(b - a) - HEAP_REDZONE_LEAD - 8; /* 8 bytes into b's header */
     static uint8_t saved[8192];
     KT_ASSERT(reach <= sizeof(saved));
@@ -329,6 +380,7 @@ KTEST(heap_misuse_overflow_into_neighbour_header)
     KT_EXPECT(heap_check(), "repaired");
     kfree(b);
     kfree(a);
+    spares_free(spares);
     KT_EXPECT(heap_check());
 }
 
@@ -336,7 +388,7 @@ KTEST(heap_misuse_overflow_into_neighbour_header)
  * makes its objects unknown to kfree (an invalid free, not silent misuse). */
 KTEST(heap_misuse_overwritten_slab_header)
 {
-    char *p = kmalloc(32);
+    char *p = kmalloc(40); /* not a power of two: a slab object with redzones too */
     KT_ASSERT(p);
     uint64_t *hdr = PHYS2VIRT(ALIGN_DOWN(VIRT2PHYS(p), KiB(64)));
     uint64_t saved = hdr[0];
@@ -458,13 +510,13 @@ KTEST(heap_magazine_reuse_double_free_and_trim)
     heap_trim();
     struct heap_stats st0, st;
     heap_get_stats(&st0);
-    char *p = kmalloc(64), *q = kmalloc(64);
+    char *p = kmalloc(48), *q = kmalloc(48);
     KT_ASSERT(p && q);
     kfree(p);
     KT_EXPECT(heap_validate_ptr(p) && !strcmp(heap_validate_ptr(p), "already free"));
     EXPECT_KFREE_PANIC(p, "double free of %p", p);
     KT_EXPECT(heap_check());
-    char *r = kmalloc(64);
+    char *r = kmalloc(48);
     KT_EXPECT(r == p, "the newest freed object comes back first (%p, freed %p)", r, p);
     kfree(q);
     kfree(r);
@@ -483,4 +535,105 @@ KTEST(heap_magazine_reuse_double_free_and_trim)
               "live %llu pages %llu, before %llu / %llu", (unsigned long long)st.live_blocks,
               (unsigned long long)st.pages_held, (unsigned long long)st0.live_blocks,
               (unsigned long long)st0.pages_held);
+}
+
+/* ---- pointers next to memory no heap run owns (issue 11, 3a) ---- */
+
+static void call_krealloc_small(void *p) { (void)krealloc(p, 100); }
+static void read_u64(void *p) { (void)*(volatile uint64_t *)p; }
+
+/* kfree, krealloc and kmalloc_usable_size of p each end in the heap's misuse
+ * report naming p ("heap: kfree(p): ..."), never in a CPU exception. */
+static void expect_report_everywhere(void *p)
+{
+    static void (*const calls[])(void *) = {call_kfree, call_krealloc_small, call_usable_size};
+    static const char *const names[] = {"kfree", "krealloc", "kmalloc_usable_size"};
+    for (size_t i = 0; i < ARRAY_SIZE(calls); i++)
+        KT_EXPECT(ktest_expect_panic_not_fault(calls[i], p, want("heap: %s(%p): ", names[i], p)),
+                  "%s(%p): %s", names[i], p, ktest_last_panic());
+}
+
+/* A large run of 17 frames at X owns one frame of the granule at X + 64 KiB;
+ * a second run starts at X + 128 KiB. The page just before it is not the
+ * heap's, and is unmapped here (as RAM next to a reserved hole is). A
+ * pointer at the second run's first byte (the 16 bytes before it are in that
+ * page), in the page, or just past the first run's end is refused with the
+ * misuse report, without a page fault; both blocks stay intact. */
+KTEST(heap_pointer_next_to_unmapped_tail_is_refused)
+{
+    paddr_t X = frame_alloc_contig(64, KiB(256)); /* 4 granules, held by the test */
+    KT_ASSERT(X);
+    uint64_t taken;
+    paddr_t runs = ktest_grab_frames(0, &taken); /* the heap's runs must go where we say */
+    const size_t size = KiB(64) + 100;           /* 17 frames with header (and redzones) */
+    frame_free_contig(X, 17);
+    char *r1 = kmalloc(size);
+    frame_free_contig(X + KiB(128), 17);
+    char *r2 = kmalloc(size);
+    ktest_release_frames(runs);
+    vaddr_t tail = (vaddr_t)PHYS2VIRT(X + KiB(124));
+    bool placed = r1 && r2 && ALIGN_DOWN(VIRT2PHYS(r1), PAGE_SIZE) == X &&
+                  ALIGN_DOWN(VIRT2PHYS(r2), PAGE_SIZE) == X + KiB(128);
+    KT_EXPECT(placed, "runs at %p and %p, wanted %#llx and %#llx", (void *)r1, (void *)r2,
+              (unsigned long long)X, (unsigned long long)(X + KiB(128)));
+    int unmapped = placed ? paging_unmap(tail) : -1;
+    KT_EXPECT(!placed || unmapped == 0, "unmapping the tail page: %s", paging_strerror(unmapped));
+    if (placed && unmapped == 0) {
+        memset(r1, 0x11, size);
+        memset(r2, 0x22, size);
+        KT_EXPECT(ktest_expect_fault(read_u64, (void *)tail, 14, NULL, NULL), "the page is unmapped");
+        char *g = PHYS2VIRT(X + KiB(128));
+        expect_report_everywhere(g);                          /* header place in the page */
+        expect_report_everywhere(g + 16);                     /* (redzones: the same) */
+        expect_report_everywhere((char *)tail + 0x100);       /* in the page */
+        expect_report_everywhere((char *)tail);
+        expect_report_everywhere(PHYS2VIRT(X + KiB(72)));     /* past the first run */
+        expect_report_everywhere(PHYS2VIRT(X + KiB(68) + 16)); /* right after its end */
+        KT_EXPECT(heap_validate_ptr(g) != NULL && heap_validate_ptr((char *)tail + 0x100) != NULL);
+        KT_EXPECT(heap_check(), "the refused calls changed the heap");
+        KT_EXPECT(kmalloc_usable_size(r1) >= size && (uint8_t)r1[size - 1] == 0x11 &&
+                  (uint8_t)r2[0] == 0x22 && (uint8_t)r2[size - 1] == 0x22,
+                  "a block was damaged");
+        kfree(r1); /* valid blocks free normally, the page still unmapped */
+        kfree(r2);
+        r1 = r2 = NULL;
+        KT_EXPECT(paging_map_in(&kernel_as, X + KiB(124), tail, PAGE_SIZE, PAGE_WRITABLE | PAGE_NX,
+                                CACHE_WB, 0) == 0);
+    }
+    kfree(r1);
+    kfree(r2);
+    /* the frames the heap never had: X + 17 .. X + 32 and X + 32 + 17 .. X + 64 */
+    frame_free_contig(X + 17 * PAGE_SIZE, 15);
+    frame_free_contig(X + KiB(128) + 17 * PAGE_SIZE, 15);
+    KT_EXPECT(heap_check());
+}
+
+/* ---- natural alignment of power-of-two sizes (issue 11, 4) ---- */
+
+/* kmalloc(n) and kcalloc(1, n) for a power of two n up to 4096 are aligned to
+ * n (16 at least) in every build, redzones or not: fresh, reused and across
+ * slabs (docs/memory.md: kmalloc(4096) is page-aligned). */
+KTEST(heap_power_of_two_sizes_are_naturally_aligned)
+{
+    enum { N = 24, K = 13 };
+    static void *v[K][N];
+    for (int round = 0; round < 2; round++) {
+        for (size_t k = 0, n = 1; k < K; k++, n <<= 1) {
+            for (size_t i = (size_t)round; i < N; i += 1 + (size_t)round) {
+                v[k][i] = i % 3 == 2 ? kcalloc(1, n) : kmalloc(n);
+                KT_ASSERT(v[k][i], "kmalloc(%zu)", n);
+                KT_EXPECT((uintptr_t)v[k][i] % MAX(n, 16) == 0 && VIRT2PHYS(v[k][i]) % MAX(n, 16) == 0,
+                          "kmalloc(%zu) = %p", n, v[k][i]);
+                memset(v[k][i], 0x33, n);
+            }
+            if (round == 0) /* every other one back: round 1 reuses them */
+                for (size_t i = 1; i < N; i += 2)
+                    kfree(v[k][i]);
+        }
+    }
+    KT_EXPECT(heap_check());
+    for (size_t k = 0; k < K; k++)
+        for (size_t i = 0; i < N; i++)
+            kfree(v[k][i]);
+    KT_EXPECT(heap_check());
 }

@@ -5,10 +5,15 @@
  * baseline.
  *
  * Scaling: frames are taken in the largest pieces first (1 GiB, 2 MiB runs,
- * then 64 KiB runs, then single frames), so a 256 GiB guest costs a few
- * hundred contiguous grabs, not 64 million calls; each run records itself in
- * its own first frame (one write per run). Giving a run back is
- * frame_free_contig, one frame at a time: that loop dominates at high RAM.
+ * then 64 KiB runs, then single frames: ktest_grab_frames), so a 256 GiB
+ * guest costs a few hundred contiguous grabs, not 64 million calls; each run
+ * records itself in its own first frame (one write per run). Giving a run
+ * back is frame_free_contig, one frame at a time: that loop dominates at
+ * high RAM.
+ *
+ * Both tests hold in any heap state (the monitor's `ktest` runs them after
+ * its own `alloc`s): they compare with a baseline taken at their start and
+ * never assume the heap had no room of some kind before they filled it.
  *
  * Nothing the console, serial port or the test runner do allocates memory
  * (the framebuffer shadow is taken once at boot), so printing a failure while
@@ -20,55 +25,11 @@
 #include "mm/paging.h"
 #include "test/ktest.h"
 
-/* A run of frames taken by grab_all(), recorded in its first frame. */
-struct oom_run {
-    paddr_t next; /* first frame of the run taken before, 0 at the end */
-    uint64_t count;
-};
-
 static uint64_t free_frames(void)
 {
     struct frame_stats fs;
     frame_get_stats(&fs);
     return fs.free_frames;
-}
-
-static paddr_t push_run(paddr_t head, paddr_t base, uint64_t count)
-{
-    *(struct oom_run *)PHYS2VIRT(base) = (struct oom_run){head, count};
-    return base;
-}
-
-/* Takes frames until at most `leave` are free (0: until frame_alloc fails),
- * largest runs first; returns the list of runs. *taken counts the frames. */
-static paddr_t grab_all(uint64_t leave, uint64_t *taken)
-{
-    static const struct {
-        uint64_t frames, align;
-    } sizes[] = {{GiB(1) / PAGE_SIZE, GiB(1)}, {MiB(2) / PAGE_SIZE, MiB(2)}, {16, KiB(64)}};
-    paddr_t head = 0, p;
-    *taken = 0;
-    for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
-        while (free_frames() >= leave + sizes[k].frames &&
-               (p = frame_alloc_contig(sizes[k].frames, sizes[k].align)) != 0) {
-            head = push_run(head, p, sizes[k].frames);
-            *taken += sizes[k].frames;
-        }
-    }
-    while (free_frames() > leave && (p = frame_alloc()) != 0) {
-        head = push_run(head, p, 1);
-        (*taken)++;
-    }
-    return head;
-}
-
-static void release_all(paddr_t head)
-{
-    while (head) {
-        struct oom_run r = *(struct oom_run *)PHYS2VIRT(head);
-        frame_free_contig(head, r.count);
-        head = r.next;
-    }
 }
 
 /* A 1 GiB slot of the paging ktests' scratch window that nothing maps, so a
@@ -144,7 +105,7 @@ KTEST(oom_frames_exhausted_every_caller_fails_then_baseline)
     struct baseline b;
     take_baseline(&b);
     uint64_t taken;
-    paddr_t runs = grab_all(0, &taken);
+    paddr_t runs = ktest_grab_frames(0, &taken);
     KT_EXPECT(taken == b.frames, "took %llu of %llu free frames", (unsigned long long)taken,
               (unsigned long long)b.frames);
     KT_EXPECT(free_frames() == 0);
@@ -173,11 +134,12 @@ KTEST(oom_frames_exhausted_every_caller_fails_then_baseline)
     KT_EXPECT(st.pages_held == b.heap.pages_held);
     /* a frame we hold inside an HHDM large page, for the split check */
     vaddr_t large_va = 0;
-    for (paddr_t r = runs; r && !large_va; r = ((struct oom_run *)PHYS2VIRT(r))->next) {
+    for (paddr_t r = runs, next; r && !large_va; r = next) {
+        uint64_t count;
+        next = ktest_grab_next(r, &count);
         struct paging_mapping m;
         vaddr_t va = (vaddr_t)PHYS2VIRT(r) + PAGE_SIZE;
-        if (((struct oom_run *)PHYS2VIRT(r))->count > 1 && paging_query(&kernel_as, va, &m) &&
-            m.page_size > PAGE_SIZE)
+        if (count > 1 && paging_query(&kernel_as, va, &m) && m.page_size > PAGE_SIZE)
             large_va = va;
     }
     if (runs)
@@ -187,7 +149,7 @@ KTEST(oom_frames_exhausted_every_caller_fails_then_baseline)
         kfree(list);
         list = next;
     }
-    release_all(runs);
+    ktest_release_frames(runs);
     expect_baseline(&b);
     /* with memory back, the same paging calls work and give their tables back */
     paddr_t f = frame_alloc();
@@ -204,51 +166,87 @@ KTEST(oom_frames_exhausted_every_caller_fails_then_baseline)
  * out, not how much it had. */
 #define OOM_HEAP_FRAMES (MiB(48) / PAGE_SIZE)
 
+/* What the heap test asks for, largest first: every tier, an aligned block
+ * and the small classes it probes. */
+static const struct {
+    size_t size, align;
+    const char *what;
+} oom_probes[] = {
+    {MiB(4), 16, "large"},   {MiB(1), 16, "large"},   {KiB(100), 16, "large"},
+    {HEAP_MEDIUM_MAX, 16, "medium"}, {KiB(20), 16, "medium"}, {9000, 16, "medium"},
+    {64, 4096, "aligned"},   {4096, 16, "small (the 4 KiB class)"},
+    {3000, 16, "small"},     {1000, 16, "small"},     {200, 16, "small"},
+    {64, 16, "small"},       {16, 16, "small"},
+};
+
+static void *oom_probe(size_t k)
+{
+    return oom_probes[k].align > 16 ? kmalloc_aligned(oom_probes[k].size, oom_probes[k].align)
+                                    : kmalloc(oom_probes[k].size);
+}
+
+/* The heap test's blocks, chained through their first word. */
+static void *oom_list;
+static size_t oom_head_size; /* size of the block at the head of the list */
+
+static void oom_push(void *p, size_t size)
+{
+    *(void **)p = oom_list;
+    oom_list = p;
+    oom_head_size = size;
+}
+
+/* Fills the heap with every probe in turn until each fails, then checks that
+ * every one of them still fails. This holds whatever the heap held before:
+ * space the heap already had for a probe (a chunk with room for 9000 bytes,
+ * a partial slab of some class, ...) is used up by that probe's own fill,
+ * never assumed absent. Everything taken is on oom_list. */
 KTEST(oom_heap_exhausted_every_tier_fails_then_baseline)
 {
     struct baseline b;
     take_baseline(&b);
     uint64_t taken;
-    paddr_t runs = grab_all(OOM_HEAP_FRAMES, &taken);
-    /* fill the heap: large blocks, then medium, then small, until each fails;
-     * blocks are chained through their first word */
-    static const size_t sizes[] = {MiB(4), MiB(1), KiB(100), KiB(20), 3000, 1000, 200, 64, 16};
-    void *list = NULL, *p;
+    paddr_t runs = ktest_grab_frames(OOM_HEAP_FRAMES, &taken);
+    oom_list = NULL;
+    void *p;
     uint64_t n = 0;
-    size_t last_size = 0;
-    for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
-        while ((p = kmalloc(sizes[k])) != NULL) {
-            *(void **)p = list;
-            list = p;
-            last_size = sizes[k];
+    for (size_t k = 0; k < ARRAY_SIZE(oom_probes); k++) {
+        while ((p = oom_probe(k)) != NULL) {
+            oom_push(p, oom_probes[k].size);
             n++;
         }
     }
     KT_EXPECT(n > 0);
-    KT_EXPECT(kmalloc(16) == NULL, "small");
-    KT_EXPECT(kmalloc(1000) == NULL, "small");
-    KT_EXPECT(kmalloc(3000) == NULL, "small (a 4 KiB-tier class)");
-    KT_EXPECT(kmalloc(9000) == NULL, "medium");
-    KT_EXPECT(kmalloc(HEAP_MEDIUM_MAX) == NULL, "medium");
-    KT_EXPECT(kmalloc(MiB(1)) == NULL, "large");
-    KT_EXPECT(kmalloc_aligned(64, 4096) == NULL);
-    KT_EXPECT(kcalloc(4, 4) == NULL); /* the 16-byte class is exhausted */
+    for (size_t k = 0; k < ARRAY_SIZE(oom_probes); k++) {
+        p = oom_probe(k);
+        KT_EXPECT(p == NULL, "%s: kmalloc%s(%zu) succeeded with the heap exhausted",
+                  oom_probes[k].what, oom_probes[k].align > 16 ? "_aligned" : "",
+                  oom_probes[k].size);
+        if (p) /* keep it: freed with the others */
+            oom_push(p, oom_probes[k].size);
+    }
+    p = kcalloc(4, 4); /* the 16-byte class is exhausted */
+    KT_EXPECT(p == NULL);
+    if (p)
+        oom_push(p, 16);
     /* a failed krealloc keeps the block and its contents */
-    KT_EXPECT(krealloc(list, MiB(2)) == NULL);
-    KT_EXPECT(heap_validate_ptr(list) == NULL, "the block survived a failed krealloc");
+    KT_ASSERT(oom_list != NULL);
+    KT_EXPECT(krealloc(oom_list, MiB(2)) == NULL);
+    KT_EXPECT(heap_validate_ptr(oom_list) == NULL, "the block survived a failed krealloc");
     KT_EXPECT(heap_check(), "heap invariants while exhausted");
     /* one block back: the heap is usable at once */
-    void *first = list;
-    list = *(void **)first;
+    void *first = oom_list;
+    size_t first_size = oom_head_size;
+    oom_list = *(void **)first;
     kfree(first);
-    p = kmalloc(last_size);
-    KT_EXPECT(p != NULL, "a freed block of %zu bytes is usable again", last_size);
+    p = kmalloc(first_size);
+    KT_EXPECT(p != NULL, "a freed block of %zu bytes is usable again", first_size);
     kfree(p);
-    while (list) {
-        void *next = *(void **)list;
-        kfree(list);
-        list = next;
+    while (oom_list) {
+        void *next = *(void **)oom_list;
+        kfree(oom_list);
+        oom_list = next;
     }
-    release_all(runs);
+    ktest_release_frames(runs);
     expect_baseline(&b);
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "mm/frame.h"
 #include "mm/heap.h"
@@ -308,19 +309,19 @@ Test(heap, large_blocks_return_frames)
 
 Test(heap, one_object_ping_pong_keeps_its_slab)
 {
-    void *p = kmalloc(64 - RZ);
+    void *p = kmalloc(80 - RZ); /* not a power of two: a slab object in both builds */
     kfree(p);
     struct heap_stats st;
     heap_get_stats(&st);
     uint64_t held = st.pages_held;
     for (int i = 0; i < 10000; i++)
-        kfree(kmalloc(64 - RZ));
+        kfree(kmalloc(80 - RZ));
     heap_get_stats(&st);
     cr_assert_eq(st.pages_held, held);
     cr_assert_eq(st.alloc_count, 10001);
     cr_assert_eq(st.free_count, 10001);
-    cr_assert_eq(st.cls[3].size, 64);
-    cr_assert_eq(st.cls[3].allocs, 10001);
+    cr_assert_eq(st.cls[4].size, 80);
+    cr_assert_eq(st.cls[4].allocs, 10001);
 }
 
 /* A 1024 B slab holds 63 objects: a working set of 64 needs two slabs, and
@@ -653,7 +654,7 @@ Test(heap, overwritten_segment_header_panics)
 
 Test(heap, overwritten_slab_header_panics)
 {
-    char *p = kmalloc(32);
+    char *p = kmalloc(40); /* powers of two are medium blocks with redzones */
     char *hdr = (char *)PHYS2VIRT(ALIGN_DOWN(VIRT2PHYS(p), KiB(64)));
     memset(hdr, 0, 8);
     cr_assert(HOST_EXPECT_PANIC(kfree(p)));
@@ -834,7 +835,7 @@ Test(heap, free_of_foreign_frame_is_refused_first)
  * a block: heap_validate_ptr says so and kfree refuses it. */
 Test(heap, never_handed_out_slab_object_is_refused)
 {
-    char *p = kmalloc(64), *q = kmalloc(64);
+    char *p = kmalloc(48), *q = kmalloc(48);
     ptrdiff_t step = q - p; /* consecutive objects of a fresh slab */
     cr_assert_gt(step, 0);
     char *never = q + 4 * step;
@@ -843,7 +844,7 @@ Test(heap, never_handed_out_slab_object_is_refused)
     cr_assert(strstr(host_panic_msg, "not a block start"), "%s", host_panic_msg);
     cr_assert(strstr(host_panic_msg, addr(never)), "%s", host_panic_msg);
     cr_assert(heap_check());
-    char *r = kmalloc(64); /* the next carve is the object right after q */
+    char *r = kmalloc(48); /* the next carve is the object right after q */
     cr_assert_eq(r, q + step);
     kfree(p);
     kfree(q);
@@ -855,10 +856,10 @@ Test(heap, write_to_never_allocated_slab_memory_is_caught)
 {
     if (!HEAP_POISON)
         cr_skip_test("poison disabled");
-    char *p = kmalloc(64), *q = kmalloc(64);
+    char *p = kmalloc(48), *q = kmalloc(48);
     q[q - p] = 1; /* the first byte of the next object, never handed out */
     cr_assert(!heap_check());
-    cr_assert(HOST_EXPECT_PANIC(kmalloc(64)));
+    cr_assert(HOST_EXPECT_PANIC(kmalloc(48)));
     cr_assert(strstr(host_panic_msg, "never allocated"), "%s", host_panic_msg);
     cr_assert(strstr(host_panic_msg, addr(q + (q - p))), "%s", host_panic_msg);
 }
@@ -920,14 +921,14 @@ Test(heap, full_slabs_are_accounted_without_a_list)
  * and heap_validate_ptr calls it free. */
 Test(heap, magazine_reuses_and_still_catches_double_free)
 {
-    char *p = kmalloc(64), *q = kmalloc(64);
+    char *p = kmalloc(48), *q = kmalloc(48);
     kfree(p);
     cr_assert_str_eq(heap_validate_ptr(p), "already free");
     cr_assert(HOST_EXPECT_PANIC(kfree(p)));
     cr_assert(strstr(host_panic_msg, "double free"), "%s", host_panic_msg);
     cr_assert(strstr(host_panic_msg, addr(p)), "%s", host_panic_msg);
     cr_assert(heap_check());
-    char *r = kmalloc(64);
+    char *r = kmalloc(48);
     cr_assert_eq(r, p, "the newest freed object comes back first");
     cr_assert_null(heap_validate_ptr(r));
     kfree(q);
@@ -959,4 +960,146 @@ Test(heap, magazine_overflow_and_trim_return_everything)
     heap_get_stats(&st);
     cr_assert_eq(st.pages_held, 0, "a magazine kept a slab after heap_trim");
     cr_assert_eq(free_frames(), frames0);
+}
+
+/* ---- pointers next to memory no heap run owns (issue 11, 3a) ---------------------------- */
+
+/* 4 MiB of RAM with every free frame taken by the test, so that the heap's
+ * runs land exactly where the test gives frames back. */
+static bool held_by_test[MiB(4) / PAGE_SIZE];
+
+static void setup_4m_all_taken(void)
+{
+    setup_memory(MiB(4));
+    memset(held_by_test, 0, sizeof(held_by_test));
+    paddr_t f;
+    while ((f = frame_alloc()) != 0)
+        held_by_test[f / PAGE_SIZE] = true;
+}
+
+static void give_back(paddr_t base, size_t frames)
+{
+    for (size_t i = 0; i < frames; i++) {
+        cr_assert(held_by_test[base / PAGE_SIZE + i], "frame %#lx", (unsigned long)(base + i * PAGE_SIZE));
+        held_by_test[base / PAGE_SIZE + i] = false;
+        frame_free(base + i * PAGE_SIZE);
+    }
+}
+
+static void return_all_taken(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(held_by_test); i++)
+        if (held_by_test[i]) {
+            held_by_test[i] = false;
+            frame_free(i * PAGE_SIZE);
+        }
+}
+
+/* kfree, krealloc and kmalloc_usable_size of p all report misuse naming p. */
+static void expect_refused_everywhere(void *p, const char *want_text)
+{
+    cr_assert(HOST_EXPECT_PANIC(kfree(p)), "kfree(%p) returned", p);
+    cr_expect(strstr(host_panic_msg, want_text), "kfree(%p): %s", p, host_panic_msg);
+    cr_expect(strstr(host_panic_msg, addr(p)), "%s", host_panic_msg);
+    cr_assert(HOST_EXPECT_PANIC(krealloc(p, 100)), "krealloc(%p) returned", p);
+    cr_expect(strstr(host_panic_msg, want_text), "krealloc(%p): %s", p, host_panic_msg);
+    cr_assert(HOST_EXPECT_PANIC(kmalloc_usable_size(p)), "kmalloc_usable_size(%p) returned", p);
+    cr_expect(strstr(host_panic_msg, want_text), "usable_size(%p): %s", p, host_panic_msg);
+}
+
+/* A large run of 17 frames at X owns one frame of granule X + 64 KiB; the
+ * next run starts at X + 128 KiB. The last page before it is not the heap's
+ * and is made inaccessible (in the kernel it may be unmapped): a pointer at
+ * the start of the second run's granule, in that page, or just past the
+ * first run's end gets the misuse report; nothing reads the page. */
+Test(heap_edge, granule_start_after_unowned_tail_is_refused_cleanly, .init = setup_4m_all_taken,
+     .fini = teardown)
+{
+    const paddr_t X = MiB(2);
+    const size_t size = KiB(64) + 100; /* 17 frames with its header (and redzones) */
+    give_back(X, 17);
+    char *r1 = kmalloc(size);
+    cr_assert_not_null(r1);
+    cr_assert_eq(ALIGN_DOWN(VIRT2PHYS(r1), PAGE_SIZE), X, "first run at %#lx", (unsigned long)VIRT2PHYS(r1));
+    give_back(X + KiB(128), 17);
+    char *r2 = kmalloc(size);
+    cr_assert_not_null(r2);
+    cr_assert_eq(ALIGN_DOWN(VIRT2PHYS(r2), PAGE_SIZE), X + KiB(128));
+    memset(r1, 0x11, size);
+    memset(r2, 0x22, size);
+    char *tail_page = PHYS2VIRT(X + KiB(124));
+    cr_assert_eq(mprotect(tail_page, PAGE_SIZE, PROT_NONE), 0);
+
+    char *g = PHYS2VIRT(X + KiB(128)); /* the second run's first byte */
+    expect_refused_everywhere(g, "not a pointer the heap gave");
+    expect_refused_everywhere(g + 16, "not a pointer the heap gave");
+    expect_refused_everywhere(tail_page + 0x100, "no heap memory there");
+    expect_refused_everywhere(tail_page, "no heap memory there");
+    expect_refused_everywhere(PHYS2VIRT(X + KiB(72)), "no heap memory there");
+    expect_refused_everywhere(PHYS2VIRT(X + KiB(68) + 16), "not a pointer the heap gave");
+    cr_assert_str_neq(heap_validate_ptr(g), "");
+    cr_assert_not_null(heap_validate_ptr(tail_page + 0x100));
+    cr_assert(heap_check(), "nothing changed: %s", host_log);
+
+    /* both blocks are intact and free normally, the page still inaccessible */
+    cr_assert_geq(kmalloc_usable_size(r1), size);
+    cr_assert_eq((unsigned char)r1[size - 1], 0x11);
+    cr_assert_eq((unsigned char)r2[0], 0x22);
+    kfree(r1);
+    kfree(r2);
+    cr_assert(heap_check());
+    cr_assert_eq(mprotect(tail_page, PAGE_SIZE, PROT_READ | PROT_WRITE), 0);
+    return_all_taken();
+}
+
+/* A medium block may start exactly on a granule boundary inside its chunk
+ * (the 16 bytes before it are the chunk's): it works like any other. */
+Test(heap, medium_block_at_a_granule_start_works)
+{
+    void *v[8], *at_start = NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+        v[i] = kmalloc_aligned(9000, PAGE_SIZE);
+        cr_assert_not_null(v[i]);
+        if (VIRT2PHYS(v[i]) % KiB(64) == 0)
+            at_start = v[i];
+    }
+    cr_assert_not_null(at_start, "no block at a 64 KiB boundary in a fresh chunk");
+    cr_assert_geq(kmalloc_usable_size(at_start), 9000);
+    memset(at_start, 0x5a, 9000);
+    void *q = krealloc(at_start, 9500);
+    cr_assert_not_null(q);
+    for (size_t i = 0; i < ARRAY_SIZE(v); i++)
+        kfree(v[i] == at_start ? q : v[i]);
+    cr_assert(heap_check());
+}
+
+/* ---- natural alignment of power-of-two sizes (issue 11, 4) --------------------------------- */
+
+/* kmalloc(n) and kcalloc(1, n) for a power of two n up to 4096 are aligned
+ * to n (to 16 at least), in both configurations (redzones or not), for
+ * fresh objects, reused ones and across slabs. */
+Test(heap, power_of_two_sizes_are_naturally_aligned)
+{
+    enum { N = 40 };
+    static void *v[13][N];
+    for (int round = 0; round < 2; round++) {
+        for (size_t k = 0, n = 1; n <= HEAP_SMALL_MAX; k++, n <<= 1) {
+            for (size_t i = round; i < N; i += 1 + (size_t)round) {
+                v[k][i] = i % 3 == 2 ? kcalloc(1, n) : kmalloc(n);
+                cr_assert_not_null(v[k][i]);
+                cr_assert_eq((uintptr_t)v[k][i] % MAX(n, 16), 0, "kmalloc(%zu) = %p (round %d)", n,
+                             v[k][i], round);
+                cr_assert_eq(VIRT2PHYS(v[k][i]) % MAX(n, 16), 0);
+                memset(v[k][i], 0x33, n);
+            }
+            if (round == 0) /* every other one back: round 1 reuses them */
+                for (size_t i = 1; i < N; i += 2)
+                    kfree(v[k][i]);
+        }
+    }
+    cr_assert(heap_check());
+    for (size_t k = 0; k < 13; k++)
+        for (size_t i = 0; i < N; i++)
+            kfree(v[k][i]);
+    cr_assert(heap_check());
 }

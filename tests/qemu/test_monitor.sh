@@ -6,6 +6,10 @@
 # scripted commands into it, checking the answers:
 #   - `mem` reports the same usable memory as the boot log's `mem:` line
 #   - `alloc 100` then `free <addr>` brings `heap`'s in-use bytes back
+#   - with blocks of every tier held (`alloc 5000`, 16, 200, 3000, 4096, 9000,
+#     100K), `ktest` passes every self-test and `heap` shows the same live
+#     blocks and bytes in use afterwards (nothing leaked); freeing the held
+#     blocks brings the heap back to where it started
 #   - `walk` of the kernel text start shows a present, read-only, executable leaf
 #   - an unknown command, bad arguments and `free 0x1234` get one error line
 #   - an over-long line and binary bytes do not crash it (the prompt returns)
@@ -14,8 +18,9 @@
 # Fails (exit 1) with the whole transcript on any mismatch or timeout; the
 # transcript is kept in build/test/logs/monitor.log either way.
 #
-# Environment: KERNEL (default build/kernel.elf), MONITOR_TIMEOUT (seconds for
-# the whole run, default 20), ACCEL (tcg).
+# Environment: KERNEL (default build/kernel.elf), MONITOR_KTEST_TIMEOUT
+# (seconds for `ktest`, default 90), MONITOR_TIMEOUT (seconds for the whole
+# run, default MONITOR_KTEST_TIMEOUT + 20), ACCEL (tcg).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -24,7 +29,8 @@ KERNEL=${KERNEL:-build/kernel.elf}
 OUT=${QEMU_OUT:-$(dirname "$KERNEL")/test}
 ISO=$OUT/slayeros-monitor.iso
 LOG=$OUT/logs/monitor.log
-export MONITOR_TIMEOUT=${MONITOR_TIMEOUT:-20}
+export MONITOR_KTEST_TIMEOUT=${MONITOR_KTEST_TIMEOUT:-90}
+export MONITOR_TIMEOUT=${MONITOR_TIMEOUT:-$((MONITOR_KTEST_TIMEOUT + 20))}
 export ACCEL=${ACCEL:-tcg}
 
 [[ -f "$KERNEL" ]] || { echo "monitor: $KERNEL not found; run make first" >&2; exit 1; }
@@ -37,6 +43,7 @@ import os, re, select, shutil, signal, socket, subprocess, sys, tempfile, time
 
 iso, log_path = sys.argv[1], sys.argv[2]
 total_timeout = int(os.environ["MONITOR_TIMEOUT"])
+KTEST_TIMEOUT = int(os.environ["MONITOR_KTEST_TIMEOUT"])
 PROMPT = b"slayer> "
 ANSI = re.compile(rb"\x1b\[[0-9;=?]*[A-Za-z]")
 
@@ -172,8 +179,17 @@ def heap_in_use():
     return int(m.group(1))
 
 
+def heap_live():
+    out = cmd("heap")
+    m = re.search(r"live blocks\s+(\d+)", out)
+    if not m:
+        finish(False, "heap: no 'live blocks N' line")
+    return int(m.group(1))
+
+
 # ---- alloc/free brings the heap back ----
 before = heap_in_use()
+before_live = heap_live()
 out = cmd("alloc 100")
 m = re.search(r"alloc: 100 bytes at (0x[0-9a-f]+)", out)
 if not m:
@@ -187,6 +203,44 @@ after = heap_in_use()
 check(after == before, f"heap in use after free: {after}, before alloc {before}")
 out = cmd(f"free {addr}")
 check("already free" in out, f"second free {addr}: '{out.strip()}'")
+
+# ---- ktest from the monitor with blocks of every tier held (issue 11, 3c) ----
+# The self-tests must pass in any heap state and leave nothing behind: hold a
+# medium block (the 5000 bytes that once made the heap OOM test fail and leak
+# a 9000-byte block), slab objects of a few classes, a 4 KiB-class object and
+# a large block, run every self-test, then `heap` must show exactly the same
+# live blocks and bytes in use as before `ktest`.
+def heap_counts():
+    out = cmd("heap")
+    m = re.search(r"in use\s+(\d+) bytes", out)
+    n = re.search(r"live blocks\s+(\d+)", out)
+    if not m or not n:
+        finish(False, f"heap: no 'in use' / 'live blocks' line: '{out.strip()}'")
+    return int(m.group(1)), int(n.group(1))
+
+
+held = []
+for size in ["5000", "16", "200", "3000", "4096", "9000", "100K"]:
+    out = cmd(f"alloc {size}")
+    m = re.search(r"alloc: \d+ bytes at (0x[0-9a-f]+)", out)
+    check(m, f"alloc {size}: '{out.strip()}'")
+    if m:
+        held.append(m.group(1))
+before_ktest = heap_counts()
+out = cmd("ktest", timeout=KTEST_TIMEOUT)
+summary = re.search(r"ktest: (\d+) passed, (\d+) failed", out)
+check(summary and summary.group(2) == "0" and int(summary.group(1)) > 0,
+      "ktest from the monitor with blocks held: " +
+      (summary.group(0) if summary else "no summary") + "; " +
+      "; ".join(l for l in out.splitlines() if "[FAIL]" in l)[:2000])
+after_ktest = heap_counts()
+check(after_ktest == before_ktest,
+      f"heap after ktest (in use, live blocks) {after_ktest}, before {before_ktest}: something leaked")
+for a in held:
+    out = cmd(f"free {a}")
+    check("freed" in out, f"free {a} after ktest: '{out.strip()}'")
+check(heap_counts() == (before, before_live),
+      f"heap after freeing the held blocks {heap_counts()}, at the start {(before, before_live)}")
 
 # ---- walk of kernel text: present, read-only, executable ----
 out = cmd("walk 0xffffffff80200000")
