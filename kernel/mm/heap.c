@@ -62,7 +62,11 @@
  * own address) it is a slab object; otherwise the 16 bytes before it must be a
  * segment or large header whose magic checksums its address and fields.
  * Reading that 64 KiB-aligned word assumes the HHDM maps RAM with pages of
- * 64 KiB or more (the mapper uses 2 MiB / 1 GiB pages).
+ * 64 KiB or more (the mapper uses 2 MiB / 1 GiB pages). Before the 16 bytes
+ * (or the large header's 64) in front of a non-slab pointer are read, the
+ * granule extent map must say a heap run owns them: at a granule's first
+ * byte they lie in the previous granule, whose tail may be no run's memory
+ * (after a half slab or a large run ending mid-granule) and unmapped.
  *
  * Redzones (HEAP_REDZONES, on in SLAYER_DEBUG builds; heap.h): the public
  *   calls wrap the tiers. A block of n bytes is an inner block of n + 32 bytes

@@ -8,7 +8,8 @@
  *                         segregated free lists with a bitmap (O(1)), free
  *                         neighbours coalesced in both directions.
  *   large  (> 64 KiB)     a run of frames per allocation, returned on free.
- * Every pointer is 16-byte aligned at least. Misuse (double free, foreign or
+ * Every pointer is 16-byte aligned at least; kmalloc of a power of two up to
+ * 4096 is aligned to that size. Misuse (double free, foreign or
  * interior pointer, overwritten header) panics naming the address.
  *
  * HEAP_REDZONES (default: on when SLAYER_DEBUG is set, off otherwise): every
@@ -76,7 +77,8 @@ struct heap_stats {
 
 /* Sets up the (empty) heap; takes no memory yet. Call once, after frame_init. */
 void heap_init(void);
-/* At least `size` bytes, 16-byte aligned; NULL for size 0, size > HEAP_MAX_ALLOC,
+/* At least `size` bytes, 16-byte aligned (a power of two up to HEAP_SMALL_MAX:
+ * aligned to itself, in every build); NULL for size 0, size > HEAP_MAX_ALLOC,
  * or when memory is exhausted (the heap stays usable). */
 void *kmalloc(size_t size);
 /* Returns a block from kmalloc/kcalloc/krealloc/kmalloc_aligned; kfree(NULL) is a
