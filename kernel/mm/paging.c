@@ -903,7 +903,10 @@ void paging_walk_print_in(const struct addrspace *as, vaddr_t virt)
                     (unsigned long long)(pte_addr(e, l) + (virt & (size - 1))));
             return;
         }
-        kprintf(" -> table at %#llx\n", (unsigned long long)pte_addr(e, l));
+        kprintf(" -> table at %#llx", (unsigned long long)pte_addr(e, l));
+        if (e & PTE_CNT_VALID) /* software bits 52..62: the table's present entries */
+            kprintf(", %llu present", (unsigned long long)((e & PTE_CNT_MASK) >> PTE_CNT_SHIFT));
+        kprintf("\n");
         table = table_ptr(pte_addr(e, l));
     }
 }
