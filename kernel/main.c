@@ -1,4 +1,4 @@
-/* The init sequence (shared/DESIGN.md §1), and nothing else. */
+/* The init sequence (docs/design.md, "The boot flow"), and nothing else. */
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/entry.h"
 #include "arch/x86_64/gdt.h"
@@ -159,12 +159,12 @@ static void log_boot_info(void)
 
 static NORETURN void kernel_main_on_own_stack(void *unused);
 
-/* Moves the IST stacks (#DF, #PF, NMI/#MC) off the boot-time ones in .bss onto
+/* Moves the IST stacks (#DF, NMI, #MC) off the boot-time ones in .bss onto
  * guarded stacks of their own, and gives the CPU a guarded ring-0 entry stack
  * (TSS.RSP0) for interrupts from ring 3. */
 static void guard_cpu_stacks(void)
 {
-    for (unsigned ist = 1; ist <= 3; ist++) {
+    for (unsigned ist = 1; ist <= IST_COUNT; ist++) {
         vaddr_t top = mapper_alloc_stack(IST_STACK_SIZE / PAGE_SIZE);
         kassert(top != 0, "no memory for IST stack %u", ist);
         kassert(gdt_set_ist_stack(ist, top - IST_STACK_SIZE, top));
