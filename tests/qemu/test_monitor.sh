@@ -171,20 +171,20 @@ check(m and int(m.group(1)) == boot_usable,
       f"mem: usable {m.group(1) if m else '?'} KiB, boot log said {boot_usable} KiB")
 
 
-def heap_in_use():
-    out = cmd("heap")
-    m = re.search(r"in use\s+(\d+) bytes", out)
+def heap_field(pattern, what):
+    """The number `pattern` captures in the output of `heap`."""
+    m = re.search(pattern, cmd("heap"))
     if not m:
-        finish(False, "heap: no 'in use N bytes' line")
+        finish(False, f"heap: no '{what}' line")
     return int(m.group(1))
+
+
+def heap_in_use():
+    return heap_field(r"in use\s+(\d+) bytes", "in use N bytes")
 
 
 def heap_live():
-    out = cmd("heap")
-    m = re.search(r"live blocks\s+(\d+)", out)
-    if not m:
-        finish(False, "heap: no 'live blocks N' line")
-    return int(m.group(1))
+    return heap_field(r"live blocks\s+(\d+)", "live blocks N")
 
 
 # ---- alloc/free brings the heap back ----
