@@ -1,16 +1,18 @@
 /* Physical frame allocator.
  *
  * The bitmap holds one bit per 4 KiB frame, 1 = used, from frame 0 up to the
- * highest usable or bootloader-reclaimable frame. Above it sit two summary
+ * highest usable or bootloader-reclaimable frame. Above it sit three summary
  * trees of three levels, each one bit per word of the level below:
  *
- *   sum3    1 bit per 64 GiB   empty3  (scanned linearly; one word per 4 TiB)
- *   sum2    1 bit per 1 GiB    empty2
- *   sum1    1 bit per 256 KiB  empty1  (= per bitmap word)
+ *   sum3    1 bit per 64 GiB   empty3  group3  (scanned linearly; one word per 4 TiB)
+ *   sum2    1 bit per 1 GiB    empty2  group2
+ *   sum1    1 bit per 256 KiB  empty1  group1  (= per bitmap word)
  *   bitmap  1 bit per 4 KiB
  *
  * sum* lead to words with a free frame, empty* to wholly free words (all 64
- * frames free: a free, 256 KiB-aligned 256 KiB block).
+ * frames free: a free, 256 KiB-aligned 256 KiB block), group* to words that
+ * hold a free group (16 frames at a multiple of 16 in the word: a free,
+ * 64 KiB-aligned 64 KiB block; a wholly free word holds four).
  *
  * Invariants (frame_check verifies them):
  *   - sum1 is lazy in one direction: a 0 bit guarantees that its bitmap word
@@ -23,31 +25,41 @@
  *     frame taken from a wholly free word leaves the bit stale); frame_free,
  *     frame_free_contig and the bulk paths set it when a word becomes 0; a
  *     contig descent that lands on a non-zero word clears it and retries.
- *   - sum2/sum3 and empty2/empty3 are exact: a bit is 1 exactly when the word
- *     below it is non-zero. Hence a 1 bit at the lowest level implies its
- *     upper bits are 1, and frame_free only has to look at sum1 (empty1) when
- *     it frees into a full word (the last used frame of a word).
+ *   - group1 likewise: a 0 bit guarantees that its word holds no free group;
+ *     frame_alloc leaves it stale, the free paths set it when a group becomes
+ *     free, the contig paths clear it when they take a word's last free group
+ *     (they know the word) and when a descent lands on a stale bit.
+ *   - sum2/sum3, empty2/empty3 and group2/group3 are exact: a bit is 1 exactly
+ *     when the word below it is non-zero. Hence a 1 bit at the lowest level
+ *     implies its upper bits are 1, and frame_free only has to look at sum1
+ *     (group1, empty1) when it frees into a full word (the last used frame of
+ *     a group, of a word).
  *
  * frame_alloc walks down sum* with one count-trailing-zeros per level and
  * takes the lowest free frame: the cost does not depend on how full memory
  * is, and on RAM size only through the sum3 scan (one word per 4 TiB). Each
  * stale sum1 bit costs one extra descent once, paid by the alloc that finds
- * it. frame_free tests two rare cases (word was full, word is now empty).
+ * it. frame_free tests two rare cases (word was full, group is now free).
  *
  * frame_alloc_contig(count, align) with count <= 64 and align <= 256 KiB
- * (one word) is O(1): it tries the free aligned slots of the cursor word (the
- * word the last small run came from or went back to; one mask test), else
- * takes the lowest wholly free word through empty*; each stale empty1 bit
- * costs one extra descent once. It is not first-fit: holes in partly used
- * words (e.g. the upper half of a 64 KiB block whose lower half holds a half
- * slab) are left to frame_alloc. Only when no wholly free word exists does it
- * fall back to the first-fit scan from the lowest free frame. Longer runs
- * scan first-fit, starting at the lowest wholly free word when every such run
- * must hold one (count >= 128, or count >= 64 with align >= 256 KiB), and
- * fail at once when there is none.
+ * (one word) is O(1) when it succeeds from an index: it tries the free
+ * aligned slots of the cursor word (the word the last small run came from or
+ * went back to; one mask test), else takes the lowest word holding a free
+ * group through group* (count <= 16, align <= 64 KiB: the lowest fitting slot
+ * of that word) or the lowest wholly free word through empty* (larger runs);
+ * each stale bit costs one extra descent once. It is not first-fit: holes in
+ * partly used words are left to frame_alloc. When the index it needs is empty
+ * the request fails at once if every such run must contain what the index
+ * finds: a free group (count >= 16 and align >= 64 KiB, or count >= 31) or a
+ * wholly free word (count >= 128, or count >= 64 and align >= 256 KiB); so a
+ * slab (16 frames at 64 KiB) and a 64-frame run at 256 KiB are found or
+ * refused in O(1) however fragmented memory is. Otherwise (e.g. 8 frames at
+ * 64 KiB with no free 64 KiB block left) it falls back to a first-fit scan,
+ * which starts at the lowest free group or wholly free word when the run must
+ * contain one, else at the lowest free frame.
  *
- * The summaries cost 2 x (1/64 + 1/4096 + ...) of the bitmap: 33 KiB per GiB
- * in all (bitmap 32 KiB).
+ * The summaries cost 3 x (1/64 + 1/4096 + ...) of the bitmap: 33.5 KiB per
+ * GiB in all (bitmap 32 KiB).
  *
  * The metadata is bump-allocated from the top of the largest usable region
  * (inside the HHDM) and is not managed memory afterwards. A private copy of
@@ -114,6 +126,9 @@ static struct {
 
     uint64_t *empty2;   /* n2 words, 1 bit per empty1 word: it is non-zero (exact) */
     uint64_t *empty3;   /* n3 words + one non-zero sentinel, 1 bit per empty2 word */
+    uint64_t *group1;   /* n1 words, 1 bit per bitmap word: 0 = no free group, 1 = maybe */
+    uint64_t *group2;   /* n2 words, 1 bit per group1 word: it is non-zero (exact) */
+    uint64_t *group3;   /* n3 words + one non-zero sentinel, 1 bit per group2 word */
     uint64_t cursor;    /* bitmap word of the last small contig run (a hint) */
     size_t n3, nbm, n1, n2;
     uint64_t total_frames;
@@ -165,8 +180,61 @@ static void mark_not_empty(uint64_t w)
             fa.empty3[w / 262144] &= ~BIT(w / 4096);
 }
 
+/* Bitmap word w holds a free group now: set its bit at every group level. */
+static void __attribute__((noinline)) mark_group(uint64_t w)
+{
+    fa.group1[w / 64] |= BIT(w);
+    fa.group2[w / 4096] |= BIT(w / 64);
+    fa.group3[w / 262144] |= BIT(w / 4096);
+}
+
+/* Bitmap word w holds no free group: clear its group1 bit, and upwards while
+ * words empty (also how a stale group1 bit is cleared). */
+static void mark_not_group(uint64_t w)
+{
+    if ((fa.group1[w / 64] &= ~BIT(w)) == 0)
+        if ((fa.group2[w / 4096] &= ~BIT(w / 64)) == 0)
+            fa.group3[w / 262144] &= ~BIT(w / 4096);
+}
+
+/* Bit 16g set for each group g (frames 16g..16g+15) of bitmap word x that is
+ * wholly free; 0 when the word holds no free group. */
+static inline uint64_t free_groups(uint64_t x)
+{
+    x |= x >> 8;
+    x |= x >> 4;
+    x |= x >> 2;
+    x |= x >> 1; /* bit 16g = OR of bits 16g..16g+15 */
+    return ~x & 0x0001000100010001ULL;
+}
+
+/* Bitmap word w changed from old to now by taking frames: clear the index
+ * bits of what it no longer holds (exact here: the word is known). */
+static inline void note_taken(uint64_t w, uint64_t old, uint64_t now)
+{
+    if (old == 0)
+        mark_not_empty(w);
+    if (free_groups(old) && !free_groups(now))
+        mark_not_group(w);
+    if (now == FULL)
+        mark_full(w);
+}
+
+/* Bitmap word w changed to now by freeing frames: set the index bits of what
+ * it holds now (bits already set are left as they are). */
+static inline void note_freed(uint64_t w, uint64_t now)
+{
+    if (!(fa.sum1[w / 64] & BIT(w)))
+        mark_has_free(w);
+    if (free_groups(now) && !(fa.group1[w / 64] & BIT(w)))
+        mark_group(w);
+    if (now == 0 && !(fa.empty1[w / 64] & BIT(w)))
+        mark_empty(w);
+}
+
 /* Sets frames [f0, f1) used or free, keeping the summaries right. A word
- * that was wholly free loses its empty1 bit at once (not lazily). */
+ * that loses its last free group or stops being wholly free loses the index
+ * bit at once (not lazily). */
 static void set_range(uint64_t f0, uint64_t f1, bool used)
 {
     while (f0 < f1) {
@@ -174,15 +242,10 @@ static void set_range(uint64_t f0, uint64_t f1, bool used)
         uint64_t mask = (n == 64 ? FULL : (BIT(n) - 1)) << (f0 % 64), old = fa.bitmap[w];
         if (used) {
             fa.bitmap[w] = old | mask;
-            if (old == 0)
-                mark_not_empty(w);
-            if ((old | mask) == FULL)
-                mark_full(w);
+            note_taken(w, old, old | mask);
         } else {
             fa.bitmap[w] = old & ~mask;
-            mark_has_free(w);
-            if ((old & ~mask) == 0)
-                mark_empty(w);
+            note_freed(w, old & ~mask);
         }
         f0 += n;
     }
@@ -223,11 +286,12 @@ static void set_free_bulk(uint64_t f0, uint64_t f1)
         bits_assign(fa.empty1, a, b, true);
         bits_assign(fa.empty2, a / 64, (b - 1) / 64 + 1, true);
         bits_assign(fa.empty3, a / 4096, (b - 1) / 4096 + 1, true);
+        bits_assign(fa.group1, a, b, true);
+        bits_assign(fa.group2, a / 64, (b - 1) / 64 + 1, true);
+        bits_assign(fa.group3, a / 4096, (b - 1) / 4096 + 1, true);
     }
-    if (fa.bitmap[w0] == 0)
-        mark_empty(w0);
-    if (fa.bitmap[w1 - 1] == 0)
-        mark_empty(w1 - 1);
+    note_freed(w0, fa.bitmap[w0]);
+    note_freed(w1 - 1, fa.bitmap[w1 - 1]);
 }
 
 /* The region holding physical address a, or NULL when the map has a hole there. */
@@ -283,10 +347,7 @@ static void __attribute__((noinline)) free_one(paddr_t f, void *caller)
         panic("frame_free(0x%llx): double free (frame is already free); caller %p",
               (unsigned long long)f, caller);
     fa.bitmap[w] = old & ~BIT(i);
-    if (old == FULL && !(fa.sum1[w / 64] & BIT(w)))
-        mark_has_free(w);
-    if ((old & ~BIT(i)) == 0 && !(fa.empty1[w / 64] & BIT(w)))
-        mark_empty(w);
+    note_freed(w, old & ~BIT(i));
     fa.free_frames++;
 #ifdef MM_POISON
     memset(PHYS2VIRT(f), FRAME_POISON, PAGE_SIZE);
@@ -362,6 +423,18 @@ paddr_t frame_alloc_zeroed(void)
     return f;
 }
 
+/* frame_free gave back the last used frame of a group of bitmap word w (now
+ * `word`) and group1 or empty1 (when the word is wholly free) does not say
+ * so yet. (Out of line: inline, its calls would cost every frame_free a
+ * prologue; frame_free tests the bits, usually still set, itself.) */
+static void __attribute__((noinline)) freed_group(uint64_t w, uint64_t word)
+{
+    if (!(fa.group1[w / 64] & BIT(w)))
+        mark_group(w);
+    if (word == 0 && !(fa.empty1[w / 64] & BIT(w)))
+        mark_empty(w);
+}
+
 void frame_free(paddr_t frame)
 {
     /* Fast path: an allocated frame of the largest usable region. Rotating
@@ -381,12 +454,13 @@ void frame_free(paddr_t frame)
 #ifdef MM_POISON
     memset(PHYS2VIRT(frame), FRAME_POISON, PAGE_SIZE);
 #endif
-    /* The word's last used frame: it is wholly free now, and empty1 must say
-     * so (its 0 bits are exact). Usually the bit is still set: frame_alloc
-     * leaves it when it takes a frame from a wholly free word. */
-    if (unlikely(word == 0)) {
-        if (!(fa.empty1[w / 64] & BIT(w)))
-            mark_empty(w);
+    /* The group's last used frame: the group is free now, and group1 (and
+     * empty1 when the whole word is free) must say so (their 0 bits are
+     * exact). Usually the bits are still set: frame_alloc leaves them when it
+     * takes a frame from a free group. */
+    if (unlikely(!(word & (0xffffULL << (i & 48))))) {
+        if (!(fa.group1[w / 64] & BIT(w)) || (word == 0 && !(fa.empty1[w / 64] & BIT(w))))
+            return freed_group(w, word);
         return;
     }
     /* Freeing into a full word whose sum1 bit is still set (stale) needs
@@ -455,6 +529,20 @@ static bool empty_word(uint64_t *w)
     }
 }
 
+/* Sets *w to the lowest bitmap word holding a free group; false when there
+ * is none. Clears the stale group1 bits it lands on (each one once). */
+static bool group_word(uint64_t *w)
+{
+    for (;;) {
+        if (!descend_in(fa.group3, fa.group2, fa.group1, w))
+            return false;
+        PROBE();
+        if (free_groups(fa.bitmap[*w]))
+            return true;
+        mark_not_group(*w);
+    }
+}
+
 /* Bits p of `free` such that bits [p, p + count) are all set (1 <= count <=
  * 64): the run doubles in length per step, at most six steps. Zeroes shift in
  * at the top, so no run reaches past bit 63. */
@@ -475,27 +563,33 @@ static const uint64_t slot_masks[7] = {
 };
 
 /* A run of count <= 64 frames aligned to step <= 64 frames inside one bitmap
- * word: the cursor word's free slots (one mask test), else the lowest wholly
- * free word. 0 when neither has room (the caller then scans). */
+ * word: the cursor word's free slots (one mask test), else the lowest fitting
+ * slot of the lowest word holding a free group (count <= 16, step <= 16: the
+ * group fits), else the lowest wholly free word. 0 when the index it needs is
+ * empty (the caller then refuses or scans). */
 static paddr_t contig_small(uint64_t count, uint64_t step)
 {
-    uint64_t w = fa.cursor, old = fa.bitmap[w];
-    uint64_t r = run_starts(~old, count) & slot_masks[CTZ(step)];
+    uint64_t w = fa.cursor, old = fa.bitmap[w], slots = slot_masks[CTZ(step)];
+    uint64_t r = run_starts(~old, count) & slots;
     PROBE();
     if (!r) {
-        if (!empty_word(&w))
-            return 0;
-        old = 0;
-        r = 1;
+        if (count <= 16 && step <= 16) {
+            if (!group_word(&w))
+                return 0;
+            old = fa.bitmap[w];
+            r = run_starts(~old, count) & slots; /* not 0: a free group fits */
+        } else {
+            if (!empty_word(&w))
+                return 0;
+            old = 0;
+            r = 1;
+        }
     }
     uint64_t p = CTZ(r), word = old | (FULL >> (64 - count) << p);
     fa.bitmap[w] = word;
     fa.free_frames -= count;
     fa.cursor = w;
-    if (old == 0)
-        mark_not_empty(w);
-    if (word == FULL)
-        mark_full(w);
+    note_taken(w, old, word);
     return (w * 64 + p) << PAGE_SHIFT;
 }
 
@@ -516,18 +610,27 @@ paddr_t frame_alloc_contig(size_t count, uint64_t align)
         paddr_t p = contig_small(count, step);
         if (p)
             return p;
-        /* no wholly free word: the run, if any, lies in a partly used one */
+        /* the index it asked is empty: the run, if any, lies elsewhere */
     }
     if (count >= 128 || (count >= 64 && step >= 64)) {
         /* Every such run holds a wholly free word (with step >= 64 it starts
-         * at one): start at the lowest one, or fail without a scan. */
+         * at one), and at most 63 of its frames lie below the lowest one it
+         * holds: start there, or fail without a scan. */
         if (!empty_word(&w))
             return 0;
         s = w * 64;
-        if (step < 64 && s > 63)
-            s -= 63;
+        if (step < 64)
+            s -= MIN(s, 63);
+    } else if (count >= 31 || (count >= 16 && step >= 16)) {
+        /* Every such run holds a free group (with step >= 16 it starts at
+         * one), at most 15 of its frames below the lowest one it holds. */
+        if (!group_word(&w))
+            return 0;
+        s = w * 64;
+        if (step < 16)
+            s -= MIN(s, 15);
     }
-    s = ALIGN_UP(next_free(s), step);
+    s = ALIGN_UP(next_free(MAX(s, 1)), step);
     while (s < fa.total_frames && count <= fa.total_frames - s) {
         PROBE();
         uint64_t u = next_used(s, s + count);
@@ -541,54 +644,86 @@ paddr_t frame_alloc_contig(size_t count, uint64_t align)
     return 0;
 }
 
-/* True when every frame of [f0, f1) is marked used. */
-static bool all_used(uint64_t f0, uint64_t f1)
+/* The first frame of [f0, f1) that is free (f1 when every one is used). */
+static uint64_t first_free_in(uint64_t f0, uint64_t f1)
 {
     while (f0 < f1) {
         uint64_t w = f0 / 64, n = MIN(f1 - f0, 64 - f0 % 64);
         uint64_t mask = (n == 64 ? FULL : (BIT(n) - 1)) << (f0 % 64);
-        if ((fa.bitmap[w] & mask) != mask)
-            return false;
+        uint64_t v = ~fa.bitmap[w] & mask;
+        if (v)
+            return w * 64 + CTZ(v);
         f0 += n;
     }
-    return true;
+    return f1;
 }
 
-/* True when the page-aligned run of `count` frames at base (off = base -
- * fa.fast_base) lies wholly inside one usable region. */
-static bool run_in_usable(paddr_t base, uint64_t off, size_t count)
+/* frame_free_contig's checks of the run's shape and place, for anything but
+ * a page-aligned run inside the largest usable region: panics naming the
+ * first bad address unless the run is page-aligned, not empty, does not wrap
+ * and lies in usable memory (one region or several adjacent ones: reclaimed
+ * bootloader memory may border a usable region). */
+static void __attribute__((noinline)) check_run(paddr_t base, size_t count, void *caller)
 {
-    if ((off >> PAGE_SHIFT) < fa.fast_frames)
-        return count <= fa.fast_frames - (off >> PAGE_SHIFT);
-    const struct region *r = region_find(base);
-    return r && r->type == MEM_USABLE && count <= (r->end - base) >> PAGE_SHIFT;
+    unsigned long long b = base, n = count;
+    if (base & (PAGE_SIZE - 1))
+        panic("frame_free_contig(0x%llx, %llu): unaligned address; nothing freed; caller %p", b, n,
+              caller);
+    if (count == 0)
+        panic("frame_free_contig(0x%llx, 0): an empty run; nothing freed; caller %p", b, caller);
+    if (count > (UINT64_MAX - base) >> PAGE_SHIFT)
+        panic("frame_free_contig(0x%llx, %llu): the run wraps past the top of the address space; "
+              "nothing freed; caller %p", b, n, caller);
+    paddr_t a = base, end = base + count * PAGE_SIZE;
+    const struct region *r = region_find(a);
+    for (;;) {
+        unsigned long long x = a;
+        if (a >> PAGE_SHIFT >= fa.total_frames)
+            panic("frame_free_contig(0x%llx, %llu): 0x%llx: beyond managed memory (which ends at "
+                  "%#llx); nothing freed; caller %p", b, n, x,
+                  (unsigned long long)(fa.total_frames << PAGE_SHIFT), caller);
+        if (!r)
+            panic("frame_free_contig(0x%llx, %llu): 0x%llx: not in the memory map; nothing freed; "
+                  "caller %p", b, n, x, caller);
+        if (r->type != MEM_USABLE)
+            panic("frame_free_contig(0x%llx, %llu): 0x%llx: not usable memory (%s [%#llx-%#llx)); "
+                  "nothing freed; caller %p", b, n, x, region_type_name(r->type),
+                  (unsigned long long)r->base, (unsigned long long)r->end, caller);
+        if (end <= r->end)
+            return;
+        a = r->end;
+        r = (r + 1 < regions + nregions && r[1].base == a) ? r + 1 : NULL;
+    }
 }
 
 void frame_free_contig(paddr_t base, size_t count)
 {
-    void *caller = __builtin_return_address(0);
-    /* Fast path: an aligned run inside one usable region (the largest is
-     * checked without a search) whose frames are all in use: a word at a
-     * time (the whole words of a long run in bulk); a small run's word
-     * becomes the contig cursor. Anything else goes frame by frame through
-     * free_one, which names the first bad frame. */
+    /* The whole run is checked before anything changes: its shape and place
+     * (the largest usable region without a search), then that every frame is
+     * in use. A bad call panics naming the first bad address and leaves the
+     * bitmap, the summaries, the free count and the cursor as they were.
+     * Then a word at a time (the whole words of a long run in bulk); a small
+     * run's word becomes the contig cursor. */
     uint64_t off = base - fa.fast_base, f0 = base >> PAGE_SHIFT;
-    if (!(base & (PAGE_SIZE - 1)) && count > 0 && run_in_usable(base, off, count) &&
-        all_used(f0, f0 + count)) {
-        if (count > 64)
-            set_free_bulk(f0, f0 + count); /* memset speed for the whole words */
-        else
-            set_range(f0, f0 + count, false);
-        fa.free_frames += count;
-        if (count <= 64 && f0 / 64 == (f0 + count - 1) / 64)
-            fa.cursor = f0 / 64; /* the next small run takes the slot again */
+    if (unlikely((base & (PAGE_SIZE - 1)) || count == 0 ||
+                 (off >> PAGE_SHIFT) >= fa.fast_frames ||
+                 count > fa.fast_frames - (off >> PAGE_SHIFT)))
+        check_run(base, count, __builtin_return_address(0));
+    uint64_t u = first_free_in(f0, f0 + count);
+    if (unlikely(u != f0 + count))
+        panic("frame_free_contig(0x%llx, %llu): 0x%llx: double free (frame is already free); "
+              "nothing freed; caller %p", (unsigned long long)base, (unsigned long long)count,
+              (unsigned long long)u << PAGE_SHIFT, __builtin_return_address(0));
+    if (count > 64)
+        set_free_bulk(f0, f0 + count); /* memset speed for the whole words */
+    else
+        set_range(f0, f0 + count, false);
+    fa.free_frames += count;
+    if (count <= 64 && f0 / 64 == (f0 + count - 1) / 64)
+        fa.cursor = f0 / 64; /* the next small run takes the slot again */
 #ifdef MM_POISON
-        memset(PHYS2VIRT(base), FRAME_POISON, count * PAGE_SIZE);
+    memset(PHYS2VIRT(base), FRAME_POISON, count * PAGE_SIZE);
 #endif
-        return;
-    }
-    for (size_t k = 0; k < count; k++)
-        free_one(base + k * PAGE_SIZE, caller);
 }
 
 bool frame_is_used(paddr_t frame)
@@ -626,7 +761,7 @@ void frame_init(const struct mem_region *map, size_t count)
     fa.n1 = div_up(fa.nbm, 64);
     fa.n2 = div_up(fa.n1, 64);
     fa.n3 = div_up(fa.n2, 64);
-    fa.meta_bytes = ALIGN_UP((fa.nbm + 2 * (fa.n1 + fa.n2 + fa.n3 + 1)) * 8, PAGE_SIZE);
+    fa.meta_bytes = ALIGN_UP((fa.nbm + 3 * (fa.n1 + fa.n2 + fa.n3 + 1)) * 8, PAGE_SIZE);
 
     /* Bump-allocate the metadata: top of the largest usable region, within
      * the HHDM (hhdm_size 0 = not known, no limit), never frame 0. */
@@ -671,13 +806,17 @@ void frame_init(const struct mem_region *map, size_t count)
     fa.empty1 = fa.sum3 + fa.n3 + 1;
     fa.empty2 = fa.empty1 + fa.n1;
     fa.empty3 = fa.empty2 + fa.n2;
+    fa.group1 = fa.empty3 + fa.n3 + 1;
+    fa.group2 = fa.group1 + fa.n1;
+    fa.group3 = fa.group2 + fa.n2;
     fa.cursor = 0;
     /* Summaries start empty; the bitmap is written once, in frame order:
      * used bits for every gap between usable regions, free ones for the
      * regions (no 0xff fill of the whole bitmap first). */
-    memset(fa.sum1, 0, 2 * (fa.n1 + fa.n2 + fa.n3 + 1) * 8);
+    memset(fa.sum1, 0, 3 * (fa.n1 + fa.n2 + fa.n3 + 1) * 8);
     fa.sum3[fa.n3] = 1;   /* sentinels: the descents' scans stop here */
     fa.empty3[fa.n3] = 1;
+    fa.group3[fa.n3] = 1;
 
     fa.usable_frames = fa.reserved_frames = fa.reclaimable_frames = fa.reclaimed_frames = 0;
     fa.fast_base = fa.fast_frames = 0;
@@ -773,14 +912,18 @@ bool frame_check(void)
             return false; /* sum1 0 must mean full; 1 may be stale */
         if (!(fa.empty1[w / 64] & BIT(w)) && fa.bitmap[w] == 0)
             return false; /* empty1 0 must mean not wholly free; 1 may be stale */
+        if (!(fa.group1[w / 64] & BIT(w)) && free_groups(fa.bitmap[w]))
+            return false; /* group1 0 must mean no free group; 1 may be stale */
     }
     for (uint64_t i = 0; i < fa.n1; i++)
         if (((fa.sum2[i / 64] & BIT(i)) != 0) != (fa.sum1[i] != 0) ||
-            ((fa.empty2[i / 64] & BIT(i)) != 0) != (fa.empty1[i] != 0))
+            ((fa.empty2[i / 64] & BIT(i)) != 0) != (fa.empty1[i] != 0) ||
+            ((fa.group2[i / 64] & BIT(i)) != 0) != (fa.group1[i] != 0))
             return false;
     for (uint64_t i = 0; i < fa.n2; i++)
         if (((fa.sum3[i / 64] & BIT(i)) != 0) != (fa.sum2[i] != 0) ||
-            ((fa.empty3[i / 64] & BIT(i)) != 0) != (fa.empty2[i] != 0))
+            ((fa.empty3[i / 64] & BIT(i)) != 0) != (fa.empty2[i] != 0) ||
+            ((fa.group3[i / 64] & BIT(i)) != 0) != (fa.group2[i] != 0))
             return false;
     if (fa.cursor >= fa.nbm)
         return false;
@@ -796,5 +939,28 @@ bool frame_check(void)
         (fa.n1 % 64 && fa.empty2[fa.n2 - 1] >> (fa.n1 % 64)) ||
         (fa.n2 % 64 && fa.empty3[fa.n3 - 1] >> (fa.n2 % 64)) || fa.empty3[fa.n3] != 1)
         return false;
+    if ((fa.nbm % 64 && fa.group1[fa.n1 - 1] >> (fa.nbm % 64)) ||
+        (fa.n1 % 64 && fa.group2[fa.n2 - 1] >> (fa.n1 % 64)) ||
+        (fa.n2 % 64 && fa.group3[fa.n3 - 1] >> (fa.n2 % 64)) || fa.group3[fa.n3] != 1)
+        return false;
     return free == fa.free_frames;
+}
+
+uint64_t frame_state_digest(void)
+{
+    /* A multiply-xorshift mix of every metadata word, in order, then the
+     * counters and the cursor: any changed bit changes the result (but for
+     * a collision, about 2^-64). */
+    const uint64_t *m = PHYS2VIRT(fa.meta_base);
+    uint64_t h = 0x9e3779b97f4a7c15ULL, words = fa.meta_bytes / 8;
+    for (uint64_t k = 0; k < words; k++) {
+        h = (h ^ m[k]) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    const uint64_t tail[] = {fa.free_frames, fa.cursor, fa.usable_frames, fa.reclaimed_frames};
+    for (size_t k = 0; k < ARRAY_SIZE(tail); k++) {
+        h = (h ^ tail[k]) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    return h;
 }

@@ -26,8 +26,11 @@ paddr_t frame_alloc(void);
 paddr_t frame_alloc_zeroed(void);
 /* `count` physically contiguous frames whose first address is a multiple of
  * `align` bytes (a power of two >= 4096), or 0 when no such run is free.
- * O(1) for count <= 64 and align <= 256 KiB while a wholly free 256 KiB
- * block exists (not first-fit then); otherwise a first-fit scan. */
+ * O(1), found or refused, for 16 frames at 64 KiB and 64 frames at 256 KiB
+ * however fragmented memory is; O(1) for count <= 16 and align <= 64 KiB
+ * while a free 64 KiB-aligned 64 KiB block exists, and for count <= 64 and
+ * align <= 256 KiB while a free 256 KiB-aligned block exists (not first-fit
+ * then); otherwise a first-fit scan (docs/memory.md). */
 paddr_t frame_alloc_contig(size_t count, uint64_t align);
 #ifdef SLAYER_HOST
 /* Bitmap words (candidate runs, in a scan) the last frame_alloc_contig call
@@ -37,8 +40,10 @@ extern uint64_t frame_contig_probes;
 /* Returns one frame. Panics (naming the address and the caller) when it is
  * unaligned, outside managed memory, not usable memory, or already free. */
 void frame_free(paddr_t frame);
-/* Returns a run from frame_alloc_contig (same checks as frame_free, per frame;
- * a bitmap word at a time when the run lies in the largest usable region). */
+/* Returns a run of `count` frames from base (from frame_alloc_contig, or a
+ * part of one), a bitmap word at a time. Checks the whole run first: when it
+ * is unaligned, empty, wraps, leaves usable memory or holds a free frame it
+ * panics (naming the first bad address and the caller) with nothing changed. */
 void frame_free_contig(paddr_t base, size_t count);
 /* Gives every MEM_BOOTLOADER_RECLAIMABLE region of the map passed to
  * frame_init to the allocator; returns the bytes reclaimed. Call once, after
@@ -49,7 +54,12 @@ bool frame_is_used(paddr_t frame);
 /* Fills *out with the current statistics. */
 void frame_get_stats(struct frame_stats *out);
 /* Walks the whole bitmap: true when the summaries keep their invariants over
- * it (a clear sum1 bit means full, a clear empty1 bit means not wholly free;
- * the lowest levels may hold stale set bits, the upper ones are exact) and
+ * it (a clear sum1 bit means full, a clear empty1 bit means not wholly free,
+ * a clear group1 bit means no free 64 KiB-aligned 64 KiB block; the lowest
+ * levels may hold stale set bits, the upper ones are exact) and
  * the free count agrees (for tests and fuzzers; O(frames / 64)). */
 bool frame_check(void);
+/* A 64-bit digest of the allocator's whole state (bitmap, every summary, free
+ * count, contig cursor): equal digests mean unchanged state, for tests that
+ * check a refused call changed nothing (O(frames / 64)). */
+uint64_t frame_state_digest(void);

@@ -1,5 +1,6 @@
 /* In-kernel self-tests of the frame allocator on the machine's real memory map.
- * (frame_free misuse panics by design, so it is tested on the host only.) */
+ * Misuse panics before anything changes, so the bad frame_free_contig calls
+ * run under ktest_expect_panic and the state is compared afterwards. */
 #include "lib/printf.h"
 #include "lib/string.h"
 #include "mm/frame.h"
@@ -185,6 +186,112 @@ KTEST(frame_contig_half_slab_holes)
     KT_EXPECT(free_now() == before - n * 8 - (n + 1) / 2 * 64 - n / 2 * 8);
     KT_EXPECT(frame_check());
     half_slab_undo(n, n);
+    KT_EXPECT(free_now() == before, "free %llu, want %llu", (unsigned long long)free_now(),
+              (unsigned long long)before);
+    KT_EXPECT(frame_check());
+}
+
+/* frame_free_contig checks the whole run before it changes anything: a bad
+ * call panics (caught here) naming the first bad address, and the allocator's
+ * whole state (bitmap, summaries, free count, cursor) is as it was. The run
+ * held is 4 frames of an 8-frame block whose upper 4 are free again. */
+struct bad_free {
+    paddr_t base;
+    size_t count;
+};
+
+static void call_free_contig(void *arg)
+{
+    const struct bad_free *b = arg;
+    frame_free_contig(b->base, b->count);
+}
+
+KTEST(frame_free_contig_bad_call_changes_nothing)
+{
+    uint64_t before = free_now();
+    paddr_t run = frame_alloc_contig(8, KiB(32));
+    KT_ASSERT(run);
+    frame_free_contig(run + 4 * PAGE_SIZE, 4);
+    const struct {
+        struct bad_free call;
+        const char *want;
+    } bad[] = {
+        {{run, 6}, "double free"},                       /* partly free already */
+        {{run + 2 * PAGE_SIZE, 4}, "double free"},       /* shifted onto the free half */
+        {{run, (size_t)1 << 40}, "nothing freed"},       /* far beyond managed memory */
+        {{run + 8, 2}, "unaligned"},
+        {{run, 0}, "an empty run"},
+        {{run, (size_t)((UINT64_MAX - run) >> PAGE_SHIFT) + 1}, "wraps"},
+        {{0, 2}, "frame 0"},
+    };
+    uint64_t digest = frame_state_digest();
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        bool caught = ktest_expect_panic(call_free_contig, (void *)&bad[i].call, bad[i].want);
+        KT_EXPECT(caught, "frame_free_contig(%#llx, %llu): want a panic with '%s', got '%s'",
+                  (unsigned long long)bad[i].call.base, (unsigned long long)bad[i].call.count,
+                  bad[i].want, caught ? "" : ktest_last_panic());
+        KT_EXPECT(frame_state_digest() == digest, "frame_free_contig(%#llx, %llu) changed the state",
+                  (unsigned long long)bad[i].call.base, (unsigned long long)bad[i].call.count);
+    }
+    bool held = true;
+    for (size_t k = 0; k < 4; k++)
+        held &= frame_is_used(run + k * PAGE_SIZE);
+    KT_EXPECT(held, "a frame of the refused runs was freed");
+    KT_EXPECT(free_now() == before - 4);
+    frame_free_contig(run, 4);
+    KT_EXPECT(free_now() == before);
+    KT_EXPECT(frame_check());
+}
+
+/* The group index on real memory: with the first frame of every free 64 KiB
+ * block taken, no 64 KiB block is wholly free, so a slab (16 frames at 64 KiB)
+ * is refused although most memory is free; once one block comes back whole,
+ * the slab is exactly that block. The taken frames form a list through their
+ * own first word. */
+KTEST(frame_contig_slab_in_fragmented_memory)
+{
+    uint64_t before = free_now(), n = 0;
+    paddr_t head = 0, b;
+    while ((b = frame_alloc_contig(1, KiB(64))) != 0) {
+        *(paddr_t *)PHYS2VIRT(b) = head;
+        head = b;
+        n++;
+    }
+    KT_EXPECT(free_now() == before - n);
+    KT_EXPECT(frame_alloc_contig(16, KiB(64)) == 0, "a slab with no 64 KiB block free");
+    KT_EXPECT(frame_alloc_contig(64, KiB(64)) == 0);
+    KT_EXPECT(frame_check());
+    /* A block whose other 15 frames are free: give its first frame back. */
+    paddr_t whole = 0;
+    for (paddr_t p = head; p && !whole; p = *(paddr_t *)PHYS2VIRT(p)) {
+        bool rest_free = true;
+        for (size_t k = 1; k < 16; k++)
+            rest_free &= !frame_is_used(p + k * PAGE_SIZE);
+        if (rest_free)
+            whole = p;
+    }
+    paddr_t slab = 0;
+    if (whole) {
+        /* unlink it, free it, take it back as a slab */
+        for (paddr_t *link = &head; *link; link = (paddr_t *)PHYS2VIRT(*link))
+            if (*link == whole) {
+                *link = *(paddr_t *)PHYS2VIRT(whole);
+                break;
+            }
+        frame_free(whole);
+        slab = frame_alloc_contig(16, KiB(64));
+        KT_EXPECT(slab == whole, "slab %#llx, the only free block is %#llx",
+                  (unsigned long long)slab, (unsigned long long)whole);
+        KT_EXPECT(frame_alloc_contig(16, KiB(64)) == 0);
+    }
+    KT_EXPECT(whole || n < 8, "no block of %llu has 15 free frames", (unsigned long long)n);
+    while (head) {
+        paddr_t next = *(paddr_t *)PHYS2VIRT(head);
+        frame_free(head);
+        head = next;
+    }
+    if (slab)
+        frame_free_contig(slab, 16);
     KT_EXPECT(free_now() == before, "free %llu, want %llu", (unsigned long long)free_now(),
               (unsigned long long)before);
     KT_EXPECT(frame_check());

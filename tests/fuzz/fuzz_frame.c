@@ -20,7 +20,10 @@
  * frame_alloc fails only when the model has no free frame, frame_alloc_contig
  * only when the model has no such run; statistics and frame_check agree with
  * the model after every check operation; freeing any address the model does
- * not hold panics and changes nothing; frame_alloc_zeroed gives zeroes; at
+ * not hold panics and changes nothing; a frame_free_contig of a run the model
+ * does not wholly hold (stretched or shifted held runs, unaligned, empty,
+ * wrapping, anywhere) panics and leaves the allocator's whole state digest
+ * unchanged; frame_alloc_zeroed gives zeroes; at
  * the end everything is freed and the counts are back where they started.
  * frame_init may panic only when no usable region can hold the metadata. */
 #include "fuzz.h"
@@ -221,12 +224,12 @@ static paddr_t logged_meta_base(void)
     return strtoull(p + strlen("bitmap+summaries at "), NULL, 16);
 }
 
-/* An upper bound of the metadata for `frames` frames: bitmap, two summary
+/* An upper bound of the metadata for `frames` frames: bitmap, three summary
  * trees of three levels and a sentinel each, each rounded up a word, in
  * whole pages. */
 static uint64_t meta_bound(uint64_t frames)
 {
-    return ALIGN_UP((frames / 64 + 2 * (frames / 4096 + frames / 262144 + 8)) * 8, PAGE_SIZE) +
+    return ALIGN_UP((frames / 64 + 3 * (frames / 4096 + frames / 262144 + 8)) * 8, PAGE_SIZE) +
            PAGE_SIZE;
 }
 
@@ -291,6 +294,60 @@ static bool setup(void)
     nruns = 0;
     check_stats();
     return true;
+}
+
+/* True when frame_free_contig(base, count) is a good call: aligned, not
+ * empty, not wrapping, every frame held. */
+static bool model_run_held(paddr_t base, uint64_t count)
+{
+    if (base % PAGE_SIZE || count == 0 || count > (UINT64_MAX - base) / PAGE_SIZE)
+        return false;
+    uint64_t f0 = base / PAGE_SIZE;
+    if (f0 >= total || count > total - f0)
+        return false;
+    for (uint64_t f = f0; f < f0 + count; f++)
+        if (!bit(held, f))
+            return false;
+    return true;
+}
+
+/* A frame_free_contig that the model says is bad: u16, u8 (op & 0x40: an
+ * arbitrary place, u32 more). It must panic and change nothing at all. */
+static void bad_contig_free(struct fuzz_in *in, uint8_t op)
+{
+    uint16_t v = fuzz_u16(in);
+    uint8_t k = fuzz_u8(in);
+    paddr_t base;
+    uint64_t count;
+    if (nruns && !(op & 0x40)) { /* a held run, stretched or shifted */
+        struct run r = runs[v % nruns];
+        uint64_t d = 1 + (uint64_t)(k / 8) % 32;
+        base = r.base;
+        count = r.count;
+        switch (k % 8) {
+        case 0: count += d; break;                           /* past its end */
+        case 1: base -= d * PAGE_SIZE; count += d; break;    /* before its start */
+        case 2: base += d * PAGE_SIZE; break;                /* shifted up */
+        case 3: base += 1 + k; break;                        /* unaligned */
+        case 4: count = 0; break;                            /* empty */
+        case 5: count = UINT64_MAX / PAGE_SIZE - k; break;   /* wraps */
+        case 6: count += (uint64_t)v * 64; break;            /* far past its end */
+        default: base -= d * PAGE_SIZE; break;               /* shifted down */
+        }
+    } else {
+        base = (uint64_t)(fuzz_u32(in) % (total + 64)) * PAGE_SIZE;
+        count = 1 + v % 1024;
+    }
+    if (model_run_held(base, count))
+        return; /* a good call after all (held runs may touch) */
+    uint64_t digest = frame_state_digest();
+    FUZZ_CHECK(HOST_EXPECT_PANIC(frame_free_contig(base, count)),
+               "frame_free_contig(%#llx, %llu) of frames not all held did not panic",
+               (unsigned long long)base, (unsigned long long)count);
+    FUZZ_CHECK(frame_state_digest() == digest,
+               "a refused frame_free_contig(%#llx, %llu) changed the allocator: %s",
+               (unsigned long long)base, (unsigned long long)count, host_panic_msg);
+    check_stats();
 }
 
 static void run_op(struct fuzz_in *in)
@@ -382,6 +439,10 @@ static void run_op(struct fuzz_in *in)
         return;
     }
     case 7: { /* free an address the model does not hold: must panic, change nothing */
+        if (op & 0x20) {
+            bad_contig_free(in, op);
+            return;
+        }
         uint64_t f = fuzz_u32(in) % (total + 64);
         uint8_t odd = fuzz_u8(in);
         paddr_t a = f * PAGE_SIZE + ((op & 0x80) ? odd : 0);

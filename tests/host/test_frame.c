@@ -420,15 +420,107 @@ Test(frame, free_misuse_panics_with_address)
     frame_free(f);
     EXPECT_FREE_PANIC(f, "double free");
     cr_expect_eq(stats().free_frames, s0.free_frames);
-    /* A run freed one frame too long: the first two go back, the third panics. */
+    /* A run freed one frame too long: the whole run is checked first, so the
+     * panic names the third frame and the first two are still held. */
     paddr_t run = frame_alloc_contig(2, PAGE_SIZE);
+    uint64_t digest = frame_state_digest();
     cr_expect(HOST_EXPECT_PANIC(frame_free_contig(run, 3)));
-    char want[64];
-    snprintf(want, sizeof(want), "frame_free(0x%llx): double free",
-             (unsigned long long)(run + 2 * PAGE_SIZE));
+    char want[96];
+    snprintf(want, sizeof(want), "frame_free_contig(0x%llx, 3): 0x%llx: double free",
+             (unsigned long long)run, (unsigned long long)(run + 2 * PAGE_SIZE));
     cr_expect(strstr(host_panic_msg, want), "%s", host_panic_msg);
+    cr_expect(strstr(host_panic_msg, "nothing freed") && strstr(host_panic_msg, "caller 0x"), "%s",
+              host_panic_msg);
+    cr_expect_eq(stats().free_frames, s0.free_frames - 2);
+    cr_expect(frame_is_used(run) && frame_is_used(run + PAGE_SIZE));
+    cr_expect_eq(frame_state_digest(), digest);
+    frame_free_contig(run, 2);
     cr_expect_eq(stats().free_frames, s0.free_frames);
     cr_expect(frame_check());
+}
+
+/* frame_free_contig checks the whole run before it changes anything: every
+ * kind of bad call panics, names the first bad address, and leaves the
+ * metadata (bitmap and summaries) byte for byte, the free count and the
+ * cursor as they were. Memory is wholly allocated first, so each bad run
+ * starts with frames that a frame-by-frame free would have given back. */
+Test(frame, free_contig_bad_call_changes_nothing)
+{
+    size_t n = 0;
+    paddr_t f;
+    while ((f = frame_alloc()) != 0)
+        n++;
+    frame_free(0x205000); /* a hole: [0x200000, 0x210000) is partly free */
+    struct frame_stats s0 = stats();
+    paddr_t meta = 0xb00000 + 0x2f00000 - s0.metadata_bytes;
+    static uint8_t before[PAGE_SIZE];
+    cr_assert_eq(s0.metadata_bytes, sizeof(before));
+    memcpy(before, PHYS2VIRT(meta), sizeof(before));
+    uint64_t digest = frame_state_digest();
+    const struct {
+        paddr_t base;
+        size_t count;
+        paddr_t bad;
+        const char *what;
+    } bad[] = {
+        {0x200000, 16, 0x205000, "double free"},            /* partly free already */
+        {0x7fe000, 4, 0x800000, "not usable memory (kernel"}, /* runs into the kernel */
+        {0x9d000, 4, 0x9f000, "not usable memory (reserved"},
+        {0x3a20000, 2, 0x3a20000, "not usable memory (bad"},
+        {0xa00000, 0x200, 0xa00000, "bootloader reclaimable"}, /* not yet reclaimed */
+        {0x3a1e000, 4, 0x3a1e000, "ACPI NVS"},
+        {meta - 2 * PAGE_SIZE, 3, meta, "frame-allocator metadata"},
+        {ARENA - 2 * PAGE_SIZE, 4, ARENA, "beyond managed memory"},
+        {0x0, 2, 0x0, "frame 0"},
+        {0x200800, 2, 0x200800, "unaligned"},
+        {0x200000, 0, 0x200000, "an empty run"},
+        {0x200000, (SIZE_MAX >> PAGE_SHIFT) - 0x1ff, 0x200000, "wraps"},
+        {0x3a21000, SIZE_MAX, 0x3a21000, "wraps"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        char want[96];
+        snprintf(want, sizeof(want), "frame_free_contig(0x%llx, %llu)",
+                 (unsigned long long)bad[i].base, (unsigned long long)bad[i].count);
+        cr_expect(HOST_EXPECT_PANIC(frame_free_contig(bad[i].base, bad[i].count)),
+                  "%s did not panic", want);
+        cr_expect(strstr(host_panic_msg, want), "want '%s' in: %s", want, host_panic_msg);
+        cr_expect(strstr(host_panic_msg, bad[i].what), "want '%s' in: %s", bad[i].what,
+                  host_panic_msg);
+        if (bad[i].bad != bad[i].base) {
+            snprintf(want, sizeof(want), "): 0x%llx: ", (unsigned long long)bad[i].bad);
+            cr_expect(strstr(host_panic_msg, want), "want '%s' in: %s", want, host_panic_msg);
+        }
+        cr_expect(strstr(host_panic_msg, "nothing freed; caller 0x"), "%s", host_panic_msg);
+        cr_expect(memcmp(before, PHYS2VIRT(meta), sizeof(before)) == 0,
+                  "%s changed the bitmap or the summaries", want);
+        cr_expect_eq(frame_state_digest(), digest, "%s changed the allocator's state", want);
+        cr_expect_eq(stats().free_frames, s0.free_frames, "%s", want);
+    }
+    cr_expect(frame_check());
+    /* The frames of the refused runs are still held and free normally. */
+    frame_free_contig(0x200000, 5);
+    frame_free_contig(0x206000, 10);
+    frame_free_contig(0x7fe000, 2);
+    cr_expect_eq(stats().free_frames, s0.free_frames + 17);
+    cr_expect(frame_check());
+}
+
+/* Reclaimed bootloader memory borders a usable region: a run across the
+ * border is good (two regions of the private map), freed exactly once. */
+Test(frame, free_contig_across_adjacent_usable_regions)
+{
+    frame_reclaim_bootloader();
+    while (frame_alloc())
+        ;
+    struct frame_stats s0 = stats();
+    frame_free_contig(0xafe000, 4);
+    cr_expect_eq(stats().free_frames, s0.free_frames + 4);
+    cr_expect(!frame_is_used(0xaff000) && !frame_is_used(0xb00000));
+    cr_expect(frame_check());
+    uint64_t digest = frame_state_digest();
+    cr_expect(HOST_EXPECT_PANIC(frame_free_contig(0xafc000, 4)));
+    cr_expect(strstr(host_panic_msg, "0xafe000: double free"), "%s", host_panic_msg);
+    cr_expect_eq(frame_state_digest(), digest);
 }
 
 Test(frame, free_misuse_in_a_hole_of_the_map)
@@ -821,6 +913,76 @@ Test(frame, contig_half_slab_holes_cost_o1, .timeout = 60)
     }
     cr_expect(holes >= 10000, "the fallback found %llu of the holes", (unsigned long long)holes);
     cr_expect(frame_check());
+}
+
+/* Memory 15/16 free but fragmented: the first frame of every 64 KiB block
+ * is taken, so no 256 KiB word and no 64 KiB block is wholly free. A slab
+ * (16 frames at 64 KiB) and a medium run (64 frames at 64 KiB) are refused,
+ * and once two blocks near the top come free, a half slab and a slab are
+ * found there, each examining at most two bitmap words whatever the RAM size
+ * (a first-fit scan examines one candidate per 64 KiB block below). */
+static void fragmented_blocks_o1(uint64_t ram)
+{
+    host_arena_init(ram);
+    struct mem_region map[] = {{0, MiB(1), MEM_RESERVED}, {MiB(1), ram - MiB(1), MEM_USABLE}};
+    frame_init(map, 2);
+    paddr_t b, top = 0, below = 0;
+    uint64_t n = 0, max_probes = 0;
+    while ((b = frame_alloc_contig(1, KiB(64))) != 0) {
+        cr_assert(IS_ALIGNED(b, KiB(64)), "%#llx", (unsigned long long)b);
+        max_probes = MAX(max_probes, frame_contig_probes);
+        n++;
+        /* the two highest blocks whose other 15 frames are free (not metadata) */
+        if (!frame_is_used(b + 15 * PAGE_SIZE) && b > top) {
+            below = top;
+            top = b;
+        }
+    }
+    /* every 64 KiB block but those whose first frame is metadata */
+    uint64_t meta = stats().metadata_bytes;
+    cr_assert(n <= (ram - MiB(1)) / KiB(64) && n >= (ram - MiB(1) - meta) / KiB(64),
+              "%llu blocks", (unsigned long long)n);
+    cr_expect_leq(max_probes, 2, "taking a block's first frame examined %llu words",
+                  (unsigned long long)max_probes);
+    cr_assert(below && top > below);
+    struct frame_stats s = stats();
+    cr_assert_geq(s.free_frames, s.usable_frames / 16 * 15 - 256);
+    static const struct { size_t count; uint64_t align; } refused[] = {
+        {16, KiB(64)}, {64, KiB(64)}, {64, KiB(256)}, {32, PAGE_SIZE}, {17, KiB(64)},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
+        cr_expect_eq(frame_alloc_contig(refused[i].count, refused[i].align), 0, "contig(%zu, %#llx)",
+                     refused[i].count, (unsigned long long)refused[i].align);
+        cr_expect_leq(frame_contig_probes, 2, "contig(%zu, %#llx) refused after %llu words",
+                      refused[i].count, (unsigned long long)refused[i].align,
+                      (unsigned long long)frame_contig_probes);
+    }
+    cr_expect_eq(stats().free_frames, s.free_frames);
+    frame_free(below);
+    frame_free(top);
+    /* A half slab and a slab: the lowest free block, then the other one. */
+    cr_expect_eq(frame_alloc_contig(8, KiB(64)), below);
+    cr_expect_leq(frame_contig_probes, 2, "half slab after %llu words",
+                  (unsigned long long)frame_contig_probes);
+    cr_expect_eq(frame_alloc_contig(16, KiB(64)), top);
+    cr_expect_leq(frame_contig_probes, 2, "slab after %llu words",
+                  (unsigned long long)frame_contig_probes);
+    cr_expect_eq(frame_alloc_contig(16, KiB(64)), 0, "no free block is left");
+    cr_expect_leq(frame_contig_probes, 2);
+    cr_log_info("%llu MiB: %llu blocks, %llu frames free, contig answered after <= 2 words\n",
+                (unsigned long long)(ram >> 20), (unsigned long long)n,
+                (unsigned long long)s.free_frames);
+    cr_expect(frame_check());
+}
+
+Test(frame, contig_o1_fragmented_256m)
+{
+    fragmented_blocks_o1(MiB(256));
+}
+
+Test(frame, contig_o1_fragmented_16g, .timeout = 60)
+{
+    fragmented_blocks_o1(GiB(16));
 }
 
 /* Exhaustion: a failed call returns 0 and changes nothing. */
