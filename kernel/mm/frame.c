@@ -28,7 +28,10 @@
  *   - group1 likewise: a 0 bit guarantees that its word holds no free group;
  *     frame_alloc leaves it stale, the free paths set it when a group becomes
  *     free, the contig paths clear it when they take a word's last free group
- *     (they know the word) and when a descent lands on a stale bit.
+ *     (they know the word) and when a descent lands on a stale bit. A set
+ *     empty1 bit implies a set group1 bit (mark_empty sets both,
+ *     mark_not_group clears both), so frame_free of a word's last used frame
+ *     tests only empty1, as before the group index.
  *   - sum2/sum3, empty2/empty3 and group2/group3 are exact: a bit is 1 exactly
  *     when the word below it is non-zero. Hence a 1 bit at the lowest level
  *     implies its upper bits are 1, and frame_free only has to look at sum1
@@ -163,12 +166,16 @@ static void __attribute__((noinline)) mark_full(uint64_t w)
             fa.sum3[w / 262144] &= ~BIT(w / 4096);
 }
 
-/* Bitmap word w became 0 (wholly free): set its bit at every empty level. */
+static void mark_group(uint64_t w);
+
+/* Bitmap word w became 0 (wholly free): set its bit at every empty level,
+ * and its group bits (a set empty1 bit implies a set group1 bit). */
 static void __attribute__((noinline)) mark_empty(uint64_t w)
 {
     fa.empty1[w / 64] |= BIT(w);
     fa.empty2[w / 4096] |= BIT(w / 64);
     fa.empty3[w / 262144] |= BIT(w / 4096);
+    mark_group(w);
 }
 
 /* Bitmap word w is not wholly free: clear its empty1 bit, and upwards while
@@ -189,9 +196,11 @@ static void __attribute__((noinline)) mark_group(uint64_t w)
 }
 
 /* Bitmap word w holds no free group: clear its group1 bit, and upwards while
- * words empty (also how a stale group1 bit is cleared). */
+ * words empty (also how a stale group1 bit is cleared), and its empty bit
+ * (the word is not wholly free either). */
 static void mark_not_group(uint64_t w)
 {
+    mark_not_empty(w);
     if ((fa.group1[w / 64] &= ~BIT(w)) == 0)
         if ((fa.group2[w / 4096] &= ~BIT(w / 64)) == 0)
             fa.group3[w / 262144] &= ~BIT(w / 4096);
@@ -459,7 +468,8 @@ void frame_free(paddr_t frame)
      * exact). Usually the bits are still set: frame_alloc leaves them when it
      * takes a frame from a free group. */
     if (unlikely(!(word & (0xffffULL << (i & 48))))) {
-        if (!(fa.group1[w / 64] & BIT(w)) || (word == 0 && !(fa.empty1[w / 64] & BIT(w))))
+        /* a set empty1 bit implies a set group1 bit (mark_empty, mark_not_group) */
+        if (!((word ? fa.group1 : fa.empty1)[w / 64] & BIT(w)))
             return freed_group(w, word);
         return;
     }
