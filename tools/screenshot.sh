@@ -16,11 +16,12 @@
 #   --serial FILE         serial transcript (default build/screenshot-serial.log)
 #   --timeout SECS        give up after SECS seconds (default 30)
 #
-# How: QEMU (through tools/qemu.sh) gets serial on stdio — its input a FIFO
-# that this script writes to, its output the transcript — and a QMP socket.
-# Once the kernel's `[kernel] ready:` line and the monitor prompt (when there
-# is a monitor) are on serial, QMP's `screendump` writes the PPM and `quit`
-# ends QEMU; tools/ppm2png.py converts. Exit status 0 on success.
+# How: a session of tests/qemu/qemu_session.py boots QEMU (through
+# tools/qemu.sh) with serial on pipes — what it types, and the transcript —
+# and a QMP socket. Once the kernel's `[kernel] ready:` line and the monitor
+# prompt (when there is a monitor) are on serial, QMP's `screendump` writes
+# the PPM and `quit` ends QEMU; tools/ppm2png.py converts. Exit status 0 on
+# success; on failure the reason and the transcript's last 20 lines.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -43,103 +44,43 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -f "$iso" ]] || { echo "screenshot: $iso not found; run make first" >&2; exit 1; }
 
-die() {
-    echo "screenshot: $*" >&2
-    if [[ -f "$serial" ]]; then
-        echo "---- last 20 lines of $serial" >&2
-        plain "$serial" | tail -n 20 >&2
-    fi
-    exit 1
-}
-
-# The transcript as plain text (no escape sequences, no CRs).
-plain() {
-    sed -e 's/\x1b\[[0-9;=?]*[A-Za-z]//g' -e 's/\r//g' "$@"
-}
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/slay-shot.XXXXXX")
-qemu_pid=
-cleanup() {
-    if [[ -n "$qemu_pid" ]] && kill -0 "$qemu_pid" 2>/dev/null; then
-        kill "$qemu_pid" 2>/dev/null || true
-        wait "$qemu_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
 mkdir -p "$(dirname "$ppm")" "$(dirname "$serial")"
 rm -f "$ppm" "$serial"
-mkfifo "$tmp/serial-in"
-exec 3<>"$tmp/serial-in" # held open read-write: QEMU's stdin never sees EOF
-sock=$tmp/qmp.sock
-tools/qemu.sh --iso "$iso" --firmware "$firmware" --mem "$mem" --timeout "$timeout" \
-    -- -qmp "unix:$sock,server=on,wait=off" <"$tmp/serial-in" >"$serial" 2>"$tmp/qemu.err" &
-qemu_pid=$!
-deadline=$((SECONDS + timeout))
+PYTHONPATH=tests/qemu PYTHONDONTWRITEBYTECODE=1 python3 - "$iso" "$firmware" "$mem" "$timeout" "$commands" "$ppm" "$serial" <<'PY'
+import os, re, sys, time
+from qemu_session import PROMPT, Session
 
-# Waits until the transcript holds at least $2 matches of the fixed string $1;
-# false when QEMU ended or the time ran out (or after $3 seconds when given).
-wait_for() {
-    local what=$1 count=$2 limit=$deadline
-    [[ -z "${3:-}" ]] || limit=$((SECONDS + $3 < deadline ? SECONDS + $3 : deadline))
-    while ((SECONDS < limit)); do
-        if [[ -f "$serial" ]] && (( $(plain "$serial" | grep -oF -- "$what" | wc -l) >= count )); then
-            return 0
-        fi
-        kill -0 "$qemu_pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
+iso, firmware, mem, timeout, commands, ppm, serial = sys.argv[1:8]
 
-wait_for "[kernel] ready:" 1 || die "no '[kernel] ready:' line on serial$(cat "$tmp/qemu.err" 2>/dev/null | sed 's/^/ /')"
-prompts=0
-if wait_for "slayer> " 1 10; then
-    prompts=1
-    IFS=';' read -r -a cmds <<<"$commands"
-    for cmd in "${cmds[@]}"; do
-        cmd=$(echo "$cmd" | sed -e 's/^ *//' -e 's/ *$//')
-        [[ -n "$cmd" ]] || continue
-        printf '%s\r' "$cmd" >&3
-        prompts=$((prompts + 1))
-        wait_for "slayer> " "$prompts" || die "no prompt after '$cmd'"
-    done
-elif [[ -n "$commands" ]]; then
-    die "no monitor prompt: cannot type '$commands'"
-fi
+
+def report(name, ok, why, note, failures, text, qemu_err):
+    """Silent on success; on failure the reason, what QEMU said and the
+    transcript's last 20 lines, on stderr."""
+    if not ok:
+        print(f"screenshot: {why}{''.join(' ' + l for l in qemu_err.splitlines())}", file=sys.stderr)
+        print(f"---- last 20 lines of {serial}", file=sys.stderr)
+        print("\n".join(text.splitlines()[-20:]), file=sys.stderr)
+
+
+session = Session("shot", iso, int(timeout), mem=mem, firmware=firmware, qmp=True,
+                  qemu_timeout=int(timeout), raw_log=serial, report=report)
+session.wait_for(re.escape(b"[kernel] ready:"), timeout=int(timeout), what="[kernel] ready: line")
+commands = [c.strip() for c in commands.split(";") if c.strip()]
+if session.wait_for(re.escape(PROMPT), timeout=10, required=False):
+    for cmd in commands:
+        start = session.raw.rfind(PROMPT) + len(PROMPT)
+        session.send(cmd.encode() + b"\r")
+        session.wait_for(re.escape(PROMPT), start, timeout=int(timeout), what=f"prompt after {cmd}")
+elif commands:
+    session.finish(False, f"no monitor prompt: cannot type '{';'.join(commands)}'")
 # Serial is written before the screen (sink order): give the console a moment.
-sleep 0.3
-
-python3 - "$sock" "$(realpath -m "$ppm")" <<'PY' || die "QMP screendump failed"
-import json, socket, sys
-sock_path, ppm = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(10)
-s.connect(sock_path)
-f = s.makefile("rw")
-json.loads(f.readline())  # the greeting
-def call(cmd, **args):
-    f.write(json.dumps({"execute": cmd, "arguments": args}) + "\n")
-    f.flush()
-    while True:
-        line = f.readline()
-        if not line:
-            if cmd == "quit":
-                return None
-            raise SystemExit(f"QMP: connection closed during {cmd}")
-        reply = json.loads(line)
-        if "error" in reply:
-            raise SystemExit(f"QMP {cmd}: {reply['error'].get('desc')}")
-        if "return" in reply:
-            return reply["return"]
-call("qmp_capabilities")
-call("screendump", filename=ppm)
-call("quit")
+time.sleep(0.3)
+session.pump(0)
+session.qmp_call("screendump", filename=os.path.realpath(ppm))
+session.qmp_call("quit")
+session.wait_exit(10, "QMP quit")
+session.finish(os.path.exists(ppm) and os.path.getsize(ppm) > 0, f"QEMU wrote no {ppm}")
 PY
-wait "$qemu_pid" 2>/dev/null || true
-qemu_pid=
-[[ -s "$ppm" ]] || die "QEMU wrote no $ppm"
 if [[ -n "$png" ]]; then
     python3 tools/ppm2png.py "$ppm" "$png"
     echo "screenshot: $png ($(head -c 20 "$ppm" | sed -n 2p | tr -d '\n') pixels), serial in $serial"

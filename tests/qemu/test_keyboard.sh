@@ -3,8 +3,8 @@
 # keyboard.
 #
 # Boots build/kernel.elf from a GRUB ISO (empty command line: the monitor)
-# headless under TCG through tools/qemu.sh, serial on a pipe (read only:
-# nothing is ever typed on serial) and a QMP socket, waits for `slayer> `,
+# headless under TCG through tests/qemu/qemu_session.py (serial on a pipe,
+# read only: nothing is ever typed on serial; a QMP socket), waits for `slayer> `,
 # then presses keys with QMP `send-key` (held 5 ms; QEMU's default 100 ms
 # would make the run take 20 s), one key at a time, each once the previous
 # character's echo is on serial (the i8042 queue never overflows, whatever
@@ -46,152 +46,18 @@ command -v python3 >/dev/null || { echo "keyboard: python3 not found" >&2; exit 
 mkdir -p "$(dirname "$LOG")"
 tools/mkiso-grub.sh "$KERNEL" "$ISO" ""
 
-exec python3 - "$ISO" "$LOG" <<'PYEOF'
-import json, os, re, select, shutil, signal, socket, subprocess, sys, tempfile, time
+PYTHONPATH=tests/qemu PYTHONDONTWRITEBYTECODE=1 exec python3 - "$ISO" "$LOG" <<'PYEOF'
+import os, re, sys
+from qemu_session import PROMPT, Session, render
 
 iso, log_path = sys.argv[1], sys.argv[2]
-total_timeout = int(os.environ["KEYBOARD_TIMEOUT"])
-t0 = float(os.environ["KEYBOARD_START"])
-PROMPT = b"slayer> "
-ANSI = re.compile(rb"\x1b\[[0-9;=?]*[A-Za-z]")
 STEP = 10  # seconds for one echo or answer
-
-tmp = tempfile.mkdtemp(prefix="slay-keyboard.")
-qmp_path = os.path.join(tmp, "qmp.sock")
-qemu_err = open(os.path.join(tmp, "qemu.err"), "w+")
-# Serial on stdio: stdout is our transcript; stdin a pipe we never write to
-# (held open, so QEMU never sees EOF on it). Own session: on failure the
-# whole group (tools/qemu.sh, timeout, QEMU) is killed by its id.
-qemu = subprocess.Popen(
-    ["tools/qemu.sh", "--iso", iso, "--accel", os.environ["ACCEL"], "--mem", "128M",
-     "--timeout", str(total_timeout + 10), "--",
-     "-qmp", f"unix:{qmp_path},server=on,wait=off"],
-    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=qemu_err, start_new_session=True)
-out_fd = qemu.stdout.fileno()
-
-raw = bytearray()
-qmp = None
-failures = []
-eof = False
-
-
-def render(b):
-    """The text as a terminal shows it: no escape sequences, CRs or backspaced characters."""
-    out = []
-    for ch in ANSI.sub(b"", bytes(b)).replace(b"\r", b"").decode("latin-1"):
-        if ch == "\b":
-            if out and out[-1] != "\n":
-                out.pop()
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def finish(ok, why=""):
-    signal.alarm(0)
-    text = render(raw)
-    with open(log_path, "w") as f:
-        f.write(text)
-    with open(log_path + ".raw", "wb") as f:
-        f.write(raw)
-    if qemu.poll() is None:
-        try:
-            os.killpg(qemu.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        qemu.wait()
-    qemu_err.seek(0)
-    err = qemu_err.read()
-    shutil.rmtree(tmp, ignore_errors=True)
-    if ok:
-        print(f"PASS keyboard ({time.time() - t0:.1f}s)")
-        sys.exit(0)
-    print(f"FAIL keyboard: {why}")
-    for f in failures:
-        print(f"  - {f}")
-    print("---- transcript")
-    print(text)
-    if err.strip():
-        print("---- QEMU said")
-        print(err)
-    print("----")
-    sys.exit(1)
-
-
-signal.signal(signal.SIGALRM, lambda *_: finish(False, f"took longer than {total_timeout}s"))
-signal.alarm(total_timeout)
-
-
-def pump(timeout):
-    """Reads what the guest sent on serial within timeout seconds; False on EOF."""
-    global eof
-    if eof:
-        return False
-    r, _, _ = select.select([out_fd], [], [], max(timeout, 0))
-    if not r:
-        return True
-    data = os.read(out_fd, 65536)
-    if not data:
-        eof = True
-        return False
-    raw.extend(data)
-    return True
-
-
-def wait_for(pattern, start, timeout=STEP, what=None):
-    """Waits until regex `pattern` (bytes) matches raw[start:]; returns the match."""
-    rx = re.compile(pattern, re.S)
-    end = time.monotonic() + timeout
-    while True:
-        m = rx.search(bytes(raw), start)
-        if m:
-            return m
-        if b"PANIC" in raw[start:]:
-            finish(False, f"kernel panic while waiting for {what or pattern!r}")
-        if qemu.poll() is not None and eof:
-            finish(False, f"QEMU exited (status {qemu.returncode}) while waiting for {what or pattern!r}")
-        if time.monotonic() > end or not pump(end - time.monotonic()):
-            if eof:
-                continue  # re-check the exit above
-            finish(False, f"no {what or pattern!r} within {timeout}s")
-
-
-# ---- QMP ----
-def qmp_connect():
-    end = time.monotonic() + STEP
-    while True:
-        if qemu.poll() is not None:
-            finish(False, f"QEMU exited early with status {qemu.returncode}")
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(qmp_path)
-            break
-        except OSError:
-            s.close()
-            if time.monotonic() > end:
-                finish(False, "QEMU's QMP socket never appeared")
-            pump(0.05)
-    s.settimeout(STEP)
-    f = s.makefile("rw")
-    json.loads(f.readline())  # the greeting
-    return f
-
-
-def qmp_call(cmd, **args):
-    qmp.write(json.dumps({"execute": cmd, "arguments": args}) + "\n")
-    qmp.flush()
-    while True:
-        try:
-            line = qmp.readline()
-        except OSError as e:
-            finish(False, f"QMP {cmd}: {e}")
-        if not line:
-            finish(False, f"QMP: connection closed during {cmd}")
-        reply = json.loads(line)
-        if "error" in reply:
-            finish(False, f"QMP {cmd}: {reply['error'].get('desc')}")
-        if "return" in reply:
-            return reply["return"]  # anything else is an event
+# Serial is read only: nothing is ever typed on it.
+session = Session("keyboard", iso, int(os.environ["KEYBOARD_TIMEOUT"]), mem="128M",
+                  accel=os.environ["ACCEL"], qmp=True, step=STEP, log=log_path,
+                  raw_log=log_path + ".raw", text=render, t0=float(os.environ["KEYBOARD_START"]))
+raw, check, finish, qmp_call, wait_for = (
+    session.raw, session.check, session.finish, session.qmp_call, session.wait_for)
 
 
 # ---- keys: US layout, QEMU qcodes ----
@@ -245,19 +111,12 @@ def line_cmd(keys, shown, enter=ENTER, what=None):
     return render(m.group(1))
 
 
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-
-
 def check_unknown(out, word):
     check(out.strip() == f"monitor: unknown command '{word}' (try 'help')",
           f"typed {word!r}: answer {out.strip()!r}")
 
 
 # ---- boot to the prompt ----
-qmp = qmp_connect()
-qmp_call("qmp_capabilities")
 wait_for(re.escape(PROMPT), 0, timeout=30, what="first prompt")
 boot = render(raw)
 check("keyboard PS/2 on IRQ 1" in boot, "the monitor did not find the PS/2 keyboard")
@@ -310,7 +169,7 @@ def events(*evs):
 
 start = raw.rfind(PROMPT)
 events(("shift", True), ("left", True), ("left", False))
-pump(0.1)
+session.pump(0.1)
 events(("a", True), ("a", False))
 wait_for(rb"A", start + len(PROMPT), what="echo 'A' of Shift+Left, a")
 events(("shift", False))
@@ -323,19 +182,9 @@ check(re.search(r"input:\s+0 bytes dropped", out), f"version: input bytes droppe
 
 # ---- poweroff on the keyboard ends QEMU ----
 press(text("poweroff") + [ENTER])
-end = time.monotonic() + STEP
-while qemu.poll() is None and time.monotonic() < end:
-    if not pump(0.1):
-        time.sleep(0.05)
-try:
-    status = qemu.wait(timeout=max(end - time.monotonic(), 0.1))
-except subprocess.TimeoutExpired:
-    finish(False, f"QEMU still running {STEP}s after poweroff")
-for _ in range(100):  # the rest of the transcript, until EOF
-    if not pump(0.05):
-        break
+status = session.wait_exit(STEP, "poweroff")
 check(status == 0, f"QEMU exit status after poweroff: {status} (expected 0)")
 check(b"PANIC" not in raw, "a PANIC appeared in the transcript")
 
-finish(not failures, f"{len(failures)} check(s) failed")
+finish(not session.failures, f"{len(session.failures)} check(s) failed")
 PYEOF

@@ -2,8 +2,8 @@
 # tests/qemu/test_monitor.sh — drives the kernel monitor through COM1.
 #
 # Boots build/kernel.elf from a GRUB ISO (command line `monitor`, so no
-# self-tests run) headless under TCG, with COM1 on a Unix socket, and types
-# scripted commands into it, checking the answers:
+# self-tests run) headless under TCG through tests/qemu/qemu_session.py (COM1
+# on QEMU's stdio), and types scripted commands into it, checking the answers:
 #   - `mem` reports the same usable memory as the boot log's `mem:` line
 #   - `alloc 100` then `free <addr>` brings `heap`'s in-use bytes back
 #   - with blocks of every tier held (`alloc 5000`, 16, 200, 3000, 4096, 9000,
@@ -38,127 +38,21 @@ command -v python3 >/dev/null || { echo "monitor: python3 not found" >&2; exit 1
 mkdir -p "$(dirname "$LOG")"
 tools/mkiso-grub.sh "$KERNEL" "$ISO" "monitor"
 
-exec python3 - "$ISO" "$LOG" <<'PYEOF'
-import os, re, select, shutil, signal, socket, subprocess, sys, tempfile, time
+PYTHONPATH=tests/qemu PYTHONDONTWRITEBYTECODE=1 exec python3 - "$ISO" "$LOG" <<'PYEOF'
+import os, re, sys, time
+from qemu_session import PROMPT, Session, plain
 
 iso, log_path = sys.argv[1], sys.argv[2]
-total_timeout = int(os.environ["MONITOR_TIMEOUT"])
 KTEST_TIMEOUT = int(os.environ["MONITOR_KTEST_TIMEOUT"])
-PROMPT = b"slayer> "
-ANSI = re.compile(rb"\x1b\[[0-9;=?]*[A-Za-z]")
-
-tmp = tempfile.mkdtemp(prefix="slay-monitor.")
-sock_path = os.path.join(tmp, "com1.sock")
-qemu_log = open(os.path.join(tmp, "qemu.out"), "w+")
-qemu = subprocess.Popen(
-    ["qemu-system-x86_64", "-machine", "q35", "-accel", os.environ["ACCEL"], "-cpu", "max",
-     "-m", "256M", "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-     "-cdrom", iso, "-boot", "d", "-display", "none", "-monitor", "none",
-     "-serial", f"unix:{sock_path},server=on,wait=on"],
-    stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=subprocess.STDOUT)
-
-raw = bytearray()
-conn = None
-deadline = time.monotonic() + total_timeout
-failures = []
-
-
-def finish(ok, why=""):
-    text = ANSI.sub(b"", bytes(raw)).replace(b"\r", b"").decode("latin-1")
-    with open(log_path, "w") as f:
-        f.write(text)
-    with open(log_path + ".raw", "wb") as f:  # byte for byte, for debugging the editor
-        f.write(raw)
-    if qemu.poll() is None:
-        qemu.kill()
-        qemu.wait()
-    qemu_log.seek(0)
-    qemu_out = qemu_log.read()
-    shutil.rmtree(tmp, ignore_errors=True)
-    if ok:
-        print(f"PASS monitor ({len(text.splitlines())} lines of transcript in {log_path})")
-        sys.exit(0)
-    print(f"FAIL monitor: {why}")
-    for f in failures:
-        print(f"  - {f}")
-    print("---- transcript")
-    print(text)
-    if qemu_out.strip():
-        print("---- QEMU said")
-        print(qemu_out)
-    print("----")
-    sys.exit(1)
-
-
-signal.signal(signal.SIGALRM, lambda *_: finish(False, f"took longer than {total_timeout}s"))
-signal.alarm(total_timeout)
-
-# QEMU creates the socket, then waits for us before starting the guest.
-while True:
-    if qemu.poll() is not None:
-        finish(False, f"QEMU exited early with status {qemu.returncode}")
-    try:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(sock_path)
-        break
-    except OSError:
-        conn.close()
-        if time.monotonic() > deadline:
-            finish(False, "QEMU's serial socket never appeared")
-        time.sleep(0.05)
-
-
-def pump(timeout):
-    """Reads what the guest sent within timeout seconds; False on EOF."""
-    r, _, _ = select.select([conn], [], [], max(timeout, 0))
-    if not r:
-        return True
-    data = conn.recv(65536)
-    if not data:
-        return False
-    raw.extend(data)
-    return True
-
-
-def clean(b):
-    return ANSI.sub(b"", b).replace(b"\r", b"").decode("latin-1")
-
-
-def wait_for(pattern, start, timeout=8, what=None):
-    """Waits until regex `pattern` (bytes) matches raw[start:]; returns the match."""
-    rx = re.compile(pattern, re.S)
-    end = time.monotonic() + timeout
-    while True:
-        m = rx.search(bytes(raw), start)
-        if m:
-            return m
-        if b"PANIC" in raw[start:]:
-            finish(False, f"kernel panic while waiting for {what or pattern!r}")
-        if time.monotonic() > end or not pump(end - time.monotonic()):
-            finish(False, f"no {what or pattern!r} within {timeout}s")
-
-
-def send(data):
-    conn.sendall(data)
-
-
-def cmd(line, timeout=8):
-    """Types line + CR after the latest prompt; returns the command's output."""
-    start = raw.rfind(PROMPT)
-    send(line.encode() + b"\r")
-    m = wait_for(re.escape(PROMPT + line.encode()) + rb"\r?\n(.*?)" + re.escape(PROMPT), start,
-                 timeout, what=f"answer to '{line}'")
-    return clean(m.group(1))
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
+session = Session("monitor", iso, int(os.environ["MONITOR_TIMEOUT"]), mem="256M",
+                  accel=os.environ["ACCEL"], step=8, log=log_path, raw_log=log_path + ".raw")
+raw, cmd, check, finish, send, wait_for = (
+    session.raw, session.cmd, session.check, session.finish, session.send, session.wait_for)
 
 
 # ---- boot to the prompt ----
 wait_for(re.escape(PROMPT), 0, timeout=15, what="first prompt")
-boot = clean(bytes(raw))
+boot = plain(raw)
 m = re.search(r"mem: usable=(\d+)KiB", boot)
 if not m:
     finish(False, "no 'mem: usable=' line in the boot log")
@@ -275,7 +169,7 @@ junk += bytes((i * 37 + 11) % 256 for i in range(2000) if not 0x20 <= (i * 37 + 
 send(junk + b"\r")
 wait_for(re.escape(PROMPT), start, what="prompt after binary input")
 time.sleep(0.3)
-pump(0.1)
+session.pump(0.1)
 
 # ---- the other commands answer ----
 out = cmd("version")
@@ -299,16 +193,10 @@ check("size classes" in out, "heap: no size classes")
 
 # ---- poweroff ends QEMU ----
 send(b"poweroff\r")
-end = time.monotonic() + 5
-while qemu.poll() is None and time.monotonic() < end:
-    if not pump(0.1):
-        break
-try:
-    status = qemu.wait(timeout=max(end - time.monotonic(), 0.1))
-except subprocess.TimeoutExpired:
-    finish(False, "QEMU still running 5s after poweroff")
+status = session.wait_exit(5, "poweroff")
 check(status == 0, f"QEMU exit status after poweroff: {status} (expected 0)")
 check(b"PANIC" not in raw, "a PANIC appeared in the transcript")
 
-finish(not failures, f"{len(failures)} check(s) failed")
+finish(not session.failures, f"{len(session.failures)} check(s) failed",
+       note=f"{len(plain(raw).splitlines())} lines of transcript in {log_path}")
 PYEOF
