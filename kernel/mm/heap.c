@@ -112,6 +112,7 @@
  * per-CPU. */
 #include "mm/heap.h"
 
+#include "lib/list.h"
 #include "lib/printf.h"
 #include "lib/string.h"
 #include "mm/frame.h"
@@ -154,7 +155,7 @@ struct slab {
     uint8_t shift;            /* size = odd part << shift */
     uint8_t cls;              /* index into classes[] */
     uint8_t where;            /* enum slab_where */
-    struct slab *next, *prev; /* the class's partial list (unused otherwise) */
+    struct list_node link;    /* on the class's partial list (unlinked otherwise) */
 };
 #define SLAB_HDR sizeof(struct slab)
 #define FREE_TAG 0xF4EEB10C6B6B6B6Bull /* word 1 of a free object is FREE_TAG ^ address */
@@ -175,7 +176,7 @@ struct magazine {
 
 struct heap_class {
     struct slab *current; /* allocations come from here; &dummy_slab when none */
-    struct slab *partial; /* slabs with free objects (not current) */
+    struct list_node partial; /* slabs with free objects (not current), by link */
     uint64_t nfull;       /* slabs without free objects (not current; in no list) */
     struct slab *spare;   /* one empty slab kept back (hysteresis), or NULL */
     uint64_t allocs;      /* frees = allocs - live, counted in heap_get_stats */
@@ -185,7 +186,7 @@ struct heap_class {
     uint8_t shift;
     uint64_t nslabs;
     struct magazine mag; /* recently freed objects (see the top) */
-    uint64_t pad[2];
+    uint64_t pad;
 };
 /* 128 bytes, so that kfree finds a slab's class (and its magazine) with a shift */
 _Static_assert(sizeof(struct heap_class) == 128, "class layout");
@@ -228,12 +229,12 @@ struct seg {
 };
 struct free_seg {
     struct seg h;
-    struct free_seg *next, *prev;
+    struct list_node link; /* on mfree[seg_list_index(h.size)] */
 };
 
 struct mchunk {
-    uint64_t magic; /* MCHUNK_MAGIC ^ address */
-    struct mchunk *next, *prev;
+    uint64_t magic;        /* MCHUNK_MAGIC ^ address */
+    struct list_node link; /* on mchunks */
     uint64_t pad[3];
 };
 #define MCHUNK_HDR sizeof(struct mchunk)
@@ -247,10 +248,10 @@ _Static_assert(MCHUNK_HDR % 16 == 0 && MCHUNK_HDR == 48, "chunk header keeps pay
 #define SL_N (1u << SL_BITS)
 _Static_assert(MCHUNK_SPACE < (1u << (FL_MAX + 1)), "segment sizes fit the lists");
 
-static struct free_seg *mfree[FL_N * SL_N];
+static struct list_node mfree[FL_N * SL_N]; /* free segments by size (seg_list_index) */
 static uint32_t fl_map;
 static uint8_t sl_map[FL_N];
-static struct mchunk *mchunks;
+static struct list_node mchunks; /* every medium chunk held */
 static uint64_t m_nchunks, m_empty_chunks;
 static uint64_t m_used_bytes; /* sum of used segment sizes (headers included) */
 static uint64_t m_free_bytes; /* sum of free segment sizes */
@@ -261,8 +262,8 @@ static uint64_t m_allocs, m_frees;
 #define LARGE_MAGIC 0x1A26EB10CC0FFEE5ull
 
 struct large {
-    uint64_t magic; /* LARGE_MAGIC ^ address */
-    struct large *next, *prev;
+    uint64_t magic;        /* LARGE_MAGIC ^ address */
+    struct list_node link; /* on larges */
     paddr_t base;   /* first frame of the run */
     uint64_t pages; /* frames in the run */
     uint64_t pad;
@@ -270,7 +271,7 @@ struct large {
 };
 _Static_assert(sizeof(struct large) == 64, "large header layout");
 
-static struct large *larges;
+static struct list_node larges; /* every live large block */
 static uint64_t l_count, l_pages, l_bytes, l_allocs, l_frees;
 
 static uint64_t pages_held;
@@ -588,26 +589,6 @@ static void heap_frames_free(paddr_t p, size_t count)
 
 /* ---- slabs --------------------------------------------------------------------- */
 
-static void slab_list_push(struct slab **head, struct slab *s)
-{
-    s->prev = NULL;
-    s->next = *head;
-    if (*head)
-        (*head)->prev = s;
-    *head = s;
-}
-
-static void slab_list_remove(struct slab **head, struct slab *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        *head = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
-}
-
 static struct slab *slab_new(struct heap_class *c)
 {
     paddr_t phys = heap_frames(c->frames, SLAB_SIZE);
@@ -727,9 +708,9 @@ static SLOW void *slab_alloc_slow(struct heap_class *c)
         c->nfull++;
     }
     c->current = &dummy_slab;
-    if (c->partial) {
-        s = c->partial;
-        slab_list_remove(&c->partial, s);
+    if (!list_empty(&c->partial)) {
+        s = list_entry(c->partial.next, struct slab, link);
+        list_remove(&s->link);
     } else if (c->spare) {
         s = c->spare;
         c->spare = NULL;
@@ -757,10 +738,10 @@ static SLOW void slab_free_slow(struct slab *s)
     if (s->where == SLAB_FULL)
         c->nfull--;
     else
-        slab_list_remove(&c->partial, s);
+        list_remove(&s->link);
     if (s->used > 0) {
         s->where = SLAB_PARTIAL;
-        slab_list_push(&c->partial, s);
+        list_push(&c->partial, &s->link);
     } else if (c->current == &dummy_slab) {
         s->where = SLAB_CURRENT;
         c->current = s;
@@ -896,11 +877,7 @@ static void seg_insert(struct seg *h)
 {
     struct free_seg *f = (struct free_seg *)h;
     unsigned idx = seg_list_index(h->size);
-    f->prev = NULL;
-    f->next = mfree[idx];
-    if (f->next)
-        f->next->prev = f;
-    mfree[idx] = f;
+    list_push(&mfree[idx], &f->link);
     sl_map[idx / SL_N] |= (uint8_t)(1u << (idx % SL_N));
     fl_map |= 1u << (idx / SL_N);
     m_free_bytes += h->size;
@@ -910,13 +887,8 @@ static void seg_remove(struct seg *h)
 {
     struct free_seg *f = (struct free_seg *)h;
     unsigned idx = seg_list_index(h->size);
-    if (f->prev)
-        f->prev->next = f->next;
-    else
-        mfree[idx] = f->next;
-    if (f->next)
-        f->next->prev = f->prev;
-    if (!mfree[idx]) {
+    list_remove(&f->link);
+    if (list_empty(&mfree[idx])) {
         sl_map[idx / SL_N] &= (uint8_t) ~(1u << (idx % SL_N));
         if (!sl_map[idx / SL_N])
             fl_map &= ~(1u << (idx / SL_N));
@@ -930,9 +902,12 @@ static void seg_remove(struct seg *h)
 static struct seg *seg_find(uint32_t need)
 {
     /* the head of need's own list often fits: a closer fit than the next list */
-    struct free_seg *head = mfree[seg_list_index(need)];
-    if (head && head->h.size >= need)
-        return &head->h;
+    const struct list_node *own = &mfree[seg_list_index(need)];
+    if (!list_empty(own)) {
+        struct free_seg *head = list_entry(own->next, struct free_seg, link);
+        if (head->h.size >= need)
+            return &head->h;
+    }
     unsigned fl = 31 - (unsigned)__builtin_clz(need);
     uint32_t r = need + (1u << (fl - SL_BITS)) - 1; /* every segment in r's list fits */
     unsigned idx = seg_list_index(r);
@@ -947,7 +922,7 @@ static struct seg *seg_find(uint32_t need)
         f = (unsigned)__builtin_ctz(fm);
         m = sl_map[f];
     }
-    return &mfree[f * SL_N + (unsigned)__builtin_ctz(m)]->h;
+    return &list_entry(mfree[f * SL_N + (unsigned)__builtin_ctz(m)].next, struct free_seg, link)->h;
 }
 
 static void seg_write(struct seg *h, uint32_t size, uint32_t prev_size, uint32_t flags)
@@ -976,11 +951,7 @@ static struct mchunk *mchunk_new(void)
         return NULL;
     struct mchunk *ch = PHYS2VIRT(phys);
     ch->magic = MCHUNK_MAGIC ^ (uintptr_t)ch;
-    ch->prev = NULL;
-    ch->next = mchunks;
-    if (mchunks)
-        mchunks->prev = ch;
-    mchunks = ch;
+    list_push(&mchunks, &ch->link);
     m_nchunks++;
     struct seg *first = (struct seg *)(ch + 1);
     poison(first, MCHUNK_SPACE);
@@ -997,12 +968,7 @@ static void mchunk_release(struct mchunk *ch)
     struct seg *first = (struct seg *)(ch + 1);
     seg_remove(first);
     first->magic = 0;
-    if (ch->prev)
-        ch->prev->next = ch->next;
-    else
-        mchunks = ch->next;
-    if (ch->next)
-        ch->next->prev = ch->prev;
+    list_remove(&ch->link);
     ch->magic = 0;
     m_nchunks--;
     heap_frames_free(VIRT2PHYS(ch), MCHUNK_FRAMES);
@@ -1188,11 +1154,7 @@ static void *large_alloc(size_t size, size_t align, uint32_t prefix)
     l->base = base;
     l->pages = pages;
     seg_write(&l->tag, 0, 0, SEG_USED | SEG_LARGE);
-    l->prev = NULL;
-    l->next = larges;
-    if (larges)
-        larges->prev = l;
-    larges = l;
+    list_push(&larges, &l->link);
     l_count++;
     l_pages += pages;
     l_bytes += pages * PAGE_SIZE - off;
@@ -1219,12 +1181,7 @@ static struct large *large_of(struct seg *tag, const void *ptr, const char *op)
 
 static void large_free(struct large *l)
 {
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        larges = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
+    list_remove(&l->link);
     l_count--;
     l_pages -= l->pages;
     l_bytes -= large_usable(l);
@@ -1332,10 +1289,12 @@ static bool heap_holds(uintptr_t v)
     const struct heap_class *c = slab_class(s);
     if (c)
         return v < (uintptr_t)s + (uintptr_t)c->frames * PAGE_SIZE;
-    for (const struct mchunk *ch = mchunks; ch; ch = ch->next)
+    const struct mchunk *ch;
+    list_for_each_entry(ch, &mchunks, link)
         if ((uintptr_t)s >= (uintptr_t)ch && (uintptr_t)s < (uintptr_t)ch + MCHUNK_SIZE)
             return true;
-    for (const struct large *l = larges; l; l = l->next) {
+    const struct large *l;
+    list_for_each_entry(l, &larges, link) {
         uintptr_t start = (uintptr_t)PHYS2VIRT(l->base), end = start + l->pages * PAGE_SIZE;
         if ((uintptr_t)s >= start && (uintptr_t)s < end) /* the run's granule: v may be past its end */
             return v < end;
@@ -1618,6 +1577,7 @@ void heap_init(void)
         c->inv = inv;
         c->current = &dummy_slab;
         c->spare = NULL;
+        list_init(&c->partial);
         c->mag.slot = mag_slots[i];
         c->mag.top = c->mag.slot;
         c->mag.limit = c->mag.slot + MIN((uint64_t)MAG_MAX, MAG_BYTES / c->size);
@@ -1631,12 +1591,13 @@ void heap_init(void)
     }
     /* kfree sends NULL down its "outside the direct map" path */
     kassert(0 - hhdm_offset >= hhdm_size, "heap: NULL lies inside the direct map");
-    memset(mfree, 0, sizeof(mfree));
+    for (unsigned i = 0; i < FL_N * SL_N; i++)
+        list_init(&mfree[i]);
     memset(sl_map, 0, sizeof(sl_map));
     fl_map = 0;
-    mchunks = NULL;
+    list_init(&mchunks);
     m_nchunks = m_empty_chunks = m_used_bytes = m_free_bytes = m_allocs = m_frees = 0;
-    larges = NULL;
+    list_init(&larges);
     l_count = l_pages = l_bytes = l_allocs = l_frees = 0;
     pages_held = 0;
     memset(released, 0, sizeof(released));
@@ -1659,8 +1620,8 @@ size_t heap_trim(void)
             c->spare = NULL;
         }
     }
-    for (struct mchunk *ch = mchunks, *next; ch; ch = next) {
-        next = ch->next;
+    struct mchunk *ch, *next;
+    list_for_each_entry_safe(ch, next, &mchunks, link) {
         struct seg *first = (struct seg *)(ch + 1);
         if (!(first->flags & SEG_USED) && first->size == MCHUNK_SPACE)
             mchunk_release(ch);
@@ -1672,7 +1633,8 @@ size_t heap_trim(void)
 static uint64_t class_live(const struct heap_class *c)
 {
     uint64_t live = c->current->used + c->nfull * c->nobj;
-    for (const struct slab *s = c->partial; s; s = s->next)
+    const struct slab *s;
+    list_for_each_entry(s, &c->partial, link)
         live += s->used;
     return live - MAG_N(&c->mag); /* magazine objects count as used in their slabs */
 }
@@ -1747,7 +1709,8 @@ static const char *validate_inner(const void *ptr)
             return "a slab object the heap never handed out";
         return slab_obj_free(s, (void *const *)ptr) ? "already free" : NULL;
     }
-    for (const struct mchunk *ch = mchunks; ch; ch = ch->next) {
+    const struct mchunk *ch;
+    list_for_each_entry(ch, &mchunks, link) {
         if (v < (uintptr_t)ch || v >= (uintptr_t)ch + MCHUNK_SIZE)
             continue;
         for (const struct seg *h = (const struct seg *)(ch + 1); !(h->flags & SEG_END);
@@ -1762,7 +1725,8 @@ static const char *validate_inner(const void *ptr)
         }
         return "inside a heap chunk header";
     }
-    for (const struct large *l = larges; l; l = l->next) {
+    const struct large *l;
+    list_for_each_entry(l, &larges, link) {
         uintptr_t start = (uintptr_t)PHYS2VIRT(l->base);
         if (v == (uintptr_t)(l + 1))
             return NULL;
@@ -1888,10 +1852,11 @@ static bool check_slabs(uint64_t *pages, uint64_t *granules)
                 CHECK(m->slot[j] != o, "class %u: %p twice in the magazine", c->size,
                       (const void *)o);
         }
-        const struct slab *prev = NULL;
-        for (const struct slab *s = c->partial; s; prev = s, s = s->next) {
-            CHECK(s->prev == prev, "class %u: partial list broken at %p", c->size, (const void *)s);
-            CHECK(++partial[i] <= c->nslabs, "class %u: partial list loops", c->size);
+        CHECK(list_valid(&c->partial, c->nslabs), "class %u: partial list broken or loops",
+              c->size);
+        const struct slab *s;
+        list_for_each_entry(s, &c->partial, link) {
+            partial[i]++;
             if (!check_slab(c, s, SLAB_PARTIAL))
                 return false;
         }
@@ -1941,17 +1906,18 @@ static bool check_medium(uint64_t *pages)
     uint64_t listed = 0, listed_bytes = 0;
     for (unsigned idx = 0; idx < FL_N * SL_N; idx++) {
         bool bit = sl_map[idx / SL_N] & (1u << (idx % SL_N));
-        CHECK(bit == (mfree[idx] != NULL), "list %u: bitmap disagrees", idx);
+        CHECK(bit == !list_empty(&mfree[idx]), "list %u: bitmap disagrees", idx);
         CHECK(!!(fl_map & (1u << (idx / SL_N))) == (sl_map[idx / SL_N] != 0),
               "fl bitmap disagrees");
-        const struct free_seg *prev = NULL;
-        for (const struct free_seg *f = mfree[idx]; f; prev = f, f = f->next) {
+        CHECK(list_valid(&mfree[idx], MCHUNK_SIZE / SEG_MIN * m_nchunks),
+              "free list %u: broken links or a loop", idx);
+        const struct free_seg *f;
+        list_for_each_entry(f, &mfree[idx], link) {
             CHECK(f->h.magic == seg_magic(&f->h) &&
                       !(f->h.flags & (SEG_USED | SEG_END | SEG_LARGE)),
                   "free list %u holds bad segment %p", idx, (const void *)f);
             CHECK(seg_list_index(f->h.size) == idx, "segment %p (size %u) on list %u",
                   (const void *)f, f->h.size, idx);
-            CHECK(f->prev == prev, "free list %u: broken back link at %p", idx, (const void *)f);
             listed++;
             listed_bytes += f->h.size;
             CHECK(listed < (1ull << 40), "free lists loop");
@@ -1960,7 +1926,9 @@ static bool check_medium(uint64_t *pages)
     CHECK(listed_bytes == m_free_bytes, "free bytes %llu, counter %llu",
           (unsigned long long)listed_bytes, (unsigned long long)m_free_bytes);
     uint64_t nfree = 0, used_bytes = 0, nchunks = 0, empty = 0;
-    for (const struct mchunk *ch = mchunks; ch; ch = ch->next) {
+    CHECK(list_valid(&mchunks, m_nchunks), "chunk list broken or longer than its counter");
+    const struct mchunk *ch;
+    list_for_each_entry(ch, &mchunks, link) {
         CHECK(ch->magic == (MCHUNK_MAGIC ^ (uintptr_t)ch), "chunk %p: bad magic", (const void *)ch);
         CHECK(++nchunks <= m_nchunks, "chunk list longer than its counter");
         const struct seg *h = (const struct seg *)(ch + 1);
@@ -2023,7 +1991,9 @@ static bool check_medium(uint64_t *pages)
 static bool check_large(uint64_t *pages)
 {
     uint64_t n = 0, np = 0;
-    for (const struct large *l = larges; l; l = l->next) {
+    CHECK(list_valid(&larges, l_count), "large list broken or longer than its counter");
+    const struct large *l;
+    list_for_each_entry(l, &larges, link) {
         CHECK(l->magic == (LARGE_MAGIC ^ (uintptr_t)l), "large block %p: bad magic",
               (const void *)(l + 1));
         CHECK(l->tag.magic == seg_magic(&l->tag) && l->tag.flags == (SEG_USED | SEG_LARGE),
@@ -2053,7 +2023,8 @@ bool heap_check(void)
     /* Every held granule belongs to exactly one slab, chunk or large run: a
      * slab whose header was overwritten shows up here. */
     granules += m_nchunks * (MCHUNK_SIZE / SLAB_SIZE);
-    for (const struct large *l = larges; l; l = l->next)
+    const struct large *l;
+    list_for_each_entry(l, &larges, link)
         granules += (l->base + l->pages * PAGE_SIZE - 1) / SLAB_SIZE - l->base / SLAB_SIZE + 1;
     for (uint64_t w = 0; w < (granule_count + 63) / 64; w++)
         held += (uint64_t)__builtin_popcountll(granule_map[w]);
