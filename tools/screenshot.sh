@@ -46,7 +46,8 @@ done
 
 mkdir -p "$(dirname "$ppm")" "$(dirname "$serial")"
 rm -f "$ppm" "$serial"
-PYTHONPATH=tests/qemu PYTHONDONTWRITEBYTECODE=1 python3 - "$iso" "$firmware" "$mem" "$timeout" "$commands" "$ppm" "$serial" <<'PY'
+PYTHONPATH=tests/qemu PYTHONDONTWRITEBYTECODE=1 \
+    python3 - "$iso" "$firmware" "$mem" "$timeout" "$commands" "$ppm" "$serial" <<'PY'
 import os, re, sys, time
 from qemu_session import PROMPT, Session
 
@@ -57,7 +58,8 @@ def report(name, ok, why, note, failures, text, qemu_err):
     """Silent on success; on failure the reason, what QEMU said and the
     transcript's last 20 lines, on stderr."""
     if not ok:
-        print(f"screenshot: {why}{''.join(' ' + l for l in qemu_err.splitlines())}", file=sys.stderr)
+        qemu_said = "".join(" " + line for line in qemu_err.splitlines())
+        print(f"screenshot: {why}{qemu_said}", file=sys.stderr)
         print(f"---- last 20 lines of {serial}", file=sys.stderr)
         print("\n".join(text.splitlines()[-20:]), file=sys.stderr)
 

@@ -2,7 +2,8 @@
 
 The scripted QEMU scenarios (tests/qemu/test_monitor.sh, test_keyboard.sh and
 tools/screenshot.sh behind test_screen.sh) import this module and keep only
-their scenario. A Session:
+their scenario. scenario() builds the GRUB ISO of $KERNEL for a test and
+boots it; a Session:
   - boots an ISO headless through tools/qemu.sh (the one QEMU command line),
     with COM1 on QEMU's stdio: what the scenario writes is typed on serial,
     what the guest prints is appended to `raw`, the transcript, byte for byte;
@@ -66,6 +67,26 @@ def test_report(name, ok, why, note, failures, text, qemu_err):
         print(qemu_err)
     print("----")
     sys.exit(1)
+
+
+def scenario(name, cmdline, timeout, **session_args):
+    """Builds a GRUB ISO of $KERNEL (default build/kernel.elf) with kernel
+    command line `cmdline` in $QEMU_OUT (default <dir of KERNEL>/test) and
+    boots it: a Session named `name` under $ACCEL (default tcg), its
+    transcript kept in <out>/logs/<name>.log (and .log.raw), its clock
+    started before the ISO is built. Exits 1 when the kernel is missing."""
+    t0 = time.time()
+    kernel = os.environ.get("KERNEL") or "build/kernel.elf"
+    out = os.environ.get("QEMU_OUT") or os.path.join(os.path.dirname(kernel) or ".", "test")
+    if not os.path.isfile(kernel):
+        print(f"{name}: {kernel} not found; run make first", file=sys.stderr)
+        sys.exit(1)
+    iso, log = f"{out}/slayeros-{name}.iso", f"{out}/logs/{name}.log"
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    if subprocess.run(["tools/mkiso-grub.sh", kernel, iso, cmdline]).returncode != 0:
+        sys.exit(1)
+    return Session(name, iso, timeout, accel=os.environ.get("ACCEL") or "tcg", log=log,
+                   raw_log=log + ".raw", t0=t0, **session_args)
 
 
 class Session:

@@ -32,30 +32,14 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 
-KERNEL=${KERNEL:-build/kernel.elf}
-OUT=${QEMU_OUT:-$(dirname "$KERNEL")/test}
-ISO=$OUT/slayeros-keyboard.iso
-LOG=$OUT/logs/keyboard.log
-export KEYBOARD_TIMEOUT=${KEYBOARD_TIMEOUT:-60}
-export ACCEL=${ACCEL:-tcg}
-KEYBOARD_START=$(date +%s.%N)
-export KEYBOARD_START
+PYTHONPATH=tests/qemu PYTHONDONTWRITEBYTECODE=1 exec python3 - <<'PYEOF'
+import os, re
+from qemu_session import PROMPT, render, scenario
 
-[[ -f "$KERNEL" ]] || { echo "keyboard: $KERNEL not found; run make first" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "keyboard: python3 not found" >&2; exit 1; }
-mkdir -p "$(dirname "$LOG")"
-tools/mkiso-grub.sh "$KERNEL" "$ISO" ""
-
-PYTHONPATH=tests/qemu PYTHONDONTWRITEBYTECODE=1 exec python3 - "$ISO" "$LOG" <<'PYEOF'
-import os, re, sys
-from qemu_session import PROMPT, Session, render
-
-iso, log_path = sys.argv[1], sys.argv[2]
 STEP = 10  # seconds for one echo or answer
 # Serial is read only: nothing is ever typed on it.
-session = Session("keyboard", iso, int(os.environ["KEYBOARD_TIMEOUT"]), mem="128M",
-                  accel=os.environ["ACCEL"], qmp=True, step=STEP, log=log_path,
-                  raw_log=log_path + ".raw", text=render, t0=float(os.environ["KEYBOARD_START"]))
+session = scenario("keyboard", "", int(os.environ.get("KEYBOARD_TIMEOUT") or 60), mem="128M",
+                   qmp=True, step=STEP, text=render)
 raw, check, finish, qmp_call, wait_for = (
     session.raw, session.check, session.finish, session.qmp_call, session.wait_for)
 

@@ -25,27 +25,13 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 
-KERNEL=${KERNEL:-build/kernel.elf}
-OUT=${QEMU_OUT:-$(dirname "$KERNEL")/test}
-ISO=$OUT/slayeros-monitor.iso
-LOG=$OUT/logs/monitor.log
-export MONITOR_KTEST_TIMEOUT=${MONITOR_KTEST_TIMEOUT:-90}
-export MONITOR_TIMEOUT=${MONITOR_TIMEOUT:-$((MONITOR_KTEST_TIMEOUT + 20))}
-export ACCEL=${ACCEL:-tcg}
+PYTHONPATH=tests/qemu PYTHONDONTWRITEBYTECODE=1 exec python3 - <<'PYEOF'
+import os, re, time
+from qemu_session import PROMPT, plain, scenario
 
-[[ -f "$KERNEL" ]] || { echo "monitor: $KERNEL not found; run make first" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "monitor: python3 not found" >&2; exit 1; }
-mkdir -p "$(dirname "$LOG")"
-tools/mkiso-grub.sh "$KERNEL" "$ISO" "monitor"
-
-PYTHONPATH=tests/qemu PYTHONDONTWRITEBYTECODE=1 exec python3 - "$ISO" "$LOG" <<'PYEOF'
-import os, re, sys, time
-from qemu_session import PROMPT, Session, plain
-
-iso, log_path = sys.argv[1], sys.argv[2]
-KTEST_TIMEOUT = int(os.environ["MONITOR_KTEST_TIMEOUT"])
-session = Session("monitor", iso, int(os.environ["MONITOR_TIMEOUT"]), mem="256M",
-                  accel=os.environ["ACCEL"], step=8, log=log_path, raw_log=log_path + ".raw")
+KTEST_TIMEOUT = int(os.environ.get("MONITOR_KTEST_TIMEOUT") or 90)
+session = scenario("monitor", "monitor",
+                   int(os.environ.get("MONITOR_TIMEOUT") or KTEST_TIMEOUT + 20), mem="256M", step=8)
 raw, cmd, check, finish, send, wait_for = (
     session.raw, session.cmd, session.check, session.finish, session.send, session.wait_for)
 
@@ -198,5 +184,5 @@ check(status == 0, f"QEMU exit status after poweroff: {status} (expected 0)")
 check(b"PANIC" not in raw, "a PANIC appeared in the transcript")
 
 finish(not session.failures, f"{len(session.failures)} check(s) failed",
-       note=f"{len(plain(raw).splitlines())} lines of transcript in {log_path}")
+       note=f"{len(plain(raw).splitlines())} lines of transcript in {session.log}")
 PYEOF
