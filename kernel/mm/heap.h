@@ -1,6 +1,6 @@
 /* The kernel heap: kmalloc/kfree and friends over frames from mm/frame.
  *
- * Three tiers, chosen by size (see docs/memory.md and the top of heap.c):
+ * Three tiers, chosen by size (docs/memory.md; heap.c lists the file of each):
  *   small  (1..4096 B)    slabs: 64 KiB (or 32 KiB) chunks split into equal
  *                         objects of one of HEAP_SMALL_CLASSES size classes;
  *                         O(1) alloc/free.
@@ -49,8 +49,8 @@
 
 #define HEAP_SMALL_CLASSES 48
 #define HEAP_SMALL_MAX 4096u
-/* Up to 64 KiB in segments: a frame run per 32..64 KiB block cost a first-fit
- * frame_alloc_contig scan and a frame-by-frame free (~4,000 instructions). */
+/* Up to 64 KiB in segments: a frame run per block this small costs far more
+ * (a contiguous-run search and a frame-by-frame free; docs/performance.md). */
 #define HEAP_MEDIUM_MAX KiB(64)
 /* Requests above this are refused outright (NULL). */
 #define HEAP_MAX_ALLOC GiB(1024)
