@@ -12,17 +12,20 @@
 #include "dev/console.h"
 #include "dev/qemu_exit.h"
 #include "dev/serial.h"
+#include "lib/backtrace.h"
 #include "lib/cmdline.h"
 #include "lib/logbuf.h"
 #include "lib/panic.h"
 #include "lib/printf.h"
 #include "lib/stack_protector.h"
 #include "lib/symbols.h"
+#include "lib/ubsan.h"
 #include "mm/frame.h"
 #include "mm/heap.h"
 #include "mm/mapper.h"
 #include "mm/memmap.h"
 #include "mm/mm.h"
+#include "mm/pagewalk.h"
 #include "mm/paging.h"
 #include "monitor/monitor.h"
 #include "test/ktest.h"
@@ -100,6 +103,14 @@ void panic_hook(void)
 {
     if (ktest_mode)
         qemu_exit(QEMU_EXIT_PANIC);
+}
+
+/* The control-register line of a panic report (lib/panic.h). */
+void panic_print_cpu_state(void)
+{
+    kprintf("  CR0=0x%llx CR2=0x%llx CR3=0x%llx CR4=0x%llx\n", (unsigned long long)read_cr0(),
+            (unsigned long long)read_cr2(), (unsigned long long)read_cr3(),
+            (unsigned long long)read_cr4());
 }
 
 static void collect_boot_info(uint32_t protocol, uint64_t info, uint32_t magic)
@@ -189,8 +200,11 @@ static NORETURN void mm_bringup(void)
     step_done(STEP_FRAMES);
     arch_pat_init(); /* before any WC mapping: GRUB leaves PAT index 5 = WT */
     paging_init();
+    backtrace_set_readable(pagewalk_readable); /* backtraces check pointers by walking CR3 */
     step_done(STEP_PAGING);
-    mapper_full_map();
+    const struct boot_framebuffer *fb = &boot_ctx.fb;
+    mapper_full_map(boot_ctx.kernel_phys_base, fb->phys,
+                    fb->present ? (uint64_t)fb->pitch * fb->height : 0);
     step_done(STEP_MAPPER);
     vaddr_t top = mapper_alloc_stack(KERNEL_STACK_PAGES);
     kassert(top != 0, "no memory for the kernel stack");
@@ -229,6 +243,7 @@ __attribute__((no_stack_protector)) void kernel_main(uint32_t protocol, uint64_t
     pic_init(); /* every IRQ masked; only the monitor turns interrupts on */
     step_done(STEP_EARLY);
     collect_boot_info(protocol, info, magic);
+    ubsan_configure(boot_ctx.cmdline);
     step_done(STEP_BOOTINFO);
     if (!symbols_init(&boot_ctx.symbols))
         kwarn("boot", "no kernel symbols: backtraces will show addresses only");

@@ -11,15 +11,17 @@
 
 struct boot_info boot_ctx;
 
-static char validate_err[160];
+/* The one buffer behind boot_error: a boot error line is printed and the boot
+ * stops, so no two are ever needed at once. */
+static char boot_err[160];
 
-__attribute__((format(printf, 1, 2))) static const char *fail(const char *fmt, ...)
+const char *boot_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    kvsnprintf(validate_err, sizeof(validate_err), fmt, ap);
+    kvsnprintf(boot_err, sizeof(boot_err), fmt, ap);
     va_end(ap);
-    return validate_err;
+    return boot_err;
 }
 
 /* The least usable memory the kernel accepts besides its own image. Bringing
@@ -45,37 +47,46 @@ static const char *validate_memmap(const struct boot_info *bi)
 
     if (bi->memmap_count == 0)
         return "boot info: memory map is empty";
-    if (bi->memmap_count > BOOT_MEMMAP_MAX)
-        return fail("boot info: memory map has %zu entries (> %d)", bi->memmap_count,
-                    BOOT_MEMMAP_MAX);
+    if (bi->memmap_count > MEMMAP_MAX)
+        return boot_error("boot info: memory map has %zu entries (> %d)", bi->memmap_count,
+                          MEMMAP_MAX);
     for (size_t i = 0; i < bi->memmap_count; i++) {
         const struct mem_region *r = &bi->memmap[i];
-        if (r->length == 0)
-            return fail("boot info: memory map entry %zu length 0", i);
-        if (r->base + r->length < r->base)
-            return fail("boot info: memory map entry %zu wraps around (base 0x%llx length 0x%llx)",
-                        i, (unsigned long long)r->base, (unsigned long long)r->length);
+        const char *err = boot_check_region("boot info", i, r->base, r->length);
+        if (err)
+            return err;
         if (r->type == MEM_USABLE) {
             uint64_t spare = r->length - overlap_bytes(r->base, r->length, kb, ke);
             usable = usable + spare < usable ? UINT64_MAX : usable + spare;
         }
     }
     if (usable < KiB(MIN_USABLE_KIB))
-        return fail("boot info: only %llu KiB of usable memory besides the kernel image "
-                    "(need at least %d KiB)",
-                    (unsigned long long)(usable / 1024), MIN_USABLE_KIB);
+        return boot_error("boot info: only %llu KiB of usable memory besides the kernel image "
+                          "(need at least %d KiB)",
+                          (unsigned long long)(usable / 1024), MIN_USABLE_KIB);
     return NULL;
 }
 
-static const char *validate_hhdm(uint64_t off)
+const char *boot_check_region(const char *who, size_t i, paddr_t base, uint64_t length)
 {
-    if (off == 0)
-        return "boot info: HHDM offset is 0";
-    if (!IS_ALIGNED(off, PAGE_SIZE))
-        return fail("boot info: HHDM offset 0x%llx not 4 KiB aligned", (unsigned long long)off);
-    if (off < HIGHER_HALF_START)
-        return fail("boot info: HHDM offset 0x%llx not in the higher half",
-                    (unsigned long long)off);
+    if (length == 0)
+        return boot_error("%s: memory map entry %zu length 0", who, i);
+    if (base + length < base)
+        return boot_error("%s: memory map entry %zu wraps around (base 0x%llx length 0x%llx)", who,
+                          i, (unsigned long long)base, (unsigned long long)length);
+    return NULL;
+}
+
+const char *boot_check_hhdm(const char *who, uint64_t offset)
+{
+    if (offset == 0)
+        return boot_error("%s: HHDM offset is 0", who);
+    if (!IS_ALIGNED(offset, PAGE_SIZE))
+        return boot_error("%s: HHDM offset 0x%llx not 4 KiB aligned", who,
+                          (unsigned long long)offset);
+    if (offset < HIGHER_HALF_START)
+        return boot_error("%s: HHDM offset 0x%llx not in the higher half", who,
+                          (unsigned long long)offset);
     return NULL;
 }
 
@@ -91,26 +102,27 @@ static const char *validate_framebuffer(const struct boot_framebuffer *fb)
         return NULL;
     if (fb->width == 0 || fb->width > FB_MAX_DIMENSION || fb->height == 0 ||
         fb->height > FB_MAX_DIMENSION)
-        return fail("boot info: framebuffer size %ux%u out of range (1..%u)", fb->width,
-                    fb->height, FB_MAX_DIMENSION);
+        return boot_error("boot info: framebuffer size %ux%u out of range (1..%u)", fb->width,
+                          fb->height, FB_MAX_DIMENSION);
     if (fb->bpp != 16 && fb->bpp != 24 && fb->bpp != 32)
-        return fail("boot info: framebuffer depth %u bpp not 16, 24 or 32", fb->bpp);
+        return boot_error("boot info: framebuffer depth %u bpp not 16, 24 or 32", fb->bpp);
     uint64_t row = (uint64_t)fb->width * fb->bpp / 8;
     if (fb->pitch < row)
-        return fail("boot info: framebuffer pitch %u < %llu bytes per row", fb->pitch,
-                    (unsigned long long)row);
+        return boot_error("boot info: framebuffer pitch %u < %llu bytes per row", fb->pitch,
+                          (unsigned long long)row);
     if (fb->phys == 0)
         return "boot info: framebuffer at physical address 0";
     uint64_t bytes = (uint64_t)fb->pitch * fb->height;
     if (fb->phys + bytes < fb->phys)
-        return fail("boot info: framebuffer 0x%llx + %llu bytes wraps around",
-                    (unsigned long long)fb->phys, (unsigned long long)bytes);
+        return boot_error("boot info: framebuffer 0x%llx + %llu bytes wraps around",
+                          (unsigned long long)fb->phys, (unsigned long long)bytes);
     if (!channel_fits(fb->red_size, fb->red_shift, fb->bpp) ||
         !channel_fits(fb->green_size, fb->green_shift, fb->bpp) ||
         !channel_fits(fb->blue_size, fb->blue_shift, fb->bpp))
-        return fail("boot info: framebuffer colour masks (r %u@%u g %u@%u b %u@%u) exceed %u bpp",
-                    fb->red_size, fb->red_shift, fb->green_size, fb->green_shift, fb->blue_size,
-                    fb->blue_shift, fb->bpp);
+        return boot_error(
+            "boot info: framebuffer colour masks (r %u@%u g %u@%u b %u@%u) exceed %u bpp",
+            fb->red_size, fb->red_shift, fb->green_size, fb->green_shift, fb->blue_size,
+            fb->blue_shift, fb->bpp);
     return NULL;
 }
 
@@ -120,17 +132,17 @@ const char *boot_info_validate(const struct boot_info *bi)
 
     if ((err = validate_memmap(bi)))
         return err;
-    if ((err = validate_hhdm(bi->hhdm_offset)))
+    if ((err = boot_check_hhdm("boot info", bi->hhdm_offset)))
         return err;
     if ((err = validate_framebuffer(&bi->fb)))
         return err;
     if (bi->kernel_virt_base < KERNEL_SPACE_START)
-        return fail("boot info: kernel virtual base 0x%llx below 0x%llx",
-                    (unsigned long long)bi->kernel_virt_base,
-                    (unsigned long long)KERNEL_SPACE_START);
+        return boot_error("boot info: kernel virtual base 0x%llx below 0x%llx",
+                          (unsigned long long)bi->kernel_virt_base,
+                          (unsigned long long)KERNEL_SPACE_START);
     if (!IS_ALIGNED(bi->kernel_phys_base, PAGE_SIZE))
-        return fail("boot info: kernel physical base 0x%llx not 4 KiB aligned",
-                    (unsigned long long)bi->kernel_phys_base);
+        return boot_error("boot info: kernel physical base 0x%llx not 4 KiB aligned",
+                          (unsigned long long)bi->kernel_phys_base);
     return NULL;
 }
 
@@ -140,25 +152,8 @@ void boot_add_region(struct boot_info *bi, paddr_t base, uint64_t len, uint32_t 
         return;
     kassert(base + len > base, "region 0x%llx + 0x%llx wraps around", (unsigned long long)base,
             (unsigned long long)len);
-    kassert(bi->memmap_count < BOOT_MEMMAP_MAX, "boot memory map full (%d entries)",
-            BOOT_MEMMAP_MAX);
+    kassert(bi->memmap_count < MEMMAP_MAX, "boot memory map full (%d entries)", MEMMAP_MAX);
     bi->memmap[bi->memmap_count++] = (struct mem_region){ base, len, type };
-}
-
-const char *mem_type_name(uint32_t type)
-{
-    static const char *const names[MEM_TYPE_COUNT] = {
-        [MEM_USABLE] = "usable",
-        [MEM_RESERVED] = "reserved",
-        [MEM_ACPI_RECLAIMABLE] = "ACPI reclaimable",
-        [MEM_ACPI_NVS] = "ACPI NVS",
-        [MEM_BAD] = "bad",
-        [MEM_BOOTLOADER_RECLAIMABLE] = "bootloader reclaimable",
-        [MEM_KERNEL] = "kernel/modules",
-        [MEM_FRAMEBUFFER] = "framebuffer",
-        [MEM_RESERVED_MAPPED] = "reserved (mapped)",
-    };
-    return type < MEM_TYPE_COUNT ? names[type] : "unknown";
 }
 
 const char *firmware_name(enum firmware_type fw)

@@ -5,32 +5,10 @@
  * comment says otherwise. */
 #pragma once
 
+#include "lib/symbols.h"
 #include "lib/types.h"
+#include "mm/memregion.h"
 
-/* Internal memory-map types (numbering follows Limine's, which is a superset). */
-enum mem_type {
-    MEM_USABLE = 0,
-    MEM_RESERVED = 1,
-    MEM_ACPI_RECLAIMABLE = 2,
-    MEM_ACPI_NVS = 3,
-    MEM_BAD = 4,
-    MEM_BOOTLOADER_RECLAIMABLE = 5,
-    MEM_KERNEL = 6, /* kernel image and modules */
-    MEM_FRAMEBUFFER = 7,
-    /* Reserved, but the bootloader maps it in its HHDM because firmware data
-     * the kernel may read lives there: ACPI tables (Limine base revision 4+),
-     * SMBIOS tables and EFI runtime memory (5+). Never allocated. */
-    MEM_RESERVED_MAPPED = 8,
-    MEM_TYPE_COUNT
-};
-
-struct mem_region {
-    paddr_t base;
-    uint64_t length;
-    uint32_t type; /* enum mem_type */
-};
-
-#define BOOT_MEMMAP_MAX   512
 #define BOOT_CMDLINE_MAX  256
 #define BOOT_NAME_MAX     64
 
@@ -48,19 +26,6 @@ struct boot_framebuffer {
     uint8_t blue_size, blue_shift;
 };
 
-/* Where the kernel's own ELF symbols can be read (for backtraces). Valid only
- * until the frame allocator starts: symbols_init() copies what it needs. */
-struct boot_symbols {
-    /* Limine: the whole kernel ELF file, mapped (virtual address). */
-    const void *elf_file;
-    uint64_t elf_file_size;
-    /* Multiboot2: the ELF section headers (virtual address of a copy) and the
-     * offset to add to a section's sh_addr (physical) to reach it. */
-    const void *shdrs;
-    uint32_t shnum, shentsize, shstrndx;
-    uint64_t sh_addr_to_virt;
-};
-
 struct boot_info {
     enum boot_protocol protocol;
     enum firmware_type firmware;
@@ -76,7 +41,7 @@ struct boot_info {
 
     /* The bootloader's memory map converted to enum mem_type; not yet sanitized.
      * On Multiboot2 the kernel image is added as MEM_KERNEL. */
-    struct mem_region memmap[BOOT_MEMMAP_MAX];
+    struct mem_region memmap[MEMMAP_MAX];
     size_t memmap_count;
 
     struct boot_framebuffer fb;
@@ -89,7 +54,7 @@ struct boot_info {
     uint8_t rsdp_copy[36];        /* Multiboot2 hands the RSDP inside its tags: a copy */
     bool rsdp_is_copy;
 
-    struct boot_symbols symbols;
+    struct symbols_source symbols; /* valid until the frame allocator starts */
 };
 
 /* The kernel's boot information, filled once during boot. */
@@ -108,7 +73,19 @@ const char *boot_info_validate(const struct boot_info *bi);
  * region that wraps past 2^64 panics (the parsers leave room for this). */
 void boot_add_region(struct boot_info *bi, paddr_t base, uint64_t len, uint32_t type);
 
+/* Formats one error line (at most 159 bytes) for the boot parsers and
+ * boot_info_validate and returns it. The line lives in one static buffer,
+ * valid until the next call. */
+__attribute__((format(printf, 1, 2))) const char *boot_error(const char *fmt, ...);
+
+/* Checks entry i of a bootloader's memory map: not empty, not wrapping past
+ * 2^64. Returns NULL, or the line "<who>: memory map entry <i> ..." (from
+ * boot_error). */
+const char *boot_check_region(const char *who, size_t i, paddr_t base, uint64_t length);
+/* Checks an HHDM offset: non-zero, 4 KiB aligned, in the higher half. Returns
+ * NULL, or the line "<who>: HHDM offset ..." (from boot_error). */
+const char *boot_check_hhdm(const char *who, uint64_t offset);
+
 /* Human-readable names. */
-const char *mem_type_name(uint32_t type);
 const char *firmware_name(enum firmware_type fw);
 const char *boot_protocol_name(enum boot_protocol p);

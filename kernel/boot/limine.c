@@ -6,20 +6,6 @@
 #include "lib/printf.h"
 #include "lib/string.h"
 
-#define HIGHER_HALF_START 0xffff800000000000ULL
-
-static char limine_err[160];
-
-/* Formats one error line into a static buffer and returns it. */
-__attribute__((format(printf, 1, 2))) static const char *fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    kvsnprintf(limine_err, sizeof(limine_err), fmt, ap);
-    va_end(ap);
-    return limine_err;
-}
-
 /* Copies at most size-1 bytes of a bootloader string (never reads past its NUL
  * or past size-1 bytes); returns false when it did not fit. */
 static bool copy_str(char *dst, size_t size, const char *src)
@@ -44,11 +30,11 @@ static const char *check_base_revision(struct boot_info *out, const struct limin
     bool accepted = tag[2] == 0;
 
     if (tag[0] != LIMINE_BASE_REVISION_MAGIC0)
-        return fail("limine: base revision tag corrupted (word 0 = 0x%llx)",
-                    (unsigned long long)tag[0]);
+        return boot_error("limine: base revision tag corrupted (word 0 = 0x%llx)",
+                          (unsigned long long)tag[0]);
     if (!accepted && tag[2] != asked)
-        return fail("limine: base revision tag corrupted (word 2 = 0x%llx, asked %llu)",
-                    (unsigned long long)tag[2], (unsigned long long)asked);
+        return boot_error("limine: base revision tag corrupted (word 2 = 0x%llx, asked %llu)",
+                          (unsigned long long)tag[2], (unsigned long long)asked);
     uint64_t rev;
     if (named)
         rev = tag[1];
@@ -57,9 +43,9 @@ static const char *check_base_revision(struct boot_info *out, const struct limin
     else /* before revision 3, and less than asked (so asked > 0: word 2 == asked) */
         rev = MIN(asked - 1, (uint64_t)LIMINE_UNNAMED_FALLBACK_REVISION);
     if (rev > LIMINE_NEWEST_KNOWN_BASE_REVISION)
-        return fail("limine: the bootloader used base revision %llu, newer than the %d "
-                    "this kernel knows",
-                    (unsigned long long)rev, LIMINE_NEWEST_KNOWN_BASE_REVISION);
+        return boot_error("limine: the bootloader used base revision %llu, newer than the %d "
+                          "this kernel knows",
+                          (unsigned long long)rev, LIMINE_NEWEST_KNOWN_BASE_REVISION);
     out->base_revision = rev;
     out->base_revision_asked = asked;
     out->base_revision_accepted = accepted;
@@ -106,20 +92,18 @@ static const char *convert_memmap(struct boot_info *out, const struct limine_mem
         return "limine: no memory map response";
     if (m->entry_count == 0)
         return "limine: memory map is empty";
-    if (m->entry_count > BOOT_MEMMAP_MAX)
-        return fail("limine: too many memory map entries (%llu > %d)",
-                    (unsigned long long)m->entry_count, BOOT_MEMMAP_MAX);
+    if (m->entry_count > MEMMAP_MAX)
+        return boot_error("limine: too many memory map entries (%llu > %d)",
+                          (unsigned long long)m->entry_count, MEMMAP_MAX);
     if (!m->entries)
         return "limine: memory map entry array is NULL";
     for (size_t i = 0; i < m->entry_count; i++) {
         const struct limine_memmap_entry *e = m->entries[i];
         if (!e)
-            return fail("limine: memory map entry %zu is NULL", i);
-        if (e->length == 0)
-            return fail("limine: memory map entry %zu length 0", i);
-        if (e->base + e->length < e->base)
-            return fail("limine: memory map entry %zu wraps around (base 0x%llx length 0x%llx)", i,
-                        (unsigned long long)e->base, (unsigned long long)e->length);
+            return boot_error("limine: memory map entry %zu is NULL", i);
+        const char *err = boot_check_region("limine", i, e->base, e->length);
+        if (err)
+            return err;
         out->memmap[i] = (struct mem_region){ e->base, e->length, convert_type(e->type) };
     }
     out->memmap_count = m->entry_count;
@@ -130,13 +114,9 @@ static const char *convert_hhdm(struct boot_info *out, const struct limine_hhdm_
 {
     if (!h)
         return "limine: no HHDM response";
-    if (h->offset == 0)
-        return "limine: HHDM offset is 0";
-    if (!IS_ALIGNED(h->offset, PAGE_SIZE))
-        return fail("limine: HHDM offset 0x%llx not 4 KiB aligned", (unsigned long long)h->offset);
-    if (h->offset < HIGHER_HALF_START)
-        return fail("limine: HHDM offset 0x%llx not in the higher half",
-                    (unsigned long long)h->offset);
+    const char *err = boot_check_hhdm("limine", h->offset);
+    if (err)
+        return err;
     out->hhdm_offset = h->offset;
     return NULL;
 }
@@ -153,18 +133,18 @@ static const char *convert_framebuffer(struct boot_info *out,
     for (size_t i = 0; i < r->framebuffer_count; i++) {
         const struct limine_framebuffer *f = r->framebuffers[i];
         if (!f)
-            return fail("limine: framebuffer %zu is NULL", i);
+            return boot_error("limine: framebuffer %zu is NULL", i);
         if (f->memory_model != LIMINE_FRAMEBUFFER_RGB ||
             (f->bpp != 16 && f->bpp != 24 && f->bpp != 32))
             continue;
         uint64_t va = (uint64_t)(uintptr_t)f->address;
         if (va < out->hhdm_offset)
-            return fail("limine: framebuffer %zu address 0x%llx below the HHDM", i,
-                        (unsigned long long)va);
+            return boot_error("limine: framebuffer %zu address 0x%llx below the HHDM", i,
+                              (unsigned long long)va);
         if (f->width > UINT32_MAX || f->height > UINT32_MAX || f->pitch > UINT32_MAX)
-            return fail("limine: framebuffer %zu geometry %llux%llu pitch %llu out of range", i,
-                        (unsigned long long)f->width, (unsigned long long)f->height,
-                        (unsigned long long)f->pitch);
+            return boot_error("limine: framebuffer %zu geometry %llux%llu pitch %llu out of range",
+                              i, (unsigned long long)f->width, (unsigned long long)f->height,
+                              (unsigned long long)f->pitch);
         out->fb = (struct boot_framebuffer){
             .present = true,
             .phys = va - out->hhdm_offset,
@@ -198,7 +178,7 @@ static const char *convert_executable_file(struct boot_info *out,
         out->symbols.elf_file_size = f->size;
     }
     if (f->cmdline && !copy_str(out->cmdline, sizeof(out->cmdline), f->cmdline))
-        return fail("limine: command line longer than %d bytes", BOOT_CMDLINE_MAX - 1);
+        return boot_error("limine: command line longer than %d bytes", BOOT_CMDLINE_MAX - 1);
     return NULL;
 }
 
@@ -208,8 +188,8 @@ static const char *convert_executable_address(struct boot_info *out,
     if (!r)
         return "limine: no executable address response";
     if (!IS_ALIGNED(r->physical_base, PAGE_SIZE))
-        return fail("limine: kernel physical base 0x%llx not 4 KiB aligned",
-                    (unsigned long long)r->physical_base);
+        return boot_error("limine: kernel physical base 0x%llx not 4 KiB aligned",
+                          (unsigned long long)r->physical_base);
     out->kernel_phys_base = r->physical_base;
     out->kernel_virt_base = r->virtual_base;
     return NULL;
@@ -224,7 +204,8 @@ static const char *convert_rsdp(struct boot_info *out, const struct limine_rsdp_
     uint64_t addr = (uint64_t)(uintptr_t)r->address;
     if (out->base_revision != 3) {
         if (addr < out->hhdm_offset)
-            return fail("limine: RSDP address 0x%llx below the HHDM", (unsigned long long)addr);
+            return boot_error("limine: RSDP address 0x%llx below the HHDM",
+                              (unsigned long long)addr);
         addr -= out->hhdm_offset;
     }
     out->rsdp = addr;
@@ -267,8 +248,8 @@ const char *boot_from_limine(struct boot_info *out, const struct limine_answers 
 
     /* We ask for 4-level paging; everything after us assumes it. */
     if (a->paging_mode && a->paging_mode->mode != LIMINE_PAGING_MODE_X86_64_4LVL)
-        return fail("limine: paging mode %llu enabled, only 4-level paging is supported",
-                    (unsigned long long)a->paging_mode->mode);
+        return boot_error("limine: paging mode %llu enabled, only 4-level paging is supported",
+                          (unsigned long long)a->paging_mode->mode);
 
     if ((err = convert_hhdm(out, a->hhdm)))
         return err;

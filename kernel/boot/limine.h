@@ -64,22 +64,33 @@
 
 /* ---- request IDs: two common words, then two per feature --------------------- */
 #define LIMINE_ID_COMMON 0xc7b1dd30df4c8b88ULL, 0x0a82e883a194f07bULL
-#define LIMINE_ID_MEMMAP             { LIMINE_ID_COMMON, 0x67cf3d9d378a806fULL, 0xe304acdfc50c3c62ULL }
-#define LIMINE_ID_HHDM               { LIMINE_ID_COMMON, 0x48dcf1cb8ad2b852ULL, 0x63984e959a98244bULL }
-#define LIMINE_ID_FRAMEBUFFER        { LIMINE_ID_COMMON, 0x9d5827dcd881dd75ULL, 0xa3148604f6fab11bULL }
-#define LIMINE_ID_EXECUTABLE_FILE    { LIMINE_ID_COMMON, 0xad97e90e83f1ed67ULL, 0x31eb5d1c5ff23b69ULL }
-#define LIMINE_ID_EXECUTABLE_ADDRESS { LIMINE_ID_COMMON, 0x71ba76863cc55f63ULL, 0xb2644a48c516a487ULL }
-#define LIMINE_ID_RSDP               { LIMINE_ID_COMMON, 0xc5e77b6b397e7b43ULL, 0x27637845accdcf3cULL }
-#define LIMINE_ID_FIRMWARE_TYPE      { LIMINE_ID_COMMON, 0x8c2f75d90bef28a8ULL, 0x7045a4688eac00c3ULL }
-#define LIMINE_ID_BOOTLOADER_INFO    { LIMINE_ID_COMMON, 0xf55038d8e2a1202fULL, 0x279426fcf5f59740ULL }
-#define LIMINE_ID_STACK_SIZE         { LIMINE_ID_COMMON, 0x224ef0460a8e8926ULL, 0xe1cb0fc25f46ea3dULL }
-#define LIMINE_ID_PAGING_MODE        { LIMINE_ID_COMMON, 0x95c1a0edab0944cbULL, 0xa4e5cb3842f7488aULL }
+#define LIMINE_ID(a, b)  { LIMINE_ID_COMMON, a, b }
+#define LIMINE_ID_MEMMAP             LIMINE_ID(0x67cf3d9d378a806fULL, 0xe304acdfc50c3c62ULL)
+#define LIMINE_ID_HHDM               LIMINE_ID(0x48dcf1cb8ad2b852ULL, 0x63984e959a98244bULL)
+#define LIMINE_ID_FRAMEBUFFER        LIMINE_ID(0x9d5827dcd881dd75ULL, 0xa3148604f6fab11bULL)
+#define LIMINE_ID_EXECUTABLE_FILE    LIMINE_ID(0xad97e90e83f1ed67ULL, 0x31eb5d1c5ff23b69ULL)
+#define LIMINE_ID_EXECUTABLE_ADDRESS LIMINE_ID(0x71ba76863cc55f63ULL, 0xb2644a48c516a487ULL)
+#define LIMINE_ID_RSDP               LIMINE_ID(0xc5e77b6b397e7b43ULL, 0x27637845accdcf3cULL)
+#define LIMINE_ID_FIRMWARE_TYPE      LIMINE_ID(0x8c2f75d90bef28a8ULL, 0x7045a4688eac00c3ULL)
+#define LIMINE_ID_BOOTLOADER_INFO    LIMINE_ID(0xf55038d8e2a1202fULL, 0x279426fcf5f59740ULL)
+#define LIMINE_ID_STACK_SIZE         LIMINE_ID(0x224ef0460a8e8926ULL, 0xe1cb0fc25f46ea3dULL)
+#define LIMINE_ID_PAGING_MODE        LIMINE_ID(0x95c1a0edab0944cbULL, 0xa4e5cb3842f7488aULL)
 
 /* Every request starts with these three members. */
 #define LIMINE_REQUEST_HEADER(resp_type) \
     uint64_t id[4];                      \
     uint64_t revision;                   \
     resp_type *response
+/* struct limine_<name>_request for a request that is only the header. */
+#define LIMINE_PLAIN_REQUEST(name) \
+    struct limine_##name##_request { LIMINE_REQUEST_HEADER(struct limine_##name##_response); }
+
+/* Every request this kernel makes, by name: limine_requests.c defines
+ * <name>_request for each, and struct limine_answers (below) has a field
+ * <name> for its response, both from this one list. */
+#define LIMINE_REQUESTS(X)                                                                   \
+    X(memmap) X(hhdm) X(framebuffer) X(executable_file) X(executable_address) X(rsdp)       \
+    X(firmware_type) X(bootloader_info) X(stack_size) X(paging_mode)
 
 /* ---- memory map ---------------------------------------------------------------
  * Entries are sorted by base; usable and bootloader-reclaimable entries are
@@ -106,9 +117,7 @@ struct limine_memmap_response {
     struct limine_memmap_entry **entries; /* entry_count pointers */
 };
 
-struct limine_memmap_request {
-    LIMINE_REQUEST_HEADER(struct limine_memmap_response);
-};
+LIMINE_PLAIN_REQUEST(memmap);
 
 /* ---- higher-half direct map ---------------------------------------------------- */
 struct limine_hhdm_response {
@@ -116,9 +125,7 @@ struct limine_hhdm_response {
     uint64_t offset; /* virtual = physical + offset */
 };
 
-struct limine_hhdm_request {
-    LIMINE_REQUEST_HEADER(struct limine_hhdm_response);
-};
+LIMINE_PLAIN_REQUEST(hhdm);
 
 /* ---- framebuffer ----------------------------------------------------------------- */
 #define LIMINE_FRAMEBUFFER_RGB 1 /* the only memory model defined */
@@ -164,9 +171,7 @@ struct limine_framebuffer_response {
     struct limine_framebuffer **framebuffers; /* framebuffer_count pointers */
 };
 
-struct limine_framebuffer_request {
-    LIMINE_REQUEST_HEADER(struct limine_framebuffer_response);
-};
+LIMINE_PLAIN_REQUEST(framebuffer);
 
 /* ---- files (the executable itself, modules) ------------------------------------ */
 struct limine_uuid {
@@ -203,9 +208,7 @@ struct limine_executable_file_response {
     struct limine_file *executable_file;
 };
 
-struct limine_executable_file_request {
-    LIMINE_REQUEST_HEADER(struct limine_executable_file_response);
-};
+LIMINE_PLAIN_REQUEST(executable_file);
 
 /* ---- where the executable was loaded ---------------------------------------------- */
 struct limine_executable_address_response {
@@ -214,9 +217,7 @@ struct limine_executable_address_response {
     uint64_t virtual_base;
 };
 
-struct limine_executable_address_request {
-    LIMINE_REQUEST_HEADER(struct limine_executable_address_response);
-};
+LIMINE_PLAIN_REQUEST(executable_address);
 
 /* ---- ACPI RSDP ---------------------------------------------------------------------
  * address: physical under base revision 3 only; an HHDM pointer under 0-2 and
@@ -226,9 +227,7 @@ struct limine_rsdp_response {
     void *address;
 };
 
-struct limine_rsdp_request {
-    LIMINE_REQUEST_HEADER(struct limine_rsdp_response);
-};
+LIMINE_PLAIN_REQUEST(rsdp);
 
 /* ---- firmware type ------------------------------------------------------------------ */
 #define LIMINE_FIRMWARE_TYPE_X86BIOS 0
@@ -241,9 +240,7 @@ struct limine_firmware_type_response {
     uint64_t firmware_type;
 };
 
-struct limine_firmware_type_request {
-    LIMINE_REQUEST_HEADER(struct limine_firmware_type_response);
-};
+LIMINE_PLAIN_REQUEST(firmware_type);
 
 /* ---- bootloader name and version ---------------------------------------------------- */
 struct limine_bootloader_info_response {
@@ -252,9 +249,7 @@ struct limine_bootloader_info_response {
     char *version; /* NUL-terminated ASCII */
 };
 
-struct limine_bootloader_info_request {
-    LIMINE_REQUEST_HEADER(struct limine_bootloader_info_response);
-};
+LIMINE_PLAIN_REQUEST(bootloader_info);
 
 /* ---- stack size (for the BSP and, later, every AP) --------------------------------- */
 struct limine_stack_size_response {
@@ -319,16 +314,9 @@ _Static_assert(sizeof(struct limine_paging_mode_response) == 16, "limine paging 
 struct limine_answers {
     uint64_t base_revision_tag[3];
     uint64_t requested_revision;
-    const struct limine_memmap_response *memmap;
-    const struct limine_hhdm_response *hhdm;
-    const struct limine_framebuffer_response *framebuffer;
-    const struct limine_executable_file_response *executable_file;
-    const struct limine_executable_address_response *executable_address;
-    const struct limine_rsdp_response *rsdp;
-    const struct limine_firmware_type_response *firmware_type;
-    const struct limine_bootloader_info_response *bootloader_info;
-    const struct limine_stack_size_response *stack_size;
-    const struct limine_paging_mode_response *paging_mode;
+#define LIMINE_ANSWER_FIELD(name) const struct limine_##name##_response *name;
+    LIMINE_REQUESTS(LIMINE_ANSWER_FIELD)
+#undef LIMINE_ANSWER_FIELD
 };
 
 /* Validates the answers and fills *out from scratch (protocol, base revision

@@ -9,18 +9,8 @@
 #include "lib/printf.h"
 #include "lib/string.h"
 
-static char mb2_err[160];
 /* The section headers of the ELF sections tag, compacted to 64 bytes each. */
 static struct mb2_elf64_shdr mb2_shdrs[MB2_MAX_SECTION_HEADERS];
-
-__attribute__((format(printf, 1, 2))) static const char *fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    kvsnprintf(mb2_err, sizeof(mb2_err), fmt, ap);
-    va_end(ap);
-    return mb2_err;
-}
 
 /* A tag found during the walk: where it starts and how long it says it is. */
 struct found {
@@ -48,10 +38,10 @@ static const char *walk(const uint8_t *base, uint32_t total, struct tags *t)
         struct mb2_tag tag;
         memcpy(&tag, base + off, sizeof(tag));
         if (tag.size < sizeof(struct mb2_tag))
-            return fail("multiboot2: tag %u (type %u) size %u < 8", n, tag.type, tag.size);
+            return boot_error("multiboot2: tag %u (type %u) size %u < 8", n, tag.type, tag.size);
         if (tag.size > total - off)
-            return fail("multiboot2: tag %u (type %u) size %u overruns total_size %u", n, tag.type,
-                        tag.size, total);
+            return boot_error("multiboot2: tag %u (type %u) size %u overruns total_size %u", n,
+                              tag.type, tag.size, total);
         const uint8_t *p = base + off;
         switch (tag.type) {
         case MB2_TAG_END: return NULL;
@@ -70,7 +60,7 @@ static const char *walk(const uint8_t *base, uint32_t total, struct tags *t)
         off += ALIGN_UP((uint64_t)tag.size, 8);
         n++;
     }
-    return fail("multiboot2: no end tag within total_size %u", total);
+    return boot_error("multiboot2: no end tag within total_size %u", total);
 }
 
 static uint32_t convert_type(uint32_t t)
@@ -90,23 +80,24 @@ static const char *read_mmap(struct boot_info *out, const struct found *f)
     if (!f->p)
         return "multiboot2: no memory map tag";
     if (f->size < sizeof(h))
-        return fail("multiboot2: memory map tag size %u < %zu", f->size, sizeof(h));
+        return boot_error("multiboot2: memory map tag size %u < %zu", f->size, sizeof(h));
     memcpy(&h, f->p, sizeof(h));
     if (h.entry_size < sizeof(struct mb2_mmap_entry))
-        return fail("multiboot2: memory map entry_size %u < %zu", h.entry_size,
-                    sizeof(struct mb2_mmap_entry));
+        return boot_error("multiboot2: memory map entry_size %u < %zu", h.entry_size,
+                          sizeof(struct mb2_mmap_entry));
     uint32_t count = (f->size - (uint32_t)sizeof(h)) / h.entry_size;
     if (count > MB2_MEMMAP_MAX)
-        return fail("multiboot2: too many memory map entries (%u > %d)", count, MB2_MEMMAP_MAX);
+        return boot_error("multiboot2: too many memory map entries (%u > %d)", count,
+                          MB2_MEMMAP_MAX);
 
     for (uint32_t i = 0; i < count; i++) {
         struct mb2_mmap_entry e;
         memcpy(&e, f->p + sizeof(h) + (uint64_t)i * h.entry_size, sizeof(e));
         if (e.length == 0)
             continue; /* some firmware lists empty ranges: harmless */
-        if (e.base + e.length < e.base)
-            return fail("multiboot2: memory map entry %u wraps around (base 0x%llx length 0x%llx)",
-                        i, (unsigned long long)e.base, (unsigned long long)e.length);
+        const char *err = boot_check_region("multiboot2", i, e.base, e.length);
+        if (err)
+            return err;
         out->memmap[out->memmap_count++] =
             (struct mem_region){ e.base, e.length, convert_type(e.type) };
     }
@@ -134,7 +125,7 @@ static const char *read_cmdline(struct boot_info *out, const struct found *f)
         return "multiboot2: command line not NUL-terminated";
     size_t len = strlen(s);
     if (len >= sizeof(out->cmdline))
-        return fail("multiboot2: command line longer than %d bytes", BOOT_CMDLINE_MAX - 1);
+        return boot_error("multiboot2: command line longer than %d bytes", BOOT_CMDLINE_MAX - 1);
     memcpy(out->cmdline, s, len + 1);
     return NULL;
 }
@@ -169,15 +160,15 @@ static const char *read_framebuffer(struct boot_info *out, const struct found *f
     if (!f->p)
         return NULL;
     if (f->size < MB2_FRAMEBUFFER_COMMON_SIZE)
-        return fail("multiboot2: framebuffer tag size %u < %u", f->size,
-                    MB2_FRAMEBUFFER_COMMON_SIZE);
+        return boot_error("multiboot2: framebuffer tag size %u < %u", f->size,
+                          MB2_FRAMEBUFFER_COMMON_SIZE);
     memset(&fb, 0, sizeof(fb));
     memcpy(&fb, f->p, MB2_FRAMEBUFFER_COMMON_SIZE);
     if (fb.fb_type != MB2_FRAMEBUFFER_TYPE_RGB)
         return NULL; /* EGA text or indexed colour: no pixels for us */
     if (f->size < MB2_FRAMEBUFFER_RGB_SIZE)
-        return fail("multiboot2: RGB framebuffer tag size %u < %u", f->size,
-                    MB2_FRAMEBUFFER_RGB_SIZE);
+        return boot_error("multiboot2: RGB framebuffer tag size %u < %u", f->size,
+                          MB2_FRAMEBUFFER_RGB_SIZE);
     memcpy(&fb, f->p, MB2_FRAMEBUFFER_RGB_SIZE);
     if (fb.bpp != 16 && fb.bpp != 24 && fb.bpp != 32)
         return NULL; /* a depth we cannot draw: run without a screen */
@@ -212,21 +203,22 @@ static const char *read_elf_sections(struct boot_info *out, const struct found *
     if (!f->p)
         return NULL;
     if (f->size < sizeof(h))
-        return fail("multiboot2: ELF sections tag size %u < %zu", f->size, sizeof(h));
+        return boot_error("multiboot2: ELF sections tag size %u < %zu", f->size, sizeof(h));
     memcpy(&h, f->p, sizeof(h));
     if (h.num == 0)
         return NULL;
     if (h.entsize < sizeof(struct mb2_elf64_shdr))
-        return fail("multiboot2: ELF section header size %u < %zu", h.entsize,
-                    sizeof(struct mb2_elf64_shdr));
+        return boot_error("multiboot2: ELF section header size %u < %zu", h.entsize,
+                          sizeof(struct mb2_elf64_shdr));
     if (h.num > MB2_MAX_SECTION_HEADERS)
-        return fail("multiboot2: too many ELF section headers (%u > %d)", h.num,
-                    MB2_MAX_SECTION_HEADERS);
+        return boot_error("multiboot2: too many ELF section headers (%u > %d)", h.num,
+                          MB2_MAX_SECTION_HEADERS);
     if ((uint64_t)h.num * h.entsize > f->size - sizeof(h))
-        return fail("multiboot2: ELF sections tag size %u too small for %u headers of %u bytes",
-                    f->size, h.num, h.entsize);
+        return boot_error(
+            "multiboot2: ELF sections tag size %u too small for %u headers of %u bytes", f->size,
+            h.num, h.entsize);
     if (h.shndx >= h.num)
-        return fail("multiboot2: ELF string table index %u >= %u sections", h.shndx, h.num);
+        return boot_error("multiboot2: ELF string table index %u >= %u sections", h.shndx, h.num);
     for (uint32_t i = 0; i < h.num; i++)
         memcpy(&mb2_shdrs[i], f->p + sizeof(h) + (uint64_t)i * h.entsize,
                sizeof(struct mb2_elf64_shdr));
@@ -247,8 +239,8 @@ static const char *read_rsdp(struct boot_info *out, const struct found *new_tag,
     if (!f->p)
         return NULL;
     if (f->size - sizeof(struct mb2_tag) < need)
-        return fail("multiboot2: ACPI %s RSDP tag size %u too small", new_tag->p ? "new" : "old",
-                    f->size);
+        return boot_error("multiboot2: ACPI %s RSDP tag size %u too small",
+                          new_tag->p ? "new" : "old", f->size);
     if (memcmp(f->p + sizeof(struct mb2_tag), "RSD PTR ", 8) != 0)
         return "multiboot2: ACPI RSDP tag without the \"RSD PTR \" signature";
     memcpy(out->rsdp_copy, f->p + sizeof(struct mb2_tag), need);
@@ -267,17 +259,18 @@ const char *boot_from_multiboot2(struct boot_info *out, uint32_t magic, const vo
     memset(&t, 0, sizeof(t));
     out->protocol = BOOT_PROTO_MULTIBOOT2;
     if (magic != MB2_BOOTLOADER_MAGIC)
-        return fail("multiboot2: bad magic 0x%08x (expected 0x%08x)", magic, MB2_BOOTLOADER_MAGIC);
+        return boot_error("multiboot2: bad magic 0x%08x (expected 0x%08x)", magic,
+                          MB2_BOOTLOADER_MAGIC);
     if (!info)
         return "multiboot2: no boot information";
     if (!IS_ALIGNED((uintptr_t)info, 8))
-        return fail("multiboot2: boot information at %p not 8-byte aligned", info);
+        return boot_error("multiboot2: boot information at %p not 8-byte aligned", info);
     memcpy(&h, info, sizeof(h));
     if (h.total_size < sizeof(h) + sizeof(struct mb2_tag))
-        return fail("multiboot2: total_size %u too small", h.total_size);
+        return boot_error("multiboot2: total_size %u too small", h.total_size);
     if (h.total_size > MB2_INFO_MAX_SIZE)
-        return fail("multiboot2: total_size %u larger than %llu", h.total_size,
-                    (unsigned long long)MB2_INFO_MAX_SIZE);
+        return boot_error("multiboot2: total_size %u larger than %llu", h.total_size,
+                          (unsigned long long)MB2_INFO_MAX_SIZE);
 
     if ((err = walk(info, h.total_size, &t)))
         return err;
@@ -296,8 +289,8 @@ const char *boot_from_multiboot2(struct boot_info *out, uint32_t magic, const vo
     if (t.load_base.p) {
         struct mb2_tag_load_base_addr lb;
         if (t.load_base.size < sizeof(lb))
-            return fail("multiboot2: image load base tag size %u < %zu", t.load_base.size,
-                        sizeof(lb));
+            return boot_error("multiboot2: image load base tag size %u < %zu", t.load_base.size,
+                              sizeof(lb));
         memcpy(&lb, t.load_base.p, sizeof(lb));
         out->kernel_phys_base = lb.load_base_addr;
     }

@@ -170,9 +170,9 @@ _Static_assert(sizeof(struct mb2_elf64_shdr) == 64, "ELF64 section header layout
 
 /* Most section headers the ELF sections tag may carry (we copy them). */
 #define MB2_MAX_SECTION_HEADERS 64
-/* Memory map entries the parser accepts: BOOT_MEMMAP_MAX minus room for the
+/* Memory map entries the parser accepts: MEMMAP_MAX minus room for the
  * regions the caller appends afterwards with boot_add_region(). */
-#define MB2_MEMMAP_MAX (BOOT_MEMMAP_MAX - 8)
+#define MB2_MEMMAP_MAX (MEMMAP_MAX - 8)
 /* Largest information block we agree to walk. */
 #define MB2_INFO_MAX_SIZE MiB(1)
 

@@ -10,6 +10,8 @@ static bool dying;
 
 __attribute__((weak)) void panic_hook(void) {}
 
+__attribute__((weak)) void panic_print_cpu_state(void) {}
+
 __attribute__((weak)) void panic_catch(const char *file, int line, const char *fmt, va_list ap)
 {
     (void)file, (void)line, (void)fmt, (void)ap;
@@ -47,9 +49,7 @@ void panic_at(const char *file, int line, const char *fmt, ...)
     kprintf("  caller RIP=0x%016llx RSP=0x%016llx RBP=0x%016llx\n",
             (unsigned long long)(uintptr_t)__builtin_return_address(0), (unsigned long long)rsp,
             (unsigned long long)(uintptr_t)__builtin_frame_address(0));
-    kprintf("  CR0=0x%llx CR2=0x%llx CR3=0x%llx CR4=0x%llx\n", (unsigned long long)read_cr0(),
-            (unsigned long long)read_cr2(), (unsigned long long)read_cr3(),
-            (unsigned long long)read_cr4());
+    panic_print_cpu_state();
     backtrace_print_frames((uint64_t)(uintptr_t)__builtin_frame_address(0));
     panic_hook();
     kprintf("halting.\n");

@@ -189,7 +189,7 @@ static bool load_from_file(const uint8_t *file, uint64_t size)
     return load_symtab(&src, file + eh.e_shoff, eh.e_shnum, eh.e_shentsize);
 }
 
-static bool load_from_shdrs(const struct boot_symbols *s)
+static bool load_from_shdrs(const struct symbols_source *s)
 {
     if (s->shnum == 0 || s->shnum > 65535 || s->shentsize < sizeof(struct elf64_shdr) ||
         s->shentsize > 4096)
@@ -198,7 +198,7 @@ static bool load_from_shdrs(const struct boot_symbols *s)
     return load_symtab(&src, s->shdrs, s->shnum, s->shentsize);
 }
 
-bool symbols_init(const struct boot_symbols *s)
+bool symbols_init(const struct symbols_source *s)
 {
     nsyms = 0;
     if (!s)

@@ -11,7 +11,6 @@
  * one. Each source location reports once (first_report). */
 #include "lib/ubsan.h"
 
-#include "boot/boot_info.h"
 #include "lib/backtrace.h"
 #include "lib/cmdline.h"
 #include "lib/panic.h"
@@ -195,12 +194,16 @@ static const char *value_str(char *buf, size_t size, const struct ubsan_type *t,
 }
 
 /* ---- the report ---- */
-static bool strict_mode(void)
+/* Strict mode (lib/ubsan.h), decided once from the command line main hands
+ * to ubsan_configure; off until then. */
+static bool strict_mode;
+
+void ubsan_configure(const char *cmdline)
 {
-    const char *c = boot_ctx.cmdline;
     char val[16];
-    return cmdline_get(c, "ktest", NULL, 0) || cmdline_get(c, "bench", NULL, 0) ||
-           (cmdline_get(c, "ubsan", val, sizeof(val)) && strcmp(val, "panic") == 0);
+    strict_mode = cmdline_get(cmdline, "ktest", NULL, 0) ||
+                  cmdline_get(cmdline, "bench", NULL, 0) ||
+                  (cmdline_get(cmdline, "ubsan", val, sizeof(val)) && strcmp(val, "panic") == 0);
 }
 
 /* Locations already reported. A location is compared by value: the compiler
@@ -263,7 +266,7 @@ static void report_end(const struct ubsan_location *loc, const char *kind, uint6
         expected++;
     else
         unexpected++;
-    bool strict = !expecting && strict_mode();
+    bool strict = !expecting && strict_mode;
     __atomic_store_n(&reporting, false, __ATOMIC_SEQ_CST);
     const char *file = loc->file ? loc->file : "<unknown>";
     if (fatal)

@@ -20,6 +20,9 @@
 #define UBSAN_ENABLED 0
 #endif
 
+/* Sets strict mode from the kernel command line (see above); until it is
+ * called, strict mode is off. Reads cmdline only during the call. */
+void ubsan_configure(const char *cmdline);
 /* Starts a stretch in which reports are deliberate (self-tests): they are
  * printed as usual but are neither counted as unexpected nor made fatal by
  * strict mode. Unrecoverable kinds still panic. Not nestable. */

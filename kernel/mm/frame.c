@@ -140,7 +140,7 @@ static struct {
     uint64_t meta_bytes;
 } fa;
 
-static struct region regions[BOOT_MEMMAP_MAX + 3]; /* + frame 0 + metadata splits */
+static struct region regions[MEMMAP_MAX + 3]; /* + frame 0 + metadata splits */
 static size_t nregions;
 
 static inline uint64_t div_up(uint64_t a, uint64_t b)
@@ -751,7 +751,7 @@ static void region_add(paddr_t base, paddr_t end, uint32_t type)
 
 void frame_init(const struct mem_region *map, size_t count)
 {
-    kassert(count <= BOOT_MEMMAP_MAX, "frame_init: %zu map entries", count);
+    kassert(count <= MEMMAP_MAX, "frame_init: %zu map entries", count);
     uint64_t top = 0;
     for (size_t k = 0; k < count; k++) {
         const struct mem_region *r = &map[k];

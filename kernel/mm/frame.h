@@ -3,8 +3,8 @@
  * depend on RAM size or fullness. See docs/memory.md. */
 #pragma once
 
-#include "boot/boot_info.h"
 #include "lib/types.h"
+#include "mm/memregion.h"
 
 struct frame_stats {
     uint64_t total_frames;       /* frames from 0 up to the highest usable/reclaimable frame */

@@ -17,12 +17,13 @@
  *                               text R+X, rodata R+NX, data+bss RW+NX
  *
  * No mapping has PAGE_USER. mapper_build is portable (host-tested);
- * mapper_full_map (mm/mapper_kernel.c) feeds it from the linker symbols and
- * boot_ctx and loads the result. */
+ * mapper_full_map (mm/mapper_kernel.c) feeds it from the linker symbols,
+ * mm_memmap and what main passes from the boot information, and loads the
+ * result. */
 #pragma once
 
-#include "boot/boot_info.h"
 #include "lib/types.h"
+#include "mm/memregion.h"
 #include "mm/paging.h"
 
 /* The kernel half's PML4 entries are fixed when the tables are built
@@ -66,9 +67,11 @@ int mapper_build(struct addrspace *as, const struct mapper_layout *l, struct map
 /* Loads *as (from mapper_build) into CR3 and makes it kernel_as; sets hhdm_size
  * and the framebuffer address from *r. Never fails. */
 void mapper_install(struct addrspace *as, const struct mapper_result *r);
-/* Builds the kernel address space from the linker symbols and boot_ctx and
- * loads it (kernel only: mm/mapper_kernel.c). Panics when that fails. */
-void mapper_full_map(void);
+/* Builds the kernel address space from the linker symbols, mm_memmap and
+ * hhdm_offset, with the kernel image loaded at physical kernel_phys and the
+ * framebuffer at [fb_phys, fb_phys + fb_size) (fb_size 0: none), and loads it
+ * (kernel only: mm/mapper_kernel.c). Panics when that fails. */
+void mapper_full_map(paddr_t kernel_phys, paddr_t fb_phys, uint64_t fb_size);
 /* Virtual address of framebuffer pixel (0,0) in the kernel address space, or
  * NULL when there is none or mapper_install has not run. */
 void *mapper_framebuffer(void);

@@ -1,10 +1,10 @@
 /* mapper_full_map: the kernel-only half of the mapper. It reads the linker
- * symbols and boot_ctx, hands them to the portable mapper_build, and loads
- * the result. (Listed in the Makefile's KERNEL_ONLY: the host has no kernel
- * image to describe; the #ifndef keeps the host build linking either way.) */
+ * symbols, adds what main passes from the boot information, hands them to
+ * the portable mapper_build, and loads the result. (Listed in the
+ * Makefile's KERNEL_ONLY: the host has no kernel image to describe; the
+ * #ifndef keeps the host build linking either way.) */
 #ifndef SLAYER_HOST
 #include "arch/x86_64/mmu_ops.h"
-#include "boot/boot_info.h"
 #include "lib/printf.h"
 #include "mm/mapper.h"
 #include "mm/mm.h"
@@ -12,10 +12,10 @@
 extern char __kernel_start[], __text_start[], __text_end[], __rodata_start[], __rodata_end[],
     __data_start[], __data_end[];
 
-void mapper_full_map(void)
+void mapper_full_map(paddr_t kernel_phys, paddr_t fb_phys, uint64_t fb_size)
 {
     struct mapper_layout l = {
-        .kernel_phys = boot_ctx.kernel_phys_base,
+        .kernel_phys = kernel_phys,
         .kernel_virt = (vaddr_t)__kernel_start,
         .text_start = (vaddr_t)__text_start,
         .text_end = (vaddr_t)__text_end,
@@ -26,11 +26,9 @@ void mapper_full_map(void)
         .map = mm_memmap,
         .map_count = mm_memmap_count,
         .hhdm_offset = hhdm_offset,
+        .fb_phys = fb_size ? fb_phys : 0,
+        .fb_size = fb_size,
     };
-    if (boot_ctx.fb.present) {
-        l.fb_phys = boot_ctx.fb.phys;
-        l.fb_size = (uint64_t)boot_ctx.fb.pitch * boot_ctx.fb.height;
-    }
     klog("mm", "mapper: building the kernel address space (%s pages for the HHDM)",
          arch_has_1g_pages() ? "1 GiB" : "2 MiB");
 

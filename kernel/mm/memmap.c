@@ -4,7 +4,7 @@
  * space, align), then sweep the address line from boundary to boundary; on
  * each elementary interval the covering entry of highest rank decides the
  * type. No scratch memory is needed, so it runs before any allocator exists;
- * the cost is O(n^2) for n input entries (n <= BOOT_MEMMAP_MAX in practice,
+ * the cost is O(n^2) for n input entries (n <= MEMMAP_MAX in practice,
  * a few dozen on real firmware). */
 #include "mm/memmap.h"
 
@@ -152,4 +152,20 @@ void memmap_print(const struct mem_region *m, size_t n)
         klog("mm", "  0x%016llx 0x%016llx %10s  %s", (unsigned long long)m[i].base,
              (unsigned long long)(m[i].base + m[i].length), sz, mem_type_name(m[i].type));
     }
+}
+
+const char *mem_type_name(uint32_t type)
+{
+    static const char *const names[MEM_TYPE_COUNT] = {
+        [MEM_USABLE] = "usable",
+        [MEM_RESERVED] = "reserved",
+        [MEM_ACPI_RECLAIMABLE] = "ACPI reclaimable",
+        [MEM_ACPI_NVS] = "ACPI NVS",
+        [MEM_BAD] = "bad",
+        [MEM_BOOTLOADER_RECLAIMABLE] = "bootloader reclaimable",
+        [MEM_KERNEL] = "kernel/modules",
+        [MEM_FRAMEBUFFER] = "framebuffer",
+        [MEM_RESERVED_MAPPED] = "reserved (mapped)",
+    };
+    return type < MEM_TYPE_COUNT ? names[type] : "unknown";
 }

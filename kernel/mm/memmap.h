@@ -11,8 +11,8 @@
  * partially reserved page is never handed out. */
 #pragma once
 
-#include "boot/boot_info.h"
 #include "lib/types.h"
+#include "mm/memregion.h"
 
 /* Writes the sanitized form of in[0..n) into out (at most out_max entries) and
  * returns the count. Guarantees: sorted by base, no overlaps, every base and

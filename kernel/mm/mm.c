@@ -3,7 +3,7 @@
 
 uint64_t hhdm_offset;
 uint64_t hhdm_size;
-struct mem_region mm_memmap[BOOT_MEMMAP_MAX];
+struct mem_region mm_memmap[MEMMAP_MAX];
 size_t mm_memmap_count;
 
 paddr_t mm_virt2phys_checked(const void *va, const char *file, int line)

@@ -1,20 +1,21 @@
 /* Common memory-management definitions: the HHDM and address conversion. */
 #pragma once
 
-#include "boot/boot_info.h"
 #include "lib/panic.h"
 #include "lib/types.h"
+#include "mm/memregion.h"
 
 /* Offset of the higher-half direct map: virtual = physical + hhdm_offset.
- * Set once from boot_ctx before any mm code runs (on the host: to an arena). */
+ * Set once by main from the boot information before any mm code runs (on the
+ * host: to an arena). */
 extern uint64_t hhdm_offset;
 /* Size of the physical range the HHDM covers (bytes from physical 0). */
 extern uint64_t hhdm_size;
 
-/* The sanitized memory map of this boot (mm/memmap.c's output for
- * boot_ctx.memmap), made once by main before frame_init and read by the
- * mapper and the monitor. */
-extern struct mem_region mm_memmap[BOOT_MEMMAP_MAX];
+/* The sanitized memory map of this boot (mm/memmap.c's output for the
+ * bootloader's map as boot/ converted it), made once by main before
+ * frame_init and read by the mapper and the monitor. */
+extern struct mem_region mm_memmap[MEMMAP_MAX];
 extern size_t mm_memmap_count;
 
 /* Physical address -> pointer through the HHDM. */

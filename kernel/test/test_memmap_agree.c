@@ -29,7 +29,7 @@ struct span {
 };
 
 /* Scratch lists: one entry per raw map entry at most. */
-static struct span good[BOOT_MEMMAP_MAX], bad[BOOT_MEMMAP_MAX];
+static struct span good[MEMMAP_MAX], bad[MEMMAP_MAX];
 
 static bool counts_as_ram(uint32_t type)
 {
@@ -80,7 +80,7 @@ KTEST(memmap_agrees_with_bootloader_map)
     uint64_t limit = (bits >= 12 && bits <= 52) ? 1ULL << bits : 1ULL << 52;
     size_t ng = 0, nb = 0, raw_entries = 0;
 
-    KT_ASSERT(bi->memmap_count > 0 && bi->memmap_count <= BOOT_MEMMAP_MAX);
+    KT_ASSERT(bi->memmap_count > 0 && bi->memmap_count <= MEMMAP_MAX);
     for (size_t i = 0; i < bi->memmap_count; i++) {
         const struct mem_region *r = &bi->memmap[i];
         uint64_t b = r->base, e = r->base + r->length;

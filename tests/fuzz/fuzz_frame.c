@@ -42,7 +42,7 @@ struct run {
     uint64_t count;
 };
 
-static struct mem_region raw[MAX_RAW], map[BOOT_MEMMAP_MAX];
+static struct mem_region raw[MAX_RAW], map[MEMMAP_MAX];
 static size_t nmap;
 static uint64_t total;      /* frames from 0 to the top managed frame */
 static uint64_t *avail;     /* model: may be handed out */
@@ -476,7 +476,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < n; i++)
         raw[i] = decode_entry(&fi);
     fuzz_log_reset();
-    nmap = memmap_sanitize(raw, n, map, BOOT_MEMMAP_MAX, phys_bits);
+    nmap = memmap_sanitize(raw, n, map, MEMMAP_MAX, phys_bits);
     if (!setup())
         return 0;
 

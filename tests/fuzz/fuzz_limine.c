@@ -75,7 +75,7 @@ static void decode(struct fuzz_in *in)
         size_t n = m->entry_count <= MAX_ALLOC_ENTRIES ? m->entry_count : 0;
         if (!null_array) {
             m->entries = take(sizeof(*m->entries) * (n ? n : 1));
-            for (size_t i = 0; i < n && m->entry_count <= BOOT_MEMMAP_MAX; i++) {
+            for (size_t i = 0; i < n && m->entry_count <= MEMMAP_MAX; i++) {
                 uint64_t base = fuzz_u64(in), len = fuzz_u64(in);
                 uint8_t t = fuzz_u8(in);
                 if (t == 0xff)
@@ -212,7 +212,7 @@ static int64_t ref_revision(void)
 }
 
 /* limine.h's rules: base revision known, 4-level paging, HHDM (non-zero,
- * aligned, higher half), memory map (1..BOOT_MEMMAP_MAX entries, none NULL,
+ * aligned, higher half), memory map (1..MEMMAP_MAX entries, none NULL,
  * empty or wrapping), executable address (aligned), framebuffer (above the
  * HHDM, 32-bit geometry), file (present; command line under 256 bytes), RSDP
  * (above the HHDM in every revision but 3, where it is physical). */
@@ -229,7 +229,7 @@ static bool ref_accepts(void)
     if (h == 0 || h % 4096 || h < HIGHER_HALF)
         return false;
     const struct limine_memmap_response *m = a.memmap;
-    if (!m || m->entry_count == 0 || m->entry_count > BOOT_MEMMAP_MAX || !m->entries)
+    if (!m || m->entry_count == 0 || m->entry_count > MEMMAP_MAX || !m->entries)
         return false;
     for (size_t i = 0; i < m->entry_count; i++) {
         const struct limine_memmap_entry *e = m->entries[i];
@@ -338,7 +338,7 @@ static void check_fields(const struct boot_info *bi)
 /* boot_info.h's rules for boot_info_validate. */
 static bool ref_valid(const struct boot_info *bi)
 {
-    if (bi->memmap_count == 0 || bi->memmap_count > BOOT_MEMMAP_MAX)
+    if (bi->memmap_count == 0 || bi->memmap_count > MEMMAP_MAX)
         return false;
     /* usable memory besides the kernel image: at least 512 KiB */
     unsigned __int128 usable = 0;

@@ -1,6 +1,6 @@
 /* Fuzz target: the memory-map sanitizer (kernel/mm/memmap.c).
  *
- * Input: u8 phys_bits (passed as is), u8 out_max selector (0 = BOOT_MEMMAP_MAX,
+ * Input: u8 phys_bits (passed as is), u8 out_max selector (0 = MEMMAP_MAX,
  * else 1 + v % 64), then up to MAX_IN entries of { u64 base, u64 length,
  * u8 type } (types 0..8 as enum mem_type, 9..255 unknown).
  *
@@ -120,16 +120,16 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 static struct mem_region in[MAX_IN], in_copy[MAX_IN];
-static struct mem_region out[BOOT_MEMMAP_MAX], again[BOOT_MEMMAP_MAX];
+static struct mem_region out[MEMMAP_MAX], again[MEMMAP_MAX];
 static struct ref_entry ref[MAX_IN];
-static uint64_t points[4 * MAX_IN + 2 * BOOT_MEMMAP_MAX + 2];
+static uint64_t points[4 * MAX_IN + 2 * MEMMAP_MAX + 2];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_in fi = {data, size};
     unsigned phys_bits = fuzz_u8(&fi);
     uint8_t sel = fuzz_u8(&fi);
-    size_t out_max = sel == 0 ? BOOT_MEMMAP_MAX : 1 + sel % 64u;
+    size_t out_max = sel == 0 ? MEMMAP_MAX : 1 + sel % 64u;
     size_t n = 0;
     while (!fuzz_done(&fi) && n < MAX_IN) {
         in[n].base = fuzz_u64(&fi);
@@ -202,7 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* A sanitized map is its own sanitized form. */
     if (count) {
-        size_t c2 = memmap_sanitize(out, count, again, BOOT_MEMMAP_MAX, phys_bits);
+        size_t c2 = memmap_sanitize(out, count, again, MEMMAP_MAX, phys_bits);
         FUZZ_CHECK(c2 == count && maps_equal(out, again, count),
                    "sanitizing the output changed it (%zu -> %zu entries)", count, c2);
     }

@@ -99,8 +99,23 @@ static void check_success(const struct boot_info *bi, const uint8_t *block, uint
                    "memory map entry %zu differs", k - 1);
         FUZZ_CHECK(base + len > base, "accepted a wrapping entry");
     }
-    FUZZ_CHECK(k == bi->memmap_count && k > 0 && k <= MB2_MEMMAP_MAX, "memory map has %zu, want %zu",
-               bi->memmap_count, k);
+    FUZZ_CHECK(k > 0 && k <= MB2_MEMMAP_MAX, "memory map has %zu entries from the tag", k);
+    /* Then the framebuffer, page-rounded outward, as MEM_FRAMEBUFFER (when its
+     * size is non-zero and neither it nor its rounding wraps). */
+    size_t want = k;
+    if (bi->fb.present) {
+        uint64_t bytes = (uint64_t)bi->fb.pitch * bi->fb.height, fb_end = bi->fb.phys + bytes;
+        uint64_t lo = ALIGN_DOWN(bi->fb.phys, PAGE_SIZE), hi = ALIGN_UP(fb_end, PAGE_SIZE);
+        if (bytes && fb_end > bi->fb.phys && hi > lo) {
+            FUZZ_CHECK(k < bi->memmap_count, "no framebuffer region");
+            const struct mem_region *e = &bi->memmap[k];
+            FUZZ_CHECK(e->base == lo && e->length == hi - lo && e->type == MEM_FRAMEBUFFER,
+                       "framebuffer region %#llx+%#llx type %u", (unsigned long long)e->base,
+                       (unsigned long long)e->length, e->type);
+            want++;
+        }
+    }
+    FUZZ_CHECK(want == bi->memmap_count, "memory map has %zu, want %zu", bi->memmap_count, want);
 
     /* Strings. */
     check_terminated(bi->cmdline, sizeof(bi->cmdline), "command line");
@@ -161,7 +176,7 @@ static void check_success(const struct boot_info *bi, const uint8_t *block, uint
 }
 
 static struct boot_info bi;
-static struct mem_region sanitized[BOOT_MEMMAP_MAX];
+static struct mem_region sanitized[MEMMAP_MAX];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -198,8 +213,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bi.kernel_virt_base = 0xffffffff80000000ULL;
         const char *verr = boot_info_validate(&bi);
         FUZZ_CHECK(!verr || strncmp(verr, "boot info: ", 11) == 0, "validate said \"%s\"", verr);
-        size_t n = memmap_sanitize(bi.memmap, bi.memmap_count, sanitized, BOOT_MEMMAP_MAX, 46);
-        FUZZ_CHECK(n <= BOOT_MEMMAP_MAX, "sanitize returned %zu", n);
+        size_t n = memmap_sanitize(bi.memmap, bi.memmap_count, sanitized, MEMMAP_MAX, 46);
+        FUZZ_CHECK(n <= MEMMAP_MAX, "sanitize returned %zu", n);
     }
     free(buf);
     return 0;

@@ -51,7 +51,7 @@ Test(boot_info, empty_memmap)
 
 Test(boot_info, memmap_count_beyond_array)
 {
-    bi.memmap_count = BOOT_MEMMAP_MAX + 1;
+    bi.memmap_count = MEMMAP_MAX + 1;
     expect_invalid("boot info: memory map has 513 entries (> 512)");
 }
 
@@ -191,11 +191,11 @@ Test(boot_info, add_region)
 
 Test(boot_info, add_region_to_full_map_panics)
 {
-    bi.memmap_count = BOOT_MEMMAP_MAX;
+    bi.memmap_count = MEMMAP_MAX;
     cr_expect(HOST_EXPECT_PANIC(boot_add_region(&bi, 0x200000, 0x1000, MEM_KERNEL)));
     cr_expect(strstr(host_panic_msg, "boot memory map full (512 entries)") != NULL, "%s",
               host_panic_msg);
-    cr_expect_eq(bi.memmap_count, BOOT_MEMMAP_MAX);
+    cr_expect_eq(bi.memmap_count, MEMMAP_MAX);
 }
 
 Test(boot_info, add_wrapping_region_panics)

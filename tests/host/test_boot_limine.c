@@ -10,8 +10,8 @@
 #define KVIRT 0xffffffff80200000ULL
 #define KPHYS 0x7a00000ULL
 
-static struct limine_memmap_entry ents[BOOT_MEMMAP_MAX + 1];
-static struct limine_memmap_entry *entp[BOOT_MEMMAP_MAX + 1];
+static struct limine_memmap_entry ents[MEMMAP_MAX + 1];
+static struct limine_memmap_entry *entp[MEMMAP_MAX + 1];
 static struct limine_memmap_response mm;
 static struct limine_hhdm_response hh;
 static struct limine_framebuffer fbs[2];
@@ -360,15 +360,15 @@ Test(boot_limine, empty_memmap)
 
 Test(boot_limine, too_many_entries)
 {
-    set_map(BOOT_MEMMAP_MAX + 1);
+    set_map(MEMMAP_MAX + 1);
     expect_error("limine: too many memory map entries (513 > 512)");
 }
 
 Test(boot_limine, exactly_max_entries)
 {
-    set_map(BOOT_MEMMAP_MAX);
+    set_map(MEMMAP_MAX);
     expect_ok();
-    cr_expect_eq(bi.memmap_count, BOOT_MEMMAP_MAX);
+    cr_expect_eq(bi.memmap_count, MEMMAP_MAX);
     cr_expect_eq(bi.memmap[511].base, GiB(8) + 511 * 0x1000);
 }
 

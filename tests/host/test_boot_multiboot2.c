@@ -596,7 +596,7 @@ Test(boot_mb2, framebuffer_inside_usable_ram_is_reserved)
     uint64_t bytes = 2400 * 600;
     build_with_fb(fb, 2400, 800, 600, 24, MB2_FRAMEBUFFER_TYPE_RGB, FB_RGB_PAYLOAD);
     expect_ok();
-    static struct mem_region clean[BOOT_MEMMAP_MAX * 2 + 1];
+    static struct mem_region clean[MEMMAP_MAX * 2 + 1];
     size_t n = memmap_sanitize(bi.memmap, bi.memmap_count, clean, ARRAY_SIZE(clean), 52);
     paddr_t lo = ALIGN_DOWN(fb, PAGE_SIZE), hi = ALIGN_UP(fb + bytes, PAGE_SIZE);
     bool covered = false;

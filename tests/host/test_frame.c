@@ -650,19 +650,19 @@ Test(frame, metadata_budget_256g, .timeout = 60)
 
 Test(frame, full_size_map_with_frame0_and_metadata_in_one_entry)
 {
-    /* BOOT_MEMMAP_MAX entries; the first, largest one holds frame 0 and the
+    /* MEMMAP_MAX entries; the first, largest one holds frame 0 and the
      * metadata, so the private copy grows by three entries. */
-    static struct mem_region big[BOOT_MEMMAP_MAX];
+    static struct mem_region big[MEMMAP_MAX];
     big[0] = (struct mem_region){0, MiB(32), MEM_USABLE};
-    for (size_t i = 1; i < BOOT_MEMMAP_MAX; i++)
+    for (size_t i = 1; i < MEMMAP_MAX; i++)
         big[i] = (struct mem_region){MiB(32) + (i - 1) * 0x2000, 0x1000,
                                      i % 2 ? MEM_USABLE : MEM_RESERVED};
-    frame_init(big, BOOT_MEMMAP_MAX);
+    frame_init(big, MEMMAP_MAX);
     cr_expect(frame_check());
     uint64_t n = 0;
     while (frame_alloc())
         n++;
-    cr_expect_eq(n, MiB(32) / PAGE_SIZE - 1 - 1 + BOOT_MEMMAP_MAX / 2);
+    cr_expect_eq(n, MiB(32) / PAGE_SIZE - 1 - 1 + MEMMAP_MAX / 2);
     EXPECT_FREE_PANIC(MiB(32) - PAGE_SIZE, "frame-allocator metadata");
     EXPECT_FREE_PANIC(MiB(32) + 0x2000, "reserved");
 }

@@ -4,7 +4,19 @@
 #include <stdlib.h>
 
 #include "lib/string.h"
+/* mm owns its types and lib never reaches into boot/: every mm header and the
+ * lib headers boot/ uses compile without boot/boot_info.h (whose
+ * BOOT_CMDLINE_MAX would show it came in through one of them). */
+#include "lib/panic.h"
+#include "lib/symbols.h"
+#include "mm/frame.h"
+#include "mm/mapper.h"
 #include "mm/memmap.h"
+#include "mm/memregion.h"
+#include "mm/mm.h"
+#ifdef BOOT_CMDLINE_MAX
+#error "an mm/ or lib/ header includes boot/boot_info.h: mm must not depend on boot"
+#endif
 #include "support.h"
 
 #define U MEM_USABLE
@@ -290,4 +302,15 @@ Test(memmap, property_random_maps)
                          (unsigned long long)a, got, want);
         }
     }
+}
+
+/* The memory types, their names and the map limit come from mm/memregion.h. */
+Test(memmap, type_names_and_limit_are_mms_own)
+{
+    cr_expect_str_eq(mem_type_name(MEM_USABLE), "usable");
+    cr_expect_str_eq(mem_type_name(MEM_ACPI_NVS), "ACPI NVS");
+    cr_expect_str_eq(mem_type_name(MEM_BOOTLOADER_RECLAIMABLE), "bootloader reclaimable");
+    cr_expect_str_eq(mem_type_name(MEM_RESERVED_MAPPED), "reserved (mapped)");
+    cr_expect_str_eq(mem_type_name(MEM_TYPE_COUNT), "unknown");
+    cr_expect_eq(MEMMAP_MAX, 512);
 }

@@ -108,7 +108,7 @@ static struct built build_default(void) { return build_elf(default_syms, sizeof(
 
 static bool init_file(struct built *b)
 {
-    struct boot_symbols s = {.elf_file = b->buf, .elf_file_size = b->size};
+    struct symbols_source s = {.elf_file = b->buf, .elf_file_size = b->size};
     return symbols_init(&s);
 }
 
@@ -165,7 +165,7 @@ Test(symbols, section_headers_path)
      * their physical address; here "physical" = offset into buf. */
     for (int i = S_SYMTAB; i <= S_SHSTRTAB; i++)
         shdr(&b, i)->sh_addr = shdr(&b, i)->sh_offset;
-    struct boot_symbols s = {.shdrs = b.buf + b.shoff, .shnum = S_COUNT,
+    struct symbols_source s = {.shdrs = b.buf + b.shoff, .shnum = S_COUNT,
                              .shentsize = sizeof(Elf64_Shdr), .shstrndx = S_SHSTRTAB,
                              .sh_addr_to_virt = (uint64_t)(uintptr_t)b.buf};
     cr_assert(symbols_init(&s));
@@ -184,7 +184,7 @@ Test(symbols, section_headers_path)
 Test(symbols, no_source)
 {
     cr_expect(!symbols_init(NULL));
-    struct boot_symbols s = {0};
+    struct symbols_source s = {0};
     cr_expect(!symbols_init(&s));
     cr_expect_eq(symbols_count(), 0);
     cr_expect_null(symbols_lookup(TEXT, NULL));
@@ -242,7 +242,7 @@ Test(symbols, every_truncation_refused)
     for (size_t len = 0; len < b.size; len++) {
         uint8_t *copy = malloc(len ? len : 1); /* exact size: ASan sees any overread */
         memcpy(copy, b.buf, len);
-        struct boot_symbols s = {.elf_file = copy, .elf_file_size = len};
+        struct symbols_source s = {.elf_file = copy, .elf_file_size = len};
         cr_expect(!symbols_init(&s), "truncated to %zu bytes accepted", len);
         free(copy);
     }
@@ -261,7 +261,7 @@ Test(symbols, random_corruption_never_crashes)
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             copy[x % b.size] = (uint8_t)(x >> 32);
         }
-        struct boot_symbols s = {.elf_file = copy, .elf_file_size = b.size};
+        struct symbols_source s = {.elf_file = copy, .elf_file_size = b.size};
         if (symbols_init(&s)) { /* whatever was accepted must be consistent */
             cr_assert_leq(symbols_count(), SYMBOLS_MAX);
             for (uint64_t a = TEXT; a < TEXT + 0x400; a += 0x10)
