@@ -2,6 +2,7 @@
  * mapper_full_map): TLB invalidation, W^X of the kernel image, NX on data,
  * the unmapped null page and stack guard pages, splitting a live HHDM page. */
 #include "arch/x86_64/mmu_ops.h"
+#include "boot/boot_info.h"
 #include "lib/printf.h"
 #include "lib/types.h"
 #include "mm/frame.h"
