@@ -3,35 +3,20 @@
  * because backtraces are printed exactly when things have gone wrong. */
 #include "lib/backtrace.h"
 
-#include "arch/x86_64/cpu.h"
-#include "boot/boot_info.h"
 #include "lib/printf.h"
 #include "lib/symbols.h"
-#include "mm/mm.h"
 
-#define HIGHER_HALF    0xffff800000000000ULL
-#define PTE_PRESENT    (1ULL << 0)
-#define PTE_HUGE       (1ULL << 7)
-#define PTE_ADDR_MASK  0x000ffffffffff000ULL
+#define HIGHER_HALF 0xffff800000000000ULL /* x86_64: the first canonical upper-half address */
 
 extern char __kernel_start[], __kernel_end[];
 
-static bool page_mapped(uint64_t va)
+/* Beyond the kernel image, whoever knows the page tables answers (mm registers
+ * its walker); until then nothing outside the image counts as readable. */
+static backtrace_readable_fn readable_fn;
+
+void backtrace_set_readable(backtrace_readable_fn fn)
 {
-    uint64_t hhdm = hhdm_offset ? hhdm_offset : boot_ctx.hhdm_offset;
-    if (!hhdm || (read_cr4() & CR4_LA57))
-        return false;
-    uint64_t table = read_cr3() & PTE_ADDR_MASK;
-    for (int level = 4; level >= 1; level--) {
-        unsigned idx = (va >> (12 + 9 * (level - 1))) & 511;
-        uint64_t entry = *(volatile const uint64_t *)(uintptr_t)(hhdm + table + idx * 8);
-        if (!(entry & PTE_PRESENT))
-            return false;
-        if ((level == 3 || level == 2) && (entry & PTE_HUGE))
-            return true;
-        table = entry & PTE_ADDR_MASK;
-    }
-    return true;
+    readable_fn = fn;
 }
 
 bool backtrace_readable(uint64_t va)
@@ -40,9 +25,10 @@ bool backtrace_readable(uint64_t va)
         return true;
     if (va < HIGHER_HALF || va > UINT64_MAX - 8) /* lower half or non-canonical */
         return false;
-    if (!page_mapped(va))
+    backtrace_readable_fn fn = readable_fn;
+    if (!fn || !fn(va))
         return false;
-    return ((va + 7) & ~0xfffULL) == (va & ~0xfffULL) || page_mapped(va + 7);
+    return ((va + 7) & ~0xfffULL) == (va & ~0xfffULL) || fn(va + 7);
 }
 
 size_t backtrace_collect(uint64_t rbp, uint64_t *out, size_t max)

@@ -24,6 +24,12 @@ void backtrace_print_frames(uint64_t rbp);
 /* Prints the caller's own backtrace (frames above backtrace_print). */
 void backtrace_print(void);
 /* True when the 8 bytes at va can be read without a fault: inside the kernel
- * image, or mapped present in the active 4-level page tables (read through
- * the HHDM once its offset is known). Conservative: false when unsure. */
+ * image, or in the upper half where the registered check says both of the
+ * pages they touch are readable. Conservative: false when unsure. */
 bool backtrace_readable(uint64_t va);
+/* A check that one byte at va (upper half, canonical) can be read without a
+ * fault; must itself never fault. */
+typedef bool (*backtrace_readable_fn)(uint64_t va);
+/* Installs the check backtrace_readable uses outside the kernel image (main
+ * registers mm's pagewalk_readable once paging is up); NULL: the image only. */
+void backtrace_set_readable(backtrace_readable_fn fn);

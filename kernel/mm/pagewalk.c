@@ -1,52 +1,134 @@
-/* pagewalk_leaves: a recursive walk of the four table levels. */
+/* The range walk and the decoded walks built on the walker (mm/pagewalk.h).
+ * Invariant relied on: a present entry at level 1 is a leaf, and one at level
+ * 2 or 3 is a leaf exactly when PS is set (mm/pte.h pte_is_leaf), so every
+ * descent ends at the PT at the latest. */
 #include "mm/pagewalk.h"
 
-#include "mm/mm.h"
-#include "mm/pte.h"
+#include "arch/x86_64/mmu_ops.h"
+#include "lib/printf.h"
 
-struct walk {
+/* Sign-extends bit 47: the canonical form of an address computed from indexes. */
+static vaddr_t canonical(uint64_t va)
+{
+    return (vaddr_t)((int64_t)(va << 16) >> 16);
+}
+
+int pagewalk_range(pte_t *table, pte_t *parent, int level, vaddr_t tbase, vaddr_t start,
+                   vaddr_t last, pte_t rights, const struct pagewalk_ops *ops, void *ctx)
+{
+    unsigned i0 = pt_index(start, level), i1 = pt_index(last, level);
+    for (unsigned i = i0; i <= i1; i++) {
+        pte_t e = table[i];
+        if (!pte_present(e))
+            continue;
+        struct pagewalk_entry ent = {
+            .slot = &table[i],
+            .parent = parent,
+            .level = level,
+            .va = canonical(tbase + (uint64_t)i * pt_level_size(level)),
+            .rights = (rights & e & (PTE_WRITABLE | PTE_USER)) | ((rights | e) & PTE_NX),
+        };
+        int r;
+        if (pte_is_leaf(e, level)) {
+            if (ops->leaf && (r = ops->leaf(ctx, &ent)))
+                return r;
+            continue;
+        }
+        if (ops->table_pre && (r = ops->table_pre(ctx, &ent)))
+            return r;
+        vaddr_t end = ent.va + pt_level_size(level) - 1;
+        r = pagewalk_range(pt_table(pte_addr(table[i], level)), &table[i], level - 1, ent.va,
+                           MAX(start, ent.va), MIN(last, end), ent.rights, ops, ctx);
+        if (r)
+            return r;
+        if (ops->table_post && (r = ops->table_post(ctx, &ent)))
+            return r;
+    }
+    return 0;
+}
+
+struct leaves_walk {
     pagewalk_fn fn;
     void *ctx;
     uint64_t leaves;
 };
 
-static vaddr_t canonical(uint64_t va)
+static int decode_leaf(void *ctx, const struct pagewalk_entry *e)
 {
-    return (va & (1ULL << 47)) ? (va | 0xffff000000000000ULL) : va;
-}
-
-/* Visits the present entries of the table at `table` (level `level`), which
- * maps addresses from `base` on; `inherited` carries WRITABLE/USER (every
- * level must grant) and NX (any level may set). */
-static void walk_table(struct walk *w, paddr_t table, int level, uint64_t base, uint64_t inherited)
-{
-    const pte_t *t = (const pte_t *)PHYS2VIRT(table);
-    for (unsigned i = 0; i < PT_ENTRIES; i++) {
-        pte_t e = t[i];
-        if (!pte_present(e))
-            continue;
-        uint64_t va = base + (uint64_t)i * pt_level_size(level);
-        uint64_t eff = (inherited & e & (PAGE_WRITABLE | PAGE_USER)) | ((inherited | e) & PAGE_NX);
-        if (pte_is_leaf(e, level)) {
-            struct pagewalk_leaf leaf = {
-                .virt = canonical(va),
-                .phys = pte_addr(e, level),
-                .size = pt_level_size(level),
-                .flags = eff | (e & PAGE_GLOBAL),
-                .cache = pte_cache_index(e, level),
-                .level = level,
-            };
-            w->leaves++;
-            w->fn(w->ctx, &leaf);
-        } else {
-            walk_table(w, pte_addr(e, level), level - 1, va, eff);
-        }
-    }
+    struct leaves_walk *w = ctx;
+    pte_t v = *e->slot;
+    struct pagewalk_leaf leaf = {
+        .virt = e->va,
+        .phys = pte_addr(v, e->level),
+        .size = pt_level_size(e->level),
+        .flags = e->rights | (v & PAGE_GLOBAL),
+        .cache = pte_cache_index(v, e->level),
+        .level = e->level,
+    };
+    w->leaves++;
+    w->fn(w->ctx, &leaf);
+    return 0;
 }
 
 uint64_t pagewalk_leaves(const struct addrspace *as, pagewalk_fn fn, void *ctx)
 {
-    struct walk w = {.fn = fn, .ctx = ctx};
-    walk_table(&w, as->pml4, PT_LEVEL_PML4, 0, PAGE_WRITABLE | PAGE_USER);
+    static const struct pagewalk_ops ops = {.leaf = decode_leaf};
+    struct leaves_walk w = {.fn = fn, .ctx = ctx};
+    pagewalk_range(pt_table(as->pml4), NULL, PT_LEVEL_PML4, 0, 0, ~0ULL,
+                   PTE_WRITABLE | PTE_USER, &ops, &w);
     return w.leaves;
+}
+
+bool pagewalk_readable(vaddr_t va)
+{
+    if (!hhdm_offset || !pt_va_canonical(va))
+        return false;
+    struct pt_cursor c;
+    return pte_present(*pt_walk(&c, arch_read_cr3() & PTE_ADDR_MASK, va, PT_LEVEL_PT));
+}
+
+static const char *const level_names[] = {"", "PT", "PD", "PDPT", "PML4"};
+
+void paging_walk_print_in(const struct addrspace *as, vaddr_t virt)
+{
+    kprintf("walk %#llx (PML4 at %#llx):\n", (unsigned long long)virt,
+            (unsigned long long)as->pml4);
+    if (!pt_va_canonical(virt)) {
+        kprintf("  not canonical: stops here\n");
+        return;
+    }
+    struct pt_cursor c;
+    for (pte_t *slot = pt_walk_start(&c, as->pml4, virt);; slot = pt_walk_down(&c)) {
+        int l = c.level;
+        pte_t e = *slot;
+        kprintf("  %-4s[%3u] = 0x%016llx", level_names[l], pt_index(virt, l),
+                (unsigned long long)e);
+        if (!pte_present(e)) {
+            kprintf("  not present: stops here\n");
+            return;
+        }
+        bool leaf = pte_is_leaf(e, l);
+        kprintf("  P %s %s%s%s%s%s%s%s%s", (e & PTE_WRITABLE) ? "RW" : "RO",
+                (e & PTE_USER) ? "U" : "S", (e & PTE_PWT) ? " PWT" : "", (e & PTE_PCD) ? " PCD" : "",
+                (e & PTE_ACCESSED) ? " A" : "", (leaf && (e & PTE_DIRTY)) ? " D" : "",
+                (l > PT_LEVEL_PT && (e & PTE_PS)) ? " PS" : "",
+                (leaf && (e & PTE_GLOBAL)) ? " G" : "", (e & PTE_NX) ? " NX" : "");
+        if (leaf) {
+            uint64_t size = pt_level_size(l);
+            kprintf(" %s -> %llu KiB page at %#llx: phys %#llx\n",
+                    paging_cache_name((enum cache_mode)pte_cache_index(e, l)),
+                    (unsigned long long)(size >> 10), (unsigned long long)pte_addr(e, l),
+                    (unsigned long long)(pte_addr(e, l) + (virt & (size - 1))));
+            return;
+        }
+        kprintf(" -> table at %#llx", (unsigned long long)pte_addr(e, l));
+        if (e & PTE_CNT_VALID) /* software bits 52..62: the table's present entries */
+            kprintf(", %llu present", (unsigned long long)((e & PTE_CNT_MASK) >> PTE_CNT_SHIFT));
+        kprintf("\n");
+    }
+}
+
+void paging_walk_print(vaddr_t virt)
+{
+    paging_walk_print_in(&kernel_as, virt);
 }

@@ -1,4 +1,6 @@
-/* Walking and changing four-level page tables (entry encoding: mm/pte.h).
+/* Changing four-level page tables. The entry encoding is mm/pte.h; every walk
+ * goes through the walker of mm/pagewalk.h (a cursor for one address, a range
+ * walk with callbacks).
  *
  * Every public operation runs as one `struct op`: it knows whether the address
  * space is live (then changed entries are invalidated with invlpg, or by one
@@ -11,6 +13,7 @@
 #include "lib/printf.h"
 #include "mm/frame.h"
 #include "mm/mm.h"
+#include "mm/pagewalk.h"
 
 struct addrspace kernel_as;
 static uint64_t table_pages_total; /* page-table pages handed out by table_alloc */
@@ -63,32 +66,31 @@ static void op_end(struct op *op)
     }
 }
 
-static pte_t *table_ptr(paddr_t t)
-{
-    return (pte_t *)PHYS2VIRT(t);
-}
-
-/* ---- walk cache (struct addrspace wc_*) -----------------------------------------
+/* ---- walk cache (struct walk_cache, as->wc) --------------------------------------
  * The 4 KiB fast paths remember the last PT they reached, the PD entry above
- * it and what the levels above grant. It stays right while no table of the
- * address space leaves the tree: tables are only ever added, and intermediate
- * entries only widened (which at worst makes wc_deny refuse a leaf that a
- * fresh walk then accepts). So every detach (table_release, which every path
- * that unlinks or frees a table goes through) and every split empties it. */
+ * it and what the levels above withhold. Invariant: it stays right while no
+ * table of the address space leaves the tree, because tables are otherwise
+ * only ever added and intermediate entries only widened (which at worst makes
+ * upper_denies refuse a leaf that a fresh walk then accepts). So every detach
+ * (table_release, which every path that unlinks or frees a table goes
+ * through) and every split empties it. The walk_cache_* host tests break if
+ * a path detaches a table without emptying it. */
 
 static inline void wc_drop(struct addrspace *as)
 {
-    as->wc_tag = 0;
+    as->wc.region_last = 0;
 }
 
-static inline void wc_fill(struct addrspace *as, vaddr_t virt, pte_t *pt, pte_t *pde, pte_t v4,
-                           pte_t v3, pte_t v2)
+/* Caches the PT that the PD entry *pde points to for virt's 2 MiB region;
+ * pml4e, pdpte and pdev are the values of the three entries down to it. */
+static inline void wc_fill(struct addrspace *as, vaddr_t virt, pte_t *pde, pte_t pml4e,
+                           pte_t pdpte, pte_t pdev)
 {
-    pte_t allow = v4 & v3 & v2 & (PTE_WRITABLE | PTE_USER);
-    as->wc_pt = pt;
-    as->wc_pde = pde;
-    as->wc_deny = ((PTE_WRITABLE | PTE_USER) & ~allow) | ((v4 | v3 | v2) & PTE_NX);
-    as->wc_tag = virt | (PAGE_SIZE_2M - 1);
+    pte_t allow = pml4e & pdpte & pdev & (PTE_WRITABLE | PTE_USER);
+    as->wc.pt = pt_table(pdev & PTE_ADDR_MASK);
+    as->wc.pde = pde;
+    as->wc.upper_denies = ((PTE_WRITABLE | PTE_USER) & ~allow) | ((pml4e | pdpte | pdev) & PTE_NX);
+    as->wc.region_last = virt | (PAGE_SIZE_2M - 1);
 }
 
 /* A zeroed page table, or 0 when memory is exhausted. */
@@ -147,7 +149,7 @@ static bool child_empty(pte_t *pslot)
     pte_t p = *pslot;
     if (p & PTE_CNT_VALID)
         return (p & PTE_CNT_MASK) == 0;
-    const pte_t *t = table_ptr(p & PTE_ADDR_MASK);
+    const pte_t *t = pt_table(p & PTE_ADDR_MASK);
     uint64_t n = 0;
     for (unsigned i = 0; i < PT_ENTRIES; i++)
         n += t[i] & PTE_PRESENT;
@@ -165,18 +167,6 @@ static inline bool kernel_half_top(const struct addrspace *as, int level, vaddr_
 
 /* ---- addresses and argument checks -------------------------------------------- */
 
-static bool va_canonical(vaddr_t va)
-{
-    return (vaddr_t)((int64_t)(va << 16) >> 16) == va;
-}
-
-/* Virtual address of entry i of a table at `level` whose range starts at tbase. */
-static vaddr_t entry_va(vaddr_t tbase, unsigned i, int level)
-{
-    vaddr_t va = tbase + (uint64_t)i * pt_level_size(level);
-    return (vaddr_t)((int64_t)(va << 16) >> 16); /* sign-extend bit 47 */
-}
-
 static int size_level(uint64_t size)
 {
     if (size == PAGE_SIZE_4K)
@@ -192,8 +182,8 @@ static int size_level(uint64_t size)
 static bool virt_range_ok(vaddr_t virt, uint64_t len)
 {
     vaddr_t last = virt + len - 1;
-    return len && IS_ALIGNED(virt | len, PAGE_SIZE) && last > virt && va_canonical(virt) &&
-           va_canonical(last) && (virt >> 47) == (last >> 47);
+    return len && IS_ALIGNED(virt | len, PAGE_SIZE) && last > virt && pt_va_canonical(virt) &&
+           pt_va_canonical(last) && (virt >> 47) == (last >> 47);
 }
 
 /* CPUID answers, asked once: they never change, and every map checks them
@@ -254,34 +244,44 @@ static int decode_flags(uint64_t flags, enum cache_mode cm, pte_t *bits, unsigne
 
 /* ---- tree surgery --------------------------------------------------------------- */
 
-/* Flushes every leaf of the detached table at `level` (covering from tbase) and
- * queues it and all tables below it for release. */
+/* Range-walk callbacks of release_subtree: flush every leaf, queue every
+ * table below once it was walked. */
+static int release_leaf(void *ctx, const struct pagewalk_entry *e)
+{
+    tlb_flush(ctx, e->va, *e->slot);
+    return 0;
+}
+
+static int release_table(void *ctx, const struct pagewalk_entry *e)
+{
+    table_release(ctx, pte_addr(*e->slot, e->level));
+    return 0;
+}
+
+/* Flushes every leaf of the detached table at `level` (covering from tbase, a
+ * canonical address) and queues it and all tables below it for release. */
 static void release_subtree(struct op *op, paddr_t table, int level, vaddr_t tbase)
 {
-    pte_t *t = table_ptr(table);
-    for (unsigned i = 0; i < PT_ENTRIES; i++) {
-        pte_t e = t[i];
-        if (!pte_present(e))
-            continue;
-        if (pte_is_leaf(e, level))
-            tlb_flush(op, entry_va(tbase, i, level), e);
-        else
-            release_subtree(op, pte_addr(e, level), level - 1, entry_va(tbase, i, level));
-    }
+    static const struct pagewalk_ops ops = {.leaf = release_leaf, .table_post = release_table};
+    vaddr_t last = level == PT_LEVEL_PML4 ? ~0ULL : tbase + pt_level_size(level + 1) - 1;
+    pagewalk_range(pt_table(table), NULL, level, tbase, tbase, last, PTE_WRITABLE | PTE_USER, &ops,
+                   op);
     table_release(op, table);
 }
 
-/* True when the table at `level` maps anything. */
-static bool subtree_has_leaf(paddr_t table, int level)
+static int found_leaf(void *ctx, const struct pagewalk_entry *e)
 {
-    const pte_t *t = table_ptr(table);
-    for (unsigned i = 0; i < PT_ENTRIES; i++) {
-        if (!pte_present(t[i]))
-            continue;
-        if (pte_is_leaf(t[i], level) || subtree_has_leaf(pte_addr(t[i], level), level - 1))
-            return true;
-    }
-    return false;
+    (void)ctx;
+    (void)e;
+    return 1;
+}
+
+/* True when the table at `level` (covering from tbase) maps anything. */
+static bool subtree_has_leaf(paddr_t table, int level, vaddr_t tbase)
+{
+    static const struct pagewalk_ops ops = {.leaf = found_leaf};
+    return pagewalk_range(pt_table(table), NULL, level, tbase, tbase,
+                          tbase + pt_level_size(level + 1) - 1, 0, &ops, NULL) != 0;
 }
 
 /* Replaces the large leaf in *slot (at `level`, mapping va) by a table of 512
@@ -293,7 +293,7 @@ static int split_large(struct op *op, pte_t *slot, int level, vaddr_t va)
     paddr_t t = table_alloc(op);
     if (!t)
         return -PAGING_ENOMEM;
-    pte_t *child = table_ptr(t);
+    pte_t *child = pt_table(t);
     for (unsigned i = 0; i < PT_ENTRIES; i++)
         child[i] = pte_split_child(e, level, i);
     set_entry(op, slot,
@@ -319,15 +319,15 @@ static void widen_intermediate(struct op *op, pte_t *slot, pte_t bits, vaddr_t v
 static int map_one(struct op *op, paddr_t phys, vaddr_t virt, int level, pte_t bits,
                    unsigned cache_index, unsigned opts)
 {
-    pte_t *table = table_ptr(op->as->pml4);
-    pte_t *parent = NULL;    /* the pointer to `table` (none for the PML4) */
+    struct pt_cursor c;
+    pte_t *slot = pt_walk_start(&c, op->as->pml4, virt);
     pte_t *first_new = NULL; /* the slot where this call began adding tables */
     pte_t *first_new_parent = NULL;
     int first_new_level = 0;
     int err = 0;
 
-    for (int l = PT_LEVEL_PML4; l > level; l--) {
-        pte_t *slot = &table[pt_index(virt, l)];
+    for (; c.level > level; slot = pt_walk_down(&c)) {
+        int l = c.level;
         if (!pte_present(*slot)) {
             if (kernel_half_top(op->as, l, virt)) { /* not a prepared slot */
                 err = -PAGING_EINVAL;
@@ -339,10 +339,10 @@ static int map_one(struct op *op, paddr_t phys, vaddr_t virt, int level, pte_t b
                 goto undo;
             }
             *slot = pte_make_table(t, bits) | PTE_CNT_VALID; /* empty so far */
-            cnt_inc(parent);
+            cnt_inc(c.parent);
             if (!first_new) {
                 first_new = slot;
-                first_new_parent = parent;
+                first_new_parent = c.parent;
                 first_new_level = l;
             }
         } else if (pte_is_leaf(*slot, l)) {
@@ -354,16 +354,13 @@ static int map_one(struct op *op, paddr_t phys, vaddr_t virt, int level, pte_t b
                 return err;
         }
         widen_intermediate(op, slot, bits, virt);
-        table = table_ptr(pte_addr(*slot, l));
-        parent = slot;
     }
 
-    pte_t *slot = &table[pt_index(virt, level)];
     pte_t old = *slot;
     pte_t leaf = pte_make_leaf(phys, bits, cache_index, level);
     if (pte_present(old) && !pte_is_leaf(old, level)) {
         /* A table of smaller pages where this large page goes. */
-        if (!(opts & PAGING_REPLACE) && subtree_has_leaf(pte_addr(old, level), level - 1))
+        if (!(opts & PAGING_REPLACE) && subtree_has_leaf(pte_addr(old, level), level - 1, virt))
             return -PAGING_EEXIST;
         set_entry(op, slot, leaf, virt);
         release_subtree(op, pte_addr(old, level), level - 1, virt);
@@ -373,7 +370,7 @@ static int map_one(struct op *op, paddr_t phys, vaddr_t virt, int level, pte_t b
         return -PAGING_EEXIST;
     set_entry(op, slot, leaf, virt);
     if (!pte_present(old))
-        cnt_inc(parent);
+        cnt_inc(c.parent);
     return 0;
 
 undo:
@@ -390,64 +387,87 @@ undo:
 /* Splits whatever large page straddles addr, so that addr is a page boundary. */
 static int ensure_boundary(struct op *op, vaddr_t addr)
 {
-    if (!va_canonical(addr) || IS_ALIGNED(addr, PAGE_SIZE_1G))
+    if (!pt_va_canonical(addr) || IS_ALIGNED(addr, PAGE_SIZE_1G))
         return 0; /* a 1 GiB-aligned address (or the end of a half) cuts no page */
-    pte_t *table = table_ptr(op->as->pml4);
-    for (int l = PT_LEVEL_PML4; l > PT_LEVEL_PT; l--) {
-        pte_t *slot = &table[pt_index(addr, l)];
+    struct pt_cursor c;
+    for (pte_t *slot = pt_walk_start(&c, op->as->pml4, addr); c.level > PT_LEVEL_PT;
+         slot = pt_walk_down(&c)) {
         if (!pte_present(*slot))
             return 0;
-        if (pte_is_leaf(*slot, l)) {
-            if (IS_ALIGNED(addr, pt_level_size(l)))
+        if (pte_is_leaf(*slot, c.level)) {
+            if (IS_ALIGNED(addr, pt_level_size(c.level)))
                 return 0;
-            int err = split_large(op, slot, l, addr);
+            int err = split_large(op, slot, c.level, addr);
             if (err)
                 return err;
         }
-        table = table_ptr(pte_addr(*slot, l));
     }
     return 0;
 }
 
-/* Walks [start, last] in the table at `level` (range from tbase; pointed to by
- * *pslot, NULL for the PML4). Without `protect`, clears every leaf and releases
- * tables that become empty; with it, rewrites every leaf with
- * `bits`/`cache_index`. Leaves are assumed to lie wholly inside the range
- * (ensure_boundary ran). Counts leaves touched. */
-static void walk_range(struct op *op, pte_t *pslot, pte_t *table, int level, vaddr_t tbase,
-                       vaddr_t start, vaddr_t last, bool protect, pte_t bits,
-                       unsigned cache_index, uint64_t *count)
+/* A range unmap or protect (range_ops below) over the range walker. */
+struct range_op {
+    struct op *op;
+    pte_t bits;           /* protect: the leaves' new bits */
+    unsigned cache_index; /* protect: their new PAT index */
+    uint64_t count;       /* leaves cleared or rewritten */
+};
+
+/* Unmap: clears a leaf; the walk lies on page boundaries (ensure_boundary ran). */
+static int unmap_leaf(void *ctx, const struct pagewalk_entry *e)
 {
-    unsigned i0 = pt_index(start, level), i1 = pt_index(last, level);
-    for (unsigned i = i0; i <= i1; i++) {
-        pte_t *slot = &table[i];
-        pte_t e = *slot;
-        if (!pte_present(e))
-            continue;
-        vaddr_t va = entry_va(tbase, i, level);
-        if (pte_is_leaf(e, level)) {
-            pte_t nv = 0;
-            if (protect)
-                nv = pte_make_leaf(pte_addr(e, level), bits, cache_index, level) |
-                     (e & (PTE_ACCESSED | PTE_DIRTY));
-            set_entry(op, slot, nv, va);
-            if (!protect)
-                cnt_dec(pslot);
-            (*count)++;
-            continue;
-        }
-        if (protect)
-            widen_intermediate(op, slot, bits, va);
-        vaddr_t end = va + pt_level_size(level) - 1;
-        pte_t *child = table_ptr(pte_addr(e, level));
-        walk_range(op, slot, child, level - 1, va, MAX(start, va), MIN(last, end), protect, bits,
-                   cache_index, count);
-        if (!protect && child_empty(slot) && !kernel_half_top(op->as, level, va)) {
-            set_entry(op, slot, 0, va);
-            cnt_dec(pslot);
-            table_release(op, pte_addr(e, level));
-        }
-    }
+    struct range_op *r = ctx;
+    set_entry(r->op, e->slot, 0, e->va);
+    cnt_dec(e->parent);
+    r->count++;
+    return 0;
+}
+
+/* Unmap: after a table was walked, detaches it when it became empty (never a
+ * fixed kernel-half PDPT). */
+static int unmap_table_post(void *ctx, const struct pagewalk_entry *e)
+{
+    struct range_op *r = ctx;
+    if (!child_empty(e->slot) || kernel_half_top(r->op->as, e->level, e->va))
+        return 0;
+    paddr_t t = pte_addr(*e->slot, e->level);
+    set_entry(r->op, e->slot, 0, e->va);
+    cnt_dec(e->parent);
+    table_release(r->op, t);
+    return 0;
+}
+
+/* Protect: rewrites a leaf with the new bits, keeping its address, A and D. */
+static int protect_leaf(void *ctx, const struct pagewalk_entry *e)
+{
+    struct range_op *r = ctx;
+    pte_t v = *e->slot;
+    set_entry(r->op, e->slot,
+              pte_make_leaf(pte_addr(v, e->level), r->bits, r->cache_index, e->level) |
+                  (v & (PTE_ACCESSED | PTE_DIRTY)),
+              e->va);
+    r->count++;
+    return 0;
+}
+
+/* Protect: widens a pointer for the leaves below before they are rewritten. */
+static int protect_table_pre(void *ctx, const struct pagewalk_entry *e)
+{
+    struct range_op *r = ctx;
+    widen_intermediate(r->op, e->slot, r->bits, e->va);
+    return 0;
+}
+
+static const struct pagewalk_ops unmap_ops = {.leaf = unmap_leaf, .table_post = unmap_table_post};
+static const struct pagewalk_ops protect_ops = {.leaf = protect_leaf,
+                                                .table_pre = protect_table_pre};
+
+/* Runs r over [start, last] of the whole address space. */
+static void walk_range(struct range_op *r, const struct pagewalk_ops *ops, vaddr_t start,
+                       vaddr_t last)
+{
+    pagewalk_range(pt_table(r->op->as->pml4), NULL, PT_LEVEL_PML4, 0, start, last,
+                   PTE_WRITABLE | PTE_USER, ops, r);
 }
 
 /* Unmaps [virt, virt+len) (checked by the caller); *count gets the leaves removed. */
@@ -455,16 +475,16 @@ static int unmap_range(struct addrspace *as, vaddr_t virt, uint64_t len, uint64_
 {
     struct op op;
     op_begin(&op, as);
+    struct range_op r = {.op = &op};
     int err = ensure_boundary(&op, virt);
     if (!err)
         err = ensure_boundary(&op, virt + len);
     if (!err)
-        walk_range(&op, NULL, table_ptr(as->pml4), PT_LEVEL_PML4, 0, virt, virt + len - 1, false,
-                   0, 0, count);
+        walk_range(&r, &unmap_ops, virt, virt + len - 1);
     op_end(&op);
+    *count = r.count;
     return err;
 }
-
 /* ---- public interface ------------------------------------------------------------ */
 
 void paging_init(void)
@@ -500,7 +520,7 @@ int paging_kernel_half_prepare(struct addrspace *as, vaddr_t start, vaddr_t end)
         return -PAGING_EINVAL;
     struct op op;
     op_begin(&op, as);
-    pte_t *pml4 = table_ptr(as->pml4);
+    pte_t *pml4 = pt_table(as->pml4);
     unsigned last = end ? pt_index(end - 1, PT_LEVEL_PML4) : PT_ENTRIES - 1;
     int err = 0;
     for (unsigned i = pt_index(start, PT_LEVEL_PML4); i <= last && !err; i++) {
@@ -566,17 +586,19 @@ static __attribute__((noinline)) int map_4k_slow(struct addrspace *as, vaddr_t v
 static __attribute__((noinline)) bool wc_walk(struct addrspace *as, vaddr_t virt, pte_t mask,
                                               pte_t want)
 {
-    pte_t v4 = table_ptr(as->pml4)[pt_index(virt, PT_LEVEL_PML4)];
-    if ((v4 & mask) != want)
+    /* the cursor's steps written out, one test per level: no loop on the miss path */
+    struct pt_cursor c;
+    pte_t pml4e = *pt_walk_start(&c, as->pml4, virt);
+    if ((pml4e & mask) != want)
         return false;
-    pte_t v3 = table_ptr(v4 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PDPT)];
-    if ((v3 & mask) != want)
+    pte_t pdpte = *pt_walk_down(&c);
+    if ((pdpte & mask) != want)
         return false;
-    pte_t *e2 = &table_ptr(v3 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PD)];
-    pte_t v2 = *e2;
-    if ((v2 & mask) != want)
+    pte_t *pde = pt_walk_down(&c);
+    pte_t pdev = *pde;
+    if ((pdev & mask) != want)
         return false;
-    wc_fill(as, virt, table_ptr(v2 & PTE_ADDR_MASK), e2, v4, v3, v2);
+    wc_fill(as, virt, pde, pml4e, pdpte, pdev);
     return true;
 }
 
@@ -585,17 +607,17 @@ static __attribute__((noinline)) bool wc_walk(struct addrspace *as, vaddr_t virt
  * free; else -PAGING_EEXIST, or map_4k_slow for PAGING_REPLACE. */
 static inline int map_4k_cached(struct addrspace *as, vaddr_t virt, pte_t leaf, unsigned opts)
 {
-    pte_t *e1 = &as->wc_pt[pt_index(virt, PT_LEVEL_PT)];
-    if (pte_present(*e1)) {
+    pte_t *pte = &as->wc.pt[pt_index(virt, PT_LEVEL_PT)];
+    if (pte_present(*pte)) {
         if (opts & PAGING_REPLACE)
             return map_4k_slow(as, virt, leaf, opts);
         return -PAGING_EEXIST;
     }
-    *e1 = leaf; /* was not present: no flush */
-    pte_t *e2 = as->wc_pde;
-    pte_t v2 = *e2;
-    if (v2 & PTE_CNT_VALID)
-        *e2 = v2 + PTE_CNT_ONE;
+    *pte = leaf; /* was not present: no flush */
+    pte_t *pde = as->wc.pde;
+    pte_t pdev = *pde;
+    if (pdev & PTE_CNT_VALID)
+        *pde = pdev + PTE_CNT_ONE;
     return 0;
 }
 
@@ -617,7 +639,7 @@ static __attribute__((noinline)) int map_4k_miss(struct addrspace *as, vaddr_t v
  * but tail calls, so it needs no saved registers. */
 static inline int map_4k(struct addrspace *as, vaddr_t virt, pte_t leaf, unsigned opts)
 {
-    if ((virt | (PAGE_SIZE_2M - 1)) != as->wc_tag || ((leaf ^ PTE_NX) & as->wc_deny))
+    if ((virt | (PAGE_SIZE_2M - 1)) != as->wc.region_last || ((leaf ^ PTE_NX) & as->wc.upper_denies))
         return map_4k_miss(as, virt, leaf, opts);
     return map_4k_cached(as, virt, leaf, opts);
 }
@@ -628,21 +650,24 @@ static inline int map_4k(struct addrspace *as, vaddr_t virt, pte_t leaf, unsigne
 static __attribute__((noinline)) int unmap_4k_reclaim(struct addrspace *as, vaddr_t virt,
                                                       pte_t old)
 {
-    /* the PT was reached, so the chain above it is present tables */
-    pte_t *e4 = &table_ptr(as->pml4)[pt_index(virt, PT_LEVEL_PML4)];
-    pte_t *e3 = &table_ptr(*e4 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PDPT)];
-    pte_t *e2 = &table_ptr(*e3 & PTE_ADDR_MASK)[pt_index(virt, PT_LEVEL_PD)];
-    cnt_dec(e2);
+    /* the PT was reached, so the walk passes present tables down to it;
+     * above[l] is virt's entry at level l (2, 3, 4), above[5] none */
+    struct pt_cursor c;
+    pte_t *above[PT_LEVEL_PML4 + 2];
+    above[PT_LEVEL_PML4 + 1] = NULL;
+    above[PT_LEVEL_PML4] = pt_walk_start(&c, as->pml4, virt);
+    above[PT_LEVEL_PDPT] = pt_walk_down(&c);
+    above[PT_LEVEL_PD] = pt_walk_down(&c);
+    cnt_dec(above[PT_LEVEL_PD]);
     struct op op;
     op_begin(&op, as);
     tlb_flush(&op, virt, old);
-    pte_t *chain[3] = {e2, e3, e4}; /* chain[i] points to a table, chain[i+1] to chain[i]'s */
-    int levels = kernel_half_top(as, PT_LEVEL_PML4, virt) ? 2 : 3; /* a kernel-half PDPT stays */
-    for (int i = 0; i < levels && child_empty(chain[i]); i++) {
-        paddr_t t = *chain[i] & PTE_ADDR_MASK;
-        set_entry(&op, chain[i], 0, virt);
-        if (i < 2)
-            cnt_dec(chain[i + 1]);
+    /* a fixed kernel-half PDPT stays: its PML4 entry is never cleared */
+    int top = kernel_half_top(as, PT_LEVEL_PML4, virt) ? PT_LEVEL_PDPT : PT_LEVEL_PML4;
+    for (int l = PT_LEVEL_PD; l <= top && child_empty(above[l]); l++) {
+        paddr_t t = *above[l] & PTE_ADDR_MASK;
+        set_entry(&op, above[l], 0, virt);
+        cnt_dec(above[l + 1]); /* NULL above the PML4: cnt_dec ignores it */
         table_release(&op, t);
     }
     op_end(&op);
@@ -734,9 +759,8 @@ int paging_map_range(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t 
         off += pt_level_size(level);
     }
     if (err && off) {
-        uint64_t n = 0; /* our own pages: no split needed at either end */
-        walk_range(&op, NULL, table_ptr(as->pml4), PT_LEVEL_PML4, 0, virt, virt + off - 1, false,
-                   0, 0, &n);
+        struct range_op r = {.op = &op}; /* our own pages: no split needed at either end */
+        walk_range(&r, &unmap_ops, virt, virt + off - 1);
     }
     op_end(&op);
     return err;
@@ -769,16 +793,16 @@ static __attribute__((noinline)) int unmap_4k_flush(const struct addrspace *as, 
 /* Unmaps the 4 KiB page at virt (aligned, canonical) whose PT the walk cache holds. */
 static inline int unmap_4k_cached(struct addrspace *as, vaddr_t virt)
 {
-    pte_t *e1 = &as->wc_pt[pt_index(virt, PT_LEVEL_PT)];
-    pte_t old = *e1;
+    pte_t *pte = &as->wc.pt[pt_index(virt, PT_LEVEL_PT)];
+    pte_t old = *pte;
     if (!pte_present(old))
         return -PAGING_ENOENT;
-    *e1 = 0;
-    pte_t *e2 = as->wc_pde;
-    pte_t v2 = *e2;
-    if ((v2 & (PTE_CNT_VALID | PTE_CNT_MASK)) > PTE_CNT_VALID + PTE_CNT_ONE) {
+    *pte = 0;
+    pte_t *pde = as->wc.pde;
+    pte_t pdev = *pde;
+    if ((pdev & (PTE_CNT_VALID | PTE_CNT_MASK)) > PTE_CNT_VALID + PTE_CNT_ONE) {
         /* the count is kept and the PT still maps something: the common case */
-        *e2 = v2 - PTE_CNT_ONE;
+        *pde = pdev - PTE_CNT_ONE;
         return unmap_4k_flush(as, virt);
     }
     return unmap_4k_reclaim(as, virt, old);
@@ -798,7 +822,7 @@ int paging_unmap_in(struct addrspace *as, vaddr_t virt, uint64_t size)
 {
     /* 4 KiB, aligned and canonical (virt + 2^47 < 2^48): the fast paths */
     if (size == PAGE_SIZE_4K && !((virt & (PAGE_SIZE - 1)) | ((virt + (1ULL << 47)) >> 48))) {
-        if ((virt | (PAGE_SIZE_2M - 1)) != as->wc_tag)
+        if ((virt | (PAGE_SIZE_2M - 1)) != as->wc.region_last)
             return unmap_4k_miss(as, virt);
         return unmap_4k_cached(as, virt);
     }
@@ -828,87 +852,43 @@ int paging_protect(struct addrspace *as, vaddr_t virt, uint64_t len, uint64_t fl
     err = ensure_boundary(&op, virt);
     if (!err)
         err = ensure_boundary(&op, virt + len);
-    uint64_t n = 0;
+    struct range_op r = {.op = &op, .bits = bits, .cache_index = idx};
     if (!err)
-        walk_range(&op, NULL, table_ptr(as->pml4), PT_LEVEL_PML4, 0, virt, virt + len - 1, true,
-                   bits, idx, &n);
+        walk_range(&r, &protect_ops, virt, virt + len - 1);
     op_end(&op);
     return err;
 }
 
 bool paging_query(const struct addrspace *as, vaddr_t virt, struct paging_mapping *out)
 {
-    if (!as->pml4 || !va_canonical(virt))
+    if (!as->pml4 || !pt_va_canonical(virt))
         return false;
-    const pte_t *table = table_ptr(as->pml4);
-    pte_t allow = PTE_WRITABLE | PTE_USER, deny = 0;
-    for (int l = PT_LEVEL_PML4; l >= PT_LEVEL_PT; l--) {
-        pte_t e = table[pt_index(virt, l)];
+    struct pt_cursor c;
+    pte_t allow = PTE_WRITABLE | PTE_USER, nx = 0;
+    for (pte_t *slot = pt_walk_start(&c, as->pml4, virt);; slot = pt_walk_into(&c, *slot)) {
+        pte_t e = *slot;
         if (!pte_present(e))
             return false;
-        allow &= e;
-        deny |= e & PTE_NX;
-        if (pte_is_leaf(e, l)) {
+        allow &= e; /* the rights the CPU applies: every level must grant, any may deny */
+        nx |= e & PTE_NX;
+        if (pte_is_leaf(e, c.level)) { /* always true at the PT */
             if (out) {
-                uint64_t size = pt_level_size(l);
-                out->phys = pte_addr(e, l) + (virt & (size - 1));
+                uint64_t size = pt_level_size(c.level);
+                out->phys = pte_addr(e, c.level) + (virt & (size - 1));
                 out->page_size = size;
-                out->flags = PAGE_PRESENT | allow | deny | (e & PTE_GLOBAL);
-                out->cache = (enum cache_mode)pte_cache_index(e, l);
+                out->flags = PAGE_PRESENT | allow | nx | (e & PTE_GLOBAL);
+                out->cache = (enum cache_mode)pte_cache_index(e, c.level);
                 out->entry = e;
             }
             return true;
         }
-        table = table_ptr(pte_addr(e, l));
     }
-    return false; /* not reached: level 1 entries are leaves */
 }
 
 paddr_t paging_translate_in(const struct addrspace *as, vaddr_t virt)
 {
     struct paging_mapping m;
     return paging_query(as, virt, &m) ? m.phys : PAGING_NO_MAPPING;
-}
-
-static const char *const level_names[] = {"", "PT", "PD", "PDPT", "PML4"};
-
-void paging_walk_print_in(const struct addrspace *as, vaddr_t virt)
-{
-    kprintf("walk %#llx (PML4 at %#llx):\n", (unsigned long long)virt,
-            (unsigned long long)as->pml4);
-    if (!va_canonical(virt)) {
-        kprintf("  not canonical: stops here\n");
-        return;
-    }
-    const pte_t *table = table_ptr(as->pml4);
-    for (int l = PT_LEVEL_PML4; l >= PT_LEVEL_PT; l--) {
-        unsigned i = pt_index(virt, l);
-        pte_t e = table[i];
-        kprintf("  %-4s[%3u] = 0x%016llx", level_names[l], i, (unsigned long long)e);
-        if (!pte_present(e)) {
-            kprintf("  not present: stops here\n");
-            return;
-        }
-        bool leaf = pte_is_leaf(e, l);
-        kprintf("  P %s %s%s%s%s%s%s%s%s", (e & PTE_WRITABLE) ? "RW" : "RO",
-                (e & PTE_USER) ? "U" : "S", (e & PTE_PWT) ? " PWT" : "", (e & PTE_PCD) ? " PCD" : "",
-                (e & PTE_ACCESSED) ? " A" : "", (leaf && (e & PTE_DIRTY)) ? " D" : "",
-                (l > PT_LEVEL_PT && (e & PTE_PS)) ? " PS" : "",
-                (leaf && (e & PTE_GLOBAL)) ? " G" : "", (e & PTE_NX) ? " NX" : "");
-        if (leaf) {
-            uint64_t size = pt_level_size(l);
-            kprintf(" %s -> %llu KiB page at %#llx: phys %#llx\n",
-                    paging_cache_name((enum cache_mode)pte_cache_index(e, l)),
-                    (unsigned long long)(size >> 10), (unsigned long long)pte_addr(e, l),
-                    (unsigned long long)(pte_addr(e, l) + (virt & (size - 1))));
-            return;
-        }
-        kprintf(" -> table at %#llx", (unsigned long long)pte_addr(e, l));
-        if (e & PTE_CNT_VALID) /* software bits 52..62: the table's present entries */
-            kprintf(", %llu present", (unsigned long long)((e & PTE_CNT_MASK) >> PTE_CNT_SHIFT));
-        kprintf("\n");
-        table = table_ptr(pte_addr(e, l));
-    }
 }
 
 int paging_map(paddr_t phys, vaddr_t virt, uint64_t flags)
@@ -924,11 +904,6 @@ int paging_unmap(vaddr_t virt)
 paddr_t paging_translate(vaddr_t virt)
 {
     return paging_translate_in(&kernel_as, virt);
-}
-
-void paging_walk_print(vaddr_t virt)
-{
-    paging_walk_print_in(&kernel_as, virt);
 }
 
 uint64_t paging_table_pages(void)

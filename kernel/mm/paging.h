@@ -71,20 +71,28 @@ enum {
 /* What paging_translate returns for an unmapped address. */
 #define PAGING_NO_MAPPING (~0ULL)
 
+/* The one-entry walk cache of the 4 KiB fast paths (mm/paging.c): the PT that
+ * maps the 2 MiB region ending at region_last, so a map or unmap there writes
+ * one entry without a walk. Emptied (region_last = 0, which no region's last
+ * byte equals) whenever any table of the address space is detached or a
+ * large page in it is split: while not empty, `pt` is in the tree there. */
+struct walk_cache {
+    vaddr_t region_last; /* last byte of the cached 2 MiB region, or 0: empty */
+    pte_t *pt;           /* that region's PT (through the HHDM) */
+    pte_t *pde;          /* the PD entry pointing to it (keeps the PT's present count) */
+    /* What the three levels above withhold: WRITABLE/USER not granted by all
+     * of them, NX when one sets it. A leaf asking for one of these (for NX:
+     * being executable) needs an entry above widened, so it misses. */
+    pte_t upper_denies;
+};
+
 /* An address space: a PML4 and the page-table pages it owns. */
 struct addrspace {
     paddr_t pml4;         /* physical address of the top table */
     uint64_t table_pages; /* page-table pages allocated for it, the PML4 included */
     bool borrowed;        /* tables belong to the bootloader: never freed */
     bool kernel_half_fixed; /* paging_kernel_half_prepare ran: kernel-half PML4 entries fixed */
-    /* One-entry walk cache of the 4 KiB fast paths (mm/paging.c): the PT that
-     * maps the 2 MiB region [wc_tag - 2 MiB + 1, wc_tag]. Emptied (wc_tag = 0,
-     * which no region's last byte equals) whenever any table of this address
-     * space is detached or a large page in it is split; private to paging.c. */
-    vaddr_t wc_tag;       /* last byte of the cached region, or 0 */
-    pte_t *wc_pt;         /* that region's PT (through the HHDM) */
-    pte_t *wc_pde;        /* the PD entry pointing to it (keeps its count) */
-    pte_t wc_deny;        /* WRITABLE/USER not granted by every level above, NX if one has it */
+    struct walk_cache wc; /* private to mm/paging.c */
 };
 
 /* The kernel's address space (all kernel work goes through it). */
@@ -111,8 +119,6 @@ int paging_map(paddr_t phys, vaddr_t virt, uint64_t flags);
 int paging_unmap(vaddr_t virt);
 /* Physical address virt maps to in kernel_as, or PAGING_NO_MAPPING. */
 paddr_t paging_translate(vaddr_t virt);
-/* Prints the walk of virt in kernel_as: every level's index, entry, decoded flags, and where it stops. */
-void paging_walk_print(vaddr_t virt);
 
 /* ---- full forms ------------------------------------------------------------- */
 
@@ -166,8 +172,6 @@ int paging_protect(struct addrspace *as, vaddr_t virt, uint64_t len, uint64_t fl
 bool paging_query(const struct addrspace *as, vaddr_t virt, struct paging_mapping *out);
 /* Physical address virt maps to in `as`, or PAGING_NO_MAPPING. */
 paddr_t paging_translate_in(const struct addrspace *as, vaddr_t virt);
-/* paging_walk_print for any address space. */
-void paging_walk_print_in(const struct addrspace *as, vaddr_t virt);
 
 /* Page-table pages in use by all address spaces together (borrowed tables not counted). */
 uint64_t paging_table_pages(void);

@@ -2,12 +2,14 @@
  * mapper_full_map): TLB invalidation, W^X of the kernel image, NX on data,
  * the unmapped null page and stack guard pages, splitting a live HHDM page. */
 #include "arch/x86_64/mmu_ops.h"
+#include "lib/backtrace.h"
 #include "boot/boot_info.h"
 #include "lib/printf.h"
 #include "lib/types.h"
 #include "mm/frame.h"
 #include "mm/mapper.h"
 #include "mm/mm.h"
+#include "mm/pagewalk.h"
 #include "mm/paging.h"
 #include "test/ktest.h"
 
@@ -174,4 +176,36 @@ KTEST(paging_kernel_hhdm_alias_is_read_only)
     KT_EXPECT(cr2 == (uint64_t)alias, "cr2=%#llx", (unsigned long long)cr2);
     KT_EXPECT((err & (PF_PRESENT | PF_WRITE)) == (PF_PRESENT | PF_WRITE), "err=%#llx",
               (unsigned long long)err);
+}
+
+/* backtrace_readable reaches the page tables only through the check mm
+ * registered (pagewalk_readable, a walk of CR3): a page mapped a moment ago
+ * is readable, the same page after its unmap is not, and a read straddling
+ * into an unmapped page is refused. */
+static bool say_readable(uint64_t va)
+{
+    (void)va;
+    return true;
+}
+
+KTEST(paging_backtrace_readable_walks_live_tables)
+{
+    paddr_t f = frame_alloc();
+    KT_ASSERT(f);
+    KT_EXPECT(!backtrace_readable(TEST_VA), "unmapped window reported readable");
+    KT_ASSERT(paging_map(f, TEST_VA, PAGE_WRITABLE | PAGE_NX) == 0);
+    KT_EXPECT(pagewalk_readable(TEST_VA) && backtrace_readable(TEST_VA));
+    KT_EXPECT(backtrace_readable(TEST_VA + PAGE_SIZE - 8));
+    KT_EXPECT(!backtrace_readable(TEST_VA + PAGE_SIZE - 4), "read into the unmapped next page");
+    KT_ASSERT(paging_unmap(TEST_VA) == 0);
+    KT_EXPECT(!pagewalk_readable(TEST_VA) && !backtrace_readable(TEST_VA), "unmapped page readable");
+    frame_free(f);
+    /* the registered check decides, not a walk of backtrace's own */
+    backtrace_set_readable(say_readable);
+    bool claimed = backtrace_readable(TEST_VA);
+    backtrace_set_readable(NULL);
+    bool without = backtrace_readable(TEST_VA) || !backtrace_readable((uint64_t)(uintptr_t)write_u64);
+    backtrace_set_readable(pagewalk_readable);
+    KT_EXPECT(claimed, "backtrace_readable ignored the registered check");
+    KT_EXPECT(!without, "without a check only the kernel image is readable");
 }

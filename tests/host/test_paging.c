@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch/x86_64/mmu_ops.h"
 #include "mm/frame.h"
 #include "mm/mm.h"
 #include "mm/pagewalk.h"
@@ -874,4 +875,97 @@ Test(pagewalk, effective_flags_combine_levels)
     s.n = 0;
     pagewalk_leaves(&as, record, &s);
     cr_expect_eq(s.leaf[0].flags, PAGE_WRITABLE | PAGE_USER);
+}
+
+/* ---- the walker itself: the cursor and the range walk (mm/pagewalk.h) ---------- */
+
+Test(pagewalk, cursor_stops_at_leaf_absent_or_level)
+{
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW + MiB(2), PAGE_SIZE_2M, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW + 0x5000, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    struct pt_cursor c;
+    /* a 2 MiB leaf stops the walk at the PD, whatever level was asked for */
+    pte_t *s = pt_walk(&c, as.pml4, VA_LOW + MiB(3), PT_LEVEL_PT);
+    cr_assert_eq(c.level, PT_LEVEL_PD);
+    cr_assert(pte_is_leaf(*s, PT_LEVEL_PD));
+    cr_assert_eq(pte_addr(*s, PT_LEVEL_PD), PA);
+    cr_assert_not_null(c.parent);
+    /* a 4 KiB page: down to the PT, parent is the PD entry that counts it */
+    s = pt_walk(&c, as.pml4, VA_LOW + 0x5000, PT_LEVEL_PT);
+    cr_assert_eq(c.level, PT_LEVEL_PT);
+    cr_assert_eq(*s & PTE_ADDR_MASK, PA);
+    cr_assert_eq((*c.parent & PTE_CNT_MASK) >> PTE_CNT_SHIFT, 1);
+    /* stopping early leaves the cursor on the pointer */
+    s = pt_walk(&c, as.pml4, VA_LOW + 0x5000, PT_LEVEL_PDPT);
+    cr_assert_eq(c.level, PT_LEVEL_PDPT);
+    cr_assert(pte_present(*s) && !pte_is_leaf(*s, PT_LEVEL_PDPT));
+    /* nothing mapped: the first absent entry */
+    s = pt_walk(&c, as.pml4, VA_HIGH, PT_LEVEL_PT);
+    cr_assert_eq(c.level, PT_LEVEL_PML4);
+    cr_assert(!pte_present(*s));
+    cr_assert_null(c.parent);
+}
+
+struct range_seen {
+    unsigned leaves, pre, post;
+    vaddr_t va[8];
+    int stop_after; /* leaf callback returns 7 at this leaf (1-based), 0: never */
+};
+
+static int rs_leaf(void *ctx, const struct pagewalk_entry *e)
+{
+    struct range_seen *r = ctx;
+    if (r->leaves < 8)
+        r->va[r->leaves] = e->va;
+    r->leaves++;
+    return (int)r->leaves == r->stop_after ? 7 : 0;
+}
+static int rs_pre(void *ctx, const struct pagewalk_entry *e)
+{
+    (void)e;
+    ((struct range_seen *)ctx)->pre++;
+    return 0;
+}
+static int rs_post(void *ctx, const struct pagewalk_entry *e)
+{
+    (void)e;
+    ((struct range_seen *)ctx)->post++;
+    return 0;
+}
+
+Test(pagewalk, range_visits_only_the_range_in_order_and_stops)
+{
+    static const struct pagewalk_ops ops = {.leaf = rs_leaf, .table_pre = rs_pre, .table_post = rs_post};
+    for (unsigned i = 0; i < 6; i++)
+        cr_assert_eq(paging_map_in(&as, PA, VA_HIGH + i * PAGE_SIZE, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    struct range_seen r = {0};
+    /* pages 2..4 of the upper-half run: the canonical addresses, in order */
+    cr_assert_eq(pagewalk_range(PHYS2VIRT(as.pml4), NULL, PT_LEVEL_PML4, 0, VA_HIGH + 2 * PAGE_SIZE,
+                                VA_HIGH + 5 * PAGE_SIZE - 1, PTE_WRITABLE | PTE_USER, &ops, &r), 0);
+    cr_assert_eq(r.leaves, 3);
+    for (unsigned i = 0; i < 3; i++)
+        cr_assert_eq(r.va[i], VA_HIGH + (2 + i) * PAGE_SIZE);
+    cr_assert_eq(r.pre, 3, "PML4, PDPT and PD entries entered");
+    cr_assert_eq(r.post, 3);
+    /* the whole space: the lower half first; a non-zero return ends the walk */
+    r = (struct range_seen){.stop_after = 2};
+    cr_assert_eq(pagewalk_range(PHYS2VIRT(as.pml4), NULL, PT_LEVEL_PML4, 0, 0, ~0ULL,
+                                PTE_WRITABLE | PTE_USER, &ops, &r), 7);
+    cr_assert_eq(r.leaves, 2);
+    cr_assert_eq(r.va[0], VA_LOW);
+    cr_assert_eq(r.va[1], VA_HIGH);
+    cr_assert_eq(r.post, 3, "only the lower half's tables were left before the stop");
+}
+
+Test(pagewalk, readable_walks_the_active_tables)
+{
+    cr_assert_eq(paging_map_in(&as, PA, VA_HIGH + PAGE_SIZE, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    paging_activate(&as);
+    cr_assert(pagewalk_readable(VA_HIGH + PAGE_SIZE + 0x10));
+    cr_assert(!pagewalk_readable(VA_HIGH), "the page below is not mapped");
+    cr_assert(!pagewalk_readable(0x0000800000000000ULL), "not canonical");
+    cr_assert_eq(paging_unmap_in(&as, VA_HIGH + PAGE_SIZE, PAGE_SIZE_4K), 0);
+    cr_assert(!pagewalk_readable(VA_HIGH + PAGE_SIZE));
+    arch_write_cr3(0);
 }
