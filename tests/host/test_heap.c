@@ -1103,3 +1103,34 @@ Test(heap, power_of_two_sizes_are_naturally_aligned)
             kfree(v[k][i]);
     cr_assert(heap_check());
 }
+
+/* The slab boundary check divides by multiplying with the modular inverse of
+ * the size's odd part and rotating by its power of two (slab_obj_index): for
+ * every class, each object start is a block and every other offset in the
+ * slab (16-byte steps, and odd bytes) is refused. Breaks if the inverse,
+ * the shift or the rotate is wrong. */
+Test(heap, slab_boundary_check_every_class_every_offset)
+{
+    static const size_t sizes[] = {16, 48, 80, 112, 144, 208, 352, 576, 1152, 1408, 2304, 3328, 4096};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        size_t n = sizes[k];
+        char *a = kmalloc(n), *b = kmalloc(n);
+        cr_assert(a && b);
+        size_t step = (size_t)(b - a);
+        cr_assert_geq(step, n, "class %zu: objects overlap", n);
+        cr_assert_null(heap_validate_ptr(a), "class %zu", n);
+        cr_assert_null(heap_validate_ptr(b), "class %zu", n);
+        for (size_t off = 1; off < step; off++) {
+            if (off % 16 && off % 7)
+                continue; /* every 16-byte step and a spread of odd offsets */
+            const char *why = heap_validate_ptr(a + off);
+            /* with redzones a power of two comes from the medium tier */
+            cr_assert(why && (strstr(why, "not the start of an object") ||
+                              (HEAP_REDZONES && strstr(why, "not its start"))),
+                      "class %zu: a+%zu accepted (%s)", n, off, why ? why : "valid");
+        }
+        kfree(b);
+        kfree(a);
+    }
+    cr_assert(heap_check());
+}
