@@ -51,7 +51,7 @@ def render(b):
     return "".join(out)
 
 
-def test_report(name, ok, why, note, failures, text, qemu_err):
+def verdict(name, ok, why, note, failures, text, qemu_err):
     """The scenario tests' verdict: one PASS line, or FAIL with the failed
     checks, the whole transcript and what QEMU said; exits 0 or 1."""
     if ok:
@@ -94,7 +94,7 @@ class Session:
 
     def __init__(self, name, iso, timeout, *, mem="256M", firmware="bios", accel="tcg",
                  qmp=False, step=10, log=None, raw_log=None, text=plain, t0=None,
-                 qemu_timeout=None, report=test_report):
+                 qemu_timeout=None, report=verdict):
         """Starts QEMU and arms the whole-run alarm; with qmp, returns once QMP
         answers. `step` is the default wait in seconds; `log` receives
         text(raw), `raw_log` raw, when the session finishes."""
@@ -243,7 +243,7 @@ class Session:
 
     def finish(self, ok, why="", note=None):
         """Ends the run: keeps the transcript, stops QEMU and everything it
-        started, reports (default: test_report; note defaults to the seconds
+        started, reports (default: verdict; note defaults to the seconds
         since t0). Does not return."""
         signal.alarm(0)
         text = self.text(self.raw)
