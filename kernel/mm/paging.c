@@ -1,4 +1,8 @@
-/* Changing four-level page tables. The entry encoding is mm/pte.h; every walk
+/* Over 600 lines on purpose: the operation/TLB/count helpers, the tree surgery
+ * and the 4 KiB fast paths share static inline helpers the fast paths need
+ * inlined; split, they would become calls on the hot path.
+ *
+ * Changing four-level page tables. The entry encoding is mm/pte.h; every walk
  * goes through the walker of mm/pagewalk.h (a cursor for one address, a range
  * walk with callbacks).
  *
