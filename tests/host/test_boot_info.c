@@ -207,18 +207,6 @@ Test(boot_info, add_wrapping_region_panics)
 
 Test(boot_info, names)
 {
-    cr_expect_str_eq(mem_type_name(MEM_USABLE), "usable");
-    cr_expect_str_eq(mem_type_name(MEM_RESERVED), "reserved");
-    cr_expect_str_eq(mem_type_name(MEM_ACPI_RECLAIMABLE), "ACPI reclaimable");
-    cr_expect_str_eq(mem_type_name(MEM_ACPI_NVS), "ACPI NVS");
-    cr_expect_str_eq(mem_type_name(MEM_BAD), "bad");
-    cr_expect_str_eq(mem_type_name(MEM_BOOTLOADER_RECLAIMABLE), "bootloader reclaimable");
-    cr_expect_str_eq(mem_type_name(MEM_KERNEL), "kernel/modules");
-    cr_expect_str_eq(mem_type_name(MEM_FRAMEBUFFER), "framebuffer");
-    cr_expect_str_eq(mem_type_name(MEM_RESERVED_MAPPED), "reserved (mapped)");
-    cr_expect_str_eq(mem_type_name(MEM_TYPE_COUNT), "unknown");
-    cr_expect_str_eq(mem_type_name(0xffffffffu), "unknown");
-
     cr_expect_str_eq(firmware_name(FW_UNKNOWN), "unknown");
     cr_expect_str_eq(firmware_name(FW_BIOS), "BIOS");
     cr_expect_str_eq(firmware_name(FW_UEFI32), "UEFI32");

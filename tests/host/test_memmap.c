@@ -304,13 +304,21 @@ Test(memmap, property_random_maps)
     }
 }
 
-/* The memory types, their names and the map limit come from mm/memregion.h. */
+/* The memory types, their names and the map limit come from mm/memregion.h
+ * (moved here from test_boot_info.c with mem_type_name). */
 Test(memmap, type_names_and_limit_are_mms_own)
 {
     cr_expect_str_eq(mem_type_name(MEM_USABLE), "usable");
+    cr_expect_str_eq(mem_type_name(MEM_RESERVED), "reserved");
+    cr_expect_str_eq(mem_type_name(MEM_ACPI_RECLAIMABLE), "ACPI reclaimable");
     cr_expect_str_eq(mem_type_name(MEM_ACPI_NVS), "ACPI NVS");
+    cr_expect_str_eq(mem_type_name(MEM_BAD), "bad");
     cr_expect_str_eq(mem_type_name(MEM_BOOTLOADER_RECLAIMABLE), "bootloader reclaimable");
+    cr_expect_str_eq(mem_type_name(MEM_KERNEL), "kernel/modules");
+    cr_expect_str_eq(mem_type_name(MEM_FRAMEBUFFER), "framebuffer");
     cr_expect_str_eq(mem_type_name(MEM_RESERVED_MAPPED), "reserved (mapped)");
     cr_expect_str_eq(mem_type_name(MEM_TYPE_COUNT), "unknown");
+    cr_expect_str_eq(mem_type_name(0xffffffffu), "unknown");
+
     cr_expect_eq(MEMMAP_MAX, 512);
 }
