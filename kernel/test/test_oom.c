@@ -187,13 +187,13 @@ static void *oom_probe(size_t k)
 
 /* The heap test's blocks, chained through their first word. */
 static void *oom_list;
-static size_t oom_head_size; /* size of the block at the head of the list */
+static size_t oom_head_probe; /* the oom_probes entry that made the head block */
 
-static void oom_push(void *p, size_t size)
+static void oom_push(void *p, size_t probe)
 {
     *(void **)p = oom_list;
     oom_list = p;
-    oom_head_size = size;
+    oom_head_probe = probe;
 }
 
 /* Fills the heap with every probe in turn until each fails, then checks that
@@ -212,7 +212,7 @@ KTEST(oom_heap_exhausted_every_tier_fails_then_baseline)
     uint64_t n = 0;
     for (size_t k = 0; k < ARRAY_SIZE(oom_probes); k++) {
         while ((p = oom_probe(k)) != NULL) {
-            oom_push(p, oom_probes[k].size);
+            oom_push(p, k);
             n++;
         }
     }
@@ -223,24 +223,27 @@ KTEST(oom_heap_exhausted_every_tier_fails_then_baseline)
                   oom_probes[k].what, oom_probes[k].align > 16 ? "_aligned" : "",
                   oom_probes[k].size);
         if (p) /* keep it: freed with the others */
-            oom_push(p, oom_probes[k].size);
+            oom_push(p, k);
     }
     p = kcalloc(4, 4); /* the 16-byte class is exhausted */
     KT_EXPECT(p == NULL);
     if (p)
-        oom_push(p, 16);
+        oom_push(p, ARRAY_SIZE(oom_probes) - 1); /* the 16-byte probe */
     /* a failed krealloc keeps the block and its contents */
     KT_ASSERT(oom_list != NULL);
     KT_EXPECT(krealloc(oom_list, MiB(2)) == NULL);
     KT_EXPECT(heap_validate_ptr(oom_list) == NULL, "the block survived a failed krealloc");
     KT_EXPECT(heap_check(), "heap invariants while exhausted");
-    /* one block back: the heap is usable at once */
+    /* one block back: the same request (size and alignment: an aligned
+     * 64-byte block comes from the 4 KiB class, not the 64-byte one) is
+     * served at once */
     void *first = oom_list;
-    size_t first_size = oom_head_size;
+    size_t k = oom_head_probe;
     oom_list = *(void **)first;
     kfree(first);
-    p = kmalloc(first_size);
-    KT_EXPECT(p != NULL, "a freed block of %zu bytes is usable again", first_size);
+    p = oom_probe(k);
+    KT_EXPECT(p != NULL, "a freed %s block of %zu bytes (aligned %zu) is usable again",
+              oom_probes[k].what, oom_probes[k].size, oom_probes[k].align);
     kfree(p);
     while (oom_list) {
         void *next = *(void **)oom_list;
