@@ -1118,6 +1118,10 @@ Test(heap, slab_boundary_check_every_class_every_offset)
         cr_assert(a && b);
         size_t step = (size_t)(b - a);
         cr_assert_geq(step, n, "class %zu: objects overlap", n);
+        /* with redzones a power of two is a medium block: past its end may lie
+         * a free segment or another block, so only its own bytes are probed */
+        if (HEAP_REDZONES && (n & (n - 1)) == 0)
+            step = MIN(step, kmalloc_usable_size(a));
         cr_assert_null(heap_validate_ptr(a), "class %zu", n);
         cr_assert_null(heap_validate_ptr(b), "class %zu", n);
         for (size_t off = 1; off < step; off++) {
