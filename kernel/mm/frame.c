@@ -1,4 +1,7 @@
-/* Physical frame allocator.
+/* Over 600 lines on purpose: the bitmap, its summary trees and the run search
+ * share static inline helpers that frame_alloc/frame_free need inlined.
+ *
+ * Physical frame allocator.
  *
  * The bitmap holds one bit per 4 KiB frame, 1 = used, from frame 0 up to the
  * highest usable or bootloader-reclaimable frame. Above it sit three summary
