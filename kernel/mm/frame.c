@@ -119,7 +119,8 @@ struct region {
     uint32_t type; /* enum mem_type or REGION_*; reclaim turns RECLAIMABLE into USABLE */
 };
 
-/* Hot fields first: alloc and free touch only the first cache line. */
+/* fa: the frame allocator, its one instance (bitmap, summary trees, counts).
+ * Hot fields first: alloc and free touch only the first cache line. */
 static struct {
     uint64_t *bitmap;   /* nbm words, 1 bit per frame, 1 = used */
     uint64_t *sum1;     /* n1 words, 1 bit per bitmap word: 0 = full, 1 = maybe free */
@@ -366,24 +367,25 @@ static void __attribute__((noinline)) free_one(paddr_t f, void *caller)
 #endif
 }
 
-/* Sets *w to the bitmap word that levels l3/l2/l1 (sum* or empty*) lead to,
- * lowest first; false when they are all 0. The lowest level may be stale. */
-static inline bool descend_in(const uint64_t *l3, const uint64_t *l2, const uint64_t *l1,
-                              uint64_t *w)
+/* Sets *w to the lowest bitmap word that a tree's three levels lead to
+ * (top/mid/low: sum3/2/1, empty3/2/1 or group3/2/1); false when they are all
+ * 0. The lowest level may be stale. */
+static inline bool descend_in(const uint64_t *top_level, const uint64_t *mid_level,
+                              const uint64_t *low_level, uint64_t *w)
 {
-    uint64_t top = l3[0], i2;
+    uint64_t top = top_level[0], i2;
     if (likely(top)) {
         i2 = CTZ(top);
     } else { /* more than 4 TiB of frames, or none left */
         size_t i3 = 0;
-        while (!(top = l3[++i3])) /* the non-zero sentinel ends the scan */
+        while (!(top = top_level[++i3])) /* the non-zero sentinel ends the scan */
             ;
         if (i3 == fa.n3)
             return false;
         i2 = i3 * 64 + CTZ(top);
     }
-    uint64_t i1 = i2 * 64 + CTZ(l2[i2]);
-    *w = i1 * 64 + CTZ(l1[i1]);
+    uint64_t i1 = i2 * 64 + CTZ(mid_level[i2]);
+    *w = i1 * 64 + CTZ(low_level[i1]);
     return true;
 }
 
