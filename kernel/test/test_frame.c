@@ -4,6 +4,7 @@
 #include "lib/printf.h"
 #include "lib/string.h"
 #include "mm/frame.h"
+#include "mm/heap.h"
 #include "mm/mm.h"
 #include "test/ktest.h"
 
@@ -246,38 +247,44 @@ KTEST(frame_free_contig_bad_call_changes_nothing)
 /* The group index on real memory: with the first frame of every free 64 KiB
  * block taken, no 64 KiB block is wholly free, so a slab (16 frames at 64 KiB)
  * is refused although most memory is free; once one block comes back whole,
- * the slab is exactly that block. The taken frames form a list through their
- * own first word. */
+ * the slab is exactly that block. The taken frames are remembered in a bitmap
+ * of 64 KiB blocks on the heap (512 KiB at 256 GiB), never written through:
+ * touching one page per block would make a 256 GiB guest resident. */
 KTEST(frame_contig_slab_in_fragmented_memory)
 {
-    uint64_t before = free_now(), n = 0;
-    paddr_t head = 0, b;
+    uint64_t before = free_now(), n = 0; /* before the bitmap: kfree gives it back */
+    uint64_t blocks = hhdm_size / KiB(64) + 1;
+    uint64_t *taken = kmalloc((blocks + 63) / 64 * sizeof(uint64_t));
+    KT_ASSERT(taken != NULL);
+    memset(taken, 0, (blocks + 63) / 64 * sizeof(uint64_t));
+    uint64_t taken_by_bitmap = before - free_now();
+    paddr_t b;
     while ((b = frame_alloc_contig(1, KiB(64))) != 0) {
-        *(paddr_t *)PHYS2VIRT(b) = head;
-        head = b;
+        uint64_t k = b / KiB(64);
+        KT_ASSERT(k < blocks, "frame %#llx beyond the HHDM", (unsigned long long)b);
+        taken[k / 64] |= 1ULL << (k % 64);
         n++;
     }
-    KT_EXPECT(free_now() == before - n);
+    KT_EXPECT(free_now() == before - taken_by_bitmap - n);
     KT_EXPECT(frame_alloc_contig(16, KiB(64)) == 0, "a slab with no 64 KiB block free");
     KT_EXPECT(frame_alloc_contig(64, KiB(64)) == 0);
     KT_EXPECT(frame_check());
     /* A block whose other 15 frames are free: give its first frame back. */
     paddr_t whole = 0;
-    for (paddr_t p = head; p && !whole; p = *(paddr_t *)PHYS2VIRT(p)) {
+    for (uint64_t k = 0; k < blocks && !whole; k++) {
+        if (!(taken[k / 64] & (1ULL << (k % 64))))
+            continue;
+        paddr_t p = k * KiB(64);
         bool rest_free = true;
-        for (size_t k = 1; k < 16; k++)
-            rest_free &= !frame_is_used(p + k * PAGE_SIZE);
+        for (size_t j = 1; j < 16; j++)
+            rest_free &= !frame_is_used(p + j * PAGE_SIZE);
         if (rest_free)
             whole = p;
     }
     paddr_t slab = 0;
     if (whole) {
-        /* unlink it, free it, take it back as a slab */
-        for (paddr_t *link = &head; *link; link = (paddr_t *)PHYS2VIRT(*link))
-            if (*link == whole) {
-                *link = *(paddr_t *)PHYS2VIRT(whole);
-                break;
-            }
+        uint64_t k = whole / KiB(64);
+        taken[k / 64] &= ~(1ULL << (k % 64));
         frame_free(whole);
         slab = frame_alloc_contig(16, KiB(64));
         KT_EXPECT(slab == whole, "slab %#llx, the only free block is %#llx",
@@ -285,13 +292,12 @@ KTEST(frame_contig_slab_in_fragmented_memory)
         KT_EXPECT(frame_alloc_contig(16, KiB(64)) == 0);
     }
     KT_EXPECT(whole || n < 8, "no block of %llu has 15 free frames", (unsigned long long)n);
-    while (head) {
-        paddr_t next = *(paddr_t *)PHYS2VIRT(head);
-        frame_free(head);
-        head = next;
-    }
+    for (uint64_t k = 0; k < blocks; k++)
+        if (taken[k / 64] & (1ULL << (k % 64)))
+            frame_free(k * KiB(64));
     if (slab)
         frame_free_contig(slab, 16);
+    kfree(taken);
     KT_EXPECT(free_now() == before, "free %llu, want %llu", (unsigned long long)free_now(),
               (unsigned long long)before);
     KT_EXPECT(frame_check());
