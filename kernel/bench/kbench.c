@@ -22,8 +22,12 @@
 #define MAX_SAMPLES 64000
 #define KB_VA (MAPPER_STACK_END - GiB(1)) /* far above any kernel stack */
 
-static uint32_t small_samples[MAX_SAMPLES];
-static uint32_t *samples = small_samples; /* a frame run while a big workload runs */
+/* MAX_SAMPLES samples in a frame run taken when the bench starts (not .bss:
+ * the kernel image stays small enough for GRUB at 5 MiB); a larger run while
+ * a big workload runs. */
+#define SMALL_SAMPLE_FRAMES ((MAX_SAMPLES * sizeof(uint32_t) + PAGE_SIZE - 1) / PAGE_SIZE)
+static uint32_t *small_samples;
+static uint32_t *samples;
 static size_t sample_cap = MAX_SAMPLES, nsamples;
 static uint64_t sample_sum; /* net cycles of every sample() since begin() */
 static uint64_t tsc_cost;
@@ -565,6 +569,12 @@ void kbench_run(void)
             best = t1 - t0;
     }
     tsc_cost = best;
+    paddr_t sample_run = frame_alloc_contig(SMALL_SAMPLE_FRAMES, PAGE_SIZE);
+    if (!sample_run) {
+        kprintf("kbench: no memory for the samples; not run\n");
+        return;
+    }
+    small_samples = samples = PHYS2VIRT(sample_run);
     kprintf("kbench: start (rdtsc cost %llu cycles, heap poison %s)\n", (unsigned long long)best,
             HEAP_POISON ? "on" : "off");
     static const size_t sizes[] = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
@@ -581,5 +591,7 @@ void kbench_run(void)
     w4();
     frames();
     paging();
+    frame_free_contig(sample_run, SMALL_SAMPLE_FRAMES);
+    small_samples = samples = NULL;
     kprintf("kbench: done\n");
 }

@@ -189,7 +189,7 @@ KTEST(heap_null_cases)
 
 KTEST(heap_large_returns_frames)
 {
-    uint64_t frames0 = free_frames();
+    uint64_t frames0 = free_frames(), held0 = heap_pages();
     uint8_t *p = kmalloc(MiB(1));
     KT_ASSERT(p != NULL);
     KT_EXPECT(frames0 - free_frames() >= MiB(1) / PAGE_SIZE, "a 1 MiB block takes its frames");
@@ -201,7 +201,13 @@ KTEST(heap_large_returns_frames)
     KT_ASSERT(q != NULL);
     KT_EXPECT((VIRT2PHYS(q) & (MiB(2) - 1)) == 0, "2 MiB alignment");
     kfree(q);
-    KT_EXPECT(free_frames() == frames0);
+    /* Finding a 2 MiB-aligned run in little RAM may make the heap give back
+     * memory it had cached (a spare slab): then more frames are free than
+     * before, and the heap holds that much less; nothing is lost. */
+    KT_EXPECT(free_frames() >= frames0 && free_frames() + heap_pages() == frames0 + held0,
+              "free %llu (was %llu), heap holds %llu (was %llu)",
+              (unsigned long long)free_frames(), (unsigned long long)frames0,
+              (unsigned long long)heap_pages(), (unsigned long long)held0);
 }
 
 KTEST(heap_validate_ptr_rejects)
