@@ -206,6 +206,13 @@ void ubsan_configure(const char *cmdline)
                   (cmdline_get(cmdline, "ubsan", val, sizeof(val)) && strcmp(val, "panic") == 0);
 }
 
+bool ubsan_set_strict(bool on)
+{
+    bool was = strict_mode;
+    strict_mode = on;
+    return was;
+}
+
 /* Locations already reported. A location is compared by value: the compiler
  * emits one record per copy of a check, and unrolling or inlining copies
  * checks. When the table is full, further locations are reported each time. */

@@ -23,6 +23,9 @@
 /* Sets strict mode from the kernel command line (see above); until it is
  * called, strict mode is off. Reads cmdline only during the call. */
 void ubsan_configure(const char *cmdline);
+/* Turns strict mode on or off (the self-test runner turns it on while it runs,
+ * also when started from the monitor); returns what it was. */
+bool ubsan_set_strict(bool on);
 /* Starts a stretch in which reports are deliberate (self-tests): they are
  * printed as usual but are neither counted as unexpected nor made fatal by
  * strict mode. Unrecoverable kinds still panic. Not nestable. */

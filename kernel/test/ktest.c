@@ -6,6 +6,7 @@
 #include "lib/panic_hook.h"
 #include "lib/printf.h"
 #include "lib/string.h"
+#include "lib/ubsan.h"
 #include "mm/frame.h"
 #include "mm/heap.h"
 #include "mm/mm.h"
@@ -218,6 +219,9 @@ int ktest_run_all(const char *filter)
     int passed = 0, failed = 0;
     bool all = !filter || !filter[0];
     size_t total = (size_t)(__ktests_end - __ktests_start);
+    /* a self-test run is strict wherever it was started: undefined
+     * behaviour fails it (lib/ubsan.h) */
+    bool was_strict = ubsan_set_strict(true);
     kprintf("ktest: %zu tests registered%s%s%s\n", total, all ? "" : ", running those matching \"",
             all ? "" : filter, all ? "" : "\"");
     /* The compiler may emit a file's tests in any order: sort them (insertion
@@ -258,6 +262,7 @@ int ktest_run_all(const char *filter)
         }
     }
     current = NULL;
+    ubsan_set_strict(was_strict);
     kprintf("ktest: %d passed, %d failed\n", passed, failed);
     return failed;
 }
