@@ -152,22 +152,38 @@ static inline uint64_t div_up(uint64_t a, uint64_t b)
     return (a + b - 1) / b;
 }
 
+/* The three summary trees share one shape: t1 has a bit per bitmap word, t2
+ * a bit per t1 word, t3 a bit per t2 word. */
+
+/* Sets bitmap word w's bit at every level of a tree. */
+static inline void tree_set(uint64_t *t1, uint64_t *t2, uint64_t *t3, uint64_t w)
+{
+    t1[w / 64] |= BIT(w);
+    t2[w / 4096] |= BIT(w / 64);
+    t3[w / 262144] |= BIT(w / 4096);
+}
+
+/* Clears bitmap word w's t1 bit, and upwards while words become 0 (t2 and t3
+ * stay exact). */
+static inline void tree_clear(uint64_t *t1, uint64_t *t2, uint64_t *t3, uint64_t w)
+{
+    if ((t1[w / 64] &= ~BIT(w)) == 0)
+        if ((t2[w / 4096] &= ~BIT(w / 64)) == 0)
+            t3[w / 262144] &= ~BIT(w / 4096);
+}
+
 /* Bitmap word w gained a free frame: set its bit at every level. (Out of line
  * so that the fast paths stay short; they reach it by a tail call.) */
 static void __attribute__((noinline)) mark_has_free(uint64_t w)
 {
-    fa.sum1[w / 64] |= BIT(w);
-    fa.sum2[w / 4096] |= BIT(w / 64);
-    fa.sum3[w / 262144] |= BIT(w / 4096);
+    tree_set(fa.sum1, fa.sum2, fa.sum3, w);
 }
 
 /* Bitmap word w is full: clear its bit, and upwards while words empty. (Also
  * how a stale sum1 bit is cleared: the upper levels stay exact.) */
 static void __attribute__((noinline)) mark_full(uint64_t w)
 {
-    if ((fa.sum1[w / 64] &= ~BIT(w)) == 0)
-        if ((fa.sum2[w / 4096] &= ~BIT(w / 64)) == 0)
-            fa.sum3[w / 262144] &= ~BIT(w / 4096);
+    tree_clear(fa.sum1, fa.sum2, fa.sum3, w);
 }
 
 static void mark_group(uint64_t w);
@@ -176,9 +192,7 @@ static void mark_group(uint64_t w);
  * and its group bits (a set empty1 bit implies a set group1 bit). */
 static void __attribute__((noinline)) mark_empty(uint64_t w)
 {
-    fa.empty1[w / 64] |= BIT(w);
-    fa.empty2[w / 4096] |= BIT(w / 64);
-    fa.empty3[w / 262144] |= BIT(w / 4096);
+    tree_set(fa.empty1, fa.empty2, fa.empty3, w);
     mark_group(w);
 }
 
@@ -186,17 +200,13 @@ static void __attribute__((noinline)) mark_empty(uint64_t w)
  * words empty (also how a stale empty1 bit is cleared). */
 static void mark_not_empty(uint64_t w)
 {
-    if ((fa.empty1[w / 64] &= ~BIT(w)) == 0)
-        if ((fa.empty2[w / 4096] &= ~BIT(w / 64)) == 0)
-            fa.empty3[w / 262144] &= ~BIT(w / 4096);
+    tree_clear(fa.empty1, fa.empty2, fa.empty3, w);
 }
 
 /* Bitmap word w holds a free group now: set its bit at every group level. */
 static void __attribute__((noinline)) mark_group(uint64_t w)
 {
-    fa.group1[w / 64] |= BIT(w);
-    fa.group2[w / 4096] |= BIT(w / 64);
-    fa.group3[w / 262144] |= BIT(w / 4096);
+    tree_set(fa.group1, fa.group2, fa.group3, w);
 }
 
 /* Bitmap word w holds no free group: clear its group1 bit, and upwards while
@@ -205,9 +215,7 @@ static void __attribute__((noinline)) mark_group(uint64_t w)
 static void mark_not_group(uint64_t w)
 {
     mark_not_empty(w);
-    if ((fa.group1[w / 64] &= ~BIT(w)) == 0)
-        if ((fa.group2[w / 4096] &= ~BIT(w / 64)) == 0)
-            fa.group3[w / 262144] &= ~BIT(w / 4096);
+    tree_clear(fa.group1, fa.group2, fa.group3, w);
 }
 
 /* Bit 16g set for each group g (frames 16g..16g+15) of bitmap word x that is
@@ -281,6 +289,14 @@ static void bits_assign(uint64_t *a, uint64_t b0, uint64_t b1, bool ones)
     a[w1] = ones ? a[w1] | m1 : a[w1] & ~m1;
 }
 
+/* Sets the bits of bitmap words [a, b) (a < b) at every level of a tree. */
+static void tree_set_bulk(uint64_t *t1, uint64_t *t2, uint64_t *t3, uint64_t a, uint64_t b)
+{
+    bits_assign(t1, a, b, true);
+    bits_assign(t2, a / 64, (b - 1) / 64 + 1, true);
+    bits_assign(t3, a / 4096, (b - 1) / 4096 + 1, true);
+}
+
 /* Frames [f0, f1) become free: the bitmap, then every summary level, in bulk.
  * The words wholly inside get their empty bits in bulk; the two end words
  * when they are now 0. (In frame_init a later gap may still set bits of an
@@ -291,17 +307,11 @@ static void set_free_bulk(uint64_t f0, uint64_t f1)
         return;
     uint64_t w0 = f0 / 64, w1 = (f1 - 1) / 64 + 1; /* bitmap words [w0, w1) */
     bits_assign(fa.bitmap, f0, f1, false);
-    bits_assign(fa.sum1, w0, w1, true);
-    bits_assign(fa.sum2, w0 / 64, (w1 - 1) / 64 + 1, true);
-    bits_assign(fa.sum3, w0 / 4096, (w1 - 1) / 4096 + 1, true);
+    tree_set_bulk(fa.sum1, fa.sum2, fa.sum3, w0, w1);
     uint64_t a = div_up(f0, 64), b = f1 / 64; /* whole words [a, b) */
     if (a < b) {
-        bits_assign(fa.empty1, a, b, true);
-        bits_assign(fa.empty2, a / 64, (b - 1) / 64 + 1, true);
-        bits_assign(fa.empty3, a / 4096, (b - 1) / 4096 + 1, true);
-        bits_assign(fa.group1, a, b, true);
-        bits_assign(fa.group2, a / 64, (b - 1) / 64 + 1, true);
-        bits_assign(fa.group3, a / 4096, (b - 1) / 4096 + 1, true);
+        tree_set_bulk(fa.empty1, fa.empty2, fa.empty3, a, b);
+        tree_set_bulk(fa.group1, fa.group2, fa.group3, a, b);
     }
     note_freed(w0, fa.bitmap[w0]);
     note_freed(w1 - 1, fa.bitmap[w1 - 1]);
@@ -918,6 +928,22 @@ static unsigned popcount64(uint64_t x)
     return (unsigned)((x * 0x0101010101010101ULL) >> 56);
 }
 
+/* True when a tree's upper levels are exact (a t2/t3 bit is 1 exactly when the
+ * word below is non-zero), its bits past the end are 0 and its t3 sentinel
+ * is in place. (t1 against the bitmap is frame_check's own loop.) */
+static bool tree_check(const uint64_t *t1, const uint64_t *t2, const uint64_t *t3)
+{
+    for (uint64_t i = 0; i < fa.n1; i++)
+        if (((t2[i / 64] & BIT(i)) != 0) != (t1[i] != 0))
+            return false;
+    for (uint64_t i = 0; i < fa.n2; i++)
+        if (((t3[i / 64] & BIT(i)) != 0) != (t2[i] != 0))
+            return false;
+    return !(fa.nbm % 64 && t1[fa.n1 - 1] >> (fa.nbm % 64)) &&
+           !(fa.n1 % 64 && t2[fa.n2 - 1] >> (fa.n1 % 64)) &&
+           !(fa.n2 % 64 && t3[fa.n3 - 1] >> (fa.n2 % 64)) && t3[fa.n3] == 1;
+}
+
 bool frame_check(void)
 {
     uint64_t free = 0;
@@ -930,33 +956,14 @@ bool frame_check(void)
         if (!(fa.group1[w / 64] & BIT(w)) && free_groups(fa.bitmap[w]))
             return false; /* group1 0 must mean no free group; 1 may be stale */
     }
-    for (uint64_t i = 0; i < fa.n1; i++)
-        if (((fa.sum2[i / 64] & BIT(i)) != 0) != (fa.sum1[i] != 0) ||
-            ((fa.empty2[i / 64] & BIT(i)) != 0) != (fa.empty1[i] != 0) ||
-            ((fa.group2[i / 64] & BIT(i)) != 0) != (fa.group1[i] != 0))
-            return false;
-    for (uint64_t i = 0; i < fa.n2; i++)
-        if (((fa.sum3[i / 64] & BIT(i)) != 0) != (fa.sum2[i] != 0) ||
-            ((fa.empty3[i / 64] & BIT(i)) != 0) != (fa.empty2[i] != 0) ||
-            ((fa.group3[i / 64] & BIT(i)) != 0) != (fa.group2[i] != 0))
-            return false;
+    if (!tree_check(fa.sum1, fa.sum2, fa.sum3) || !tree_check(fa.empty1, fa.empty2, fa.empty3) ||
+        !tree_check(fa.group1, fa.group2, fa.group3))
+        return false;
     if (fa.cursor >= fa.nbm)
         return false;
-    /* Padding bits past the last frame stay used; summaries past the end stay 0. */
+    /* Padding bits past the last frame stay used. */
     if (fa.total_frames % 64 && (fa.bitmap[fa.nbm - 1] >> (fa.total_frames % 64)) !=
                                     (FULL >> (fa.total_frames % 64)))
-        return false;
-    if ((fa.nbm % 64 && fa.sum1[fa.n1 - 1] >> (fa.nbm % 64)) ||
-        (fa.n1 % 64 && fa.sum2[fa.n2 - 1] >> (fa.n1 % 64)) ||
-        (fa.n2 % 64 && fa.sum3[fa.n3 - 1] >> (fa.n2 % 64)) || fa.sum3[fa.n3] != 1)
-        return false;
-    if ((fa.nbm % 64 && fa.empty1[fa.n1 - 1] >> (fa.nbm % 64)) ||
-        (fa.n1 % 64 && fa.empty2[fa.n2 - 1] >> (fa.n1 % 64)) ||
-        (fa.n2 % 64 && fa.empty3[fa.n3 - 1] >> (fa.n2 % 64)) || fa.empty3[fa.n3] != 1)
-        return false;
-    if ((fa.nbm % 64 && fa.group1[fa.n1 - 1] >> (fa.nbm % 64)) ||
-        (fa.n1 % 64 && fa.group2[fa.n2 - 1] >> (fa.n1 % 64)) ||
-        (fa.n2 % 64 && fa.group3[fa.n3 - 1] >> (fa.n2 % 64)) || fa.group3[fa.n3] != 1)
         return false;
     return free == fa.free_frames;
 }
