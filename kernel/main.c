@@ -3,6 +3,7 @@
 #include "arch/x86_64/entry.h"
 #include "arch/x86_64/gdt.h"
 #include "arch/x86_64/idt.h"
+#include "arch/x86_64/lapic.h"
 #include "arch/x86_64/mmu_ops.h"
 #include "arch/x86_64/pic.h"
 #include "bench/kbench.h"
@@ -262,9 +263,11 @@ static NORETURN void kernel_main_on_own_stack(void *unused)
     (void)unused;
     uint64_t reclaimed = frame_reclaim_bootloader();
     klog("mm", "reclaimed %lluKiB of bootloader memory", (unsigned long long)reclaimed / 1024);
-    const char *wire = boot_limine_restore_virtual_wire(); /* IRQs: see limine.h */
-    if (wire)
-        klog("boot", "%s", wire);
+    if (boot_ctx.protocol == BOOT_PROTO_LIMINE && boot_ctx.base_revision >= 5) {
+        const char *wire = lapic_restore_virtual_wire(); /* LINT0 masked: no PIC IRQ */
+        if (wire)
+            klog("boot", "%s", wire);
+    }
     step_done(STEP_RECLAIM);
     heap_init();
     step_done(STEP_HEAP);

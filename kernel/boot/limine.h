@@ -342,10 +342,3 @@ const char *limine_revision_line(const struct boot_info *bi, char *buf, size_t s
 /* Kernel only (limine_requests.c): gathers the answers from our request
  * variables and runs boot_from_limine() on them. Same result convention. */
 const char *boot_limine_collect(struct boot_info *out);
-
-/* Kernel only, on the kernel's own page tables: when a Limine base revision
- * 5+ boot left the local APIC enabled with LINT0 masked, makes LINT0 ExtINT
- * again (and unmasks an NMI LINT1) so the 8259 PICs' IRQs reach the CPU, as
- * on every other boot path. Returns a line saying what it did, NULL when
- * there was nothing to do. */
-const char *boot_limine_restore_virtual_wire(void);
