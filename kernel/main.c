@@ -106,14 +106,6 @@ void panic_hook(void)
         qemu_exit(QEMU_EXIT_PANIC);
 }
 
-/* The control-register line of a panic report (lib/panic.h). */
-void panic_print_cpu_state(void)
-{
-    kprintf("  CR0=0x%llx CR2=0x%llx CR3=0x%llx CR4=0x%llx\n", (unsigned long long)read_cr0(),
-            (unsigned long long)read_cr2(), (unsigned long long)read_cr3(),
-            (unsigned long long)read_cr4());
-}
-
 static void collect_boot_info(uint32_t protocol, uint64_t info, uint32_t magic)
 {
     const char *err;

@@ -11,8 +11,9 @@ NORETURN void panic_at(const char *file, int line, const char *fmt, ...)
 #define panic(...) panic_at(__FILE__, __LINE__, __VA_ARGS__)
 
 /* Prints the CPU's control registers as one line of a panic report, after
- * the caller's registers. main.c defines it from the arch layer, so lib/
- * never reads CR3 itself; the weak default prints nothing. Must not panic. */
+ * the caller's registers. The arch layer defines it (arch/x86_64/exceptions.c),
+ * so lib/ never reads CR3 itself; the weak default (host builds) prints
+ * nothing. Must not panic. */
 void panic_print_cpu_state(void);
 /* kassert(cond, fmt, ...): panics with the condition text and message when cond is false. */
 #define kassert(cond, ...)                                                        \

@@ -4,6 +4,7 @@
 
 #include "arch/x86_64/cpu.h"
 #include "lib/backtrace.h"
+#include "lib/panic.h"
 #include "lib/panic_hook.h"
 #include "lib/printf.h"
 #include "lib/symbols.h"
@@ -95,6 +96,14 @@ static void print_overflow(const char *prefix, const struct interrupt_frame *f, 
             "(stack bottom 0x%016llx, RIP=0x%016llx)\n",
             prefix, (unsigned long long)f->rsp, (unsigned long long)guard,
             (unsigned long long)(guard + PAGE_SIZE), (unsigned long long)f->rip);
+}
+
+/* The control-register line of a panic report (lib/panic.h). */
+void panic_print_cpu_state(void)
+{
+    kprintf("  CR0=0x%llx CR2=0x%llx CR3=0x%llx CR4=0x%llx\n", (unsigned long long)read_cr0(),
+            (unsigned long long)read_cr2(), (unsigned long long)read_cr3(),
+            (unsigned long long)read_cr4());
 }
 
 /* Vectors whose error code is a segment selector (Intel SDM vol. 3, 6.13). */
