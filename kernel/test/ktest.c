@@ -117,27 +117,17 @@ void panic_catch(const char *file, int line, const char *fmt, va_list ap)
     ktest_catch_restore(&catch_ctx);
 }
 
-bool ktest_expect_panic(void (*fn)(void *), void *arg, const char *want)
+/* ktest_expect_panic, and with catch_faults ktest_expect_panic_not_fault: a
+ * CPU exception is caught too and counts as a failure. */
+static bool expect_panic(void (*fn)(void *), void *arg, const char *want, bool catch_faults)
 {
     panic_message[0] = 0;
+    if (catch_faults)
+        last_fault = (struct ktest_fault_info){.vector = UINT64_MAX};
     if (ktest_catch_save(&catch_ctx) == 0) {
         __atomic_store_n(&panic_armed, true, __ATOMIC_SEQ_CST);
-        fn(arg);
-        __atomic_store_n(&panic_armed, false, __ATOMIC_SEQ_CST);
-        return false; /* no panic at all */
-    }
-    /* Resumed here by panic_catch(). */
-    kprintf("ktest: caught panic: %s\n", panic_message);
-    return !want || strstr(panic_message, want) != NULL;
-}
-
-bool ktest_expect_panic_not_fault(void (*fn)(void *), void *arg, const char *want)
-{
-    panic_message[0] = 0;
-    last_fault = (struct ktest_fault_info){.vector = UINT64_MAX};
-    if (ktest_catch_save(&catch_ctx) == 0) {
-        __atomic_store_n(&panic_armed, true, __ATOMIC_SEQ_CST);
-        __atomic_store_n(&catch_armed, true, __ATOMIC_SEQ_CST);
+        if (catch_faults)
+            __atomic_store_n(&catch_armed, true, __ATOMIC_SEQ_CST);
         fn(arg);
         __atomic_store_n(&catch_armed, false, __ATOMIC_SEQ_CST);
         __atomic_store_n(&panic_armed, false, __ATOMIC_SEQ_CST);
@@ -147,7 +137,7 @@ bool ktest_expect_panic_not_fault(void (*fn)(void *), void *arg, const char *wan
      * itself; disarm the other one. */
     __atomic_store_n(&catch_armed, false, __ATOMIC_SEQ_CST);
     __atomic_store_n(&panic_armed, false, __ATOMIC_SEQ_CST);
-    if (last_fault.vector != UINT64_MAX) {
+    if (catch_faults && last_fault.vector != UINT64_MAX) {
         ksnprintf(panic_message, sizeof(panic_message),
                   "no panic: CPU exception %llu (error %#llx, cr2 %#llx) at rip %#llx",
                   (unsigned long long)last_fault.vector, (unsigned long long)last_fault.error_code,
@@ -157,6 +147,16 @@ bool ktest_expect_panic_not_fault(void (*fn)(void *), void *arg, const char *wan
     }
     kprintf("ktest: caught panic: %s\n", panic_message);
     return !want || strstr(panic_message, want) != NULL;
+}
+
+bool ktest_expect_panic(void (*fn)(void *), void *arg, const char *want)
+{
+    return expect_panic(fn, arg, want, false);
+}
+
+bool ktest_expect_panic_not_fault(void (*fn)(void *), void *arg, const char *want)
+{
+    return expect_panic(fn, arg, want, true);
 }
 
 const char *ktest_last_panic(void)
@@ -273,7 +273,7 @@ struct grab_run {
     uint64_t count;
 };
 
-static uint64_t free_frames_now(void)
+uint64_t ktest_free_frames(void)
 {
     struct frame_stats fs;
     frame_get_stats(&fs);
@@ -288,14 +288,14 @@ paddr_t ktest_grab_frames(uint64_t leave, uint64_t *taken)
     paddr_t head = 0, p;
     *taken = 0;
     for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
-        while (free_frames_now() >= leave + sizes[k].frames &&
+        while (ktest_free_frames() >= leave + sizes[k].frames &&
                (p = frame_alloc_contig(sizes[k].frames, sizes[k].align)) != 0) {
             *(struct grab_run *)PHYS2VIRT(p) = (struct grab_run){head, sizes[k].frames};
             head = p;
             *taken += sizes[k].frames;
         }
     }
-    while (free_frames_now() > leave && (p = frame_alloc()) != 0) {
+    while (ktest_free_frames() > leave && (p = frame_alloc()) != 0) {
         *(struct grab_run *)PHYS2VIRT(p) = (struct grab_run){head, 1};
         head = p;
         (*taken)++;

@@ -64,6 +64,8 @@ void ktest_capture_stop(void);
 /* What was printed between the last ktest_capture_start and stop, NUL-terminated. */
 const char *ktest_captured(void);
 
+/* Free frames now (frame_get_stats). */
+uint64_t ktest_free_frames(void);
 /* Takes free frames, largest runs first (1 GiB, 2 MiB, 64 KiB, then single
  * frames), until at most `leave` are free (0: until frame_alloc fails); each
  * run records itself in its own first frame, so this needs no memory of its

@@ -8,13 +8,6 @@
 #include "mm/mm.h"
 #include "test/ktest.h"
 
-static uint64_t free_now(void)
-{
-    struct frame_stats s;
-    frame_get_stats(&s);
-    return s.free_frames;
-}
-
 /* A run of consecutive allocated frames, recorded inside its own first frame
  * so that exhausting memory writes to one frame per run, not to every frame
  * (a 256 GiB guest stays cheap). */
@@ -25,7 +18,7 @@ struct run_rec {
 
 KTEST(frame_alloc_all_then_free_all)
 {
-    uint64_t before = free_now(), n = 0, runs = 0;
+    uint64_t before = ktest_free_frames(), n = 0, runs = 0;
     paddr_t head = 0, start = 0, f;
     uint64_t count = 0, bad = 0;
     while ((f = frame_alloc()) != 0) {
@@ -51,7 +44,7 @@ KTEST(frame_alloc_all_then_free_all)
     KT_EXPECT(n == before, "allocated %llu of %llu free frames", (unsigned long long)n,
               (unsigned long long)before);
     KT_EXPECT(bad == 0, "%llu unaligned frames", (unsigned long long)bad);
-    KT_EXPECT(free_now() == 0);
+    KT_EXPECT(ktest_free_frames() == 0);
     KT_EXPECT(frame_alloc() == 0);
     KT_EXPECT(frame_alloc_contig(1, PAGE_SIZE) == 0);
 
@@ -60,22 +53,22 @@ KTEST(frame_alloc_all_then_free_all)
         frame_free_contig(head, r.count);
         head = r.next;
     }
-    KT_EXPECT(free_now() == before, "free %llu, want %llu (%llu runs)",
-              (unsigned long long)free_now(), (unsigned long long)before,
+    KT_EXPECT(ktest_free_frames() == before, "free %llu, want %llu (%llu runs)",
+              (unsigned long long)ktest_free_frames(), (unsigned long long)before,
               (unsigned long long)runs);
     KT_EXPECT(frame_check());
 }
 
 KTEST(frame_alloc_never_returns_zero_and_frees_back)
 {
-    uint64_t before = free_now();
+    uint64_t before = ktest_free_frames();
     paddr_t a = frame_alloc(), b = frame_alloc();
     KT_ASSERT(a && b && a != b);
     KT_EXPECT(frame_is_used(a) && frame_is_used(b));
     frame_free(a);
     KT_EXPECT(!frame_is_used(a));
     frame_free(b);
-    KT_EXPECT(free_now() == before);
+    KT_EXPECT(ktest_free_frames() == before);
     KT_EXPECT(frame_is_used(0));
 }
 
@@ -97,7 +90,7 @@ KTEST(frame_alloc_zeroed_is_zero)
 
 static void check_run(size_t count, uint64_t align)
 {
-    uint64_t before = free_now();
+    uint64_t before = ktest_free_frames();
     paddr_t b = frame_alloc_contig(count, align);
     KT_ASSERT(b != 0, "no run of %zu frames aligned to %#llx", count, (unsigned long long)align);
     KT_EXPECT(IS_ALIGNED(b, align), "%#llx not aligned to %#llx", (unsigned long long)b,
@@ -106,9 +99,9 @@ static void check_run(size_t count, uint64_t align)
     for (size_t k = 0; k < count; k++)
         all_used &= frame_is_used(b + k * PAGE_SIZE);
     KT_EXPECT(all_used);
-    KT_EXPECT(free_now() == before - count);
+    KT_EXPECT(ktest_free_frames() == before - count);
     frame_free_contig(b, count);
-    KT_EXPECT(free_now() == before);
+    KT_EXPECT(ktest_free_frames() == before);
 }
 
 KTEST(frame_contiguous_aligned_runs)
@@ -118,7 +111,7 @@ KTEST(frame_contiguous_aligned_runs)
     check_run(3, PAGE_SIZE);
     check_run(1, PAGE_SIZE);
     KT_EXPECT(frame_alloc_contig(0, PAGE_SIZE) == 0);
-    KT_EXPECT(frame_alloc_contig(free_now() + 1, PAGE_SIZE) == 0);
+    KT_EXPECT(frame_alloc_contig(ktest_free_frames() + 1, PAGE_SIZE) == 0);
     /* Two runs do not overlap. */
     paddr_t a = frame_alloc_contig(512, MiB(2)), b = frame_alloc_contig(512, MiB(2));
     KT_ASSERT(a && b);
@@ -146,7 +139,7 @@ static void half_slab_undo(size_t halves, size_t extras)
 
 KTEST(frame_contig_half_slab_holes)
 {
-    uint64_t before = free_now();
+    uint64_t before = ktest_free_frames();
     size_t n = (size_t)MIN((uint64_t)HALF_SLABS, before / 256), bad = 0;
     if (n < 8) {
         kprintf("ktest: (%llu free frames: too few for the pattern; the host tests cover it)\n",
@@ -184,10 +177,10 @@ KTEST(frame_contig_half_slab_holes)
         }
     }
     KT_EXPECT(lost == 0 && overlap == 0, "%zu frames lost, %zu overlaps", lost, overlap);
-    KT_EXPECT(free_now() == before - n * 8 - (n + 1) / 2 * 64 - n / 2 * 8);
+    KT_EXPECT(ktest_free_frames() == before - n * 8 - (n + 1) / 2 * 64 - n / 2 * 8);
     KT_EXPECT(frame_check());
     half_slab_undo(n, n);
-    KT_EXPECT(free_now() == before, "free %llu, want %llu", (unsigned long long)free_now(),
+    KT_EXPECT(ktest_free_frames() == before, "free %llu, want %llu", (unsigned long long)ktest_free_frames(),
               (unsigned long long)before);
     KT_EXPECT(frame_check());
 }
@@ -209,7 +202,7 @@ static void call_free_contig(void *arg)
 
 KTEST(frame_free_contig_bad_call_changes_nothing)
 {
-    uint64_t before = free_now();
+    uint64_t before = ktest_free_frames();
     paddr_t run = frame_alloc_contig(8, KiB(32));
     KT_ASSERT(run);
     frame_free_contig(run + 4 * PAGE_SIZE, 4);
@@ -238,9 +231,9 @@ KTEST(frame_free_contig_bad_call_changes_nothing)
     for (size_t k = 0; k < 4; k++)
         held &= frame_is_used(run + k * PAGE_SIZE);
     KT_EXPECT(held, "a frame of the refused runs was freed");
-    KT_EXPECT(free_now() == before - 4);
+    KT_EXPECT(ktest_free_frames() == before - 4);
     frame_free_contig(run, 4);
-    KT_EXPECT(free_now() == before);
+    KT_EXPECT(ktest_free_frames() == before);
     KT_EXPECT(frame_check());
 }
 
@@ -257,7 +250,7 @@ KTEST(frame_contig_slab_in_fragmented_memory)
     KT_ASSERT(taken != NULL);
     memset(taken, 0, (blocks + 63) / 64 * sizeof(uint64_t));
     /* measured with the bitmap held: the heap may keep its slab afterwards */
-    uint64_t before = free_now(), n = 0;
+    uint64_t before = ktest_free_frames(), n = 0;
     paddr_t b;
     while ((b = frame_alloc_contig(1, KiB(64))) != 0) {
         uint64_t k = b / KiB(64);
@@ -265,7 +258,7 @@ KTEST(frame_contig_slab_in_fragmented_memory)
         taken[k / 64] |= 1ULL << (k % 64);
         n++;
     }
-    KT_EXPECT(free_now() == before - n);
+    KT_EXPECT(ktest_free_frames() == before - n);
     KT_EXPECT(frame_alloc_contig(16, KiB(64)) == 0, "a slab with no 64 KiB block free");
     KT_EXPECT(frame_alloc_contig(64, KiB(64)) == 0);
     KT_EXPECT(frame_check());
@@ -297,7 +290,7 @@ KTEST(frame_contig_slab_in_fragmented_memory)
             frame_free(k * KiB(64));
     if (slab)
         frame_free_contig(slab, 16);
-    KT_EXPECT(free_now() == before, "free %llu, want %llu", (unsigned long long)free_now(),
+    KT_EXPECT(ktest_free_frames() == before, "free %llu, want %llu", (unsigned long long)ktest_free_frames(),
               (unsigned long long)before);
     kfree(taken);
     KT_EXPECT(frame_check());

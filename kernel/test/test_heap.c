@@ -10,13 +10,6 @@
 #include "mm/paging.h"
 #include "test/ktest.h"
 
-static uint64_t free_frames(void)
-{
-    struct frame_stats fs;
-    frame_get_stats(&fs);
-    return fs.free_frames;
-}
-
 static uint64_t heap_pages(void)
 {
     struct heap_stats st;
@@ -100,7 +93,7 @@ KTEST(heap_stress_100k)
     for (size_t n = 0; n <= sizeof(buf); n++)
         KT_ASSERT(verify(buf, n, 7), "pattern of %zu bytes is not a prefix of a longer one", n);
     heap_trim();
-    uint64_t frames0 = free_frames(), pages0 = heap_pages();
+    uint64_t frames0 = ktest_free_frames(), pages0 = heap_pages();
     struct heap_stats st0;
     heap_get_stats(&st0);
     xs_state = 0x2545F4914F6CDD1Dull;
@@ -165,8 +158,8 @@ KTEST(heap_stress_100k)
               (unsigned long long)st.live_blocks, (unsigned long long)st0.live_blocks);
     KT_EXPECT(st.pages_held == pages0, "heap holds %llu pages, baseline %llu",
               (unsigned long long)st.pages_held, (unsigned long long)pages0);
-    KT_EXPECT(free_frames() == frames0, "%llu free frames, baseline %llu",
-              (unsigned long long)free_frames(), (unsigned long long)frames0);
+    KT_EXPECT(ktest_free_frames() == frames0, "%llu free frames, baseline %llu",
+              (unsigned long long)ktest_free_frames(), (unsigned long long)frames0);
 }
 
 KTEST(heap_null_cases)
@@ -189,14 +182,14 @@ KTEST(heap_null_cases)
 
 KTEST(heap_large_returns_frames)
 {
-    uint64_t frames0 = free_frames(), held0 = heap_pages();
+    uint64_t frames0 = ktest_free_frames(), held0 = heap_pages();
     uint8_t *p = kmalloc(MiB(1));
     KT_ASSERT(p != NULL);
-    KT_EXPECT(frames0 - free_frames() >= MiB(1) / PAGE_SIZE, "a 1 MiB block takes its frames");
+    KT_EXPECT(frames0 - ktest_free_frames() >= MiB(1) / PAGE_SIZE, "a 1 MiB block takes its frames");
     p[0] = 1;
     p[MiB(1) - 1] = 2;
     kfree(p);
-    KT_EXPECT(free_frames() == frames0, "kfree gave the frames back");
+    KT_EXPECT(ktest_free_frames() == frames0, "kfree gave the frames back");
     void *q = kmalloc_aligned(KiB(100), MiB(2));
     KT_ASSERT(q != NULL);
     KT_EXPECT((VIRT2PHYS(q) & (MiB(2) - 1)) == 0, "2 MiB alignment");
@@ -204,9 +197,9 @@ KTEST(heap_large_returns_frames)
     /* Finding a 2 MiB-aligned run in little RAM may make the heap give back
      * memory it had cached (a spare slab): then more frames are free than
      * before, and the heap holds that much less; nothing is lost. */
-    KT_EXPECT(free_frames() >= frames0 && free_frames() + heap_pages() == frames0 + held0,
+    KT_EXPECT(ktest_free_frames() >= frames0 && ktest_free_frames() + heap_pages() == frames0 + held0,
               "free %llu (was %llu), heap holds %llu (was %llu)",
-              (unsigned long long)free_frames(), (unsigned long long)frames0,
+              (unsigned long long)ktest_free_frames(), (unsigned long long)frames0,
               (unsigned long long)heap_pages(), (unsigned long long)held0);
 }
 

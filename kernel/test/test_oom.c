@@ -25,13 +25,6 @@
 #include "mm/paging.h"
 #include "test/ktest.h"
 
-static uint64_t free_frames(void)
-{
-    struct frame_stats fs;
-    frame_get_stats(&fs);
-    return fs.free_frames;
-}
-
 /* A 1 GiB slot of the paging ktests' scratch window that nothing maps, so a
  * mapping there needs at least a new page directory and page table. */
 #define OOM_VA 0xfffffc7fc0000000ULL
@@ -44,7 +37,7 @@ struct baseline {
 static void take_baseline(struct baseline *b)
 {
     heap_trim(); /* no cached slabs: exhaustion would trim them */
-    b->frames = free_frames();
+    b->frames = ktest_free_frames();
     b->tables = paging_table_pages();
     b->kernel_tables = kernel_as.table_pages;
     heap_get_stats(&b->heap);
@@ -56,8 +49,8 @@ static void expect_baseline(const struct baseline *b)
     heap_trim();
     struct heap_stats st;
     heap_get_stats(&st);
-    KT_EXPECT(free_frames() == b->frames, "%llu free frames, baseline %llu",
-              (unsigned long long)free_frames(), (unsigned long long)b->frames);
+    KT_EXPECT(ktest_free_frames() == b->frames, "%llu free frames, baseline %llu",
+              (unsigned long long)ktest_free_frames(), (unsigned long long)b->frames);
     KT_EXPECT(paging_table_pages() == b->tables, "%llu page-table pages, baseline %llu",
               (unsigned long long)paging_table_pages(), (unsigned long long)b->tables);
     KT_EXPECT(kernel_as.table_pages == b->kernel_tables);
@@ -108,7 +101,7 @@ KTEST(oom_frames_exhausted_every_caller_fails_then_baseline)
     paddr_t runs = ktest_grab_frames(0, &taken);
     KT_EXPECT(taken == b.frames, "took %llu of %llu free frames", (unsigned long long)taken,
               (unsigned long long)b.frames);
-    KT_EXPECT(free_frames() == 0);
+    KT_EXPECT(ktest_free_frames() == 0);
     KT_EXPECT(frame_alloc() == 0);
     KT_EXPECT(frame_alloc_zeroed() == 0);
     KT_EXPECT(frame_alloc_contig(1, PAGE_SIZE) == 0);
