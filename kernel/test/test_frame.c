@@ -180,8 +180,8 @@ KTEST(frame_contig_half_slab_holes)
     KT_EXPECT(ktest_free_frames() == before - n * 8 - (n + 1) / 2 * 64 - n / 2 * 8);
     KT_EXPECT(frame_check());
     half_slab_undo(n, n);
-    KT_EXPECT(ktest_free_frames() == before, "free %llu, want %llu", (unsigned long long)ktest_free_frames(),
-              (unsigned long long)before);
+    KT_EXPECT(ktest_free_frames() == before, "free %llu, want %llu",
+              (unsigned long long)ktest_free_frames(), (unsigned long long)before);
     KT_EXPECT(frame_check());
 }
 
@@ -224,7 +224,8 @@ KTEST(frame_free_contig_bad_call_changes_nothing)
         KT_EXPECT(caught, "frame_free_contig(%#llx, %llu): want a panic with '%s', got '%s'",
                   (unsigned long long)bad[i].call.base, (unsigned long long)bad[i].call.count,
                   bad[i].want, caught ? "" : ktest_last_panic());
-        KT_EXPECT(frame_state_digest() == digest, "frame_free_contig(%#llx, %llu) changed the state",
+        KT_EXPECT(frame_state_digest() == digest,
+                  "frame_free_contig(%#llx, %llu) changed the state",
                   (unsigned long long)bad[i].call.base, (unsigned long long)bad[i].call.count);
     }
     bool held = true;
@@ -290,8 +291,8 @@ KTEST(frame_contig_slab_in_fragmented_memory)
             frame_free(k * KiB(64));
     if (slab)
         frame_free_contig(slab, 16);
-    KT_EXPECT(ktest_free_frames() == before, "free %llu, want %llu", (unsigned long long)ktest_free_frames(),
-              (unsigned long long)before);
+    KT_EXPECT(ktest_free_frames() == before, "free %llu, want %llu",
+              (unsigned long long)ktest_free_frames(), (unsigned long long)before);
     kfree(taken);
     KT_EXPECT(frame_check());
 }

@@ -185,7 +185,8 @@ KTEST(heap_large_returns_frames)
     uint64_t frames0 = ktest_free_frames(), held0 = heap_pages();
     uint8_t *p = kmalloc(MiB(1));
     KT_ASSERT(p != NULL);
-    KT_EXPECT(frames0 - ktest_free_frames() >= MiB(1) / PAGE_SIZE, "a 1 MiB block takes its frames");
+    KT_EXPECT(frames0 - ktest_free_frames() >= MiB(1) / PAGE_SIZE,
+              "a 1 MiB block takes its frames");
     p[0] = 1;
     p[MiB(1) - 1] = 2;
     kfree(p);
@@ -197,7 +198,8 @@ KTEST(heap_large_returns_frames)
     /* Finding a 2 MiB-aligned run in little RAM may make the heap give back
      * memory it had cached (a spare slab): then more frames are free than
      * before, and the heap holds that much less; nothing is lost. */
-    KT_EXPECT(ktest_free_frames() >= frames0 && ktest_free_frames() + heap_pages() == frames0 + held0,
+    KT_EXPECT(ktest_free_frames() >= frames0 &&
+                  ktest_free_frames() + heap_pages() == frames0 + held0,
               "free %llu (was %llu), heap holds %llu (was %llu)",
               (unsigned long long)ktest_free_frames(), (unsigned long long)frames0,
               (unsigned long long)heap_pages(), (unsigned long long)held0);
@@ -230,7 +232,8 @@ KTEST(heap_power_of_two_sizes_are_naturally_aligned)
             for (size_t i = (size_t)round; i < N; i += 1 + (size_t)round) {
                 v[k][i] = i % 3 == 2 ? kcalloc(1, n) : kmalloc(n);
                 KT_ASSERT(v[k][i], "kmalloc(%zu)", n);
-                KT_EXPECT((uintptr_t)v[k][i] % MAX(n, 16) == 0 && VIRT2PHYS(v[k][i]) % MAX(n, 16) == 0,
+                KT_EXPECT((uintptr_t)v[k][i] % MAX(n, 16) == 0 &&
+                              VIRT2PHYS(v[k][i]) % MAX(n, 16) == 0,
                           "kmalloc(%zu) = %p", n, v[k][i]);
                 memset(v[k][i], 0x33, n);
             }
