@@ -5,6 +5,7 @@
 #include "arch/x86_64/idt.h"
 #include "arch/x86_64/lapic.h"
 #include "arch/x86_64/mmu_ops.h"
+#include "arch/x86_64/percpu.h"
 #include "arch/x86_64/pic.h"
 #include "bench/kbench.h"
 #include "boot/boot_info.h"
@@ -223,6 +224,8 @@ static void log_mem_summary(void)
 __attribute__((no_stack_protector)) void kernel_main(uint32_t protocol, uint64_t info, uint32_t magic)
 {
     stack_protector_init(); /* before any protected frame that returns */
+    gdt_init();             /* loading the GS selector clears its base: before percpu */
+    percpu_init_bsp();      /* cpu_index() and locks work from here */
     boot_tsc = arch_rdtsc();
     serial_init();
     kprintf_add_sink(serial_write);
@@ -231,7 +234,6 @@ __attribute__((no_stack_protector)) void kernel_main(uint32_t protocol, uint64_t
     klog("kernel", "SlayerOS " SLAYEROS_VERSION " starting (%s entry)",
          protocol == ENTRY_LIMINE ? "Limine" : "Multiboot2");
 
-    gdt_init();
     idt_init();
     pic_init(); /* every IRQ masked; only the monitor turns interrupts on */
     step_done(STEP_EARLY);

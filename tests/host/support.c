@@ -19,6 +19,7 @@ size_t host_log_len;
 bool host_cpu_1g_pages = true;
 unsigned host_phys_bits = 46;
 unsigned long host_invlpg_count;
+__thread unsigned host_cpu_index;
 
 static void *arena_base;
 static uint64_t arena_size;

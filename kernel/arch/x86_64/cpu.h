@@ -4,6 +4,7 @@
  * mmu_ops.c, gdt.c, idt.c and the assembly stubs. */
 #pragma once
 
+#include "arch/x86_64/cpu_local.h" /* cpu_irq_save/restore, cpu_index */
 #include "lib/types.h"
 
 /* ---- control-register bits (Intel SDM vol. 3, 2.5) ---- */
@@ -153,21 +154,6 @@ static inline void cpu_sti(void) { __asm__ volatile("sti" ::: "memory"); }
 static inline void cpu_hlt(void) { __asm__ volatile("hlt" ::: "memory"); }
 /* Spin-loop hint. */
 static inline void cpu_pause(void) { __asm__ volatile("pause" ::: "memory"); }
-
-/* Disables interrupts and returns the previous RFLAGS, for irq_restore. */
-static inline uint64_t cpu_irq_save(void)
-{
-    uint64_t f = read_rflags();
-    cpu_cli();
-    return f;
-}
-
-/* Re-enables interrupts if they were on when flags were saved. */
-static inline void cpu_irq_restore(uint64_t flags)
-{
-    if (flags & RFLAGS_IF)
-        cpu_sti();
-}
 
 /* Stops this CPU for good: interrupts off, hlt in a loop (an NMI only
  * wakes it into the next hlt). */

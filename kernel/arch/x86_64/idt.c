@@ -3,6 +3,7 @@
 
 #include "arch/x86_64/exceptions.h"
 #include "arch/x86_64/gdt.h"
+#include "arch/x86_64/percpu.h"
 #include "lib/printf.h"
 
 #define GATE_INTERRUPT 0x8E /* present, DPL 0, 64-bit interrupt gate (clears IF) */
@@ -56,10 +57,18 @@ void interrupt_dispatch(struct interrupt_frame *f)
 {
     uint8_t v = (uint8_t)f->vector;
     interrupt_handler_fn h = __atomic_load_n(&handlers[v], __ATOMIC_ACQUIRE);
+    if (v < IDT_FIRST_IRQ_VECTOR) { /* exceptions run in the context they interrupt */
+        if (h)
+            h(f);
+        else
+            exception_handle(f);
+        return;
+    }
+    struct cpu_local *c = this_cpu();
+    c->irq_depth++; /* cpu_in_irq(): true while a device or IPI handler runs */
     if (h)
         h(f);
-    else if (v < IDT_FIRST_IRQ_VECTOR)
-        exception_handle(f);
     else
         kprintf("unexpected interrupt %u\n", v);
+    c->irq_depth--;
 }

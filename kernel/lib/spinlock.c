@@ -1,0 +1,76 @@
+/* Spinlock debug checks (lib/spinlock.h): a per-CPU stack of held locks. */
+#include "lib/spinlock.h"
+
+#include "lib/panic.h"
+
+#define HELD_MAX 8
+
+struct held_stack {
+    const struct spinlock *lock[HELD_MAX];
+    unsigned n;
+};
+/* Written by its own CPU only (indexed by cpu_index()). */
+static struct held_stack held[CPU_MAX];
+
+UNUSED static const char *rank_name(unsigned r)
+{
+    static const char *const names[LOCK_RANK_COUNT] = {
+        "none", "mapper", "paging", "heap-depot", "heap-segment", "heap-large",
+        "heap-runs", "frame", "tlb", "print",
+    };
+    return r < LOCK_RANK_COUNT ? names[r] : "?";
+}
+
+void spin_init(struct spinlock *l, const char *name, enum lock_rank rank)
+{
+    *l = (struct spinlock)SPINLOCK_INIT(name, rank);
+}
+
+void spin_force_unlock(struct spinlock *l)
+{
+    l->owner = 0;
+    __atomic_store_n(&l->serving, __atomic_load_n(&l->next, __ATOMIC_RELAXED), __ATOMIC_RELEASE);
+}
+
+#if LOCK_DEBUG
+void spin_debug_acquire(const struct spinlock *l)
+{
+    struct held_stack *h = &held[cpu_index()];
+    if (l->owner == cpu_index() + 1)
+        panic("spinlock: recursive acquire of %s on CPU %u", l->name, cpu_index());
+    for (unsigned i = 0; i < h->n; i++) {
+        const struct spinlock *o = h->lock[i];
+        if (o == l)
+            panic("spinlock: recursive acquire of %s on CPU %u", l->name, cpu_index());
+        if (l->rank != LOCK_RANK_NONE && o->rank != LOCK_RANK_NONE && o->rank >= l->rank)
+            panic("spinlock: order inversion on CPU %u: %s (rank %s) taken while holding %s "
+                  "(rank %s)",
+                  cpu_index(), l->name, rank_name(l->rank), o->name, rank_name(o->rank));
+    }
+    if (h->n == HELD_MAX)
+        panic("spinlock: CPU %u holds %u locks taking %s", cpu_index(), h->n, l->name);
+}
+
+void spin_debug_acquired(const struct spinlock *l)
+{
+    struct held_stack *h = &held[cpu_index()];
+    h->lock[h->n++] = l;
+}
+
+void spin_debug_release(const struct spinlock *l)
+{
+    struct held_stack *h = &held[cpu_index()];
+    if (l->owner != cpu_index() + 1 || !spin_is_locked(l))
+        panic("spinlock: CPU %u releases %s, held by %s", cpu_index(), l->name,
+              l->owner ? "another CPU" : "no CPU");
+    if (h->n == 0 || h->lock[h->n - 1] != l)
+        panic("spinlock: CPU %u releases %s out of order (last taken: %s)", cpu_index(), l->name,
+              h->n ? h->lock[h->n - 1]->name : "none");
+    h->n--;
+}
+#endif
+
+unsigned spin_held_count(void)
+{
+    return held[cpu_index()].n;
+}
