@@ -26,6 +26,11 @@ void spin_init(struct spinlock *l, const char *name, enum lock_rank rank)
     *l = (struct spinlock)SPINLOCK_INIT(name, rank);
 }
 
+void spin_init_irq(struct spinlock *l, const char *name, enum lock_rank rank)
+{
+    *l = (struct spinlock)SPINLOCK_IRQ_INIT(name, rank);
+}
+
 void spin_force_unlock(struct spinlock *l)
 {
     l->owner = 0;
@@ -36,6 +41,9 @@ void spin_force_unlock(struct spinlock *l)
 void spin_debug_acquire(const struct spinlock *l)
 {
     struct held_stack *h = &held[cpu_index()];
+    if (!l->irqsave && cpu_in_irq())
+        panic("spinlock: %s taken in an interrupt handler on CPU %u (not an interrupt-saving "
+              "lock)", l->name, cpu_index());
     if (l->owner == cpu_index() + 1)
         panic("spinlock: recursive acquire of %s on CPU %u", l->name, cpu_index());
     for (unsigned i = 0; i < h->n; i++) {

@@ -1,6 +1,14 @@
-/* Spinlocks: ticket locks that turn interrupts off while held and put them
- * back as they were on release (the saved flag lives in the lock: only its
- * holder writes it, and locks are released in the reverse order of taking).
+/* Spinlocks: ticket locks, of two kinds fixed when the lock is made.
+ *   - Plain (SPINLOCK_INIT): interrupts stay as they are. For locks no
+ *     interrupt handler ever takes: all the mm locks (the allocators and page
+ *     tables are not used from interrupt handlers). A CPU waiting for one, or
+ *     holding one, still takes IPIs, so a CPU that waits for a TLB
+ *     shootdown's acknowledgements while holding an mm lock cannot deadlock
+ *     against a CPU spinning on that lock.
+ *   - Interrupt-saving (SPINLOCK_IRQ_INIT): interrupts off while held, put
+ *     back as they were on release (the saved flag lives in the lock: only
+ *     its holder writes it, and locks are released in the reverse order of
+ *     taking). For locks an interrupt handler may take (printing).
  *
  * The debug build (LOCK_DEBUG, on with SLAYER_DEBUG) checks every acquire
  * and release against a per-CPU stack of held locks and panics naming both
@@ -8,7 +16,8 @@
  *   - recursion: taking a lock this CPU already holds (a sure deadlock);
  *   - a release by a CPU that does not hold the lock, or out of order;
  *   - order inversion: taking a ranked lock while holding one of the same or
- *     a later rank. The mm locks' order is written down once, in enum
+ *     a later rank;
+ *   - a plain lock taken inside an interrupt handler. The mm locks' order is written down once, in enum
  *     lock_rank below; a lock of rank LOCK_RANK_NONE is not ordered.
  * Portable: the host builds run it with threads standing for CPUs. */
 #pragma once
@@ -44,15 +53,21 @@ struct spinlock {
     uint16_t next;     /* the next ticket to hand out */
     uint16_t serving;  /* the ticket allowed in */
     uint8_t rank;      /* enum lock_rank */
-    uint8_t irq_on;    /* the holder's interrupt flag before it took the lock */
+    uint8_t irqsave;   /* interrupt-saving kind: interrupts off while held */
+    uint8_t irq_on;    /* (irqsave) the holder's interrupt flag before it took the lock */
     uint16_t owner;    /* holder's cpu_index() + 1, 0 when free (kept in every build) */
     const char *name;  /* for reports */
 };
 
-#define SPINLOCK_INIT(nm, rk) {.next = 0, .serving = 0, .rank = (rk), .irq_on = 0, .owner = 0, .name = (nm)}
+#define SPINLOCK_INIT(nm, rk) \
+    {.next = 0, .serving = 0, .rank = (rk), .irqsave = 0, .irq_on = 0, .owner = 0, .name = (nm)}
+#define SPINLOCK_IRQ_INIT(nm, rk) \
+    {.next = 0, .serving = 0, .rank = (rk), .irqsave = 1, .irq_on = 0, .owner = 0, .name = (nm)}
 
-/* Makes *l a free lock called `name` of rank `rank`. */
+/* Makes *l a free plain lock called `name` of rank `rank`. */
 void spin_init(struct spinlock *l, const char *name, enum lock_rank rank);
+/* Makes *l a free interrupt-saving lock called `name` of rank `rank`. */
+void spin_init_irq(struct spinlock *l, const char *name, enum lock_rank rank);
 
 #if LOCK_DEBUG
 /* Debug checks (lib/spinlock.c); each panics naming the locks involved. */
@@ -61,10 +76,11 @@ void spin_debug_acquired(const struct spinlock *l);
 void spin_debug_release(const struct spinlock *l);
 #endif
 
-/* Takes *l, spinning until it is free, with interrupts off until spin_unlock. */
+/* Takes *l, spinning until it is free (an interrupt-saving lock: with
+ * interrupts off until spin_unlock). */
 static inline void spin_lock(struct spinlock *l)
 {
-    uint64_t flags = cpu_irq_save();
+    uint64_t flags = l->irqsave ? cpu_irq_save() : 0;
 #if LOCK_DEBUG
     spin_debug_acquire(l);
 #endif
@@ -81,12 +97,13 @@ static inline void spin_lock(struct spinlock *l)
 /* Takes *l if it is free right now (true), else changes nothing (false). */
 static inline bool spin_trylock(struct spinlock *l)
 {
-    uint64_t flags = cpu_irq_save();
+    uint64_t flags = l->irqsave ? cpu_irq_save() : 0;
     uint16_t s = __atomic_load_n(&l->serving, __ATOMIC_RELAXED);
     uint16_t want = s;
     if (!__atomic_compare_exchange_n(&l->next, &want, (uint16_t)(s + 1), false, __ATOMIC_ACQUIRE,
                                      __ATOMIC_RELAXED)) {
-        cpu_irq_restore(flags);
+        if (l->irqsave)
+            cpu_irq_restore(flags);
         return false;
     }
 #if LOCK_DEBUG
@@ -100,17 +117,18 @@ static inline bool spin_trylock(struct spinlock *l)
     return true;
 }
 
-/* Releases *l (held by this CPU) and puts interrupts back as they were when
- * it was taken. */
+/* Releases *l (held by this CPU); an interrupt-saving lock puts interrupts
+ * back as they were when it was taken. */
 static inline void spin_unlock(struct spinlock *l)
 {
 #if LOCK_DEBUG
     spin_debug_release(l);
 #endif
-    bool irq_on = l->irq_on;
+    bool restore = l->irqsave && l->irq_on;
     l->owner = 0;
     __atomic_store_n(&l->serving, (uint16_t)(l->serving + 1), __ATOMIC_RELEASE);
-    cpu_irq_restore(irq_on ? (1ULL << 9) : 0);
+    if (restore)
+        cpu_irq_restore(1ULL << 9);
 }
 
 /* True when this CPU holds *l. */
