@@ -532,6 +532,16 @@ static uint64_t next_used(uint64_t f, uint64_t end)
     return end;
 }
 
+paddr_t frame_alloc_below(paddr_t limit)
+{
+    uint64_t f = next_free(0); /* frame 0 is never free */
+    if (f >= fa.total_frames || f >= limit >> PAGE_SHIFT)
+        return 0;
+    set_range(f, f + 1, true);
+    fa.free_frames--;
+    return f << PAGE_SHIFT;
+}
+
 #ifdef SLAYER_HOST
 uint64_t frame_contig_probes;
 #define PROBE() (frame_contig_probes++)

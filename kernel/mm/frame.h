@@ -24,6 +24,10 @@ void frame_init(const struct mem_region *map, size_t count);
 paddr_t frame_alloc(void);
 /* Like frame_alloc, with the frame's contents zeroed. */
 paddr_t frame_alloc_zeroed(void);
+/* The lowest free frame when it lies below `limit` (taken), else 0 with
+ * nothing changed: for memory a CPU must reach with a short address (the AP
+ * trampoline below 1 MiB). O(1) plus a skip over full words. */
+paddr_t frame_alloc_below(paddr_t limit);
 /* `count` physically contiguous frames whose first address is a multiple of
  * `align` bytes (a power of two >= 4096), or 0 when no such run is free.
  * O(1), found or refused, for 16 frames at 64 KiB and 64 frames at 256 KiB

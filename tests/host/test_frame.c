@@ -1111,3 +1111,34 @@ Test(frame, contig_mixed_random_against_model, .timeout = 60)
     cr_expect_eq(stats().free_frames, s0.free_frames);
     cr_expect(frame_check());
 }
+
+/* frame_alloc_below: the lowest free frames below the limit, each once and
+ * marked used; a refusal (nothing free below the limit) changes nothing;
+ * a frame freed below the limit is the next one handed out. */
+Test(frame, alloc_below_takes_lowest_frames_then_refuses)
+{
+    struct frame_stats s0 = stats();
+    uint64_t low = 0x9f000 / PAGE_SIZE - 1; /* usable frames below 1 MiB, frame 0 excepted */
+    paddr_t prev = 0;
+    for (uint64_t k = 0; k < low; k++) {
+        paddr_t f = frame_alloc_below(MiB(1));
+        cr_assert_eq(f, prev + PAGE_SIZE, "frame %llu: got %#llx", (unsigned long long)k,
+                     (unsigned long long)f);
+        cr_assert(frame_is_used(f));
+        prev = f;
+    }
+    cr_expect_eq(stats().free_frames, s0.free_frames - low);
+    uint64_t digest = frame_state_digest();
+    cr_expect_eq(frame_alloc_below(MiB(1)), 0, "a frame above the limit was handed out");
+    cr_expect_eq(frame_alloc_below(0), 0);
+    cr_expect_eq(frame_state_digest(), digest, "a refusal changed the allocator");
+    frame_free(0x5000);
+    cr_expect_eq(frame_alloc_below(MiB(1)), 0x5000);
+    cr_expect_eq(frame_alloc(), 0x100000, "frame_alloc disagrees after alloc_below");
+    cr_expect(frame_check());
+    for (paddr_t f = PAGE_SIZE; f <= prev; f += PAGE_SIZE)
+        frame_free(f);
+    frame_free(0x100000);
+    cr_expect_eq(stats().free_frames, s0.free_frames);
+    cr_expect(frame_check());
+}
