@@ -1,0 +1,77 @@
+/* Reaching the firmware's ACPI tables from the running kernel. The HHDM maps
+ * usable, ACPI reclaimable and ACPI NVS memory; tables in reserved memory (the
+ * RSDP in the BIOS area, SeaBIOS's tables, the XSDT of some UEFI firmware)
+ * are not mapped. acpi_map_kernel maps such pages at their HHDM address,
+ * read-only and NX, for one parse only: acpi_unmap_kernel removes them again,
+ * so no write-back alias of firmware memory (which might turn out to be MMIO
+ * when a table pointer is bogus) outlives the parse, and a later uncached
+ * mapping of the same page (the local APIC's, say) never finds one in its way.
+ *
+ * Concurrency: called on the bootstrap CPU before the other CPUs are started
+ * (the parse result is what starts them), never from an interrupt handler. */
+#include "arch/x86_64/acpi_map.h"
+
+#include "arch/x86_64/mmu_ops.h"
+#include "boot/boot_info.h"
+#include "mm/mapper.h"
+#include "mm/mm.h"
+#include "mm/paging.h"
+
+/* Records that the page at va was mapped here (extending the last run when
+ * contiguous). False when the run table is full. */
+static bool record(struct acpi_map_ctx *c, vaddr_t va)
+{
+    if (c->runs && c->run[c->runs - 1].va + c->run[c->runs - 1].pages * PAGE_SIZE == va) {
+        c->run[c->runs - 1].pages++;
+        return true;
+    }
+    if (c->runs == ACPI_MAP_RUNS)
+        return false;
+    c->run[c->runs].va = va;
+    c->run[c->runs].pages = 1;
+    c->runs++;
+    return true;
+}
+
+const void *acpi_map_kernel(paddr_t phys, size_t len, void *ctx)
+{
+    struct acpi_map_ctx *c = ctx;
+    if (!len || phys > UINT64_MAX - len)
+        return NULL;
+    paddr_t end = phys + len;
+    if (arch_phys_addr_bits() < 64 && end > (1ULL << arch_phys_addr_bits()))
+        return NULL;
+    if (hhdm_offset + end < hhdm_offset || hhdm_offset + end > MAPPER_HHDM_LIMIT)
+        return NULL;
+    for (paddr_t pa = ALIGN_DOWN(phys, PAGE_SIZE); pa < end; pa += PAGE_SIZE) {
+        vaddr_t va = hhdm_offset + pa;
+        paddr_t have = paging_translate_in(&kernel_as, va);
+        if (have == pa)
+            continue;
+        if (have != PAGING_NO_MAPPING)
+            return NULL; /* the HHDM slot maps something else: never read through it */
+        if (c->runs == ACPI_MAP_RUNS &&
+            c->run[c->runs - 1].va + c->run[c->runs - 1].pages * PAGE_SIZE != va)
+            return NULL; /* no room to remember it: refuse before mapping */
+        if (paging_map_in(&kernel_as, pa, va, PAGE_SIZE, PAGE_NX, CACHE_WB, 0))
+            return NULL;
+        record(c, va);
+    }
+    return (const void *)(uintptr_t)(hhdm_offset + phys);
+}
+
+void acpi_unmap_kernel(struct acpi_map_ctx *c)
+{
+    for (uint32_t i = 0; i < c->runs; i++)
+        for (uint32_t k = 0; k < c->run[i].pages; k++)
+            paging_unmap_in(&kernel_as, c->run[i].va + k * PAGE_SIZE, PAGE_SIZE);
+    c->runs = 0;
+}
+
+const char *acpi_boot_cpus(struct acpi_cpus *out)
+{
+    struct acpi_map_ctx c = {0};
+    const char *err = acpi_madt_cpus(&boot_ctx, acpi_map_kernel, &c, out);
+    acpi_unmap_kernel(&c);
+    return err;
+}

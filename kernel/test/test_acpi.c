@@ -1,0 +1,211 @@
+/* In-kernel self-tests of the MADT path (boot/acpi.c through
+ * arch/x86_64/acpi_map.c) on the firmware's real tables: the CPUs QEMU's -smp
+ * gives are listed, this CPU among them, the temporary mappings are gone
+ * afterwards, and a corrupted copy of the real MADT is refused with its line.
+ * The host tests (tests/host/test_acpi.c) cover every malformed case. */
+#include "arch/x86_64/acpi_map.h"
+#include "arch/x86_64/cpu.h"
+#include "boot/acpi.h"
+#include "boot/boot_info.h"
+#include "lib/printf.h"
+#include "lib/string.h"
+#include "mm/memregion.h"
+#include "mm/mm.h"
+#include "mm/paging.h"
+#include "test/ktest.h"
+
+#define MSR_APIC_BASE       0x1b
+#define APIC_BASE_X2APIC    (1ULL << 10)
+#define APIC_BASE_ENABLED   (1ULL << 11)
+#define APIC_BASE_ADDR_MASK 0x000ffffffffff000ULL
+#define X2APIC_ID_MSR       0x802
+#define XAPIC_ID_REG        0x20
+
+/* True when the bootloader gave an RSDP. Every GRUB boot must: QEMU's
+ * firmware always has ACPI and GRUB passes it on. */
+static bool have_rsdp(void)
+{
+    if (boot_ctx.rsdp || boot_ctx.rsdp_is_copy)
+        return true;
+    KT_EXPECT(boot_ctx.protocol != BOOT_PROTO_MULTIBOOT2, "GRUB gave no ACPI RSDP");
+    kprintf("acpi: no RSDP from the bootloader: nothing to parse\n");
+    return false;
+}
+
+/* This CPU's local APIC ID from the APIC itself: the x2APIC ID MSR, or the
+ * xAPIC ID register (bits 24..31) through an uncached mapping of its page
+ * made for this read. Falls back to CPUID's initial APIC ID. */
+static uint32_t this_apic_id(void)
+{
+    uint64_t base = rdmsr(MSR_APIC_BASE);
+    if (!(base & APIC_BASE_ENABLED))
+        return cpuid(1, 0).ebx >> 24;
+    if (base & APIC_BASE_X2APIC)
+        return (uint32_t)rdmsr(X2APIC_ID_MSR);
+    paddr_t pa = base & APIC_BASE_ADDR_MASK;
+    vaddr_t va = hhdm_offset + pa;
+    int err = paging_map_in(&kernel_as, pa, va, PAGE_SIZE, PAGE_NX, CACHE_UC, 0);
+    if (err && err != -PAGING_EEXIST)
+        return cpuid(1, 0).ebx >> 24;
+    uint32_t id = *(volatile uint32_t *)(va + XAPIC_ID_REG) >> 24;
+    if (!err)
+        paging_unmap_in(&kernel_as, va, PAGE_SIZE);
+    return id;
+}
+
+KTEST(acpi_madt_lists_this_cpu)
+{
+    if (!have_rsdp())
+        return;
+    uint64_t tables = paging_table_pages();
+    vaddr_t rsdp_va = hhdm_offset + boot_ctx.rsdp;
+    paddr_t rsdp_before = paging_translate_in(&kernel_as, rsdp_va);
+    struct acpi_cpus c;
+    memset(&c, 0, sizeof(c));
+    struct acpi_map_ctx mc = {0};
+    const char *err = acpi_madt_cpus(&boot_ctx, acpi_map_kernel, &mc, &c);
+    uint32_t runs = mc.runs, pages = 0;
+    for (uint32_t i = 0; i < mc.runs; i++)
+        pages += mc.run[i].pages;
+    acpi_unmap_kernel(&mc);
+    KT_ASSERT(err == NULL, "%s", err);
+    memset(&c, 0, sizeof(c));
+    err = acpi_boot_cpus(&c);
+    KT_ASSERT(err == NULL, "%s", err);
+    uint32_t me = this_apic_id();
+    kprintf("acpi: MADT lists %u CPUs (%u kept), local APIC at %#llx, 8259 PICs %s, "
+            "this CPU has APIC ID %u; %u pages in %u runs mapped for the parse\n", c.listed,
+            c.count, (unsigned long long)c.lapic_phys, c.pcat_compat ? "present" : "absent", me,
+            pages, runs);
+    KT_EXPECT(c.count >= 1 && c.count <= CPU_MAX && c.count <= c.listed, "count %u listed %u",
+              c.count, c.listed);
+    bool found = false;
+    for (uint32_t i = 0; i < c.count; i++)
+        found |= c.apic_id[i] == me;
+    KT_EXPECT(found, "this CPU's APIC ID %u is not in the MADT", me);
+    KT_EXPECT(c.lapic_phys && IS_ALIGNED(c.lapic_phys, PAGE_SIZE), "lapic_phys %#llx",
+              (unsigned long long)c.lapic_phys);
+    /* The parse's own mappings are gone again. */
+    KT_EXPECT(paging_table_pages() == tables, "page-table pages %llu -> %llu",
+              (unsigned long long)tables, (unsigned long long)paging_table_pages());
+    KT_EXPECT(paging_translate_in(&kernel_as, rsdp_va) == rsdp_before,
+              "the RSDP's HHDM mapping changed");
+}
+
+/* A map function serving the real tables, except that the MADT comes from a
+ * copy that `corrupt` changes. */
+struct bent {
+    struct acpi_map_ctx real;
+    void (*corrupt)(uint8_t *madt, uint32_t len);
+    uint8_t copy[4096];
+    uint32_t copied; /* length of the MADT copy served, 0 before */
+};
+
+static const void *map_bent(paddr_t phys, size_t len, void *ctx)
+{
+    struct bent *b = ctx;
+    const uint8_t *p = acpi_map_kernel(phys, len, &b->real);
+    if (!p || len <= 36 || memcmp(p, "APIC", 4) != 0 || len > sizeof(b->copy))
+        return p;
+    memcpy(b->copy, p, len);
+    b->corrupt(b->copy, (uint32_t)len);
+    b->copied = (uint32_t)len;
+    return b->copy;
+}
+
+static void flip_oem_byte(uint8_t *madt, uint32_t len)
+{
+    (void)len;
+    madt[10]++; /* the OEM ID: only the checksum notices */
+}
+
+/* The first entry's length becomes 0; the checksum is made right again. */
+static void zero_first_entry(uint8_t *madt, uint32_t len)
+{
+    madt[44 + 1] = 0;
+    madt[9] = 0;
+    uint8_t s = 0;
+    for (uint32_t i = 0; i < len; i++)
+        s = (uint8_t)(s + madt[i]);
+    madt[9] = (uint8_t)-s;
+}
+
+static const char *parse_bent(struct bent *b, struct acpi_cpus *c)
+{
+    const char *err = acpi_madt_cpus(&boot_ctx, map_bent, b, c);
+    acpi_unmap_kernel(&b->real);
+    return err;
+}
+
+KTEST(acpi_corrupted_madt_copy_refused)
+{
+    if (!have_rsdp())
+        return;
+    static struct bent b;
+    struct acpi_cpus c, before;
+    memset(&c, 0x5a, sizeof(c));
+    memcpy(&before, &c, sizeof(c));
+    char want[160];
+
+    memset(&b, 0, sizeof(b));
+    b.corrupt = flip_oem_byte;
+    const char *err = parse_bent(&b, &c);
+    KT_ASSERT(b.copied > 44, "the MADT was never mapped in full");
+    ksnprintf(want, sizeof(want), "acpi: MADT checksum bad (its %u bytes sum to 0x1, not 0)",
+              b.copied);
+    KT_EXPECT(err && strcmp(err, want) == 0, "got: %s", err ? err : "(accepted)");
+
+    memset(&b, 0, sizeof(b));
+    b.corrupt = zero_first_entry;
+    err = parse_bent(&b, &c);
+    KT_EXPECT(err && strcmp(err, "acpi: MADT entry at offset 44 has length 0 (less than 2)") == 0,
+              "got: %s", err ? err : "(accepted)");
+    KT_EXPECT(memcmp(&c, &before, sizeof(c)) == 0, "*out written on failure");
+}
+
+/* The lowest page of reserved memory the HHDM leaves unmapped, 0 if none. */
+static paddr_t unmapped_reserved_page(void)
+{
+    for (size_t i = 0; i < boot_ctx.memmap_count; i++) {
+        const struct mem_region *r = &boot_ctx.memmap[i];
+        if (r->type != MEM_RESERVED)
+            continue;
+        for (paddr_t pa = ALIGN_UP(r->base, PAGE_SIZE); pa + PAGE_SIZE <= r->base + r->length;
+             pa += PAGE_SIZE)
+            if (pa && paging_translate_in(&kernel_as, hhdm_offset + pa) == PAGING_NO_MAPPING)
+                return pa;
+    }
+    return 0;
+}
+
+KTEST(acpi_map_kernel_maps_reserved_read_only_for_one_parse)
+{
+    struct acpi_map_ctx mc = {0};
+    KT_EXPECT(acpi_map_kernel(UINT64_MAX - 8, 16, &mc) == NULL, "a wrapping range was mapped");
+    KT_EXPECT(acpi_map_kernel(1ULL << 52, 16, &mc) == NULL, "beyond the physical width");
+    KT_EXPECT(mc.runs == 0);
+    paddr_t pa = unmapped_reserved_page();
+    if (!pa) {
+        kprintf("acpi: no unmapped reserved page in this machine's map: mapping not tested\n");
+        return;
+    }
+    uint64_t tables = paging_table_pages();
+    const void *p = acpi_map_kernel(pa + 16, 32, &mc);
+    KT_ASSERT(p == (const void *)(uintptr_t)(hhdm_offset + pa + 16), "pointer %p for %#llx", p,
+              (unsigned long long)pa);
+    struct paging_mapping m;
+    KT_ASSERT(paging_query(&kernel_as, hhdm_offset + pa, &m));
+    KT_EXPECT(m.phys == pa && !(m.flags & PAGE_WRITABLE) && (m.flags & PAGE_NX) &&
+                  m.cache == CACHE_WB, "phys %#llx flags %#llx cache %d",
+              (unsigned long long)m.phys, (unsigned long long)m.flags, m.cache);
+    KT_EXPECT(mc.runs == 1 && mc.run[0].pages == 1, "%u runs", mc.runs);
+    /* Asked again (as the parser does: header, then the whole table): nothing new. */
+    KT_EXPECT(acpi_map_kernel(pa, PAGE_SIZE, &mc) == p - 16);
+    KT_EXPECT(mc.runs == 1 && mc.run[0].pages == 1, "%u runs", mc.runs);
+    acpi_unmap_kernel(&mc);
+    KT_EXPECT(mc.runs == 0);
+    KT_EXPECT(paging_translate_in(&kernel_as, hhdm_offset + pa) == PAGING_NO_MAPPING,
+              "still mapped after acpi_unmap_kernel");
+    KT_EXPECT(paging_table_pages() == tables, "page-table pages %llu -> %llu",
+              (unsigned long long)tables, (unsigned long long)paging_table_pages());
+}
