@@ -1,4 +1,6 @@
 /* The init sequence (docs/design.md, "The boot flow"), and nothing else. */
+#include "arch/x86_64/acpi_map.h"
+#include "arch/x86_64/ap_start.h"
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/entry.h"
 #include "arch/x86_64/gdt.h"
@@ -7,6 +9,8 @@
 #include "arch/x86_64/mmu_ops.h"
 #include "arch/x86_64/percpu.h"
 #include "arch/x86_64/pic.h"
+#include "arch/x86_64/pit.h"
+#include "arch/x86_64/smp.h"
 #include "bench/kbench.h"
 #include "boot/boot_info.h"
 #include "boot/limine.h"
@@ -54,6 +58,7 @@ enum init_step {
     STEP_PAGING, /* PAT + paging_init */
     STEP_MAPPER,
     STEP_STACK,
+    STEP_SMP,     /* the BSP's LAPIC, timer calibration, the APs */
     STEP_RECLAIM,
     STEP_HEAP,
     STEP_CONSOLE,
@@ -62,7 +67,7 @@ enum init_step {
 };
 static const char *const step_names[STEP_COUNT] = {
     "early", "boot-info", "symbols", "memmap", "frames", "paging",
-    "mapper", "stack", "reclaim", "heap", "console", "summary",
+    "mapper", "stack", "smp", "reclaim", "heap", "console", "summary",
 };
 static uint64_t step_tsc[STEP_COUNT];
 
@@ -191,6 +196,9 @@ static NORETURN void mm_bringup(void)
      * trampoline maps 4 GiB; Limine maps at least every usable region. */
     hhdm_size = boot_ctx.protocol == BOOT_PROTO_MULTIBOOT2 ? GiB(4) : 0;
     frame_init(mm_memmap, mm_memmap_count);
+    const char *low = ap_start_reserve(); /* before anything else takes low memory */
+    if (low)
+        kwarn("smp", "%s", low);
     step_done(STEP_FRAMES);
     arch_pat_init(); /* before any WC mapping: GRUB leaves PAT index 5 = WT */
     paging_init();
@@ -251,10 +259,42 @@ __attribute__((no_stack_protector)) void kernel_main(uint32_t protocol, uint64_t
     mm_bringup();
 }
 
+/* Every other CPU: before bootloader memory is reclaimed (Limine's APs wait
+ * in it, on its page tables). `nosmp` keeps the BSP alone. */
+static void smp_bringup(void)
+{
+    pit_calibrate_tsc(); /* delay_us on every path, before anything waits */
+    smp_init_bsp();
+    if (cmdline_get(boot_ctx.cmdline, "nosmp", NULL, 0)) {
+        klog("smp", "nosmp on the command line: the other CPUs stay parked");
+        if (boot_ctx.protocol == BOOT_PROTO_LIMINE && boot_ctx.cpus.count)
+            smp_set_reported(boot_ctx.cpus.reported);
+    } else if (boot_ctx.protocol == BOOT_PROTO_LIMINE) {
+        smp_start_limine();
+    } else {
+        /* GRUB (Multiboot2): the ACPI MADT lists the CPUs; ap_start_all
+         * starts them through the real-mode trampoline (INIT-SIPI-SIPI). */
+        struct acpi_cpus cpus;
+        unsigned started;
+        const char *err = acpi_boot_cpus(&cpus);
+        if (err) {
+            kwarn("smp", "%s: going on with one CPU", err);
+        } else {
+            smp_set_reported(cpus.listed);
+            err = ap_start_all(&cpus, &started);
+            if (err)
+                kwarn("smp", "%s", err);
+        }
+    }
+    smp_log_online();
+}
+
 /* Steps 5-7, on the kernel's own stack and page tables. */
 static NORETURN void kernel_main_on_own_stack(void *unused)
 {
     (void)unused;
+    smp_bringup();
+    step_done(STEP_SMP);
     uint64_t reclaimed = frame_reclaim_bootloader();
     klog("mm", "reclaimed %lluKiB of bootloader memory", (unsigned long long)reclaimed / 1024);
     if (boot_ctx.protocol == BOOT_PROTO_LIMINE && boot_ctx.base_revision >= 5) {

@@ -5,6 +5,7 @@
  * comment says otherwise. */
 #pragma once
 
+#include "arch/x86_64/cpu_local.h" /* CPU_MAX (portable) */
 #include "lib/symbols.h"
 #include "lib/types.h"
 #include "mm/memregion.h"
@@ -24,6 +25,26 @@ struct boot_framebuffer {
     uint8_t red_size, red_shift;
     uint8_t green_size, green_shift;
     uint8_t blue_size, blue_shift;
+};
+
+/* One CPU the bootloader or firmware listed. */
+struct boot_cpu {
+    uint32_t lapic_id;     /* its local APIC ID */
+    uint32_t processor_id; /* its ACPI processor UID */
+    void *start_handle;    /* Limine: its struct limine_mp_info (bootloader-reclaimable
+                              memory, HHDM) for limine_mp_goto; NULL otherwise */
+};
+
+/* The CPUs the bootloader started parked for us (Limine's MP response). The
+ * Multiboot2 path leaves count 0: the kernel finds its CPUs in the ACPI MADT
+ * instead (boot/acpi.h). */
+struct boot_cpus {
+    uint32_t count;        /* entries in cpu[], the BSP's included; 0: no usable list */
+    uint32_t reported;     /* CPUs the bootloader listed, before the CPU_MAX cap */
+    uint32_t bsp_lapic_id; /* the bootstrap CPU's APIC ID */
+    bool x2apic;           /* the bootloader put every APIC in x2APIC mode */
+    struct boot_cpu cpu[CPU_MAX];
+    char note[112];        /* a line on a capped or unusable list, "" when none */
 };
 
 struct boot_info {
@@ -55,6 +76,9 @@ struct boot_info {
     bool rsdp_is_copy;
 
     struct symbols_source symbols; /* valid until the frame allocator starts */
+
+    struct boot_cpus cpus;         /* Limine: the CPUs to start; valid until bootloader
+                                      memory is reclaimed */
 };
 
 /* The kernel's boot information, filled once during boot. */

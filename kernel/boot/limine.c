@@ -235,6 +235,86 @@ static void convert_bootloader_info(struct boot_info *out,
         copy_str(out->bootloader_version, sizeof(out->bootloader_version), r->version);
 }
 
+/* Bounds the walk of a CPU list whatever cpu_count claims: more entries
+ * than this is not a machine, it is a corrupted response. */
+#define LIMINE_MP_SANE_MAX 65536
+
+/* A malformed list: no CPU is started, the kernel runs on the BSP alone. */
+static void mp_unusable(struct boot_cpus *c, const char *why)
+{
+    c->count = 0;
+    ksnprintf(c->note, sizeof(c->note), "limine: %s; running on the bootstrap CPU only", why);
+}
+
+/* The MP response -> out->cpus. Never fatal (one CPU always works): a
+ * malformed list leaves count 0 with a note; more than CPU_MAX CPUs keeps
+ * the BSP and the first CPU_MAX - 1 others, with a note. */
+static void convert_mp(struct boot_info *out, const struct limine_mp_response *r)
+{
+    struct boot_cpus *c = &out->cpus;
+    char why[80];
+    if (!r)
+        return; /* no MP support in the loader: one CPU, nothing to say */
+    c->reported = r->cpu_count > UINT32_MAX ? UINT32_MAX : (uint32_t)r->cpu_count;
+    c->bsp_lapic_id = r->bsp_lapic_id;
+    c->x2apic = (r->flags & LIMINE_MP_X2APIC) != 0;
+    if (r->cpu_count == 0) {
+        mp_unusable(c, "MP response lists no CPUs");
+        return;
+    }
+    if (r->cpu_count > LIMINE_MP_SANE_MAX) {
+        ksnprintf(why, sizeof(why), "MP response claims %llu CPUs",
+                  (unsigned long long)r->cpu_count);
+        mp_unusable(c, why);
+        return;
+    }
+    if (!r->cpus) {
+        mp_unusable(c, "MP response CPU array is NULL");
+        return;
+    }
+    bool bsp_seen = false;
+    uint32_t n = 0;
+    for (size_t i = 0; i < r->cpu_count; i++) {
+        struct limine_mp_info *m = r->cpus[i];
+        if (!m) {
+            ksnprintf(why, sizeof(why), "MP response CPU %zu is NULL", i);
+            mp_unusable(c, why);
+            return;
+        }
+        bool bsp = m->lapic_id == r->bsp_lapic_id;
+        for (uint32_t j = 0; j < n; j++) {
+            if (c->cpu[j].lapic_id == m->lapic_id) {
+                ksnprintf(why, sizeof(why), "MP response lists APIC ID %u twice", m->lapic_id);
+                mp_unusable(c, why);
+                return;
+            }
+        }
+        /* Room for an AP only while a slot stays free for the BSP. */
+        if (bsp || n + (bsp_seen ? 0 : 1) < CPU_MAX)
+            c->cpu[n++] = (struct boot_cpu){m->lapic_id, m->processor_id, m};
+        bsp_seen |= bsp;
+    }
+    if (!bsp_seen) {
+        ksnprintf(why, sizeof(why), "MP response does not list the BSP (APIC ID %u)",
+                  r->bsp_lapic_id);
+        mp_unusable(c, why);
+        return;
+    }
+    c->count = n;
+    if (r->cpu_count > n)
+        ksnprintf(c->note, sizeof(c->note),
+                  "limine: %llu CPUs reported, CPU_MAX is %d: using %u of them (the BSP and "
+                  "the first %u others)",
+                  (unsigned long long)r->cpu_count, CPU_MAX, n, n - 1);
+}
+
+void limine_mp_goto(void *handle, limine_goto_address entry, uint64_t arg)
+{
+    struct limine_mp_info *m = handle;
+    __atomic_store_n(&m->extra_argument, arg, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->goto_address, entry, __ATOMIC_RELEASE);
+}
+
 const char *boot_from_limine(struct boot_info *out, const struct limine_answers *a)
 {
     const char *err;
@@ -265,5 +345,6 @@ const char *boot_from_limine(struct boot_info *out, const struct limine_answers 
         return err;
     convert_firmware(out, a->firmware_type);
     convert_bootloader_info(out, a->bootloader_info);
+    convert_mp(out, a->mp);
     return NULL;
 }

@@ -75,6 +75,7 @@
 #define LIMINE_ID_BOOTLOADER_INFO    LIMINE_ID(0xf55038d8e2a1202fULL, 0x279426fcf5f59740ULL)
 #define LIMINE_ID_STACK_SIZE         LIMINE_ID(0x224ef0460a8e8926ULL, 0xe1cb0fc25f46ea3dULL)
 #define LIMINE_ID_PAGING_MODE        LIMINE_ID(0x95c1a0edab0944cbULL, 0xa4e5cb3842f7488aULL)
+#define LIMINE_ID_MP                 LIMINE_ID(0x95a67b819a1b857eULL, 0xa0b61b723b6a73e0ULL)
 
 /* Every request starts with these three members. */
 #define LIMINE_REQUEST_HEADER(resp_type) \
@@ -90,7 +91,7 @@
  * <name> for its response, both from this one list. */
 #define LIMINE_REQUESTS(X)                                                                   \
     X(memmap) X(hhdm) X(framebuffer) X(executable_file) X(executable_address) X(rsdp)       \
-    X(firmware_type) X(bootloader_info) X(stack_size) X(paging_mode)
+    X(firmware_type) X(bootloader_info) X(stack_size) X(paging_mode) X(mp)
 
 /* ---- memory map ---------------------------------------------------------------
  * Entries are sorted by base; usable and bootloader-reclaimable entries are
@@ -278,6 +279,39 @@ struct limine_paging_mode_request {
     uint64_t min_mode;
 };
 
+/* ---- multiprocessor (x86_64 layout; "SMP" in Limine 8.x, same ID and layout) ----------
+ * The bootloader starts every AP and parks it, on a stack and page tables of
+ * its own in bootloader-reclaimable memory, polling its limine_mp_info's
+ * goto_address. Writing goto_address (atomically, after extra_argument)
+ * sends the AP there: it jumps with RDI = its limine_mp_info (an HHDM
+ * pointer), interrupts off, on the bootloader's GDT and page tables. The BSP
+ * is listed too; its goto_address is unused. */
+#define LIMINE_MP_X2APIC 1 /* request flag: x2APIC when available; response flag: enabled */
+
+struct limine_mp_info;
+typedef void (*limine_goto_address)(struct limine_mp_info *);
+
+struct limine_mp_info {
+    uint32_t processor_id; /* ACPI processor UID (MADT) */
+    uint32_t lapic_id;
+    uint64_t reserved;
+    limine_goto_address goto_address; /* written by the kernel to start the AP */
+    uint64_t extra_argument;          /* free for the kernel */
+};
+
+struct limine_mp_response {
+    uint64_t revision;
+    uint32_t flags;        /* bit 0: x2APIC enabled */
+    uint32_t bsp_lapic_id;
+    uint64_t cpu_count;
+    struct limine_mp_info **cpus; /* cpu_count pointers */
+};
+
+struct limine_mp_request {
+    LIMINE_REQUEST_HEADER(struct limine_mp_response);
+    uint64_t flags; /* bit 0: enable x2APIC if possible */
+};
+
 /* ---- layouts fixed by the protocol --------------------------------------------------- */
 _Static_assert(sizeof(struct limine_memmap_entry) == 24, "limine memmap entry layout");
 _Static_assert(sizeof(struct limine_memmap_response) == 24, "limine memmap response layout");
@@ -304,6 +338,11 @@ _Static_assert(sizeof(struct limine_bootloader_info_response) == 24, "limine bl 
 _Static_assert(sizeof(struct limine_stack_size_request) == 56, "limine stack size request layout");
 _Static_assert(sizeof(struct limine_paging_mode_request) == 72, "limine paging request layout");
 _Static_assert(sizeof(struct limine_paging_mode_response) == 16, "limine paging response layout");
+_Static_assert(offsetof(struct limine_mp_info, goto_address) == 16, "limine mp info layout");
+_Static_assert(offsetof(struct limine_mp_info, extra_argument) == 24, "limine mp info layout");
+_Static_assert(sizeof(struct limine_mp_info) == 32, "limine mp info layout");
+_Static_assert(sizeof(struct limine_mp_response) == 32, "limine mp response layout");
+_Static_assert(sizeof(struct limine_mp_request) == 56, "limine mp request layout");
 
 /* ---- what the bootloader answered --------------------------------------------------- */
 
@@ -323,7 +362,9 @@ struct limine_answers {
  * in force, asked, accepted and named, as the tag says; see above),
  * memory map converted to enum mem_type, HHDM offset, the first usable RGB
  * framebuffer, kernel file and command line, kernel physical/virtual base,
- * RSDP as a physical address, firmware type, bootloader name and version).
+ * RSDP as a physical address, firmware type, bootloader name and version,
+ * the CPU list of the MP response: see boot_cpus; a malformed list is not
+ * fatal, it leaves cpus.count 0 and says why in cpus.note).
  * Memory map, HHDM and executable address are required; the rest is optional.
  * A revision other than the one asked for is accepted when its rules are
  * known (0..LIMINE_NEWEST_KNOWN_BASE_REVISION): every field is read by the
@@ -338,6 +379,11 @@ const char *boot_from_limine(struct boot_info *out, const struct limine_answers 
  * in force (asked 6: the bootloader supports less)". For a bi filled by
  * boot_from_limine(). */
 const char *limine_revision_line(const struct boot_info *bi, char *buf, size_t size);
+
+/* Starts the AP parked at handle (a boot_cpu's start_handle): writes arg to
+ * its extra_argument, then entry to its goto_address (release), after which
+ * the AP jumps to entry(handle). */
+void limine_mp_goto(void *handle, limine_goto_address entry, uint64_t arg);
 
 /* Kernel only (limine_requests.c): gathers the answers from our request
  * variables and runs boot_from_limine() on them. Same result convention. */

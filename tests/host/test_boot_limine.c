@@ -29,6 +29,9 @@ static char bl_name[] = "Limine", bl_version[] = "8.2.0";
 static struct limine_bootloader_info_response bl;
 static struct limine_paging_mode_response pm;
 static struct limine_stack_size_response ss;
+static struct limine_mp_info cpu_info[40];
+static struct limine_mp_info *cpu_infop[40];
+static struct limine_mp_response mp;
 static struct limine_answers a;
 static struct boot_info bi;
 
@@ -62,6 +65,19 @@ static void set_map(size_t n)
         entp[i] = &ents[i];
     }
     mm = (struct limine_memmap_response){ 0, n, entp };
+}
+
+/* n CPUs with APIC IDs 0, 2, 4, ... (processor IDs 0, 1, 2, ...), the
+ * BSP the one at index bsp; xAPIC. */
+static void set_cpus(size_t n, size_t bsp)
+{
+    memset(cpu_info, 0, sizeof(cpu_info));
+    for (size_t i = 0; i < n; i++) {
+        cpu_info[i].processor_id = (uint32_t)i;
+        cpu_info[i].lapic_id = (uint32_t)(2 * i);
+        cpu_infop[i] = &cpu_info[i];
+    }
+    mp = (struct limine_mp_response){ 0, 0, (uint32_t)(2 * bsp), n, cpu_infop };
 }
 
 /* A complete, valid set of answers as Limine 8.2.0 would give them. */
@@ -107,6 +123,7 @@ static void setup_good(void)
     bl = (struct limine_bootloader_info_response){ 0, bl_name, bl_version };
     pm = (struct limine_paging_mode_response){ 0, LIMINE_PAGING_MODE_X86_64_4LVL };
     ss = (struct limine_stack_size_response){ 0 };
+    set_cpus(4, 0);
 
     a = (struct limine_answers){
         .base_revision_tag = { LIMINE_BASE_REVISION_MAGIC0, LIMINE_BASE_REVISION_MAGIC1, 0 },
@@ -121,6 +138,7 @@ static void setup_good(void)
         .bootloader_info = &bl,
         .stack_size = &ss,
         .paging_mode = &pm,
+        .mp = &mp,
     };
 }
 
@@ -558,4 +576,107 @@ Test(boot_limine, five_level_paging_refused)
 {
     pm.mode = LIMINE_PAGING_MODE_X86_64_5LVL;
     expect_error("limine: paging mode 1 enabled, only 4-level paging is supported");
+}
+
+/* ---- the MP response: the CPUs to start ---- */
+
+static void expect_one_cpu(const char *note)
+{
+    expect_ok(); /* never fatal: one CPU always works */
+    cr_expect_eq(bi.cpus.count, 0);
+    cr_expect_str_eq(bi.cpus.note, note);
+}
+
+Test(boot_limine, mp_lists_every_cpu_with_its_handle)
+{
+    mp.flags = LIMINE_MP_X2APIC;
+    mp.bsp_lapic_id = 2;
+    expect_ok();
+    cr_assert_eq(bi.cpus.count, 4);
+    cr_expect_eq(bi.cpus.reported, 4);
+    cr_expect_eq(bi.cpus.bsp_lapic_id, 2);
+    cr_expect(bi.cpus.x2apic);
+    cr_expect_str_eq(bi.cpus.note, "");
+    for (size_t i = 0; i < 4; i++) {
+        cr_expect_eq(bi.cpus.cpu[i].lapic_id, 2 * i);
+        cr_expect_eq(bi.cpus.cpu[i].processor_id, i);
+        cr_expect_eq(bi.cpus.cpu[i].start_handle, &cpu_info[i]);
+    }
+}
+
+Test(boot_limine, mp_missing_means_one_cpu_silently)
+{
+    a.mp = NULL;
+    expect_one_cpu("");
+    cr_expect_eq(bi.cpus.reported, 0);
+}
+
+Test(boot_limine, mp_with_no_cpus)
+{
+    mp.cpu_count = 0;
+    expect_one_cpu("limine: MP response lists no CPUs; running on the bootstrap CPU only");
+}
+
+Test(boot_limine, mp_with_absurd_cpu_count)
+{
+    mp.cpu_count = 1ULL << 40;
+    expect_one_cpu("limine: MP response claims 1099511627776 CPUs; running on the bootstrap "
+                   "CPU only");
+}
+
+Test(boot_limine, mp_with_null_cpu_array)
+{
+    mp.cpus = NULL;
+    expect_one_cpu("limine: MP response CPU array is NULL; running on the bootstrap CPU only");
+}
+
+Test(boot_limine, mp_with_null_cpu)
+{
+    cpu_infop[2] = NULL;
+    expect_one_cpu("limine: MP response CPU 2 is NULL; running on the bootstrap CPU only");
+}
+
+Test(boot_limine, mp_without_the_bsp)
+{
+    mp.bsp_lapic_id = 7;
+    expect_one_cpu("limine: MP response does not list the BSP (APIC ID 7); running on the "
+                   "bootstrap CPU only");
+}
+
+Test(boot_limine, mp_with_a_repeated_apic_id)
+{
+    cpu_info[3].lapic_id = 2;
+    expect_one_cpu("limine: MP response lists APIC ID 2 twice; running on the bootstrap CPU "
+                   "only");
+}
+
+Test(boot_limine, mp_with_more_than_cpu_max_cpus_is_capped_keeping_the_bsp)
+{
+    set_cpus(40, 30); /* the BSP beyond the first CPU_MAX entries */
+    expect_ok();
+    cr_assert_eq(bi.cpus.count, CPU_MAX);
+    cr_expect_eq(bi.cpus.reported, 40);
+    for (size_t i = 0; i < CPU_MAX - 1; i++)
+        cr_expect_eq(bi.cpus.cpu[i].lapic_id, 2 * i, "AP %zu kept in order", i);
+    cr_expect_eq(bi.cpus.cpu[CPU_MAX - 1].lapic_id, 60, "the BSP kept");
+    cr_expect_str_eq(bi.cpus.note, "limine: 40 CPUs reported, CPU_MAX is 16: using 16 of them "
+                                   "(the BSP and the first 15 others)");
+}
+
+Test(boot_limine, mp_with_exactly_cpu_max_cpus_is_not_capped)
+{
+    set_cpus(CPU_MAX, 0);
+    expect_ok();
+    cr_expect_eq(bi.cpus.count, CPU_MAX);
+    cr_expect_str_eq(bi.cpus.note, "");
+}
+
+Test(boot_limine, mp_goto_writes_the_argument_then_the_address)
+{
+    limine_mp_goto(&cpu_info[1], (limine_goto_address)(uintptr_t)0xffffffff80201234ULL,
+                   0xffff800000042000ULL);
+    cr_expect_eq((uintptr_t)cpu_info[1].goto_address, 0xffffffff80201234ULL);
+    cr_expect_eq(cpu_info[1].extra_argument, 0xffff800000042000ULL);
+    cr_expect_null(cpu_info[0].goto_address, "the neighbours untouched");
+    cr_expect_null(cpu_info[2].goto_address);
 }

@@ -356,6 +356,33 @@ cpu_entry_state:
     ret
     .size cpu_entry_state, . - cpu_entry_state
 
+/* limine_ap_entry(info): where Limine sends an AP (goto_address), on
+ * Limine's page tables, GDT and stack, interrupts off, RDI = its
+ * limine_mp_info whose extra_argument is the AP's struct cpu (smp.c). Loads
+ * the kernel's page tables at once (Limine's live in memory the kernel
+ * reclaims), moves to the AP's own guarded stack, gives CR0/CR4/EFER the
+ * kernel's base values and enters smp_ap_enter(cpu), which never returns.
+ * Limine turns EFER.NXE on before handing over, so the kernel's NX entries
+ * are valid at the CR3 load. */
+#define CPU_STACK_TOP  24                /* offsetof(struct cpu, stack_top): smp.c asserts */
+#define CPU_CR3        32                /* offsetof(struct cpu, cr3) */
+#define MP_INFO_EXTRA  24                /* offsetof(struct limine_mp_info, extra_argument) */
+    .globl limine_ap_entry
+    .type limine_ap_entry, @function
+limine_ap_entry:
+    cli
+    cld
+    movq MP_INFO_EXTRA(%rdi), %rbx
+    movq CPU_CR3(%rbx), %rax
+    movq %rax, %cr3
+    movq CPU_STACK_TOP(%rbx), %rsp
+    xorl %ebp, %ebp
+    call cpu_entry_state                /* keeps RBX */
+    movq %rbx, %rdi
+    pushq $0                            /* fake return address: ends backtraces */
+    jmp smp_ap_enter
+    .size limine_ap_entry, . - limine_ap_entry
+
 /* arch_switch_stack(top, fn, arg): runs fn(arg) on the stack ending at top;
  * fn must not return. */
     .globl arch_switch_stack

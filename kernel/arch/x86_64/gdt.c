@@ -1,7 +1,11 @@
 /* GDT: null, kernel code/data, user data/code, and one 16-byte TSS descriptor.
  * The TSS holds one IST stack per vector that runs on an IST (#DF, NMI, #MC),
- * never one shared by two vectors: gdt.h explains why, and why #PF has none. */
+ * never one shared by two vectors: gdt.h explains why, and why #PF has none.
+ * Every CPU has its own struct gdt_block inside its per-CPU block; the
+ * accessors act on the running CPU's (found through GS). */
 #include "arch/x86_64/gdt.h"
+
+#include "arch/x86_64/percpu.h"
 
 /* Access-byte bits of a code/data descriptor. */
 #define SEG_ACCESSED (1 << 0)
@@ -20,14 +24,10 @@
  * which come from MSRs): the descriptors carry only access bits and flags. */
 #define SEG_DESC(access, flags) (((uint64_t)(access) << 40) | (flags) | 0xffffULL | (0xfULL << 48))
 
-static uint64_t gdt[7] __attribute__((aligned(16)));
-static struct tss tss __attribute__((aligned(16)));
-
-/* The boot-time IST stacks, one per slot (gdt.h says why they may not be
- * shared): used until main.c moves each IST to a guarded stack of its own
+/* The BSP's boot-time IST stacks, one per slot (gdt.h says why they may not
+ * be shared): used until main.c moves each IST to a guarded stack of its own
  * (gdt_set_ist_stack), once the kernel's page tables exist. */
 static uint8_t ist_stacks[IST_COUNT][IST_STACK_SIZE] __attribute__((aligned(16)));
-static uint64_t ist_lo[IST_COUNT], ist_hi[IST_COUNT];
 
 struct gdt_pointer {
     uint16_t limit;
@@ -35,7 +35,7 @@ struct gdt_pointer {
 } PACKED;
 _Static_assert(sizeof(struct gdt_pointer) == 10, "lgdt operand layout");
 
-static void set_tss_descriptor(unsigned idx, uint64_t base, uint32_t limit)
+static void set_tss_descriptor(uint64_t *gdt, unsigned idx, uint64_t base, uint32_t limit)
 {
     /* The 16-byte system descriptor: the low 8 bytes look like a segment
      * descriptor, the next 4 hold base bits 32..63. */
@@ -46,8 +46,10 @@ static void set_tss_descriptor(unsigned idx, uint64_t base, uint32_t limit)
     gdt[idx + 1] = base >> 32;
 }
 
-void gdt_init(void)
+void gdt_load(struct gdt_block *g)
 {
+    uint64_t *gdt = g->gdt;
+    struct tss *tss = &g->tss;
     gdt[0] = 0;
     gdt[GDT_KERNEL_CODE / 8] = SEG_DESC(SEG_PRESENT | SEG_NOTSYS | SEG_CODE | SEG_RW | SEG_ACCESSED,
                                         SEG_FLAG_L | SEG_FLAG_G);
@@ -59,15 +61,12 @@ void gdt_init(void)
                                           SEG_ACCESSED,
                                       SEG_FLAG_L | SEG_FLAG_G);
 
-    for (unsigned i = 0; i < IST_COUNT; i++) {
-        ist_lo[i] = (uint64_t)(uintptr_t)ist_stacks[i];
-        ist_hi[i] = ist_lo[i] + IST_STACK_SIZE;
-        tss.ist[i] = ist_hi[i];
-    }
-    tss.iomap_base = sizeof(struct tss); /* no I/O permission bitmap */
-    set_tss_descriptor(GDT_TSS / 8, (uint64_t)(uintptr_t)&tss, sizeof(struct tss) - 1);
+    for (unsigned i = 0; i < IST_COUNT; i++)
+        tss->ist[i] = g->ist_hi[i];
+    tss->iomap_base = sizeof(struct tss); /* no I/O permission bitmap */
+    set_tss_descriptor(gdt, GDT_TSS / 8, (uint64_t)(uintptr_t)tss, sizeof(struct tss) - 1);
 
-    struct gdt_pointer ptr = {sizeof(gdt) - 1, (uint64_t)(uintptr_t)gdt};
+    struct gdt_pointer ptr = {sizeof(g->gdt) - 1, (uint64_t)(uintptr_t)gdt};
     __asm__ volatile(
         "lgdt %0\n\t"
         "pushq %1\n\t"          /* far return into the new CS */
@@ -88,23 +87,39 @@ void gdt_init(void)
         : "rax", "memory");
 }
 
+void gdt_init(void)
+{
+    struct gdt_block *g = &percpu_bsp()->gdt;
+    for (unsigned i = 0; i < IST_COUNT; i++) {
+        g->ist_lo[i] = (uint64_t)(uintptr_t)ist_stacks[i];
+        g->ist_hi[i] = g->ist_lo[i] + IST_STACK_SIZE;
+    }
+    gdt_load(g);
+}
+
+static struct gdt_block *mine(void)
+{
+    return &this_cpu_block()->gdt;
+}
+
 void gdt_set_kernel_stack(uint64_t rsp0)
 {
-    tss.rsp[0] = rsp0;
+    mine()->tss.rsp[0] = rsp0;
 }
 
 uint64_t gdt_kernel_stack(void)
 {
-    return tss.rsp[0];
+    return mine()->tss.rsp[0];
 }
 
 bool gdt_set_ist_stack(unsigned ist, uint64_t lo, uint64_t hi)
 {
     if (ist < 1 || ist > IST_COUNT || hi <= lo || (hi & 15))
         return false;
-    ist_lo[ist - 1] = lo;
-    ist_hi[ist - 1] = hi;
-    tss.ist[ist - 1] = hi; /* read by the CPU at the next exception on that IST */
+    struct gdt_block *g = mine();
+    g->ist_lo[ist - 1] = lo;
+    g->ist_hi[ist - 1] = hi;
+    g->tss.ist[ist - 1] = hi; /* read by the CPU at the next exception on that IST */
     return true;
 }
 
@@ -112,7 +127,7 @@ bool gdt_ist_range(unsigned ist, uint64_t *lo, uint64_t *hi)
 {
     if (ist < 1 || ist > IST_COUNT)
         return false;
-    *lo = ist_lo[ist - 1];
-    *hi = ist_hi[ist - 1];
+    *lo = mine()->ist_lo[ist - 1];
+    *hi = mine()->ist_hi[ist - 1];
     return true;
 }

@@ -55,9 +55,23 @@ struct tss {
 } PACKED;
 _Static_assert(sizeof(struct tss) == 104, "TSS layout");
 
-/* Loads the kernel GDT, reloads CS (far return) and the data segment
- * registers, and loads the TSS with its IST stacks. Call once, early. */
+/* One CPU's descriptor tables: every CPU has its own GDT (its TSS descriptor
+ * names its own TSS, and a loaded TSS is marked busy, so two CPUs cannot
+ * share one) and its own TSS (its own IST and ring-0 stacks). */
+struct gdt_block {
+    uint64_t gdt[7];
+    struct tss tss __attribute__((aligned(16)));
+    uint64_t ist_lo[IST_COUNT], ist_hi[IST_COUNT]; /* bounds of each IST stack as last set */
+};
+
+/* Loads the bootstrap CPU's GDT (percpu_bsp()->gdt), reloads CS (far
+ * return) and the data segment registers, and loads its TSS with the
+ * boot-time IST stacks in .bss. Call once, early. */
 void gdt_init(void);
+/* Fills *g (descriptors; IST slots from g->ist_lo/ist_hi, which the caller
+ * set) and loads it on the running CPU as gdt_init does. For the APs. */
+void gdt_load(struct gdt_block *g);
+/* The functions below act on the running CPU's block (through GS). */
 /* Sets the stack the CPU switches to on an interrupt from user mode (TSS.RSP0). */
 void gdt_set_kernel_stack(uint64_t rsp0);
 /* The stack the CPU switches to on an interrupt from ring 3 (TSS.RSP0). */

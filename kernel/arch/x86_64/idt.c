@@ -43,7 +43,11 @@ void idt_init(void)
     set_gate(EXC_DF, isr_stub_table[EXC_DF], IST_DOUBLE_FAULT);
     set_gate(EXC_NMI, isr_stub_table[EXC_NMI], IST_NMI);
     set_gate(EXC_MC, isr_stub_table[EXC_MC], IST_MACHINE_CHECK);
+    idt_load();
+}
 
+void idt_load(void)
+{
     struct idt_pointer ptr = {sizeof(idt) - 1, (uint64_t)(uintptr_t)idt};
     __asm__ volatile("lidt %0" ::"m"(ptr) : "memory");
 }

@@ -39,6 +39,9 @@ _Static_assert(sizeof(struct idt_gate) == 16, "IDT gate layout");
  * #MC on IST3, every other vector, #PF included, on the interrupted stack)
  * and loads the IDT. Needs gdt_init() first. */
 void idt_init(void);
+/* Loads the one IDT (filled by idt_init) on the running CPU: every CPU
+ * shares it. For the APs. */
+void idt_load(void);
 /* Routes `vector` to h (NULL restores the default: the fatal report for
  * exceptions, "unexpected interrupt N" for the rest). A handler for an
  * exception vector runs instead of the report. */
