@@ -2,9 +2,10 @@
  * files in each target's input layout (described at the top of
  * tests/fuzz/fuzz_<target>.c): memory maps as QEMU's SeaBIOS, OVMF and q35
  * machines report them, Multiboot2 information blocks as GRUB builds them
- * on BIOS and UEFI, Limine responses as Limine gives them, and short
- * operation sequences for the allocators and paging. Run at build time by
- * mk/fuzz.mk; nothing here is a pasted binary. */
+ * on BIOS and UEFI, Limine responses as Limine gives them, memory images
+ * holding an ACPI RSDP, RSDT/XSDT and MADT, and short operation sequences for
+ * the allocators and paging. Run at build time by mk/fuzz.mk; nothing here
+ * is a pasted binary. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -427,6 +428,130 @@ static void seeds_limine(void)
     }
 }
 
+/* ---- ACPI: an RSDP and tables in a memory image, in fuzz_acpi.c's layout ------------- */
+
+static void patch(struct buf *b, size_t at, uint64_t v, unsigned size)
+{
+    for (unsigned i = 0; i < size; i++)
+        b->d[at + i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The checksum byte at sum_at makes the bytes [at, at + len) sum to 0. */
+static void acpi_checksum(struct buf *b, size_t at, size_t len, size_t sum_at)
+{
+    uint8_t s = 0;
+    b->d[sum_at] = 0;
+    for (size_t i = 0; i < len; i++)
+        s = (uint8_t)(s + b->d[at + i]);
+    b->d[sum_at] = (uint8_t)-s;
+}
+
+/* A table header (length and checksum filled by sdt_end). */
+static size_t sdt_begin(struct buf *b, const char *sig)
+{
+    size_t at = b->n;
+    bytes(b, sig, 4);
+    u32(b, 0);
+    u8(b, 1);
+    u8(b, 0);
+    bytes(b, "SLAYER", 6);
+    bytes(b, "SEEDTABL", 8);
+    u32(b, 1);
+    bytes(b, "SEED", 4);
+    u32(b, 1);
+    return at;
+}
+
+/* Closes the table begun at `at`; returns its physical address. */
+static uint32_t sdt_end(struct buf *b, size_t at)
+{
+    patch(b, at + 4, b->n - at, 4);
+    acpi_checksum(b, at, b->n - at, at + 9);
+    return (uint32_t)(at - b->origin);
+}
+
+struct acpi_seed {
+    const char *name;
+    uint8_t mode;     /* fuzz_acpi.c's mode byte (bit 0: the RSDP as a copy) */
+    uint8_t revision; /* RSDP revision: 0 (RSDT only) or 2 (XSDT too) */
+    unsigned cpus;
+    bool x2apic;      /* type-9 entries instead of type 0 */
+    bool override;    /* a type-5 LAPIC address override */
+    bool hotplug;     /* CPUs from the third on online-capable, the last disabled */
+};
+
+static void acpi_image(struct buf *b, const struct acpi_seed *v)
+{
+    u8(b, v->mode);
+    u32(b, 0); /* the RSDP's address, patched below */
+    b->origin = b->n;
+    size_t facp = sdt_begin(b, "FACP");
+    for (int i = 0; i < 100; i++)
+        u8(b, 0);
+    uint32_t facp_phys = sdt_end(b, facp);
+    size_t madt = sdt_begin(b, "APIC");
+    u32(b, 0xfee00000);
+    u32(b, 1); /* PCAT_COMPAT */
+    for (unsigned i = 0; i < v->cpus; i++) {
+        uint32_t flags = !v->hotplug || i < 2 ? 1 : i + 1 == v->cpus ? 0 : 2;
+        if (v->x2apic) {
+            u8(b, 9), u8(b, 16), u16(b, 0), u32(b, 0x100 + i), u32(b, flags), u32(b, i);
+        } else {
+            u8(b, 0), u8(b, 8), u8(b, i), u8(b, i), u32(b, flags);
+        }
+    }
+    u8(b, 1), u8(b, 12), u8(b, 0), u8(b, 0), u32(b, 0xfec00000), u32(b, 0); /* I/O APIC */
+    u8(b, 2), u8(b, 10), u8(b, 0), u8(b, 0), u32(b, 2), u16(b, 0);          /* IRQ0 -> GSI 2 */
+    u8(b, 4), u8(b, 6), u8(b, 0xff), u16(b, 0), u8(b, 1);                   /* NMI on LINT1 */
+    if (v->override)
+        u8(b, 5), u8(b, 12), u16(b, 0), u64(b, 0xfee00000);
+    uint32_t madt_phys = sdt_end(b, madt);
+    size_t rsdt = sdt_begin(b, "RSDT");
+    u32(b, facp_phys);
+    u32(b, madt_phys);
+    uint32_t rsdt_phys = sdt_end(b, rsdt), xsdt_phys = 0;
+    if (v->revision >= 2) {
+        size_t xsdt = sdt_begin(b, "XSDT");
+        u64(b, facp_phys);
+        u64(b, madt_phys);
+        xsdt_phys = sdt_end(b, xsdt);
+    }
+    while ((b->n - b->origin) % 16)
+        u8(b, 0);
+    size_t rsdp = b->n;
+    bytes(b, "RSD PTR ", 8);
+    u8(b, 0);
+    bytes(b, "SLAYER", 6);
+    u8(b, v->revision);
+    u32(b, rsdt_phys);
+    acpi_checksum(b, rsdp, 20, rsdp + 8);
+    if (v->revision >= 2) {
+        u32(b, 36);
+        u64(b, xsdt_phys);
+        u8(b, 0);
+        u8(b, 0), u8(b, 0), u8(b, 0);
+        acpi_checksum(b, rsdp, 36, rsdp + 32);
+    }
+    patch(b, 1, rsdp - b->origin, 4);
+}
+
+static void seeds_acpi(void)
+{
+    static const struct acpi_seed v[] = {
+        {"seabios-smp1", 0, 0, 1, false, false, false},
+        {"seabios-smp4", 0, 0, 4, false, false, false},
+        {"ovmf-smp4-xsdt", 0, 2, 4, false, false, false},
+        {"grub-copy-smp8", 1, 2, 8, false, true, false},
+        {"x2apic-smp20", 0, 2, 20, true, true, false},
+        {"hotplug-smp6", 1, 0, 6, false, false, true},
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        struct buf b = {.n = 0};
+        acpi_image(&b, &v[i]);
+        write_seed("acpi", v[i].name, &b);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -444,5 +569,6 @@ int main(int argc, char **argv)
     seeds_heap();
     seeds_multiboot2();
     seeds_limine();
+    seeds_acpi();
     return 0;
 }
