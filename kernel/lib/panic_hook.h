@@ -19,3 +19,8 @@ void panic_catch(const char *file, int line, const char *fmt, va_list ap);
 bool panic_begin(void);
 /* True once panic_begin() has been called. */
 bool panic_in_progress(void);
+/* Called by the CPU that won panic_begin(), before its report: stops every
+ * other CPU (arch/x86_64/exceptions.c: an NMI each, then waits a bounded
+ * time for them to halt) and says how many stopped. The weak default (host
+ * builds) does nothing. Must not panic. */
+void panic_stop_other_cpus(void);

@@ -1,12 +1,14 @@
-/* Monitor commands about the system: version, ktest, bench, panic, reboot,
- * poweroff. */
+/* Monitor commands about the system: version, ktest, bench, panic [cpu],
+ * reboot, poweroff. */
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/pic.h"
-#include "dev/input.h"
+#include "arch/x86_64/smp.h"
 #include "boot/boot_info.h"
+#include "dev/input.h"
 #include "lib/panic.h"
 #include "lib/printf.h"
 #include "monitor/commands.h"
+#include "monitor/parse.h"
 #include "test/ktest.h"
 #include "version.h"
 
@@ -52,11 +54,20 @@ void cmd_bench(int argc, char **argv)
 #endif
 }
 
+static void panic_here(void *arg)
+{
+    (void)arg;
+    panic("monitor: deliberate panic (the 'panic' command)");
+}
+
 void cmd_panic(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    panic("monitor: deliberate panic (the 'panic' command)");
+    uint64_t cpu = cpu_index();
+    if (argc > 1 && (!parse_u64(argv[1], &cpu) || cpu >= CPU_MAX || !smp_cpu_online((unsigned)cpu))) {
+        monitor_error("panic", "'%s' is not an online CPU (see cpus)", argv[1]);
+        return;
+    }
+    smp_call_on((unsigned)cpu, panic_here, NULL); /* does not return: every CPU stops */
 }
 
 /* The i8042's "pulse output line" command 0xFE pulls the CPU's reset line. */

@@ -39,3 +39,5 @@ void cmd_bench(int argc, char **argv);
 void cmd_panic(int argc, char **argv);
 void cmd_reboot(int argc, char **argv);
 void cmd_poweroff(int argc, char **argv);
+/* cmd_smp.c */
+void cmd_cpus(int argc, char **argv);

@@ -92,7 +92,7 @@ def scenario(name, cmdline, timeout, **session_args):
 class Session:
     """A booted QEMU and its serial transcript (see the module comment)."""
 
-    def __init__(self, name, iso, timeout, *, mem="256M", firmware="bios", accel="tcg",
+    def __init__(self, name, iso, timeout, *, mem="256M", firmware="bios", accel="tcg", smp=1,
                  qmp=False, step=10, log=None, raw_log=None, text=plain, t0=None,
                  qemu_timeout=None, report=verdict):
         """Starts QEMU and arms the whole-run alarm; with qmp, returns once QMP
@@ -112,7 +112,7 @@ class Session:
         # stdin: a pipe held open (QEMU never sees EOF on serial) that send() writes.
         self.qemu = subprocess.Popen(
             ["tools/qemu.sh", "--iso", iso, "--firmware", firmware, "--accel", accel,
-             "--mem", mem, "--timeout", str(qemu_timeout or timeout + 10), "--", *extra],
+             "--mem", mem, "--smp", str(smp), "--timeout", str(qemu_timeout or timeout + 10), "--", *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.qemu_err,
             start_new_session=True)
         self.out_fd = self.qemu.stdout.fileno()
@@ -137,11 +137,11 @@ class Session:
         self.raw.extend(data)
         return True
 
-    def wait_for(self, pattern, start=0, timeout=None, what=None, required=True):
+    def wait_for(self, pattern, start=0, timeout=None, what=None, required=True, panic_ok=False):
         """The first match of regex `pattern` (bytes, DOTALL) in raw[start:],
         waiting up to timeout (default step) seconds. When it does not come
-        (a panic, QEMU gone, time up) the run fails, or, with required=False,
-        None is returned."""
+        (a panic unless panic_ok, QEMU gone, time up) the run fails, or, with
+        required=False, None is returned."""
         timeout = self.step if timeout is None else timeout
         what = what or pattern
         rx = re.compile(pattern, re.S)
@@ -152,7 +152,7 @@ class Session:
                 return m
             if not required and (self.eof or time.monotonic() > end):
                 return None
-            if b"PANIC" in self.raw[start:]:
+            if not panic_ok and b"PANIC" in self.raw[start:]:
                 self.finish(False, f"kernel panic while waiting for {what!r}")
             if self.eof:
                 try:

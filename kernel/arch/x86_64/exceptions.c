@@ -3,6 +3,8 @@
 #include "arch/x86_64/exceptions.h"
 
 #include "arch/x86_64/cpu.h"
+#include "arch/x86_64/pit.h"
+#include "arch/x86_64/smp.h"
 #include "lib/backtrace.h"
 #include "lib/panic.h"
 #include "lib/panic_hook.h"
@@ -140,11 +142,48 @@ static void print_symbolized(const char *label, uint64_t addr)
         kprintf("  %s=0x%016llx\n", label, (unsigned long long)addr);
 }
 
+/* ---- a fatal error on one CPU stops them all ----------------------------------
+ * The CPU that wins panic_begin (a panic or a fatal exception) records itself
+ * in dying_cpu and sends every other online CPU an NMI: an NMI reaches a CPU
+ * whatever it is doing, interrupts off or spinning on a lock. Their NMI
+ * handler sees panic_in_progress() and halts for good (NMIs stay blocked: it
+ * never returns), so nothing changes memory under the report. The report
+ * then names the CPU and how many others stopped. */
+#define NO_CPU 0xffffffffu
+static uint32_t dying_cpu = NO_CPU;
+static uint32_t cpus_stopped; /* other CPUs halted by the NMI */
+
+void panic_stop_other_cpus(void)
+{
+    __atomic_store_n(&dying_cpu, cpu_index(), __ATOMIC_SEQ_CST);
+    unsigned others = smp_cpu_count() - 1;
+    if (others == 0)
+        return;
+    smp_send_nmi_all_but_self();
+    uint64_t end = rdtsc() + 100000 * tsc_per_us(); /* 100 ms: TCG may be slow to deliver */
+    while (__atomic_load_n(&cpus_stopped, __ATOMIC_ACQUIRE) < others && rdtsc() < end)
+        cpu_pause();
+    kprintf("[smp] CPU %u failed: %u of %u other CPUs stopped\n", cpu_index(),
+            __atomic_load_n(&cpus_stopped, __ATOMIC_ACQUIRE), others);
+}
+
+/* Other CPUs halted because of a failure on another one (the monitor's test). */
+unsigned panic_cpus_stopped(void)
+{
+    return __atomic_load_n(&cpus_stopped, __ATOMIC_ACQUIRE);
+}
+
+static NORETURN void stop_for_panic(void)
+{
+    __atomic_add_fetch(&cpus_stopped, 1, __ATOMIC_RELEASE);
+    cpu_halt_forever();
+}
+
 static void report(const struct interrupt_frame *f, uint64_t cr2, uint64_t guard)
 {
     unsigned v = (unsigned)f->vector;
-    kprintf("\n!!! CPU EXCEPTION %u: %s, in %s mode\n", v, exception_name(v),
-            (f->cs & 3) ? "user" : "kernel");
+    kprintf("\n!!! CPU EXCEPTION %u: %s, in %s mode, on CPU %u\n", v, exception_name(v),
+            (f->cs & 3) ? "user" : "kernel", cpu_index());
     if (guard && v != EXC_DF) /* a #DF said it first thing */
         print_overflow("  ", f, guard);
     print_error_code(v, f->error_code);
@@ -200,6 +239,8 @@ void exception_handle(struct interrupt_frame *f)
         return;
     }
     if (v == EXC_NMI) {
+        if (panic_in_progress() && __atomic_load_n(&dying_cpu, __ATOMIC_SEQ_CST) != cpu_index())
+            stop_for_panic(); /* another CPU failed: stay out of its way */
         kprintf("[cpu] NMI at 0x%016llx; ignored\n", (unsigned long long)f->rip);
         return;
     }
@@ -220,6 +261,7 @@ void exception_handle(struct interrupt_frame *f)
     }
     if (v == EXC_DF && guard)
         overflow_reported = true;
+    panic_stop_other_cpus();
     report(f, cr2, guard);
     panic_hook();
     kprintf("halting.\n");
