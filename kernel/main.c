@@ -90,6 +90,7 @@ static void log_init_steps(void)
     }
     klog("kernel", "init steps (Mcycles): %s", buf);
 }
+static bool nosmp;      /* `nosmp` on the command line: the BSP alone */
 static bool ktest_mode; /* "ktest" or "bench" on the command line: headless, exit QEMU */
 
 /* One clear line, then stop: used for every bootloader answer we cannot use. */
@@ -196,6 +197,7 @@ static NORETURN void mm_bringup(void)
      * trampoline maps 4 GiB; Limine maps at least every usable region. */
     hhdm_size = boot_ctx.protocol == BOOT_PROTO_MULTIBOOT2 ? GiB(4) : 0;
     frame_init(mm_memmap, mm_memmap_count);
+    nosmp = cmdline_get(boot_ctx.cmdline, "nosmp", NULL, 0);
     const char *low = ap_start_reserve(); /* before anything else takes low memory */
     if (low)
         kwarn("smp", "%s", low);
@@ -259,33 +261,41 @@ __attribute__((no_stack_protector)) void kernel_main(uint32_t protocol, uint64_t
     mm_bringup();
 }
 
+/* The CPUs the ACPI MADT lists (GRUB path); false with the line said. */
+static bool madt_cpus(struct acpi_cpus *cpus)
+{
+    const char *err = acpi_boot_cpus(cpus);
+    if (err)
+        kwarn("smp", "%s: running on the bootstrap CPU only", err);
+    else
+        smp_set_reported(cpus->listed);
+    return !err;
+}
+
 /* Every other CPU: before bootloader memory is reclaimed (Limine's APs wait
- * in it, on its page tables). `nosmp` keeps the BSP alone. */
+ * in it, on its page tables). Limine parked them for us (MP response);
+ * under GRUB the MADT lists them and ap_start_all wakes them with
+ * INIT-SIPI-SIPI through the trampoline reserved after frame_init. */
 static void smp_bringup(void)
 {
-    pit_calibrate_tsc(); /* delay_us on every path, before anything waits */
     smp_init_bsp();
-    if (cmdline_get(boot_ctx.cmdline, "nosmp", NULL, 0)) {
+    bool limine = boot_ctx.protocol == BOOT_PROTO_LIMINE;
+    struct acpi_cpus cpus;
+    if (nosmp) {
         klog("smp", "nosmp on the command line: the other CPUs stay parked");
-        if (boot_ctx.protocol == BOOT_PROTO_LIMINE && boot_ctx.cpus.count)
+        if (limine && boot_ctx.cpus.count)
             smp_set_reported(boot_ctx.cpus.reported);
-    } else if (boot_ctx.protocol == BOOT_PROTO_LIMINE) {
+        else if (!limine)
+            madt_cpus(&cpus);
+    } else if (limine) {
         smp_start_limine();
-    } else {
-        /* GRUB (Multiboot2): the ACPI MADT lists the CPUs; ap_start_all
-         * starts them through the real-mode trampoline (INIT-SIPI-SIPI). */
-        struct acpi_cpus cpus;
-        unsigned started;
-        const char *err = acpi_boot_cpus(&cpus);
-        if (err) {
-            kwarn("smp", "%s: going on with one CPU", err);
-        } else {
-            smp_set_reported(cpus.listed);
-            err = ap_start_all(&cpus, &started);
-            if (err)
-                kwarn("smp", "%s", err);
-        }
+    } else if (madt_cpus(&cpus)) {
+        unsigned started = 0;
+        const char *err = ap_start_all(&cpus, &started);
+        if (err)
+            kwarn("smp", "%s", err);
     }
+    smp_calibrate_timers();
     smp_log_online();
 }
 

@@ -13,7 +13,9 @@
 #                        needs no 256G of host memory
 #   --cpu MODEL          default max (1 GiB pages, NX, SMEP/SMAP); qemu64 has
 #                        no 1 GiB pages
-#   --smp N              CPUs (default 1)
+#   --smp N              CPUs (default 1); above 1 under TCG, multi-threaded
+#                        TCG (-accel tcg,thread=multi): one host thread per
+#                        CPU, so the CPUs really run at the same time
 #   --machine q35|pc     default q35
 #   --vga std|none       display adapter: std (default, QEMU's VGA) or none,
 #                        a machine without any display device or framebuffer
@@ -92,8 +94,10 @@ mem_bytes() {
     esac
 }
 
+accel_opt=$accel
+[[ $accel != tcg || $smp -eq 1 ]] || accel_opt=tcg,thread=multi
 # shellcheck disable=SC2054  # commas inside QEMU option values
-args=(qemu-system-x86_64 -machine "$machine" -accel "$accel" -cpu "$cpu"
+args=(qemu-system-x86_64 -machine "$machine" -accel "$accel_opt" -cpu "$cpu"
       -smp "$smp" -m "$mem" -no-reboot
       -device isa-debug-exit,iobase=0xf4,iosize=0x04
       -cdrom "$iso" -boot d -vga "$vga")

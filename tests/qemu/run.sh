@@ -18,7 +18,10 @@
 #   - with `vga none`: the kernel said `framebuffer: none` and
 #     `no framebuffer: serial only`;
 #   - Limine cells: the kernel logged `limine: base revision N in force`
-#     (the table's note says which N).
+#     (the table's note says which N);
+#   - every CPU came up: the log has `[smp] N of N CPUs online` with N the
+#     cell's smp column (1 included: no phantom CPU either). With smp > 1,
+#     tools/qemu.sh runs multi-threaded TCG, so the CPUs really run at once.
 # The in-kernel test memmap_agrees_with_bootloader_map (in every `ktest` run)
 # checks the other half: usable memory equals the bootloader's map exactly,
 # after the trims the kernel documents.
@@ -59,7 +62,7 @@ LOGS=$OUT/logs
 # types split it around the PCI hole (q35: 2 GiB low; pc: 3 GiB low).
 #
 # Every loader/firmware pair sees every RAM size (32M 128M 1G 3584M 8G 256G),
-# both CPU models, 1 and 4 CPUs, both machine types and both VGA settings;
+# both CPU models, 1, 2, 4 and 8 CPUs, both machine types and both VGA settings;
 # plus the risky pairs (qemu64 with 256G, pc with 3.5G, OVMF with 32M, no
 # VGA with each loader), the smallest RAM that works, and the refusals.
 # set    loader firmware mem    machine cpu         smp vga  expect            cmdline
@@ -74,6 +77,11 @@ test     grub   bios     128M   q35     qemu64,-lm  1   std  refuse:nolm       -
 test     limine bios     128M   q35     max         1   std  pass              -
 test     limine bios     4G     q35     max         1   std  pass              -
 test     limine uefi     4G     q35     max         1   std  pass              -
+test     grub   bios     256M   q35     max         2   std  pass              -
+test     grub   bios     512M   q35     max         4   std  pass              -
+test     grub   uefi     256M   q35     max         4   std  pass              -
+test     limine bios     256M   q35     max         2   std  pass              -
+test     limine bios     512M   q35     max         4   std  pass              -
 
 matrix   grub   bios     32M    pc      qemu64      1   std  pass              -
 matrix   grub   bios     128M   q35     max         4   std  pass              -
@@ -88,6 +96,7 @@ matrix   grub   bios     5M     q35     max         1   std  pass              k
 matrix   grub   bios     4M     q35     max         1   std  refuse:grub-oom   -
 matrix   grub   bios     128M   pc      pentium3    1   std  refuse:nolm       -
 matrix   grub   bios     128M   q35     486         1   std  refuse:nopae      -
+matrix   grub   bios     1G     q35     max         8   std  pass              -
 
 matrix   grub   uefi     32M    q35     max         1   std  refuse:ovmf-ram   -
 matrix   grub   uefi     64M    q35     max         1   std  pass              -
@@ -96,6 +105,8 @@ matrix   grub   uefi     1G     q35     max         4   std  pass              -
 matrix   grub   uefi     3584M  pc      max         1   std  pass              -
 matrix   grub   uefi     8G     q35     qemu64      1   std  pass              -
 matrix   grub   uefi     256G   q35     max         1   std  pass              -
+matrix   grub   uefi     128M   q35     max         2   std  pass              -
+matrix   grub   uefi     1G     pc      max         8   std  pass              -
 
 matrix   limine bios     32M    q35     max         1   std  pass              -
 matrix   limine bios     128M   pc      qemu64      4   std  pass              -
@@ -105,6 +116,7 @@ matrix   limine bios     8G     pc      max         1   std  pass              -
 matrix   limine bios     256G   q35     qemu64      1   std  pass              -
 matrix   limine bios     3M     q35     max         1   std  refuse:limine-oom -
 matrix   limine bios     128M   q35     qemu64,-lm  1   std  refuse:limine-nolm -
+matrix   limine bios     1G     q35     max         8   std  pass              -
 
 matrix   limine uefi     32M    q35     max         1   std  refuse:ovmf-ram   -
 matrix   limine uefi     64M    q35     max         1   std  refuse:limine-oom -
@@ -113,6 +125,8 @@ matrix   limine uefi     1G     pc      qemu64      4   std  pass              -
 matrix   limine uefi     3584M  pc      max         1   std  pass              -
 matrix   limine uefi     8G     q35     qemu64      1   std  pass              -
 matrix   limine uefi     256G   q35     max         4   std  pass              -
+matrix   limine uefi     512M   q35     max         2   std  pass              -
+matrix   limine uefi     1G     q35     qemu64      8   std  pass              -
 "
 
 # Expected refusals: <why> -> "exit status|line (extended regex)|what it means".
@@ -333,9 +347,13 @@ while read -r set loader firmware mem machine cpu smp vga expect cmdline; do
         elif [[ $loader == limine ]] &&
                 ! rev=$(grep -oE 'limine: base revision [0-9]+ in force' <<<"$text"); then
             why="the kernel did not log the Limine base revision in force"
+        elif ! grep -qE "\[smp\] $smp of $smp CPUs online" <<<"$text"; then
+            cpus=$(grep -oE '\[smp\] [0-9]+ of [0-9]+ CPUs online' <<<"$text" | tail -n 1)
+            why="expected '[smp] $smp of $smp CPUs online', the kernel said '${cpus:-nothing}'"
         else
             note+="; $ram"
             [[ $loader != limine ]] || note+="; ${rev#limine: }"
+            [[ $smp == 1 ]] || note+="; $smp CPUs"
         fi
     else
         note="refused as expected: $meaning"

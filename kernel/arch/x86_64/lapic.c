@@ -17,6 +17,7 @@
 #include "arch/x86_64/lapic.h"
 
 #include "arch/x86_64/cpu.h"
+#include "arch/x86_64/pit.h"
 #include "lib/panic.h"
 #include "lib/printf.h"
 #include "mm/mm.h"
@@ -40,7 +41,6 @@ static bool x2apic;
 static volatile uint32_t *mmio; /* xAPIC register page (HHDM address), NULL in x2APIC mode */
 static bool ready;
 static uint32_t ticks_per_ms;   /* timer rate at divide-by-16, from lapic_timer_calibrate */
-static uint64_t tsc_per_ms;     /* TSC rate, measured over the same window */
 
 uint32_t lapic_read(uint32_t reg)
 {
@@ -152,49 +152,30 @@ const char *lapic_restore_virtual_wire(void)
 
 /* ---- the timer ---- */
 
-uint64_t lapic_tsc_per_ms(void)
-{
-    return tsc_per_ms;
-}
-
 uint32_t lapic_timer_ticks_per_ms(void)
 {
     return ticks_per_ms;
 }
 
-/* The reference clock: PIT channel 2 in mode 0 (interrupt on terminal
- * count), gated on through port 0x61 and polled on its OUT bit. At most
- * 65535 / 1.193182 MHz = 54.9 ms per call. */
-#define PIT_HZ 1193182u
-static void reference_delay_us(uint32_t us)
+/* The timer's current count, for counter_hz_by_tsc. */
+static uint64_t timer_count(void *unused)
 {
-    uint32_t count = (uint32_t)((uint64_t)PIT_HZ * us / 1000000u);
-    if (count > 0xffff)
-        count = 0xffff;
-    uint8_t gate = inb(0x61);
-    outb(0x61, (uint8_t)((gate & ~0x02) | 0x01)); /* gate 2 on, speaker off */
-    outb(0x43, 0xb0);                             /* ch 2, lo/hi byte, mode 0, binary */
-    outb(0x42, (uint8_t)count);
-    outb(0x42, (uint8_t)(count >> 8));
-    while (!(inb(0x61) & 0x20))                   /* OUT2 rises at terminal count */
-        cpu_relax();
-    outb(0x61, gate);
+    (void)unused;
+    return lapic_read(LAPIC_REG_TIMER_CUR);
 }
 
 uint32_t lapic_timer_calibrate(void)
 {
-    const uint32_t ms = 10;
+    /* One-shot from the top, masked: 2^32 ticks outlast the 10 ms window
+     * at any bus clock below 400 GHz. The TSC (calibrated against the PIT,
+     * pit.h) times the window. */
     lapic_write(LAPIC_REG_TIMER_DIV, TIMER_DIV_16);
     lapic_write(LAPIC_REG_LVT_TIMER, LAPIC_LVT_MASKED);
-    uint64_t t0 = rdtsc();
     lapic_write(LAPIC_REG_TIMER_INIT, 0xffffffffu);
-    reference_delay_us(ms * 1000);
-    uint32_t left = lapic_read(LAPIC_REG_TIMER_CUR);
-    tsc_per_ms = (rdtsc() - t0) / ms;
+    uint64_t hz = counter_hz_by_tsc(timer_count, NULL, 10);
     lapic_write(LAPIC_REG_TIMER_INIT, 0);
-    ticks_per_ms = (0xffffffffu - left) / ms;
-    klog("smp", "LAPIC timer: %u ticks/ms (divide by 16); TSC %llu kHz", ticks_per_ms,
-         (unsigned long long)tsc_per_ms);
+    ticks_per_ms = (uint32_t)MIN(hz / 1000, (uint64_t)UINT32_MAX);
+    klog("smp", "LAPIC timer: %u ticks/ms", ticks_per_ms);
     return ticks_per_ms;
 }
 
@@ -203,6 +184,14 @@ void lapic_timer_start_periodic(uint8_t vector, uint32_t ms)
     kassert(ticks_per_ms, "LAPIC timer not calibrated");
     lapic_write(LAPIC_REG_TIMER_DIV, TIMER_DIV_16);
     lapic_write(LAPIC_REG_LVT_TIMER, LAPIC_TIMER_PERIODIC | vector);
+    lapic_write(LAPIC_REG_TIMER_INIT, ticks_per_ms * ms);
+}
+
+void lapic_timer_start_oneshot(uint8_t vector, uint32_t ms)
+{
+    kassert(ticks_per_ms, "LAPIC timer not calibrated");
+    lapic_write(LAPIC_REG_TIMER_DIV, TIMER_DIV_16);
+    lapic_write(LAPIC_REG_LVT_TIMER, vector);
     lapic_write(LAPIC_REG_TIMER_INIT, ticks_per_ms * ms);
 }
 

@@ -75,18 +75,19 @@ void lapic_send_ipi(uint32_t apic_id, uint32_t icr_low);
 const char *lapic_restore_virtual_wire(void);
 
 /* ---- the LAPIC timer ---- */
-/* Measures the timer's rate against a reference clock once (BSP, interrupts
- * off): divide-by-16 ticks per millisecond, kept for every CPU (they share
- * the bus clock). Logs `[smp] LAPIC timer: N ticks/ms`. Returns the rate
- * (0 if it could not be measured). */
+/* Measures the timer's rate once (BSP, interrupts off) against the TSC,
+ * itself calibrated against the PIT (pit.h; calibrates it first when
+ * nothing did): divide-by-16 ticks per millisecond, kept for every CPU
+ * (they share the bus clock). Logs `[smp] LAPIC timer: N ticks/ms`. Returns
+ * the rate (0 if it could not be measured). */
 uint32_t lapic_timer_calibrate(void);
-/* TSC cycles per millisecond, measured over the same window as the timer
- * (0 before lapic_timer_calibrate): the clock for short kernel waits. */
-uint64_t lapic_tsc_per_ms(void);
 /* The calibrated rate (divide-by-16 ticks per millisecond), 0 before. */
 uint32_t lapic_timer_ticks_per_ms(void);
 /* Starts this CPU's timer: every `ms` milliseconds (periodic) an interrupt
  * on `vector`. Needs the calibration. */
 void lapic_timer_start_periodic(uint8_t vector, uint32_t ms);
+/* Starts this CPU's timer once: one interrupt on `vector` after `ms`
+ * milliseconds. Needs the calibration. */
+void lapic_timer_start_oneshot(uint8_t vector, uint32_t ms);
 /* Stops this CPU's timer (masked, count 0). */
 void lapic_timer_stop(void);

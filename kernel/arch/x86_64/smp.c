@@ -11,6 +11,7 @@
 #include "arch/x86_64/gdt.h"
 #include "arch/x86_64/idt.h"
 #include "arch/x86_64/lapic.h"
+#include "arch/x86_64/pit.h"
 #include "boot/boot_info.h"
 #include "boot/limine.h"
 #include "lib/panic.h"
@@ -87,6 +88,12 @@ void smp_init_bsp(void)
     __atomic_store_n(&bsp->online, 1, __ATOMIC_RELEASE);
     klog("smp", "BSP: APIC ID %u, %s mode", bsp->local.apic_id,
          lapic_x2apic() ? "x2APIC" : "xAPIC");
+}
+
+void smp_calibrate_timers(void)
+{
+    if (!tsc_per_us())
+        pit_calibrate_tsc();
     lapic_timer_calibrate();
 }
 
@@ -161,14 +168,13 @@ NORETURN void smp_ap_enter(struct cpu *c)
 
 bool smp_cpu_wait_online(struct cpu *c, uint64_t timeout_us)
 {
-    uint64_t per_ms = lapic_tsc_per_ms();
-    uint64_t start = rdtsc(), limit = per_ms ? timeout_us * per_ms / 1000 : 0;
-    uint64_t spins = 0;
+    uint64_t per_us = tsc_per_us();
+    uint64_t start = rdtsc(), spins = 0;
     while (!__atomic_load_n(&c->online, __ATOMIC_ACQUIRE)) {
-        /* Without a measured TSC, about a microsecond per port write. */
-        if (per_ms ? rdtsc() - start > limit : spins++ > timeout_us)
+        /* Before the TSC is calibrated: about a microsecond per port write. */
+        if (per_us ? rdtsc() - start > timeout_us * per_us : spins++ > timeout_us)
             return false;
-        if (!per_ms)
+        if (!per_us)
             io_wait();
         cpu_relax();
     }

@@ -38,10 +38,15 @@ NORETURN void smp_ap_enter(struct cpu *c);
  * mark itself online; true when it did. */
 bool smp_cpu_wait_online(struct cpu *c, uint64_t timeout_us);
 
-/* The BSP's half of bring-up: its LAPIC, the IPI and timer vectors, the
- * LAPIC timer's calibration, itself online as index 0. BSP only, once,
- * after the guarded stacks and before any AP is started. */
+/* The BSP's half of bring-up: its LAPIC, the IPI and timer vectors, itself
+ * online as index 0. BSP only, once, after the guarded stacks and before
+ * any AP is started. */
 void smp_init_bsp(void);
+/* Calibrates the TSC against the PIT (unless ap_start_all did) and the
+ * LAPIC timer against the TSC. BSP only, once the APs are started: Limine's
+ * parked APs spin on their goto_address, and three vCPUs spinning on a
+ * TCG host skew the PIT against the TSC (a 10 ms window read 2.1 to 7 GHz). */
+void smp_calibrate_timers(void);
 /* Limine path: starts every AP of boot_ctx.cpus (goto_address), one at a
  * time, waiting for each; an AP that does not answer is reported and left
  * out. Before frame_reclaim_bootloader (the APs wait in reclaimable memory). */
