@@ -33,8 +33,8 @@
 #define LAPIC_ENABLED      1u  /* flags bit 0 */
 #define LAPIC_ONLINE_CAP   2u  /* flags bit 1: may be enabled at run time */
 
-/* The one buffer behind the error lines (acpi_madt_cpus runs once, on the
- * bootstrap CPU, before the others exist). */
+/* The one buffer behind the error lines: parses do not overlap (bring-up
+ * parses once on the bootstrap CPU; the self-tests parse on one CPU). */
 static char acpi_err[160];
 
 __attribute__((format(printf, 1, 2))) static const char *fail(const char *fmt, ...)

@@ -38,6 +38,6 @@ struct acpi_cpus {
  * enabled or online-capable, an APIC ID already kept or the broadcast ID
  * skipped. Returns NULL and fills *out, or one line "acpi: ..." naming what is
  * wrong and leaves *out untouched (the caller goes on with one CPU). The line
- * lives in a static buffer, valid until the next call. */
+ * lives in a static buffer, valid until the next call: one caller at a time. */
 const char *acpi_madt_cpus(const struct boot_info *bi, acpi_map_fn map, void *ctx,
                            struct acpi_cpus *out);

@@ -7,8 +7,11 @@
  * when a table pointer is bogus) outlives the parse, and a later uncached
  * mapping of the same page (the local APIC's, say) never finds one in its way.
  *
- * Concurrency: called on the bootstrap CPU before the other CPUs are started
- * (the parse result is what starts them), never from an interrupt handler. */
+ * Concurrency: one parse at a time (boot/acpi.c keeps its error line in one
+ * static buffer), never from an interrupt handler. Bring-up parses on the
+ * bootstrap CPU before the others start; a later parse (the self-tests) may
+ * run with them online: they never touch the pages it maps, so no other CPU
+ * can hold a TLB entry for them and the unmapping needs no shootdown. */
 #include "arch/x86_64/acpi_map.h"
 
 #include "arch/x86_64/mmu_ops.h"

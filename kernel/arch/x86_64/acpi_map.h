@@ -31,5 +31,5 @@ void acpi_unmap_kernel(struct acpi_map_ctx *ctx);
 
 /* acpi_madt_cpus on boot_ctx through acpi_map_kernel, the temporary mappings
  * removed again before it returns. NULL and *out filled, or the "acpi: ..."
- * line (the caller goes on with one CPU). Call before other CPUs run. */
+ * line (the caller goes on with one CPU). One caller at a time. */
 const char *acpi_boot_cpus(struct acpi_cpus *out);
