@@ -1,4 +1,5 @@
-/* panic_at: the kernel's last words, then a halt with interrupts off. */
+/* panic_at: the kernel's last words, then a halt with interrupts off. The
+ * panicking CPU keeps the print lock (lib/printf.c) until it halts. */
 #include "lib/panic.h"
 
 #include "arch/x86_64/cpu.h"
@@ -11,6 +12,8 @@ static bool dying;
 __attribute__((weak)) void panic_hook(void) {}
 
 __attribute__((weak)) void panic_print_cpu_state(void) {}
+
+__attribute__((weak)) void panic_stop_other_cpus(void) {}
 
 __attribute__((weak)) void panic_catch(const char *file, int line, const char *fmt, va_list ap)
 {
@@ -35,9 +38,17 @@ void panic_at(const char *file, int line, const char *fmt, ...)
     va_end(ap);
     cpu_cli();
     if (!panic_begin()) {
+        /* The first panic's CPU holds the print lock for good: this prints
+         * when that is this CPU (a panic inside the report); another CPU
+         * waits there for ever, which is as good as the halt. */
         kprintf("PANIC (nested) at %s:%d; halting.\n", file, line);
         cpu_halt_forever();
     }
+    panic_stop_other_cpus(); /* nothing else runs while we report */
+    /* The report is one piece: no other CPU's output in between, and it gets
+     * out even when another CPU stopped while printing (kprintf_panic_lock
+     * forces the lock after a bounded wait). */
+    kprintf_panic_lock();
     kprintf("\nPANIC at %s:%d: ", file, line);
     va_start(ap, fmt);
     kvprintf(fmt, ap);

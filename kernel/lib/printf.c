@@ -1,31 +1,73 @@
 /* kprintf and friends: one formatter (fmt_core) writing through a small
  * buffered emitter, used both for the sinks and for ksnprintf. Portable:
- * compiled for the kernel and for the host tests. */
+ * compiled for the kernel and for the host tests.
+ *
+ * Locking: print_lock (interrupt-saving: interrupt handlers print) is held
+ * across one whole kprintf call, so its output reaches the sinks in one piece
+ * whatever other CPUs print; it protects `sinks` and the sinks' own state
+ * (the serial port, the console, the log buffer are called under it). A CPU
+ * that already holds it prints through it without taking it again: a fault
+ * or panic raised while printing still gets its report out. The panic path
+ * takes it for good with kprintf_panic_lock. ksnprintf takes no lock. */
 #include "lib/printf.h"
+
+#include "lib/spinlock.h"
 
 #define MAX_SINKS 4
 
-static kprintf_sink_fn sinks[MAX_SINKS];
+struct spinlock print_lock = SPINLOCK_IRQ_INIT("print", LOCK_RANK_PRINT);
+
+static kprintf_sink_fn sinks[MAX_SINKS]; /* print_lock */
+
+/* Takes print_lock unless this CPU holds it already; true when it took it. */
+static bool print_lock_take(void)
+{
+    if (spin_held(&print_lock))
+        return false;
+    spin_lock(&print_lock);
+    return true;
+}
 
 bool kprintf_add_sink(kprintf_sink_fn sink)
 {
-    for (int i = 0; i < MAX_SINKS; i++)
-        if (sinks[i] == sink)
-            return true;
-    for (int i = 0; i < MAX_SINKS; i++) {
+    bool took = print_lock_take(), ok = false;
+    for (int i = 0; i < MAX_SINKS && !ok; i++)
+        ok = sinks[i] == sink;
+    for (int i = 0; i < MAX_SINKS && !ok; i++) {
         if (!sinks[i]) {
             sinks[i] = sink;
-            return true;
+            ok = true;
         }
     }
-    return false;
+    if (took)
+        spin_unlock(&print_lock);
+    return ok;
 }
 
 void kprintf_remove_sink(kprintf_sink_fn sink)
 {
+    bool took = print_lock_take();
     for (int i = 0; i < MAX_SINKS; i++)
         if (sinks[i] == sink)
             sinks[i] = NULL;
+    if (took)
+        spin_unlock(&print_lock);
+}
+
+/* How long the panic path waits for another CPU's kprintf to finish before
+ * it presumes that CPU stopped inside it (rounds of cpu_relax, well over a
+ * millisecond even at 4 GHz: one kprintf line takes microseconds to a serial
+ * port that is not emulated, about a millisecond at 115200 baud). */
+#ifdef SLAYER_HOST
+#define PANIC_PRINT_SPINS (1UL << 10) /* host: each round is a sched_yield */
+#else
+#define PANIC_PRINT_SPINS (1UL << 24)
+#endif
+
+void kprintf_panic_lock(void)
+{
+    if (!spin_held(&print_lock))
+        spin_lock_for_panic(&print_lock, PANIC_PRINT_SPINS);
 }
 
 /* Where formatted bytes go: a caller buffer (snprintf) or a staging buffer
@@ -284,8 +326,11 @@ int kvprintf(const char *fmt, va_list ap)
 {
     char stage[256];
     struct emitter e = {.buf = stage, .cap = sizeof(stage), .to_sinks = true};
+    bool took = print_lock_take();
     fmt_core(&e, fmt, ap);
     emit_flush(&e);
+    if (took)
+        spin_unlock(&print_lock);
     return (int)e.total;
 }
 

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include "lib/types.h"
 
+struct spinlock;
+
 /* A sink receives already formatted bytes; it must not call kprintf. */
 typedef void (*kprintf_sink_fn)(const char *s, size_t len);
 
@@ -17,6 +19,14 @@ void kprintf_remove_sink(kprintf_sink_fn sink);
 int kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* va_list form of kprintf. */
 int kvprintf(const char *fmt, va_list ap);
+/* The lock one kprintf call holds while it writes to the sinks (lib/printf.c;
+ * interrupt-saving, rank LOCK_RANK_PRINT). Exposed for the panic path's tests. */
+extern struct spinlock print_lock;
+/* For the panic path only: this CPU takes print_lock for good (it never gives
+ * it back), waiting a bounded time for a holder and then forcing the lock, so
+ * the report prints even when another CPU stopped while printing; other CPUs'
+ * kprintf then waits. Returns at once when this CPU holds it already. */
+void kprintf_panic_lock(void);
 /* Formats into buf (always NUL-terminated when size > 0); returns the length the
  * full output would have had, like C99 snprintf. */
 int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -16,9 +16,11 @@
  *   - recursion: taking a lock this CPU already holds (a sure deadlock);
  *   - a release by a CPU that does not hold the lock, or out of order;
  *   - order inversion: taking a ranked lock while holding one of the same or
- *     a later rank;
- *   - a plain lock taken inside an interrupt handler. The mm locks' order is written down once, in enum
- *     lock_rank below; a lock of rank LOCK_RANK_NONE is not ordered.
+ *     a later rank (spin_lock only: a spin_trylock never waits, so it cannot
+ *     close a deadlock cycle, and it is not checked for order);
+ *   - a plain lock taken inside an interrupt handler.
+ * The mm locks' order is written down once, in enum lock_rank below; a lock
+ * of rank LOCK_RANK_NONE is not ordered. docs/locking.md lists every lock.
  * Portable: the host builds run it with threads standing for CPUs. */
 #pragma once
 
@@ -72,6 +74,7 @@ void spin_init_irq(struct spinlock *l, const char *name, enum lock_rank rank);
 #if LOCK_DEBUG
 /* Debug checks (lib/spinlock.c); each panics naming the locks involved. */
 void spin_debug_acquire(const struct spinlock *l);
+void spin_debug_try(const struct spinlock *l);
 void spin_debug_acquired(const struct spinlock *l);
 void spin_debug_release(const struct spinlock *l);
 #endif
@@ -87,7 +90,7 @@ static inline void spin_lock(struct spinlock *l)
     uint16_t me = __atomic_fetch_add(&l->next, 1, __ATOMIC_RELAXED);
     while (__atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != me)
         cpu_relax();
-    l->owner = (uint16_t)(cpu_index() + 1);
+    __atomic_store_n(&l->owner, (uint16_t)(cpu_index() + 1), __ATOMIC_RELAXED);
     l->irq_on = (flags & (1ULL << 9)) != 0;
 #if LOCK_DEBUG
     spin_debug_acquired(l);
@@ -98,7 +101,9 @@ static inline void spin_lock(struct spinlock *l)
 static inline bool spin_trylock(struct spinlock *l)
 {
     uint64_t flags = l->irqsave ? cpu_irq_save() : 0;
-    uint16_t s = __atomic_load_n(&l->serving, __ATOMIC_RELAXED);
+    /* acquire: pairs with the last holder's release of `serving` (the CAS on
+     * `next` alone would not order this CPU after that holder's writes) */
+    uint16_t s = __atomic_load_n(&l->serving, __ATOMIC_ACQUIRE);
     uint16_t want = s;
     if (!__atomic_compare_exchange_n(&l->next, &want, (uint16_t)(s + 1), false, __ATOMIC_ACQUIRE,
                                      __ATOMIC_RELAXED)) {
@@ -107,9 +112,9 @@ static inline bool spin_trylock(struct spinlock *l)
         return false;
     }
 #if LOCK_DEBUG
-    spin_debug_acquire(l);
+    spin_debug_try(l);
 #endif
-    l->owner = (uint16_t)(cpu_index() + 1);
+    __atomic_store_n(&l->owner, (uint16_t)(cpu_index() + 1), __ATOMIC_RELAXED);
     l->irq_on = (flags & (1ULL << 9)) != 0;
 #if LOCK_DEBUG
     spin_debug_acquired(l);
@@ -125,8 +130,10 @@ static inline void spin_unlock(struct spinlock *l)
     spin_debug_release(l);
 #endif
     bool restore = l->irqsave && l->irq_on;
-    l->owner = 0;
-    __atomic_store_n(&l->serving, (uint16_t)(l->serving + 1), __ATOMIC_RELEASE);
+    __atomic_store_n(&l->owner, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&l->serving,
+                     (uint16_t)(__atomic_load_n(&l->serving, __ATOMIC_RELAXED) + 1),
+                     __ATOMIC_RELEASE);
     if (restore)
         cpu_irq_restore(1ULL << 9);
 }
@@ -144,9 +151,18 @@ static inline bool spin_is_locked(const struct spinlock *l)
            __atomic_load_n(&l->serving, __ATOMIC_RELAXED);
 }
 
-/* For the panic path only: makes *l free whoever holds it, so that the
- * reporting CPU can print after another CPU stopped inside a lock. */
+/* For the panic path (and tests that leave a lock dirty) only: makes *l free
+ * whoever holds it, so that the reporting CPU can print after another CPU
+ * stopped inside a lock. CPUs already queued for it are skipped (they wait
+ * until the ticket counter wraps): a CPU that stopped while waiting must not
+ * hold up the one that forces. The debug build forgets *l in the held list of
+ * its holder and of this CPU. */
 void spin_force_unlock(struct spinlock *l);
+/* For the panic path only: takes *l, waiting at most `spins` rounds for its
+ * holder, then forcing it (spin_force_unlock) and taking it. No debug checks
+ * and no entry in the held list (the panic path must not panic again).
+ * Returns true when it came free in time, false when it was forced. */
+bool spin_lock_for_panic(struct spinlock *l, unsigned long spins);
 
 /* Locks the debug build has seen this CPU hold right now (0 otherwise). */
 unsigned spin_held_count(void);

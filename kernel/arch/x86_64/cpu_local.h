@@ -35,8 +35,10 @@ static inline bool cpu_in_irq(void) { return false; }
 static inline uint64_t cpu_irq_save(void) { return 0; }
 /* Interrupts back to what cpu_irq_save returned (host: nothing to do). */
 static inline void cpu_irq_restore(uint64_t flags) { (void)flags; }
-/* A spin-wait hint (PAUSE). */
-static inline void cpu_relax(void) { __builtin_ia32_pause(); }
+/* A spin-wait hint (host: a yield, since the host may run more threads than
+ * it has cores, and a ticket lock's next holder must get to run). */
+int sched_yield(void);
+static inline void cpu_relax(void) { sched_yield(); }
 #else
 static inline unsigned cpu_index(void)
 {
