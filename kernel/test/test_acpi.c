@@ -1,10 +1,12 @@
 /* In-kernel self-tests of the MADT path (boot/acpi.c through
  * arch/x86_64/acpi_map.c) on the firmware's real tables: the CPUs QEMU's -smp
- * gives are listed, this CPU among them, the temporary mappings are gone
+ * gives are listed, every online CPU among them, the temporary mappings are gone
  * afterwards, and a corrupted copy of the real MADT is refused with its line.
  * The host tests (tests/host/test_acpi.c) cover every malformed case. */
 #include "arch/x86_64/acpi_map.h"
-#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/cpu_local.h"
+#include "arch/x86_64/lapic.h"
+#include "arch/x86_64/smp.h"
 #include "boot/acpi.h"
 #include "boot/boot_info.h"
 #include "lib/printf.h"
@@ -13,13 +15,6 @@
 #include "mm/mm.h"
 #include "mm/paging.h"
 #include "test/ktest.h"
-
-#define MSR_APIC_BASE       0x1b
-#define APIC_BASE_X2APIC    (1ULL << 10)
-#define APIC_BASE_ENABLED   (1ULL << 11)
-#define APIC_BASE_ADDR_MASK 0x000ffffffffff000ULL
-#define X2APIC_ID_MSR       0x802
-#define XAPIC_ID_REG        0x20
 
 /* True when the bootloader gave an RSDP. Every GRUB boot must: QEMU's
  * firmware always has ACPI and GRUB passes it on. */
@@ -30,27 +25,6 @@ static bool have_rsdp(void)
     KT_EXPECT(boot_ctx.protocol != BOOT_PROTO_MULTIBOOT2, "GRUB gave no ACPI RSDP");
     kprintf("acpi: no RSDP from the bootloader: nothing to parse\n");
     return false;
-}
-
-/* This CPU's local APIC ID from the APIC itself: the x2APIC ID MSR, or the
- * xAPIC ID register (bits 24..31) through an uncached mapping of its page
- * made for this read. Falls back to CPUID's initial APIC ID. */
-static uint32_t this_apic_id(void)
-{
-    uint64_t base = rdmsr(MSR_APIC_BASE);
-    if (!(base & APIC_BASE_ENABLED))
-        return cpuid(1, 0).ebx >> 24;
-    if (base & APIC_BASE_X2APIC)
-        return (uint32_t)rdmsr(X2APIC_ID_MSR);
-    paddr_t pa = base & APIC_BASE_ADDR_MASK;
-    vaddr_t va = hhdm_offset + pa;
-    int err = paging_map_in(&kernel_as, pa, va, PAGE_SIZE, PAGE_NX, CACHE_UC, 0);
-    if (err && err != -PAGING_EEXIST)
-        return cpuid(1, 0).ebx >> 24;
-    uint32_t id = *(volatile uint32_t *)(va + XAPIC_ID_REG) >> 24;
-    if (!err)
-        paging_unmap_in(&kernel_as, va, PAGE_SIZE);
-    return id;
 }
 
 KTEST(acpi_madt_lists_this_cpu)
@@ -80,7 +54,7 @@ KTEST(acpi_madt_lists_this_cpu)
                       (unsigned long long)(mapped.run[i].va + k * PAGE_SIZE));
     KT_EXPECT(paging_table_pages() == tables, "page-table pages %llu -> %llu",
               (unsigned long long)tables, (unsigned long long)paging_table_pages());
-    uint32_t me = this_apic_id();
+    uint32_t me = lapic_id();
     kprintf("acpi: MADT lists %u CPUs (%u kept), local APIC at %#llx, 8259 PICs %s, "
             "this CPU has APIC ID %u; %u pages in %u runs mapped for the parse\n", c.listed,
             c.count, (unsigned long long)c.lapic_phys, c.pcat_compat ? "present" : "absent", me,
@@ -93,6 +67,42 @@ KTEST(acpi_madt_lists_this_cpu)
     KT_EXPECT(found, "this CPU's APIC ID %u is not in the MADT", me);
     KT_EXPECT(c.lapic_phys && IS_ALIGNED(c.lapic_phys, PAGE_SIZE), "lapic_phys %#llx",
               (unsigned long long)c.lapic_phys);
+}
+
+/* Each online CPU's APIC ID, by CPU index (filled by smp_run_on_all). */
+static uint32_t online_ids[CPU_MAX];
+
+static void record_apic_id(void *arg)
+{
+    (void)arg;
+    online_ids[cpu_index()] = lapic_id();
+}
+
+KTEST(acpi_madt_lists_every_online_cpu)
+{
+    if (!have_rsdp())
+        return;
+    struct acpi_cpus c;
+    const char *err = acpi_boot_cpus(&c);
+    KT_ASSERT(err == NULL, "%s", err);
+    memset(online_ids, 0xff, sizeof(online_ids));
+    smp_run_on_all(record_apic_id, NULL);
+    unsigned online = 0;
+    for (unsigned i = 0; i < CPU_MAX; i++) {
+        if (!smp_cpu_online(i))
+            continue;
+        online++;
+        bool found = false;
+        for (uint32_t k = 0; k < c.count; k++)
+            found |= c.apic_id[k] == online_ids[i];
+        /* Beyond CPU_MAX the kept list is a prefix: Limine may have started
+         * a CPU the MADT lists further on. */
+        KT_EXPECT(found || c.listed > CPU_MAX, "CPU %u (APIC ID %u) is not in the MADT", i,
+                  online_ids[i]);
+    }
+    KT_EXPECT(online >= 1 && online <= c.count, "%u CPUs online, the MADT keeps %u", online,
+              c.count);
+    kprintf("acpi: all %u online CPUs are in the MADT's list of %u\n", online, c.count);
 }
 
 /* A map function serving the real tables, except that the MADT comes from a
