@@ -309,6 +309,8 @@ static void wait_done(struct cpu *c, uint64_t seq)
 static uint64_t call_begin(void)
 {
     kassert(!cpu_in_irq(), "smp call from an interrupt handler");
+    kassert(cpu_index() == 0, "smp call from CPU %u: only the BSP sends work (the BSP has no "
+            "idle loop to run work sent to it)", cpu_index());
     spin_lock(&call_lock);
     uint64_t flags = read_rflags();
     cpu_sti();

@@ -62,12 +62,12 @@ unsigned smp_cpu_count(void);
 /* True when CPU index i is online. */
 bool smp_cpu_online(unsigned i);
 /* Runs fn(arg) on every online CPU at once, the caller's included, and
- * returns when all have returned. Callers are serialized; must not be called
- * from work that smp_call_on / smp_run_on_all is running, nor from an
- * interrupt handler. */
+ * returns when all have returned. BSP only (work reaches the APs through
+ * their idle loops; the BSP has none), never from an interrupt handler nor
+ * from the work itself; interrupts are on while fn runs and while waiting. */
 void smp_run_on_all(smp_fn fn, void *arg);
 /* Runs fn(arg) on CPU index cpu (directly when it is the caller's) and
- * waits for it to return. Same restrictions as smp_run_on_all. */
+ * waits for it to return. Same rules as smp_run_on_all. */
 void smp_call_on(unsigned cpu, smp_fn fn, void *arg);
 /* Sends a fixed IPI with `vector` to CPU index cpu (an online one). */
 void smp_send_ipi(unsigned cpu, uint8_t vector);
