@@ -73,13 +73,42 @@
  * frame managed?" for frame_free's checks by binary search; the largest
  * usable region is checked first without a search.
  *
- * Locking: none yet (one CPU). With SMP, one spinlock guards everything here
- * and per-CPU magazines sit in front of frame_alloc/frame_free; the contig
- * cursor is a hint under the same lock. */
+ * Per-CPU caches and locking. One plain spinlock, frame_lock (rank
+ * LOCK_RANK_FRAME), protects the bitmap, every summary tree, free_frames, the
+ * cursor and the private map's types (reclaim). In front of it each CPU has
+ * a frame cache (after Linux's per-CPU page lists): a stack of up to
+ * CACHE_MAX free single frames that frame_alloc pops and frame_free pushes
+ * without the frame lock. An empty cache is refilled with CACHE_BATCH frames
+ * in one bitmap pass (lowest frames, the lowest on top); a full one gives
+ * its CACHE_BATCH oldest frames back in one pass. A frame freed on another
+ * CPU than the one that took it lands in the freeing CPU's cache. Runs
+ * (frame_alloc_contig, frame_free_contig, frame_alloc_below) go to the
+ * bitmap under the lock.
+ *
+ * Each cache has its own byte lock (an xchg), taken by its CPU on every
+ * cache operation and by any CPU that drains it: when the bitmap cannot
+ * satisfy a request, every CPU's cache is drained back to the bitmap and
+ * the request retried before it fails. Lock order: a cache lock, then
+ * frame_lock; never two cache locks except in frame_check and
+ * frame_state_digest, which take all of them in index order first.
+ *
+ * A frame's three states are told apart by two bits: the bitmap bit and a
+ * `held` bit (one per frame, in the metadata), set exactly while a caller
+ * holds the frame:
+ *   free in the bitmap       bitmap 0, held 0
+ *   in some CPU's cache      bitmap 1, held 0  (usable memory)
+ *   held by a caller         bitmap 1, held 1
+ * (frames outside usable memory: bitmap 1, held 0.) frame_free clears the
+ * held bit with one atomic test-and-reset under its cache lock: a clear bit
+ * is a double free, whether the frame sits in the bitmap or in any CPU's
+ * cache. Held bits change atomically (CPUs share their words): under a cache
+ * lock for that cache's frames, under frame_lock for runs. */
 #include "mm/frame.h"
 
+#include "arch/x86_64/cpu_local.h"
 #include "lib/panic.h"
 #include "lib/printf.h"
+#include "lib/spinlock.h"
 #include "lib/string.h"
 #include "mm/memmap.h"
 #include "mm/mm.h"
@@ -120,17 +149,22 @@ struct region {
 };
 
 /* fa: the frame allocator, its one instance (bitmap, summary trees, counts).
- * Hot fields first: alloc and free touch only the first cache line. */
+ * Hot fields first: the cache fast paths touch only the first cache line.
+ * Locking: `held` words change atomically (see above); fast_base,
+ * fast_frames, the array pointers and n* change only in frame_init/reclaim
+ * (reclaim: under frame_lock, while the other CPUs are idle); everything
+ * else is under frame_lock. */
 static struct {
-    uint64_t *bitmap;   /* nbm words, 1 bit per frame, 1 = used */
+    uint64_t *held;     /* nbm words, 1 bit per frame: 1 = held by a caller (atomic) */
+    paddr_t fast_base;  /* largest usable region: frame_free checks it first */
+    uint64_t fast_frames;
+    uint64_t *bitmap;   /* nbm words, 1 bit per frame, 1 = used (or cached) */
     uint64_t *sum1;     /* n1 words, 1 bit per bitmap word: 0 = full, 1 = maybe free */
     uint64_t *sum2;     /* n2 words, 1 bit per sum1 word: it is non-zero (exact) */
     uint64_t *sum3;     /* n3 words + one non-zero sentinel, 1 bit per sum2 word */
-    uint64_t *empty1;   /* n1 words, 1 bit per bitmap word: 0 = not wholly free, 1 = maybe */
-    paddr_t fast_base;  /* largest usable region: frame_free checks it first */
-    uint64_t fast_frames;
-    uint64_t free_frames;
+    uint64_t free_frames; /* free in the bitmap (cached frames not counted) */
 
+    uint64_t *empty1;   /* n1 words, 1 bit per bitmap word: 0 = not wholly free, 1 = maybe */
     uint64_t *empty2;   /* n2 words, 1 bit per empty1 word: it is non-zero (exact) */
     uint64_t *empty3;   /* n3 words + one non-zero sentinel, 1 bit per empty2 word */
     uint64_t *group1;   /* n1 words, 1 bit per bitmap word: 0 = no free group, 1 = maybe */
@@ -143,6 +177,33 @@ static struct {
     paddr_t meta_base;
     uint64_t meta_bytes;
 } fa;
+
+/* Guards the bitmap, the summaries, free_frames, cursor, the counts and the
+ * region types (see the comment at the top). */
+static struct spinlock frame_lock = SPINLOCK_INIT("frame", LOCK_RANK_FRAME);
+
+#define CACHE_MAX   FRAME_CACHE_MAX /* 63: the cache is 512 bytes */
+#define CACHE_BATCH 32 /* frames one refill takes, one drain of a full cache gives back */
+
+/* One CPU's frame cache. `lock` guards count and frames; count is also read
+ * without it (atomically) for statistics and to skip empty caches. Every
+ * cached frame is used in the bitmap, not held, in usable memory and in one
+ * cache only (frame_check). Its own cache line: CPUs do not share it but to
+ * drain it. */
+struct frame_cache {
+    uint8_t lock;                /* 1 while a CPU works on this cache (xchg) */
+    uint32_t count;              /* frames[0 .. count): the top is frames[count - 1] */
+    paddr_t frames[CACHE_MAX];
+} __attribute__((aligned(64)));
+static struct frame_cache caches[CPU_MAX];
+
+#ifdef SLAYER_HOST
+/* Host tests of the bitmap layer set 0: single frames then bypass the caches. */
+unsigned frame_cache_limit = CACHE_MAX;
+#define CACHE_LIMIT frame_cache_limit
+#else
+#define CACHE_LIMIT CACHE_MAX
+#endif
 
 static struct region regions[MEMMAP_MAX + 3]; /* + frame 0 + metadata splits */
 static size_t nregions;
@@ -356,25 +417,103 @@ static void __attribute__((noinline)) check_managed(paddr_t f, void *caller)
               (unsigned long long)r->end, caller);
 }
 
-/* The whole of frame_free with every check and message; the fast path in
- * frame_free defers here for anything unusual. */
-static void __attribute__((noinline)) free_one(paddr_t f, void *caller)
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+/* Sets frame i's held bit (atomic: CPUs share the words of held bits). One
+ * locked bts on the bit string: the CPU finds the word from i. */
+static inline void held_set(uint64_t i)
 {
-    if (f & (PAGE_SIZE - 1))
-        panic("frame_free(0x%llx): unaligned address; caller %p", (unsigned long long)f, caller);
-    if ((f - fa.fast_base) >> PAGE_SHIFT >= fa.fast_frames)
-        check_managed(f, caller);
-    uint64_t i = f >> PAGE_SHIFT, w = i / 64;
-    uint64_t old = fa.bitmap[w];
-    if (!(old & BIT(i)))
-        panic("frame_free(0x%llx): double free (frame is already free); caller %p",
-              (unsigned long long)f, caller);
-    fa.bitmap[w] = old & ~BIT(i);
-    note_freed(w, old & ~BIT(i));
-    fa.free_frames++;
-#ifdef MM_POISON
-    memset(PHYS2VIRT(f), FRAME_POISON, PAGE_SIZE);
+    __asm__ volatile("lock btsq %1, (%0)" ::"r"(fa.held), "r"(i) : "memory", "cc");
+}
+
+/* Clears frame i's held bit; true when it was set (one locked btr). */
+static inline bool held_test_clear(uint64_t i)
+{
+    bool was;
+    __asm__ volatile("lock btrq %2, (%1)" : "=@ccc"(was) : "r"(fa.held), "r"(i) : "memory");
+    return was;
+}
+#else /* the same with the compiler's atomics (ThreadSanitizer sees these) */
+static inline void held_set(uint64_t i)
+{
+    __atomic_fetch_or(&fa.held[i / 64], BIT(i), __ATOMIC_RELAXED);
+}
+
+static inline bool held_test_clear(uint64_t i)
+{
+    return (__atomic_fetch_and(&fa.held[i / 64], ~BIT(i), __ATOMIC_RELAXED) & BIT(i)) != 0;
+}
 #endif
+
+/* Frame i's held bit. */
+static inline bool held_test(uint64_t i)
+{
+    return (__atomic_load_n(&fa.held[i / 64], __ATOMIC_RELAXED) & BIT(i)) != 0;
+}
+
+/* Sets (set) or clears the held bits of frames [f0, f1), a word at a time. */
+static void held_assign(uint64_t f0, uint64_t f1, bool set)
+{
+    while (f0 < f1) {
+        uint64_t w = f0 / 64, n = MIN(f1 - f0, 64 - f0 % 64);
+        uint64_t mask = (n == 64 ? FULL : (BIT(n) - 1)) << (f0 % 64);
+        if (set)
+            __atomic_fetch_or(&fa.held[w], mask, __ATOMIC_RELAXED);
+        else
+            __atomic_fetch_and(&fa.held[w], ~mask, __ATOMIC_RELAXED);
+        f0 += n;
+    }
+}
+
+/* The first frame of [f0, f1) that is not held (f1 when every one is). */
+static uint64_t first_not_held(uint64_t f0, uint64_t f1)
+{
+    while (f0 < f1) {
+        uint64_t w = f0 / 64, n = MIN(f1 - f0, 64 - f0 % 64);
+        uint64_t mask = (n == 64 ? FULL : (BIT(n) - 1)) << (f0 % 64);
+        uint64_t v = ~__atomic_load_n(&fa.held[w], __ATOMIC_RELAXED) & mask;
+        if (v)
+            return w * 64 + CTZ(v);
+        f0 += n;
+    }
+    return f1;
+}
+
+/* Waits for a cache lock some other CPU holds (a drain or a check). */
+static void __attribute__((noinline)) cache_lock_wait(struct frame_cache *c)
+{
+    do
+        cpu_relax();
+    while (__atomic_load_n(&c->lock, __ATOMIC_RELAXED) ||
+           __atomic_exchange_n(&c->lock, 1, __ATOMIC_ACQUIRE));
+}
+
+/* Takes cache c's byte lock (one xchg when free). */
+static inline void cache_lock(struct frame_cache *c)
+{
+    if (unlikely(__atomic_exchange_n(&c->lock, 1, __ATOMIC_ACQUIRE)))
+        cache_lock_wait(c);
+}
+
+/* Releases cache c's byte lock. */
+static inline void cache_unlock(struct frame_cache *c)
+{
+    __atomic_store_n(&c->lock, 0, __ATOMIC_RELEASE);
+}
+
+/* Sets c's count (caller holds c's lock; atomic for the lock-free readers). */
+static inline void cache_set_count(struct frame_cache *c, uint32_t n)
+{
+    __atomic_store_n(&c->count, n, __ATOMIC_RELAXED);
+}
+
+/* This CPU's cache. (The pointer is made opaque so that the compiler keeps
+ * it in a register instead of recomputing the index arithmetic after every
+ * atomic operation.) */
+static inline struct frame_cache *my_cache(void)
+{
+    struct frame_cache *c = &caches[cpu_index()];
+    __asm__("" : "+r"(c));
+    return c;
 }
 
 /* Sets *w to the lowest bitmap word that a tree's three levels lead to
@@ -405,38 +544,133 @@ static inline bool descend(uint64_t *w)
     return descend_in(fa.sum3, fa.sum2, fa.sum1, w);
 }
 
-/* Takes the lowest free frame of bitmap word w (not full). The word may
- * become full; its sum1 bit stays set (see the invariants). */
-static inline paddr_t take(uint64_t w, uint64_t word)
+/* Takes up to `want` of the lowest free frames from the bitmap into out[],
+ * the lowest last (the top of a cache stack); returns how many. A word it
+ * fills loses its sum1 bit at once; a stale sum1 bit it lands on is cleared
+ * (each once). empty1/group1 stay stale, as for any allocation. Caller holds
+ * frame_lock. */
+static uint32_t take_batch(paddr_t *out, uint32_t want)
 {
-    uint64_t i = w * 64 + CTZ(~word);
-    fa.bitmap[w] = word | BIT(i);
-    fa.free_frames--;
-    return i << PAGE_SHIFT;
+    uint32_t n = 0;
+    uint64_t w;
+    while (n < want && descend(&w)) {
+        uint64_t word = fa.bitmap[w];
+        while (n < want && word != FULL) {
+            uint64_t b = CTZ(~word);
+            word |= BIT(b);
+            out[n++] = (w * 64 + b) << PAGE_SHIFT;
+        }
+        fa.bitmap[w] = word;
+        if (word == FULL)
+            mark_full(w);
+    }
+    fa.free_frames -= n;
+    for (uint32_t k = 0; k < n / 2; k++) { /* lowest on top */
+        paddr_t t = out[k];
+        out[k] = out[n - 1 - k];
+        out[n - 1 - k] = t;
+    }
+    return n;
 }
 
-/* frame_alloc landed on full word w: clear stale sum1 bits until a descent
- * finds a word with a free frame. Each round clears one bit for good. */
-static paddr_t __attribute__((noinline)) alloc_stale(uint64_t w)
+/* Gives cached frame f back to the bitmap (caller holds frame_lock). A
+ * frame the bitmap already calls free means a cache was corrupted. */
+static void bitmap_put(paddr_t f)
 {
-    uint64_t word;
-    do {
-        mark_full(w);
-        if (!descend(&w))
+    uint64_t i = f >> PAGE_SHIFT, w = i / 64, old = fa.bitmap[w];
+    if (!(old & BIT(i))) {
+        spin_unlock(&frame_lock);
+        panic("frame cache: 0x%llx is free in the bitmap (corrupted cache)",
+              (unsigned long long)f);
+    }
+    fa.bitmap[w] = old & ~BIT(i);
+    fa.free_frames++;
+    note_freed(w, old & ~BIT(i));
+}
+
+/* Gives frames[0 .. n) of cache c back to the bitmap in one pass under
+ * frame_lock (caller holds c's lock). */
+static void cache_give_back(const paddr_t *frames, uint32_t n)
+{
+    spin_lock(&frame_lock);
+    for (uint32_t k = 0; k < n; k++)
+        bitmap_put(frames[k]);
+    spin_unlock(&frame_lock);
+}
+
+/* Empties every CPU's cache into the bitmap, one cache at a time (its lock,
+ * then frame_lock); returns the frames moved. Caller holds no cache lock. */
+static uint64_t drain_all(void)
+{
+    uint64_t moved = 0;
+    for (unsigned k = 0; k < CPU_MAX; k++) {
+        struct frame_cache *c = &caches[k];
+        if (!__atomic_load_n(&c->count, __ATOMIC_RELAXED))
+            continue;
+        cache_lock(c);
+        uint32_t n = c->count;
+        cache_give_back(c->frames, n);
+        cache_set_count(c, 0);
+        cache_unlock(c);
+        moved += n;
+    }
+    return moved;
+}
+
+uint64_t frame_drain_cpu_caches(void)
+{
+    return drain_all();
+}
+
+unsigned frame_cache_count(unsigned cpu)
+{
+    return cpu < CPU_MAX ? __atomic_load_n(&caches[cpu].count, __ATOMIC_RELAXED) : 0;
+}
+
+/* frame_alloc found its cache (c, locked) empty: refill it from the bitmap;
+ * when the bitmap has nothing, drain every cache and try once more. */
+static paddr_t __attribute__((noinline)) alloc_refill(struct frame_cache *c)
+{
+#ifdef SLAYER_DEBUG
+    kassert(!cpu_in_irq(), "frame_alloc in an interrupt handler");
+#endif
+    spin_lock(&frame_lock);
+    uint32_t n = take_batch(c->frames, MAX(MIN(CACHE_BATCH, CACHE_LIMIT), 1));
+    spin_unlock(&frame_lock);
+    if (!n) {
+        cache_unlock(c);
+        if (!drain_all())
             return 0;
-    } while ((word = fa.bitmap[w]) == FULL);
-    return take(w, word);
+        cache_lock(c);
+        if (!(n = c->count)) { /* our own cache was drained too: refill again */
+            spin_lock(&frame_lock);
+            n = take_batch(c->frames, MAX(MIN(CACHE_BATCH, CACHE_LIMIT), 1));
+            spin_unlock(&frame_lock);
+        }
+        if (!n) {
+            cache_unlock(c);
+            return 0;
+        }
+    }
+    paddr_t f = c->frames[n - 1];
+    cache_set_count(c, n - 1);
+    held_set(f >> PAGE_SHIFT);
+    cache_unlock(c);
+    return f;
 }
 
 paddr_t frame_alloc(void)
 {
-    uint64_t w;
-    if (!descend(&w))
-        return 0;
-    uint64_t word = fa.bitmap[w];
-    if (unlikely(word == FULL))
-        return alloc_stale(w);
-    return take(w, word);
+    struct frame_cache *c = my_cache();
+    cache_lock(c);
+    uint32_t n = c->count;
+    if (unlikely(n == 0))
+        return alloc_refill(c);
+    paddr_t f = c->frames[n - 1];
+    cache_set_count(c, n - 1);
+    held_set(f >> PAGE_SHIFT);
+    cache_unlock(c);
+    return f;
 }
 
 paddr_t frame_alloc_zeroed(void)
@@ -447,51 +681,76 @@ paddr_t frame_alloc_zeroed(void)
     return f;
 }
 
-/* frame_free gave back the last used frame of a group of bitmap word w (now
- * `word`) and group1 or empty1 (when the word is wholly free) does not say
- * so yet. (Out of line: inline, its calls would cost every frame_free a
- * prologue; frame_free tests the bits, usually still set, itself.) */
-static void __attribute__((noinline)) freed_group(uint64_t w, uint64_t word)
+/* frame_free found frame f not held (its bit was already clear): a double
+ * free, of a frame free in the bitmap or sitting in some CPU's cache.
+ * Nothing changed; this CPU's cache (locked) is released before the panic. */
+static void __attribute__((noinline, noreturn)) double_free(paddr_t f, void *caller)
 {
-    if (!(fa.group1[w / 64] & BIT(w)))
-        mark_group(w);
-    if (word == 0 && !(fa.empty1[w / 64] & BIT(w)))
-        mark_empty(w);
+    cache_unlock(&caches[cpu_index()]);
+    panic("frame_free(0x%llx): double free (frame is already free); caller %p",
+          (unsigned long long)f, caller);
+}
+
+/* frame_free found its cache (c, locked) full: its CACHE_BATCH oldest frames
+ * go back to the bitmap, then f goes on top (with no cache at all, f goes
+ * to the bitmap). */
+static void __attribute__((noinline)) free_drain(struct frame_cache *c, paddr_t f)
+{
+#ifdef SLAYER_DEBUG
+    kassert(!cpu_in_irq(), "frame_free in an interrupt handler");
+#endif
+    uint32_t n = c->count, out = MIN(n, CACHE_BATCH);
+    if (CACHE_LIMIT == 0) {
+        cache_give_back(&f, 1);
+        cache_unlock(c);
+        return;
+    }
+    cache_give_back(c->frames, out);
+    memmove(c->frames, c->frames + out, (n - out) * sizeof(paddr_t));
+    c->frames[n - out] = f;
+    cache_set_count(c, n - out + 1);
+    cache_unlock(c);
+}
+
+/* Frame f (aligned, in usable memory) goes on this CPU's cache when a
+ * caller held it; else a double free panics (caller: frame_free's). */
+static inline void cache_put(paddr_t f, void *caller)
+{
+    struct frame_cache *c = my_cache();
+    cache_lock(c);
+    if (unlikely(!held_test_clear(f >> PAGE_SHIFT)))
+        double_free(f, caller);
+#ifdef MM_POISON
+    memset(PHYS2VIRT(f), FRAME_POISON, PAGE_SIZE);
+#endif
+    uint32_t n = c->count;
+    if (unlikely(n >= CACHE_LIMIT))
+        return free_drain(c, f);
+    c->frames[n] = f;
+    cache_set_count(c, n + 1);
+    cache_unlock(c);
+}
+
+/* The whole of frame_free with every check and message; the fast path in
+ * frame_free defers here for anything outside the largest usable region. */
+static void __attribute__((noinline)) free_one(paddr_t f, void *caller)
+{
+    if (f & (PAGE_SIZE - 1))
+        panic("frame_free(0x%llx): unaligned address; caller %p", (unsigned long long)f, caller);
+    if ((f - fa.fast_base) >> PAGE_SHIFT >= fa.fast_frames)
+        check_managed(f, caller);
+    cache_put(f, caller);
 }
 
 void frame_free(paddr_t frame)
 {
-    /* Fast path: an allocated frame of the largest usable region. Rotating
-     * the offset right by 12 moves any unaligned low bits to the top, so one
-     * compare checks both alignment and range. */
+    /* Fast path: a frame of the largest usable region. Rotating the offset
+     * right by 12 moves any unaligned low bits to the top, so one compare
+     * checks both alignment and range. */
     uint64_t off = frame - fa.fast_base;
     if (unlikely(((off >> PAGE_SHIFT) | (off << (64 - PAGE_SHIFT))) >= fa.fast_frames))
         return free_one(frame, __builtin_return_address(0));
-    uint64_t i = frame >> PAGE_SHIFT, w = i / 64, old = fa.bitmap[w], word = old ^ BIT(i);
-    /* (Opaque to the compiler: else it tests word == 0 as old == BIT(i) and
-     * builds BIT(i) with two more instructions instead of one btc.) */
-    __asm__("" : "+r"(word));
-    if (unlikely(word > old)) /* the flip set the bit: it was free */
-        return free_one(frame, __builtin_return_address(0)); /* panics: double free */
-    fa.bitmap[w] = word;
-    fa.free_frames++;
-#ifdef MM_POISON
-    memset(PHYS2VIRT(frame), FRAME_POISON, PAGE_SIZE);
-#endif
-    /* The group's last used frame: the group is free now, and group1 (and
-     * empty1 when the whole word is free) must say so (their 0 bits are
-     * exact). Usually the bits are still set: frame_alloc leaves them when it
-     * takes a frame from a free group. */
-    if (unlikely(!(word & (0xffffULL << (i & 48))))) {
-        /* a set empty1 bit implies a set group1 bit (mark_empty, mark_not_group) */
-        if (!((word ? fa.group1 : fa.empty1)[w / 64] & BIT(w)))
-            return freed_group(w, word);
-        return;
-    }
-    /* Freeing into a full word whose sum1 bit is still set (stale) needs
-     * nothing more: sum2 and sum3 are always set above a set sum1 bit. */
-    if (unlikely(old == FULL) && !(fa.sum1[w / 64] & BIT(w)))
-        mark_has_free(w);
+    cache_put(frame, __builtin_return_address(0));
 }
 
 /* First free frame at or after f (fa.total_frames when none); skips full
@@ -532,14 +791,31 @@ static uint64_t next_used(uint64_t f, uint64_t end)
     return end;
 }
 
-paddr_t frame_alloc_below(paddr_t limit)
+/* frame_alloc_below's search (caller holds frame_lock). */
+static paddr_t below_locked(paddr_t limit)
 {
     uint64_t f = next_free(0); /* frame 0 is never free */
     if (f >= fa.total_frames || f >= limit >> PAGE_SHIFT)
         return 0;
     set_range(f, f + 1, true);
     fa.free_frames--;
+    held_set(f);
     return f << PAGE_SHIFT;
+}
+
+paddr_t frame_alloc_below(paddr_t limit)
+{
+    /* Cached frames are used in the bitmap: when none is free below the
+     * limit there, drain the caches and look once more. */
+    spin_lock(&frame_lock);
+    paddr_t f = below_locked(limit);
+    spin_unlock(&frame_lock);
+    if (!f && drain_all()) {
+        spin_lock(&frame_lock);
+        f = below_locked(limit);
+        spin_unlock(&frame_lock);
+    }
+    return f;
 }
 
 #ifdef SLAYER_HOST
@@ -628,17 +904,12 @@ static paddr_t contig_small(uint64_t count, uint64_t step)
     return (w * 64 + p) << PAGE_SHIFT;
 }
 
-paddr_t frame_alloc_contig(size_t count, uint64_t align)
+/* frame_alloc_contig's search in the bitmap (caller holds frame_lock). The
+ * run is marked used; its held bits are the caller's business. */
+static paddr_t contig_locked(size_t count, uint64_t step)
 {
-    if (align < PAGE_SIZE)
-        align = PAGE_SIZE;
-    kassert((align & (align - 1)) == 0, "frame_alloc_contig: align %#llx is not a power of two",
-            (unsigned long long)align);
-    uint64_t step = align >> PAGE_SHIFT, w;
-#ifdef SLAYER_HOST
-    frame_contig_probes = 0;
-#endif
-    if (count == 0 || count > fa.free_frames)
+    uint64_t w;
+    if (count > fa.free_frames)
         return 0;
     uint64_t s = 1; /* where the first-fit scan starts */
     if (count <= 64 && step <= 64) {
@@ -679,18 +950,35 @@ paddr_t frame_alloc_contig(size_t count, uint64_t align)
     return 0;
 }
 
-/* The first frame of [f0, f1) that is free (f1 when every one is used). */
-static uint64_t first_free_in(uint64_t f0, uint64_t f1)
+/* One attempt under frame_lock; the run found is held by the caller. */
+static paddr_t contig_try(size_t count, uint64_t step)
 {
-    while (f0 < f1) {
-        uint64_t w = f0 / 64, n = MIN(f1 - f0, 64 - f0 % 64);
-        uint64_t mask = (n == 64 ? FULL : (BIT(n) - 1)) << (f0 % 64);
-        uint64_t v = ~fa.bitmap[w] & mask;
-        if (v)
-            return w * 64 + CTZ(v);
-        f0 += n;
-    }
-    return f1;
+    spin_lock(&frame_lock);
+    paddr_t p = contig_locked(count, step);
+    if (p)
+        held_assign(p >> PAGE_SHIFT, (p >> PAGE_SHIFT) + count, true);
+    spin_unlock(&frame_lock);
+    return p;
+}
+
+paddr_t frame_alloc_contig(size_t count, uint64_t align)
+{
+    if (align < PAGE_SIZE)
+        align = PAGE_SIZE;
+    kassert((align & (align - 1)) == 0, "frame_alloc_contig: align %#llx is not a power of two",
+            (unsigned long long)align);
+#ifdef SLAYER_HOST
+    frame_contig_probes = 0;
+#endif
+    if (count == 0)
+        return 0;
+    uint64_t step = align >> PAGE_SHIFT;
+    paddr_t p = contig_try(count, step);
+    /* Cached frames are used in the bitmap: before refusing, give every
+     * cache back and search once more (nothing to retry when all are empty). */
+    if (!p && drain_all())
+        p = contig_try(count, step);
+    return p;
 }
 
 /* frame_free_contig's checks of the run's shape and place, for anything but
@@ -734,21 +1022,29 @@ static void __attribute__((noinline)) check_run(paddr_t base, size_t count, void
 void frame_free_contig(paddr_t base, size_t count)
 {
     /* The whole run is checked before anything changes: its shape and place
-     * (the largest usable region without a search), then that every frame is
-     * in use. A bad call panics naming the first bad address and leaves the
-     * bitmap, the summaries, the free count and the cursor as they were.
-     * Then a word at a time (the whole words of a long run in bulk); a small
-     * run's word becomes the contig cursor. */
+     * (the largest usable region without a search), then that a caller holds
+     * every frame (a frame free in the bitmap or in any CPU's cache is not
+     * held). A bad call panics naming the first bad address and leaves the
+     * bitmap, the summaries, the held bits, the caches, the free count and
+     * the cursor as they were. Then a word at a time (the whole words of a
+     * long run in bulk); a small run's word becomes the contig cursor. */
     uint64_t off = base - fa.fast_base, f0 = base >> PAGE_SHIFT;
     if (unlikely((base & (PAGE_SIZE - 1)) || count == 0 ||
                  (off >> PAGE_SHIFT) >= fa.fast_frames ||
                  count > fa.fast_frames - (off >> PAGE_SHIFT)))
         check_run(base, count, __builtin_return_address(0));
-    uint64_t u = first_free_in(f0, f0 + count);
-    if (unlikely(u != f0 + count))
+    spin_lock(&frame_lock);
+    uint64_t u = first_not_held(f0, f0 + count);
+    if (unlikely(u != f0 + count)) {
+        spin_unlock(&frame_lock);
         panic("frame_free_contig(0x%llx, %llu): 0x%llx: double free (frame is already free); "
               "nothing freed; caller %p", (unsigned long long)base, (unsigned long long)count,
               (unsigned long long)u << PAGE_SHIFT, __builtin_return_address(0));
+    }
+#ifdef MM_POISON
+    memset(PHYS2VIRT(base), FRAME_POISON, count * PAGE_SIZE);
+#endif
+    held_assign(f0, f0 + count, false);
     if (count > 64)
         set_free_bulk(f0, f0 + count); /* memset speed for the whole words */
     else
@@ -756,15 +1052,28 @@ void frame_free_contig(paddr_t base, size_t count)
     fa.free_frames += count;
     if (count <= 64 && f0 / 64 == (f0 + count - 1) / 64)
         fa.cursor = f0 / 64; /* the next small run takes the slot again */
-#ifdef MM_POISON
-    memset(PHYS2VIRT(base), FRAME_POISON, count * PAGE_SIZE);
-#endif
+    spin_unlock(&frame_lock);
+}
+
+/* True when frame i lies in a usable region (reclaimed bootloader memory
+ * included) of the private map. */
+static bool frame_in_usable(uint64_t i)
+{
+    const struct region *r = region_find(i << PAGE_SHIFT);
+    return r && r->type == MEM_USABLE;
 }
 
 bool frame_is_used(paddr_t frame)
 {
+    /* Used in the bitmap and not held: a cached frame (usable memory, free)
+     * or one the allocator never manages (used). */
     uint64_t i = frame >> PAGE_SHIFT;
-    return i >= fa.total_frames || (fa.bitmap[i / 64] & BIT(i)) != 0;
+    if (i >= fa.total_frames)
+        return true;
+    spin_lock(&frame_lock);
+    bool used = (fa.bitmap[i / 64] & BIT(i)) != 0;
+    spin_unlock(&frame_lock);
+    return used && (held_test(i) || !frame_in_usable(i));
 }
 
 /* Appends a region to the private map, merging nothing. */
@@ -796,7 +1105,7 @@ void frame_init(const struct mem_region *map, size_t count)
     fa.n1 = div_up(fa.nbm, 64);
     fa.n2 = div_up(fa.n1, 64);
     fa.n3 = div_up(fa.n2, 64);
-    fa.meta_bytes = ALIGN_UP((fa.nbm + 3 * (fa.n1 + fa.n2 + fa.n3 + 1)) * 8, PAGE_SIZE);
+    fa.meta_bytes = ALIGN_UP((2 * fa.nbm + 3 * (fa.n1 + fa.n2 + fa.n3 + 1)) * 8, PAGE_SIZE);
 
     /* Bump-allocate the metadata: top of the largest usable region, within
      * the HHDM (hhdm_size 0 = not known, no limit), never frame 0. */
@@ -844,7 +1153,11 @@ void frame_init(const struct mem_region *map, size_t count)
     fa.group1 = fa.empty3 + fa.n3 + 1;
     fa.group2 = fa.group1 + fa.n1;
     fa.group3 = fa.group2 + fa.n2;
+    fa.held = fa.group3 + fa.n3 + 1;
     fa.cursor = 0;
+    memset(fa.held, 0, fa.nbm * 8);
+    memset(caches, 0, sizeof(caches));
+    spin_init(&frame_lock, "frame", LOCK_RANK_FRAME);
     /* Summaries start empty; the bitmap is written once, in frame order:
      * used bits for every gap between usable regions, free ones for the
      * regions (no 0xff fill of the whole bitmap first). */
@@ -893,6 +1206,7 @@ void frame_init(const struct mem_region *map, size_t count)
 uint64_t frame_reclaim_bootloader(void)
 {
     uint64_t frames = 0;
+    spin_lock(&frame_lock);
     for (size_t k = 0; k < nregions; k++) {
         struct region *r = &regions[k];
         if (r->type != MEM_BOOTLOADER_RECLAIMABLE)
@@ -910,14 +1224,26 @@ uint64_t frame_reclaim_bootloader(void)
     fa.free_frames += frames;
     fa.reclaimable_frames -= frames;
     fa.reclaimed_frames += frames;
+    uint64_t free_now = fa.free_frames;
+    spin_unlock(&frame_lock);
     if (frames)
         klog("mm", "frames: reclaimed %lluKiB of bootloader memory, free=%lluKiB",
-             (unsigned long long)frames * 4, (unsigned long long)fa.free_frames * 4);
+             (unsigned long long)frames * 4, (unsigned long long)free_now * 4);
     return frames << PAGE_SHIFT;
+}
+
+/* Frames in every CPU's cache (a snapshot without their locks). */
+static uint64_t cached_frames(void)
+{
+    uint64_t n = 0;
+    for (unsigned k = 0; k < CPU_MAX; k++)
+        n += __atomic_load_n(&caches[k].count, __ATOMIC_RELAXED);
+    return n;
 }
 
 void frame_get_stats(struct frame_stats *out)
 {
+    spin_lock(&frame_lock);
     *out = (struct frame_stats){
         .total_frames = fa.total_frames,
         .usable_frames = fa.usable_frames,
@@ -927,6 +1253,8 @@ void frame_get_stats(struct frame_stats *out)
         .reclaimed_frames = fa.reclaimed_frames,
         .metadata_bytes = fa.meta_bytes,
     };
+    spin_unlock(&frame_lock);
+    out->free_frames += cached_frames();
 }
 
 /* Bits set in x (by hand: without POPCNT the builtin would call libgcc). */
@@ -954,7 +1282,26 @@ static bool tree_check(const uint64_t *t1, const uint64_t *t2, const uint64_t *t
            !(fa.n2 % 64 && t3[fa.n3 - 1] >> (fa.n2 % 64)) && t3[fa.n3] == 1;
 }
 
-bool frame_check(void)
+/* Takes every cache lock in index order, then frame_lock: the whole state
+ * holds still (frame_check, frame_state_digest). */
+static void lock_everything(void)
+{
+    for (unsigned k = 0; k < CPU_MAX; k++)
+        cache_lock(&caches[k]);
+    spin_lock(&frame_lock);
+}
+
+/* Releases what lock_everything took. */
+static void unlock_everything(void)
+{
+    spin_unlock(&frame_lock);
+    for (unsigned k = CPU_MAX; k-- > 0;)
+        cache_unlock(&caches[k]);
+}
+
+/* The bitmap and summaries' invariants and the free count (under
+ * lock_everything). */
+static bool bitmap_check(void)
 {
     uint64_t free = 0;
     for (uint64_t w = 0; w < fa.nbm; w++) {
@@ -965,6 +1312,8 @@ bool frame_check(void)
             return false; /* empty1 0 must mean not wholly free; 1 may be stale */
         if (!(fa.group1[w / 64] & BIT(w)) && free_groups(fa.bitmap[w]))
             return false; /* group1 0 must mean no free group; 1 may be stale */
+        if (fa.held[w] & ~fa.bitmap[w])
+            return false; /* a held frame is used in the bitmap */
     }
     if (!tree_check(fa.sum1, fa.sum2, fa.sum3) || !tree_check(fa.empty1, fa.empty2, fa.empty3) ||
         !tree_check(fa.group1, fa.group2, fa.group3))
@@ -978,11 +1327,77 @@ bool frame_check(void)
     return free == fa.free_frames;
 }
 
+/* Frames of usable memory that are used in the bitmap and not held: the
+ * frames that must be in some cache (under lock_everything). */
+static uint64_t count_unheld_used(void)
+{
+    uint64_t n = 0;
+    for (size_t k = 0; k < nregions; k++) {
+        if (regions[k].type != MEM_USABLE)
+            continue;
+        uint64_t f0 = regions[k].base >> PAGE_SHIFT, f1 = regions[k].end >> PAGE_SHIFT;
+        while (f0 < f1) {
+            uint64_t w = f0 / 64, m = MIN(f1 - f0, 64 - f0 % 64);
+            uint64_t mask = (m == 64 ? FULL : (BIT(m) - 1)) << (f0 % 64);
+            n += popcount64(fa.bitmap[w] & ~fa.held[w] & mask);
+            f0 += m;
+        }
+    }
+    return n;
+}
+
+/* Every cached frame is aligned, in usable memory, used in the bitmap, not
+ * held and in one cache only, and the caches hold every frame in that state
+ * (under lock_everything). Duplicates are found by setting the held bit of
+ * each frame seen (a second sighting finds it set), undone afterwards. */
+static bool caches_check(void)
+{
+    bool ok = true;
+    uint64_t total = 0;
+    unsigned k, j = 0;
+    for (k = 0; k < CPU_MAX && ok; k++) {
+        const struct frame_cache *c = &caches[k];
+        if (c->count > CACHE_MAX) {
+            ok = false;
+            j = 0;
+            continue; /* nothing of this cache marked */
+        }
+        for (j = 0; j < c->count; j++) {
+            paddr_t f = c->frames[j];
+            uint64_t i = f >> PAGE_SHIFT;
+            if ((f & (PAGE_SIZE - 1)) || i >= fa.total_frames || !frame_in_usable(i) ||
+                !(fa.bitmap[i / 64] & BIT(i)) || held_test(i)) {
+                ok = false;
+                break;
+            }
+            held_set(i); /* seen */
+        }
+        total += c->count;
+    }
+    /* undo the marks: caches 0 .. k-1 whole, then cache k-1 up to j when it stopped early */
+    for (unsigned a = 0; a < k; a++) {
+        const struct frame_cache *c = &caches[a];
+        uint32_t upto = (!ok && a == k - 1) ? j : c->count;
+        for (uint32_t b = 0; b < upto; b++)
+            held_test_clear(c->frames[b] >> PAGE_SHIFT);
+    }
+    return ok && count_unheld_used() == total;
+}
+
+bool frame_check(void)
+{
+    lock_everything();
+    bool ok = bitmap_check() && caches_check();
+    unlock_everything();
+    return ok;
+}
+
 uint64_t frame_state_digest(void)
 {
     /* A multiply-xorshift mix of every metadata word, in order, then the
      * counters and the cursor: any changed bit changes the result (but for
      * a collision, about 2^-64). */
+    lock_everything();
     const uint64_t *m = PHYS2VIRT(fa.meta_base);
     uint64_t h = 0x9e3779b97f4a7c15ULL, words = fa.meta_bytes / 8;
     for (uint64_t k = 0; k < words; k++) {
@@ -994,5 +1409,15 @@ uint64_t frame_state_digest(void)
         h = (h ^ tail[k]) * 0xff51afd7ed558ccdULL;
         h ^= h >> 32;
     }
+    for (unsigned k = 0; k < CPU_MAX; k++) { /* each cache: its count, then its frames */
+        const struct frame_cache *c = &caches[k];
+        h = (h ^ c->count) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+        for (uint32_t j = 0; j < c->count && j < CACHE_MAX; j++) {
+            h = (h ^ c->frames[j]) * 0xff51afd7ed558ccdULL;
+            h ^= h >> 32;
+        }
+    }
+    unlock_everything();
     return h;
 }

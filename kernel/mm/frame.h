@@ -1,6 +1,8 @@
 /* Physical frame allocator: one bit per 4 KiB frame (1 = used) over the
  * sanitized memory map, plus a summary level so that allocation cost does not
- * depend on RAM size or fullness. See docs/memory.md. */
+ * depend on RAM size or fullness, and a per-CPU cache of free frames in front
+ * of it. Callable on every CPU at once, never from an interrupt handler. See
+ * docs/memory.md. */
 #pragma once
 
 #include "lib/types.h"
@@ -16,11 +18,15 @@ struct frame_stats {
     uint64_t metadata_bytes;     /* bitmap + summary */
 };
 
+/* Free frames one CPU's cache holds at most. */
+#define FRAME_CACHE_MAX 63
+
 /* Builds the allocator from a sanitized memory map (mm/memmap.h). Its metadata
  * is taken from usable memory (through PHYS2VIRT) and marked used. Frame 0 is
  * never handed out. Panics when no usable memory can hold the metadata. */
 void frame_init(const struct mem_region *map, size_t count);
-/* One free 4 KiB frame, or 0 when memory is exhausted (never panics). */
+/* One free 4 KiB frame, or 0 when memory is exhausted, every CPU's frame
+ * cache included (never panics). Usually from this CPU's cache. */
 paddr_t frame_alloc(void);
 /* Like frame_alloc, with the frame's contents zeroed. */
 paddr_t frame_alloc_zeroed(void);
@@ -40,10 +46,19 @@ paddr_t frame_alloc_contig(size_t count, uint64_t align);
 /* Bitmap words (candidate runs, in a scan) the last frame_alloc_contig call
  * examined: a cost measure for tests that does not count instructions. */
 extern uint64_t frame_contig_probes;
+/* Frames a CPU's cache may hold (FRAME_CACHE_MAX, at most); host tests of the bitmap layer set 0,
+ * so that single frames go straight to and from the bitmap. */
+extern unsigned frame_cache_limit;
 #endif
-/* Returns one frame. Panics (naming the address and the caller) when it is
- * unaligned, outside managed memory, not usable memory, or already free. */
+/* Returns one frame (to this CPU's cache). Panics (naming the address and
+ * the caller) when it is unaligned, outside managed memory, not usable
+ * memory, or already free (in the bitmap or in any CPU's cache). */
 void frame_free(paddr_t frame);
+/* Gives every CPU's frame cache back to the bitmap; returns the frames moved
+ * (for tests that compare the bitmap's state, and for the monitor). */
+uint64_t frame_drain_cpu_caches(void);
+/* Frames in CPU index cpu's frame cache right now (0 for cpu >= CPU_MAX). */
+unsigned frame_cache_count(unsigned cpu);
 /* Returns a run of `count` frames from base (from frame_alloc_contig, or a
  * part of one), a bitmap word at a time. Checks the whole run first: when it
  * is unaligned, empty, wraps, leaves usable memory or holds a free frame it
@@ -53,17 +68,21 @@ void frame_free_contig(paddr_t base, size_t count);
  * frame_init to the allocator; returns the bytes reclaimed. Call once, after
  * nothing points into bootloader memory any more. */
 uint64_t frame_reclaim_bootloader(void);
-/* True when the frame is currently allocated or reserved. */
+/* True when the frame is currently allocated or reserved (false for a free
+ * frame, in the bitmap or in a CPU's cache). */
 bool frame_is_used(paddr_t frame);
-/* Fills *out with the current statistics. */
+/* Fills *out with the current statistics (free_frames counts the frames in
+ * every CPU's cache; a snapshot while other CPUs allocate). */
 void frame_get_stats(struct frame_stats *out);
 /* Walks the whole bitmap: true when the summaries keep their invariants over
  * it (a clear sum1 bit means full, a clear empty1 bit means not wholly free,
  * a clear group1 bit means no free 64 KiB-aligned 64 KiB block; the lowest
  * levels may hold stale set bits, the upper ones are exact) and
- * the free count agrees (for tests and fuzzers; O(frames / 64)). */
+ * the free count agrees, and every CPU's cache holds only free frames (used
+ * in the bitmap, not held, in usable memory, each in one cache) and all of
+ * them (for tests and fuzzers; O(frames / 64); stops every CPU's cache). */
 bool frame_check(void);
-/* A 64-bit digest of the allocator's whole state (bitmap, every summary, free
- * count, contig cursor): equal digests mean unchanged state, for tests that
+/* A 64-bit digest of the allocator's whole state (bitmap, every summary, held
+ * bits, free count, contig cursor, every CPU's cache): equal digests mean unchanged state, for tests that
  * check a refused call changed nothing (O(frames / 64)). */
 uint64_t frame_state_digest(void);

@@ -18,7 +18,8 @@
  * aligned, available and not held (so never outside usable memory and never
  * twice); a run from frame_alloc_contig is aligned and wholly available;
  * frame_alloc fails only when the model has no free frame, frame_alloc_contig
- * only when the model has no such run; statistics and frame_check agree with
+ * only when the model has no such run (frames in the CPU's frame cache are
+ * free to the model: a failing call must drain the caches first); statistics and frame_check agree with
  * the model after every check operation; freeing any address the model does
  * not hold panics and changes nothing; a frame_free_contig of a run the model
  * does not wholly hold (stretched or shifted held runs, unaligned, empty,
@@ -229,7 +230,9 @@ static paddr_t logged_meta_base(void)
  * whole pages. */
 static uint64_t meta_bound(uint64_t frames)
 {
-    return ALIGN_UP((frames / 64 + 3 * (frames / 4096 + frames / 262144 + 8)) * 8, PAGE_SIZE) +
+    /* bitmap and held bits, one word per 64 frames each; three summary trees */
+    return ALIGN_UP((2 * (frames / 64 + 1) + 3 * (frames / 4096 + frames / 262144 + 8)) * 8,
+                    PAGE_SIZE) +
            PAGE_SIZE;
 }
 
