@@ -283,12 +283,12 @@ static void smp_bringup(void)
     struct acpi_cpus cpus;
     if (nosmp) {
         klog("smp", "nosmp on the command line: the other CPUs stay parked");
-        if (limine && boot_ctx.cpus.count)
-            smp_set_reported(boot_ctx.cpus.reported);
-        else if (!limine)
+        if (limine)
+            smp_start_limine(false); /* off the memory reclaimed next */
+        else
             madt_cpus(&cpus);
     } else if (limine) {
-        smp_start_limine();
+        smp_start_limine(true);
     } else if (madt_cpus(&cpus)) {
         unsigned started = 0;
         const char *err = ap_start_all(&cpus, &started);

@@ -8,6 +8,7 @@
 #include "arch/x86_64/lapic.h"
 #include "arch/x86_64/pit.h"
 #include "arch/x86_64/smp.h"
+#include "boot/boot_info.h"
 #include "lib/backtrace.h"
 #include "lib/string.h"
 #include "mm/mm.h"
@@ -143,6 +144,25 @@ KTEST(smp_every_online_cpu_runs_and_owns_its_block_gdt_tss_and_stacks)
                               "CPU %u IST%u overlaps CPU %u IST%u", i, s + 1, j, t + 1);
         }
     }
+}
+
+KTEST(smp_every_limine_cpu_is_online_or_parked)
+{
+    /* A Limine AP left in the bootloader's poll loop would run from memory
+     * the kernel has reclaimed since: each one is started or parked. */
+    const struct boot_cpus *bc = &boot_ctx.cpus;
+    if (boot_ctx.protocol != BOOT_PROTO_LIMINE) {
+        KT_EXPECT(smp_cpus_parked() == 0);
+        return;
+    }
+    unsigned listed = bc->count ? bc->count : 1;
+    unsigned left_out = 0;
+    for (unsigned i = 1; i < CPU_MAX; i++)
+        if (percpu_get(i) && !smp_cpu_online(i))
+            left_out++;
+    KT_EXPECT(smp_cpu_count() + smp_cpus_parked() + left_out == listed,
+              "%u listed, %u online, %u parked, %u did not answer", listed, smp_cpu_count(),
+              smp_cpus_parked(), left_out);
 }
 
 static void note_cpu(void *arg)

@@ -383,6 +383,20 @@ limine_ap_entry:
     jmp smp_ap_enter
     .size limine_ap_entry, . - limine_ap_entry
 
+/* limine_ap_park(info): where Limine sends an AP the kernel does not start
+ * (nosmp, no memory for its block): off Limine's page tables (onto
+ * kernel_as, smp_park_cr3), then halted for good with interrupts off. Left
+ * in Limine's poll loop, it would run from memory the kernel reclaims. */
+    .globl limine_ap_park
+    .type limine_ap_park, @function
+limine_ap_park:
+    cli
+    movq smp_park_cr3(%rip), %rax
+    movq %rax, %cr3
+1:  hlt
+    jmp 1b
+    .size limine_ap_park, . - limine_ap_park
+
 /* arch_switch_stack(top, fn, arg): runs fn(arg) on the stack ending at top;
  * fn must not return. */
     .globl arch_switch_stack

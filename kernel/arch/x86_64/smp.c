@@ -31,8 +31,13 @@ _Static_assert(offsetof(struct cpu, stack_top) == 24, "entry.S: CPU_STACK_TOP");
 _Static_assert(offsetof(struct cpu, cr3) == 32, "entry.S: CPU_CR3");
 _Static_assert(sizeof(struct cpu) <= PAGE_SIZE, "a per-CPU block is one frame");
 
-/* entry.S: where a Limine AP jumps (RDI = its limine_mp_info). */
+/* entry.S: where a Limine AP jumps (RDI = its limine_mp_info) to start, or
+ * to be parked for good. */
 extern void limine_ap_entry(struct limine_mp_info *info);
+extern void limine_ap_park(struct limine_mp_info *info);
+/* The page tables a parked Limine AP loads (entry.S reads it). */
+uint64_t smp_park_cr3;
+static unsigned parked; /* Limine APs sent to limine_ap_park */
 
 /* The BSP's control registers, copied into every AP (written by
  * smp_init_bsp before any AP starts, read-only afterwards). */
@@ -181,7 +186,7 @@ bool smp_cpu_wait_online(struct cpu *c, uint64_t timeout_us)
     return true;
 }
 
-void smp_start_limine(void)
+void smp_start_limine(bool start)
 {
     const struct boot_cpus *bc = &boot_ctx.cpus;
     if (bc->note[0])
@@ -189,6 +194,7 @@ void smp_start_limine(void)
     if (bc->count == 0)
         return;
     smp_set_reported(bc->reported);
+    smp_park_cr3 = kernel_as.pml4;
     if (bc->bsp_lapic_id != percpu_bsp()->local.apic_id)
         kwarn("smp", "limine names APIC ID %u as the BSP, this CPU is %u", bc->bsp_lapic_id,
               percpu_bsp()->local.apic_id);
@@ -196,17 +202,26 @@ void smp_start_limine(void)
         const struct boot_cpu *b = &bc->cpu[i];
         if (b->lapic_id == bc->bsp_lapic_id)
             continue;
-        struct cpu *c = smp_cpu_prepare(b->lapic_id);
+        struct cpu *c = start ? smp_cpu_prepare(b->lapic_id) : NULL;
         if (!c) {
-            kwarn("smp", "no memory for CPU with APIC ID %u: it and the rest left out",
-                  b->lapic_id);
-            return;
+            if (start)
+                kwarn("smp", "no memory for CPU with APIC ID %u: it and the rest parked",
+                      b->lapic_id);
+            start = false;
+            limine_mp_goto(b->start_handle, limine_ap_park, 0);
+            parked++;
+            continue;
         }
         limine_mp_goto(b->start_handle, limine_ap_entry, (uint64_t)(uintptr_t)c);
         if (!smp_cpu_wait_online(c, AP_ONLINE_TIMEOUT_US))
             kwarn("smp", "CPU %u (APIC ID %u) did not come online: left out", c->local.index,
                   b->lapic_id);
     }
+}
+
+unsigned smp_cpus_parked(void)
+{
+    return parked;
 }
 
 void smp_set_reported(unsigned n)

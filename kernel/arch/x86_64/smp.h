@@ -49,8 +49,13 @@ void smp_init_bsp(void);
 void smp_calibrate_timers(void);
 /* Limine path: starts every AP of boot_ctx.cpus (goto_address), one at a
  * time, waiting for each; an AP that does not answer is reported and left
- * out. Before frame_reclaim_bootloader (the APs wait in reclaimable memory). */
-void smp_start_limine(void);
+ * out. With start false (nosmp), or once a block cannot be had, the rest
+ * are parked instead: moved onto kernel_as and halted for good, so that no
+ * CPU runs from the memory reclaimed next. Before frame_reclaim_bootloader
+ * (the APs wait in reclaimable memory, on its page tables). */
+void smp_start_limine(bool start);
+/* Limine APs parked by smp_start_limine (0 on the GRUB path). */
+unsigned smp_cpus_parked(void);
 /* Records how many CPUs the bootloader or MADT reported (before the CPU_MAX
  * cap) for the summary line. */
 void smp_set_reported(unsigned reported);
