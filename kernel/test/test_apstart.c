@@ -80,6 +80,12 @@ KTEST(apstart_trampoline_block_matches_the_bsp)
               (unsigned long long)e);
 }
 
+/* |a - b|. */
+static uint64_t dist(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : b - a;
+}
+
 /* The TSC rate is measured and plausible (50 MHz .. 20 GHz). */
 KTEST(apstart_tsc_calibrated_at_boot)
 {
@@ -102,9 +108,7 @@ KTEST(apstart_delay_us_agrees_with_the_pit)
         delay_us(10000);
         uint32_t got = pit_stopwatch_ticks();
         cpu_irq_restore(flags);
-        uint32_t off = got > want ? got - want : want - got;
-        uint32_t best_off = best > want ? best - want : want - best;
-        if (k == 0 || off < best_off)
+        if (k == 0 || dist(got, want) < dist(best, want))
             best = got;
     }
     KT_EXPECT(best >= want / 2 && best <= want * 3, "delay_us(10000) took %u PIT ticks, want ~%u",
@@ -121,8 +125,7 @@ KTEST(apstart_pit_wait_agrees_with_the_tsc)
         uint64_t t0 = rdtsc();
         pit_wait_us(10000);
         uint64_t us = (rdtsc() - t0) / r;
-        if (k == 0 || (us > 10000 ? us - 10000 : 10000 - us) <
-                          (best > 10000 ? best - 10000 : 10000 - best))
+        if (k == 0 || dist(us, 10000) < dist(best, 10000))
             best = us;
     }
     KT_EXPECT(best >= 5000 && best <= 30000, "pit_wait_us(10000) took %llu us of TSC",
@@ -138,12 +141,17 @@ static uint64_t read_stopwatch(void *arg)
 /* The calibration is right: the PIT itself, measured through the TSC with
  * counter_hz_by_tsc, runs at PIT_HZ within 2% (paired samples make host
  * stalls harmless, so the bound can be tight), over 20 ms (the stopwatch
- * wraps at 55). */
+ * wraps at 55), the closest of three tries. */
 KTEST(apstart_tsc_rate_measures_the_pit_at_its_rate)
 {
     KT_ASSERT(tsc_per_us() != 0);
-    pit_stopwatch_start();
-    uint64_t hz = counter_hz_by_tsc(read_stopwatch, NULL, 20);
+    uint64_t hz = 0;
+    for (int k = 0; k < 3; k++) { /* a stall past the stopwatch's wrap spoils one try */
+        pit_stopwatch_start();
+        uint64_t h = counter_hz_by_tsc(read_stopwatch, NULL, 20);
+        if (k == 0 || dist(h, PIT_HZ) < dist(hz, PIT_HZ))
+            hz = h;
+    }
     KT_EXPECT(hz >= PIT_HZ / 100 * 98 && hz <= PIT_HZ / 100 * 102,
               "the PIT measured at %llu Hz through a %llu MHz TSC, want %u", (unsigned long long)hz,
               (unsigned long long)tsc_per_us(), PIT_HZ);
@@ -261,6 +269,44 @@ KTEST(apstart_zz_absent_cpu_is_reported_and_left_out)
     KT_EXPECT(smp_cpu_count() == before);
     const struct ap_tramp_data *d =
         (const void *)((char *)PHYS2VIRT(ap_start_trampoline_page()) + TRAMP_DATA);
-    KT_EXPECT(d->claim == TD_WITHDRAWN, "claim %#x after a CPU did not come", d->claim);
+    KT_EXPECT(d->claim == TD_WITHDRAWN,
+              "claim %#x after a CPU did not come (taken %u, wrong_id %u, page %#llx used %d)",
+              d->claim, d->taken, d->wrong_id,
+              (unsigned long long)ap_start_trampoline_page(),
+              frame_is_used(ap_start_trampoline_page()));
     KT_EXPECT(ap_start_cpu(lapic_id(), &why) == AP_START_SELF, "the BSP was started again");
+}
+
+static volatile bool spin_stop;
+static volatile uint64_t rate_while_spinning;
+
+/* On the BSP: calibrate again; on every other CPU: spin until it is done. */
+static void calibrate_among_spinners(void *arg)
+{
+    (void)arg;
+    if (cpu_index() != 0) {
+        while (!spin_stop)
+            cpu_relax();
+        return;
+    }
+    pit_calibrate_tsc();
+    rate_while_spinning = tsc_per_us();
+    spin_stop = true;
+}
+
+/* The calibration is not biased by other CPUs spinning meanwhile (under
+ * multi-threaded TCG they compete with the BSP's port I/O for the host):
+ * measured again while every other CPU spins, the rate stays within 2% of
+ * the boot's. */
+KTEST(apstart_tsc_calibration_holds_while_other_cpus_spin)
+{
+    uint64_t boot = tsc_per_us();
+    KT_ASSERT(boot != 0);
+    spin_stop = false;
+    rate_while_spinning = 0;
+    smp_run_on_all(calibrate_among_spinners, NULL);
+    uint64_t r = rate_while_spinning;
+    KT_EXPECT(r >= boot * 98 / 100 && r <= boot * 102 / 100,
+              "%llu MHz with %u CPUs spinning, %llu MHz at boot", (unsigned long long)r,
+              smp_cpu_count() - 1, (unsigned long long)boot);
 }

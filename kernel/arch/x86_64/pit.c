@@ -5,13 +5,16 @@
  * it is a free-running 16-bit clock read with a latch command.
  *
  * Measuring against it must survive stalls: under QEMU on a busy host the
- * vCPU is often descheduled for milliseconds, so "load N ticks, poll until
- * they are over" measured windows 40-60% too long. Instead both clocks are
- * read together at the start and at the end of the window (a TSC read on
- * each side of the PIT read, the tightest of a few tries kept), and the PIT
- * ticks in between are summed from frequent reads (mod 65536). A stall
- * between the two samples does not matter (both clocks run through it);
- * only a single stall longer than one wrap (54.9 ms) would. */
+ * vCPU is often descheduled for milliseconds (and, under multi-threaded TCG
+ * with other vCPUs spinning, for longer than a 54.9 ms wrap). "Load N ticks,
+ * poll until they are over" read 40-60% high; summing PIT steps between
+ * reads read up to 13.6 GHz when a stall hid a wrap. So a window is built
+ * from segments: the PIT is read over and over, each read bracketed by two
+ * TSC reads, and a segment (from one read to the next) counts, its PIT
+ * ticks and its TSC ticks both, only when both reads were quick and the gap
+ * between them short (STALL_TSC: far below a wrap at any TSC rate). A stall
+ * drops the segment it falls in, whole; the errors of the other segments'
+ * ends cancel out, as each end is the next segment's start. */
 #include "arch/x86_64/pit.h"
 
 #include "arch/x86_64/cpu.h"
@@ -30,10 +33,16 @@
 #define PIT_FULL_COUNT 0xffffu
 #define CALIBRATE_MS   10
 #define CALIBRATE_RUNS 3
-#define SAMPLE_TRIES   4
-/* A PIT that has not moved after this many TSC ticks (0.4 s at 10 GHz, 4 s
- * at 1 GHz) does not count: give up on it. */
-#define PIT_STUCK_TSC 4000000000ULL
+/* A segment counts when its reads took at most READ_TSC each and they lie
+ * at most STALL_TSC apart: 10 ms at 100 MHz, 0.1 ms at 10 GHz, so never a
+ * PIT wrap (54.9 ms). Reads take about 2,000 TSC ticks under TCG. */
+#define READ_TSC  100000ULL
+#define STALL_TSC 1000000ULL
+/* A window gives up after this many TSC ticks (0.4 s at 10 GHz, 4 s at
+ * 1 GHz): the PIT does not count, or the CPU never ran undisturbed. */
+#define WINDOW_GIVE_UP_TSC 4000000000ULL
+/* A PIT that has not moved after this many TSC ticks does not count. */
+#define PIT_STUCK_TSC WINDOW_GIVE_UP_TSC
 
 /* Set once by pit_calibrate_tsc (BSP), read by every CPU afterwards. */
 static volatile uint64_t tsc_us;
@@ -57,33 +66,25 @@ static uint16_t ch2_count(void)
     return (uint16_t)(lo | hi << 8);
 }
 
-/* Both clocks at one instant: the PIT count, and the TSC halfway between a
- * read before and after it, from the tightest of SAMPLE_TRIES tries. */
-struct sample {
-    uint64_t tsc;
+/* One PIT read and the TSC around it. */
+struct reading {
+    uint64_t tsc;   /* halfway between the TSC reads before and after */
+    uint64_t took;  /* TSC ticks between them */
     uint16_t count;
 };
 
-static struct sample sample_now(void)
+static struct reading read_both(void)
 {
-    struct sample s = {0, 0};
-    uint64_t spread = UINT64_MAX;
-    for (int k = 0; k < SAMPLE_TRIES; k++) {
-        uint64_t a = rdtsc();
-        uint16_t c = ch2_count();
-        uint64_t b = rdtsc();
-        if (b - a < spread) {
-            spread = b - a;
-            s = (struct sample){a + (b - a) / 2, c};
-        }
-    }
-    return s;
+    uint64_t a = rdtsc();
+    uint16_t c = ch2_count();
+    uint64_t b = rdtsc();
+    return (struct reading){a + (b - a) / 2, b - a, c};
 }
 
 /* Follows the running channel from `from` until at least `ticks` PIT ticks
- * passed; returns the ticks passed (mod-65536 steps summed) and leaves the
- * last count in *last, or 0 when the PIT did not move for PIT_STUCK_TSC. */
-static uint64_t follow(uint16_t from, uint64_t ticks, uint16_t *last)
+ * passed (mod-65536 steps summed: a stall that hides a wrap only makes the
+ * wait longer). Returns false when the PIT did not move for PIT_STUCK_TSC. */
+static bool follow(uint16_t from, uint64_t ticks)
 {
     uint64_t passed = 0, moved = rdtsc();
     uint16_t prev = from;
@@ -94,35 +95,47 @@ static uint64_t follow(uint16_t from, uint64_t ticks, uint16_t *last)
             prev = c;
             moved = rdtsc();
         } else if (rdtsc() - moved > PIT_STUCK_TSC) {
-            return 0;
+            return false;
         }
     }
-    *last = prev;
-    return passed;
+    return true;
 }
 
-/* TSC Hz over one window of `ticks` PIT ticks, 0 when the PIT does not count. */
-static uint64_t tsc_hz_window(uint64_t ticks)
+/* *hz = the TSC's rate over segments adding up to `ticks` PIT ticks (the
+ * file's comment). Returns 0, or -1 when the PIT does not count or no
+ * undisturbed segments added up within WINDOW_GIVE_UP_TSC. */
+static int tsc_hz_window(uint64_t ticks, uint64_t *hz)
 {
     ch2_start();
-    struct sample s0 = sample_now();
-    uint16_t last;
-    uint64_t passed = follow(s0.count, ticks, &last);
-    if (!passed)
-        return 0;
-    struct sample s1 = sample_now();
-    passed += (uint16_t)(last - s1.count);
-    return (s1.tsc - s0.tsc) * PIT_HZ / passed;
+    struct reading prev = read_both();
+    uint64_t start = prev.tsc, moved = prev.tsc, pit = 0, tsc = 0;
+    while (pit < ticks) {
+        struct reading r = read_both();
+        if (r.count != prev.count)
+            moved = r.tsc;
+        else if (r.tsc - moved > PIT_STUCK_TSC)
+            return -1;
+        if (r.tsc - start > WINDOW_GIVE_UP_TSC)
+            return -1;
+        if (prev.took <= READ_TSC && r.took <= READ_TSC && r.tsc - prev.tsc <= STALL_TSC) {
+            pit += (uint16_t)(prev.count - r.count);
+            tsc += r.tsc - prev.tsc;
+        }
+        prev = r;
+    }
+    *hz = tsc * PIT_HZ / pit;
+    return 0;
 }
 
 void pit_wait_us(uint64_t us)
 {
-    uint16_t last;
     ch2_start();
-    follow(ch2_count(), (us * PIT_HZ + 999999) / 1000000, &last);
+    follow(ch2_count(), (us * PIT_HZ + 999999) / 1000000);
 }
 
-/* read(arg) and the TSC at one instant, as sample_now pairs them. */
+/* read(arg) and the TSC at one instant: a TSC read on each side, the
+ * tightest of SAMPLE_TRIES tries kept. */
+#define SAMPLE_TRIES 4
 static void paired_read(uint64_t (*read)(void *arg), void *arg, uint64_t *tsc, uint64_t *value)
 {
     uint64_t spread = UINT64_MAX;
@@ -179,31 +192,34 @@ static uint64_t cpuid_tsc_hz(void)
     return 0;
 }
 
+/* Sorts a few values in place (insertion sort). */
+static void sort_small(uint64_t *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            uint64_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+}
+
 void pit_calibrate_tsc(void)
 {
     const uint64_t ticks = (uint64_t)PIT_HZ * CALIBRATE_MS / 1000;
     uint64_t hz[CALIBRATE_RUNS];
     for (int k = 0; k < CALIBRATE_RUNS; k++) {
-        hz[k] = tsc_hz_window(ticks);
-        if (!hz[k]) {
+        if (tsc_hz_window(ticks, &hz[k]) < 0) {
             uint64_t nominal = cpuid_tsc_hz();
             const char *from = nominal ? "CPUID" : "a guess";
             if (!nominal)
                 nominal = 1000000000ULL;
             tsc_us = nominal / 1000000 ? nominal / 1000000 : 1;
-            kwarn("smp", "PIT channel 2 does not count: TSC taken as %llu MHz (%s)",
+            kwarn("smp", "PIT channel 2 gave no usable window: TSC taken as %llu MHz (%s)",
                   (unsigned long long)tsc_us, from);
             return;
         }
     }
-    /* The median of three: a window spoiled by a stall longer than a PIT
-     * wrap (54.9 ms) does not move the result. */
-    for (int i = 1; i < CALIBRATE_RUNS; i++)
-        for (int j = i; j > 0 && hz[j - 1] > hz[j]; j--) {
-            uint64_t t = hz[j];
-            hz[j] = hz[j - 1];
-            hz[j - 1] = t;
-        }
+    sort_small(hz, CALIBRATE_RUNS);
     uint64_t mid = hz[CALIBRATE_RUNS / 2];
     tsc_us = mid / 1000000 ? mid / 1000000 : 1;
     klog("smp", "TSC: %llu MHz (median of %d PIT windows of %d ms: %llu..%llu kHz)",

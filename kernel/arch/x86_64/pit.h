@@ -11,10 +11,11 @@
  * machine's CPUs run at one rate: invariant TSC on hardware, the host's
  * clock under QEMU).
  *
- * Every measurement takes paired samples (a TSC read on each side of the
- * other clock's read, the tightest of a few kept) at both ends of its
- * window, so a stall of the CPU in between (a descheduled vCPU under a busy
- * QEMU host, an SMI) does not bias it: both clocks run through the stall. */
+ * Measurements are built so that a stall of the CPU (a descheduled vCPU
+ * under a busy QEMU host, an SMI) does not bias them: the TSC calibration
+ * counts only the stretches between PIT reads that no stall interrupted
+ * (pit.c says how), counter_hz_by_tsc reads both clocks together (a TSC
+ * read on each side) at the two ends of its window. */
 #pragma once
 
 #include "lib/types.h"
@@ -22,9 +23,10 @@
 /* The PIT's input clock (Hz). */
 #define PIT_HZ 1193182u
 
-/* Measures the TSC against the PIT: three 10 ms windows, the median kept;
- * logs `[smp] TSC: N MHz`. Falls back to CPUID's nominal rate (leaf 0x15 or
- * 0x16, else 1 GHz) with a warning when the PIT does not count. BSP only;
+/* Measures the TSC against the PIT: three windows of 10 ms of undisturbed
+ * PIT time each, the median kept; logs `[smp] TSC: N MHz`. Falls back to CPUID's nominal rate (leaf 0x15 or
+ * 0x16, else 1 GHz) with a warning when the PIT does not count (or no
+ * window completes within seconds). BSP only;
  * a second call measures again. */
 void pit_calibrate_tsc(void);
 /* TSC ticks per microsecond (at least 1) once calibrated, 0 before. */
