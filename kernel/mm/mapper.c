@@ -1,17 +1,26 @@
 /* Building the kernel's address space (layout: mm/mapper.h). Portable: the
  * inputs come as a struct mapper_layout, so the host tests build the same
- * tables the kernel loads. */
+ * tables the kernel loads.
+ *
+ * Locking: mapper_build works on an address space nobody else sees yet;
+ * mapper_install runs once, on the bootstrap CPU, before any other CPU
+ * starts. The stack window's cursor is shared by every CPU that asks for a
+ * stack: stack_lock (plain, rank LOCK_RANK_MAPPER: outermost of the mm locks,
+ * since a stack allocation maps pages in kernel_as and takes frames) is held
+ * across the whole allocation, so a failed one can give its window back. */
 #include "mm/mapper.h"
 
 #include "arch/x86_64/mmu_ops.h"
 #include "lib/printf.h"
+#include "lib/spinlock.h"
 #include "mm/frame.h"
 #include "mm/mm.h"
 
 #define KERNEL_SLOT_SIZE GiB(512) /* what one PML4 entry maps */
 
-static void *fb_virt;
-static vaddr_t stack_next = MAPPER_STACK_BASE; /* lowest unused stack-window address */
+static void *fb_virt; /* set once by mapper_install */
+static struct spinlock stack_lock = SPINLOCK_INIT("mapper-stacks", LOCK_RANK_MAPPER);
+static vaddr_t stack_next = MAPPER_STACK_BASE; /* stack_lock: lowest unused stack-window address */
 
 /* "R-X" style summary of mapping flags. */
 static const char *perm_name(uint64_t flags)
@@ -188,6 +197,7 @@ void mapper_install(struct addrspace *as, const struct mapper_result *r)
      * about to be reclaimed. */
     arch_flush_tlb_all();
     kernel_as = *as;
+    spin_init(&kernel_as.lock, "kernel_as", LOCK_RANK_PAGING); /* free: copied from a free lock */
     hhdm_size = r->hhdm_size;
     fb_virt = (void *)r->fb_virt;
 }
@@ -208,7 +218,8 @@ static void stack_undo(vaddr_t base, size_t pages)
     }
 }
 
-vaddr_t mapper_alloc_stack(size_t pages)
+/* mapper_alloc_stack under stack_lock: maps the stack, moves the cursor. */
+static vaddr_t mapper_alloc_stack_locked(size_t pages)
 {
     vaddr_t base = stack_next + PAGE_SIZE; /* the guard page stays unmapped */
     if (pages == 0 || pages > (MAPPER_STACK_END - base) / PAGE_SIZE)
@@ -228,8 +239,17 @@ vaddr_t mapper_alloc_stack(size_t pages)
     }
     vaddr_t top = base + pages * PAGE_SIZE;
     stack_next = top; /* the next stack's guard sits right above this top */
-    klog("mm", "mapper: stack   0x%016llx-0x%016llx %8zu KiB RW- guard at %#llx",
-         (unsigned long long)base, (unsigned long long)top, pages * 4,
-         (unsigned long long)(base - PAGE_SIZE));
+    return top;
+}
+
+vaddr_t mapper_alloc_stack(size_t pages)
+{
+    spin_lock(&stack_lock);
+    vaddr_t top = mapper_alloc_stack_locked(pages);
+    spin_unlock(&stack_lock);
+    if (top)
+        klog("mm", "mapper: stack   0x%016llx-0x%016llx %8zu KiB RW- guard at %#llx",
+             (unsigned long long)(top - pages * PAGE_SIZE), (unsigned long long)top, pages * 4,
+             (unsigned long long)(top - pages * PAGE_SIZE - PAGE_SIZE));
     return top;
 }

@@ -70,26 +70,55 @@ static int decode_leaf(void *ctx, const struct pagewalk_entry *e)
     return 0;
 }
 
+/* as->lock, taken by readers too: const to the caller only. */
+static struct spinlock *as_lock(const struct addrspace *as)
+{
+    return (struct spinlock *)&as->lock;
+}
+
 uint64_t pagewalk_leaves(const struct addrspace *as, pagewalk_fn fn, void *ctx)
 {
     static const struct pagewalk_ops ops = {.leaf = decode_leaf};
     struct leaves_walk w = {.fn = fn, .ctx = ctx};
+    spin_lock(as_lock(as));
     pagewalk_range(pt_table(as->pml4), NULL, PT_LEVEL_PML4, 0, 0, ~0ULL,
                    PTE_WRITABLE | PTE_USER, &ops, &w);
+    spin_unlock(as_lock(as));
     return w.leaves;
 }
 
+/* Lock-free on purpose: it runs in backtraces, from panics and from
+ * exception handlers, where this CPU may hold kernel_as's lock already (a
+ * fault inside a paging operation) or another CPU may have stopped holding
+ * it, and where a plain lock may not be taken at all (an exception handler).
+ * Safe enough there: it only reads; the tables it can reach are RAM, which the
+ * HHDM maps in full, and it refuses a table address beyond the HHDM, so even
+ * a table freed and reused under it (another CPU unmapping concurrently)
+ * cannot make it fault: the worst is a wrong answer for one pointer of a
+ * report that is being printed because the kernel is dying. */
 bool pagewalk_readable(vaddr_t va)
 {
     if (!hhdm_offset || !pt_va_canonical(va))
         return false;
     struct pt_cursor c;
-    return pte_present(*pt_walk(&c, arch_read_cr3() & PTE_ADDR_MASK, va, PT_LEVEL_PT));
+    paddr_t root = arch_read_cr3() & PTE_ADDR_MASK;
+    pte_t *slot = pt_walk_start(&c, root, va);
+    for (;;) {
+        pte_t e = __atomic_load_n(slot, __ATOMIC_RELAXED);
+        if (!pte_present(e))
+            return false;
+        if (pte_is_leaf(e, c.level))
+            return true;
+        if (hhdm_size && (e & PTE_ADDR_MASK) >= hhdm_size)
+            return false; /* not a table the HHDM maps: garbage in a reused table */
+        slot = pt_walk_into(&c, e);
+    }
 }
 
 static const char *const level_names[] = {"", "PT", "PD", "PDPT", "PML4"};
 
-void paging_walk_print_in(const struct addrspace *as, vaddr_t virt)
+/* The walk itself, under as->lock. */
+static void walk_print_locked(const struct addrspace *as, vaddr_t virt)
 {
     kprintf("walk %#llx (PML4 at %#llx):\n", (unsigned long long)virt,
             (unsigned long long)as->pml4);
@@ -126,6 +155,13 @@ void paging_walk_print_in(const struct addrspace *as, vaddr_t virt)
             kprintf(", %llu present", (unsigned long long)((e & PTE_CNT_MASK) >> PTE_CNT_SHIFT));
         kprintf("\n");
     }
+}
+
+void paging_walk_print_in(const struct addrspace *as, vaddr_t virt)
+{
+    spin_lock(as_lock(as));
+    walk_print_locked(as, virt);
+    spin_unlock(as_lock(as));
 }
 
 void paging_walk_print(vaddr_t virt)

@@ -10,7 +10,12 @@
  * space is live (then changed entries are invalidated with invlpg, or by one
  * CR3 reload after many), and it collects page tables that left the tree so
  * they go back to the frame allocator only at the end, once no TLB or
- * paging-structure cache can still point into them. */
+ * paging-structure cache can still point into them: this CPU's (invlpg) and
+ * every other CPU's (one arch_tlb_shootdown with the op's range).
+ *
+ * Locking: every public function takes as->lock (plain, rank paging) around
+ * its whole operation, fast paths included; everything static below runs
+ * under it. table_pages_total is shared by all address spaces: atomic. */
 #include "mm/paging.h"
 
 #include "arch/x86_64/mmu_ops.h"
@@ -20,7 +25,7 @@
 #include "mm/pagewalk.h"
 
 struct addrspace kernel_as;
-static uint64_t table_pages_total; /* page-table pages handed out by table_alloc */
+static uint64_t table_pages_total; /* page-table pages handed out by table_alloc (atomic) */
 
 /* More invalidations than this in one operation become one CR3 reload. */
 #define INVLPG_BATCH 64
@@ -30,6 +35,9 @@ struct op {
     bool active;       /* as is in CR3: flush what changes */
     unsigned invlpgs;  /* invlpg issued so far */
     bool reload;       /* a CR3 reload is owed (too many invlpgs) */
+    bool shoot_global; /* a global entry was invalidated */
+    vaddr_t shoot_lo;  /* lowest and highest page invalidated (lo > hi: none) */
+    vaddr_t shoot_hi;
     paddr_t released;  /* detached tables, linked through their first entry */
 };
 
@@ -39,6 +47,9 @@ static void op_begin(struct op *op, struct addrspace *as)
     op->active = paging_is_active(as);
     op->invlpgs = 0;
     op->reload = false;
+    op->shoot_global = false;
+    op->shoot_lo = ~0ULL;
+    op->shoot_hi = 0;
     op->released = 0;
 }
 
@@ -48,6 +59,10 @@ static void tlb_flush(struct op *op, vaddr_t va, pte_t old)
 {
     if (!op->active)
         return;
+    va = ALIGN_DOWN(va, PAGE_SIZE);
+    op->shoot_lo = MIN(op->shoot_lo, va);
+    op->shoot_hi = MAX(op->shoot_hi, va);
+    op->shoot_global |= (old & PTE_GLOBAL) != 0;
     if (op->invlpgs < INVLPG_BATCH || (old & PTE_GLOBAL)) {
         arch_invlpg(va);
         op->invlpgs++;
@@ -56,17 +71,20 @@ static void tlb_flush(struct op *op, vaddr_t va, pte_t old)
     }
 }
 
-/* Finishes the operation: owed flush first, then the detached tables are freed. */
+/* Finishes the operation: owed flush first, here and (one shootdown for the
+ * whole range) on every other CPU, then the detached tables are freed. */
 static void op_end(struct op *op)
 {
     if (op->reload)
         arch_write_cr3(op->as->pml4);
+    if (op->shoot_lo <= op->shoot_hi)
+        arch_tlb_shootdown(op->shoot_lo, op->shoot_hi + PAGE_SIZE, op->shoot_global);
     while (op->released) {
         paddr_t t = op->released;
         op->released = *(paddr_t *)PHYS2VIRT(t);
         frame_free(t);
         op->as->table_pages--;
-        table_pages_total--;
+        __atomic_fetch_sub(&table_pages_total, 1, __ATOMIC_RELAXED);
     }
 }
 
@@ -103,7 +121,7 @@ static paddr_t table_alloc(struct op *op)
     paddr_t t = frame_alloc_zeroed();
     if (t) {
         op->as->table_pages++;
-        table_pages_total++;
+        __atomic_fetch_add(&table_pages_total, 1, __ATOMIC_RELAXED);
     }
     return t;
 }
@@ -195,27 +213,35 @@ static bool virt_range_ok(vaddr_t virt, uint64_t len)
 static unsigned cpu_phys_bits; /* MAXPHYADDR, 32..52; 0 until asked */
 static pte_t cpu_nx_mask;      /* PTE_NX when the CPU has NX, else 0 */
 
+/* Any CPU may ask first (they all get the same answers): the mask is stored
+ * before the bits are published (release), and read after them (acquire). */
 static __attribute__((noinline, cold)) void cpu_ask(void)
 {
     unsigned bits = arch_phys_addr_bits();
     if (bits < 32 || bits > 52)
         bits = 52;
-    cpu_nx_mask = arch_has_nx() ? PTE_NX : 0;
-    cpu_phys_bits = bits;
+    __atomic_store_n(&cpu_nx_mask, arch_has_nx() ? PTE_NX : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&cpu_phys_bits, bits, __ATOMIC_RELEASE);
+}
+
+/* cpu_phys_bits once asked (0 until then). */
+static inline unsigned phys_bits_known(void)
+{
+    return __atomic_load_n(&cpu_phys_bits, __ATOMIC_ACQUIRE);
 }
 
 static inline unsigned phys_bits(void)
 {
-    if (__builtin_expect(!cpu_phys_bits, 0))
+    if (__builtin_expect(!phys_bits_known(), 0))
         cpu_ask();
-    return cpu_phys_bits;
+    return phys_bits_known();
 }
 
 static inline pte_t nx_mask(void)
 {
-    if (__builtin_expect(!cpu_phys_bits, 0))
+    if (__builtin_expect(!phys_bits_known(), 0))
         cpu_ask();
-    return cpu_nx_mask;
+    return __atomic_load_n(&cpu_nx_mask, __ATOMIC_RELAXED);
 }
 
 /* [phys, phys+len): 4 KiB aligned and below 2^MAXPHYADDR. */
@@ -412,6 +438,7 @@ static int ensure_boundary(struct op *op, vaddr_t addr)
 /* A range unmap or protect (range_ops below) over the range walker. */
 struct range_op {
     struct op *op;
+    vaddr_t first;        /* the walk's first address */
     pte_t bits;           /* protect: the leaves' new bits */
     unsigned cache_index; /* protect: their new PAT index */
     uint64_t count;       /* leaves cleared or rewritten */
@@ -428,14 +455,16 @@ static int unmap_leaf(void *ctx, const struct pagewalk_entry *e)
 }
 
 /* Unmap: after a table was walked, detaches it when it became empty (never a
- * fixed kernel-half PDPT). */
+ * fixed kernel-half PDPT). The flush names an address of the walked range
+ * the table maps (any address flushes the paging-structure caches; one
+ * inside the range keeps the shootdown's range to what was unmapped). */
 static int unmap_table_post(void *ctx, const struct pagewalk_entry *e)
 {
     struct range_op *r = ctx;
     if (!child_empty(e->slot) || kernel_half_top(r->op->as, e->level, e->va))
         return 0;
     paddr_t t = pte_addr(*e->slot, e->level);
-    set_entry(r->op, e->slot, 0, e->va);
+    set_entry(r->op, e->slot, 0, MAX(e->va, r->first));
     cnt_dec(e->parent);
     table_release(r->op, t);
     return 0;
@@ -479,7 +508,7 @@ static int unmap_range(struct addrspace *as, vaddr_t virt, uint64_t len, uint64_
 {
     struct op op;
     op_begin(&op, as);
-    struct range_op r = {.op = &op};
+    struct range_op r = {.op = &op, .first = virt};
     int err = ensure_boundary(&op, virt);
     if (!err)
         err = ensure_boundary(&op, virt + len);
@@ -493,6 +522,7 @@ static int unmap_range(struct addrspace *as, vaddr_t virt, uint64_t len, uint64_
 
 void paging_init(void)
 {
+    spin_init(&kernel_as.lock, "kernel_as", LOCK_RANK_PAGING);
     kernel_as.pml4 = arch_read_cr3();
     kernel_as.table_pages = 0;
     kernel_as.borrowed = true;
@@ -507,12 +537,13 @@ int paging_as_create(struct addrspace *as)
     paddr_t t = frame_alloc_zeroed();
     if (!t)
         return -PAGING_ENOMEM;
+    spin_init(&as->lock, "addrspace", LOCK_RANK_PAGING);
     as->pml4 = t;
     as->table_pages = 1;
     as->borrowed = false;
     as->kernel_half_fixed = false;
     wc_drop(as);
-    table_pages_total++;
+    __atomic_fetch_add(&table_pages_total, 1, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -522,6 +553,7 @@ int paging_kernel_half_prepare(struct addrspace *as, vaddr_t start, vaddr_t end)
     if (start < PAGING_KERNEL_HALF || (end != 0 && end <= start) || !IS_ALIGNED(start, slot_size) ||
         !IS_ALIGNED(end, slot_size))
         return -PAGING_EINVAL;
+    spin_lock(&as->lock);
     struct op op;
     op_begin(&op, as);
     pte_t *pml4 = pt_table(as->pml4);
@@ -538,6 +570,7 @@ int paging_kernel_half_prepare(struct addrspace *as, vaddr_t start, vaddr_t end)
     }
     op_end(&op);
     as->kernel_half_fixed = true;
+    spin_unlock(&as->lock);
     return err;
 }
 
@@ -546,12 +579,14 @@ void paging_as_destroy(struct addrspace *as)
     if (as->borrowed || !as->pml4)
         return;
     kassert(!paging_is_active(as), "destroying the active address space");
+    spin_lock(&as->lock);
     struct op op;
     op_begin(&op, as);
     release_subtree(&op, as->pml4, PT_LEVEL_PML4, 0);
     op_end(&op);
     as->pml4 = 0;
     wc_drop(as);
+    spin_unlock(&as->lock);
 }
 
 void paging_activate(struct addrspace *as)
@@ -694,10 +729,12 @@ static __attribute__((noinline)) int map_in_slow(struct addrspace *as, paddr_t p
     if ((opts & ~(PAGING_REPLACE | PAGING_LARGE)) || !IS_ALIGNED(virt | phys, size) ||
         !virt_range_ok(virt, size) || !phys_range_ok(phys, size))
         return -PAGING_EINVAL;
+    spin_lock(&as->lock);
     struct op op;
     op_begin(&op, as);
     err = map_one(&op, phys, virt, level, bits, idx, opts);
     op_end(&op);
+    spin_unlock(&as->lock);
     return err;
 }
 
@@ -711,13 +748,14 @@ int paging_map_in(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t siz
                   enum cache_mode cm, unsigned opts)
 {
     /* 4 KiB: checks and decoding inline; map_in_slow asks CPUID the first time. */
-    if (size == PAGE_SIZE_4K && cpu_phys_bits) {
+    unsigned bits = phys_bits_known();
+    if (size == PAGE_SIZE_4K && bits) {
         /* Every check at once (an aligned canonical page never crosses the hole):
          * unknown flags or opts, unaligned, non-canonical (virt + 2^47 >= 2^48),
          * phys beyond MAXPHYADDR, unknown cache mode, or PWT/PCD with a mode. */
         uint64_t inval = (flags & ~PAGE_FLAGS_ALLOWED) | (opts & ~(PAGING_REPLACE | PAGING_LARGE)) |
                          ((virt | phys) & (PAGE_SIZE - 1)) | ((virt + (1ULL << 47)) >> 48) |
-                         (phys >> cpu_phys_bits) |
+                         (phys >> bits) |
                          /* cm > CACHE_WC (64-bit: no wrap) */
                          (((uint64_t)(unsigned)cm + (7 - CACHE_WC)) >> 3) |
                          /* PWT/PCD together with a cache mode: both factors non-zero */
@@ -727,9 +765,12 @@ int paging_map_in(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t siz
         /* cm is WB when PWT/PCD are given: they are then the cache bits themselves */
         pte_t leaf = phys | PTE_PRESENT |
                      (flags & (PAGE_WRITABLE | PAGE_USER | PAGE_GLOBAL | PAGE_WRITETHROUGH |
-                               PAGE_NOCACHE | cpu_nx_mask)) |
+                               PAGE_NOCACHE | __atomic_load_n(&cpu_nx_mask, __ATOMIC_RELAXED))) |
                      cache_bits_4k[cm];
-        return map_4k(as, virt, leaf, opts);
+        spin_lock(&as->lock);
+        int err = map_4k(as, virt, leaf, opts);
+        spin_unlock(&as->lock);
+        return err;
     }
     return map_in_slow(as, phys, virt, size, flags, cm, opts);
 }
@@ -747,6 +788,7 @@ int paging_map_range(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t 
         return -PAGING_EINVAL;
     bool big = (opts & PAGING_LARGE) != 0, huge = big && arch_has_1g_pages();
 
+    spin_lock(&as->lock);
     struct op op;
     op_begin(&op, as);
     uint64_t off = 0;
@@ -763,10 +805,11 @@ int paging_map_range(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t 
         off += pt_level_size(level);
     }
     if (err && off) {
-        struct range_op r = {.op = &op}; /* our own pages: no split needed at either end */
+        struct range_op r = {.op = &op, .first = virt}; /* our own pages: no split at either end */
         walk_range(&r, &unmap_ops, virt, virt + off - 1);
     }
     op_end(&op);
+    spin_unlock(&as->lock);
     return err;
 }
 
@@ -786,11 +829,15 @@ static __attribute__((noinline)) int unmap_in_slow(struct addrspace *as, vaddr_t
     return n ? 0 : -PAGING_ENOENT;
 }
 
-/* The end of a 4 KiB unmap that left its PT non-empty: invlpg when live. */
-static __attribute__((noinline)) int unmap_4k_flush(const struct addrspace *as, vaddr_t virt)
+/* The end of a 4 KiB unmap that left its PT non-empty (the leaf was `old`):
+ * invlpg and a shootdown of that page when live. */
+static __attribute__((noinline)) int unmap_4k_flush(const struct addrspace *as, vaddr_t virt,
+                                                    pte_t old)
 {
-    if ((arch_read_cr3() & PTE_ADDR_MASK) == as->pml4) /* paging_is_active */
+    if ((arch_read_cr3() & PTE_ADDR_MASK) == as->pml4) { /* paging_is_active */
         arch_invlpg(virt);
+        arch_tlb_shootdown(virt, virt + PAGE_SIZE, (old & PTE_GLOBAL) != 0);
+    }
     return 0;
 }
 
@@ -807,7 +854,7 @@ static inline int unmap_4k_cached(struct addrspace *as, vaddr_t virt)
     if ((pdev & (PTE_CNT_VALID | PTE_CNT_MASK)) > PTE_CNT_VALID + PTE_CNT_ONE) {
         /* the count is kept and the PT still maps something: the common case */
         *pde = pdev - PTE_CNT_ONE;
-        return unmap_4k_flush(as, virt);
+        return unmap_4k_flush(as, virt, old);
     }
     return unmap_4k_reclaim(as, virt, old);
 }
@@ -824,13 +871,19 @@ static __attribute__((noinline)) int unmap_4k_miss(struct addrspace *as, vaddr_t
 
 int paging_unmap_in(struct addrspace *as, vaddr_t virt, uint64_t size)
 {
+    int err;
+    spin_lock(&as->lock);
     /* 4 KiB, aligned and canonical (virt + 2^47 < 2^48): the fast paths */
     if (size == PAGE_SIZE_4K && !((virt & (PAGE_SIZE - 1)) | ((virt + (1ULL << 47)) >> 48))) {
         if ((virt | (PAGE_SIZE_2M - 1)) != as->wc.region_last)
-            return unmap_4k_miss(as, virt);
-        return unmap_4k_cached(as, virt);
+            err = unmap_4k_miss(as, virt);
+        else
+            err = unmap_4k_cached(as, virt);
+    } else {
+        err = unmap_in_slow(as, virt, size); /* refuses what is not a 4 KiB page */
     }
-    return unmap_in_slow(as, virt, size); /* refuses what is not a 4 KiB page */
+    spin_unlock(&as->lock);
+    return err;
 }
 
 int paging_unmap_range(struct addrspace *as, vaddr_t virt, uint64_t len)
@@ -838,7 +891,10 @@ int paging_unmap_range(struct addrspace *as, vaddr_t virt, uint64_t len)
     if (!virt_range_ok(virt, len))
         return -PAGING_EINVAL;
     uint64_t n = 0;
-    return unmap_range(as, virt, len, &n);
+    spin_lock(&as->lock);
+    int err = unmap_range(as, virt, len, &n);
+    spin_unlock(&as->lock);
+    return err;
 }
 
 int paging_protect(struct addrspace *as, vaddr_t virt, uint64_t len, uint64_t flags,
@@ -851,19 +907,22 @@ int paging_protect(struct addrspace *as, vaddr_t virt, uint64_t len, uint64_t fl
         return err;
     if (!virt_range_ok(virt, len))
         return -PAGING_EINVAL;
+    spin_lock(&as->lock);
     struct op op;
     op_begin(&op, as);
     err = ensure_boundary(&op, virt);
     if (!err)
         err = ensure_boundary(&op, virt + len);
-    struct range_op r = {.op = &op, .bits = bits, .cache_index = idx};
+    struct range_op r = {.op = &op, .first = virt, .bits = bits, .cache_index = idx};
     if (!err)
         walk_range(&r, &protect_ops, virt, virt + len - 1);
     op_end(&op);
+    spin_unlock(&as->lock);
     return err;
 }
 
-bool paging_query(const struct addrspace *as, vaddr_t virt, struct paging_mapping *out)
+/* paging_query under as->lock, held by the caller. */
+static bool query_locked(const struct addrspace *as, vaddr_t virt, struct paging_mapping *out)
 {
     if (!as->pml4 || !pt_va_canonical(virt))
         return false;
@@ -889,6 +948,17 @@ bool paging_query(const struct addrspace *as, vaddr_t virt, struct paging_mappin
     }
 }
 
+/* The lock is taken by readers too, so `as` is const only to the caller:
+ * the lock word itself changes. */
+bool paging_query(const struct addrspace *as, vaddr_t virt, struct paging_mapping *out)
+{
+    struct spinlock *l = (struct spinlock *)&as->lock;
+    spin_lock(l);
+    bool found = query_locked(as, virt, out);
+    spin_unlock(l);
+    return found;
+}
+
 paddr_t paging_translate_in(const struct addrspace *as, vaddr_t virt)
 {
     struct paging_mapping m;
@@ -912,7 +982,7 @@ paddr_t paging_translate(vaddr_t virt)
 
 uint64_t paging_table_pages(void)
 {
-    return table_pages_total;
+    return __atomic_load_n(&table_pages_total, __ATOMIC_RELAXED);
 }
 
 const char *paging_strerror(int err)

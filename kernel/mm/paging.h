@@ -20,10 +20,21 @@
  *   in a borrowed address space (the bootloader's tables adopted by
  *   paging_init), whose tables are never freed.
  *
- * Locking: none yet (one CPU). A per-address-space lock will protect the
- * tables and table_pages; the global table counter will become atomic. */
+ * - TLB on other CPUs: every operation that changed or removed a present
+ *   mapping of the active (live) address space calls arch_tlb_shootdown once,
+ *   with the range it invalidated, before it returns and before the page
+ *   tables it detached go back to the frame allocator. New mappings need none.
+ *
+ * Locking: each address space has a plain spinlock (as->lock, rank
+ * LOCK_RANK_PAGING, docs/locking.md) held across every public operation on
+ * it, readers (paging_query, paging_translate_in, the walks of
+ * mm/pagewalk.h) included: a table may be freed under a lock-free reader. It
+ * protects the tables, table_pages and the walk cache. A call may take the
+ * frame lock inside it; it must not be made while holding a lock of a later
+ * rank (heap, frame, tlb, print). The global table count is atomic. */
 #pragma once
 
+#include "lib/spinlock.h"
 #include "lib/types.h"
 #include "mm/pte.h"
 
@@ -86,13 +97,16 @@ struct walk_cache {
     pte_t upper_denies;
 };
 
-/* An address space: a PML4 and the page-table pages it owns. */
+/* An address space: a PML4 and the page-table pages it owns. Every field
+ * and every table below pml4 is protected by `lock` (pml4 is set by create
+ * and cleared by destroy, which nobody may race with). */
 struct addrspace {
     paddr_t pml4;         /* physical address of the top table */
     uint64_t table_pages; /* page-table pages allocated for it, the PML4 included */
     bool borrowed;        /* tables belong to the bootloader: never freed */
     bool kernel_half_fixed; /* paging_kernel_half_prepare ran: kernel-half PML4 entries fixed */
     struct walk_cache wc; /* private to mm/paging.c */
+    struct spinlock lock; /* plain, rank LOCK_RANK_PAGING */
 };
 
 /* The kernel's address space (all kernel work goes through it). */

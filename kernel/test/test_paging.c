@@ -1,7 +1,9 @@
 /* In-kernel self-tests of mm/paging and mm/mapper on the live tables (after
  * mapper_full_map): TLB invalidation, W^X of the kernel image, NX on data,
- * the unmapped null page and stack guard pages, splitting a live HHDM page. */
+ * the unmapped null page and stack guard pages, splitting a live HHDM page,
+ * and TLB shootdown: no CPU reads through a mapping another CPU replaced. */
 #include "arch/x86_64/mmu_ops.h"
+#include "arch/x86_64/smp.h"
 #include "lib/backtrace.h"
 #include "boot/boot_info.h"
 #include "lib/printf.h"
@@ -208,4 +210,110 @@ KTEST(paging_backtrace_readable_walks_live_tables)
     backtrace_set_readable(pagewalk_readable);
     KT_EXPECT(claimed, "backtrace_readable ignored the registered check");
     KT_EXPECT(!without, "without a check only the kernel image is readable");
+}
+
+/* ---- TLB shootdown across CPUs ------------------------------------------------------------
+ * One CPU keeps switching a page of the test window between two frames
+ * (paging_map_in with PAGING_REPLACE: a present mapping changed, so the other
+ * CPUs' TLBs must be flushed before it returns) and, once the switch
+ * returned, writes a stale pattern into the frame it left. Every other CPU
+ * reads the page all along: reading the stale pattern means it still
+ * translated through the old mapping. With one CPU, the writer's own reads
+ * check its local invalidation. */
+
+#define SHOOT_VA     (TEST_VA + 0x40000)
+#define SHOOT_ROUNDS 100
+#define SHOOT_STALE  0xdeadbeefdeadbeefULL
+
+static struct {
+    unsigned writer;       /* cpu_index() of the CPU that switches the page */
+    paddr_t frame[2];
+    unsigned done;         /* atomic: the writer finished */
+    unsigned readers;      /* atomic: CPUs reading */
+    unsigned round;        /* atomic: set by the writer once a round's stale pattern is in */
+    unsigned seen[CPU_MAX]; /* atomic: the last round each reader read the page in */
+    uint64_t stale_reads;  /* atomic */
+    uint64_t reads;        /* atomic */
+    unsigned writer_errors;
+} shoot;
+
+static void fill_frame(paddr_t f, uint64_t v)
+{
+    volatile uint64_t *p = PHYS2VIRT(f);
+    for (unsigned i = 0; i < PAGE_SIZE / 8; i++)
+        p[i] = v;
+}
+
+static void shoot_work(void *arg)
+{
+    (void)arg;
+    if (cpu_index() != shoot.writer) {
+        __atomic_fetch_add(&shoot.readers, 1, __ATOMIC_RELAXED);
+        uint64_t reads = 0, stale = 0;
+        while (!__atomic_load_n(&shoot.done, __ATOMIC_ACQUIRE)) {
+            unsigned r = __atomic_load_n(&shoot.round, __ATOMIC_ACQUIRE);
+            uint64_t v = *at(SHOOT_VA + (reads % 512) * 8);
+            stale += v == SHOOT_STALE;
+            reads++;
+            __atomic_store_n(&shoot.seen[cpu_index()], r, __ATOMIC_RELEASE);
+        }
+        __atomic_fetch_add(&shoot.reads, reads, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&shoot.stale_reads, stale, __ATOMIC_RELAXED);
+        return;
+    }
+    unsigned others = smp_cpu_count() - 1;
+    while (__atomic_load_n(&shoot.readers, __ATOMIC_ACQUIRE) < others)
+        cpu_relax(); /* every reader is reading (and caching the translation) */
+    for (unsigned r = 1; r <= SHOOT_ROUNDS; r++) {
+        paddr_t next = shoot.frame[r & 1], old = shoot.frame[(r - 1) & 1];
+        fill_frame(next, r + 1);
+        if (paging_map_in(&kernel_as, next, SHOOT_VA, PAGE_SIZE_4K, PAGE_WRITABLE | PAGE_NX,
+                          CACHE_WB, PAGING_REPLACE) != 0)
+            shoot.writer_errors++;
+        fill_frame(old, SHOOT_STALE);
+        if (*at(SHOOT_VA) != r + 1)
+            shoot.writer_errors++; /* this CPU's own TLB kept the old page */
+        /* every reader reads the page at least once after the stale pattern is in */
+        __atomic_store_n(&shoot.round, r, __ATOMIC_RELEASE);
+        for (unsigned i = 0; i < CPU_MAX; i++)
+            while (i != shoot.writer && smp_cpu_online(i) &&
+                   __atomic_load_n(&shoot.seen[i], __ATOMIC_ACQUIRE) < r)
+                cpu_relax();
+    }
+    __atomic_store_n(&shoot.done, 1, __ATOMIC_RELEASE);
+}
+
+KTEST(paging_shootdown_no_cpu_reads_through_a_replaced_mapping)
+{
+    uint64_t tables = paging_table_pages();
+    shoot.frame[0] = frame_alloc();
+    shoot.frame[1] = frame_alloc();
+    KT_ASSERT(shoot.frame[0] && shoot.frame[1]);
+    fill_frame(shoot.frame[0], 1);
+    KT_ASSERT(paging_map_in(&kernel_as, shoot.frame[0], SHOOT_VA, PAGE_SIZE_4K,
+                            PAGE_WRITABLE | PAGE_NX, CACHE_WB, 0) == 0);
+    uint64_t sd0, pages0, full0, sd1, pages1, full1;
+    arch_tlb_stats(&sd0, &pages0, &full0);
+    shoot.writer = cpu_index();
+    shoot.done = shoot.readers = shoot.writer_errors = 0;
+    shoot.stale_reads = shoot.reads = 0;
+    shoot.round = 0;
+    for (unsigned i = 0; i < CPU_MAX; i++)
+        shoot.seen[i] = 0;
+    smp_run_on_all(shoot_work, NULL);
+    arch_tlb_stats(&sd1, &pages1, &full1);
+    KT_EXPECT(paging_unmap_in(&kernel_as, SHOOT_VA, PAGE_SIZE_4K) == 0);
+    frame_free(shoot.frame[0]);
+    frame_free(shoot.frame[1]);
+    KT_EXPECT(paging_table_pages() == tables, "page tables left behind");
+    kprintf("paging: shootdown test: %u readers, %llu reads, %llu stale, %llu shootdowns\n",
+            shoot.readers, (unsigned long long)shoot.reads,
+            (unsigned long long)shoot.stale_reads, (unsigned long long)(sd1 - sd0));
+    KT_EXPECT(shoot.writer_errors == 0, "the writer's own reads saw the old page");
+    KT_EXPECT(shoot.stale_reads == 0, "%llu reads through a replaced mapping",
+              (unsigned long long)shoot.stale_reads);
+    KT_EXPECT(shoot.readers == smp_cpu_count() - 1);
+    if (shoot.readers)
+        KT_EXPECT(sd1 - sd0 >= SHOOT_ROUNDS, "only %llu shootdowns sent",
+                  (unsigned long long)(sd1 - sd0));
 }

@@ -93,8 +93,29 @@ void host_arena_free(void)
     arena_size = 0;
 }
 
-/* CPU operations: nothing to do on the host except count. */
-void arch_invlpg(vaddr_t va) { (void)va; host_invlpg_count++; }
+/* CPU operations: nothing to do on the host except count (atomically:
+ * threads stand for CPUs in the ThreadSanitizer tests). */
+void arch_invlpg(vaddr_t va) { (void)va; __atomic_fetch_add(&host_invlpg_count, 1, __ATOMIC_RELAXED); }
+/* The shootdown stand-in: records the call (count and last range), then runs
+ * the test's hook, if any. */
+unsigned long host_shootdown_count;
+vaddr_t host_shootdown_start, host_shootdown_end;
+bool host_shootdown_global;
+void (*host_shootdown_hook)(vaddr_t start, vaddr_t end, bool global);
+void arch_tlb_shootdown(vaddr_t start, vaddr_t end, bool global)
+{
+    __atomic_fetch_add(&host_shootdown_count, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&host_shootdown_start, start, __ATOMIC_RELAXED);
+    __atomic_store_n(&host_shootdown_end, end, __ATOMIC_RELAXED);
+    __atomic_store_n(&host_shootdown_global, global, __ATOMIC_RELAXED);
+    if (host_shootdown_hook)
+        host_shootdown_hook(start, end, global);
+}
+void arch_tlb_stats(uint64_t *count, uint64_t *pages, uint64_t *full)
+{
+    *count = __atomic_load_n(&host_shootdown_count, __ATOMIC_RELAXED);
+    *pages = *full = 0;
+}
 static paddr_t host_cr3;
 paddr_t arch_read_cr3(void) { return host_cr3; }
 /* The TLB model: a CR3 load drops what is not global, a full flush drops all. */

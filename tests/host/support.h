@@ -20,6 +20,12 @@ extern size_t host_log_len;
 extern bool host_cpu_1g_pages;
 extern unsigned host_phys_bits;
 extern unsigned long host_invlpg_count;
+/* arch_tlb_shootdown calls: how many, and the last one's [start, end) and
+ * global flag; host_shootdown_hook (if set) runs inside each call. */
+extern unsigned long host_shootdown_count;
+extern uint64_t host_shootdown_start, host_shootdown_end;
+extern bool host_shootdown_global;
+extern void (*host_shootdown_hook)(uint64_t start, uint64_t end, bool global);
 /* Global TLB entries the host's TLB model holds (a test sets it to stand for
  * the bootloader's; only arch_flush_tlb_all clears it, as on the CPU). */
 extern unsigned long host_tlb_global_entries;

@@ -572,6 +572,157 @@ Test(paging, invlpg_only_when_active)
     cr_assert_gt(host_invlpg_count, before);
 }
 
+/* ---- TLB shootdown (arch_tlb_shootdown, recorded by tests/host/support.c) --------------- */
+
+static void shootdown_reset(void)
+{
+    host_shootdown_count = 0;
+    host_shootdown_start = host_shootdown_end = 0;
+    host_shootdown_global = false;
+}
+
+static void expect_one_shootdown(vaddr_t start, vaddr_t end)
+{
+    cr_assert_eq(host_shootdown_count, 1, "%lu shootdowns", host_shootdown_count);
+    cr_assert_eq(host_shootdown_start, start, "start %#llx, want %#llx",
+                 (unsigned long long)host_shootdown_start, (unsigned long long)start);
+    cr_assert_eq(host_shootdown_end, end, "end %#llx, want %#llx",
+                 (unsigned long long)host_shootdown_end, (unsigned long long)end);
+}
+
+Test(paging, shootdown_none_for_fresh_mappings)
+{
+    paging_activate(&as);
+    shootdown_reset();
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW + PAGE_SIZE, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_map_range(&as, PA, VA_LOW + MiB(2), MiB(4), RW_NX, CACHE_WB,
+                                  PAGING_LARGE), 0);
+    cr_assert_eq(paging_map_in(&as, PA_1G, VA_HIGH, PAGE_SIZE_1G, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(host_shootdown_count, 0, "new mappings need no shootdown");
+}
+
+Test(paging, shootdown_only_when_live)
+{
+    /* not in CR3: no CPU can cache its translations */
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    shootdown_reset();
+    cr_assert_eq(paging_unmap_in(&as, VA_LOW, PAGE_SIZE_4K), 0);
+    cr_assert_eq(host_shootdown_count, 0);
+}
+
+Test(paging, shootdown_unmap_one_page_covers_it)
+{
+    paging_activate(&as);
+    /* two pages in one PT: the fast path's unmap that keeps the PT */
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW + 0x5000, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    shootdown_reset();
+    cr_assert_eq(paging_unmap_in(&as, VA_LOW + 0x5000, PAGE_SIZE_4K), 0);
+    expect_one_shootdown(VA_LOW + 0x5000, VA_LOW + 0x6000);
+    cr_assert(!host_shootdown_global);
+    /* the last page of its PT: the reclaiming path */
+    shootdown_reset();
+    cr_assert_eq(paging_unmap_in(&as, VA_LOW, PAGE_SIZE_4K), 0);
+    expect_one_shootdown(VA_LOW, VA_LOW + PAGE_SIZE);
+    /* the seed's wrapper over kernel_as goes the same way */
+    kernel_as = as;
+    cr_assert_eq(paging_map(PA, VA_LOW + 0x9000, PAGE_WRITABLE | PAGE_GLOBAL), 0);
+    shootdown_reset();
+    cr_assert_eq(paging_unmap(VA_LOW + 0x9123), 0);
+    expect_one_shootdown(VA_LOW + 0x9000, VA_LOW + 0xa000);
+    cr_assert(host_shootdown_global, "a global entry needs a global flush on the others");
+    as = kernel_as;
+}
+
+Test(paging, shootdown_unmap_range_is_one_call_for_the_range)
+{
+    paging_activate(&as);
+    /* 4 KiB pages across a PT boundary, then a 2 MiB page: one call for all */
+    vaddr_t va = VA_LOW + MiB(2) - 8 * PAGE_SIZE;
+    cr_assert_eq(paging_map_range(&as, PA, va, 16 * PAGE_SIZE, RW_NX, CACHE_WB, 0), 0);
+    cr_assert_eq(paging_map_in(&as, PA, VA_LOW + MiB(4), PAGE_SIZE_2M, RW_NX, CACHE_WB, 0), 0);
+    unsigned long invlpgs = host_invlpg_count;
+    shootdown_reset();
+    cr_assert_eq(paging_unmap_range(&as, va, VA_LOW + MiB(6) - va), 0);
+    expect_one_shootdown(va, VA_LOW + MiB(4) + PAGE_SIZE); /* the 2 MiB page by its first 4 KiB */
+    cr_assert_gt(host_invlpg_count, invlpgs, "this CPU flushed too");
+}
+
+Test(paging, shootdown_on_downgrades)
+{
+    paging_activate(&as);
+    cr_assert_eq(paging_map_range(&as, PA, VA_LOW, 4 * PAGE_SIZE, PAGE_WRITABLE, CACHE_WB, 0), 0);
+    shootdown_reset();
+    /* writable -> read-only */
+    cr_assert_eq(paging_protect(&as, VA_LOW + PAGE_SIZE, 2 * PAGE_SIZE, 0, CACHE_WB), 0);
+    expect_one_shootdown(VA_LOW + PAGE_SIZE, VA_LOW + 3 * PAGE_SIZE);
+    /* NX added */
+    shootdown_reset();
+    cr_assert_eq(paging_protect(&as, VA_LOW, PAGE_SIZE, PAGE_NX, CACHE_WB), 0);
+    expect_one_shootdown(VA_LOW, VA_LOW + PAGE_SIZE);
+    /* another cache mode */
+    shootdown_reset();
+    cr_assert_eq(paging_protect(&as, VA_LOW + 3 * PAGE_SIZE, PAGE_SIZE, PAGE_WRITABLE, CACHE_UC),
+                 0);
+    expect_one_shootdown(VA_LOW + 3 * PAGE_SIZE, VA_LOW + 4 * PAGE_SIZE);
+    /* another frame */
+    shootdown_reset();
+    cr_assert_eq(paging_map_in(&as, PA + MiB(2), VA_LOW, PAGE_SIZE_4K, 0, CACHE_WB,
+                               PAGING_REPLACE), 0);
+    expect_one_shootdown(VA_LOW, VA_LOW + PAGE_SIZE);
+}
+
+/* What the shootdown hook saw of the PT about to be released. */
+static paddr_t watched_table;
+static bool table_in_use_at_shootdown;
+
+static void snapshot_table(uint64_t start, uint64_t end, bool global)
+{
+    (void)start, (void)end, (void)global;
+    table_in_use_at_shootdown = frame_is_used(watched_table);
+}
+
+/* The PT that maps va (which must be mapped by a 4 KiB page). */
+static paddr_t pt_of(vaddr_t va)
+{
+    struct pt_cursor c;
+    pte_t *slot = pt_walk(&c, as.pml4, va, PT_LEVEL_PT);
+    cr_assert_eq(c.level, PT_LEVEL_PT);
+    cr_assert(pte_present(*slot));
+    return *c.parent & PTE_ADDR_MASK;
+}
+
+static void expect_table_freed_after_shootdown(int (*unmap)(vaddr_t), vaddr_t va)
+{
+    paging_activate(&as);
+    cr_assert_eq(paging_map_in(&as, PA, va, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    watched_table = pt_of(va);
+    cr_assert(frame_is_used(watched_table));
+    table_in_use_at_shootdown = false;
+    host_shootdown_hook = snapshot_table;
+    shootdown_reset();
+    cr_assert_eq(unmap(va), 0);
+    host_shootdown_hook = NULL;
+    cr_assert_eq(host_shootdown_count, 1);
+    cr_assert(table_in_use_at_shootdown,
+              "the PT went back to the frame allocator before the other CPUs flushed");
+    cr_assert(!frame_is_used(watched_table), "the empty PT was not reclaimed");
+}
+
+static int unmap_page(vaddr_t va) { return paging_unmap_in(&as, va, PAGE_SIZE_4K); }
+static int unmap_as_range(vaddr_t va) { return paging_unmap_range(&as, va, MiB(2)); }
+
+Test(paging, shootdown_before_tables_freed_fast_path)
+{
+    expect_table_freed_after_shootdown(unmap_page, VA_LOW + 0x3000);
+}
+
+Test(paging, shootdown_before_tables_freed_range)
+{
+    expect_table_freed_after_shootdown(unmap_as_range, VA_LOW);
+}
+
 /* ---- the 4 KiB fast paths' walk cache ------------------------------------------------- */
 
 /* Frames just freed are handed out again and scribbled over, so that a write
