@@ -3,6 +3,7 @@
 #include "arch/x86_64/exceptions.h"
 
 #include "arch/x86_64/cpu.h"
+#include "arch/x86_64/extable.h"
 #include "arch/x86_64/pit.h"
 #include "arch/x86_64/smp.h"
 #include "lib/backtrace.h"
@@ -211,6 +212,19 @@ static void report(const struct interrupt_frame *f, uint64_t cr2, uint64_t guard
     backtrace_print_fault(f->rip, f->rsp, f->rbp);
 }
 
+extern const struct extable_entry __extable_start[], __extable_end[];
+
+bool extable_fixup(struct interrupt_frame *f)
+{
+    for (const struct extable_entry *e = __extable_start; e < __extable_end; e++) {
+        if (e->insn == f->rip) {
+            f->rip = e->fixup;
+            return true;
+        }
+    }
+    return false;
+}
+
 void exception_handle(struct interrupt_frame *f)
 {
     uint64_t cr2 = read_cr2(); /* first: a later fault would overwrite it */
@@ -224,6 +238,8 @@ void exception_handle(struct interrupt_frame *f)
      * the state after them is not something a test can resume from. A #DF
      * from a stack overflow is: the catch point abandons the overflowed
      * frames, and the CPU keeps no state of its own for a #DF. */
+    if (v == EXC_PF && !(f->cs & 3) && extable_fixup(f))
+        return; /* an instruction allowed to fault (extable.h) resumes at its fixup */
     if (v == EXC_DF && guard) /* first: whatever happens next, this line is out */
         print_overflow("[cpu] #DF: ", f, guard);
     if (v != EXC_MC && v != EXC_NMI && (v != EXC_DF || guard) && !panic_in_progress() &&
@@ -262,6 +278,7 @@ void exception_handle(struct interrupt_frame *f)
     if (v == EXC_DF && guard)
         overflow_reported = true;
     panic_stop_other_cpus();
+    kprintf_panic_lock(); /* the report prints even if a stopped CPU held the print lock */
     report(f, cr2, guard);
     panic_hook();
     kprintf("halting.\n");
