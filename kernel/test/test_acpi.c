@@ -6,11 +6,13 @@
 #include "arch/x86_64/acpi_map.h"
 #include "arch/x86_64/cpu_local.h"
 #include "arch/x86_64/lapic.h"
+#include "arch/x86_64/mmu_ops.h"
 #include "arch/x86_64/smp.h"
 #include "boot/acpi.h"
 #include "boot/boot_info.h"
 #include "lib/printf.h"
 #include "lib/string.h"
+#include "mm/mapper.h"
 #include "mm/memregion.h"
 #include "mm/mm.h"
 #include "mm/paging.h"
@@ -219,6 +221,63 @@ KTEST(acpi_map_kernel_maps_reserved_read_only_for_one_parse)
     KT_EXPECT(mc.runs == 0);
     KT_EXPECT(paging_translate_in(&kernel_as, hhdm_offset + pa) == PAGING_NO_MAPPING,
               "still mapped after acpi_unmap_kernel");
+    KT_EXPECT(paging_table_pages() == tables, "page-table pages %llu -> %llu",
+              (unsigned long long)tables, (unsigned long long)paging_table_pages());
+}
+
+/* A physical window of `len` bytes from 4 GiB up (1 GiB steps) that no memory
+ * map entry touches and the HHDM does not map, inside the physical address
+ * width: nothing lives there, so mapping it (without ever reading it) only
+ * exercises the bookkeeping. 0 if none. */
+static paddr_t free_window(uint64_t len)
+{
+    for (paddr_t base = GiB(4); base + len <= (1ULL << arch_phys_addr_bits()) &&
+                                hhdm_offset + base + len <= MAPPER_HHDM_LIMIT;
+         base += GiB(1)) {
+        bool clear = true;
+        for (size_t i = 0; i < boot_ctx.memmap_count && clear; i++) {
+            const struct mem_region *r = &boot_ctx.memmap[i];
+            clear = r->base >= base + len || r->base + r->length <= base;
+        }
+        for (paddr_t pa = base; pa < base + len && clear; pa += PAGE_SIZE)
+            clear = paging_translate_in(&kernel_as, hhdm_offset + pa) == PAGING_NO_MAPPING;
+        if (clear)
+            return base;
+    }
+    return 0;
+}
+
+KTEST(acpi_map_kernel_remembers_every_page_it_maps)
+{
+    static struct acpi_map_ctx mc;
+    paddr_t base = free_window(MiB(1));
+    if (!base) {
+        kprintf("acpi: no free physical window for the bookkeeping test\n");
+        return;
+    }
+    uint64_t tables = paging_table_pages();
+    memset(&mc, 0, sizeof(mc));
+    /* A page either side of a gap: a run each, until the table is full. */
+    for (uint32_t i = 0; i < ACPI_MAP_RUNS; i++)
+        KT_ASSERT(acpi_map_kernel(base + 2 * i * PAGE_SIZE, 8, &mc), "page %u refused", i);
+    KT_EXPECT(mc.runs == ACPI_MAP_RUNS, "%u runs", mc.runs);
+    /* One more run does not fit: refused, and not mapped behind our back. */
+    paddr_t extra = base + (2 * ACPI_MAP_RUNS + 1) * PAGE_SIZE;
+    KT_EXPECT(acpi_map_kernel(extra, 8, &mc) == NULL, "a run beyond the table was accepted");
+    KT_EXPECT(paging_translate_in(&kernel_as, hhdm_offset + extra) == PAGING_NO_MAPPING);
+    /* A page next to a run extends it, at its end or its start. */
+    KT_EXPECT(acpi_map_kernel(base + PAGE_SIZE, 8, &mc) != NULL);
+    KT_EXPECT(mc.runs == ACPI_MAP_RUNS && mc.run[0].pages == 2, "%u runs, %u pages", mc.runs,
+              mc.run[0].pages);
+    acpi_unmap_kernel(&mc);
+    KT_EXPECT(acpi_map_kernel(base + 5 * PAGE_SIZE, 8, &mc) != NULL);
+    KT_EXPECT(acpi_map_kernel(base + 4 * PAGE_SIZE, 8, &mc) != NULL);
+    KT_EXPECT(mc.runs == 1 && mc.run[0].va == hhdm_offset + base + 4 * PAGE_SIZE &&
+                  mc.run[0].pages == 2, "%u runs", mc.runs);
+    acpi_unmap_kernel(&mc);
+    for (paddr_t pa = base; pa < base + MiB(1); pa += PAGE_SIZE)
+        KT_EXPECT(paging_translate_in(&kernel_as, hhdm_offset + pa) == PAGING_NO_MAPPING,
+                  "%#llx still mapped", (unsigned long long)pa);
     KT_EXPECT(paging_table_pages() == tables, "page-table pages %llu -> %llu",
               (unsigned long long)tables, (unsigned long long)paging_table_pages());
 }

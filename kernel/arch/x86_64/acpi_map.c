@@ -20,13 +20,20 @@
 #include "mm/mm.h"
 #include "mm/paging.h"
 
-/* Records that the page at va was mapped here (extending the last run when
- * contiguous). False when the run table is full. */
+/* Records that the page at va is mapped here: it extends a run it touches at
+ * either end, or starts a new one. False when the run table is full. */
 static bool record(struct acpi_map_ctx *c, vaddr_t va)
 {
-    if (c->runs && c->run[c->runs - 1].va + c->run[c->runs - 1].pages * PAGE_SIZE == va) {
-        c->run[c->runs - 1].pages++;
-        return true;
+    for (uint32_t i = 0; i < c->runs; i++) {
+        if (c->run[i].va + c->run[i].pages * PAGE_SIZE == va) {
+            c->run[i].pages++;
+            return true;
+        }
+        if (va + PAGE_SIZE == c->run[i].va) {
+            c->run[i].va = va;
+            c->run[i].pages++;
+            return true;
+        }
     }
     if (c->runs == ACPI_MAP_RUNS)
         return false;
@@ -53,12 +60,11 @@ const void *acpi_map_kernel(paddr_t phys, size_t len, void *ctx)
             continue;
         if (have != PAGING_NO_MAPPING)
             return NULL; /* the HHDM slot maps something else: never read through it */
-        if (c->runs == ACPI_MAP_RUNS &&
-            c->run[c->runs - 1].va + c->run[c->runs - 1].pages * PAGE_SIZE != va)
-            return NULL; /* no room to remember it: refuse before mapping */
-        if (paging_map_in(&kernel_as, pa, va, PAGE_SIZE, PAGE_NX, CACHE_WB, 0))
+        /* Recorded first, so a page is never mapped without being
+         * remembered; a page recorded but then not mapped is harmless
+         * (unmapping it finds nothing). */
+        if (!record(c, va) || paging_map_in(&kernel_as, pa, va, PAGE_SIZE, PAGE_NX, CACHE_WB, 0))
             return NULL;
-        record(c, va);
     }
     return (const void *)(uintptr_t)(hhdm_offset + phys);
 }

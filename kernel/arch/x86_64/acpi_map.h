@@ -5,9 +5,11 @@
 
 #include "boot/acpi.h"
 
-/* Runs of pages one parse mapped itself (at most this many; a map call that
- * would need more is refused, which the parser reports as "not mappable"). */
-#define ACPI_MAP_RUNS 32
+/* Runs of contiguous pages one parse mapped itself (at most this many; a map
+ * call that would need more is refused, which the parser reports as "not
+ * mappable"). Firmware keeps its tables in a few regions, so a parse needs a
+ * handful; the room is for a table list scattered page by page. */
+#define ACPI_MAP_RUNS 64
 
 struct acpi_map_ctx {
     uint32_t runs;
