@@ -28,7 +28,7 @@
 #define MADT_LAPIC_LEN     8u
 #define MADT_LAPIC_OVR     5u  /* Local APIC Address Override: address u64 @4 */
 #define MADT_LAPIC_OVR_LEN 12u
-#define MADT_X2APIC        9u  /* Processor Local x2APIC: x2APIC ID u32 @4, flags u32 @8, uid u32 @12 */
+#define MADT_X2APIC        9u  /* Processor Local x2APIC: ID u32 @4, flags u32 @8, uid u32 @12 */
 #define MADT_X2APIC_LEN    16u
 #define LAPIC_ENABLED      1u  /* flags bit 0 */
 #define LAPIC_ONLINE_CAP   2u  /* flags bit 1: may be enabled at run time */
