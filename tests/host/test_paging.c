@@ -1120,3 +1120,20 @@ Test(pagewalk, readable_walks_the_active_tables)
     cr_assert(!pagewalk_readable(VA_HIGH + PAGE_SIZE));
     arch_write_cr3(0);
 }
+
+Test(pagewalk, readable_refuses_a_table_beyond_the_hhdm)
+{
+    /* a table freed and reused under the lock-free walk (another CPU
+     * unmapping while a backtrace runs) may hold any bits: a "table" address
+     * past the direct map must end the walk, not fault the reporting CPU */
+    cr_assert_eq(paging_map_in(&as, PA, VA_HIGH + PAGE_SIZE, PAGE_SIZE_4K, RW_NX, CACHE_WB, 0), 0);
+    paging_activate(&as);
+    struct pt_cursor c;
+    pt_walk(&c, as.pml4, VA_HIGH + PAGE_SIZE, PT_LEVEL_PT);
+    pte_t *pde = c.parent, saved = *pde;
+    *pde = pte_make_table(hhdm_size + GiB(64), PTE_WRITABLE); /* nothing is mapped there */
+    cr_assert(!pagewalk_readable(VA_HIGH + PAGE_SIZE));
+    *pde = saved;
+    cr_assert(pagewalk_readable(VA_HIGH + PAGE_SIZE));
+    arch_write_cr3(0);
+}
