@@ -161,7 +161,7 @@ static bool withdraw(struct ap_tramp_data *d, uint32_t apic_id)
  * came online, 0 when it did not (block withdrawn or taken: reusable), -1
  * when it claimed the block but never took it (the block may still be read:
  * no other AP may use it). */
-static int start_one(struct cpu *c, uint32_t apic_id)
+static int start_one(struct cpu *c, uint32_t apic_id, uint64_t timeout_us)
 {
     struct ap_tramp_data *d = tramp_data();
     uint8_t vector = (uint8_t)(tramp_page >> PAGE_SHIFT);
@@ -179,7 +179,7 @@ static int start_one(struct cpu *c, uint32_t apic_id)
         lapic_send_ipi(apic_id, LAPIC_ICR_STARTUP | LAPIC_ICR_ASSERT | vector);
         delay_us(SIPI_WAIT_US);
     }
-    if (smp_cpu_wait_online(c, AP_START_TIMEOUT_US))
+    if (smp_cpu_wait_online(c, timeout_us))
         return 1;
     if (withdraw(d, apic_id))
         return 0;
@@ -200,7 +200,7 @@ const struct acpi_cpus *ap_start_cpus(void)
  * (the BSP's state does not change after boot). */
 static bool tramp_ready;
 
-enum ap_start_result ap_start_cpu(uint32_t apic_id, const char **why)
+enum ap_start_result ap_start_cpu(uint32_t apic_id, uint64_t timeout_us, const char **why)
 {
     static char line[128];
     *why = NULL;
@@ -228,7 +228,7 @@ enum ap_start_result ap_start_cpu(uint32_t apic_id, const char **why)
         *why = line;
         return AP_START_STOP;
     }
-    int r = start_one(c, apic_id);
+    int r = start_one(c, apic_id, timeout_us);
     if (r > 0)
         return AP_START_ONLINE;
     klog("smp", "CPU %u (APIC id %u) did not start: left out", c->local.index, apic_id);
@@ -248,7 +248,7 @@ const char *ap_start_all(const struct acpi_cpus *cpus, unsigned *started)
     given_set = true;
     for (uint32_t k = 0; k < cpus->count; k++) {
         const char *why;
-        enum ap_start_result r = ap_start_cpu(cpus->apic_id[k], &why);
+        enum ap_start_result r = ap_start_cpu(cpus->apic_id[k], AP_START_TIMEOUT_US, &why);
         if (r == AP_START_ONLINE)
             (*started)++;
         if (r == AP_START_STOP)

@@ -96,10 +96,11 @@ enum ap_start_result {
     AP_START_STOP,     /* nothing more can be started: *why says why */
 };
 /* Starts the one CPU with this APIC ID as ap_start_all does (prepares its
- * block, INIT-SIPI-SIPI, waits for it). AP_START_STOP comes with the line
- * *why (no trampoline page, no per-CPU block, or an AP that claimed the
- * trampoline and stopped inside it, which may still read the block). */
-enum ap_start_result ap_start_cpu(uint32_t apic_id, const char **why);
+ * block, INIT-SIPI-SIPI, waits up to timeout_us for it). AP_START_STOP
+ * comes with the line *why (no trampoline page, no per-CPU block, or an AP
+ * that claimed the trampoline and stopped inside it, which may still read
+ * the block). */
+enum ap_start_result ap_start_cpu(uint32_t apic_id, uint64_t timeout_us, const char **why);
 
 /* The CPU list the last ap_start_all was given (NULL before any call): for
  * the self-test that checks every listed CPU came online. */
