@@ -44,6 +44,11 @@ struct boot_cpus {
     uint32_t bsp_lapic_id; /* the bootstrap CPU's APIC ID */
     bool x2apic;           /* the bootloader put every APIC in x2APIC mode */
     struct boot_cpu cpu[CPU_MAX];
+    /* Limine: every CPU of a usable list, those beyond CPU_MAX too (its
+     * struct limine_mp_info array, bootloader-reclaimable memory): the
+     * kernel parks every AP it does not start. NULL/0 otherwise. */
+    void *const *all_handles;
+    uint64_t all_count;
     char note[112];        /* a line on a capped or unusable list, "" when none */
 };
 

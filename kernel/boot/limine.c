@@ -301,6 +301,8 @@ static void convert_mp(struct boot_info *out, const struct limine_mp_response *r
         return;
     }
     c->count = n;
+    c->all_handles = (void *const *)r->cpus;
+    c->all_count = r->cpu_count;
     if (r->cpu_count > n)
         ksnprintf(c->note, sizeof(c->note),
                   "limine: %llu CPUs reported, CPU_MAX is %d: using %u of them (the BSP and "

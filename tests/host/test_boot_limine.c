@@ -584,6 +584,7 @@ static void expect_one_cpu(const char *note)
 {
     expect_ok(); /* never fatal: one CPU always works */
     cr_expect_eq(bi.cpus.count, 0);
+    cr_expect_eq(bi.cpus.all_count, 0, "nothing to park from a list not trusted");
     cr_expect_str_eq(bi.cpus.note, note);
 }
 
@@ -597,6 +598,8 @@ Test(boot_limine, mp_lists_every_cpu_with_its_handle)
     cr_expect_eq(bi.cpus.bsp_lapic_id, 2);
     cr_expect(bi.cpus.x2apic);
     cr_expect_str_eq(bi.cpus.note, "");
+    cr_expect_eq(bi.cpus.all_handles, (void *const *)cpu_infop);
+    cr_expect_eq(bi.cpus.all_count, 4);
     for (size_t i = 0; i < 4; i++) {
         cr_expect_eq(bi.cpus.cpu[i].lapic_id, 2 * i);
         cr_expect_eq(bi.cpus.cpu[i].processor_id, i);
@@ -661,6 +664,9 @@ Test(boot_limine, mp_with_more_than_cpu_max_cpus_is_capped_keeping_the_bsp)
     cr_expect_eq(bi.cpus.cpu[CPU_MAX - 1].lapic_id, 60, "the BSP kept");
     cr_expect_str_eq(bi.cpus.note, "limine: 40 CPUs reported, CPU_MAX is 16: using 16 of them "
                                    "(the BSP and the first 15 others)");
+    /* The kernel parks the 24 it does not start: it gets all 40. */
+    cr_expect_eq(bi.cpus.all_handles, (void *const *)cpu_infop);
+    cr_expect_eq(bi.cpus.all_count, 40);
 }
 
 Test(boot_limine, mp_with_exactly_cpu_max_cpus_is_not_capped)

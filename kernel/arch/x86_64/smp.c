@@ -186,6 +186,21 @@ bool smp_cpu_wait_online(struct cpu *c, uint64_t timeout_us)
     return true;
 }
 
+/* The CPUs the list kept no slot for (more than CPU_MAX): parked too. */
+static void park_beyond_the_cap(const struct boot_cpus *bc)
+{
+    for (uint64_t i = 0; i < bc->all_count; i++) {
+        struct limine_mp_info *m = bc->all_handles[i];
+        bool kept = m->lapic_id == bc->bsp_lapic_id;
+        for (uint32_t j = 0; j < bc->count && !kept; j++)
+            kept = bc->cpu[j].start_handle == m;
+        if (!kept) {
+            limine_mp_goto(m, limine_ap_park, 0);
+            parked++;
+        }
+    }
+}
+
 void smp_start_limine(bool start)
 {
     const struct boot_cpus *bc = &boot_ctx.cpus;
@@ -217,6 +232,7 @@ void smp_start_limine(bool start)
             kwarn("smp", "CPU %u (APIC ID %u) did not come online: left out", c->local.index,
                   b->lapic_id);
     }
+    park_beyond_the_cap(bc);
 }
 
 unsigned smp_cpus_parked(void)
