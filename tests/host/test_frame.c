@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "arch/x86_64/cpu_local.h"
 #include "lib/string.h"
 #include "mm/frame.h"
 #include "mm/memmap.h"
@@ -1149,5 +1150,176 @@ Test(frame, alloc_below_takes_lowest_frames_then_refuses)
         frame_free(f);
     frame_free(0x100000);
     cr_expect_eq(stats().free_frames, s0.free_frames);
+    cr_expect(frame_check());
+}
+
+/* Per-CPU frame caches. The test thread stands for CPU k by setting
+ * host_cpu_index (tests/tsan/tsan_frame.c runs real threads at once). */
+static void on_cpu(unsigned k)
+{
+    host_cpu_index = k;
+}
+
+/* The held bits (one per frame, after the bitmap and the three summary
+ * trees of 4 + 1 + 1 + sentinel words each, for this map). */
+static uint64_t *test_held(void)
+{
+    return test_bitmap() + NFRAMES / 64 + 3 * (4 + 1 + 1 + 1);
+}
+
+/* A frame sitting in another CPU's cache is free: freeing it again on this
+ * CPU panics with today's double-free message and changes nothing, for
+ * frame_free and for frame_free_contig. */
+Test(frame, cache_double_free_of_frame_in_another_cpus_cache_panics)
+{
+    on_cpu(1);
+    paddr_t f = frame_alloc();
+    cr_assert(f);
+    frame_free(f); /* now in CPU 1's cache */
+    cr_assert_eq(frame_cache_count(1), 32, "a refill of 32, one taken and given back");
+    on_cpu(0);
+    uint64_t digest = frame_state_digest();
+    struct frame_stats s0 = stats();
+    char want[96];
+    snprintf(want, sizeof(want), "frame_free(0x%llx): double free (frame is already free); caller",
+             (unsigned long long)f);
+    cr_expect(HOST_EXPECT_PANIC(frame_free(f)), "double free of a frame in CPU 1's cache");
+    cr_expect(strstr(host_panic_msg, want), "want '%s' in: %s", want, host_panic_msg);
+    cr_expect(HOST_EXPECT_PANIC(frame_free_contig(f, 1)));
+    cr_expect(strstr(host_panic_msg, "double free"), "%s", host_panic_msg);
+    cr_expect_eq(frame_state_digest(), digest, "a refused free changed the allocator");
+    cr_expect_eq(stats().free_frames, s0.free_frames);
+    cr_expect_eq(frame_cache_count(0), 0);
+    cr_expect_eq(frame_cache_count(1), 32);
+    /* And on its own CPU, and after the frame went back to the bitmap. */
+    on_cpu(1);
+    cr_expect(HOST_EXPECT_PANIC(frame_free(f)));
+    cr_expect(strstr(host_panic_msg, want), "%s", host_panic_msg);
+    cr_expect_eq(frame_drain_cpu_caches(), 32);
+    cr_expect(HOST_EXPECT_PANIC(frame_free(f)));
+    cr_expect(strstr(host_panic_msg, want), "%s", host_panic_msg);
+    cr_expect(frame_check());
+    on_cpu(0);
+}
+
+/* Memory is exhausted on CPU 0 while CPUs 1 and 2 hold free frames in their
+ * caches: frame_alloc and frame_alloc_contig drain those caches and succeed;
+ * only when every cache is empty do they fail. */
+Test(frame, cache_oom_finds_frames_in_other_cpus_caches)
+{
+    struct frame_stats s0 = stats();
+    size_t n = 0;
+    paddr_t f;
+    while ((f = frame_alloc()) != 0)
+        held[n++] = f;
+    cr_assert_eq(n, s0.free_frames);
+    cr_assert_eq(stats().free_frames, 0);
+    on_cpu(1);
+    for (size_t k = 0; k < 5; k++)
+        frame_free(held[--n]);
+    /* a 64 KiB-aligned block of 16 frames, freed one by one on CPU 2 */
+    size_t blk = 0;
+    while (held[blk] % KiB(64) || held[blk + 15] != held[blk] + 15 * PAGE_SIZE)
+        blk++;
+    on_cpu(2);
+    for (size_t k = blk; k < blk + 16; k++)
+        frame_free(held[k]);
+    cr_expect_eq(frame_cache_count(1), 5);
+    cr_expect_eq(frame_cache_count(2), 16);
+    cr_expect_eq(stats().free_frames, 21);
+    on_cpu(0);
+    paddr_t run = frame_alloc_contig(16, KiB(64));
+    cr_expect_eq(run, held[blk], "the block in CPU 2's cache");
+    cr_expect_eq(frame_cache_count(1), 0, "drained");
+    cr_expect_eq(frame_cache_count(2), 0, "drained");
+    paddr_t got[5];
+    for (size_t k = 0; k < 5; k++) {
+        got[k] = frame_alloc();
+        cr_expect(got[k], "frame %zu of CPU 1's cache", k);
+    }
+    cr_expect_eq(frame_alloc(), 0, "nothing is left anywhere");
+    cr_expect_eq(frame_alloc_contig(1, PAGE_SIZE), 0);
+    cr_expect(frame_check());
+    for (size_t k = 0; k < 5; k++)
+        frame_free(got[k]);
+    frame_free_contig(run, 16);
+    for (size_t k = 0; k < n; k++)
+        if (k < blk || k >= blk + 16)
+            frame_free(held[k]);
+    cr_expect_eq(stats().free_frames, s0.free_frames);
+    cr_expect(frame_check());
+}
+
+/* Statistics count cached frames as free, frame_is_used calls them free,
+ * a frame freed on another CPU lands in that CPU's cache, and draining
+ * gives every cache back without changing the free count. */
+Test(frame, cache_counts_with_caches)
+{
+    struct frame_stats s0 = stats();
+    paddr_t f[4][8];
+    for (unsigned c = 0; c < 4; c++) {
+        on_cpu(c);
+        for (int k = 0; k < 8; k++)
+            f[c][k] = frame_alloc();
+    }
+    cr_expect_eq(stats().free_frames, s0.free_frames - 32);
+    for (unsigned c = 0; c < 4; c++)
+        cr_expect_eq(frame_cache_count(c), 24, "cache %u: 32 refilled, 8 taken", c);
+    /* CPU 3 frees what CPU 0 took: it lands in CPU 3's cache */
+    on_cpu(3);
+    for (int k = 0; k < 8; k++) {
+        cr_expect(frame_is_used(f[0][k]));
+        frame_free(f[0][k]);
+        cr_expect(!frame_is_used(f[0][k]), "a cached frame is free");
+    }
+    cr_expect_eq(frame_cache_count(3), 32);
+    cr_expect_eq(frame_cache_count(0), 24);
+    cr_expect_eq(stats().free_frames, s0.free_frames - 24);
+    cr_expect(frame_check());
+    on_cpu(0);
+    cr_expect_eq(frame_alloc(), f[0][0] + 8 * PAGE_SIZE, "CPU 0 takes from its own cache");
+    frame_free(f[0][0] + 8 * PAGE_SIZE);
+    cr_expect_eq(frame_drain_cpu_caches(), 24 + 24 + 24 + 32);
+    for (unsigned c = 0; c < CPU_MAX; c++)
+        cr_expect_eq(frame_cache_count(c), 0);
+    cr_expect_eq(stats().free_frames, s0.free_frames - 24);
+    cr_expect(!frame_is_used(f[0][3]));
+    for (unsigned c = 1; c < 4; c++)
+        for (int k = 0; k < 8; k++)
+            frame_free(f[c][k]);
+    frame_drain_cpu_caches();
+    cr_expect_eq(stats().free_frames, s0.free_frames);
+    cr_expect(frame_check());
+    /* with every cache empty, the lowest frames come first again */
+    cr_expect_eq(frame_alloc(), 0x1000);
+}
+
+/* frame_check catches a corrupted cache: a cached frame marked held, a
+ * cached frame free in the bitmap, a frame neither held, free nor cached
+ * (lost), and an impossible count. */
+Test(frame, cache_check_catches_corruption)
+{
+    uint64_t *bitmap = test_bitmap(), *heldb = test_held();
+    on_cpu(1);
+    paddr_t a = frame_alloc(), b = frame_alloc();
+    frame_free(a); /* a is cached, b held */
+    on_cpu(0);
+    uint64_t ia = a / PAGE_SIZE, ib = b / PAGE_SIZE;
+    cr_assert(frame_check());
+    cr_assert_eq(heldb[ia / 64] & (1ULL << (ia % 64)), 0, "a cached frame is not held");
+    cr_assert_neq(heldb[ib / 64] & (1ULL << (ib % 64)), 0, "a held frame is held");
+    heldb[ia / 64] |= 1ULL << (ia % 64);
+    cr_expect(!frame_check(), "a cached frame marked held");
+    heldb[ia / 64] &= ~(1ULL << (ia % 64));
+    cr_assert(frame_check());
+    bitmap[ia / 64] &= ~(1ULL << (ia % 64));
+    cr_expect(!frame_check(), "a cached frame free in the bitmap");
+    bitmap[ia / 64] |= 1ULL << (ia % 64);
+    cr_assert(frame_check());
+    heldb[ib / 64] &= ~(1ULL << (ib % 64));
+    cr_expect(!frame_check(), "a used frame neither held nor cached");
+    heldb[ib / 64] |= 1ULL << (ib % 64);
+    cr_assert(frame_check());
+    frame_free(b);
     cr_expect(frame_check());
 }
