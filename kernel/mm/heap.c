@@ -19,41 +19,65 @@
  * redzone) panics naming the caller's pointer before anything changes.
  * docs/memory.md (heap section) has the design, docs/performance.md the costs.
  *
- * Locking: none yet. All small-tier state lives in its class so a per-class
- * lock can guard it and the magazines can become per-CPU. */
+ * Locking (docs/memory.md): the small tier behind per-CPU magazines (a
+ * byte lock per CPU, a lock per class: heap_slab.c), one lock for the medium
+ * tier (seg_lock), one for the large tier (large_lock), one for the runs
+ * (runs_lock), in the order of enum lock_rank. Out of memory, every tier
+ * gives back what every CPU caches (heap_trim) and tries once more. */
 #include "mm/heap_internal.h"
 
 /* Medium or large; the pointer plus `prefix` is aligned to `align`. */
+static void *big_alloc_once(size_t size, size_t align, uint32_t prefix)
+{
+    if (size <= HEAP_MEDIUM_MAX && align <= PAGE_SIZE) {
+        heap_lock(&seg_lock);
+        void *p = medium_alloc(size, align, prefix);
+        heap_unlock(&seg_lock);
+        return p;
+    }
+    heap_lock(&large_lock);
+    void *p = large_alloc(size, align, prefix);
+    heap_unlock(&large_lock);
+    return p;
+}
+
+/* The same; out of memory, gives back every cache and tries once more. */
 static void *big_alloc(size_t size, size_t align, uint32_t prefix)
 {
     if (size > HEAP_MAX_ALLOC)
         return NULL;
-    if (size <= HEAP_MEDIUM_MAX && align <= PAGE_SIZE)
-        return medium_alloc(size, align, prefix);
-    return large_alloc(size, align, prefix);
+    void *p = big_alloc_once(size, align, prefix);
+    if (unlikely(!p) && heap_trim() > 0)
+        p = big_alloc_once(size, align, prefix);
+    return p;
 }
 
 /* The tiers' allocation: at least `size` bytes, 16-byte aligned (an inner block). */
 static ALWAYS_INLINE void *heap_alloc(size_t size)
 {
-    if (likely(size - 1 < HEAP_SMALL_MAX)) {
-        struct heap_class *c = class_for[(size - 1) >> 4];
-        return likely(c->mag.top != c->mag.slot) ? mag_pop(c) : slab_pop(c);
-    }
+    if (likely(size - 1 < HEAP_SMALL_MAX))
+        return cache_alloc(heap_fast.moff[(size - 1) >> 4]);
     if (size == 0)
         return NULL;
     return big_alloc(size, 16, 0);
 }
 
+/* A segment's header changes when a neighbour is freed, so it is read under
+ * seg_lock; a large block's header only changes when it is freed. */
 static __attribute__((noinline)) void big_free(void *ptr)
 {
+    heap_lock(&seg_lock);
     struct seg *h = big_header(ptr, "kfree");
     if (h->flags & SEG_LARGE) {
+        heap_unlock(&seg_lock);
+        heap_lock(&large_lock);
         struct large *l = large_of(h, ptr, "kfree");
         rz_check(ptr, large_usable(l), "kfree");
         large_free(l);
+        heap_unlock(&large_lock);
     } else {
         medium_free(h, ptr);
+        heap_unlock(&seg_lock);
     }
 }
 
@@ -86,13 +110,13 @@ static ALWAYS_INLINE void heap_free(void *ptr)
         return;
     }
     void **obj = ptr;
-    if (unlikely(slab_obj_index(s, ptr) >= s->carved ||
+    if (unlikely(slab_obj_index(s, ptr) >= slab_carved(s) ||
                  (uintptr_t)obj[1] == (FREE_TAG ^ (uintptr_t)obj))) {
         slab_free_checked(s, ptr);
         return;
     }
     rz_check(ptr, s->size, "kfree");
-    mag_push(&classes[s->cls].mag, ptr, s->size);
+    cache_free(ptr, s->moff, s->size);
 }
 
 /* Capacity of the inner block at ptr; panics (naming the caller's pointer)
@@ -101,17 +125,18 @@ static size_t block_cap(void *ptr, const char *op)
 {
     struct slab *s = slab_of(ptr, op);
     if (s) {
-        if (unlikely(slab_obj_index(s, ptr) >= s->carved))
+        if (unlikely(slab_obj_index(s, ptr) >= slab_carved(s)))
             panic("heap: %s(%p): not a block start (in slab %p of %u-byte objects)", op, USER(ptr),
                   (void *)s, s->size);
         if (slab_obj_free(s, ptr))
             panic("heap: %s(%p): block is free", op, USER(ptr));
         return s->size;
     }
+    heap_lock(&seg_lock);
     struct seg *h = big_header(ptr, op);
-    if (h->flags & SEG_LARGE)
-        return large_usable(large_of(h, ptr, op));
-    return h->size - SEG_HDR;
+    size_t cap = (h->flags & SEG_LARGE) ? large_usable(large_of(h, ptr, op)) : h->size - SEG_HDR;
+    heap_unlock(&seg_lock);
+    return cap;
 }
 
 /* The tiers' resize of a live inner block (size in (0, HEAP_MAX_ALLOC]). */
@@ -124,12 +149,12 @@ static void *heap_realloc(void *ptr, size_t size)
             return ptr;
     } else {
         struct seg *h = (struct seg *)ptr - 1;
-        if (!(h->flags & SEG_LARGE) && size <= HEAP_MEDIUM_MAX) {
-            if (medium_resize(h, ptr, size))
-                return ptr;
-        } else if ((h->flags & SEG_LARGE) && size <= old && size > old / 2) {
+        heap_lock(&seg_lock);
+        bool large = h->flags & SEG_LARGE;
+        bool done = !large && size <= HEAP_MEDIUM_MAX && medium_resize(h, ptr, size);
+        heap_unlock(&seg_lock);
+        if (done || (large && size <= old && size > old / 2))
             return ptr;
-        }
     }
     void *n = heap_alloc(size);
     if (!n)
@@ -198,7 +223,7 @@ void *kmalloc_aligned(size_t size, size_t align)
     if (size <= HEAP_SMALL_MAX && align <= HEAP_SMALL_MAX) {
         for (unsigned i = class_of[(size + 15) >> 4]; i < HEAP_SMALL_CLASSES; i++)
             if (classes[i].align >= align)
-                return MAG_N(&classes[i].mag) ? mag_pop(&classes[i]) : slab_pop(&classes[i]);
+                return cache_alloc(CPU_MAG_OFF(i));
     }
     return big_alloc(size, align, 0);
 #endif
@@ -251,28 +276,67 @@ void heap_init(void)
 
 size_t heap_trim(void)
 {
+    caches_lock_all();
+    heap_lock(&runs_lock);
     uint64_t before = pages_held;
-    slab_trim();
+    heap_unlock(&runs_lock);
+    slab_drain_locked();
+    slab_release_empty_locked();
+    caches_unlock_all();
+    heap_lock(&seg_lock);
     medium_trim();
-    return (size_t)(before - pages_held);
+    heap_unlock(&seg_lock);
+    heap_lock(&runs_lock);
+    uint64_t after = pages_held;
+    heap_unlock(&runs_lock);
+    return before > after ? (size_t)(before - after) : 0;
+}
+
+void heap_drain_cpu_caches(void)
+{
+    caches_lock_all();
+    slab_drain_locked();
+    caches_unlock_all();
+}
+
+uint64_t heap_cpu_cached(unsigned cpu, uint64_t *bytes)
+{
+    uint64_t n = 0, b = 0;
+    struct cpu_cache *pc = cpu < CPU_MAX ? cache_of(cpu) : NULL;
+    for (unsigned i = 0; pc && i < HEAP_SMALL_CLASSES; i++) {
+        struct cpu_mag *m = &pc->m[i];
+        mag_lock(m);
+        uint64_t k = (uint64_t)mag_loaded_n(m) + m->prev->n;
+        mag_unlock(m, mag_top_l(m));
+        n += k;
+        b += k * m->size;
+    }
+    if (bytes)
+        *bytes = b;
+    return n;
 }
 
 void heap_get_stats(struct heap_stats *out)
 {
     memset(out, 0, sizeof(*out));
+    caches_lock_all(); /* the small tier frozen: its numbers agree with each other */
     for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
         const struct heap_class *c = &classes[i];
-        uint64_t live = class_live(c);
+        uint64_t live = class_live(c), allocs = class_allocs(c);
         out->cls[i].size = c->size;
         out->cls[i].live = live;
-        out->cls[i].allocs = c->allocs;
+        out->cls[i].allocs = allocs;
         out->cls[i].slabs = c->nslabs;
         out->bytes_in_use += live * c->size;
         out->bytes_free += (c->nslabs * c->nobj - live) * c->size;
-        out->alloc_count += c->allocs;
-        out->free_count += c->allocs - live;
+        out->alloc_count += allocs;
+        out->free_count += allocs - live;
         out->small_slabs += c->nslabs;
     }
+    caches_unlock_all();
+    heap_lock(&seg_lock);
+    heap_lock(&large_lock);
+    heap_lock(&runs_lock);
     /* medium payloads: used segment bytes minus one header per live segment */
     out->bytes_in_use += m_used_bytes - (m_allocs - m_frees) * SEG_HDR + l_bytes;
     out->bytes_free += m_free_bytes;
@@ -282,4 +346,7 @@ void heap_get_stats(struct heap_stats *out)
     out->pages_held = pages_held;
     out->medium_chunks = m_nchunks;
     out->large_blocks = l_count;
+    heap_unlock(&runs_lock);
+    heap_unlock(&large_lock);
+    heap_unlock(&seg_lock);
 }

@@ -25,8 +25,12 @@
  * and fresh heap memory is filled with 0x6b, and checked when handed out
  * again (and by heap_check), so writes after free are reported.
  *
- * Locking: none yet (single CPU). All state is per size class or per tier so
- * a lock per class and per-CPU object caches can be added without a redesign. */
+ * Every call may be made on any CPU at the same time as on others, never
+ * from an interrupt handler. Small blocks go through per-CPU magazines (a
+ * block freed on another CPU than the one that allocated it simply goes
+ * into the freeing CPU's); a lock per size class, per tier and for the runs
+ * does the rest (docs/memory.md). Magazine objects are free in every
+ * statistic and check. */
 #pragma once
 
 #include "lib/types.h"
@@ -103,10 +107,17 @@ size_t kmalloc_usable_size(void *ptr);
  * ("not a heap address", "already free", ...). Never panics, never faults:
  * for the monitor's `free <addr>`. Cost grows with the heap's size. */
 const char *heap_validate_ptr(const void *ptr);
-/* Gives every cached empty slab and free medium chunk back to the frame
- * allocator; returns the number of frames released. */
+/* Empties every CPU's magazines and the depots, then gives every empty slab
+ * and free medium chunk back to the frame allocator; returns the number of
+ * frames released. */
 size_t heap_trim(void);
-/* Fills *out with the current statistics. */
+/* Gives every object held in any CPU's magazines or the depots back to its
+ * slab (no frames are released: heap_trim does that too). */
+void heap_drain_cpu_caches(void);
+/* Objects held in CPU cpu's magazines right now (0 for a CPU that never
+ * allocated); their bytes in *bytes when bytes is not NULL. */
+uint64_t heap_cpu_cached(unsigned cpu, uint64_t *bytes);
+/* Fills *out with the current statistics (exact: objects in magazines are free). */
 void heap_get_stats(struct heap_stats *out);
 /* Walks every heap structure and verifies its invariants (magics, bitmaps vs
  * free lists, counters, segment chains, no two adjacent free segments, free

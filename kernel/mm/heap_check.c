@@ -6,6 +6,7 @@
 #include "mm/heap_internal.h"
 
 static const char *validate_inner(const void *ptr);
+static const char *validate_locked(const void *ptr);
 
 const char *heap_validate_ptr(const void *ptr)
 {
@@ -31,8 +32,21 @@ const char *heap_validate_ptr(const void *ptr)
     return why;
 }
 
-/* heap_validate_ptr on an inner pointer, redzones aside. */
+/* heap_validate_ptr on an inner pointer, redzones aside: with every tier
+ * frozen, so that no header changes under the walk. */
 static const char *validate_inner(const void *ptr)
+{
+    caches_lock_all();
+    heap_lock(&seg_lock);
+    heap_lock(&large_lock);
+    const char *why = validate_locked(ptr);
+    heap_unlock(&large_lock);
+    heap_unlock(&seg_lock);
+    caches_unlock_all();
+    return why;
+}
+
+static const char *validate_locked(const void *ptr)
 {
     uintptr_t v = (uintptr_t)ptr, phys = v - hhdm_offset;
     if (phys >= hhdm_size)
@@ -44,7 +58,7 @@ static const char *validate_inner(const void *ptr)
             return "inside a slab but not the start of an object";
         if (idx >= s->carved)
             return "a slab object the heap never handed out";
-        return slab_obj_free(s, (void *const *)ptr) ? "already free" : NULL;
+        return slab_obj_free_locked(s, (void *const *)ptr) ? "already free" : NULL;
     }
     const struct mchunk *ch;
     list_for_each_entry(ch, &mchunks, link) {
@@ -82,6 +96,24 @@ static const char *validate_inner(const void *ptr)
     } while (0)
 
 #if HEAP_REDZONES
+/* The loaded and previous magazines of class cls on every CPU that has a
+ * set, with how many objects each holds; returns how many. */
+static unsigned cpu_magazines(unsigned cls, const struct magazine **mags, uint32_t *counts)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < CPU_MAX; i++) {
+        const struct cpu_cache *pc = cache_of(i);
+        if (!pc)
+            continue;
+        const struct cpu_mag *m = &pc->m[cls];
+        mags[n] = m->loaded;
+        counts[n++] = mag_loaded_n(m);
+        mags[n] = m->prev;
+        counts[n++] = m->prev->n;
+    }
+    return n;
+}
+
 /* The redzones of every live object of s (its free list is known good). */
 static bool check_slab_redzones(const struct slab *s)
 {
@@ -90,12 +122,20 @@ static bool check_slab_redzones(const struct slab *s)
         uint64_t i = slab_obj_index(s, o);
         is_free[i / 64] |= 1ull << (i % 64);
     }
-    const struct magazine *m = &classes[s->cls].mag;
-    for (uint32_t k = 0; k < MAG_N(m); k++) /* magazine objects are free too */
-        if (slab_of_obj(m->slot[k]) == s) {
-            uint64_t i = slab_obj_index(s, m->slot[k]);
-            is_free[i / 64] |= 1ull << (i % 64);
-        }
+    const struct magazine *mags[2 * CPU_MAX];
+    uint32_t counts[2 * CPU_MAX];
+    unsigned nm = cpu_magazines(s->cls, mags, counts);
+    const struct heap_class *c = &classes[s->cls];
+    for (const struct magazine *d = c->depot_full; d; d = d->next) /* magazine objects are free too */
+        for (uint32_t k = 0; k < d->n; k++)
+            if (slab_of_obj(d->obj[k]) == s)
+                is_free[slab_obj_index(s, d->obj[k]) / 64] |= 1ull << (slab_obj_index(s, d->obj[k]) % 64);
+    for (unsigned j = 0; j < nm; j++)
+        for (uint32_t k = 0; k < counts[j]; k++)
+            if (slab_of_obj(mags[j]->obj[k]) == s) {
+                uint64_t i = slab_obj_index(s, mags[j]->obj[k]);
+                is_free[i / 64] |= 1ull << (i % 64);
+            }
     char why[200];
     for (uint64_t i = 0; i < s->carved; i++) {
         if (is_free[i / 64] & (1ull << (i % 64)))
@@ -150,6 +190,70 @@ static bool check_slab(const struct heap_class *c, const struct slab *s, uint8_t
     return true;
 }
 
+/* One magazine of class c holding n objects: its capacity, and every object
+ * an object start of a slab of c, carved, tagged free, poisoned, once. */
+static bool check_magazine(const struct heap_class *c, const struct magazine *mag, uint32_t n,
+                           const char *what)
+{
+    CHECK(mag->cap == c->mag_cap && n <= mag->cap, "class %u: %s magazine %p: %u objects, cap %u",
+          c->size, what, (const void *)mag, n, mag->cap);
+    for (uint32_t k = 0; k < n; k++) {
+        void *const *o = mag->obj[k];
+        const struct slab *s = slab_of_obj(o);
+        CHECK(slab_class(s) == c && slab_obj_index(s, o) < s->carved,
+              "class %u: %s magazine entry %p is not an object of the class", c->size, what,
+              (const void *)o);
+        CHECK((uintptr_t)o[1] == (FREE_TAG ^ (uintptr_t)o),
+              "class %u: %s magazine entry %p lost its free tag", c->size, what, (const void *)o);
+#if HEAP_POISON
+        CHECK(poison_scan(o + 2, c->size - 2 * sizeof(void *)) == c->size - 2 * sizeof(void *),
+              "class %u: free object %p modified after free", c->size, (const void *)o);
+#endif
+        for (uint32_t j = 0; j < k; j++)
+            CHECK(mag->obj[j] != o, "class %u: %p twice in a magazine", c->size, (const void *)o);
+    }
+    return true;
+}
+
+/* Every CPU's magazines of class c (index i) and its depot: shapes, counts,
+ * the loaded magazine's pointers, prev and depot magazines full or empty. */
+static bool check_magazines(const struct heap_class *c, unsigned i)
+{
+    for (unsigned k = 0; k < CPU_MAX; k++) {
+        const struct cpu_cache *pc = cache_of(k);
+        if (!pc)
+            continue;
+        const struct cpu_mag *m = &pc->m[i];
+        CHECK(m->loaded && m->prev && m->loaded != m->prev &&
+                  m->base_l == (uintptr_t)m->loaded->obj + 1 &&
+                  m->limit_l == m->base_l + m->loaded->cap * sizeof(void *) &&
+                  mag_top_l(m) >= m->base_l && mag_top_l(m) <= m->limit_l &&
+                  (mag_top_l(m) - m->base_l) % sizeof(void *) == 0 && m->size == c->size &&
+                  m->cls == i,
+              "class %u: CPU %u's magazine pointers broken", c->size, k);
+        CHECK(m->prev->n == 0 || m->prev->n == m->prev->cap,
+              "class %u: CPU %u's previous magazine neither full nor empty", c->size, k);
+        if (!check_magazine(c, m->loaded, mag_loaded_n(m), "loaded") ||
+            !check_magazine(c, m->prev, m->prev->n, "previous"))
+            return false;
+    }
+    uint64_t nf = 0, ne = 0;
+    for (const struct magazine *d = c->depot_full; d && nf <= c->ndepot_full; d = d->next, nf++) {
+        CHECK(d->n == d->cap, "class %u: depot magazine %p on the full list holds %u of %u",
+              c->size, (const void *)d, d->n, d->cap);
+        if (!check_magazine(c, d, d->n, "depot"))
+            return false;
+    }
+    for (const struct magazine *d = c->depot_empty; d && ne <= c->ndepot_empty; d = d->next, ne++)
+        CHECK(d->n == 0 && d->cap == c->mag_cap, "class %u: depot magazine %p on the empty list "
+              "holds %u", c->size, (const void *)d, d->n);
+    CHECK(nf == c->ndepot_full && ne == c->ndepot_empty,
+          "class %u: depot lists hold %llu full and %llu empty, counters %llu and %llu", c->size,
+          (unsigned long long)nf, (unsigned long long)ne, (unsigned long long)c->ndepot_full,
+          (unsigned long long)c->ndepot_empty);
+    return true;
+}
+
 /* Every slab: the ones the class points at (current, spare, partial list)
  * and, through the granule map, every slab the heap holds, full ones
  * included (they are in no list). *granules counts the held granules that
@@ -169,26 +273,8 @@ static bool check_slabs(uint64_t *pages, uint64_t *granules)
             if (!check_slab(c, c->spare, SLAB_SPARE))
                 return false;
         }
-        const struct magazine *m = &c->mag;
-        CHECK(m->slot == mag_slots[i] && m->top >= m->slot && m->top <= m->limit && m->limit >= m->slot &&
-                  MAG_CAP(m) <= MAG_MAX,
-              "class %u: magazine pointers broken", c->size);
-        for (uint32_t k = 0; k < MAG_N(m); k++) {
-            void *const *o = m->slot[k];
-            const struct slab *s = slab_of_obj(o);
-            CHECK(slab_class(s) == c && slab_obj_index(s, o) < s->carved,
-                  "class %u: magazine entry %p is not an object of the class", c->size,
-                  (const void *)o);
-            CHECK((uintptr_t)o[1] == (FREE_TAG ^ (uintptr_t)o),
-                  "class %u: magazine entry %p lost its free tag", c->size, (const void *)o);
-#if HEAP_POISON
-            CHECK(poison_scan(o + 2, c->size - 2 * sizeof(void *)) == c->size - 2 * sizeof(void *),
-                  "class %u: free object %p modified after free", c->size, (const void *)o);
-#endif
-            for (uint32_t j = 0; j < k; j++)
-                CHECK(m->slot[j] != o, "class %u: %p twice in the magazine", c->size,
-                      (const void *)o);
-        }
+        if (!check_magazines(c, i))
+            return false;
         CHECK(list_valid(&c->partial, c->nslabs), "class %u: partial list broken or loops",
               c->size);
         const struct slab *s;
@@ -230,8 +316,10 @@ static bool check_slabs(uint64_t *pages, uint64_t *granules)
               (unsigned long long)full[i], (unsigned long long)c->nfull);
         CHECK(part[i] == partial[i], "class %u: %llu partial slabs found, %llu listed", c->size,
               (unsigned long long)part[i], (unsigned long long)partial[i]);
-        CHECK(used[i] <= c->allocs, "class %u: %llu used objects, only %llu allocations", c->size,
-              (unsigned long long)used[i], (unsigned long long)c->allocs);
+        CHECK(used[i] <= class_allocs(c), "class %u: %llu used objects, only %llu allocations",
+              c->size, (unsigned long long)used[i], (unsigned long long)class_allocs(c));
+        CHECK(class_cached(c) <= used[i], "class %u: %llu objects in magazines, %llu used in slabs",
+              c->size, (unsigned long long)class_cached(c), (unsigned long long)used[i]);
         *pages += n[i] * c->frames;
         *granules += n[i];
     }
@@ -350,7 +438,25 @@ static bool check_large(uint64_t *pages)
     return true;
 }
 
+static bool check_locked(void);
+
+/* Every tier frozen: every cache lock (the small tier), then the segment,
+ * large and runs locks. */
 bool heap_check(void)
+{
+    caches_lock_all();
+    heap_lock(&seg_lock);
+    heap_lock(&large_lock);
+    heap_lock(&runs_lock);
+    bool ok = check_locked();
+    heap_unlock(&runs_lock);
+    heap_unlock(&large_lock);
+    heap_unlock(&seg_lock);
+    caches_unlock_all();
+    return ok;
+}
+
+static bool check_locked(void)
 {
     uint64_t pages = 0, granules = 0, held = 0;
     if (!check_slabs(&pages, &granules) || !check_medium(&pages) || !check_large(&pages))

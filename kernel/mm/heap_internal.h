@@ -17,8 +17,11 @@
  * that heap.c compiles them into kmalloc and kfree without a call. */
 #pragma once
 
+#include "arch/x86_64/cpu_local.h"
 #include "lib/list.h"
+#include "lib/panic.h"
 #include "lib/printf.h"
+#include "lib/spinlock.h"
 #include "lib/string.h"
 #include "mm/frame.h"
 #include "mm/heap.h"
@@ -30,6 +33,29 @@
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
 #define POISON_FREE 0x6b
+
+struct cpu_mag;
+
+/* ---- locks ------------------------------------------------------------------ */
+
+/* Every heap lock a CPU takes goes through heap_lock/heap_unlock, which keep
+ * a per-CPU stack of them, so that a misuse report can release them before
+ * it panics: a test that catches the panic (ktest_expect_panic,
+ * HOST_EXPECT_PANIC) finds the heap usable. */
+void heap_lock(struct spinlock *l);
+void heap_unlock(struct spinlock *l);
+/* Releases every heap lock (and cache lock) this CPU holds, newest first. */
+void heap_unlock_all(void);
+/* Notes that this CPU now holds (or no longer holds) the lock of cpu_mag m
+ * in a slow path. */
+void heap_note_mag(struct cpu_mag *m);
+void heap_forget_mag(void);
+#undef panic
+#define panic(...) (heap_unlock_all(), panic_at(__FILE__, __LINE__, __VA_ARGS__))
+
+/* The locks of the medium tier, the large tier and the runs (heap_segment.c,
+ * heap_large.c, heap_runs.c); every class has its own (struct heap_class). */
+extern struct spinlock seg_lock, large_lock, runs_lock;
 
 /* ---- small tier: slabs ------------------------------------------------- */
 
@@ -54,7 +80,8 @@ struct slab {
     void *free;               /* singly linked free objects (link in the first word) */
     char *base;               /* first object */
     uint64_t inv;             /* inverse of the odd part of size, mod 2^64 */
-    uint32_t nobj;            /* objects in this slab */
+    uint16_t nobj;            /* objects in this slab */
+    uint16_t moff;            /* CPU_MAG_OFF(cls): kfree's way to its class's cpu_mag */
     uint32_t carved;          /* objects [0, carved) were ever handed out (lazy carving) */
     uint16_t size;            /* object size */
     uint16_t used;            /* objects handed out */
@@ -68,44 +95,141 @@ struct slab {
 _Static_assert(sizeof(struct slab) == 64, "slab header layout");
 _Static_assert((SLAB_SIZE - SLAB_HDR) / 16 < 65536, "object count fits a u16");
 
-/* Magazines: a class keeps up to MAG_MAX recently freed objects (at most
- * MAG_BYTES of them) as a stack of pointers; kmalloc takes from it first. */
+/* Magazines (Bonwick & Adams, "Magazines and Vmem", USENIX 2001): a
+ * magazine is a stack of up to MAG_MAX objects of one class (at most
+ * MAG_BYTES of them). Every CPU has, per class, a loaded and a previous
+ * magazine (struct cpu_mag); kmalloc pops from the loaded one, kfree pushes
+ * onto it, and when it runs empty or full the two are swapped, so alternating
+ * alloc/free at a boundary never reaches the class. Only when both are
+ * unusable does the CPU take its class's lock and trade with the class's
+ * depot: a full magazine for its empty one (alloc) or an empty one for its
+ * full one (free). The number of magazines is fixed (two per class per CPU
+ * that ever allocated): every trade is one for one, the previous magazine is
+ * always full or empty, the depot's full list holds only full magazines and
+ * its empty list only empty ones. Objects in magazines are free (tagged and
+ * poisoned like free-list objects) but count as used in their slabs. */
 #define MAG_MAX 128
 #define MAG_BYTES KiB(32)
 struct magazine {
-    void **top;   /* the next free slot: slot[0..top) hold objects, newest last */
-    void **limit; /* slot + capacity (MAG_BYTES of objects, at most MAG_MAX) */
-    void **slot;  /* mag_slots[class] */
+    struct magazine *next; /* on the depot's full or empty list (class lock) */
+    uint32_t n;            /* objects held; while loaded, the cpu_mag's top says */
+    uint32_t cap;          /* capacity: MIN(MAG_MAX, MAG_BYTES / size) */
+    void *obj[];           /* obj[0..n): objects, newest last */
 };
-#define MAG_N(m) ((uint32_t)((m)->top - (m)->slot))
-#define MAG_CAP(m) ((uint32_t)((m)->limit - (m)->slot))
+#define MAG_HDR sizeof(struct magazine)
 
+/* One CPU's magazines of one class, and their lock. The lock is bit 0 of
+ * `top` (slot pointers are 8-aligned): one locked bts takes it, and the
+ * store of the new top that ends every operation releases it, so the fast
+ * paths pay two instructions for it. While it is held, top, base_l and
+ * limit_l are all one byte past the slot pointers they stand for, so the
+ * empty and full tests and the slot addresses need no masking. Its CPU
+ * takes it for every operation on the class; another CPU takes it only to
+ * drain or read the magazines (out of memory, heap_check, statistics,
+ * double-free checks), so on the fast path it is uncontended. It comes
+ * before every ranked lock: a CPU holding it may take class, segment, runs
+ * and frame locks; nobody takes it while holding one of those. Every field
+ * is written only while the lock is held. */
+struct cpu_mag {
+    uintptr_t top;            /* next free slot of the loaded magazine; bit 0: locked */
+    uintptr_t base_l;         /* loaded->obj + 1: empty when top == base_l (locked) */
+    uintptr_t limit_l;        /* loaded->obj + cap + 1: full when top == limit_l (locked) */
+    struct magazine *loaded;  /* objects [base, top) */
+    struct magazine *prev;    /* full or empty; swapped with loaded */
+    uint64_t allocs;          /* allocations this CPU served from this class's magazines */
+    uint32_t size;            /* object size of the class (mag_pop's poison check) */
+    uint32_t cls;             /* index into classes[] */
+    uint64_t pad;
+};
+_Static_assert(sizeof(struct cpu_mag) == 64, "a class's cpu_mag lies at 64 * (1 + class)");
+
+/* A CPU's magazine set, allocated from frames the first time the CPU
+ * allocates (CPU 0's at heap_init). Holding every cpu_mag lock of every set
+ * (caches_lock_all) freezes the whole small tier: every change of a slab, a
+ * depot or a magazine happens under some cpu_mag lock. */
+struct cpu_cache {
+    uint32_t cpu;      /* owner's cpu_index() */
+    uint32_t frames;   /* frames this set and its magazines occupy */
+    uint64_t pad[7];
+    struct cpu_mag m[HEAP_SMALL_CLASSES]; /* at 64 * (1 + class index) */
+};
+_Static_assert(__builtin_offsetof(struct cpu_cache, m) == 64, "cpu_mag offsets");
+
+/* What the fast paths look up, in one object so that one address register
+ * reaches both tables: the running CPU's magazine set (cache_none until the
+ * CPU first allocates), and per size the offset of its class's cpu_mag in a
+ * set. Written at heap_init and when a CPU's set is made (release store). */
+struct heap_fast {
+    struct cpu_cache *cpu[CPU_MAX];
+    uint16_t moff[HEAP_SMALL_MAX / 16]; /* moff[(size - 1) / 16] */
+};
+extern struct heap_fast heap_fast;
+/* The set of a CPU that has none yet (or could not get the memory): every
+ * magazine has capacity 0, so both fast paths fall into their slow paths. */
+extern struct cpu_cache cache_none;
+
+#define CPU_MAG_OFF(cls) (64u * (1u + (cls)))
+static ALWAYS_INLINE struct cpu_mag *cpu_mag_at(struct cpu_cache *pc, uint32_t off)
+{
+    return (struct cpu_mag *)((char *)pc + off);
+}
+
+/* Takes m's lock when it is free (true); false when another CPU holds it. */
+static ALWAYS_INLINE bool mag_trylock(struct cpu_mag *m)
+{
+#if defined(__SANITIZE_THREAD__)
+    return !(__atomic_fetch_or(&m->top, 1, __ATOMIC_ACQUIRE) & 1);
+#else
+    bool was;
+    __asm__ volatile("lock btsq $0, %0" : "+m"(m->top), "=@ccc"(was)::"memory");
+    return !was;
+#endif
+}
+/* m's top while its lock is held: the slot pointer plus 1. */
+static ALWAYS_INLINE uintptr_t mag_top_l(const struct cpu_mag *m)
+{
+    return __atomic_load_n(&m->top, __ATOMIC_RELAXED);
+}
+/* Releases m's lock, the loaded magazine's next free slot now being `top`
+ * (a slot pointer plus 1, as mag_top_l gives). */
+static ALWAYS_INLINE void mag_unlock(struct cpu_mag *m, uintptr_t top_l)
+{
+    __atomic_store_n(&m->top, top_l - 1, __ATOMIC_RELEASE);
+}
+/* Objects in m's loaded magazine (lock held). */
+static ALWAYS_INLINE uint32_t mag_loaded_n(const struct cpu_mag *m)
+{
+    return (uint32_t)((mag_top_l(m) - m->base_l) / sizeof(void *));
+}
+/* Spins until m's lock is taken (slow paths, drains). */
+void mag_lock(struct cpu_mag *m);
+
+/* The class's shared part. `lock` (rank LOCK_RANK_HEAP_DEPOT) protects every
+ * field below it, every slab header's free, used, carved and where, and the
+ * depot; it is taken only by a CPU holding its own cache lock (or all of
+ * them). size .. shift are written at heap_init only. */
 struct heap_class {
+    struct spinlock lock;
     struct slab *current; /* allocations come from here; &dummy_slab when none */
     struct list_node partial; /* slabs with free objects (not current), by link */
     uint64_t nfull;       /* slabs without free objects (not current; in no list) */
     struct slab *spare;   /* one empty slab kept back (hysteresis), or NULL */
-    uint64_t allocs;      /* frees = allocs - live, counted in heap_get_stats */
+    uint64_t allocs;      /* objects handed out straight from slabs (magazines count their own) */
+    uint64_t nslabs;
+    struct magazine *depot_full, *depot_empty; /* the depot (see the top) */
+    uint64_t ndepot_full, ndepot_empty;
     uint32_t size, align, base_off, nobj;
     uint32_t frames; /* slab size in frames: SLAB_FRAMES or SLAB_FRAMES / 2 */
+    uint32_t mag_cap; /* capacity of this class's magazines */
     uint64_t inv;
     uint8_t shift;
-    uint64_t nslabs;
-    struct magazine mag; /* recently freed objects (see the top) */
-    uint64_t pad;
 };
-/* 128 bytes, so that kfree finds a slab's class (and its magazine) with a shift */
-_Static_assert(sizeof(struct heap_class) == 128, "class layout");
-
 
 extern struct heap_class classes[HEAP_SMALL_CLASSES];
-extern void *mag_slots[HEAP_SMALL_CLASSES][MAG_MAX];
 /* class_of[(size + 15) / 16] for 1 <= size <= HEAP_SMALL_MAX */
 extern uint8_t class_of[HEAP_SMALL_MAX / 16 + 1];
-/* class_for[(size - 1) / 16] == &classes[class_of[(size + 15) / 16]]: kmalloc's lookup */
-extern struct heap_class *class_for[HEAP_SMALL_MAX / 16];
-/* Has no free objects: a class without a slab points here so that the fast
- * path needs no NULL test. Never in any list, never freed into. */
+/* Has no free objects: a class without a slab points here so that the
+ * allocation path needs no NULL test. Never in any list, never freed into. */
 extern struct slab dummy_slab;
 
 /* ---- medium tier: segments ----------------------------------------------- */
@@ -149,6 +273,7 @@ _Static_assert(MCHUNK_HDR % 16 == 0 && MCHUNK_HDR == 48, "chunk header keeps pay
 #define SL_N (1u << SL_BITS)
 _Static_assert(MCHUNK_SPACE < (1u << (FL_MAX + 1)), "segment sizes fit the lists");
 
+/* Everything of the medium tier below is protected by seg_lock. */
 extern struct list_node mfree[FL_N * SL_N]; /* free segments by size (seg_list_index) */
 extern uint32_t fl_map;                      /* bit f: some list of first level f is not empty */
 extern uint8_t sl_map[FL_N];                 /* bit s of [f]: list f * SL_N + s is not empty */
@@ -172,12 +297,13 @@ struct large {
 };
 _Static_assert(sizeof(struct large) == 64, "large header layout");
 
-extern struct list_node larges; /* every live large block */
+extern struct list_node larges; /* every live large block (large_lock) */
+/* large_lock */
 extern uint64_t l_count, l_pages, l_bytes, l_allocs, l_frees;
 
 /* ---- runs of frames and the granule map (heap_runs.c) ------------------------------------ */
 
-extern uint64_t pages_held; /* frames taken from the frame allocator */
+extern uint64_t pages_held; /* frames taken from the frame allocator (runs_lock) */
 
 /* One bit per SLAB_SIZE granule of physical memory (up to the frame
  * allocator's top frame): set while some heap run overlaps the granule. A
@@ -196,7 +322,9 @@ extern uint64_t pages_held; /* frames taken from the frame allocator */
  * one (meaningful while the granule is held). heap_owns() consults it before
  * the heap reads a header in front of a pointer, so a pointer in (or just
  * after) such a tail is refused without touching memory the heap does not
- * own. Written when a run is taken, read only off the slab fast path. */
+ * own. Written when a run is taken, read only off the slab fast path.
+ * Both are written under runs_lock and read without it (atomic word and
+ * byte accesses): the bits of a block its caller holds cannot change. */
 extern uint64_t *granule_map;
 extern uint8_t *granule_extent;
 extern uint64_t granule_count;
@@ -204,13 +332,15 @@ extern uint64_t granule_count;
 static inline bool granule_held(uintptr_t phys)
 {
     uint64_t g = phys / SLAB_SIZE;
-    return g < granule_count && ((granule_map[g / 64] >> (g % 64)) & 1);
+    return g < granule_count &&
+           ((__atomic_load_n(&granule_map[g / 64], __ATOMIC_RELAXED) >> (g % 64)) & 1);
 }
 
 /* Bytes of held granule g that its run owns, from the granule's start. */
 static inline uint64_t granule_owned_bytes(uint64_t g)
 {
-    return ((uint64_t)((granule_extent[g / 2] >> (4 * (g % 2))) & 15) + 1) * PAGE_SIZE;
+    uint8_t nibbles = __atomic_load_n(&granule_extent[g / 2], __ATOMIC_RELAXED);
+    return ((uint64_t)((nibbles >> (4 * (g % 2))) & 15) + 1) * PAGE_SIZE;
 }
 
 /* True when every byte of [phys, phys + len) lies in memory a heap run owns
@@ -326,7 +456,8 @@ paddr_t heap_frames(size_t count, uint64_t align);
 void heap_frames_free(paddr_t p, size_t count);
 /* Remembers a run the heap gave back, for "double free" reports. */
 void released_note(const void *start, size_t bytes, const void *block);
-/* True when v (in the HHDM) lies in a run the heap holds now. Slow paths only. */
+/* True when v (in the HHDM) lies in a run the heap holds now. Panic paths
+ * only: call with no heap lock held (it takes the tiers' locks). */
 bool heap_holds(uintptr_t v);
 /* The slab holding inner pointer ptr, or NULL when ptr is in a held granule
  * that is no slab. Panics when ptr is outside the direct map or no held granule. */
@@ -342,25 +473,49 @@ void runs_init(void);
 
 /* ---- heap_slab.c: the slab tier and its magazines ---------------------------------------- */
 
-/* The current slab's free list is empty: carve, or move to another slab. */
-SLOW void *slab_alloc_slow(struct heap_class *c);
-/* mag_push on a full magazine: the object goes to its slab's free list. */
-SLOW void mag_push_full(void *obj);
+/* kmalloc of a small size whose fast path found its cpu_mag m locked. NULL only when memory is out even after
+ * every cache was drained. */
+SLOW void *cache_alloc_busy(struct cpu_mag *m);
+/* The same when the lock was taken and m's loaded magazine is empty. */
+SLOW void *cache_alloc_refill(struct cpu_mag *m);
+/* kfree of a checked, tagged small object whose fast path found m locked. */
+SLOW void cache_free_busy(struct cpu_mag *m, void *obj);
+/* The same when the lock was taken and m's loaded magazine is full. */
+SLOW void cache_free_full(struct cpu_mag *m, void *obj);
+/* A magazine object failed its poison check: releases m's lock, panics. */
+SLOW NORETURN void mag_poison_panic(struct cpu_mag *m, uintptr_t top_l, const void *obj,
+                                    size_t off);
 /* kfree of a slab pointer that failed a fast check (not an object start, or tagged free). */
 SLOW void slab_free_checked(struct slab *s, void *ptr);
-/* True when obj (an object start of s) is free (its slab's list or its class's magazine). */
+/* True when obj (an object start of s) is free: on its slab's list, in some
+ * CPU's magazine or in the depot. Takes every cache lock when obj carries the
+ * free tag: call with no heap lock held. */
 bool slab_obj_free(const struct slab *s, void *const *obj);
+/* The same with the small tier frozen (caches_lock_all held). */
+bool slab_obj_free_locked(const struct slab *s, void *const *obj);
 /* The class of a sound slab header at s (a granule start), or NULL; reads s
  * only when its granule is held. */
 const struct heap_class *slab_class(const struct slab *s);
 /* Panics naming obj (a caller's pointer: USER) and its slab. */
 SLOW NORETURN void slab_panic(const char *what, const struct slab *s, const void *obj);
-/* Objects in use in the class. */
+/* Objects in use in the class (small tier frozen). */
 uint64_t class_live(const struct heap_class *c);
-/* Sets up the size classes and empty magazines. */
+/* Allocations from the class since heap_init (small tier frozen). */
+uint64_t class_allocs(const struct heap_class *c);
+/* Objects and bytes in every magazine of the class, depot included (frozen). */
+uint64_t class_cached(const struct heap_class *c);
+/* Sets up the size classes, the depots and this CPU's magazine set. */
 void slab_init(void);
-/* Empties every magazine and releases every empty slab. */
-void slab_trim(void);
+/* Empties every magazine and depot into the slabs (frozen). */
+void slab_drain_locked(void);
+/* Releases every empty slab (frozen, after slab_drain_locked). */
+void slab_release_empty_locked(void);
+/* Takes every cpu_mag lock of every CPU, in order: the small tier is frozen
+ * until caches_unlock_all. Call with no heap lock held. */
+void caches_lock_all(void);
+void caches_unlock_all(void);
+/* The magazine set of CPU i, or NULL when it has none. */
+struct cpu_cache *cache_of(unsigned i);
 
 /* Object index of p in s (see struct slab): >= s->nobj when p is not the
  * start of one of s's objects (callers compare with s->carved, which also
@@ -371,69 +526,73 @@ static ALWAYS_INLINE uint64_t slab_obj_index(const struct slab *s, const void *p
     return (x >> s->shift) | (x << ((64 - s->shift) & 63));
 }
 
+/* Objects of s ever handed out; read without the class lock by kfree (an
+ * object the caller holds is below it whatever other CPUs carve meanwhile). */
+static ALWAYS_INLINE uint32_t slab_carved(const struct slab *s)
+{
+    return __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
+}
+
 /* The slab an object of the heap lies in (its 64 KiB-aligned granule start). */
 static inline struct slab *slab_of_obj(const void *obj)
 {
     return (struct slab *)((uintptr_t)obj - (((uintptr_t)obj - hhdm_offset) & (SLAB_SIZE - 1)));
 }
 
-/* Takes the newest object of c's magazine (not empty). */
-static ALWAYS_INLINE void *mag_pop(struct heap_class *c)
+/* The object in the loaded magazine's slot top_l (the newest one: m locked,
+ * its top to become top_l), checked and no longer tagged free. */
+static ALWAYS_INLINE void *mag_take(struct cpu_mag *m, uintptr_t top_l)
 {
-    struct magazine *m = &c->mag;
-    void **obj = *--m->top;
+    void **obj = *(void ***)(top_l - 1);
 #if HEAP_POISON
     if (unlikely((uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
-        panic("heap: use after free: object %p (size %u) modified at offset 8", USER(obj),
-              c->size);
-    size_t bad = poison_scan(obj + 2, c->size - 2 * sizeof(void *));
-    if (unlikely(bad != c->size - 2 * sizeof(void *)))
-        panic("heap: use after free: object %p (size %u) modified at offset %zu", USER(obj),
-              c->size, bad + 2 * sizeof(void *) - RZ_LEAD);
+        mag_poison_panic(m, top_l, obj, 8);
+    size_t bad = poison_scan(obj + 2, m->size - 2 * sizeof(void *));
+    if (unlikely(bad != m->size - 2 * sizeof(void *)))
+        mag_poison_panic(m, top_l, obj, bad + 2 * sizeof(void *));
 #endif
     obj[1] = NULL; /* no longer tagged free */
-    c->allocs++;
+    m->allocs++;
     return obj;
 }
 
-/* Pops one object from the class's current slab. */
-static ALWAYS_INLINE void *slab_pop(struct heap_class *c)
+/* A small object (1 <= size <= HEAP_SMALL_MAX) of the class whose cpu_mag
+ * is at moff: from this CPU's loaded magazine, else through a slow path. */
+static ALWAYS_INLINE void *cache_alloc(uint32_t moff)
 {
-    struct slab *s = c->current;
-    void **obj = s->free;
-    if (unlikely(!obj))
-        return slab_alloc_slow(c);
-#if HEAP_POISON
-    if (unlikely(slab_obj_index(s, obj) >= s->carved ||
-                 (uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
-        slab_panic("free list corrupted (use after free?) at object", s, obj);
-    size_t bad = poison_scan(obj + 2, s->size - 2 * sizeof(void *));
-    if (unlikely(bad != s->size - 2 * sizeof(void *)))
-        panic("heap: use after free: object %p (size %u) modified at offset %zu", USER(obj),
-              s->size, bad + 2 * sizeof(void *) - RZ_LEAD);
-#endif
-    s->free = obj[0];
-    obj[1] = NULL; /* no longer tagged free */
-    s->used++;
-    c->allocs++;
+    struct cpu_mag *m = cpu_mag_at(heap_fast.cpu[cpu_index()], moff);
+    if (unlikely(!mag_trylock(m)))
+        return cache_alloc_busy(m);
+    uintptr_t top_l = mag_top_l(m);
+    if (unlikely(top_l == m->base_l))
+        return cache_alloc_refill(m);
+    top_l -= sizeof(void *);
+    void *obj = mag_take(m, top_l);
+    mag_unlock(m, top_l);
     return obj;
 }
 
-/* Puts a checked object start of a class into the class's magazine m:
- * poisoned and tagged free like a free-list object, touching no slab header
- * (a leaf: the full case leaves by a tail call). */
-static ALWAYS_INLINE void mag_push(struct magazine *m, void *ptr, uint32_t size)
+/* Puts a checked object start of the class whose cpu_mag is at moff into
+ * this CPU's loaded magazine: poisoned and tagged free like a free-list
+ * object, touching no slab header (a leaf: the slow cases leave by a tail
+ * call). */
+static ALWAYS_INLINE void cache_free(void *ptr, uint32_t moff, uint32_t size)
 {
     void **obj = ptr;
     poison(ptr, size);
     obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj);
-    void **top = m->top;
-    if (unlikely(top == m->limit)) {
-        mag_push_full(obj);
+    struct cpu_mag *m = cpu_mag_at(heap_fast.cpu[cpu_index()], moff);
+    if (unlikely(!mag_trylock(m))) {
+        cache_free_busy(m, obj);
         return;
     }
-    *top = obj;
-    m->top = top + 1;
+    uintptr_t top_l = mag_top_l(m);
+    if (unlikely(top_l == m->limit_l)) {
+        cache_free_full(m, obj);
+        return;
+    }
+    *(void **)(top_l - 1) = obj;
+    mag_unlock(m, top_l + sizeof(void *));
 }
 
 /* ---- heap_segment.c: the medium tier ------------------------------------------------------ */

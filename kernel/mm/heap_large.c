@@ -11,9 +11,13 @@
  *   - every live block is on `larges`; l_count, l_pages and l_bytes are
  *     their count, frames and usable bytes.
  * Alignments above PAGE_SIZE are of the physical address (equal to the
- * virtual one when the HHDM offset is at least that aligned). */
+ * virtual one when the HHDM offset is at least that aligned).
+ * Locking: large_lock (rank LOCK_RANK_HEAP_LARGE) protects `larges` and the
+ * counters; heap.c takes it around each call into this file. A block's
+ * header is written once, when the block is made, and read by kfree. */
 #include "mm/heap_internal.h"
 
+struct spinlock large_lock = SPINLOCK_INIT("heap-large", LOCK_RANK_HEAP_LARGE);
 struct list_node larges;
 uint64_t l_count, l_pages, l_bytes, l_allocs, l_frees;
 
@@ -96,6 +100,7 @@ void large_free(struct large *l)
 
 void large_init(void)
 {
+    spin_init(&large_lock, "heap-large", LOCK_RANK_HEAP_LARGE);
     list_init(&larges);
     l_count = l_pages = l_bytes = l_allocs = l_frees = 0;
 }

@@ -11,9 +11,13 @@
  *   - the released ring remembers the last RELEASED_RING runs given back, so
  *     a kfree into one says "double free" (believed only when the heap does
  *     not hold that memory again).
+ * Locking: runs_lock (rank LOCK_RANK_HEAP_RUNS, taken inside any class,
+ * segment or large lock) protects pages_held, the writes to granule_map and
+ * granule_extent (read without it: heap_internal.h) and the released ring.
  * Everything here but slab_of/big_header runs off the fast paths. */
 #include "mm/heap_internal.h"
 
+struct spinlock runs_lock = SPINLOCK_INIT("heap-runs", LOCK_RANK_HEAP_RUNS);
 uint64_t pages_held;
 uint64_t *granule_map;
 uint8_t *granule_extent;
@@ -27,12 +31,16 @@ static void granule_mark(paddr_t p, size_t count, bool held)
     paddr_t end = p + count * PAGE_SIZE;
     for (uint64_t g = p / SLAB_SIZE; g <= (end - 1) / SLAB_SIZE; g++) {
         if (held) {
-            granule_map[g / 64] |= 1ULL << (g % 64);
             uint64_t owned = (MIN(end, (g + 1) * SLAB_SIZE) - g * SLAB_SIZE) / PAGE_SIZE;
-            granule_extent[g / 2] = (uint8_t)((granule_extent[g / 2] & (0xf0u >> (4 * (g % 2)))) |
-                                              ((owned - 1) << (4 * (g % 2))));
+            __atomic_store_n(&granule_extent[g / 2],
+                             (uint8_t)((granule_extent[g / 2] & (0xf0u >> (4 * (g % 2)))) |
+                                       ((owned - 1) << (4 * (g % 2)))),
+                             __ATOMIC_RELAXED);
+            __atomic_store_n(&granule_map[g / 64], granule_map[g / 64] | (1ULL << (g % 64)),
+                             __ATOMIC_RELEASE);
         } else {
-            granule_map[g / 64] &= ~(1ULL << (g % 64));
+            __atomic_store_n(&granule_map[g / 64], granule_map[g / 64] & ~(1ULL << (g % 64)),
+                             __ATOMIC_RELAXED);
         }
     }
 }
@@ -53,10 +61,12 @@ static unsigned released_next;
 
 void released_note(const void *start, size_t bytes, const void *block)
 {
+    heap_lock(&runs_lock);
     unsigned i = released_next++ % RELEASED_RING;
     released[i].start = (uintptr_t)start;
     released[i].end = (uintptr_t)start + bytes;
     released[i].block = (uintptr_t)block;
+    heap_unlock(&runs_lock);
 }
 
 
@@ -65,13 +75,19 @@ void released_note(const void *start, size_t bytes, const void *block)
 static void released_panic(const void *ptr, const char *op)
 {
     uintptr_t v = (uintptr_t)ptr;
+    heap_unlock_all(); /* a panic follows: nothing has changed, nothing stays locked */
     if (heap_holds(v))
         return;
-    for (unsigned n = 1; n <= RELEASED_RING; n++) { /* newest first: runs get reused */
-        unsigned i = (released_next - n) % RELEASED_RING;
-        if (v < released[i].start || v >= released[i].end)
-            continue;
-        if (v == released[i].block)
+    heap_lock(&runs_lock);
+    unsigned found = RELEASED_RING;
+    for (unsigned n = 1; n <= RELEASED_RING && found == RELEASED_RING; n++) {
+        unsigned i = (released_next - n) % RELEASED_RING; /* newest first: runs get reused */
+        if (v >= released[i].start && v < released[i].end)
+            found = i;
+    }
+    heap_unlock(&runs_lock);
+    if (found < RELEASED_RING) {
+        if (v == released[found].block)
             panic("heap: double free of %p (a large block, its frames already returned)", USER(ptr));
         panic("heap: %s(%p): double free or stale pointer (its memory was already returned to the "
               "frame allocator)",
@@ -82,13 +98,13 @@ static void released_panic(const void *ptr, const char *op)
 /* Frames for the heap; on exhaustion give back cached memory and try again. */
 paddr_t heap_frames(size_t count, uint64_t align)
 {
+    heap_lock(&runs_lock);
     paddr_t p = frame_alloc_contig(count, align);
-    if (!p && heap_trim() > 0)
-        p = frame_alloc_contig(count, align);
     if (p) {
         pages_held += count;
         granule_mark(p, count, true);
     }
+    heap_unlock(&runs_lock);
     return p;
 }
 
@@ -96,9 +112,11 @@ paddr_t heap_frames(size_t count, uint64_t align)
  * re-marks a granule it still holds part of (large_alloc's leading frames). */
 void heap_frames_free(paddr_t p, size_t count)
 {
+    heap_lock(&runs_lock);
     granule_mark(p, count, false);
     frame_free_contig(p, count);
     pages_held -= count;
+    heap_unlock(&runs_lock);
 }
 
 /* ptr has no valid header before it: a merged (tombstoned) block, memory the
@@ -175,20 +193,32 @@ bool heap_holds(uintptr_t v)
     if (phys >= hhdm_size || !granule_held(phys))
         return false;
     const struct slab *s = (const struct slab *)(v - (phys & (SLAB_SIZE - 1)));
+    caches_lock_all();
     const struct heap_class *c = slab_class(s);
+    caches_unlock_all();
     if (c)
         return v < (uintptr_t)s + (uintptr_t)c->frames * PAGE_SIZE;
+    bool in_chunk = false;
+    heap_lock(&seg_lock);
     const struct mchunk *ch;
     list_for_each_entry(ch, &mchunks, link)
         if ((uintptr_t)s >= (uintptr_t)ch && (uintptr_t)s < (uintptr_t)ch + MCHUNK_SIZE)
-            return true;
+            in_chunk = true;
+    heap_unlock(&seg_lock);
+    if (in_chunk)
+        return true;
+    bool held = true; /* a held granule that is no chunk or run: a slab whose header was smashed */
+    heap_lock(&large_lock);
     const struct large *l;
     list_for_each_entry(l, &larges, link) {
         uintptr_t start = (uintptr_t)PHYS2VIRT(l->base), end = start + l->pages * PAGE_SIZE;
-        if ((uintptr_t)s >= start && (uintptr_t)s < end) /* the run's granule: v may be past its end */
-            return v < end;
+        if ((uintptr_t)s >= start && (uintptr_t)s < end) { /* the run's granule: v may be past its end */
+            held = v < end;
+            break;
+        }
     }
-    return true; /* a held granule that is no chunk or run: a slab whose header was smashed */
+    heap_unlock(&large_lock);
+    return held;
 }
 
 /* Medium or large; the pointer plus `prefix` is aligned to `align`. */
@@ -207,6 +237,7 @@ void runs_init(void)
     granule_extent = (uint8_t *)granule_map + bitmap_bytes;
     memset(granule_map, 0, map_frames * PAGE_SIZE);
     pages_held = 0;
+    spin_init(&runs_lock, "heap-runs", LOCK_RANK_HEAP_RUNS);
     memset(released, 0, sizeof(released));
     released_next = 0;
 }

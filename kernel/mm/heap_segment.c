@@ -18,9 +18,14 @@
  *     set exactly when list f * SL_N + s is not empty: finding a fit is a few
  *     bit scans, O(1);
  *   - at most one wholly free chunk is kept (m_empty_chunks <= 1).
- * Free payload holds poison (HEAP_POISON) except the list links. */
+ * Free payload holds poison (HEAP_POISON) except the list links.
+ * Locking: seg_lock (rank LOCK_RANK_HEAP_SEGMENT) protects everything here:
+ * the free lists and their bitmaps, the chunk list, the counters, and every
+ * segment header (a free changes its neighbours' headers); heap.c takes it
+ * around each call into this file. */
 #include "mm/heap_internal.h"
 
+struct spinlock seg_lock = SPINLOCK_INIT("heap-segment", LOCK_RANK_HEAP_SEGMENT);
 struct list_node mfree[FL_N * SL_N];
 uint32_t fl_map;
 uint8_t sl_map[FL_N];
@@ -305,6 +310,7 @@ bool medium_resize(struct seg *h, void *ptr, size_t size)
 
 void medium_init(void)
 {
+    spin_init(&seg_lock, "heap-segment", LOCK_RANK_HEAP_SEGMENT);
     for (unsigned i = 0; i < FL_N * SL_N; i++)
         list_init(&mfree[i]);
     memset(sl_map, 0, sizeof(sl_map));

@@ -1,4 +1,4 @@
-/* The slab tier (1..HEAP_SMALL_MAX bytes) and its magazines.
+/* The slab tier (1..HEAP_SMALL_MAX bytes), its per-CPU magazines and depots.
  *
  * A slab is a run of 16 frames (or 8: a half slab, for classes above 128 B
  * while it still holds SLAB_HALF_MIN_OBJS objects) starting 64 KiB-aligned,
@@ -10,16 +10,23 @@
  *     touched (carved lazily, in order) and still hold poison;
  *   - a free object's word 1 is FREE_TAG ^ its address (kmalloc clears it);
  *     the tag alone is a hint: a double free is confirmed by finding the
- *     object on its slab's free list or in its class's magazine;
- *   - used == objects carved minus those on the free list: objects in the
- *     magazine count as used in their slab;
+ *     object on its slab's free list, in some CPU's magazine or in the
+ *     class's depot (slab_obj_free_locked, with every cache lock held);
+ *   - used == objects carved minus those on the free list: objects in
+ *     magazines count as used in their slab;
  *   - each slab is in exactly one state (where): the class's current slab,
  *     on its partial list, full (in no list; counted in nfull), or its spare;
  *     an empty slab is the current slab, the spare, or released;
- *   - a magazine holds at most MAG_MAX objects and MAG_BYTES of them, each
- *     tagged and poisoned like a free-list object, each once.
- * The fast paths (mag_pop, slab_pop, mag_push) are inline in heap_internal.h;
- * this file holds what they call when a slab changes state. */
+ *   - magazines (heap_internal.h): two per class per CPU (loaded, prev) plus
+ *     what the depot holds, each holding at most its cap objects of its
+ *     class, tagged and poisoned like free-list objects, each object in at
+ *     most one place; prev and every depot magazine are full or empty.
+ * Locking: a CPU's cache lock covers its magazine set; the class lock (taken
+ * under a cache lock) covers the class's slabs and depot. Changes to
+ * anything here happen under some CPU's cache lock, so caches_lock_all
+ * freezes the tier for drains, statistics and checks.
+ * The fast paths (cache_alloc, cache_free) are inline in heap_internal.h;
+ * this file holds what they call when a magazine runs empty or full. */
 #include "mm/heap_internal.h"
 
 static const uint16_t class_sizes[HEAP_SMALL_CLASSES] = {
@@ -29,10 +36,114 @@ static const uint16_t class_sizes[HEAP_SMALL_CLASSES] = {
 };
 
 struct heap_class classes[HEAP_SMALL_CLASSES];
-void *mag_slots[HEAP_SMALL_CLASSES][MAG_MAX];
 uint8_t class_of[HEAP_SMALL_MAX / 16 + 1];
-struct heap_class *class_for[HEAP_SMALL_MAX / 16];
 struct slab dummy_slab;
+struct heap_fast heap_fast;
+struct cpu_cache cache_none;
+/* Taken (rank none: no heap lock is held around it) to install a CPU's set,
+ * and by caches_lock_all so that no set appears while the tier is frozen. */
+static struct spinlock caches_install = SPINLOCK_INIT("heap-caches", LOCK_RANK_NONE);
+
+/* ---- lock bookkeeping (heap_internal.h) -------------------------------------------------- */
+
+/* Per CPU (written by that CPU only): the ranked heap locks it holds, the
+ * cpu_mag it holds locked in a slow path, and whether it holds all of them. */
+#define HEAP_HELD_MAX 6
+static struct {
+    struct spinlock *held[HEAP_HELD_MAX];
+    unsigned n;
+    struct cpu_mag *mag;
+    bool all;
+} heap_held[CPU_MAX];
+
+void heap_lock(struct spinlock *l)
+{
+    spin_lock(l);
+    unsigned me = cpu_index();
+    kassert(heap_held[me].n < HEAP_HELD_MAX, "heap: CPU %u holds too many heap locks", me);
+    heap_held[me].held[heap_held[me].n++] = l;
+}
+
+void heap_unlock(struct spinlock *l)
+{
+    unsigned me = cpu_index();
+    kassert(heap_held[me].n > 0 && heap_held[me].held[heap_held[me].n - 1] == l,
+            "heap: %s released out of order", l->name);
+    heap_held[me].n--;
+    spin_unlock(l);
+}
+
+void heap_note_mag(struct cpu_mag *m)
+{
+    heap_held[cpu_index()].mag = m;
+}
+
+void heap_forget_mag(void)
+{
+    heap_held[cpu_index()].mag = NULL;
+}
+
+void heap_unlock_all(void)
+{
+    unsigned me = cpu_index();
+    while (heap_held[me].n > 0)
+        heap_unlock(heap_held[me].held[heap_held[me].n - 1]);
+    if (heap_held[me].mag) {
+        mag_unlock(heap_held[me].mag, mag_top_l(heap_held[me].mag));
+        heap_held[me].mag = NULL;
+    }
+    if (heap_held[me].all)
+        caches_unlock_all();
+}
+
+void mag_lock(struct cpu_mag *m)
+{
+    while (!mag_trylock(m))
+        while (__atomic_load_n(&m->top, __ATOMIC_RELAXED) & 1)
+            cpu_relax();
+}
+
+struct cpu_cache *cache_of(unsigned i)
+{
+    struct cpu_cache *pc = __atomic_load_n(&heap_fast.cpu[i], __ATOMIC_ACQUIRE);
+    return pc == &cache_none ? NULL : pc;
+}
+
+static void set_lock(struct cpu_cache *pc, bool lock)
+{
+    for (unsigned k = 0; k < HEAP_SMALL_CLASSES; k++) {
+        if (lock)
+            mag_lock(&pc->m[k]);
+        else
+            mag_unlock(&pc->m[k], mag_top_l(&pc->m[k]));
+    }
+}
+
+void caches_lock_all(void)
+{
+    spin_lock(&caches_install);
+    set_lock(&cache_none, true);
+    for (unsigned i = 0; i < CPU_MAX; i++) {
+        struct cpu_cache *pc = cache_of(i);
+        if (pc)
+            set_lock(pc, true);
+    }
+    heap_held[cpu_index()].all = true;
+}
+
+void caches_unlock_all(void)
+{
+    heap_held[cpu_index()].all = false;
+    for (unsigned i = CPU_MAX; i-- > 0;) {
+        struct cpu_cache *pc = cache_of(i);
+        if (pc)
+            set_lock(pc, false);
+    }
+    set_lock(&cache_none, false);
+    spin_unlock(&caches_install);
+}
+
+/* ---- slabs ------------------------------------------------------------------------------- */
 
 static struct slab *slab_new(struct heap_class *c)
 {
@@ -41,17 +152,18 @@ static struct slab *slab_new(struct heap_class *c)
         return NULL;
     struct slab *s = PHYS2VIRT(phys);
     memset(s, 0, SLAB_HDR);
-    s->magic = (uintptr_t)s + SLAB_MAGIC;
     s->base = (char *)s + c->base_off;
     s->inv = c->inv;
     s->shift = c->shift;
     s->size = (uint16_t)c->size;
-    s->nobj = c->nobj;
+    s->nobj = (uint16_t)c->nobj;
     s->cls = (uint8_t)(c - classes);
+    s->moff = (uint16_t)CPU_MAG_OFF(s->cls);
     poison(s->base, (size_t)c->nobj * c->size);
     /* No free list yet: objects are carved in order as they are first needed
      * (slab_carve), so a new slab costs the same for every class and touches
      * one cache line, not the whole 64 KiB. */
+    __atomic_store_n(&s->magic, (uintptr_t)s + SLAB_MAGIC, __ATOMIC_RELEASE);
     c->nslabs++;
     return s;
 }
@@ -59,7 +171,7 @@ static struct slab *slab_new(struct heap_class *c)
 static void slab_release(struct heap_class *c, struct slab *s)
 {
     released_note(s, (size_t)c->frames * PAGE_SIZE, NULL);
-    s->magic = 0;
+    __atomic_store_n(&s->magic, 0, __ATOMIC_RELAXED);
     c->nslabs--;
     heap_frames_free(VIRT2PHYS(s), c->frames);
 }
@@ -67,6 +179,16 @@ static void slab_release(struct heap_class *c, struct slab *s)
 SLOW NORETURN void slab_panic(const char *what, const struct slab *s, const void *obj)
 {
     panic("heap: %s %p (in slab %p of %u-byte objects)", what, USER(obj), (const void *)s, s->size);
+}
+
+SLOW NORETURN void mag_poison_panic(struct cpu_mag *m, uintptr_t top_l, const void *obj,
+                                    size_t off)
+{
+    uint32_t size = m->size;
+    heap_forget_mag();
+    mag_unlock(m, top_l); /* the object stays out of the magazine */
+    panic("heap: use after free: object %p (size %u) modified at offset %zu", USER(obj), size,
+          off - RZ_LEAD);
 }
 
 /* Hands out s's next never-used object (s->carved < s->nobj). */
@@ -79,8 +201,33 @@ static void *slab_carve(struct heap_class *c, struct slab *s)
         panic("heap: write to memory never allocated: object %p (size %u) modified at offset %zu",
               USER(obj), s->size, bad - RZ_LEAD);
 #endif
-    s->carved++;
+    __atomic_store_n(&s->carved, s->carved + 1, __ATOMIC_RELAXED);
     obj[1] = NULL; /* not tagged free, whatever the memory held before */
+    s->used++;
+    c->allocs++;
+    return obj;
+}
+
+static void *slab_alloc_slow(struct heap_class *c);
+
+/* Pops one object from the class's current slab (class lock held). */
+static void *slab_pop(struct heap_class *c)
+{
+    struct slab *s = c->current;
+    void **obj = s->free;
+    if (!obj)
+        return slab_alloc_slow(c);
+#if HEAP_POISON
+    if (unlikely(slab_obj_index(s, obj) >= s->carved ||
+                 (uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+        slab_panic("free list corrupted (use after free?) at object", s, obj);
+    size_t bad = poison_scan(obj + 2, s->size - 2 * sizeof(void *));
+    if (unlikely(bad != s->size - 2 * sizeof(void *)))
+        panic("heap: use after free: object %p (size %u) modified at offset %zu", USER(obj),
+              s->size, bad + 2 * sizeof(void *) - RZ_LEAD);
+#endif
+    s->free = obj[0];
+    obj[1] = NULL; /* no longer tagged free */
     s->used++;
     c->allocs++;
     return obj;
@@ -90,7 +237,7 @@ static void *slab_carve(struct heap_class *c, struct slab *s)
  * never-used objects; else it is full (and leaves every list: a full slab is
  * found again by kfree through its address, so it needs no links), and the
  * class continues with a partial slab, its spare, or a new slab. */
-SLOW void *slab_alloc_slow(struct heap_class *c)
+static void *slab_alloc_slow(struct heap_class *c)
 {
     struct slab *s = c->current;
     if (s->carved < s->nobj)
@@ -145,21 +292,317 @@ static SLOW void slab_free_slow(struct slab *s)
     }
 }
 
-/* Index of ptr in slab s; panics when it is not an object start. */
-static inline uint64_t slab_index(struct slab *s, const void *ptr, const char *op)
+/* Links a checked, already poisoned object start into its slab's free list
+ * (class lock held). */
+static void slab_link(struct slab *s, void *ptr)
 {
-    uint64_t idx = slab_obj_index(s, ptr);
-    if (unlikely(idx >= s->carved))
-        slab_panic(op, s, ptr);
-    return idx;
+    void **obj = ptr;
+    void *head = s->free;
+    obj[0] = head;
+    s->free = obj;
+    obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj);
+    if (unlikely(!head)) { /* the slab was full (or is the current one) */
+        s->used--;
+        slab_free_slow(s);
+    } else if (unlikely(--s->used == 0)) {
+        slab_free_slow(s);
+    }
 }
 
-static bool mag_holds(const struct slab *s, const void *obj);
+/* Gives every object of magazine mag (n of them) back to their slabs. */
+static void mag_flush(struct magazine *mag, uint32_t n)
+{
+    for (uint32_t i = n; i-- > 0;) {
+        void **obj = mag->obj[i];
+        obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj); /* the poison may have covered word 1 */
+        slab_link(slab_of_obj(obj), obj);
+    }
+    mag->n = 0;
+}
 
-/* True when obj (an object start of s) is free. O(1) unless it carries the
- * free tag; then the free list and the class's magazine are searched to be
- * sure. */
-bool slab_obj_free(const struct slab *s, void *const *obj)
+/* ---- magazines --------------------------------------------------------------------------- */
+
+/* Makes mag m's loaded magazine (m locked; it stays locked). */
+static void mag_load(struct cpu_mag *m, struct magazine *mag)
+{
+    m->loaded = mag;
+    m->base_l = (uintptr_t)mag->obj + 1;
+    m->limit_l = m->base_l + mag->cap * sizeof(void *);
+    __atomic_store_n(&m->top, m->base_l + mag->n * sizeof(void *), __ATOMIC_RELAXED);
+}
+
+/* Writes the loaded magazine's count into it (m locked). */
+static void mag_sync(struct cpu_mag *m)
+{
+    m->loaded->n = mag_loaded_n(m);
+}
+
+/* Swaps the loaded and previous magazines (m locked). */
+static void mag_swap(struct cpu_mag *m)
+{
+    struct magazine *old = m->loaded;
+    mag_sync(m);
+    mag_load(m, m->prev);
+    m->prev = old;
+}
+
+/* Bytes of a CPU's magazine set and its 2 magazines per class. */
+static size_t cache_bytes(void)
+{
+    size_t bytes = sizeof(struct cpu_cache);
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++)
+        bytes += 2 * (MAG_HDR + classes[i].mag_cap * sizeof(void *));
+    return bytes;
+}
+
+/* Makes and installs CPU cpu's magazine set (NULL when no memory). */
+static struct cpu_cache *cache_create(unsigned cpu)
+{
+    size_t frames = (cache_bytes() + PAGE_SIZE - 1) / PAGE_SIZE;
+    paddr_t p = frame_alloc_contig(frames, PAGE_SIZE);
+    if (!p)
+        return NULL;
+    struct cpu_cache *pc = PHYS2VIRT(p);
+    memset(pc, 0, sizeof(*pc));
+    pc->cpu = cpu;
+    pc->frames = (uint32_t)frames;
+    char *next = (char *)(pc + 1);
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
+        struct cpu_mag *m = &pc->m[i];
+        struct magazine *mag[2];
+        for (int k = 0; k < 2; k++) {
+            mag[k] = (struct magazine *)next;
+            mag[k]->next = NULL;
+            mag[k]->n = 0;
+            mag[k]->cap = classes[i].mag_cap;
+            next += MAG_HDR + classes[i].mag_cap * sizeof(void *);
+        }
+        m->size = classes[i].size;
+        m->cls = i;
+        m->prev = mag[1];
+        mag_load(m, mag[0]);
+        mag_unlock(m, mag_top_l(m));
+    }
+    spin_lock(&caches_install);
+    __atomic_store_n(&heap_fast.cpu[cpu], pc, __ATOMIC_RELEASE);
+    spin_unlock(&caches_install);
+    return pc;
+}
+
+/* This CPU's cpu_mag at moff, locked (its set made first if the CPU has none
+ * and memory allows; else cache_none's, whose magazines hold nothing). */
+static struct cpu_mag *mag_get_locked(uint32_t moff)
+{
+    unsigned me = cpu_index();
+    struct cpu_cache *pc = heap_fast.cpu[me];
+    if (pc == &cache_none) {
+        struct cpu_cache *made = cache_create(me);
+        if (made)
+            pc = made;
+    }
+    struct cpu_mag *m = cpu_mag_at(pc, moff);
+    mag_lock(m);
+    heap_note_mag(m);
+    return m;
+}
+
+static void mag_release(struct cpu_mag *m)
+{
+    heap_forget_mag();
+    mag_unlock(m, mag_top_l(m));
+}
+
+/* Stocks m's empty loaded magazine (m and the class lock held) with up to
+ * half its capacity of objects from the free list of the class's current
+ * slab, so that the next allocations take no lock. Only freed objects:
+ * nothing is carved and no slab changes state for it. */
+static void mag_stock(struct heap_class *c, struct cpu_mag *m)
+{
+    struct slab *s = c->current;
+    uint32_t n = 0, want = m->loaded->cap / 2;
+    void **slot = (void **)(mag_top_l(m) - 1);
+    while (n < want && s->free) {
+        void **obj = s->free;
+        if (unlikely(slab_obj_index(s, obj) >= s->carved ||
+                     (uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+            slab_panic("free list corrupted (use after free?) at object", s, obj);
+        s->free = obj[0];
+        s->used++; /* magazine objects count as used in their slab */
+        slot[n++] = obj; /* still tagged free and poisoned: mag_take checks them */
+    }
+    __atomic_store_n(&m->top, mag_top_l(m) + n * sizeof(void *), __ATOMIC_RELAXED);
+}
+
+/* True when m belongs to cache_none. */
+static bool mag_is_none(const struct cpu_mag *m)
+{
+    return (const char *)m >= (const char *)&cache_none &&
+           (const char *)m < (const char *)(&cache_none + 1);
+}
+
+/* One allocation from m's class with m locked (and still locked after): the
+ * loaded magazine, the previous one, a full magazine from the depot, or the
+ * slabs. */
+static void *cache_alloc_locked(struct cpu_mag *m)
+{
+    struct heap_class *c = &classes[m->cls];
+    if (mag_loaded_n(m) == 0) {
+        if (mag_is_none(m)) { /* no magazines: straight from the slabs */
+            heap_lock(&c->lock);
+            void *obj = slab_pop(c);
+            heap_unlock(&c->lock);
+            return obj;
+        }
+        if (m->prev->n > 0) {
+            mag_swap(m);
+        } else {
+            heap_lock(&c->lock);
+            if (!c->depot_full) {
+                void *obj = slab_pop(c);
+                if (obj)
+                    mag_stock(c, m);
+                heap_unlock(&c->lock);
+                return obj;
+            }
+            /* trade the empty previous magazine for a full one */
+            struct magazine *full = c->depot_full;
+            c->depot_full = full->next;
+            c->ndepot_full--;
+            m->prev->next = c->depot_empty;
+            c->depot_empty = m->prev;
+            c->ndepot_empty++;
+            m->loaded->n = 0;
+            m->prev = m->loaded;
+            mag_load(m, full);
+            heap_unlock(&c->lock);
+        }
+    }
+    uintptr_t top_l = mag_top_l(m) - sizeof(void *);
+    void *obj = mag_take(m, top_l);
+    __atomic_store_n(&m->top, top_l, __ATOMIC_RELAXED); /* still locked */
+    return obj;
+}
+
+/* The allocation with m (this CPU's, moff) locked, then released; out of
+ * memory, every cache is drained and the allocation tried once more. */
+static void *cache_alloc_retry(struct cpu_mag *m)
+{
+    uint32_t moff = CPU_MAG_OFF(m->cls);
+    void *obj = cache_alloc_locked(m);
+    mag_release(m);
+    if (likely(obj))
+        return obj;
+    heap_trim();
+    m = mag_get_locked(moff);
+    obj = cache_alloc_locked(m);
+    mag_release(m);
+    return obj;
+}
+
+SLOW void *cache_alloc_busy(struct cpu_mag *m)
+{
+    return cache_alloc_retry(mag_get_locked(CPU_MAG_OFF(m->cls)));
+}
+
+SLOW void *cache_alloc_refill(struct cpu_mag *m)
+{
+    heap_note_mag(m);
+    if (mag_is_none(m)) { /* this CPU's first allocation: make its own set */
+        mag_release(m);
+        m = mag_get_locked(CPU_MAG_OFF(m->cls));
+    }
+    return cache_alloc_retry(m);
+}
+
+/* One free into m's class with m locked (and still locked after): the loaded
+ * magazine, the previous one, an empty magazine from the depot, or (no empty
+ * magazine anywhere) the previous magazine emptied into its slabs. */
+static void cache_free_locked(struct cpu_mag *m, void *obj)
+{
+    struct heap_class *c = &classes[m->cls];
+    if (mag_top_l(m) == m->limit_l) {
+        if (mag_is_none(m)) {
+            heap_lock(&c->lock);
+            slab_link(slab_of_obj(obj), obj);
+            heap_unlock(&c->lock);
+            return;
+        }
+        if (m->prev->n == 0) {
+            mag_swap(m);
+        } else {
+            heap_lock(&c->lock);
+            mag_sync(m);
+            if (c->depot_empty) { /* trade the full previous magazine for an empty one */
+                struct magazine *empty = c->depot_empty;
+                c->depot_empty = empty->next;
+                c->ndepot_empty--;
+                m->prev->next = c->depot_full;
+                c->depot_full = m->prev;
+                c->ndepot_full++;
+                m->prev = m->loaded;
+                mag_load(m, empty);
+            } else {
+                mag_flush(m->prev, m->prev->n);
+                mag_swap(m);
+            }
+            heap_unlock(&c->lock);
+        }
+    }
+    uintptr_t top_l = mag_top_l(m);
+    *(void **)(top_l - 1) = obj;
+    __atomic_store_n(&m->top, top_l + sizeof(void *), __ATOMIC_RELAXED);
+}
+
+SLOW void cache_free_busy(struct cpu_mag *m, void *obj)
+{
+    m = mag_get_locked(CPU_MAG_OFF(m->cls));
+    cache_free_locked(m, obj);
+    mag_release(m);
+}
+
+SLOW void cache_free_full(struct cpu_mag *m, void *obj)
+{
+    heap_note_mag(m);
+    if (mag_is_none(m)) { /* this CPU's first free: make its own set */
+        mag_release(m);
+        m = mag_get_locked(CPU_MAG_OFF(m->cls));
+    }
+    cache_free_locked(m, obj);
+    mag_release(m);
+}
+
+/* ---- misuse ------------------------------------------------------------------------------ */
+
+/* True when obj is in magazine mag's first n slots. */
+static bool mag_has(const struct magazine *mag, uint32_t n, const void *obj)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (mag->obj[i] == obj)
+            return true;
+    return false;
+}
+
+/* True when obj (tagged free) is in a magazine of its class: some CPU's
+ * loaded or previous one, or the depot's. */
+static bool mag_holds(const struct slab *s, const void *obj)
+{
+    const struct heap_class *c = &classes[s->cls];
+    for (unsigned i = 0; i < CPU_MAX; i++) {
+        const struct cpu_cache *pc = cache_of(i);
+        if (!pc)
+            continue;
+        const struct cpu_mag *m = &pc->m[s->cls];
+        if (mag_has(m->loaded, mag_loaded_n(m), obj) ||
+            mag_has(m->prev, m->prev->n, obj))
+            return true;
+    }
+    for (const struct magazine *mag = c->depot_full; mag; mag = mag->next)
+        if (mag_has(mag, mag->n, obj))
+            return true;
+    return false;
+}
+
+bool slab_obj_free_locked(const struct slab *s, void *const *obj)
 {
     if (likely((uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
         return false;
@@ -170,67 +613,27 @@ bool slab_obj_free(const struct slab *s, void *const *obj)
     return mag_holds(s, obj);
 }
 
-/* Links a checked, already poisoned object start into its slab's free list. */
-static ALWAYS_INLINE void slab_link(struct slab *s, void *ptr)
+bool slab_obj_free(const struct slab *s, void *const *obj)
 {
-    void **obj = ptr;
-    void *head = s->free;
-    obj[0] = head;
-    s->free = obj; /* between the two object stores: keeps gcc from pairing them via SSE */
-    obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj);
-    if (unlikely(!head)) { /* the slab was full (or is the current one) */
-        s->used--;
-        slab_free_slow(s);
-    } else if (unlikely(--s->used == 0)) {
-        slab_free_slow(s);
-    }
-}
-
-/* Pushes a checked object start onto its slab's free list. */
-static ALWAYS_INLINE void slab_push(struct slab *s, void *ptr)
-{
-    poison(ptr, s->size);
-    slab_link(s, ptr);
-}
-
-/* Gives the newest `n` objects of magazine m back to their slabs (which may
- * then become partial, or empty and be released). */
-static SLOW void mag_flush(struct magazine *m, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        void **obj = *--m->top;
-        obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj); /* the poison may have covered word 1 */
-        slab_link(slab_of_obj(obj), obj);
-    }
-}
-
-/* mag_push on a full magazine: the object goes to its slab's free list
- * directly (poisoned and tagged already), so a kfree costs at most one slab
- * push and its consequences, as without magazines. */
-SLOW void mag_push_full(void *obj)
-{
-    slab_link(slab_of_obj(obj), obj);
-}
-
-/* True when obj (tagged free) is in its class's magazine. */
-static bool mag_holds(const struct slab *s, const void *obj)
-{
-    const struct magazine *m = &classes[s->cls].mag;
-    for (void *const *p = m->slot; p < m->top; p++)
-        if (*p == obj)
-            return true;
-    return false;
+    if (likely((uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+        return false;
+    caches_lock_all();
+    bool is_free = slab_obj_free_locked(s, obj);
+    caches_unlock_all();
+    return is_free;
 }
 
 /* kfree of a slab pointer that failed a fast check: not an object start, or
- * it carries the free tag (a double free, or user data equal to the tag). */
+ * it carries the free tag (a double free, or user data equal to the tag).
+ * Nothing changes before the verdict. */
 SLOW void slab_free_checked(struct slab *s, void *ptr)
 {
-    slab_index(s, ptr, "kfree of a pointer that is not a block start:");
+    if (unlikely(slab_obj_index(s, ptr) >= slab_carved(s)))
+        slab_panic("kfree of a pointer that is not a block start:", s, ptr);
     if (slab_obj_free(s, ptr))
         slab_panic("double free of", s, ptr);
     rz_check(ptr, s->size, "kfree");
-    slab_push(s, ptr);
+    cache_free(ptr, s->moff, s->size);
 }
 
 /* The class of the slab whose header would be at s (a granule start in the
@@ -239,14 +642,41 @@ SLOW void slab_free_checked(struct slab *s, void *ptr)
 const struct heap_class *slab_class(const struct slab *s)
 {
     uintptr_t phys = (uintptr_t)s - hhdm_offset;
-    if (phys >= hhdm_size || !granule_held(phys) || s->magic != (uintptr_t)s + SLAB_MAGIC ||
+    if (phys >= hhdm_size || !granule_held(phys) ||
+        __atomic_load_n(&s->magic, __ATOMIC_RELAXED) != (uintptr_t)s + SLAB_MAGIC ||
         s->cls >= HEAP_SMALL_CLASSES)
         return NULL;
     const struct heap_class *c = &classes[s->cls];
     if (s->where < SLAB_CURRENT || s->where > SLAB_SPARE || s->size != c->size ||
-        s->nobj != c->nobj || s->carved > s->nobj)
+        s->nobj != c->nobj || slab_carved(s) > s->nobj)
         return NULL;
     return c;
+}
+
+/* ---- accounting (small tier frozen) ------------------------------------------------------- */
+
+uint64_t class_cached(const struct heap_class *c)
+{
+    unsigned i = (unsigned)(c - classes);
+    uint64_t n = c->ndepot_full * c->mag_cap;
+    for (unsigned k = 0; k < CPU_MAX; k++) {
+        const struct cpu_cache *pc = cache_of(k);
+        if (pc)
+            n += mag_loaded_n(&pc->m[i]) + pc->m[i].prev->n;
+    }
+    return n;
+}
+
+uint64_t class_allocs(const struct heap_class *c)
+{
+    unsigned i = (unsigned)(c - classes);
+    uint64_t n = c->allocs;
+    for (unsigned k = 0; k < CPU_MAX; k++) {
+        const struct cpu_cache *pc = cache_of(k);
+        if (pc)
+            n += pc->m[i].allocs;
+    }
+    return n;
 }
 
 /* Objects in use in the class (O(partial slabs); full slabs are all used). */
@@ -256,15 +686,62 @@ uint64_t class_live(const struct heap_class *c)
     const struct slab *s;
     list_for_each_entry(s, &c->partial, link)
         live += s->used;
-    return live - MAG_N(&c->mag); /* magazine objects count as used in their slabs */
+    return live - class_cached(c); /* magazine objects count as used in their slabs */
+}
+
+void slab_drain_locked(void)
+{
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
+        struct heap_class *c = &classes[i];
+        heap_lock(&c->lock);
+        for (unsigned k = 0; k < CPU_MAX; k++) {
+            struct cpu_cache *pc = cache_of(k);
+            if (!pc)
+                continue;
+            struct cpu_mag *m = &pc->m[i];
+            mag_flush(m->loaded, mag_loaded_n(m));
+            __atomic_store_n(&m->top, m->base_l, __ATOMIC_RELAXED); /* still locked */
+            mag_flush(m->prev, m->prev->n);
+        }
+        while (c->depot_full) {
+            struct magazine *mag = c->depot_full;
+            c->depot_full = mag->next;
+            c->ndepot_full--;
+            mag_flush(mag, mag->n);
+            mag->next = c->depot_empty;
+            c->depot_empty = mag;
+            c->ndepot_empty++;
+        }
+        heap_unlock(&c->lock);
+    }
+}
+
+void slab_release_empty_locked(void)
+{
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
+        struct heap_class *c = &classes[i];
+        heap_lock(&c->lock);
+        if (c->current != &dummy_slab && c->current->used == 0) {
+            slab_release(c, c->current);
+            c->current = &dummy_slab;
+        }
+        if (c->spare) {
+            slab_release(c, c->spare);
+            c->spare = NULL;
+        }
+        heap_unlock(&c->lock);
+    }
 }
 
 void slab_init(void)
 {
     memset(classes, 0, sizeof(classes));
     memset(&dummy_slab, 0, sizeof(dummy_slab));
+    memset(&cache_none, 0, sizeof(cache_none));
+    memset(heap_held, 0, sizeof(heap_held));
     for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
         struct heap_class *c = &classes[i];
+        spin_init(&c->lock, "heap-class", LOCK_RANK_HEAP_DEPOT);
         c->size = class_sizes[i];
         c->align = (uint32_t)(c->size & -c->size);
         if (c->align > HEAP_SMALL_MAX)
@@ -287,32 +764,20 @@ void slab_init(void)
         c->current = &dummy_slab;
         c->spare = NULL;
         list_init(&c->partial);
-        c->mag.slot = mag_slots[i];
-        c->mag.top = c->mag.slot;
-        c->mag.limit = c->mag.slot + MIN((uint64_t)MAG_MAX, MAG_BYTES / c->size);
+        c->mag_cap = (uint32_t)MIN((uint64_t)MAG_MAX, MAG_BYTES / c->size);
+        cache_none.m[i].size = c->size;
+        cache_none.m[i].cls = i;
     }
     for (unsigned q = 0, i = 0; q <= HEAP_SMALL_MAX / 16; q++) {
         while (class_sizes[i] < q * 16)
             i++;
         class_of[q] = (uint8_t)i;
         if (q > 0)
-            class_for[q - 1] = &classes[i];
+            heap_fast.moff[q - 1] = (uint16_t)CPU_MAG_OFF(i);
     }
-}
-
-void slab_trim(void)
-{
-    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
-        struct heap_class *c = &classes[i];
-        if (MAG_N(&c->mag))
-            mag_flush(&c->mag, MAG_N(&c->mag));
-        if (c->current != &dummy_slab && c->current->used == 0) {
-            slab_release(c, c->current);
-            c->current = &dummy_slab;
-        }
-        if (c->spare) {
-            slab_release(c, c->spare);
-            c->spare = NULL;
-        }
-    }
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) /* capacity 0, at address 0 (+1: locked) */
+        cache_none.m[i].base_l = cache_none.m[i].limit_l = 1;
+    for (unsigned k = 0; k < CPU_MAX; k++)
+        heap_fast.cpu[k] = &cache_none;
+    cache_create(cpu_index()); /* the booting CPU's set now; the others' on first use */
 }

@@ -1,11 +1,13 @@
 /* Host tests of mm/heap: the API contract, a long random sequence checked
  * against a model, out-of-memory behaviour, and misuse that must panic. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "arch/x86_64/cpu_local.h"
 #include "mm/frame.h"
 #include "mm/heap.h"
 #include "mm/mm.h"
@@ -960,6 +962,268 @@ Test(heap, magazine_overflow_and_trim_return_everything)
     heap_get_stats(&st);
     cr_assert_eq(st.pages_held, 0, "a magazine kept a slab after heap_trim");
     cr_assert_eq(free_frames(), frames0);
+}
+
+/* ---- per-CPU magazines (issue 13): threads stand for CPUs ---------------------------- */
+
+struct on_cpu {
+    unsigned cpu;
+    void (*fn)(void *);
+    void *arg;
+};
+
+static void *on_cpu_main(void *p)
+{
+    struct on_cpu *o = p;
+    host_cpu_index = o->cpu;
+    o->fn(o->arg);
+    return NULL;
+}
+
+/* Runs fn(arg) on "CPU" cpu (a thread whose cpu_index() is cpu) and waits. */
+static void run_on_cpu(unsigned cpu, void (*fn)(void *), void *arg)
+{
+    struct on_cpu o = {cpu, fn, arg};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, on_cpu_main, &o), 0);
+    pthread_join(t, NULL);
+}
+
+struct objs {
+    size_t size, n;
+    void **v;
+};
+
+static void alloc_objs(void *arg)
+{
+    struct objs *o = arg;
+    for (size_t i = 0; i < o->n; i++)
+        o->v[i] = kmalloc(o->size);
+}
+
+static void free_objs(void *arg)
+{
+    struct objs *o = arg;
+    for (size_t i = 0; i < o->n; i++)
+        kfree(o->v[i]);
+}
+
+static uint64_t cached_all(void)
+{
+    uint64_t n = 0;
+    for (unsigned c = 0; c < CPU_MAX; c++)
+        n += heap_cpu_cached(c, NULL);
+    return n;
+}
+
+TestSuite(heap_smp, .init = setup_128m, .fini = teardown);
+
+/* Objects allocated on CPU 1 and freed on CPU 0 go into CPU 0's magazines
+ * (nothing goes back to CPU 1's); the counts stay exact throughout. */
+Test(heap_smp, cross_cpu_free_lands_in_the_freeing_cpus_magazine)
+{
+    static void *v[20];
+    struct objs o = {100, 20, v};
+    run_on_cpu(1, alloc_objs, &o);
+    for (size_t i = 0; i < o.n; i++)
+        cr_assert_not_null(v[i]);
+    cr_assert_eq(heap_cpu_cached(1, NULL), 0);
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_eq(st.live_blocks, 20);
+    uint64_t c0 = heap_cpu_cached(0, NULL);
+    free_objs(&o); /* on CPU 0 */
+    uint64_t bytes;
+    cr_assert_eq(heap_cpu_cached(0, &bytes), c0 + 20, "CPU 0 holds %llu",
+                 (unsigned long long)heap_cpu_cached(0, NULL));
+    cr_assert_geq(bytes, 20 * 112);
+    cr_assert_eq(heap_cpu_cached(1, NULL), 0);
+    heap_get_stats(&st);
+    cr_assert_eq(st.live_blocks, 0);
+    cr_assert_eq(st.bytes_in_use, 0);
+    cr_assert_eq(st.alloc_count, st.free_count);
+    cr_assert(heap_check());
+    /* CPU 0 gets them back first (newest first) */
+    void *p = kmalloc(100);
+    cr_assert_eq(p, v[19]);
+    kfree(p);
+}
+
+static void *free_one_arg;
+static void free_one(void *arg)
+{
+    (void)arg;
+    kfree(free_one_arg);
+}
+
+/* An object sitting in CPU 1's magazine is free: CPU 0's kfree of it is a
+ * double free, reported with the usual message before anything changes, and
+ * heap_validate_ptr says so from any CPU. */
+Test(heap_smp, double_free_of_an_object_in_another_cpus_magazine)
+{
+    void *p = kmalloc(72);
+    free_one_arg = p;
+    run_on_cpu(1, free_one, NULL);
+    cr_assert_eq(heap_cpu_cached(1, NULL), 1);
+    cr_assert_str_eq(heap_validate_ptr(p), "already free");
+    struct heap_stats st0, st;
+    heap_get_stats(&st0);
+    cr_assert(HOST_EXPECT_PANIC(kfree(p)), "the double free was not caught");
+    cr_assert(strstr(host_panic_msg, "double free of"), "%s", host_panic_msg);
+    cr_assert(strstr(host_panic_msg, addr(p)), "%s", host_panic_msg);
+    heap_get_stats(&st);
+    cr_assert_eq(st.free_count, st0.free_count, "the refused kfree changed the counts");
+    cr_assert_eq(heap_cpu_cached(1, NULL), 1, "the object left CPU 1's magazine");
+    cr_assert(heap_check());
+    /* the heap is usable afterwards: no lock stayed held */
+    void *q = kmalloc(72);
+    cr_assert_not_null(q);
+    kfree(q);
+    /* and in the depot: CPU 1 frees enough of the class for full magazines
+     * to reach the depot, then CPU 0 frees one of them again */
+    static void *v[300];
+    struct objs o = {72, 300, v};
+    alloc_objs(&o);
+    run_on_cpu(1, free_objs, &o);
+    for (volatile size_t i = 0; i < o.n; i++) {
+        cr_assert(HOST_EXPECT_PANIC(kfree(v[i])), "double free of %zu not caught", (size_t)i);
+        cr_assert(strstr(host_panic_msg, "double free of"), "%s", host_panic_msg);
+    }
+    cr_assert(heap_check());
+}
+
+/* Out of memory on CPU 0 while CPU 1's magazines hold objects that pin
+ * slabs: kmalloc drains every CPU's magazines, releases the empty slabs and
+ * succeeds, as many times as on a heap where CPU 1 never cached anything. */
+Test(heap_smp, oom_reclaims_another_cpus_magazines, .init = NULL, .fini = teardown)
+{
+    setup_memory(MiB(8));
+    free_one_arg = kmalloc(16); /* CPU 1's magazine set exists before the baseline */
+    run_on_cpu(1, free_one, NULL);
+    heap_trim();
+    enum { BIG = KiB(128), MAXB = 64 };
+    static void *b[MAXB];
+    size_t base = 0;
+    while (base < MAXB && (b[base] = kmalloc(BIG)))
+        base++;
+    cr_assert_gt(base, 4);
+    for (size_t i = 0; i < base; i++)
+        kfree(b[i]);
+    heap_trim();
+    /* CPU 1 fills memory with 4096-byte objects, then frees them so that its
+     * magazines end up holding objects of distinct slabs */
+    static void *v[2048];
+    struct objs o = {4000 - RZ, 0, v}; /* the 4096 class, 15 to a slab */
+    while (o.n < 2048 && (v[o.n] = kmalloc(o.size)))
+        o.n++;
+    cr_assert_gt(o.n, 100);
+    static void *order[2048];
+    size_t k = 0, per = 15;
+    for (size_t i = 0; i < o.n; i++)
+        if (i % per != 0)
+            order[k++] = v[i];
+    for (size_t i = 0; i < o.n; i += per)
+        order[k++] = v[i];
+    struct objs f = {o.size, k, order};
+    run_on_cpu(1, free_objs, &f);
+    cr_assert_gt(heap_cpu_cached(1, NULL), 0, "CPU 1 cached nothing: the test proves nothing");
+    size_t got = 0;
+    while (got < MAXB && (b[got] = kmalloc(BIG)))
+        got++;
+    cr_assert_eq(got, base, "%zu blocks of %u KiB after CPU 1 cached, %zu before", got, BIG / 1024,
+                 base);
+    cr_assert_eq(heap_cpu_cached(1, NULL), 0, "CPU 1's magazines were not drained");
+    for (size_t i = 0; i < got; i++)
+        kfree(b[i]);
+    cr_assert(heap_check());
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_eq(st.live_blocks, 0);
+}
+
+static void churn(void *arg)
+{
+    (void)arg;
+    static __thread void *v[500];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 500; i++)
+            v[i] = kmalloc((size_t)(16 + (i * 37) % 3000));
+        for (int i = 0; i < 500; i += 2)
+            kfree(v[i]);
+        for (int i = 1; i < 500; i += 2)
+            kfree(v[i]);
+    }
+}
+
+/* Statistics stay exact whatever the magazines of several CPUs hold, and
+ * heap_drain_cpu_caches empties every CPU's magazines without changing them. */
+Test(heap_smp, counts_exact_with_magazines_on_every_cpu)
+{
+    struct heap_stats st0, st;
+    heap_get_stats(&st0);
+    for (unsigned c = 1; c <= 3; c++)
+        run_on_cpu(c, churn, NULL);
+    heap_get_stats(&st);
+    cr_assert_eq(st.live_blocks, st0.live_blocks);
+    cr_assert_eq(st.bytes_in_use, st0.bytes_in_use);
+    cr_assert_eq(st.alloc_count, st0.alloc_count + 3 * 3 * 500);
+    cr_assert_eq(st.free_count, st0.free_count + 3 * 3 * 500);
+    for (unsigned c = 1; c <= 3; c++)
+        cr_assert_gt(heap_cpu_cached(c, NULL), 0, "CPU %u cached nothing", c);
+    uint64_t cached_bytes = 0;
+    for (unsigned c = 0; c < CPU_MAX; c++) {
+        uint64_t b;
+        heap_cpu_cached(c, &b);
+        cached_bytes += b;
+    }
+    cr_assert_leq(cached_bytes, st.bytes_free, "magazine bytes are part of the free bytes");
+    uint64_t live_cls = 0, allocs_cls = 0;
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
+        live_cls += st.cls[i].live;
+        allocs_cls += st.cls[i].allocs;
+    }
+    cr_assert_eq(live_cls, 0);
+    if (!HEAP_REDZONES) /* with redzones, powers of two are medium blocks */
+        cr_assert_eq(allocs_cls, st.alloc_count, "every allocation here is a small one");
+    cr_assert(heap_check());
+    heap_drain_cpu_caches();
+    cr_assert_eq(cached_all(), 0);
+    struct heap_stats st2;
+    heap_get_stats(&st2);
+    cr_assert_eq(st2.live_blocks, st.live_blocks);
+    cr_assert_eq(st2.bytes_in_use, st.bytes_in_use);
+    cr_assert_leq(st2.pages_held, st.pages_held); /* slabs emptied by the drain may go back */
+    cr_assert_eq(st2.alloc_count, st.alloc_count);
+    cr_assert(heap_check());
+    heap_trim();
+    heap_get_stats(&st2);
+    cr_assert_eq(st2.pages_held, 0);
+}
+
+/* heap_check looks into every CPU's magazines and the depots: an object
+ * modified after its free on CPU 2, or a magazine entry overwritten, fails
+ * the check naming the magazine. */
+Test(heap_smp, heap_check_sees_a_corrupted_magazine_on_another_cpu)
+{
+    void *p = kmalloc(200);
+    free_one_arg = p;
+    run_on_cpu(2, free_one, NULL);
+    cr_assert(heap_check());
+    unsigned char *tag = (unsigned char *)p + 8 - HEAP_REDZONE_LEAD; /* its free tag */
+    *tag ^= 0x5a; /* an object in CPU 2's magazine */
+    host_log_clear();
+    cr_assert(!heap_check(), "a corrupted object in CPU 2's magazine passed heap_check");
+    cr_assert(host_log_contains("magazine entry"), "heap_check did not name the magazine");
+    *tag ^= 0x5a;
+    cr_assert(heap_check());
+#if HEAP_POISON
+    ((unsigned char *)p)[100 + RZ] = 1; /* a write after free */
+    host_log_clear();
+    cr_assert(!heap_check());
+    cr_assert(host_log_contains("modified after free"));
+    ((unsigned char *)p)[100 + RZ] = 0x6b;
+    cr_assert(heap_check());
+#endif
 }
 
 /* ---- pointers next to memory no heap run owns (issue 11, 3a) ---------------------------- */
