@@ -819,7 +819,7 @@ paddr_t frame_alloc_below(paddr_t limit)
 }
 
 #ifdef SLAYER_HOST
-uint64_t frame_contig_probes;
+__thread uint64_t frame_contig_probes; /* per thread: the host tests' CPUs */
 #define PROBE() (frame_contig_probes++)
 #else
 #define PROBE() ((void)0)

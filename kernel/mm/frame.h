@@ -45,7 +45,7 @@ paddr_t frame_alloc_contig(size_t count, uint64_t align);
 #ifdef SLAYER_HOST
 /* Bitmap words (candidate runs, in a scan) the last frame_alloc_contig call
  * examined: a cost measure for tests that does not count instructions. */
-extern uint64_t frame_contig_probes;
+extern __thread uint64_t frame_contig_probes;
 /* Frames a CPU's cache may hold (FRAME_CACHE_MAX, at most); host tests of the bitmap layer set 0,
  * so that single frames go straight to and from the bitmap. */
 extern unsigned frame_cache_limit;
