@@ -105,7 +105,7 @@ static ALWAYS_INLINE void heap_free(void *ptr)
         return;
     }
     struct slab *s = (struct slab *)(v - (phys & (SLAB_SIZE - 1)));
-    if (unlikely(s->magic != (uintptr_t)s + SLAB_MAGIC)) {
+    if (unlikely(granule_word(s) != (uintptr_t)s + SLAB_MAGIC)) {
         big_free(ptr);
         return;
     }

@@ -533,6 +533,24 @@ static ALWAYS_INLINE uint32_t slab_carved(const struct slab *s)
     return __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
 }
 
+/* The first word of the held granule at s: a slab's magic, or, in the later
+ * granules of a medium chunk or a large run, whatever that memory holds, which
+ * another CPU may be writing right now. That race is by design and harmless
+ * (an aligned word is read whole, and it is only compared with the slab
+ * magic, a checksum of its own address), so ThreadSanitizer is told to look
+ * away from this one read. */
+#if defined(__SANITIZE_THREAD__)
+__attribute__((no_sanitize("thread"), noinline)) static UNUSED uint64_t granule_word(const struct slab *s)
+{
+    return s->magic;
+}
+#else
+static ALWAYS_INLINE uint64_t granule_word(const struct slab *s)
+{
+    return s->magic;
+}
+#endif
+
 /* The slab an object of the heap lies in (its 64 KiB-aligned granule start). */
 static inline struct slab *slab_of_obj(const void *obj)
 {

@@ -182,7 +182,7 @@ struct slab *slab_of(void *ptr, const char *op)
     if (unlikely(!granule_held(phys)))
         not_held_panic(op, ptr);
     struct slab *s = (struct slab *)((uintptr_t)ptr - (phys & (SLAB_SIZE - 1)));
-    return likely(s->magic == (uintptr_t)s + SLAB_MAGIC) ? s : NULL;
+    return likely(granule_word(s) == (uintptr_t)s + SLAB_MAGIC) ? s : NULL;
 }
 
 /* True when v (in the HHDM) lies in a run the heap holds now: a slab, a

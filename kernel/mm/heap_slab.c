@@ -643,7 +643,7 @@ const struct heap_class *slab_class(const struct slab *s)
 {
     uintptr_t phys = (uintptr_t)s - hhdm_offset;
     if (phys >= hhdm_size || !granule_held(phys) ||
-        __atomic_load_n(&s->magic, __ATOMIC_RELAXED) != (uintptr_t)s + SLAB_MAGIC ||
+        granule_word(s) != (uintptr_t)s + SLAB_MAGIC ||
         s->cls >= HEAP_SMALL_CLASSES)
         return NULL;
     const struct heap_class *c = &classes[s->cls];
