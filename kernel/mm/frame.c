@@ -19,33 +19,30 @@
  *
  * Invariants (frame_check verifies them):
  *   - sum1 is lazy in one direction: a 0 bit guarantees that its bitmap word
- *     is full; a 1 bit means "maybe free". frame_alloc does not clear the bit
- *     when it takes a word's last free frame; the next descent that lands on
- *     the full word clears it then (and retries). So a pair that empties and
- *     refills one word touches only the bitmap word, not three summary levels.
+ *     is full; a 1 bit means "maybe free". A descent that lands on a full
+ *     word (a stale bit) clears it then and retries; a cache refill clears
+ *     the bit of a word it fills (it knows the word).
  *   - empty1 is lazy the same way: a 0 bit guarantees that its word is not
- *     wholly free; a 1 bit means "maybe". frame_alloc never touches it (a
- *     frame taken from a wholly free word leaves the bit stale); frame_free,
+ *     wholly free; a 1 bit means "maybe". A cache refill never touches it (a
+ *     frame taken from a wholly free word leaves the bit stale); a drain,
  *     frame_free_contig and the bulk paths set it when a word becomes 0; a
  *     contig descent that lands on a non-zero word clears it and retries.
  *   - group1 likewise: a 0 bit guarantees that its word holds no free group;
- *     frame_alloc leaves it stale, the free paths set it when a group becomes
+ *     a refill leaves it stale, the free paths set it when a group becomes
  *     free, the contig paths clear it when they take a word's last free group
  *     (they know the word) and when a descent lands on a stale bit. A set
  *     empty1 bit implies a set group1 bit (mark_empty sets both,
- *     mark_not_group clears both), so frame_free of a word's last used frame
- *     tests only empty1, as before the group index.
+ *     mark_not_group clears both).
  *   - sum2/sum3, empty2/empty3 and group2/group3 are exact: a bit is 1 exactly
  *     when the word below it is non-zero. Hence a 1 bit at the lowest level
- *     implies its upper bits are 1, and frame_free only has to look at sum1
- *     (group1, empty1) when it frees into a full word (the last used frame of
- *     a group, of a word).
+ *     implies its upper bits are 1, and a frame given back to the bitmap only
+ *     has to look at sum1 (group1, empty1) when it frees into a full word.
  *
- * frame_alloc walks down sum* with one count-trailing-zeros per level and
- * takes the lowest free frame: the cost does not depend on how full memory
+ * A cache refill walks down sum* with one count-trailing-zeros per level and
+ * takes the lowest free frames: the cost does not depend on how full memory
  * is, and on RAM size only through the sum3 scan (one word per 4 TiB). Each
- * stale sum1 bit costs one extra descent once, paid by the alloc that finds
- * it. frame_free tests two rare cases (word was full, group is now free).
+ * stale sum1 bit costs one extra descent once, paid by the refill that finds
+ * it.
  *
  * frame_alloc_contig(count, align) with count <= 64 and align <= 256 KiB
  * (one word) is O(1) when it succeeds from an index: it tries the free
@@ -64,8 +61,8 @@
  * which starts at the lowest free group or wholly free word when the run must
  * contain one, else at the lowest free frame.
  *
- * The summaries cost 3 x (1/64 + 1/4096 + ...) of the bitmap: 33.5 KiB per
- * GiB in all (bitmap 32 KiB).
+ * The summaries cost 3 x (1/64 + 1/4096 + ...) of the bitmap: 65.5 KiB per
+ * GiB in all (bitmap 32 KiB, held bits 32 KiB).
  *
  * The metadata is bump-allocated from the top of the largest usable region
  * (inside the HHDM) and is not managed memory afterwards. A private copy of

@@ -1,7 +1,12 @@
 /* In-kernel self-tests of the frame allocator on the machine's real memory map.
  * Misuse panics before anything changes, so the bad frame_free_contig calls
- * run under ktest_expect_panic and the state is compared afterwards. */
+ * run under ktest_expect_panic and the state is compared afterwards. The
+ * per-CPU caches are tested on this CPU and, through smp_run_on_all, on
+ * every CPU at once (a storm with cross-CPU frees, out of memory on all). */
+#include "arch/x86_64/cpu_local.h"
+#include "arch/x86_64/smp.h"
 #include "lib/printf.h"
+#include "lib/spinlock.h"
 #include "lib/string.h"
 #include "mm/frame.h"
 #include "mm/heap.h"
@@ -295,4 +300,284 @@ KTEST(frame_contig_slab_in_fragmented_memory)
               (unsigned long long)ktest_free_frames(), (unsigned long long)before);
     kfree(taken);
     KT_EXPECT(frame_check());
+}
+
+static void free_frame(void *arg)
+{
+    frame_free((paddr_t)(uintptr_t)arg);
+}
+
+/* This CPU's cache: a frame freed lands there and is free (stats, is_used),
+ * the next frame_alloc takes it back; freeing it again panics with the
+ * double-free message and changes nothing; a drain empties every cache
+ * without changing the free count. */
+KTEST(frame_cache_on_this_cpu)
+{
+    frame_drain_cpu_caches();
+    uint64_t before = ktest_free_frames();
+    unsigned me = cpu_index();
+    paddr_t f = frame_alloc();
+    KT_ASSERT(f);
+    KT_EXPECT(frame_cache_count(me) == 31, "a refill of 32, one taken: %u",
+              frame_cache_count(me));
+    KT_EXPECT(ktest_free_frames() == before - 1);
+    frame_free(f);
+    KT_EXPECT(frame_cache_count(me) == 32);
+    KT_EXPECT(!frame_is_used(f), "a cached frame is free");
+    KT_EXPECT(ktest_free_frames() == before);
+    uint64_t digest = frame_state_digest();
+    char want[80];
+    ksnprintf(want, sizeof(want), "frame_free(0x%llx): double free", (unsigned long long)f);
+    KT_EXPECT(ktest_expect_panic(free_frame, (void *)(uintptr_t)f, want));
+    KT_EXPECT(frame_state_digest() == digest, "a refused free changed the allocator");
+    KT_EXPECT(frame_alloc() == f, "the cache is a stack");
+    frame_free(f);
+    KT_EXPECT(frame_check());
+    KT_EXPECT(frame_drain_cpu_caches() == 32);
+    KT_EXPECT(frame_cache_count(me) == 0);
+    KT_EXPECT(ktest_free_frames() == before);
+    KT_EXPECT(ktest_expect_panic(free_frame, (void *)(uintptr_t)f, want));
+    KT_EXPECT(frame_check());
+}
+
+/* Out of memory with frames in this CPU's cache: a contiguous request (which
+ * the bitmap answers) drains the cache and succeeds. */
+KTEST(frame_cache_drained_before_contig_fails)
+{
+    uint64_t before = ktest_free_frames(), taken;
+    paddr_t grabbed = ktest_grab_frames(4, &taken);
+    paddr_t f[4];
+    for (int k = 0; k < 4; k++)
+        f[k] = frame_alloc();
+    KT_EXPECT(f[3] != 0 && ktest_free_frames() == 0, "%llu frames left after the grab",
+              (unsigned long long)ktest_free_frames());
+    for (int k = 0; k < 4; k++)
+        if (f[k])
+            frame_free(f[k]); /* into this CPU's cache */
+    KT_EXPECT(frame_cache_count(cpu_index()) == 4);
+    paddr_t one = frame_alloc_contig(1, PAGE_SIZE);
+    KT_EXPECT(one != 0, "the cached frames were not found");
+    KT_EXPECT(frame_cache_count(cpu_index()) == 0, "drained");
+    if (one)
+        frame_free_contig(one, 1);
+    ktest_release_frames(grabbed);
+    frame_drain_cpu_caches();
+    KT_EXPECT(ktest_free_frames() == before, "free %llu, want %llu",
+              (unsigned long long)ktest_free_frames(), (unsigned long long)before);
+    KT_EXPECT(frame_check());
+}
+
+/* The SMP storm's shared state: frames handed between CPUs through a ring,
+ * a bitmap of frames handed out (a frame handed out twice is an error), and
+ * for the out-of-memory run each CPU's list of frames (linked through the
+ * frames themselves). */
+#define STORM_OPS  4000
+#define STORM_HOLD 96
+#define RING_SIZE  256
+static struct spinlock ring_lock = SPINLOCK_INIT("ktest-ring", LOCK_RANK_NONE);
+static paddr_t ring[RING_SIZE]; /* ring_lock */
+static unsigned ring_head, ring_n; /* ring_lock */
+static uint64_t *owned;         /* a bit per frame, changed atomically */
+static uint64_t owned_bits;
+static unsigned storm_errors, oom_zero_with_cache;
+static paddr_t oom_list[CPU_MAX];
+static uint64_t oom_count[CPU_MAX];
+
+static void own(paddr_t f)
+{
+    uint64_t i = f / PAGE_SIZE;
+    if (i >= owned_bits ||
+        (__atomic_fetch_or(&owned[i / 64], 1ULL << (i % 64), __ATOMIC_RELAXED) & (1ULL << (i % 64))))
+        __atomic_fetch_add(&storm_errors, 1, __ATOMIC_RELAXED);
+}
+
+static void disown(paddr_t f)
+{
+    uint64_t i = f / PAGE_SIZE;
+    if (i < owned_bits)
+        __atomic_fetch_and(&owned[i / 64], ~(1ULL << (i % 64)), __ATOMIC_RELAXED);
+}
+
+static bool ring_put(paddr_t f)
+{
+    spin_lock(&ring_lock);
+    bool ok = ring_n < RING_SIZE;
+    if (ok)
+        ring[(ring_head + ring_n++) % RING_SIZE] = f;
+    spin_unlock(&ring_lock);
+    return ok;
+}
+
+static paddr_t ring_get(void)
+{
+    paddr_t f = 0;
+    spin_lock(&ring_lock);
+    if (ring_n) {
+        f = ring[ring_head];
+        ring_head = (ring_head + 1) % RING_SIZE;
+        ring_n--;
+    }
+    spin_unlock(&ring_lock);
+    return f;
+}
+
+static void storm_on_cpu(void *arg)
+{
+    (void)arg;
+    paddr_t hold[STORM_HOLD];
+    unsigned n = 0;
+    uint64_t x = 0x9e3779b97f4a7c15ULL * (cpu_index() + 1);
+    for (int op = 0; op < STORM_OPS; op++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        unsigned r = (unsigned)(x % 100);
+        if (r < 45 && n < STORM_HOLD) {
+            paddr_t f = frame_alloc();
+            if (!f)
+                continue; /* the pool may run dry for a moment */
+            own(f);
+            *(volatile uint64_t *)PHYS2VIRT(f) = f;
+            hold[n++] = f;
+        } else if (r < 75 && n) {
+            unsigned k = (unsigned)((x >> 32) % n);
+            paddr_t f = hold[k];
+            hold[k] = hold[--n];
+            disown(f);
+            frame_free(f);
+        } else if (r < 87 && n) {
+            if (ring_put(hold[n - 1])) /* another CPU frees it */
+                n--;
+        } else {
+            paddr_t f = ring_get();
+            if (f) {
+                if (*(volatile uint64_t *)PHYS2VIRT(f) != f)
+                    __atomic_fetch_add(&storm_errors, 1, __ATOMIC_RELAXED);
+                disown(f);
+                frame_free(f);
+            }
+        }
+    }
+    while (n) {
+        disown(hold[--n]);
+        frame_free(hold[n]);
+    }
+}
+
+/* Leaves free frames in this CPU's cache (a refill of 32, 8 taken and
+ * given back). */
+static void stash_on_cpu(void *arg)
+{
+    (void)arg;
+    paddr_t f[8];
+    for (int k = 0; k < 8; k++)
+        f[k] = frame_alloc();
+    for (int k = 0; k < 8; k++)
+        if (f[k])
+            frame_free(f[k]);
+}
+
+static void oom_on_cpu(void *arg)
+{
+    (void)arg;
+    unsigned me = cpu_index();
+    paddr_t f, head = 0;
+    uint64_t count = 0;
+    while ((f = frame_alloc()) != 0) {
+        own(f);
+        *(paddr_t *)PHYS2VIRT(f) = head;
+        head = f;
+        count++;
+    }
+    if (frame_cache_count(me))
+        __atomic_fetch_add(&oom_zero_with_cache, 1, __ATOMIC_RELAXED);
+    oom_list[me] = head;
+    oom_count[me] = count;
+}
+
+static void oom_free_next(void *arg)
+{
+    (void)arg;
+    unsigned me = cpu_index(), other = me; /* the next online CPU's list */
+    do
+        other = (other + 1) % CPU_MAX;
+    while (!smp_cpu_online(other) && other != me);
+    for (paddr_t f = oom_list[other], next; f; f = next) {
+        next = *(paddr_t *)PHYS2VIRT(f);
+        disown(f);
+        frame_free(f);
+    }
+}
+
+/* Every CPU at once (one when only the BSP runs): an alloc/free storm over a
+ * pool of 8192 free frames (the rest grabbed first) with frames freed on
+ * other CPUs than the one that took them; no frame is handed out twice.
+ * Then out of memory on every CPU at once: together they take every free
+ * frame (each fails only with its own cache empty, after draining the
+ * others), and each frees another CPU's frames. After each, drained: the
+ * free count is back and frame_check passes. */
+KTEST(frame_smp_storm_and_oom_on_every_cpu)
+{
+    struct frame_stats fs;
+    frame_get_stats(&fs);
+    owned_bits = fs.total_frames;
+    owned = kmalloc((owned_bits + 63) / 64 * 8);
+    KT_ASSERT(owned);
+    memset(owned, 0, (owned_bits + 63) / 64 * 8);
+    storm_errors = oom_zero_with_cache = 0;
+    ring_head = ring_n = 0;
+    frame_drain_cpu_caches();
+    uint64_t before = ktest_free_frames(), taken;
+    paddr_t grabbed = ktest_grab_frames(8192, &taken);
+    uint64_t pool = ktest_free_frames();
+
+    smp_run_on_all(storm_on_cpu, NULL);
+    for (paddr_t f; (f = ring_get()) != 0;) {
+        disown(f);
+        frame_free(f);
+    }
+    KT_EXPECT(storm_errors == 0, "%u frames handed out twice or changed in the ring",
+              storm_errors);
+    frame_drain_cpu_caches();
+    KT_EXPECT(ktest_free_frames() == pool, "after the storm: free %llu, want %llu",
+              (unsigned long long)ktest_free_frames(), (unsigned long long)pool);
+    KT_EXPECT(frame_check());
+
+    /* Out of memory on this CPU while every CPU's cache holds frames: this
+     * CPU must find them all. */
+    memset(oom_list, 0, sizeof(oom_list));
+    memset(oom_count, 0, sizeof(oom_count));
+    smp_run_on_all(stash_on_cpu, NULL);
+    oom_on_cpu(NULL);
+    unsigned me = cpu_index();
+    KT_EXPECT(oom_count[me] == pool, "alone: took %llu of %llu free frames (caches of %u CPUs)",
+              (unsigned long long)oom_count[me], (unsigned long long)pool, smp_cpu_count());
+    for (paddr_t f = oom_list[me], next; f; f = next) {
+        next = *(paddr_t *)PHYS2VIRT(f);
+        disown(f);
+        frame_free(f);
+    }
+    oom_list[me] = 0;
+    oom_count[me] = 0;
+    /* Out of memory on every CPU at once. */
+    smp_run_on_all(stash_on_cpu, NULL);
+    smp_run_on_all(oom_on_cpu, NULL);
+    uint64_t got = 0;
+    for (unsigned k = 0; k < CPU_MAX; k++)
+        got += oom_count[k];
+    KT_EXPECT(got == pool, "out of memory on %u CPUs: they took %llu of %llu free frames",
+              smp_cpu_count(), (unsigned long long)got, (unsigned long long)pool);
+    KT_EXPECT(ktest_free_frames() == 0);
+    KT_EXPECT(oom_zero_with_cache == 0, "a CPU was refused with frames in its own cache");
+    KT_EXPECT(storm_errors == 0, "%u frames handed out twice", storm_errors);
+    smp_run_on_all(oom_free_next, NULL);
+    frame_drain_cpu_caches();
+    KT_EXPECT(ktest_free_frames() == pool);
+    KT_EXPECT(frame_check());
+    ktest_release_frames(grabbed);
+    kfree(owned);
+    frame_drain_cpu_caches();
+    KT_EXPECT(ktest_free_frames() == before, "free %llu, want %llu",
+              (unsigned long long)ktest_free_frames(), (unsigned long long)before);
+    KT_EXPECT(frame_check());
+    kprintf("frame-smp: %u CPUs, pool %llu frames, storm %d ops each, out of memory together\n",
+            smp_cpu_count(), (unsigned long long)pool, STORM_OPS);
 }
