@@ -1,7 +1,11 @@
 /* In-kernel self-tests of mm/heap: a long random stress with patterned blocks,
  * baselines restored afterwards, the NULL / frame-return contract, natural
- * alignment. Misuse and its reports: test_heap_misuse.c. */
+ * alignment, every CPU at once with cross-CPU frees. Misuse and its reports:
+ * test_heap_misuse.c. */
+#include "arch/x86_64/cpu_local.h"
+#include "arch/x86_64/smp.h"
 #include "lib/printf.h"
+#include "lib/spinlock.h"
 #include "lib/string.h"
 #include "lib/types.h"
 #include "mm/frame.h"
@@ -247,4 +251,113 @@ KTEST(heap_power_of_two_sizes_are_naturally_aligned)
         for (size_t i = 0; i < N; i++)
             kfree(v[k][i]);
     KT_EXPECT(heap_check());
+}
+
+/* ---- every CPU at once (issue 13) ------------------------------------------------------- */
+
+#define SMP_LOCAL 24 /* blocks each CPU keeps */
+#define SMP_RING 64  /* blocks in flight from one CPU to another */
+struct smp_block {
+    void *p;
+    size_t size;
+    uint64_t id;
+};
+static struct spinlock smp_ring_lock = SPINLOCK_INIT("ktest-heap-ring", LOCK_RANK_NONE);
+static struct smp_block smp_ring[SMP_RING]; /* smp_ring_lock */
+static unsigned smp_ring_n;                 /* smp_ring_lock */
+static uint64_t smp_damaged, smp_refused, smp_cross; /* atomic */
+
+static size_t smp_size(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    uint64_t r = *s % 100;
+    if (r < 85)
+        return 1 + (*s >> 8) % HEAP_SMALL_MAX;
+    if (r < 98)
+        return HEAP_SMALL_MAX + 1 + (*s >> 8) % (HEAP_MEDIUM_MAX - HEAP_SMALL_MAX);
+    return HEAP_MEDIUM_MAX + 1 + (*s >> 8) % KiB(128);
+}
+
+static void smp_release(struct smp_block *b)
+{
+    if (!verify(b->p, MIN(b->size, (size_t)256), b->id))
+        __atomic_fetch_add(&smp_damaged, 1, __ATOMIC_RELAXED);
+    kfree(b->p);
+    b->p = NULL;
+}
+
+/* One CPU's share: allocate, fill, keep or hand over, free what comes back. */
+static void smp_storm(void *arg)
+{
+    unsigned rounds = *(const unsigned *)arg, me = cpu_index();
+    uint64_t s = 0x9E3779B97F4A7C15ull * (me + 1);
+    struct smp_block local[SMP_LOCAL];
+    memset(local, 0, sizeof(local));
+    for (unsigned r = 0; r < rounds; r++) {
+        struct smp_block *b = &local[r % SMP_LOCAL];
+        if (b->p)
+            smp_release(b);
+        b->size = smp_size(&s);
+        b->id = s ^ me;
+        b->p = kmalloc(b->size);
+        if (!b->p) {
+            __atomic_fetch_add(&smp_refused, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        fill(b->p, MIN(b->size, (size_t)256), b->id);
+        if (s % 3 == 0) {
+            struct smp_block out = {0};
+            spin_lock(&smp_ring_lock);
+            if (smp_ring_n == SMP_RING) {
+                unsigned k = (unsigned)(s >> 20) % SMP_RING;
+                out = smp_ring[k];
+                smp_ring[k] = *b;
+            } else {
+                smp_ring[smp_ring_n++] = *b;
+            }
+            spin_unlock(&smp_ring_lock);
+            b->p = NULL;
+            if (out.p) {
+                smp_release(&out); /* most likely allocated on another CPU */
+                __atomic_fetch_add(&smp_cross, 1, __ATOMIC_RELAXED);
+            }
+        }
+    }
+    for (unsigned i = 0; i < SMP_LOCAL; i++)
+        if (local[i].p)
+            smp_release(&local[i]);
+}
+
+/* Every CPU allocates and frees over every tier at once, a third of its
+ * blocks freed by another CPU through a shared ring; no block is damaged,
+ * and once everything is freed and the magazines drained, heap_check passes
+ * and the counts are back at their baseline with no CPU caching anything. */
+KTEST(heap_smp_storm_every_cpu_cross_cpu_frees)
+{
+    struct heap_stats st0, st;
+    heap_get_stats(&st0);
+    smp_damaged = smp_refused = smp_cross = 0;
+    smp_ring_n = 0;
+    unsigned rounds = 1500;
+    smp_run_on_all(smp_storm, &rounds);
+    for (unsigned i = 0; i < smp_ring_n; i++)
+        smp_release(&smp_ring[i]);
+    smp_ring_n = 0;
+    KT_EXPECT(smp_damaged == 0, "%llu blocks damaged", (unsigned long long)smp_damaged);
+    KT_EXPECT(smp_refused == 0, "%llu allocations refused", (unsigned long long)smp_refused);
+    KT_EXPECT(smp_cpu_count() == 1 || smp_cross > 0, "no block was handed over");
+    heap_get_stats(&st);
+    KT_EXPECT(st.live_blocks == st0.live_blocks && st.bytes_in_use == st0.bytes_in_use,
+              "%llu live blocks (baseline %llu)", (unsigned long long)st.live_blocks,
+              (unsigned long long)st0.live_blocks);
+    KT_EXPECT(st.alloc_count - st0.alloc_count == st.free_count - st0.free_count);
+    KT_EXPECT(heap_check(), "heap invariants after the storm");
+    heap_drain_cpu_caches();
+    for (unsigned c = 0; c < CPU_MAX; c++)
+        KT_EXPECT(heap_cpu_cached(c, NULL) == 0, "CPU %u still caches objects", c);
+    KT_EXPECT(heap_check(), "heap invariants after the drain");
+    kprintf("heap-smp: %u CPUs, %u rounds each, %llu cross-CPU frees\n", smp_cpu_count(), rounds,
+            (unsigned long long)smp_cross);
 }

@@ -18,6 +18,9 @@
  * Nothing the console, serial port or the test runner do allocates memory
  * (the framebuffer shadow is taken once at boot), so printing a failure while
  * memory is exhausted is safe. */
+#include "arch/x86_64/cpu_local.h"
+#include "arch/x86_64/smp.h"
+#include "lib/printf.h"
 #include "lib/string.h"
 #include "mm/frame.h"
 #include "mm/heap.h"
@@ -245,4 +248,80 @@ KTEST(oom_heap_exhausted_every_tier_fails_then_baseline)
     }
     ktest_release_frames(runs);
     expect_baseline(&b);
+}
+
+/* ---- every CPU out of memory at once (issue 13) ------------------------------------------- */
+
+static void *oom_cpu_list[CPU_MAX];           /* each CPU's own blocks, linked through them */
+static uint64_t oom_cpu_blocks[CPU_MAX];      /* blocks each CPU got */
+static uint64_t oom_cpu_bad;                  /* atomic: blocks whose contents changed */
+
+static void oom_warm(void *arg)
+{
+    (void)arg;
+    kfree(kmalloc(16)); /* the CPU's magazine set exists before any baseline */
+}
+
+/* Allocates small and medium blocks until both are refused, twice (the
+ * second time after giving half back, which other CPUs may take), then
+ * frees everything. Each block holds its owner's index after the link. */
+static void oom_every_cpu(void *arg)
+{
+    (void)arg;
+    unsigned me = cpu_index();
+    static const size_t sizes[] = {200, 48, 3000, 9000};
+    for (int pass = 0; pass < 2; pass++) {
+        unsigned refused = 0;
+        for (unsigned k = 0; refused < 8; k++) { /* each refusal drained every CPU first */
+            uint64_t *p = kmalloc(sizes[k % ARRAY_SIZE(sizes)]);
+            if (!p) {
+                refused++;
+                continue;
+            }
+            p[0] = (uint64_t)(uintptr_t)oom_cpu_list[me];
+            p[1] = me;
+            oom_cpu_list[me] = p;
+            oom_cpu_blocks[me]++;
+        }
+        for (uint64_t i = 0; oom_cpu_list[me] && i < oom_cpu_blocks[me] / 2; i++) {
+            uint64_t *p = oom_cpu_list[me];
+            if (p[1] != me)
+                __atomic_fetch_add(&oom_cpu_bad, 1, __ATOMIC_RELAXED);
+            oom_cpu_list[me] = (void *)(uintptr_t)p[0];
+            kfree(p);
+        }
+    }
+    while (oom_cpu_list[me]) {
+        uint64_t *p = oom_cpu_list[me];
+        if (p[1] != me)
+            __atomic_fetch_add(&oom_cpu_bad, 1, __ATOMIC_RELAXED);
+        oom_cpu_list[me] = (void *)(uintptr_t)p[0];
+        kfree(p);
+    }
+}
+
+/* Every CPU exhausts the heap at once with only a few frames left: each sees
+ * NULL (never a crash, never a block handed out twice), each OOM drains the
+ * other CPUs' magazines, and once everything is freed every count, the free
+ * frames and the heap's invariants are back at their baseline. */
+KTEST(oom_heap_every_cpu_at_once_then_baseline)
+{
+    smp_run_on_all(oom_warm, NULL);
+    struct baseline b;
+    take_baseline(&b);
+    uint64_t taken;
+    paddr_t runs = ktest_grab_frames(96, &taken); /* about 384 KiB left for the heap */
+    memset(oom_cpu_list, 0, sizeof(oom_cpu_list));
+    memset(oom_cpu_blocks, 0, sizeof(oom_cpu_blocks));
+    oom_cpu_bad = 0;
+    smp_run_on_all(oom_every_cpu, NULL);
+    KT_EXPECT(oom_cpu_bad == 0, "%llu blocks changed hands while allocated",
+              (unsigned long long)oom_cpu_bad);
+    for (unsigned c = 0; c < smp_cpu_count() && c < CPU_MAX; c++)
+        KT_EXPECT(oom_cpu_blocks[c] > 0, "CPU %u got no block at all", c);
+    KT_EXPECT(heap_check(), "heap invariants after every CPU ran out");
+    ktest_release_frames(runs);
+    expect_baseline(&b);
+    kprintf("oom-smp: %u CPUs, %llu blocks on CPU 0 with %llu frames left\n", smp_cpu_count(),
+            (unsigned long long)oom_cpu_blocks[0], (unsigned long long)(b.frames - taken));
 }
