@@ -1,7 +1,9 @@
 /* Validation and the consistency checker: heap_validate_ptr (the monitor's
  * `free <addr>`: never panics, never faults) and heap_check (every structure
  * of every tier against its invariants, stated at the top of heap_slab.c,
- * heap_segment.c, heap_large.c and heap_runs.c). Both only read; their cost
+ * heap_segment.c, heap_large.c and heap_runs.c). Both only read, with every
+ * tier frozen meanwhile (every CPU's magazine locks, then the segment, large
+ * and runs locks), so they may run while other CPUs allocate; their cost
  * grows with the heap's size, so no fast path calls them. */
 #include "mm/heap_internal.h"
 
