@@ -292,7 +292,7 @@ static bool check_slabs(uint64_t *pages, uint64_t *granules)
         for (uint64_t bits = granule_map[w]; bits; bits &= bits - 1) {
             uint64_t g = w * 64 + (uint64_t)__builtin_ctzll(bits);
             const struct slab *s = PHYS2VIRT(g * SLAB_SIZE);
-            if (s->magic != (uintptr_t)s + SLAB_MAGIC)
+            if (granule_word(s) != (uintptr_t)s + SLAB_MAGIC)
                 continue; /* a medium chunk or a large run (counted by their checks) */
             CHECK(s->cls < HEAP_SMALL_CLASSES, "slab %p: bad class %u", (const void *)s, s->cls);
             const struct heap_class *c = &classes[s->cls];

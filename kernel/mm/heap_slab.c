@@ -413,13 +413,13 @@ static void mag_release(struct cpu_mag *m)
 }
 
 /* Stocks m's empty loaded magazine (m and the class lock held) with up to
- * half its capacity of objects from the free list of the class's current
+ * its capacity of objects from the free list of the class's current
  * slab, so that the next allocations take no lock. Only freed objects:
  * nothing is carved and no slab changes state for it. */
 static void mag_stock(struct heap_class *c, struct cpu_mag *m)
 {
     struct slab *s = c->current;
-    uint32_t n = 0, want = m->loaded->cap / 2;
+    uint32_t n = 0, want = m->loaded->cap;
     void **slot = (void **)(mag_top_l(m) - 1);
     while (n < want && s->free) {
         void **obj = s->free;
