@@ -2,12 +2,15 @@
  * built for the host with -DHEAP_POISON=0) over frames from kernel/mm/frame.c
  * in a host arena that stands for 2 GiB of physical memory, made resident
  * before measuring (arena_prefault). */
+#include "arch/x86_64/cpu_local.h"
 #include "mm/frame.h"
 #include "mm/heap.h"
 #include "support.h"
 
 static const char *alloc_name = "slayer";
 static const int alloc_held_known = 1; /* pages taken from the frame allocator */
+/* bench/threads.c: each thread stands for a CPU of its own. */
+#define ALLOC_THREAD_INIT(t) (host_cpu_index = (unsigned)(t))
 
 static void alloc_setup(void)
 {

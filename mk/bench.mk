@@ -14,7 +14,10 @@ BENCH_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wno-format-zero-length 
 BENCH_COMMON := bench/common.c bench/bench.h
 BENCH_KERNEL_DEPS := $(HOST_SRC) tests/host/support.c $(shell find kernel -name '*.h')
 BENCH_HEAPS := slayer naive glibc mimalloc jemalloc
-BENCH_BINS := $(addprefix $(BENCH_DIR)/heap-,$(BENCH_HEAPS)) $(BENCH_DIR)/mm
+# bench/threads.c: the heaps that may be called from several threads at once.
+BENCH_THREAD_HEAPS := slayer glibc mimalloc jemalloc
+BENCH_BINS := $(addprefix $(BENCH_DIR)/heap-,$(BENCH_HEAPS)) $(BENCH_DIR)/mm \
+    $(addprefix $(BENCH_DIR)/threads-,$(BENCH_THREAD_HEAPS))
 
 heap_libs_slayer :=
 heap_libs_naive :=
@@ -28,6 +31,11 @@ $(BENCH_DIR)/heap-%: bench/heap.c bench/alloc_%.c bench/naive_heap.c bench/naive
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(BENCH_CFLAGS) '-DHEAP_ADAPTER="alloc_$*.c"' bench/heap.c bench/common.c \
 	    $(heap_srcs_$*) -o $@ $(heap_libs_$*)
+
+$(BENCH_DIR)/threads-%: bench/threads.c bench/alloc_%.c $(BENCH_COMMON) $(BENCH_KERNEL_DEPS) | deps-check
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(BENCH_CFLAGS) '-DHEAP_ADAPTER="alloc_$*.c"' bench/threads.c bench/common.c \
+	    $(heap_srcs_$*) -o $@ $(heap_libs_$*) -lpthread
 
 $(BENCH_DIR)/mm: bench/mm.c bench/frame_peers.c bench/frame_peers.h $(BENCH_COMMON) $(BENCH_KERNEL_DEPS) | deps-check
 	@mkdir -p $(dir $@)

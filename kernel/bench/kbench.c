@@ -591,6 +591,7 @@ void kbench_run(void)
     w4();
     frames();
     paging();
+    kbench_smp();
     frame_free_contig(sample_run, SMALL_SAMPLE_FRAMES);
     small_samples = samples = NULL;
     kprintf("kbench: done\n");

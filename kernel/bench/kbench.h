@@ -8,3 +8,7 @@
  * (except heap caches; the frame workload fills memory to 95% for a while,
  * and says so if the free-frame count does not come back). */
 void kbench_run(void);
+/* The SMP rows (kbench_smp.c): frame and heap pairs on 1, 2 and 4 CPUs (as
+ * many as are online), remote frees, and the unmap cost with the other CPUs
+ * online (TLB shootdown); one `kbench: s-...` line each. */
+void kbench_smp(void);
