@@ -33,7 +33,7 @@ const struct monitor_cmd monitor_cmds[] = {
     {"ktest", "[name]", "run the in-kernel self-tests (those whose name contains name)", 0, 1,
      cmd_ktest},
     {"bench", "", "run the in-kernel benchmarks", 0, 0, cmd_bench},
-    {"cpus", "", "every CPU: APIC ID, state, IPIs sent and received, timer ticks", 0, 0, cmd_cpus},
+    {"cpus", "", "every CPU: APIC ID, state, IPIs sent/received, timer ticks, cached frames and heap objects", 0, 0, cmd_cpus},
     {"panic", "[cpu]", "panic on purpose (on CPU index cpu): the report, the backtrace, every CPU stopped", 0,
      1, cmd_panic},
     {"reboot", "", "reset the machine (keyboard controller, then triple fault)", 0, 0, cmd_reboot},
