@@ -447,8 +447,9 @@ static inline bool held_test(uint64_t i)
     return (__atomic_load_n(&fa.held[i / 64], __ATOMIC_RELAXED) & BIT(i)) != 0;
 }
 
-/* Sets (set) or clears the held bits of frames [f0, f1), a word at a time. */
-static void held_assign(uint64_t f0, uint64_t f1, bool set)
+/* Sets (set) or clears the held bits of frames [f0, f1), a word at a time.
+ * (Inlined: `set` is a constant at each call, and most runs are one word.) */
+static inline __attribute__((always_inline)) void held_assign(uint64_t f0, uint64_t f1, bool set)
 {
     while (f0 < f1) {
         uint64_t w = f0 / 64, n = MIN(f1 - f0, 64 - f0 % 64);
@@ -484,10 +485,16 @@ static void __attribute__((noinline)) cache_lock_wait(struct frame_cache *c)
            __atomic_exchange_n(&c->lock, 1, __ATOMIC_ACQUIRE));
 }
 
+/* Takes cache c's byte lock if it is free (one xchg); true when taken. */
+static inline bool cache_trylock(struct frame_cache *c)
+{
+    return !__atomic_exchange_n(&c->lock, 1, __ATOMIC_ACQUIRE);
+}
+
 /* Takes cache c's byte lock (one xchg when free). */
 static inline void cache_lock(struct frame_cache *c)
 {
-    if (unlikely(__atomic_exchange_n(&c->lock, 1, __ATOMIC_ACQUIRE)))
+    if (unlikely(!cache_trylock(c)))
         cache_lock_wait(c);
 }
 
@@ -656,10 +663,10 @@ static paddr_t __attribute__((noinline)) alloc_refill(struct frame_cache *c)
     return f;
 }
 
-paddr_t frame_alloc(void)
+/* Pops a frame from cache c (locked by the caller), refilling it when
+ * empty; releases the lock. */
+static inline paddr_t cache_pop(struct frame_cache *c)
 {
-    struct frame_cache *c = my_cache();
-    cache_lock(c);
     uint32_t n = c->count;
     if (unlikely(n == 0))
         return alloc_refill(c);
@@ -668,6 +675,22 @@ paddr_t frame_alloc(void)
     held_set(f >> PAGE_SHIFT);
     cache_unlock(c);
     return f;
+}
+
+/* frame_alloc found its cache locked (a CPU drains or checks it): wait. (Out
+ * of line, reached by a tail call, so the fast path saves no register.) */
+static paddr_t __attribute__((noinline)) alloc_wait(struct frame_cache *c)
+{
+    cache_lock_wait(c);
+    return cache_pop(c);
+}
+
+paddr_t frame_alloc(void)
+{
+    struct frame_cache *c = my_cache();
+    if (unlikely(!cache_trylock(c)))
+        return alloc_wait(c);
+    return cache_pop(c);
 }
 
 paddr_t frame_alloc_zeroed(void)
@@ -709,12 +732,11 @@ static void __attribute__((noinline)) free_drain(struct frame_cache *c, paddr_t 
     cache_unlock(c);
 }
 
-/* Frame f (aligned, in usable memory) goes on this CPU's cache when a
- * caller held it; else a double free panics (caller: frame_free's). */
-static inline void cache_put(paddr_t f, void *caller)
+/* Frame f (aligned, in usable memory) goes on cache c (locked by the
+ * caller, this CPU's) when a caller held it; else a double free panics
+ * (caller: frame_free's). Releases the lock. */
+static inline void cache_push(struct frame_cache *c, paddr_t f, void *caller)
 {
-    struct frame_cache *c = my_cache();
-    cache_lock(c);
     if (unlikely(!held_test_clear(f >> PAGE_SHIFT)))
         double_free(f, caller);
 #ifdef MM_POISON
@@ -726,6 +748,22 @@ static inline void cache_put(paddr_t f, void *caller)
     c->frames[n] = f;
     cache_set_count(c, n + 1);
     cache_unlock(c);
+}
+
+/* frame_free found its cache locked: wait (out of line, as alloc_wait). */
+static void __attribute__((noinline)) free_wait(struct frame_cache *c, paddr_t f, void *caller)
+{
+    cache_lock_wait(c);
+    cache_push(c, f, caller);
+}
+
+/* Frame f (aligned, in usable memory) goes on this CPU's cache. */
+static inline void cache_put(paddr_t f, void *caller)
+{
+    struct frame_cache *c = my_cache();
+    if (unlikely(!cache_trylock(c)))
+        return free_wait(c, f, caller);
+    cache_push(c, f, caller);
 }
 
 /* The whole of frame_free with every check and message; the fast path in
