@@ -1,6 +1,6 @@
 # SlayerOS — top-level Makefile.
 #   make            build/kernel.elf and build/slayeros.iso (GRUB, BIOS+UEFI)
-#   make run        boot the GRUB ISO in QEMU (FIRMWARE=bios|uefi, BOOT=grub|limine, ACCEL=tcg|kvm)
+#   make run        boot the GRUB ISO in QEMU (FIRMWARE=bios|uefi, BOOT=grub|limine, ACCEL=tcg|kvm, SMP=n)
 #   make test       host tests, then the QEMU boot matrix
 #   make debug      boot paused, waiting for gdb (tools/gdbinit connects)
 # With LIMINE_DIR=<Limine binary release, host tool built> also build/slayeros-limine.iso.
@@ -16,6 +16,7 @@ ACCEL     ?= tcg
 FIRMWARE  ?= bios
 BOOT      ?= grub
 MEM       ?= 256M
+SMP       ?= 2
 CMDLINE   ?=
 # DEBUG=1: the debug configuration (-DSLAYER_DEBUG=1, plus what mk/debug.mk
 # adds: UBSan, heap redzones), built in build/debug unless BUILD says otherwise.
@@ -110,10 +111,10 @@ $(BUILD)/slayeros-limine.iso: $(BUILD)/kernel.elf tools/mkiso-limine.sh $(BUILD)
 RUN_ISO = $(if $(filter limine,$(BOOT)),$(BUILD)/slayeros-limine.iso,$(BUILD)/slayeros.iso)
 
 run: deps-check $(RUN_ISO)
-	tools/qemu.sh --iso $(RUN_ISO) --firmware $(FIRMWARE) --accel $(ACCEL) --mem $(MEM) --interactive
+	tools/qemu.sh --iso $(RUN_ISO) --firmware $(FIRMWARE) --accel $(ACCEL) --mem $(MEM) --smp $(SMP) --interactive
 
 debug: deps-check $(RUN_ISO)
-	tools/qemu.sh --iso $(RUN_ISO) --firmware $(FIRMWARE) --accel tcg --mem $(MEM) --interactive --gdb
+	tools/qemu.sh --iso $(RUN_ISO) --firmware $(FIRMWARE) --accel tcg --mem $(MEM) --smp $(SMP) --interactive --gdb
 
 # ---- tests --------------------------------------------------------------------
 HOST_FLAGS := $(HOSTCFLAGS) -std=gnu11 -Wall -Wextra -Werror -Ikernel -Itests/host \
