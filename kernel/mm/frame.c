@@ -61,8 +61,8 @@
  * which starts at the lowest free group or wholly free word when the run must
  * contain one, else at the lowest free frame.
  *
- * The summaries cost 3 x (1/64 + 1/4096 + ...) of the bitmap: 33.5 KiB per
- * GiB in all (bitmap 32 KiB, summaries 1.5 KiB).
+ * The summaries cost 3 x (1/64 + 1/4096 + ...) of the bitmap: 65.5 KiB per
+ * GiB in all (bitmap 32 KiB, held bits 32 KiB).
  *
  * The metadata is bump-allocated from the top of the largest usable region
  * (inside the HHDM) and is not managed memory afterwards. A private copy of
@@ -89,35 +89,17 @@
  * frame_lock; never two cache locks except in frame_check and
  * frame_state_digest, which take all of them in index order first.
  *
- * A frame's three states: free in the bitmap (bit 0); in some CPU's cache
- * (bit 1, usable memory, and the frame's first word holds its cache tag,
- * its address + CACHE_TAG, written through the HHDM); held by a caller (bit
- * 1, no tag unless the caller's own data happens to equal it). The tag
- * costs no metadata (the heap's FREE_TAG is the same idea). A frame gets it
- * before it enters a cache (the refill writes it before the bitmap bit is
- * set; frame_free swaps it in with one xchg) and loses it when it leaves one
- * (frame_alloc's pop, a drain to the bitmap). So frame_free, holding its
- * own cache lock:
- *   - reads the frame's bitmap bit (lock-free: a caller that holds the frame
- *     is the only one who may clear it): 0 = free in the bitmap, a double
- *     free;
- *   - swaps the tag into the first word: an old value that is not the tag
- *     means "not in any cache", and the frame is pushed; one that is the
- *     tag means "probably cached" (or a caller's data equal to the tag), and
- *     the slow path takes every cache lock in index order and looks: found
- *     (or free in the bitmap by then) is a double free, else the frame is
- *     pushed after all.
- * Of two CPUs freeing the same frame at once exactly one swap sees a value
- * that is not the tag; the other one takes the slow path, which waits for
- * the winner's cache lock and finds the frame there, unless a frame_alloc
- * took it out again in between (then the second free came after a reuse,
- * which no allocator can tell from a correct free). frame_free_contig checks
- * its run's bitmap bits under frame_lock, then reads the tags of a short run
- * or looks through every non-empty cache for a long one (a cache under
- * frame_lock only by trylock; on a tag or a busy cache, under every cache
- * lock). A caller that writes a frame after freeing it may overwrite the
- * tag (a use after free): frame_check reports that. MM_POISON fills all of
- * a cached frame but its first word. */
+ * A frame's three states are told apart by two bits: the bitmap bit and a
+ * `held` bit (one per frame, in the metadata), set exactly while a caller
+ * holds the frame:
+ *   free in the bitmap       bitmap 0, held 0
+ *   in some CPU's cache      bitmap 1, held 0  (usable memory)
+ *   held by a caller         bitmap 1, held 1
+ * (frames outside usable memory: bitmap 1, held 0.) frame_free clears the
+ * held bit with one atomic test-and-reset under its cache lock: a clear bit
+ * is a double free, whether the frame sits in the bitmap or in any CPU's
+ * cache. Held bits change atomically (CPUs share their words): under a cache
+ * lock for that cache's frames, under frame_lock for runs. */
 #include "mm/frame.h"
 
 #include "arch/x86_64/cpu_local.h"
@@ -165,11 +147,12 @@ struct region {
 
 /* fa: the frame allocator, its one instance (bitmap, summary trees, counts).
  * Hot fields first: the cache fast paths touch only the first cache line.
- * Locking: fast_base, fast_frames, the array pointers and n* change only in
- * frame_init/reclaim (reclaim: under frame_lock, while the other CPUs are
- * idle); everything else is under frame_lock (frame_free reads a bitmap bit
- * of a frame its caller holds without it: see above). */
+ * Locking: `held` words change atomically (see above); fast_base,
+ * fast_frames, the array pointers and n* change only in frame_init/reclaim
+ * (reclaim: under frame_lock, while the other CPUs are idle); everything
+ * else is under frame_lock. */
 static struct {
+    uint64_t *held;     /* nbm words, 1 bit per frame: 1 = held by a caller (atomic) */
     paddr_t fast_base;  /* largest usable region: frame_free checks it first */
     uint64_t fast_frames;
     uint64_t *bitmap;   /* nbm words, 1 bit per frame, 1 = used (or cached) */
@@ -201,7 +184,7 @@ static struct spinlock frame_lock = SPINLOCK_INIT("frame", LOCK_RANK_FRAME);
 
 /* One CPU's frame cache. `lock` guards count and frames; count is also read
  * without it (atomically) for statistics and to skip empty caches. Every
- * cached frame is used in the bitmap, tagged, in usable memory and in one
+ * cached frame is used in the bitmap, not held, in usable memory and in one
  * cache only (frame_check). Its own cache line: CPUs do not share it but to
  * drain it. */
 struct frame_cache {
@@ -431,78 +414,61 @@ static void __attribute__((noinline)) check_managed(paddr_t f, void *caller)
               (unsigned long long)r->end, caller);
 }
 
-/* A cached frame's first word is its address + CACHE_TAG (see the top): one
- * lea on the fast path. Its low 12 bits are not 0x000 or 0x999, so a tag is
- * never 0 and never MM_POISON's pattern. */
-#define CACHE_TAG 0x5ca1ab1eULL
-
-static inline uint64_t frame_tag(paddr_t f)
-{
-    return f + CACHE_TAG;
-}
-
-/* Frame f's first word, through the HHDM (atomic: another CPU may swap a
- * tag into it at the same time in a double free). */
-static inline uint64_t *tag_word(paddr_t f)
-{
-    return (uint64_t *)PHYS2VIRT(f);
-}
-
-/* Frame f enters a cache: its first word becomes the tag. */
-static inline void tag_set(paddr_t f)
-{
-    __atomic_store_n(tag_word(f), frame_tag(f), __ATOMIC_RELAXED);
-}
-
-/* Frame f leaves a cache: the tag is wiped (MM_POISON's pattern when on). */
-static inline void tag_clear(paddr_t f)
-{
-#ifdef MM_POISON
-    __atomic_store_n(tag_word(f), 0x0101010101010101ULL * FRAME_POISON, __ATOMIC_RELAXED);
-#else
-    __atomic_store_n(tag_word(f), 0, __ATOMIC_RELAXED);
-#endif
-}
-
-/* True when frame f's first word is its tag. */
-static inline bool tag_test(paddr_t f)
-{
-    return __atomic_load_n(tag_word(f), __ATOMIC_RELAXED) == frame_tag(f);
-}
-
-/* Frame i's bitmap bit, read without frame_lock: for frame_free, whose
- * caller claims to hold the frame, so that no one else may clear the bit
- * (other bits of the word change under frame_lock; a word is stored whole).
- * A compiler barrier keeps the read before the tag swap that follows. Under
- * ThreadSanitizer the read is hidden from it (a race by design). */
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-static inline bool bitmap_test_unlocked(uint64_t i)
+/* Sets frame i's held bit (atomic: CPUs share the words of held bits). One
+ * locked bts on the bit string: the CPU finds the word from i. */
+static inline void held_set(uint64_t i)
 {
-    bool set;
-    __asm__ volatile("btq %2, (%1)" : "=@ccc"(set) : "r"(fa.bitmap), "r"(i) : "memory");
-    return set;
+    __asm__ volatile("lock btsq %1, (%0)" ::"r"(fa.held), "r"(i) : "memory", "cc");
 }
-#else
-__attribute__((no_sanitize("thread"), noinline)) static bool bitmap_test_unlocked(uint64_t i)
+
+/* Clears frame i's held bit; true when it was set (one locked btr). */
+static inline bool held_test_clear(uint64_t i)
 {
-    bool set = (*(volatile uint64_t *)&fa.bitmap[i / 64] & BIT(i)) != 0;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    return set;
+    bool was;
+    __asm__ volatile("lock btrq %2, (%1)" : "=@ccc"(was) : "r"(fa.held), "r"(i) : "memory");
+    return was;
+}
+#else /* the same with the compiler's atomics (ThreadSanitizer sees these) */
+static inline void held_set(uint64_t i)
+{
+    __atomic_fetch_or(&fa.held[i / 64], BIT(i), __ATOMIC_RELAXED);
+}
+
+static inline bool held_test_clear(uint64_t i)
+{
+    return (__atomic_fetch_and(&fa.held[i / 64], ~BIT(i), __ATOMIC_RELAXED) & BIT(i)) != 0;
 }
 #endif
 
-/* The first frame of [f0, f1) free in the bitmap (f1 when none is; caller
- * holds frame_lock). One mask test for a run inside one word. */
-static inline uint64_t first_free_in(uint64_t f0, uint64_t f1)
+/* Frame i's held bit. */
+static inline bool held_test(uint64_t i)
 {
-    if (f0 / 64 == (f1 - 1) / 64) {
-        uint64_t v = ~fa.bitmap[f0 / 64] & (FULL >> (64 - (f1 - f0)) << (f0 % 64));
-        return v ? f0 / 64 * 64 + CTZ(v) : f1;
-    }
+    return (__atomic_load_n(&fa.held[i / 64], __ATOMIC_RELAXED) & BIT(i)) != 0;
+}
+
+/* Sets (set) or clears the held bits of frames [f0, f1), a word at a time.
+ * (Inlined: `set` is a constant at each call, and most runs are one word.) */
+static inline __attribute__((always_inline)) void held_assign(uint64_t f0, uint64_t f1, bool set)
+{
     while (f0 < f1) {
         uint64_t w = f0 / 64, n = MIN(f1 - f0, 64 - f0 % 64);
         uint64_t mask = (n == 64 ? FULL : (BIT(n) - 1)) << (f0 % 64);
-        uint64_t v = ~fa.bitmap[w] & mask;
+        if (set)
+            __atomic_fetch_or(&fa.held[w], mask, __ATOMIC_RELAXED);
+        else
+            __atomic_fetch_and(&fa.held[w], ~mask, __ATOMIC_RELAXED);
+        f0 += n;
+    }
+}
+
+/* The first frame of [f0, f1) that is not held (f1 when every one is). */
+static uint64_t first_not_held(uint64_t f0, uint64_t f1)
+{
+    while (f0 < f1) {
+        uint64_t w = f0 / 64, n = MIN(f1 - f0, 64 - f0 % 64);
+        uint64_t mask = (n == 64 ? FULL : (BIT(n) - 1)) << (f0 % 64);
+        uint64_t v = ~__atomic_load_n(&fa.held[w], __ATOMIC_RELAXED) & mask;
         if (v)
             return w * 64 + CTZ(v);
         f0 += n;
@@ -536,21 +502,6 @@ static inline void cache_lock(struct frame_cache *c)
 static inline void cache_unlock(struct frame_cache *c)
 {
     __atomic_store_n(&c->lock, 0, __ATOMIC_RELEASE);
-}
-
-/* Takes every cache lock in index order (the caller holds no lock): no
- * frame enters or leaves any cache until unlock_caches. */
-static void lock_caches(void)
-{
-    for (unsigned k = 0; k < CPU_MAX; k++)
-        cache_lock(&caches[k]);
-}
-
-/* Releases what lock_caches took. */
-static void unlock_caches(void)
-{
-    for (unsigned k = CPU_MAX; k-- > 0;)
-        cache_unlock(&caches[k]);
 }
 
 /* Sets c's count (caller holds c's lock; atomic for the lock-free readers). */
@@ -598,11 +549,10 @@ static inline bool descend(uint64_t *w)
 }
 
 /* Takes up to `want` of the lowest free frames from the bitmap into out[],
- * the lowest last (the top of a cache stack), each tagged before its bitmap
- * bit is set; returns how many. A word it
+ * the lowest last (the top of a cache stack); returns how many. A word it
  * fills loses its sum1 bit at once; a stale sum1 bit it lands on is cleared
  * (each once). empty1/group1 stay stale, as for any allocation. Caller holds
- * frame_lock and the lock of the cache that out[] belongs to. */
+ * frame_lock. */
 static uint32_t take_batch(paddr_t *out, uint32_t want)
 {
     uint32_t n = 0;
@@ -612,11 +562,8 @@ static uint32_t take_batch(paddr_t *out, uint32_t want)
         while (n < want && word != FULL) {
             uint64_t b = CTZ(~word);
             word |= BIT(b);
-            out[n] = (w * 64 + b) << PAGE_SHIFT;
-            tag_set(out[n++]);
+            out[n++] = (w * 64 + b) << PAGE_SHIFT;
         }
-        /* the tags first: a frame_free that sees the bit set sees the tag */
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
         fa.bitmap[w] = word;
         if (word == FULL)
             mark_full(w);
@@ -630,9 +577,8 @@ static uint32_t take_batch(paddr_t *out, uint32_t want)
     return n;
 }
 
-/* Gives cached frame f back to the bitmap, its tag wiped (caller holds
- * frame_lock and f's cache lock). A frame the bitmap already calls free
- * means a cache was corrupted. */
+/* Gives cached frame f back to the bitmap (caller holds frame_lock). A
+ * frame the bitmap already calls free means a cache was corrupted. */
 static void bitmap_put(paddr_t f)
 {
     uint64_t i = f >> PAGE_SHIFT, w = i / 64, old = fa.bitmap[w];
@@ -641,7 +587,6 @@ static void bitmap_put(paddr_t f)
         panic("frame cache: 0x%llx is free in the bitmap (corrupted cache)",
               (unsigned long long)f);
     }
-    tag_clear(f);
     fa.bitmap[w] = old & ~BIT(i);
     fa.free_frames++;
     note_freed(w, old & ~BIT(i));
@@ -713,7 +658,7 @@ static paddr_t __attribute__((noinline)) alloc_refill(struct frame_cache *c)
     }
     paddr_t f = c->frames[n - 1];
     cache_set_count(c, n - 1);
-    tag_clear(f);
+    held_set(f >> PAGE_SHIFT);
     cache_unlock(c);
     return f;
 }
@@ -727,7 +672,7 @@ static inline paddr_t cache_pop(struct frame_cache *c)
         return alloc_refill(c);
     paddr_t f = c->frames[n - 1];
     cache_set_count(c, n - 1);
-    tag_clear(f);
+    held_set(f >> PAGE_SHIFT);
     cache_unlock(c);
     return f;
 }
@@ -756,8 +701,9 @@ paddr_t frame_alloc_zeroed(void)
     return f;
 }
 
-/* frame_free found frame f free in the bitmap: a double free. Nothing
- * changed; this CPU's cache (locked) is released before the panic. */
+/* frame_free found frame f not held (its bit was already clear): a double
+ * free, of a frame free in the bitmap or sitting in some CPU's cache.
+ * Nothing changed; this CPU's cache (locked) is released before the panic. */
 static void __attribute__((noinline, noreturn)) double_free(paddr_t f, void *caller)
 {
     cache_unlock(&caches[cpu_index()]);
@@ -786,12 +732,15 @@ static void __attribute__((noinline)) free_drain(struct frame_cache *c, paddr_t 
     cache_unlock(c);
 }
 
-/* Frame f, tagged and claimed by this free, goes on cache c (locked by the
- * caller, this CPU's). Releases the lock. */
-static inline void cache_push_tagged(struct frame_cache *c, paddr_t f)
+/* Frame f (aligned, in usable memory) goes on cache c (locked by the
+ * caller, this CPU's) when a caller held it; else a double free panics
+ * (caller: frame_free's). Releases the lock. */
+static inline void cache_push(struct frame_cache *c, paddr_t f, void *caller)
 {
+    if (unlikely(!held_test_clear(f >> PAGE_SHIFT)))
+        double_free(f, caller);
 #ifdef MM_POISON
-    memset((uint8_t *)PHYS2VIRT(f) + 8, FRAME_POISON, PAGE_SIZE - 8); /* the tag stays */
+    memset(PHYS2VIRT(f), FRAME_POISON, PAGE_SIZE);
 #endif
     uint32_t n = c->count;
     if (unlikely(n >= CACHE_LIMIT))
@@ -799,61 +748,6 @@ static inline void cache_push_tagged(struct frame_cache *c, paddr_t f)
     c->frames[n] = f;
     cache_set_count(c, n + 1);
     cache_unlock(c);
-}
-
-/* True when some cache holds a frame of [f0, f1) (addresses); sets *first
- * to the lowest such. Caller holds every cache lock. */
-static bool caches_hold(paddr_t f0, paddr_t f1, paddr_t *first)
-{
-    paddr_t low = f1;
-    for (unsigned k = 0; k < CPU_MAX; k++)
-        for (uint32_t j = 0; j < caches[k].count; j++) {
-            paddr_t f = caches[k].frames[j];
-            if (f >= f0 && f < low)
-                low = f;
-        }
-    *first = low;
-    return low != f1;
-}
-
-/* frame_free found the tag already in f's first word: f probably sits in a
- * cache. With c's lock given up, every cache lock is taken (index order)
- * and the caches searched, and the bitmap bit read again under frame_lock:
- * either way a double free panics with nothing changed. Else the first word
- * was the caller's data: f is pushed on c after all (the tag written again:
- * a pop may have wiped it meanwhile). */
-static void __attribute__((noinline)) free_tagged(struct frame_cache *c, paddr_t f, void *caller)
-{
-    uint64_t i = f >> PAGE_SHIFT;
-    paddr_t found;
-    cache_unlock(c);
-    lock_caches();
-    spin_lock(&frame_lock);
-    bool is_free = !(fa.bitmap[i / 64] & BIT(i));
-    spin_unlock(&frame_lock);
-    if (caches_hold(f, f + PAGE_SIZE, &found) || is_free) {
-        unlock_caches();
-        panic("frame_free(0x%llx): double free (frame is already free); caller %p",
-              (unsigned long long)f, caller);
-    }
-    tag_set(f);
-    for (unsigned k = 0; k < CPU_MAX; k++)
-        if (&caches[k] != c)
-            cache_unlock(&caches[k]);
-    cache_push_tagged(c, f);
-}
-
-/* Frame f (aligned, in usable memory) goes on cache c (locked by the
- * caller, this CPU's) unless it is free: in the bitmap, or in some cache
- * (the tag already there); a double free panics (caller: frame_free's).
- * Releases the lock. */
-static inline void cache_push(struct frame_cache *c, paddr_t f, void *caller)
-{
-    if (unlikely(!bitmap_test_unlocked(f >> PAGE_SHIFT)))
-        double_free(f, caller);
-    if (unlikely(__atomic_exchange_n(tag_word(f), frame_tag(f), __ATOMIC_ACQ_REL) == frame_tag(f)))
-        return free_tagged(c, f, caller);
-    cache_push_tagged(c, f);
 }
 
 /* frame_free found its cache locked: wait (out of line, as alloc_wait). */
@@ -940,6 +834,7 @@ static paddr_t below_locked(paddr_t limit)
         return 0;
     set_range(f, f + 1, true);
     fa.free_frames--;
+    held_set(f);
     return f << PAGE_SHIFT;
 }
 
@@ -1045,7 +940,7 @@ static paddr_t contig_small(uint64_t count, uint64_t step)
 }
 
 /* frame_alloc_contig's search in the bitmap (caller holds frame_lock). The
- * run is marked used. */
+ * run is marked used; its held bits are the caller's business. */
 static paddr_t contig_locked(size_t count, uint64_t step)
 {
     uint64_t w;
@@ -1090,11 +985,13 @@ static paddr_t contig_locked(size_t count, uint64_t step)
     return 0;
 }
 
-/* One attempt under frame_lock. */
+/* One attempt under frame_lock; the run found is held by the caller. */
 static paddr_t contig_try(size_t count, uint64_t step)
 {
     spin_lock(&frame_lock);
     paddr_t p = contig_locked(count, step);
+    if (p)
+        held_assign(p >> PAGE_SHIFT, (p >> PAGE_SHIFT) + count, true);
     spin_unlock(&frame_lock);
     return p;
 }
@@ -1157,61 +1054,32 @@ static void __attribute__((noinline)) check_run(paddr_t base, size_t count, void
     }
 }
 
-/* Runs up to CONTIG_TAG_RUN frames have their tags read by
- * frame_free_contig when some cache is not empty (runs up to CONTIG_TAG_ALWAYS
- * frames without looking at the caches' counts first: as cheap); longer ones
- * search the non-empty caches instead (a tag read costs about two cache
- * entries compared). */
-#define CONTIG_TAG_RUN    16
-#define CONTIG_TAG_ALWAYS 4
-
-/* frame_free_contig, caller holding frame_lock, every frame of the run used
- * in the bitmap: true when no frame of [base, base + count pages) can be in
- * a cache (every cache empty; no tag on a short run; not in any non-empty
- * cache, each searched under its lock taken by trylock). False means "look
- * under every cache lock": a tag, a cached frame of the run, or a cache
- * busy. (A frame of a held run enters a cache only by a double free, so a
- * cache seen empty holds none of it.) */
-static bool run_not_cached(paddr_t base, size_t count)
+void frame_free_contig(paddr_t base, size_t count)
 {
-    paddr_t end = base + count * PAGE_SIZE;
-    if (count > CONTIG_TAG_ALWAYS) {
-        uint32_t any = 0;
-#pragma GCC unroll 16
-        for (unsigned k = 0; k < CPU_MAX; k++)
-            any |= __atomic_load_n(&caches[k].count, __ATOMIC_RELAXED);
-        if (!any)
-            return true;
+    /* The whole run is checked before anything changes: its shape and place
+     * (the largest usable region without a search), then that a caller holds
+     * every frame (a frame free in the bitmap or in any CPU's cache is not
+     * held). A bad call panics naming the first bad address and leaves the
+     * bitmap, the summaries, the held bits, the caches, the free count and
+     * the cursor as they were. Then a word at a time (the whole words of a
+     * long run in bulk); a small run's word becomes the contig cursor. */
+    uint64_t off = base - fa.fast_base, f0 = base >> PAGE_SHIFT;
+    if (unlikely((base & (PAGE_SIZE - 1)) || count == 0 ||
+                 (off >> PAGE_SHIFT) >= fa.fast_frames ||
+                 count > fa.fast_frames - (off >> PAGE_SHIFT)))
+        check_run(base, count, __builtin_return_address(0));
+    spin_lock(&frame_lock);
+    uint64_t u = first_not_held(f0, f0 + count);
+    if (unlikely(u != f0 + count)) {
+        spin_unlock(&frame_lock);
+        panic("frame_free_contig(0x%llx, %llu): 0x%llx: double free (frame is already free); "
+              "nothing freed; caller %p", (unsigned long long)base, (unsigned long long)count,
+              (unsigned long long)u << PAGE_SHIFT, __builtin_return_address(0));
     }
-    if (count <= CONTIG_TAG_RUN) {
-        for (paddr_t f = base; f < end; f += PAGE_SIZE)
-            if (tag_test(f))
-                return false;
-        return true;
-    }
-    for (unsigned k = 0; k < CPU_MAX; k++) {
-        struct frame_cache *c = &caches[k];
-        if (!__atomic_load_n(&c->count, __ATOMIC_RELAXED))
-            continue;
-        if (!cache_trylock(c)) /* a cache lock after frame_lock: only by trylock */
-            return false;
-        bool hit = false;
-        for (uint32_t j = 0; j < c->count && !hit; j++)
-            hit = c->frames[j] - base < end - base;
-        cache_unlock(c);
-        if (hit)
-            return false;
-    }
-    return true;
-}
-
-/* Gives the checked run [f0, f0 + count) back to the bitmap (caller holds
- * frame_lock). */
-static inline __attribute__((always_inline)) void contig_free_locked(uint64_t f0, size_t count)
-{
 #ifdef MM_POISON
-    memset(PHYS2VIRT(f0 << PAGE_SHIFT), FRAME_POISON, count * PAGE_SIZE);
+    memset(PHYS2VIRT(base), FRAME_POISON, count * PAGE_SIZE);
 #endif
+    held_assign(f0, f0 + count, false);
     if (count > 64)
         set_free_bulk(f0, f0 + count); /* memset speed for the whole words */
     else
@@ -1219,62 +1087,6 @@ static inline __attribute__((always_inline)) void contig_free_locked(uint64_t f0
     fa.free_frames += count;
     if (count <= 64 && f0 / 64 == (f0 + count - 1) / 64)
         fa.cursor = f0 / 64; /* the next small run takes the slot again */
-}
-
-/* frame_free_contig's double free: panics naming frame u. */
-static void __attribute__((noinline, noreturn)) contig_double_free(paddr_t base, size_t count,
-                                                                   paddr_t u, void *caller)
-{
-    panic("frame_free_contig(0x%llx, %llu): 0x%llx: double free (frame is already free); "
-          "nothing freed; caller %p", (unsigned long long)base, (unsigned long long)count,
-          (unsigned long long)u, caller);
-}
-
-/* frame_free_contig when a frame of the run may be cached: everything is
- * checked again under every cache lock and frame_lock; the lowest frame
- * free in the bitmap or found in a cache is a double free. */
-static void __attribute__((noinline)) free_contig_slow(paddr_t base, size_t count, void *caller)
-{
-    uint64_t f0 = base >> PAGE_SHIFT;
-    paddr_t cached;
-    lock_caches();
-    spin_lock(&frame_lock);
-    paddr_t u = first_free_in(f0, f0 + count) << PAGE_SHIFT;
-    if (caches_hold(base, base + count * PAGE_SIZE, &cached) || u != base + count * PAGE_SIZE) {
-        spin_unlock(&frame_lock);
-        unlock_caches();
-        contig_double_free(base, count, MIN(u, cached), caller);
-    }
-    contig_free_locked(f0, count);
-    spin_unlock(&frame_lock);
-    unlock_caches();
-}
-
-void frame_free_contig(paddr_t base, size_t count)
-{
-    /* The whole run is checked before anything changes: its shape and place
-     * (the largest usable region without a search), then that a caller holds
-     * every frame (none free in the bitmap, none in any CPU's cache). A bad
-     * call panics naming the first bad address and leaves the bitmap, the
-     * summaries, the caches, the free count and the cursor as they were.
-     * Then a word at a time (the whole words of a long run in bulk); a small
-     * run's word becomes the contig cursor. */
-    uint64_t off = base - fa.fast_base, f0 = base >> PAGE_SHIFT;
-    if (unlikely((base & (PAGE_SIZE - 1)) || count == 0 ||
-                 (off >> PAGE_SHIFT) >= fa.fast_frames ||
-                 count > fa.fast_frames - (off >> PAGE_SHIFT)))
-        check_run(base, count, __builtin_return_address(0));
-    spin_lock(&frame_lock);
-    uint64_t u = first_free_in(f0, f0 + count);
-    if (unlikely(u != f0 + count)) {
-        spin_unlock(&frame_lock);
-        contig_double_free(base, count, u << PAGE_SHIFT, __builtin_return_address(0));
-    }
-    if (unlikely(!run_not_cached(base, count))) {
-        spin_unlock(&frame_lock);
-        return free_contig_slow(base, count, __builtin_return_address(0));
-    }
-    contig_free_locked(f0, count);
     spin_unlock(&frame_lock);
 }
 
@@ -1286,38 +1098,17 @@ static bool frame_in_usable(uint64_t i)
     return r && r->type == MEM_USABLE;
 }
 
-/* True when some cache holds frame f, each cache searched under its lock in
- * turn (the caller holds no lock; a snapshot). */
-static bool cached_somewhere(paddr_t f)
-{
-    bool hit = false;
-    for (unsigned k = 0; k < CPU_MAX && !hit; k++) {
-        struct frame_cache *c = &caches[k];
-        if (!__atomic_load_n(&c->count, __ATOMIC_RELAXED))
-            continue;
-        cache_lock(c);
-        for (uint32_t j = 0; j < c->count && !hit; j++)
-            hit = c->frames[j] == f;
-        cache_unlock(c);
-    }
-    return hit;
-}
-
 bool frame_is_used(paddr_t frame)
 {
-    /* Used in the bitmap and not cached: a cached frame is usable memory
-     * with its tag, found in a cache; a frame outside usable memory is
-     * never read. */
+    /* Used in the bitmap and not held: a cached frame (usable memory, free)
+     * or one the allocator never manages (used). */
     uint64_t i = frame >> PAGE_SHIFT;
     if (i >= fa.total_frames)
         return true;
     spin_lock(&frame_lock);
     bool used = (fa.bitmap[i / 64] & BIT(i)) != 0;
     spin_unlock(&frame_lock);
-    if (!used || !frame_in_usable(i))
-        return used;
-    paddr_t f = i << PAGE_SHIFT;
-    return !tag_test(f) || !cached_somewhere(f);
+    return used && (held_test(i) || !frame_in_usable(i));
 }
 
 /* Appends a region to the private map, merging nothing. */
@@ -1349,7 +1140,7 @@ void frame_init(const struct mem_region *map, size_t count)
     fa.n1 = div_up(fa.nbm, 64);
     fa.n2 = div_up(fa.n1, 64);
     fa.n3 = div_up(fa.n2, 64);
-    fa.meta_bytes = ALIGN_UP((fa.nbm + 3 * (fa.n1 + fa.n2 + fa.n3 + 1)) * 8, PAGE_SIZE);
+    fa.meta_bytes = ALIGN_UP((2 * fa.nbm + 3 * (fa.n1 + fa.n2 + fa.n3 + 1)) * 8, PAGE_SIZE);
 
     /* Bump-allocate the metadata: top of the largest usable region, within
      * the HHDM (hhdm_size 0 = not known, no limit), never frame 0. */
@@ -1397,7 +1188,9 @@ void frame_init(const struct mem_region *map, size_t count)
     fa.group1 = fa.empty3 + fa.n3 + 1;
     fa.group2 = fa.group1 + fa.n1;
     fa.group3 = fa.group2 + fa.n2;
+    fa.held = fa.group3 + fa.n3 + 1;
     fa.cursor = 0;
+    memset(fa.held, 0, fa.nbm * 8);
     memset(caches, 0, sizeof(caches));
     spin_init(&frame_lock, "frame", LOCK_RANK_FRAME);
     /* Summaries start empty; the bitmap is written once, in frame order:
@@ -1528,7 +1321,8 @@ static bool tree_check(const uint64_t *t1, const uint64_t *t2, const uint64_t *t
  * holds still (frame_check, frame_state_digest). */
 static void lock_everything(void)
 {
-    lock_caches();
+    for (unsigned k = 0; k < CPU_MAX; k++)
+        cache_lock(&caches[k]);
     spin_lock(&frame_lock);
 }
 
@@ -1536,7 +1330,8 @@ static void lock_everything(void)
 static void unlock_everything(void)
 {
     spin_unlock(&frame_lock);
-    unlock_caches();
+    for (unsigned k = CPU_MAX; k-- > 0;)
+        cache_unlock(&caches[k]);
 }
 
 /* The bitmap and summaries' invariants and the free count (under
@@ -1552,6 +1347,8 @@ static bool bitmap_check(void)
             return false; /* empty1 0 must mean not wholly free; 1 may be stale */
         if (!(fa.group1[w / 64] & BIT(w)) && free_groups(fa.bitmap[w]))
             return false; /* group1 0 must mean no free group; 1 may be stale */
+        if (fa.held[w] & ~fa.bitmap[w])
+            return false; /* a held frame is used in the bitmap */
     }
     if (!tree_check(fa.sum1, fa.sum2, fa.sum3) || !tree_check(fa.empty1, fa.empty2, fa.empty3) ||
         !tree_check(fa.group1, fa.group2, fa.group3))
@@ -1565,13 +1362,33 @@ static bool bitmap_check(void)
     return free == fa.free_frames;
 }
 
-/* Every cached frame is aligned, in usable memory, used in the bitmap,
- * tagged and in one cache only (under lock_everything). Duplicates are
- * found by clearing the bitmap bit of each frame seen (a second sighting
- * finds it clear), set again afterwards. */
+/* Frames of usable memory that are used in the bitmap and not held: the
+ * frames that must be in some cache (under lock_everything). */
+static uint64_t count_unheld_used(void)
+{
+    uint64_t n = 0;
+    for (size_t k = 0; k < nregions; k++) {
+        if (regions[k].type != MEM_USABLE)
+            continue;
+        uint64_t f0 = regions[k].base >> PAGE_SHIFT, f1 = regions[k].end >> PAGE_SHIFT;
+        while (f0 < f1) {
+            uint64_t w = f0 / 64, m = MIN(f1 - f0, 64 - f0 % 64);
+            uint64_t mask = (m == 64 ? FULL : (BIT(m) - 1)) << (f0 % 64);
+            n += popcount64(fa.bitmap[w] & ~fa.held[w] & mask);
+            f0 += m;
+        }
+    }
+    return n;
+}
+
+/* Every cached frame is aligned, in usable memory, used in the bitmap, not
+ * held and in one cache only, and the caches hold every frame in that state
+ * (under lock_everything). Duplicates are found by setting the held bit of
+ * each frame seen (a second sighting finds it set), undone afterwards. */
 static bool caches_check(void)
 {
     bool ok = true;
+    uint64_t total = 0;
     unsigned k, j = 0;
     for (k = 0; k < CPU_MAX && ok; k++) {
         const struct frame_cache *c = &caches[k];
@@ -1584,23 +1401,22 @@ static bool caches_check(void)
             paddr_t f = c->frames[j];
             uint64_t i = f >> PAGE_SHIFT;
             if ((f & (PAGE_SIZE - 1)) || i >= fa.total_frames || !frame_in_usable(i) ||
-                !(fa.bitmap[i / 64] & BIT(i)) || !tag_test(f)) {
+                !(fa.bitmap[i / 64] & BIT(i)) || held_test(i)) {
                 ok = false;
                 break;
             }
-            fa.bitmap[i / 64] &= ~BIT(i); /* seen */
+            held_set(i); /* seen */
         }
+        total += c->count;
     }
     /* undo the marks: caches 0 .. k-1 whole, then cache k-1 up to j when it stopped early */
     for (unsigned a = 0; a < k; a++) {
         const struct frame_cache *c = &caches[a];
         uint32_t upto = (!ok && a == k - 1) ? j : c->count;
-        for (uint32_t b = 0; b < upto; b++) {
-            uint64_t i = c->frames[b] >> PAGE_SHIFT;
-            fa.bitmap[i / 64] |= BIT(i);
-        }
+        for (uint32_t b = 0; b < upto; b++)
+            held_test_clear(c->frames[b] >> PAGE_SHIFT);
     }
-    return ok;
+    return ok && count_unheld_used() == total;
 }
 
 bool frame_check(void)
@@ -1633,13 +1449,8 @@ uint64_t frame_state_digest(void)
         h = (h ^ c->count) * 0xff51afd7ed558ccdULL;
         h ^= h >> 32;
         for (uint32_t j = 0; j < c->count && j < CACHE_MAX; j++) {
-            paddr_t f = c->frames[j];
-            h = (h ^ f) * 0xff51afd7ed558ccdULL;
+            h = (h ^ c->frames[j]) * 0xff51afd7ed558ccdULL;
             h ^= h >> 32;
-            if (f >> PAGE_SHIFT < fa.total_frames && frame_in_usable(f >> PAGE_SHIFT)) {
-                h = (h ^ __atomic_load_n(tag_word(f), __ATOMIC_RELAXED)) * 0xff51afd7ed558ccdULL;
-                h ^= h >> 32; /* and its tag */
-            }
         }
     }
     unlock_everything();

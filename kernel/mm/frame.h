@@ -79,10 +79,10 @@ void frame_get_stats(struct frame_stats *out);
  * a clear group1 bit means no free 64 KiB-aligned 64 KiB block; the lowest
  * levels may hold stale set bits, the upper ones are exact) and
  * the free count agrees, and every CPU's cache holds only free frames (used
- * in the bitmap, in usable memory, carrying their cache tag, each in one
- * cache) (for tests and fuzzers; O(frames / 64); stops every CPU's cache). */
+ * in the bitmap, not held, in usable memory, each in one cache) and all of
+ * them (for tests and fuzzers; O(frames / 64); stops every CPU's cache). */
 bool frame_check(void);
-/* A 64-bit digest of the allocator's whole state (bitmap, every summary, free
- * count, contig cursor, every CPU's cache and its frames' tags): equal digests mean unchanged state, for tests that
+/* A 64-bit digest of the allocator's whole state (bitmap, every summary, held
+ * bits, free count, contig cursor, every CPU's cache): equal digests mean unchanged state, for tests that
  * check a refused call changed nothing (O(frames / 64)). */
 uint64_t frame_state_digest(void);

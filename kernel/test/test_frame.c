@@ -340,59 +340,6 @@ KTEST(frame_cache_on_this_cpu)
     KT_EXPECT(frame_check());
 }
 
-struct contig_arg {
-    paddr_t base;
-    size_t count;
-};
-
-static void free_contig(void *arg)
-{
-    const struct contig_arg *a = arg;
-    frame_free_contig(a->base, a->count);
-}
-
-/* A cached frame carries its tag in its first word; a held frame whose data
- * equals that tag is freed normally (found in no cache), and frame_is_used
- * calls it used until then. A run of 32 frames (searched in the caches, not
- * by tags) with one frame in this CPU's cache is a double free naming that
- * frame, with nothing changed. */
-KTEST(frame_cache_tag_lookalike_and_cached_frame_in_a_run)
-{
-    frame_drain_cpu_caches();
-    uint64_t before = ktest_free_frames();
-    unsigned me = cpu_index();
-    paddr_t a = frame_alloc();
-    KT_ASSERT(a);
-    frame_free(a);
-    uint64_t tag = *(volatile uint64_t *)PHYS2VIRT(a);
-    KT_ASSERT(frame_alloc() == a, "the cache is a stack");
-    KT_EXPECT(*(volatile uint64_t *)PHYS2VIRT(a) != tag, "frame_alloc wipes the tag");
-    *(volatile uint64_t *)PHYS2VIRT(a) = tag; /* the caller's data, equal to the tag */
-    KT_EXPECT(frame_is_used(a), "a held frame whose data looks like a tag is used");
-    frame_free(a); /* not a double free */
-    KT_EXPECT(frame_cache_count(me) == 32, "%u", frame_cache_count(me));
-    KT_EXPECT(!frame_is_used(a));
-    KT_EXPECT(ktest_free_frames() == before);
-    KT_EXPECT(frame_check());
-
-    paddr_t run = frame_alloc_contig(32, 128 * 1024);
-    KT_ASSERT(run);
-    paddr_t f = run + 20 * PAGE_SIZE;
-    frame_free(f); /* on this CPU's cache */
-    uint64_t digest = frame_state_digest();
-    char want[120];
-    ksnprintf(want, sizeof(want), "frame_free_contig(0x%llx, 32): 0x%llx: double free",
-              (unsigned long long)run, (unsigned long long)f);
-    struct contig_arg arg = {run, 32};
-    KT_EXPECT(ktest_expect_panic(free_contig, &arg, want));
-    KT_EXPECT(frame_state_digest() == digest, "a refused free changed the allocator");
-    KT_EXPECT(frame_alloc() == f, "the top of this CPU's cache");
-    frame_free_contig(run, 32);
-    frame_drain_cpu_caches();
-    KT_EXPECT(ktest_free_frames() == before);
-    KT_EXPECT(frame_check());
-}
-
 /* Out of memory with frames in this CPU's cache: a contiguous request (which
  * the bitmap answers) drains the cache and succeeds. */
 KTEST(frame_cache_drained_before_contig_fails)

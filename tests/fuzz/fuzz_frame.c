@@ -230,8 +230,8 @@ static paddr_t logged_meta_base(void)
  * whole pages. */
 static uint64_t meta_bound(uint64_t frames)
 {
-    /* the bitmap, one word per 64 frames; three summary trees */
-    return ALIGN_UP(((frames / 64 + 1) + 3 * (frames / 4096 + frames / 262144 + 8)) * 8,
+    /* bitmap and held bits, one word per 64 frames each; three summary trees */
+    return ALIGN_UP((2 * (frames / 64 + 1) + 3 * (frames / 4096 + frames / 262144 + 8)) * 8,
                     PAGE_SIZE) +
            PAGE_SIZE;
 }
