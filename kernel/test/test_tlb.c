@@ -172,25 +172,6 @@ static uint32_t wr_done;
 static uint64_t wr_ok[CPU_MAX][3], wr_faults[CPU_MAX], wr_count[CPU_MAX];
 static int wr_err;
 
-static bool write_u64_nofault(volatile uint64_t *p, uint64_t v)
-{
-    uint32_t failed = 0;
-    __asm__ volatile("1: movq %2, (%1)\n"
-                     "2:\n"
-                     ".pushsection __ex_table, \"a\"\n"
-                     ".balign 8\n"
-                     ".quad 1b, 3f\n"
-                     ".popsection\n"
-                     ".pushsection .text.fixup, \"ax\"\n"
-                     "3: movl $1, %0\n"
-                     "jmp 2b\n"
-                     ".popsection\n"
-                     : "+r"(failed)
-                     : "r"(p), "r"(v)
-                     : "memory");
-    return !failed;
-}
-
 static void protect_on_cpu(void *arg)
 {
     paddr_t f = *(paddr_t *)arg;

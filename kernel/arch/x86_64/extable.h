@@ -20,22 +20,26 @@ struct extable_entry {
  * fixup and returns true. Otherwise false, f unchanged. */
 bool extable_fixup(struct interrupt_frame *f);
 
+/* Assembly that follows an instruction labelled 1: allowed to fault: on a
+ * fault it resumes at label 2: (after the instruction) with 1 in operand %0. */
+#define EXTABLE_FAULT_TO_OP0                                                    \
+    "2:\n"                                                                      \
+    ".pushsection __ex_table, \"a\"\n"                                          \
+    ".balign 8\n"                                                               \
+    ".quad 1b, 3f\n"                                                            \
+    ".popsection\n"                                                             \
+    ".pushsection .text.fixup, \"ax\"\n"                                        \
+    "3: movl $1, %0\n"                                                          \
+    "jmp 2b\n"                                                                  \
+    ".popsection\n"
+
 /* Reads the 8 bytes at p into *out: true, or false (and *out untouched) when
  * the read page-faulted (not mapped, or not readable). Any CPU, any time. */
 static inline bool read_u64_nofault(const volatile void *p, uint64_t *out)
 {
     uint32_t failed = 0;
     uint64_t v;
-    __asm__ volatile("1: movq (%2), %1\n"
-                     "2:\n"
-                     ".pushsection __ex_table, \"a\"\n"
-                     ".balign 8\n"
-                     ".quad 1b, 3f\n"
-                     ".popsection\n"
-                     ".pushsection .text.fixup, \"ax\"\n"
-                     "3: movl $1, %0\n"
-                     "jmp 2b\n"
-                     ".popsection\n"
+    __asm__ volatile("1: movq (%2), %1\n" EXTABLE_FAULT_TO_OP0
                      : "+r"(failed), "=r"(v)
                      : "r"(p)
                      : "memory");
@@ -43,4 +47,16 @@ static inline bool read_u64_nofault(const volatile void *p, uint64_t *out)
         return false;
     *out = v;
     return true;
+}
+
+/* Writes v to the 8 bytes at p: true, or false (nothing written) when the
+ * write page-faulted (not mapped, or not writable). Any CPU, any time. */
+static inline bool write_u64_nofault(volatile void *p, uint64_t v)
+{
+    uint32_t failed = 0;
+    __asm__ volatile("1: movq %2, (%1)\n" EXTABLE_FAULT_TO_OP0
+                     : "+r"(failed)
+                     : "r"(p), "r"(v)
+                     : "memory");
+    return !failed;
 }
