@@ -64,7 +64,7 @@ static ALWAYS_INLINE void *heap_alloc(size_t size)
 
 /* A segment's header changes when a neighbour is freed, so it is read under
  * seg_lock; a large block's header only changes when it is freed. */
-static __attribute__((noinline)) void big_free(void *ptr)
+static void big_free(void *ptr)
 {
     heap_lock(&seg_lock);
     struct seg *h = big_header(ptr, "kfree");
@@ -92,31 +92,53 @@ static SLOW void kfree_slow(void *ptr)
     not_held_panic("kfree", ptr);
 }
 
-/* The tiers' free of an inner pointer. The fast path is a leaf: every unusual
- * case leaves it by a tail call. The checks: in a granule the heap holds
- * (which also rejects NULL and anything outside the direct map), slab magic,
- * object boundary (slab_obj_index), and the free tag (a double free is
- * confirmed in slab_free_checked); then the redzones, if any. */
-static ALWAYS_INLINE void heap_free(void *ptr)
+SLOW void kfree_not_slab(void *ptr)
 {
-    uintptr_t v = (uintptr_t)ptr, phys = v - hhdm_offset;
-    if (unlikely(!granule_held(phys))) {
+    uintptr_t phys = (uintptr_t)ptr - hhdm_offset;
+    if (phys >= hhdm_size) {
         kfree_slow(ptr);
         return;
     }
-    struct slab *s = (struct slab *)(v - (phys & (SLAB_SIZE - 1)));
-    if (unlikely(granule_word(s) != (uintptr_t)s + SLAB_MAGIC)) {
-        big_free(ptr);
+    if (unlikely(!frame_owned(phys)))
+        not_held_panic("kfree", ptr);
+    big_free(ptr);
+}
+
+/* The tiers' free of an inner pointer. The fast path is a leaf: every unusual
+ * case leaves it by a tail call. It reads the granule table's entry (hot:
+ * 16 entries per line), this CPU's cpu_mag of the entry's class (written
+ * anyway by the push) and the object's free-tag word (the object's line,
+ * written anyway), never the slab header. The checks: a granule inside the
+ * table (which also rejects NULL and most of what lies outside the direct
+ * map), a slab there, object boundary below the entry's carved count
+ * (which also refuses a pointer past a half slab's end), and the free tag
+ * (a double free is confirmed in slab_free_checked); then the redzones, if
+ * any. */
+static ALWAYS_INLINE void heap_free(void *ptr)
+{
+    uintptr_t phys = (uintptr_t)ptr - hhdm_offset;
+    uint64_t g = phys / SLAB_SIZE;
+    if (unlikely(g >= granule_count)) {
+        kfree_slow(ptr);
         return;
     }
+    uint32_t e = __atomic_load_n(&granule_tab[g], __ATOMIC_ACQUIRE);
+    uint32_t ci = granule_cls(e);
+    if (unlikely(ci >= HEAP_SMALL_CLASSES)) {
+        kfree_not_slab(ptr);
+        return;
+    }
+    struct cpu_mag *m = cpu_mag_at(heap_fast.cpu[cpu_index()], CPU_MAG_OFF(ci));
+    uint64_t x = ((phys & (SLAB_SIZE - 1)) - m->base_off) * m->inv;
+    x = (x >> m->shift) | (x << ((64 - m->shift) & 63));
     void **obj = ptr;
-    if (unlikely(slab_obj_index(s, ptr) >= slab_carved(s) ||
+    if (unlikely(x >= ((e >> GT_CARVED_SHIFT) & GT_CARVED_MASK) ||
                  (uintptr_t)obj[1] == (FREE_TAG ^ (uintptr_t)obj))) {
-        slab_free_checked(s, ptr);
+        slab_free_checked(ptr);
         return;
     }
-    rz_check(ptr, s->size, "kfree");
-    cache_free(ptr, s->moff, s->size);
+    rz_check(ptr, m->size, "kfree");
+    cache_free(ptr, m);
 }
 
 /* Capacity of the inner block at ptr; panics (naming the caller's pointer)

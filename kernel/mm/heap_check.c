@@ -53,8 +53,10 @@ static const char *validate_locked(const void *ptr)
     uintptr_t v = (uintptr_t)ptr, phys = v - hhdm_offset;
     if (phys >= hhdm_size)
         return "not a heap address (outside the direct map)";
+    if (!frame_owned(phys))
+        return "not an address the heap gave (no heap memory there)";
     const struct slab *s = (const struct slab *)(v - (phys & (SLAB_SIZE - 1)));
-    if (slab_class(s)) {
+    if (granule_in_slab(granule_entry(phys / SLAB_SIZE), phys) && slab_class(s)) {
         uint64_t idx = slab_obj_index(s, ptr);
         if (idx >= s->nobj)
             return "inside a slab but not the start of an object";
@@ -288,14 +290,26 @@ static bool check_slabs(uint64_t *pages, uint64_t *granules)
     }
     uint64_t n[HEAP_SMALL_CLASSES] = {0}, full[HEAP_SMALL_CLASSES] = {0},
              part[HEAP_SMALL_CLASSES] = {0}, used[HEAP_SMALL_CLASSES] = {0};
-    for (uint64_t w = 0; w < (granule_count + 63) / 64; w++) {
-        for (uint64_t bits = granule_map[w]; bits; bits &= bits - 1) {
-            uint64_t g = w * 64 + (uint64_t)__builtin_ctzll(bits);
+    for (uint64_t g = 0; g < granule_count; g++) {
+        uint32_t e = granule_tab[g];
+        if (granule_cls(e) >= HEAP_SMALL_CLASSES) {
+            CHECK(!(e & GT_CLS) && !(e & 0xffffu), "granule %llu: bad table entry %#x",
+                  (unsigned long long)g, e);
+            continue; /* no slab: frames of medium chunks or large runs (their checks) */
+        }
+        {
             const struct slab *s = PHYS2VIRT(g * SLAB_SIZE);
-            if (granule_word(s) != (uintptr_t)s + SLAB_MAGIC)
-                continue; /* a medium chunk or a large run (counted by their checks) */
-            CHECK(s->cls < HEAP_SMALL_CLASSES, "slab %p: bad class %u", (const void *)s, s->cls);
+            CHECK(s->magic == (uintptr_t)s + SLAB_MAGIC, "slab %p: header overwritten (bad magic)",
+                  (const void *)s);
+            CHECK(s->cls == granule_cls(e), "slab %p: class %u, the granule table says %u",
+                  (const void *)s, s->cls, granule_cls(e));
             const struct heap_class *c = &classes[s->cls];
+            CHECK(!!(e & GT_HALF) == (c->frames < SLAB_FRAMES) &&
+                      (!(e & GT_HALF) ? !(e >> GT_UPPER_SHIFT) : !(e >> 29)),
+                  "slab %p: bad table entry %#x", (const void *)s, e);
+            CHECK(slab_carved(s) == ((e >> GT_CARVED_SHIFT) & GT_CARVED_MASK),
+                  "slab %p: %u carved, the granule table says %u", (const void *)s, slab_carved(s),
+                  (e >> GT_CARVED_SHIFT) & GT_CARVED_MASK);
             CHECK(s->where >= SLAB_CURRENT && s->where <= SLAB_SPARE, "slab %p: bad state %u",
                   (const void *)s, s->where);
             CHECK(s->where != SLAB_CURRENT || c->current == s, "slab %p: marked current, is not",
@@ -465,16 +479,21 @@ static bool check_locked(void)
         return false;
     CHECK(pages == pages_held, "structures hold %llu pages, counter %llu",
           (unsigned long long)pages, (unsigned long long)pages_held);
-    /* Every held granule belongs to exactly one slab, chunk or large run: a
-     * slab whose header was overwritten shows up here. */
-    granules += m_nchunks * (MCHUNK_SIZE / SLAB_SIZE);
+    /* Every frame the table marks owned belongs to exactly one slab, chunk or
+     * large run: every run's frames are marked, and the counts agree. */
+    (void)granules;
+    const struct mchunk *ch;
+    list_for_each_entry(ch, &mchunks, link)
+        CHECK(heap_owns(VIRT2PHYS(ch), MCHUNK_SIZE), "chunk %p: frames not marked owned",
+              (const void *)ch);
     const struct large *l;
     list_for_each_entry(l, &larges, link)
-        granules += (l->base + l->pages * PAGE_SIZE - 1) / SLAB_SIZE - l->base / SLAB_SIZE + 1;
-    for (uint64_t w = 0; w < (granule_count + 63) / 64; w++)
-        held += (uint64_t)__builtin_popcountll(granule_map[w]);
-    CHECK(held == granules, "%llu granules held, %llu accounted for (a slab header overwritten?)",
-          (unsigned long long)held, (unsigned long long)granules);
+        CHECK(heap_owns(l->base, l->pages * PAGE_SIZE), "large block %p: frames not marked owned",
+              (const void *)(l + 1));
+    for (uint64_t g = 0; g < granule_count; g++)
+        held += (uint64_t)__builtin_popcount(granule_frames(granule_tab[g]));
+    CHECK(held == pages_held, "%llu frames marked owned, %llu held", (unsigned long long)held,
+          (unsigned long long)pages_held);
     return true;
 }
 

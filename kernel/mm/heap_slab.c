@@ -147,7 +147,7 @@ void caches_unlock_all(void)
 
 static struct slab *slab_new(struct heap_class *c)
 {
-    paddr_t phys = heap_frames(c->frames, SLAB_SIZE);
+    paddr_t phys = heap_slab_frames(c->frames);
     if (!phys)
         return NULL;
     struct slab *s = PHYS2VIRT(phys);
@@ -164,6 +164,7 @@ static struct slab *slab_new(struct heap_class *c)
      * (slab_carve), so a new slab costs the same for every class and touches
      * one cache line, not the whole 64 KiB. */
     __atomic_store_n(&s->magic, (uintptr_t)s + SLAB_MAGIC, __ATOMIC_RELEASE);
+    slab_publish(phys, s->cls, c->frames < SLAB_FRAMES); /* kfree sees it from here */
     c->nslabs++;
     return s;
 }
@@ -173,7 +174,7 @@ static void slab_release(struct heap_class *c, struct slab *s)
     released_note(s, (size_t)c->frames * PAGE_SIZE, NULL);
     __atomic_store_n(&s->magic, 0, __ATOMIC_RELAXED);
     c->nslabs--;
-    heap_frames_free(VIRT2PHYS(s), c->frames);
+    slab_frames_free(VIRT2PHYS(s), c->frames);
 }
 
 SLOW NORETURN void slab_panic(const char *what, const struct slab *s, const void *obj)
@@ -202,6 +203,7 @@ static void *slab_carve(struct heap_class *c, struct slab *s)
               USER(obj), s->size, bad - RZ_LEAD);
 #endif
     __atomic_store_n(&s->carved, s->carved + 1, __ATOMIC_RELAXED);
+    granule_carve(VIRT2PHYS(s));
     obj[1] = NULL; /* not tagged free, whatever the memory held before */
     s->used++;
     c->allocs++;
@@ -309,9 +311,23 @@ static void slab_link(struct slab *s, void *ptr)
     }
 }
 
-/* Gives every object of magazine mag (n of them) back to their slabs. */
+/* The header of slab s was found overwritten when obj went back to it. */
+static SLOW NORETURN void slab_header_smashed(const struct slab *s, const void *obj)
+{
+    panic("heap: the header of slab %p was overwritten (found when %p went back to it)",
+          (const void *)s, USER(obj));
+}
+
+/* Gives every object of magazine mag (n of them) back to their slabs. kfree
+ * never reads a slab header, so an overwritten one is caught here, when its
+ * objects go back to it: every header is checked before anything changes. */
 static void mag_flush(struct magazine *mag, uint32_t n)
 {
+    for (uint32_t i = 0; i < n; i++) {
+        const struct slab *s = slab_of_obj(mag->obj[i]);
+        if (unlikely(s->magic != (uintptr_t)s + SLAB_MAGIC))
+            slab_header_smashed(s, mag->obj[i]);
+    }
     for (uint32_t i = n; i-- > 0;) {
         void **obj = mag->obj[i];
         obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj); /* the poison may have covered word 1 */
@@ -346,6 +362,17 @@ static void mag_swap(struct cpu_mag *m)
     m->prev = old;
 }
 
+/* Writes class i's constants into its cpu_mag m (before m is published). */
+static void mag_set_class(struct cpu_mag *m, unsigned i)
+{
+    const struct heap_class *c = &classes[i];
+    m->inv = c->inv;
+    m->size = (uint16_t)c->size;
+    m->base_off = (uint16_t)c->base_off;
+    m->shift = c->shift;
+    m->cls = (uint8_t)i;
+}
+
 /* Bytes of a CPU's magazine set and its 2 magazines per class. */
 static size_t cache_bytes(void)
 {
@@ -377,8 +404,7 @@ static struct cpu_cache *cache_create(unsigned cpu)
             mag[k]->cap = classes[i].mag_cap;
             next += MAG_HDR + classes[i].mag_cap * sizeof(void *);
         }
-        m->size = classes[i].size;
-        m->cls = i;
+        mag_set_class(m, i);
         m->prev = mag[1];
         mag_load(m, mag[0]);
         mag_unlock(m, mag_top_l(m));
@@ -623,32 +649,42 @@ bool slab_obj_free(const struct slab *s, void *const *obj)
     return is_free;
 }
 
-/* kfree of a slab pointer that failed a fast check: not an object start, or
- * it carries the free tag (a double free, or user data equal to the tag).
- * Nothing changes before the verdict. */
-SLOW void slab_free_checked(struct slab *s, void *ptr)
+/* kfree of a slab pointer that failed a fast check: past its half slab (a
+ * frame of another run, or of nobody), not an object start, or it carries
+ * the free tag (a double free, or user data equal to the tag). Nothing
+ * changes before the verdict. */
+SLOW void slab_free_checked(void *ptr)
 {
+    uintptr_t phys = (uintptr_t)ptr - hhdm_offset;
+    if (!granule_in_slab(granule_entry(phys / SLAB_SIZE), phys)) {
+        kfree_not_slab(ptr);
+        return;
+    }
+    struct slab *s = slab_of(ptr, "kfree"); /* checks the header */
     if (unlikely(slab_obj_index(s, ptr) >= slab_carved(s)))
         slab_panic("kfree of a pointer that is not a block start:", s, ptr);
     if (slab_obj_free(s, ptr))
         slab_panic("double free of", s, ptr);
     rz_check(ptr, s->size, "kfree");
-    cache_free(ptr, s->moff, s->size);
+    cache_free(ptr, cpu_mag_at(heap_fast.cpu[cpu_index()], s->moff));
 }
 
 /* The class of the slab whose header would be at s (a granule start in the
- * HHDM), when the heap holds that granule and the header is a sound slab
- * header; NULL otherwise. Reads s only when the granule is held. */
+ * HHDM), when the granule table says a slab of that class starts there and
+ * the header is sound; NULL otherwise. Reads s only in that case. */
 const struct heap_class *slab_class(const struct slab *s)
 {
     uintptr_t phys = (uintptr_t)s - hhdm_offset;
-    if (phys >= hhdm_size || !granule_held(phys) ||
-        granule_word(s) != (uintptr_t)s + SLAB_MAGIC ||
-        s->cls >= HEAP_SMALL_CLASSES)
+    if (phys >= hhdm_size || (phys & (SLAB_SIZE - 1)))
+        return NULL;
+    uint32_t e = granule_entry(phys / SLAB_SIZE);
+    if (granule_cls(e) >= HEAP_SMALL_CLASSES || s->magic != (uintptr_t)s + SLAB_MAGIC ||
+        s->cls != granule_cls(e))
         return NULL;
     const struct heap_class *c = &classes[s->cls];
     if (s->where < SLAB_CURRENT || s->where > SLAB_SPARE || s->size != c->size ||
-        s->nobj != c->nobj || slab_carved(s) > s->nobj)
+        s->nobj != c->nobj || slab_carved(s) > s->nobj ||
+        slab_carved(s) != ((e >> GT_CARVED_SHIFT) & GT_CARVED_MASK))
         return NULL;
     return c;
 }
@@ -765,8 +801,6 @@ void slab_init(void)
         c->spare = NULL;
         list_init(&c->partial);
         c->mag_cap = (uint32_t)MIN((uint64_t)MAG_MAX, MAG_BYTES / c->size);
-        cache_none.m[i].size = c->size;
-        cache_none.m[i].cls = i;
     }
     for (unsigned q = 0, i = 0; q <= HEAP_SMALL_MAX / 16; q++) {
         while (class_sizes[i] < q * 16)
@@ -775,8 +809,10 @@ void slab_init(void)
         if (q > 0)
             heap_fast.moff[q - 1] = (uint16_t)CPU_MAG_OFF(i);
     }
-    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) /* capacity 0, at address 0 (+1: locked) */
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) { /* capacity 0, at address 0 (+1: locked) */
+        mag_set_class(&cache_none.m[i], i);
         cache_none.m[i].base_l = cache_none.m[i].limit_l = 1;
+    }
     for (unsigned k = 0; k < CPU_MAX; k++)
         heap_fast.cpu[k] = &cache_none;
     cache_create(cpu_index()); /* the booting CPU's set now; the others' on first use */
