@@ -123,17 +123,17 @@ static ALWAYS_INLINE void heap_free(void *ptr)
         return;
     }
     uint32_t e = __atomic_load_n(&granule_tab[g], __ATOMIC_ACQUIRE);
-    uint32_t ci = granule_cls(e);
-    if (unlikely(ci >= HEAP_SMALL_CLASSES)) {
+    uint32_t c1 = e & GT_CLS; /* a slab's class + 1: its cpu_mag is at 64 * c1 */
+    if (unlikely(!c1)) {
         kfree_not_slab(ptr);
         return;
     }
-    struct cpu_mag *m = cpu_mag_at(heap_fast.cpu[cpu_index()], CPU_MAG_OFF(ci));
+    struct cpu_mag *m = cpu_mag_at(heap_fast.cpu[cpu_index()], 64 * c1);
     uint64_t x = ((phys & (SLAB_SIZE - 1)) - m->base_off) * m->inv;
     x = (x >> m->shift) | (x << ((64 - m->shift) & 63));
     void **obj = ptr;
-    if (unlikely(x >= ((e >> GT_CARVED_SHIFT) & GT_CARVED_MASK) ||
-                 (uintptr_t)obj[1] == (FREE_TAG ^ (uintptr_t)obj))) {
+    if (unlikely(x >= granule_carved(e) ||
+                 (uintptr_t)obj[1] == FREE_TAG)) {
         slab_free_checked(ptr);
         return;
     }

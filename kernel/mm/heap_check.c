@@ -164,7 +164,7 @@ static bool check_slab(const struct heap_class *c, const struct slab *s, uint8_t
     for (const void *const *o = s->free; o; o = *o) {
         CHECK(slab_obj_index(s, o) < s->carved, "slab %p: free entry %p off-boundary",
               (const void *)s, (const void *)o);
-        CHECK((uintptr_t)o[1] == (FREE_TAG ^ (uintptr_t)o), "slab %p: free entry %p lost its tag",
+        CHECK((uintptr_t)o[1] == FREE_TAG, "slab %p: free entry %p lost its tag",
               (const void *)s, (const void *)o);
         CHECK(++nfree <= s->nobj, "slab %p: free list loops", (const void *)s);
 #if HEAP_POISON
@@ -207,7 +207,7 @@ static bool check_magazine(const struct heap_class *c, const struct magazine *ma
         CHECK(slab_class(s) == c && slab_obj_index(s, o) < s->carved,
               "class %u: %s magazine entry %p is not an object of the class", c->size, what,
               (const void *)o);
-        CHECK((uintptr_t)o[1] == (FREE_TAG ^ (uintptr_t)o),
+        CHECK((uintptr_t)o[1] == FREE_TAG,
               "class %u: %s magazine entry %p lost its free tag", c->size, what, (const void *)o);
 #if HEAP_POISON
         CHECK(poison_scan(o + 2, c->size - 2 * sizeof(void *)) == c->size - 2 * sizeof(void *),
@@ -304,12 +304,12 @@ static bool check_slabs(uint64_t *pages, uint64_t *granules)
             CHECK(s->cls == granule_cls(e), "slab %p: class %u, the granule table says %u",
                   (const void *)s, s->cls, granule_cls(e));
             const struct heap_class *c = &classes[s->cls];
-            CHECK(!!(e & GT_HALF) == (c->frames < SLAB_FRAMES) &&
-                      (!(e & GT_HALF) ? !(e >> GT_UPPER_SHIFT) : !(e >> 29)),
+            CHECK(!!(e & GT_HALF) == (c->frames < SLAB_FRAMES) && !(e & 0xe0000u) &&
+                      ((e & GT_HALF) || !(e & 0xff00u)),
                   "slab %p: bad table entry %#x", (const void *)s, e);
-            CHECK(slab_carved(s) == ((e >> GT_CARVED_SHIFT) & GT_CARVED_MASK),
+            CHECK(slab_carved(s) == granule_carved(e),
                   "slab %p: %u carved, the granule table says %u", (const void *)s, slab_carved(s),
-                  (e >> GT_CARVED_SHIFT) & GT_CARVED_MASK);
+                  granule_carved(e));
             CHECK(s->where >= SLAB_CURRENT && s->where <= SLAB_SPARE, "slab %p: bad state %u",
                   (const void *)s, s->where);
             CHECK(s->where != SLAB_CURRENT || c->current == s, "slab %p: marked current, is not",

@@ -91,7 +91,10 @@ struct slab {
     struct list_node link;    /* on the class's partial list (unlinked otherwise) */
 };
 #define SLAB_HDR sizeof(struct slab)
-#define FREE_TAG 0xF4EEB10C6B6B6B6Bull /* word 1 of a free object is FREE_TAG ^ address */
+/* Word 1 of a free object (kmalloc clears it). A hint only (user data may
+ * equal it; kfree confirms in its slow path), so one constant: no per-address
+ * mix to compute on the fast paths. */
+#define FREE_TAG 0xF4EEB10C6B6B6B6Bull
 _Static_assert(sizeof(struct slab) == 64, "slab header layout");
 _Static_assert((SLAB_SIZE - SLAB_HDR) / 16 < 65536, "object count fits a u16");
 
@@ -318,9 +321,9 @@ extern uint64_t pages_held; /* frames taken from the frame allocator (runs_lock)
  *   - no slab (bits 0-7 zero): bits 16-31 say which of the granule's 16
  *     frames belong to some heap run (0: not held at all). Runs need not
  *     start on a granule: several large runs may share one.
- *   - a slab starts at the granule (bits 0-7: its class + 1): bits 8-19 are
+ *   - a slab starts at the granule (bits 0-7: its class + 1): bits 20-31 are
  *     its carved count (kfree's object-boundary check needs no header),
- *     bit 28 marks a half slab (8 frames), and then bits 20-27 say which of
+ *     bit 16 marks a half slab (8 frames), and then bits 8-15 say which of
  *     the upper 8 frames belong to other heap runs (large runs placed at
  *     page alignment in what the half slab left to the frame allocator).
  * Frame bits are written under runs_lock, the slab kind and class when a
@@ -332,13 +335,12 @@ extern uint64_t pages_held; /* frames taken from the frame allocator (runs_lock)
 extern uint32_t *granule_tab;
 extern uint64_t granule_count;
 
-#define GT_CLS 0xffu           /* slab: class + 1 */
-#define GT_CARVED_SHIFT 8      /* slab: carved objects */
-#define GT_CARVED_MASK 0xfffu
-#define GT_UPPER_SHIFT 20      /* half slab: frames 8..15 owned by other heap runs */
-#define GT_HALF (1u << 28)     /* half slab */
+#define GT_CLS 0xffu           /* slab: class + 1 (so 64 * it is the cpu_mag's offset) */
+#define GT_UPPER_SHIFT 8       /* half slab: frames 8..15 owned by other heap runs */
+#define GT_HALF (1u << 16)     /* half slab */
+#define GT_CARVED_SHIFT 20     /* slab: carved objects, the top 12 bits (one shift) */
 #define GT_FRAMES_SHIFT 16     /* no slab: frames owned */
-_Static_assert((SLAB_SIZE - SLAB_HDR) / 16 <= GT_CARVED_MASK, "carved fits the entry");
+_Static_assert((SLAB_SIZE - SLAB_HDR) / 16 < (1u << (32 - GT_CARVED_SHIFT)), "carved fits the entry");
 
 /* Granule g's entry (0 past the table's end). */
 static ALWAYS_INLINE uint32_t granule_entry(uint64_t g)
@@ -353,7 +355,7 @@ static inline uint32_t granule_frames(uint32_t e)
         return e >> GT_FRAMES_SHIFT;
     if (!(e & GT_HALF))
         return 0xffffu;
-    return 0xffu | (((e >> GT_UPPER_SHIFT) & 0xffu) << 8);
+    return 0xffu | (e & 0xff00u);
 }
 
 /* True when some heap run owns the frame at phys. */
@@ -377,6 +379,12 @@ static inline bool heap_owns(uintptr_t phys, size_t len)
 static ALWAYS_INLINE uint32_t granule_cls(uint32_t e)
 {
     return (e & GT_CLS) - 1;
+}
+
+/* The carved count of the slab of entry e (a slab entry). */
+static ALWAYS_INLINE uint32_t granule_carved(uint32_t e)
+{
+    return e >> GT_CARVED_SHIFT;
 }
 
 /* True when the frame at phys lies in the slab of entry e (a slab entry). */
@@ -589,7 +597,7 @@ static ALWAYS_INLINE void *mag_take(struct cpu_mag *m, uintptr_t top_l)
 {
     void **obj = *(void ***)(top_l - 1);
 #if HEAP_POISON
-    if (unlikely((uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+    if (unlikely((uintptr_t)obj[1] != FREE_TAG))
         mag_poison_panic(m, top_l, obj, 8);
     size_t bad = poison_scan(obj + 2, m->size - 2 * sizeof(void *));
     if (unlikely(bad != m->size - 2 * sizeof(void *)))
@@ -624,7 +632,7 @@ static ALWAYS_INLINE void cache_free(void *ptr, struct cpu_mag *m)
 {
     void **obj = ptr;
     poison(ptr, m->size);
-    obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj);
+    obj[1] = (void *)FREE_TAG;
     if (unlikely(!mag_trylock(m))) {
         cache_free_busy(m, obj);
         return;

@@ -134,7 +134,7 @@ void slab_publish(paddr_t p, unsigned cls, bool half)
     heap_lock(&runs_lock);
     uint32_t e = granule_tab[p / SLAB_SIZE];
     kassert(!(e & GT_CLS), "heap: granule %#llx is a slab already", (unsigned long long)p);
-    uint32_t upper = (e >> (GT_FRAMES_SHIFT + 8)) & 0xffu;
+    uint32_t upper = (e >> (GT_FRAMES_SHIFT + 8)) & 0xffu; /* other runs' frames 8..15 */
     __atomic_store_n(&granule_tab[p / SLAB_SIZE],
                      (cls + 1) | (half ? GT_HALF | (upper << GT_UPPER_SHIFT) : 0),
                      __ATOMIC_RELEASE);

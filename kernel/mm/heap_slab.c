@@ -8,7 +8,7 @@
  *     compares one word;
  *   - objects [0, carved) were handed out at least once; the rest were never
  *     touched (carved lazily, in order) and still hold poison;
- *   - a free object's word 1 is FREE_TAG ^ its address (kmalloc clears it);
+ *   - a free object's word 1 is FREE_TAG (kmalloc clears it);
  *     the tag alone is a hint: a double free is confirmed by finding the
  *     object on its slab's free list, in some CPU's magazine or in the
  *     class's depot (slab_obj_free_locked, with every cache lock held);
@@ -221,7 +221,7 @@ static void *slab_pop(struct heap_class *c)
         return slab_alloc_slow(c);
 #if HEAP_POISON
     if (unlikely(slab_obj_index(s, obj) >= s->carved ||
-                 (uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+                 (uintptr_t)obj[1] != FREE_TAG))
         slab_panic("free list corrupted (use after free?) at object", s, obj);
     size_t bad = poison_scan(obj + 2, s->size - 2 * sizeof(void *));
     if (unlikely(bad != s->size - 2 * sizeof(void *)))
@@ -302,7 +302,7 @@ static void slab_link(struct slab *s, void *ptr)
     void *head = s->free;
     obj[0] = head;
     s->free = obj;
-    obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj);
+    obj[1] = (void *)FREE_TAG;
     if (unlikely(!head)) { /* the slab was full (or is the current one) */
         s->used--;
         slab_free_slow(s);
@@ -323,14 +323,18 @@ static SLOW NORETURN void slab_header_smashed(const struct slab *s, const void *
  * objects go back to it: every header is checked before anything changes. */
 static void mag_flush(struct magazine *mag, uint32_t n)
 {
+    const struct slab *checked = NULL; /* neighbours in a magazine mostly share a slab */
     for (uint32_t i = 0; i < n; i++) {
         const struct slab *s = slab_of_obj(mag->obj[i]);
+        if (s == checked)
+            continue;
         if (unlikely(s->magic != (uintptr_t)s + SLAB_MAGIC))
             slab_header_smashed(s, mag->obj[i]);
+        checked = s;
     }
     for (uint32_t i = n; i-- > 0;) {
         void **obj = mag->obj[i];
-        obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj); /* the poison may have covered word 1 */
+        obj[1] = (void *)FREE_TAG; /* the poison may have covered word 1 */
         slab_link(slab_of_obj(obj), obj);
     }
     mag->n = 0;
@@ -450,7 +454,7 @@ static void mag_stock(struct heap_class *c, struct cpu_mag *m)
     while (n < want && s->free) {
         void **obj = s->free;
         if (unlikely(slab_obj_index(s, obj) >= s->carved ||
-                     (uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+                     (uintptr_t)obj[1] != FREE_TAG))
             slab_panic("free list corrupted (use after free?) at object", s, obj);
         s->free = obj[0];
         s->used++; /* magazine objects count as used in their slab */
@@ -630,7 +634,7 @@ static bool mag_holds(const struct slab *s, const void *obj)
 
 bool slab_obj_free_locked(const struct slab *s, void *const *obj)
 {
-    if (likely((uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+    if (likely((uintptr_t)obj[1] != FREE_TAG))
         return false;
     uint64_t n = 0;
     for (void *const *o = s->free; o && n <= s->nobj; o = *o, n++)
@@ -641,7 +645,7 @@ bool slab_obj_free_locked(const struct slab *s, void *const *obj)
 
 bool slab_obj_free(const struct slab *s, void *const *obj)
 {
-    if (likely((uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+    if (likely((uintptr_t)obj[1] != FREE_TAG))
         return false;
     caches_lock_all();
     bool is_free = slab_obj_free_locked(s, obj);
@@ -684,7 +688,7 @@ const struct heap_class *slab_class(const struct slab *s)
     const struct heap_class *c = &classes[s->cls];
     if (s->where < SLAB_CURRENT || s->where > SLAB_SPARE || s->size != c->size ||
         s->nobj != c->nobj || slab_carved(s) > s->nobj ||
-        slab_carved(s) != ((e >> GT_CARVED_SHIFT) & GT_CARVED_MASK))
+        slab_carved(s) != granule_carved(e))
         return NULL;
     return c;
 }

@@ -1277,6 +1277,29 @@ static void return_all_taken(void)
         }
 }
 
+/* kfree's double-free check reads only the free tag in word 1 (a hint): a
+ * live object whose word 1 holds the tag (copied from a freed one) still
+ * frees, once; the second kfree is a double free. */
+Test(heap, free_tag_lookalike_in_a_live_object_frees_once)
+{
+    if (HEAP_REDZONES)
+        cr_skip_test("word 1 of the inner block is the redzone: no caller can write it");
+    uint64_t *p = kmalloc(64), *q = kmalloc(64), *keep = kmalloc(64);
+    cr_assert(p && q && keep);
+    kfree(p);
+    uint64_t tag = p[1];
+    memset(q, 0, 64);
+    q[1] = tag;
+    kfree(q); /* the slow path finds q in no magazine and no free list */
+    cr_assert(HOST_EXPECT_PANIC(kfree(q)));
+    cr_assert(strstr(host_panic_msg, "double free"), "%s", host_panic_msg);
+    cr_assert(heap_check(), "%s", host_log);
+    void *r = kmalloc(64); /* q comes back (LIFO), then p */
+    cr_assert_eq(r, q);
+    cr_assert_eq(kmalloc(64), p);
+    kfree(keep);
+}
+
 /* kfree, krealloc and kmalloc_usable_size of p all report misuse naming p. */
 static void expect_refused_everywhere(void *p, const char *want_text)
 {
