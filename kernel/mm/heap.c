@@ -11,10 +11,12 @@
  *   heap_internal.h what they share, with the slab fast paths inline
  *
  * Dispatch in kfree (the invariant it relies on, heap_internal.h): the
- * pointer's granule must be held (which also refuses NULL and anything
- * outside the direct map); if the granule's first word is its slab magic
- * the pointer is a slab object, otherwise the 16 bytes before it must be a
- * segment or large header whose magic checksums its address and fields.
+ * pointer's granule must lie in the granule table (which also refuses NULL
+ * and anything outside the direct map); if its entry names a slab and the
+ * pointer is inside it, it is a slab object (boundary and carved count from
+ * the entry and the class); otherwise its frame must be one a heap run owns
+ * and the 16 bytes before it must be a segment or large header whose magic
+ * checksums its address and fields.
  * Every misuse (double or invalid free, an overwritten header, a damaged
  * redzone) panics naming the caller's pointer before anything changes.
  * docs/memory.md (heap section) has the design, docs/performance.md the costs.
@@ -368,6 +370,10 @@ void heap_get_stats(struct heap_stats *out)
     out->pages_held = pages_held;
     out->medium_chunks = m_nchunks;
     out->large_blocks = l_count;
+    out->large_pages = l_pages;
+    const struct large *l;
+    list_for_each_entry(l, &larges, link) /* measured, not assumed */
+        out->large_span += l->pages * PAGE_SIZE;
     heap_unlock(&runs_lock);
     heap_unlock(&large_lock);
     heap_unlock(&seg_lock);

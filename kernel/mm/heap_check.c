@@ -291,7 +291,7 @@ static bool check_slabs(uint64_t *pages, uint64_t *granules)
     uint64_t n[HEAP_SMALL_CLASSES] = {0}, full[HEAP_SMALL_CLASSES] = {0},
              part[HEAP_SMALL_CLASSES] = {0}, used[HEAP_SMALL_CLASSES] = {0};
     for (uint64_t g = 0; g < granule_count; g++) {
-        uint32_t e = granule_tab[g];
+        uint32_t e = granule_entry(g);
         if (granule_cls(e) >= HEAP_SMALL_CLASSES) {
             CHECK(!(e & GT_CLS) && !(e & 0xffffu), "granule %llu: bad table entry %#x",
                   (unsigned long long)g, e);
@@ -491,7 +491,7 @@ static bool check_locked(void)
         CHECK(heap_owns(l->base, l->pages * PAGE_SIZE), "large block %p: frames not marked owned",
               (const void *)(l + 1));
     for (uint64_t g = 0; g < granule_count; g++)
-        held += (uint64_t)__builtin_popcount(granule_frames(granule_tab[g]));
+        held += (uint64_t)__builtin_popcount(granule_frames(granule_entry(g)));
     CHECK(held == pages_held, "%llu frames marked owned, %llu held", (unsigned long long)held,
           (unsigned long long)pages_held);
     return true;

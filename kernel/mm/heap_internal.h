@@ -2,15 +2,14 @@
  * callers use mm/heap.h). docs/memory.md (heap section) has the design.
  *
  * Invariants every tier relies on:
- *   - every heap run of frames (a slab, a medium chunk, a large block's run)
- *     starts SLAB_SIZE-aligned in physical memory, so a granule (a 64 KiB
- *     aligned block) overlaps at most one run, and a pointer aligned down to
- *     its granule lands on that run's first byte (a slab's header);
- *   - granule_map says which granules some run overlaps, granule_extent how
- *     much of each the run owns: nothing in front of a pointer is read
- *     before heap_owns() says the heap owns it (heap_runs.c);
- *   - the HHDM maps RAM with pages of at least SLAB_SIZE, so reading a held
- *     granule's first bytes never faults;
+ *   - slabs and medium chunks start SLAB_SIZE-aligned in physical memory, a
+ *     slab at the start of its granule (a 64 KiB aligned block); large runs
+ *     start on any frame (aligned only as their block needs);
+ *   - the granule table (one 32-bit entry per granule) says which frames a
+ *     heap run owns and which granules start a slab, with the slab's class
+ *     and carved count: kfree's fast path needs nothing else to check a
+ *     slab pointer, and nothing in front of a pointer is read before
+ *     heap_owns() says the heap owns it (heap_runs.c);
  *   - with HEAP_REDZONES the tiers work on inner blocks (USER/INNER convert),
  *     without it both are the identity and rz_check() compiles to nothing.
  * The fast paths (kmalloc/kfree of slab objects) are static inline here so

@@ -34,7 +34,7 @@ static void granule_mark(paddr_t p, size_t count, bool held)
         uint64_t lo = MAX(p, g * SLAB_SIZE) / PAGE_SIZE % SLAB_FRAMES;
         uint64_t hi = (MIN(end, (g + 1) * SLAB_SIZE) - 1) / PAGE_SIZE % SLAB_FRAMES;
         uint32_t m = (uint32_t)(((2u << hi) - 1) & ~((1u << lo) - 1)), bits;
-        uint32_t e = granule_tab[g];
+        uint32_t e = __atomic_load_n(&granule_tab[g], __ATOMIC_RELAXED);
         if (e & GT_CLS) {
             kassert((e & GT_HALF) && !(m & 0xffu), "heap: run %#llx overlaps a slab",
                     (unsigned long long)p);
@@ -132,7 +132,7 @@ paddr_t heap_slab_frames(size_t frames)
 void slab_publish(paddr_t p, unsigned cls, bool half)
 {
     heap_lock(&runs_lock);
-    uint32_t e = granule_tab[p / SLAB_SIZE];
+    uint32_t e = __atomic_load_n(&granule_tab[p / SLAB_SIZE], __ATOMIC_RELAXED);
     kassert(!(e & GT_CLS), "heap: granule %#llx is a slab already", (unsigned long long)p);
     uint32_t upper = (e >> (GT_FRAMES_SHIFT + 8)) & 0xffu; /* other runs' frames 8..15 */
     __atomic_store_n(&granule_tab[p / SLAB_SIZE],
@@ -146,7 +146,7 @@ void slab_publish(paddr_t p, unsigned cls, bool half)
 void slab_frames_free(paddr_t p, size_t frames)
 {
     heap_lock(&runs_lock);
-    uint32_t e = granule_tab[p / SLAB_SIZE];
+    uint32_t e = __atomic_load_n(&granule_tab[p / SLAB_SIZE], __ATOMIC_RELAXED);
     __atomic_store_n(&granule_tab[p / SLAB_SIZE], granule_frames(e) << GT_FRAMES_SHIFT,
                      __ATOMIC_RELEASE);
     heap_unlock(&runs_lock);

@@ -3,9 +3,13 @@
  * A slab is a run of 16 frames (or 8: a half slab, for classes above 128 B
  * while it still holds SLAB_HALF_MIN_OBJS objects) starting 64 KiB-aligned,
  * a 64-byte header, then equal objects of one size class. Invariants:
- *   - header magic == SLAB_MAGIC + the header's address (zero once released),
- *     so kfree finds a slab by aligning a pointer down to its granule and
- *     compares one word;
+ *   - the granule table's entry of the slab's granule names its class and
+ *     holds its carved count (heap_internal.h): kfree's fast path reads that
+ *     entry, never the header, which only the slow paths use;
+ *   - header magic == SLAB_MAGIC + the header's address (zero once released)
+ *     and its class agrees with the table; every slow path that reaches the
+ *     slab through a pointer checks both (slab_of, mag_flush), so an
+ *     overwritten header is reported before anything changes;
  *   - objects [0, carved) were handed out at least once; the rest were never
  *     touched (carved lazily, in order) and still hold poison;
  *   - a free object's word 1 is FREE_TAG (kmalloc clears it);
