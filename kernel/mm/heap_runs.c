@@ -149,8 +149,10 @@ void slab_frames_free(paddr_t p, size_t frames)
     uint32_t e = __atomic_load_n(&granule_tab[p / SLAB_SIZE], __ATOMIC_RELAXED);
     __atomic_store_n(&granule_tab[p / SLAB_SIZE], granule_frames(e) << GT_FRAMES_SHIFT,
                      __ATOMIC_RELEASE);
+    granule_mark(p, frames, false);
+    frame_free_contig(p, frames);
+    pages_held -= frames;
     heap_unlock(&runs_lock);
-    heap_frames_free(p, frames);
 }
 
 /* ptr has no valid header before it: a merged (tombstoned) block, memory the
