@@ -131,7 +131,7 @@ static ALWAYS_INLINE void heap_free(void *ptr)
         return;
     }
     struct cpu_mag *m = cpu_mag_at(heap_fast.cpu[cpu_index()], 64 * c1);
-    uint64_t x = ((phys & (SLAB_SIZE - 1)) - m->base_off) * m->inv;
+    uint64_t x = (phys & (SLAB_SIZE - 1)) * m->inv; /* objects start at the granule */
     x = (x >> m->shift) | (x << ((64 - m->shift) & 63));
     void **obj = ptr;
     if (unlikely(x >= granule_carved(e) ||

@@ -55,8 +55,9 @@ static const char *validate_locked(const void *ptr)
         return "not a heap address (outside the direct map)";
     if (!frame_owned(phys))
         return "not an address the heap gave (no heap memory there)";
-    const struct slab *s = (const struct slab *)(v - (phys & (SLAB_SIZE - 1)));
-    if (granule_in_slab(granule_entry(phys / SLAB_SIZE), phys) && slab_class(s)) {
+    uint32_t e = granule_entry(phys / SLAB_SIZE);
+    const struct slab *s = slab_hdr_at(v - (phys & (SLAB_SIZE - 1)), e);
+    if (granule_cls(e) < HEAP_SMALL_CLASSES && granule_in_slab(e, phys) && slab_class(s)) {
         uint64_t idx = slab_obj_index(s, ptr);
         if (idx >= s->nobj)
             return "inside a slab but not the start of an object";
@@ -155,9 +156,9 @@ static bool check_slab(const struct heap_class *c, const struct slab *s, uint8_t
     CHECK(s->magic == (uintptr_t)s + SLAB_MAGIC, "slab %p: bad magic", (const void *)s);
     CHECK(s->where == where, "slab %p: on list %d, marked %d", (const void *)s, where, s->where);
     CHECK(&classes[s->cls] == c && s->size == c->size && s->nobj == c->nobj && s->inv == c->inv &&
-              s->shift == c->shift && s->base == (const char *)s + c->base_off,
+              s->shift == c->shift && s == slab_of_obj(s->base),
           "slab %p: wrong class", (const void *)s);
-    CHECK(IS_ALIGNED(VIRT2PHYS(s), SLAB_SIZE), "slab %p: misaligned", (const void *)s);
+    CHECK(IS_ALIGNED(VIRT2PHYS(s->base), SLAB_SIZE), "slab %p: misaligned", (const void *)s);
     CHECK(s->carved <= s->nobj, "slab %p: %u objects carved of %u", (const void *)s, s->carved,
           s->nobj);
     uint64_t nfree = 0;
@@ -298,7 +299,7 @@ static bool check_slabs(uint64_t *pages, uint64_t *granules)
             continue; /* no slab: frames of medium chunks or large runs (their checks) */
         }
         {
-            const struct slab *s = PHYS2VIRT(g * SLAB_SIZE);
+            const struct slab *s = slab_hdr_at((uintptr_t)PHYS2VIRT(g * SLAB_SIZE), e);
             CHECK(s->magic == (uintptr_t)s + SLAB_MAGIC, "slab %p: header overwritten (bad magic)",
                   (const void *)s);
             CHECK(s->cls == granule_cls(e), "slab %p: class %u, the granule table says %u",

@@ -3,7 +3,8 @@
  *
  * Invariants every tier relies on:
  *   - slabs and medium chunks start SLAB_SIZE-aligned in physical memory, a
- *     slab at the start of its granule (a 64 KiB aligned block); large runs
+ *     slab at the start of its granule (a 64 KiB aligned block), its objects
+ *     from that first byte, its header in its last 64 bytes; large runs
  *     start on any frame (aligned only as their block needs);
  *   - the granule table (one 32-bit entry per granule) says which frames a
  *     heap run owns and which granules start a slab, with the slab's class
@@ -143,7 +144,7 @@ struct cpu_mag {
      * that kfree's boundary check reads the line it writes anyway: */
     uint64_t inv;             /* the class's slab_obj_index inverse */
     uint16_t size;            /* object size of the class */
-    uint16_t base_off;        /* first object's offset in its slab */
+    uint16_t pad0;
     uint8_t shift;            /* size = odd part << shift */
     uint8_t cls;              /* index into classes[] */
     uint16_t pad;
@@ -225,7 +226,7 @@ struct heap_class {
     uint64_t nslabs;
     struct magazine *depot_full, *depot_empty; /* the depot (see the top) */
     uint64_t ndepot_full, ndepot_empty;
-    uint32_t size, align, base_off, nobj;
+    uint32_t size, align, nobj; /* objects start at the slab's first byte */
     uint32_t frames; /* slab size in frames: SLAB_FRAMES or SLAB_FRAMES / 2 */
     uint32_t mag_cap; /* capacity of this class's magazines */
     uint64_t inv;
@@ -584,10 +585,19 @@ static ALWAYS_INLINE uint32_t slab_carved(const struct slab *s)
     return __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
 }
 
-/* The slab an object of the heap lies in (its 64 KiB-aligned granule start). */
+/* The header of the slab whose granule starts at virtual address g (entry e
+ * a slab's): the last SLAB_HDR bytes of the slab, so that objects start at
+ * the granule's first byte. */
+static inline struct slab *slab_hdr_at(uintptr_t g, uint32_t e)
+{
+    return (struct slab *)(g + ((e & GT_HALF) ? SLAB_SIZE / 2 : SLAB_SIZE) - SLAB_HDR);
+}
+
+/* The slab an object of the heap lies in (through the granule table). */
 static inline struct slab *slab_of_obj(const void *obj)
 {
-    return (struct slab *)((uintptr_t)obj - (((uintptr_t)obj - hhdm_offset) & (SLAB_SIZE - 1)));
+    uintptr_t phys = (uintptr_t)obj - hhdm_offset;
+    return slab_hdr_at((uintptr_t)obj - (phys & (SLAB_SIZE - 1)), granule_entry(phys / SLAB_SIZE));
 }
 
 /* The object in the loaded magazine's slot top_l (the newest one: m locked,

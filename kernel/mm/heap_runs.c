@@ -228,7 +228,7 @@ struct slab *slab_of(void *ptr, const char *op)
     uint32_t e = granule_entry(phys / SLAB_SIZE);
     if (granule_cls(e) >= HEAP_SMALL_CLASSES || !granule_in_slab(e, phys))
         return NULL;
-    struct slab *s = (struct slab *)((uintptr_t)ptr - (phys & (SLAB_SIZE - 1)));
+    struct slab *s = slab_hdr_at((uintptr_t)ptr - (phys & (SLAB_SIZE - 1)), e);
     if (unlikely(s->magic != (uintptr_t)s + SLAB_MAGIC || s->cls != granule_cls(e)))
         slab_header_panic(op, ptr, s);
     return s;

@@ -2,7 +2,9 @@
  *
  * A slab is a run of 16 frames (or 8: a half slab, for classes above 128 B
  * while it still holds SLAB_HALF_MIN_OBJS objects) starting 64 KiB-aligned,
- * a 64-byte header, then equal objects of one size class. Invariants:
+ * equal objects of one size class from its first byte, and a 64-byte header
+ * in its last 64 bytes (so kfree's boundary check needs no first-object
+ * offset, and an aligned class wastes nothing in front). Invariants:
  *   - the granule table's entry of the slab's granule names its class and
  *     holds its carved count (heap_internal.h): kfree's fast path reads that
  *     entry, never the header, which only the slow paths use;
@@ -154,9 +156,9 @@ static struct slab *slab_new(struct heap_class *c)
     paddr_t phys = heap_slab_frames(c->frames);
     if (!phys)
         return NULL;
-    struct slab *s = PHYS2VIRT(phys);
+    struct slab *s = (struct slab *)((char *)PHYS2VIRT(phys) + c->frames * PAGE_SIZE - SLAB_HDR);
     memset(s, 0, SLAB_HDR);
-    s->base = (char *)s + c->base_off;
+    s->base = PHYS2VIRT(phys);
     s->inv = c->inv;
     s->shift = c->shift;
     s->size = (uint16_t)c->size;
@@ -175,10 +177,10 @@ static struct slab *slab_new(struct heap_class *c)
 
 static void slab_release(struct heap_class *c, struct slab *s)
 {
-    released_note(s, (size_t)c->frames * PAGE_SIZE, NULL);
+    released_note(s->base, (size_t)c->frames * PAGE_SIZE, NULL);
     __atomic_store_n(&s->magic, 0, __ATOMIC_RELAXED);
     c->nslabs--;
-    slab_frames_free(VIRT2PHYS(s), c->frames);
+    slab_frames_free(VIRT2PHYS(s->base), c->frames);
 }
 
 SLOW NORETURN void slab_panic(const char *what, const struct slab *s, const void *obj)
@@ -376,7 +378,6 @@ static void mag_set_class(struct cpu_mag *m, unsigned i)
     const struct heap_class *c = &classes[i];
     m->inv = c->inv;
     m->size = (uint16_t)c->size;
-    m->base_off = (uint16_t)c->base_off;
     m->shift = c->shift;
     m->cls = (uint8_t)i;
 }
@@ -677,17 +678,18 @@ SLOW void slab_free_checked(void *ptr)
     cache_free(ptr, cpu_mag_at(heap_fast.cpu[cpu_index()], s->moff));
 }
 
-/* The class of the slab whose header would be at s (a granule start in the
- * HHDM), when the granule table says a slab of that class starts there and
- * the header is sound; NULL otherwise. Reads s only in that case. */
+/* The class of the slab whose header would be at s (in the HHDM), when the
+ * granule table says a slab of that class has its header there and the
+ * header is sound; NULL otherwise. Reads s only in that case. */
 const struct heap_class *slab_class(const struct slab *s)
 {
     uintptr_t phys = (uintptr_t)s - hhdm_offset;
-    if (phys >= hhdm_size || (phys & (SLAB_SIZE - 1)))
+    if (phys >= hhdm_size)
         return NULL;
     uint32_t e = granule_entry(phys / SLAB_SIZE);
-    if (granule_cls(e) >= HEAP_SMALL_CLASSES || s->magic != (uintptr_t)s + SLAB_MAGIC ||
-        s->cls != granule_cls(e))
+    if (granule_cls(e) >= HEAP_SMALL_CLASSES ||
+        s != slab_hdr_at((uintptr_t)s - (phys & (SLAB_SIZE - 1)), e) ||
+        s->magic != (uintptr_t)s + SLAB_MAGIC || s->cls != granule_cls(e))
         return NULL;
     const struct heap_class *c = &classes[s->cls];
     if (s->where < SLAB_CURRENT || s->where > SLAB_SPARE || s->size != c->size ||
@@ -790,16 +792,15 @@ void slab_init(void)
         c->align = (uint32_t)(c->size & -c->size);
         if (c->align > HEAP_SMALL_MAX)
             c->align = HEAP_SMALL_MAX;
-        c->base_off = (uint32_t)ALIGN_UP(SLAB_HDR, c->align);
         /* Classes above 128 B have few live objects each, so the partly used
          * slabs a class strands dominate its waste: they get half slabs (still
-         * SLAB_SIZE-aligned, so kfree finds the header the same way) as long
-         * as a half slab holds at least SLAB_HALF_MIN_OBJS objects. */
+         * SLAB_SIZE-aligned; the table's entry says half) as long as a half
+         * slab holds at least SLAB_HALF_MIN_OBJS objects. */
         c->frames = SLAB_FRAMES;
         if (c->size > 128 &&
-            (SLAB_SIZE / 2 - c->base_off) / c->size >= SLAB_HALF_MIN_OBJS)
+            (SLAB_SIZE / 2 - SLAB_HDR) / c->size >= SLAB_HALF_MIN_OBJS)
             c->frames = SLAB_FRAMES / 2;
-        c->nobj = (uint32_t)((c->frames * PAGE_SIZE - c->base_off) / c->size);
+        c->nobj = (uint32_t)((c->frames * PAGE_SIZE - SLAB_HDR) / c->size);
         c->shift = (uint8_t)__builtin_ctz(c->size);
         uint64_t odd = c->size >> c->shift, inv = odd; /* odd * odd == 1 mod 8 */
         for (int k = 0; k < 5; k++)                    /* Newton: 3, 6, ... 96 correct bits */

@@ -184,7 +184,8 @@ KTEST(heap_misuse_overwritten_slab_header)
 {
     char *p = kmalloc(40); /* not a power of two: a slab object with redzones too */
     KT_ASSERT(p);
-    uint64_t *hdr = PHYS2VIRT(ALIGN_DOWN(VIRT2PHYS(p), KiB(64)));
+    /* a full slab (class <= 128 B): its header is its last 64 bytes */
+    uint64_t *hdr = (uint64_t *)((char *)PHYS2VIRT(ALIGN_DOWN(VIRT2PHYS(p), KiB(64))) + KiB(64) - 64);
     uint64_t saved = hdr[0];
     hdr[0] = 0;
     KT_EXPECT(ktest_expect_panic(call_usable_size, p,

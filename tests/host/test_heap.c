@@ -701,7 +701,8 @@ Test(heap, overwritten_segment_header_panics)
 Test(heap, overwritten_slab_header_panics)
 {
     char *p = kmalloc(40); /* powers of two are medium blocks with redzones */
-    char *hdr = (char *)PHYS2VIRT(ALIGN_DOWN(VIRT2PHYS(p), KiB(64)));
+    /* a full slab (class <= 128 B): its header is its last 64 bytes */
+    char *hdr = (char *)PHYS2VIRT(ALIGN_DOWN(VIRT2PHYS(p), KiB(64))) + KiB(64) - 64;
     uint64_t saved;
     memcpy(&saved, hdr, 8);
     memset(hdr, 0, 8);
@@ -953,11 +954,13 @@ Test(heap, full_slabs_are_accounted_without_a_list)
     cr_assert_eq(st.live_blocks, n);
     cr_assert_eq(st.small_slabs, 4);
     cr_assert(heap_check());
-    /* overwrite the first full slab's magic: only the granule walk can see it */
-    uint64_t saved = *(uint64_t *)first_full;
-    *(uint64_t *)first_full = 0;
+    /* overwrite the first full slab's magic (its header is its last 64
+     * bytes): only the granule walk can see it */
+    uint64_t *magic = (uint64_t *)(first_full + KiB(64) - 64);
+    uint64_t saved = *magic;
+    *magic = 0;
     cr_assert(!heap_check());
-    *(uint64_t *)first_full = saved;
+    *magic = saved;
     cr_assert(heap_check());
     /* a free into a full slab makes it partial; the next allocations still
      * come from the current slab until it is used up */
