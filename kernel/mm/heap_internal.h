@@ -545,8 +545,8 @@ SLOW void slab_free_checked(void *ptr);
 bool slab_obj_free(const struct slab *s, void *const *obj);
 /* The same with the small tier frozen (caches_lock_all held). */
 bool slab_obj_free_locked(const struct slab *s, void *const *obj);
-/* The class of a sound slab header at s (a granule start), or NULL; reads s
- * only when its granule is held. */
+/* The class of a sound slab header at s (where the granule table puts its
+ * slab's header: the slab's last 64 bytes), or NULL; reads s only then. */
 const struct heap_class *slab_class(const struct slab *s);
 /* Panics naming obj (a caller's pointer: USER) and its slab. */
 SLOW NORETURN void slab_panic(const char *what, const struct slab *s, const void *obj);
