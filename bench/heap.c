@@ -12,6 +12,12 @@
  *                  at the tail, free at the head; cost per pair
  *   w4-realloc     16 buffers grown by x1.5 from 16 B to 64 KiB and shrunk
  *                  back, round-robin; cost per realloc
+ *   larson         (`count larson` only, and smoke) larson-like churn for the
+ *                  cache simulation: 10,000 slots, each step frees a random
+ *                  slot and puts a new block of 8..1000 bytes (uniform) in
+ *                  it; 1,000,000 steps, fixed seed, one thread. run.py runs
+ *                  it under callgrind --cache-sim=yes collecting only in
+ *                  bop_free: L1 misses per free
  * Latency lines (lat=...) are per single operation, over the whole life of
  * the workload: filling (heap growth), churn, and freeing everything (page
  * return). */
@@ -309,12 +315,38 @@ static void w4(void)
     result("heap", "w4-realloc", alloc_name, "ops=%zu ns=%.3f%s", ops, median(ns, (size_t)reps()), lb);
 }
 
+/* ---- larson-like churn (cache misses of free) -------------------------------- */
+
+static void larson(size_t slots, size_t steps)
+{
+    void **p = calloc(slots, sizeof(void *));
+    uint64_t rng = 0x1a25011ull;
+    for (size_t i = 0; i < slots; i++)
+        touch(p[i] = bop_alloc(8 + rng_below(&rng, 993)));
+    count_begin();
+    for (size_t k = 0; k < steps; k++) {
+        size_t i = (size_t)rng_below(&rng, slots);
+        bop_free(p[i]);
+        touch(p[i] = bop_alloc(8 + rng_below(&rng, 993)));
+    }
+    count_end("larson", alloc_name);
+    for (size_t i = 0; i < slots; i++)
+        bop_free(p[i]);
+    free(p);
+    result("heap", "larson", alloc_name, "ops=%zu", steps);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
     bench_parse_mode(argc, argv);
     alloc_setup();
+    if (bench_mode == MODE_COUNT && argc > 2 && !strcmp(argv[2], "larson")) {
+        larson(10000, 1000000);
+        return 0;
+    }
+    bool w1_only = argc > 2 && !strcmp(argv[2], "w1"); /* `count w1`: for profiling */
     /* The naive first-fit heap is O(live objects) per operation: it gets
      * fewer live objects and fewer churn operations (run.py says so). */
     bool naive = !strcmp(alloc_name, "naive");
@@ -329,6 +361,8 @@ int main(int argc, char **argv)
     static const size_t sizes[] = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         w1(sizes[i]);
+    if (w1_only)
+        return 0;
     size_t churn = bench_mode == MODE_TIME ? 1000000 : bench_mode == MODE_COUNT ? 20000 : 2000;
     size_t maxlive = bench_mode == MODE_TIME ? 1000000 : bench_mode == MODE_COUNT ? 1000000 : 1000;
     if (naive) {
@@ -343,5 +377,7 @@ int main(int argc, char **argv)
             w2(true, live_m[i], churn);
     w3();
     w4();
+    if (bench_mode == MODE_SMOKE)
+        larson(1000, 20000);
     return 0;
 }

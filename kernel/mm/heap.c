@@ -11,10 +11,12 @@
  *   heap_internal.h what they share, with the slab fast paths inline
  *
  * Dispatch in kfree (the invariant it relies on, heap_internal.h): the
- * pointer's granule must be held (which also refuses NULL and anything
- * outside the direct map); if the granule's first word is its slab magic
- * the pointer is a slab object, otherwise the 16 bytes before it must be a
- * segment or large header whose magic checksums its address and fields.
+ * pointer's granule must lie in the granule table (which also refuses NULL
+ * and anything outside the direct map); if its entry names a slab and the
+ * pointer is inside it, it is a slab object (boundary and carved count from
+ * the entry and the class); otherwise its frame must be one a heap run owns
+ * and the 16 bytes before it must be a segment or large header whose magic
+ * checksums its address and fields.
  * Every misuse (double or invalid free, an overwritten header, a damaged
  * redzone) panics naming the caller's pointer before anything changes.
  * docs/memory.md (heap section) has the design, docs/performance.md the costs.
@@ -64,7 +66,7 @@ static ALWAYS_INLINE void *heap_alloc(size_t size)
 
 /* A segment's header changes when a neighbour is freed, so it is read under
  * seg_lock; a large block's header only changes when it is freed. */
-static __attribute__((noinline)) void big_free(void *ptr)
+static void big_free(void *ptr)
 {
     heap_lock(&seg_lock);
     struct seg *h = big_header(ptr, "kfree");
@@ -92,31 +94,53 @@ static SLOW void kfree_slow(void *ptr)
     not_held_panic("kfree", ptr);
 }
 
-/* The tiers' free of an inner pointer. The fast path is a leaf: every unusual
- * case leaves it by a tail call. The checks: in a granule the heap holds
- * (which also rejects NULL and anything outside the direct map), slab magic,
- * object boundary (slab_obj_index), and the free tag (a double free is
- * confirmed in slab_free_checked); then the redzones, if any. */
-static ALWAYS_INLINE void heap_free(void *ptr)
+SLOW void kfree_not_slab(void *ptr)
 {
-    uintptr_t v = (uintptr_t)ptr, phys = v - hhdm_offset;
-    if (unlikely(!granule_held(phys))) {
+    uintptr_t phys = (uintptr_t)ptr - hhdm_offset;
+    if (phys >= hhdm_size) {
         kfree_slow(ptr);
         return;
     }
-    struct slab *s = (struct slab *)(v - (phys & (SLAB_SIZE - 1)));
-    if (unlikely(granule_word(s) != (uintptr_t)s + SLAB_MAGIC)) {
-        big_free(ptr);
+    if (unlikely(!frame_owned(phys)))
+        not_held_panic("kfree", ptr);
+    big_free(ptr);
+}
+
+/* The tiers' free of an inner pointer. The fast path is a leaf: every unusual
+ * case leaves it by a tail call. It reads the granule table's entry (hot:
+ * 16 entries per line), this CPU's cpu_mag of the entry's class (written
+ * anyway by the push) and the object's free-tag word (the object's line,
+ * written anyway), never the slab header. The checks: a granule inside the
+ * table (which also rejects NULL and most of what lies outside the direct
+ * map), a slab there, object boundary below the entry's carved count
+ * (which also refuses a pointer past a half slab's end), and the free tag
+ * (a double free is confirmed in slab_free_checked); then the redzones, if
+ * any. */
+static ALWAYS_INLINE void heap_free(void *ptr)
+{
+    uintptr_t phys = (uintptr_t)ptr - hhdm_offset;
+    uint64_t g = phys / SLAB_SIZE;
+    if (unlikely(g >= granule_count)) {
+        kfree_slow(ptr);
         return;
     }
+    uint32_t e = __atomic_load_n(&granule_tab[g], __ATOMIC_ACQUIRE);
+    uint32_t c1 = e & GT_CLS; /* a slab's class + 1: its cpu_mag is at 64 * c1 */
+    if (unlikely(!c1)) {
+        kfree_not_slab(ptr);
+        return;
+    }
+    struct cpu_mag *m = cpu_mag_at(heap_fast.cpu[cpu_index()], 64 * c1);
+    uint64_t x = (phys & (SLAB_SIZE - 1)) * m->inv; /* objects start at the granule */
+    x = (x >> m->shift) | (x << ((64 - m->shift) & 63));
     void **obj = ptr;
-    if (unlikely(slab_obj_index(s, ptr) >= slab_carved(s) ||
-                 (uintptr_t)obj[1] == (FREE_TAG ^ (uintptr_t)obj))) {
-        slab_free_checked(s, ptr);
+    if (unlikely(x >= granule_carved(e) ||
+                 (uintptr_t)obj[1] == FREE_TAG)) {
+        slab_free_checked(ptr);
         return;
     }
-    rz_check(ptr, s->size, "kfree");
-    cache_free(ptr, s->moff, s->size);
+    rz_check(ptr, m->size, "kfree");
+    cache_free(ptr, m);
 }
 
 /* Capacity of the inner block at ptr; panics (naming the caller's pointer)
@@ -346,6 +370,10 @@ void heap_get_stats(struct heap_stats *out)
     out->pages_held = pages_held;
     out->medium_chunks = m_nchunks;
     out->large_blocks = l_count;
+    out->large_pages = l_pages;
+    const struct large *l;
+    list_for_each_entry(l, &larges, link) /* measured, not assumed */
+        out->large_span += l->pages * PAGE_SIZE;
     heap_unlock(&runs_lock);
     heap_unlock(&large_lock);
     heap_unlock(&seg_lock);

@@ -71,6 +71,9 @@ struct heap_stats {
     uint64_t small_slabs;   /* slab chunks held (incl. cached empty ones) */
     uint64_t medium_chunks; /* medium chunks held */
     uint64_t large_blocks;  /* live large allocations */
+    uint64_t large_pages;   /* frames their runs hold */
+    uint64_t large_span;    /* bytes of address range their runs span (sum of end - start):
+                               large_pages * PAGE_SIZE, as runs are aligned only as needed */
     struct {
         uint32_t size;   /* object size of the class */
         uint64_t live;   /* live objects */

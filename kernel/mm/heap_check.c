@@ -53,8 +53,11 @@ static const char *validate_locked(const void *ptr)
     uintptr_t v = (uintptr_t)ptr, phys = v - hhdm_offset;
     if (phys >= hhdm_size)
         return "not a heap address (outside the direct map)";
-    const struct slab *s = (const struct slab *)(v - (phys & (SLAB_SIZE - 1)));
-    if (slab_class(s)) {
+    if (!frame_owned(phys))
+        return "not an address the heap gave (no heap memory there)";
+    uint32_t e = granule_entry(phys / SLAB_SIZE);
+    const struct slab *s = slab_hdr_at(v - (phys & (SLAB_SIZE - 1)), e);
+    if (granule_cls(e) < HEAP_SMALL_CLASSES && granule_in_slab(e, phys) && slab_class(s)) {
         uint64_t idx = slab_obj_index(s, ptr);
         if (idx >= s->nobj)
             return "inside a slab but not the start of an object";
@@ -153,16 +156,16 @@ static bool check_slab(const struct heap_class *c, const struct slab *s, uint8_t
     CHECK(s->magic == (uintptr_t)s + SLAB_MAGIC, "slab %p: bad magic", (const void *)s);
     CHECK(s->where == where, "slab %p: on list %d, marked %d", (const void *)s, where, s->where);
     CHECK(&classes[s->cls] == c && s->size == c->size && s->nobj == c->nobj && s->inv == c->inv &&
-              s->shift == c->shift && s->base == (const char *)s + c->base_off,
+              s->shift == c->shift && s == slab_of_obj(s->base),
           "slab %p: wrong class", (const void *)s);
-    CHECK(IS_ALIGNED(VIRT2PHYS(s), SLAB_SIZE), "slab %p: misaligned", (const void *)s);
+    CHECK(IS_ALIGNED(VIRT2PHYS(s->base), SLAB_SIZE), "slab %p: misaligned", (const void *)s);
     CHECK(s->carved <= s->nobj, "slab %p: %u objects carved of %u", (const void *)s, s->carved,
           s->nobj);
     uint64_t nfree = 0;
     for (const void *const *o = s->free; o; o = *o) {
         CHECK(slab_obj_index(s, o) < s->carved, "slab %p: free entry %p off-boundary",
               (const void *)s, (const void *)o);
-        CHECK((uintptr_t)o[1] == (FREE_TAG ^ (uintptr_t)o), "slab %p: free entry %p lost its tag",
+        CHECK((uintptr_t)o[1] == FREE_TAG, "slab %p: free entry %p lost its tag",
               (const void *)s, (const void *)o);
         CHECK(++nfree <= s->nobj, "slab %p: free list loops", (const void *)s);
 #if HEAP_POISON
@@ -205,7 +208,7 @@ static bool check_magazine(const struct heap_class *c, const struct magazine *ma
         CHECK(slab_class(s) == c && slab_obj_index(s, o) < s->carved,
               "class %u: %s magazine entry %p is not an object of the class", c->size, what,
               (const void *)o);
-        CHECK((uintptr_t)o[1] == (FREE_TAG ^ (uintptr_t)o),
+        CHECK((uintptr_t)o[1] == FREE_TAG,
               "class %u: %s magazine entry %p lost its free tag", c->size, what, (const void *)o);
 #if HEAP_POISON
         CHECK(poison_scan(o + 2, c->size - 2 * sizeof(void *)) == c->size - 2 * sizeof(void *),
@@ -288,14 +291,26 @@ static bool check_slabs(uint64_t *pages, uint64_t *granules)
     }
     uint64_t n[HEAP_SMALL_CLASSES] = {0}, full[HEAP_SMALL_CLASSES] = {0},
              part[HEAP_SMALL_CLASSES] = {0}, used[HEAP_SMALL_CLASSES] = {0};
-    for (uint64_t w = 0; w < (granule_count + 63) / 64; w++) {
-        for (uint64_t bits = granule_map[w]; bits; bits &= bits - 1) {
-            uint64_t g = w * 64 + (uint64_t)__builtin_ctzll(bits);
-            const struct slab *s = PHYS2VIRT(g * SLAB_SIZE);
-            if (granule_word(s) != (uintptr_t)s + SLAB_MAGIC)
-                continue; /* a medium chunk or a large run (counted by their checks) */
-            CHECK(s->cls < HEAP_SMALL_CLASSES, "slab %p: bad class %u", (const void *)s, s->cls);
+    for (uint64_t g = 0; g < granule_count; g++) {
+        uint32_t e = granule_entry(g);
+        if (granule_cls(e) >= HEAP_SMALL_CLASSES) {
+            CHECK(!(e & GT_CLS) && !(e & 0xffffu), "granule %llu: bad table entry %#x",
+                  (unsigned long long)g, e);
+            continue; /* no slab: frames of medium chunks or large runs (their checks) */
+        }
+        {
+            const struct slab *s = slab_hdr_at((uintptr_t)PHYS2VIRT(g * SLAB_SIZE), e);
+            CHECK(s->magic == (uintptr_t)s + SLAB_MAGIC, "slab %p: header overwritten (bad magic)",
+                  (const void *)s);
+            CHECK(s->cls == granule_cls(e), "slab %p: class %u, the granule table says %u",
+                  (const void *)s, s->cls, granule_cls(e));
             const struct heap_class *c = &classes[s->cls];
+            CHECK(!!(e & GT_HALF) == (c->frames < SLAB_FRAMES) && !(e & 0xe0000u) &&
+                      ((e & GT_HALF) || !(e & 0xff00u)),
+                  "slab %p: bad table entry %#x", (const void *)s, e);
+            CHECK(slab_carved(s) == granule_carved(e),
+                  "slab %p: %u carved, the granule table says %u", (const void *)s, slab_carved(s),
+                  granule_carved(e));
             CHECK(s->where >= SLAB_CURRENT && s->where <= SLAB_SPARE, "slab %p: bad state %u",
                   (const void *)s, s->where);
             CHECK(s->where != SLAB_CURRENT || c->current == s, "slab %p: marked current, is not",
@@ -465,16 +480,21 @@ static bool check_locked(void)
         return false;
     CHECK(pages == pages_held, "structures hold %llu pages, counter %llu",
           (unsigned long long)pages, (unsigned long long)pages_held);
-    /* Every held granule belongs to exactly one slab, chunk or large run: a
-     * slab whose header was overwritten shows up here. */
-    granules += m_nchunks * (MCHUNK_SIZE / SLAB_SIZE);
+    /* Every frame the table marks owned belongs to exactly one slab, chunk or
+     * large run: every run's frames are marked, and the counts agree. */
+    (void)granules;
+    const struct mchunk *ch;
+    list_for_each_entry(ch, &mchunks, link)
+        CHECK(heap_owns(VIRT2PHYS(ch), MCHUNK_SIZE), "chunk %p: frames not marked owned",
+              (const void *)ch);
     const struct large *l;
     list_for_each_entry(l, &larges, link)
-        granules += (l->base + l->pages * PAGE_SIZE - 1) / SLAB_SIZE - l->base / SLAB_SIZE + 1;
-    for (uint64_t w = 0; w < (granule_count + 63) / 64; w++)
-        held += (uint64_t)__builtin_popcountll(granule_map[w]);
-    CHECK(held == granules, "%llu granules held, %llu accounted for (a slab header overwritten?)",
-          (unsigned long long)held, (unsigned long long)granules);
+        CHECK(heap_owns(l->base, l->pages * PAGE_SIZE), "large block %p: frames not marked owned",
+              (const void *)(l + 1));
+    for (uint64_t g = 0; g < granule_count; g++)
+        held += (uint64_t)__builtin_popcount(granule_frames(granule_entry(g)));
+    CHECK(held == pages_held, "%llu frames marked owned, %llu held", (unsigned long long)held,
+          (unsigned long long)pages_held);
     return true;
 }
 

@@ -2,15 +2,15 @@
  * callers use mm/heap.h). docs/memory.md (heap section) has the design.
  *
  * Invariants every tier relies on:
- *   - every heap run of frames (a slab, a medium chunk, a large block's run)
- *     starts SLAB_SIZE-aligned in physical memory, so a granule (a 64 KiB
- *     aligned block) overlaps at most one run, and a pointer aligned down to
- *     its granule lands on that run's first byte (a slab's header);
- *   - granule_map says which granules some run overlaps, granule_extent how
- *     much of each the run owns: nothing in front of a pointer is read
- *     before heap_owns() says the heap owns it (heap_runs.c);
- *   - the HHDM maps RAM with pages of at least SLAB_SIZE, so reading a held
- *     granule's first bytes never faults;
+ *   - slabs and medium chunks start SLAB_SIZE-aligned in physical memory, a
+ *     slab at the start of its granule (a 64 KiB aligned block), its objects
+ *     from that first byte, its header in its last 64 bytes; large runs
+ *     start on any frame (aligned only as their block needs);
+ *   - the granule table (one 32-bit entry per granule) says which frames a
+ *     heap run owns and which granules start a slab, with the slab's class
+ *     and carved count: kfree's fast path needs nothing else to check a
+ *     slab pointer, and nothing in front of a pointer is read before
+ *     heap_owns() says the heap owns it (heap_runs.c);
  *   - with HEAP_REDZONES the tiers work on inner blocks (USER/INNER convert),
  *     without it both are the identity and rz_check() compiles to nothing.
  * The fast paths (kmalloc/kfree of slab objects) are static inline here so
@@ -91,7 +91,10 @@ struct slab {
     struct list_node link;    /* on the class's partial list (unlinked otherwise) */
 };
 #define SLAB_HDR sizeof(struct slab)
-#define FREE_TAG 0xF4EEB10C6B6B6B6Bull /* word 1 of a free object is FREE_TAG ^ address */
+/* Word 1 of a free object (kmalloc clears it). A hint only (user data may
+ * equal it; kfree confirms in its slow path), so one constant: no per-address
+ * mix to compute on the fast paths. */
+#define FREE_TAG 0xF4EEB10C6B6B6B6Bull
 _Static_assert(sizeof(struct slab) == 64, "slab header layout");
 _Static_assert((SLAB_SIZE - SLAB_HDR) / 16 < 65536, "object count fits a u16");
 
@@ -137,9 +140,14 @@ struct cpu_mag {
     struct magazine *loaded;  /* objects [base, top) */
     struct magazine *prev;    /* full or empty; swapped with loaded */
     uint64_t allocs;          /* allocations this CPU served from this class's magazines */
-    uint32_t size;            /* object size of the class (mag_pop's poison check) */
-    uint32_t cls;             /* index into classes[] */
-    uint64_t pad;
+    /* The class's constants (written once, before the set is published), so
+     * that kfree's boundary check reads the line it writes anyway: */
+    uint64_t inv;             /* the class's slab_obj_index inverse */
+    uint16_t size;            /* object size of the class */
+    uint16_t pad0;
+    uint8_t shift;            /* size = odd part << shift */
+    uint8_t cls;              /* index into classes[] */
+    uint16_t pad;
 };
 _Static_assert(sizeof(struct cpu_mag) == 64, "a class's cpu_mag lies at 64 * (1 + class)");
 
@@ -218,7 +226,7 @@ struct heap_class {
     uint64_t nslabs;
     struct magazine *depot_full, *depot_empty; /* the depot (see the top) */
     uint64_t ndepot_full, ndepot_empty;
-    uint32_t size, align, base_off, nobj;
+    uint32_t size, align, nobj; /* objects start at the slab's first byte */
     uint32_t frames; /* slab size in frames: SLAB_FRAMES or SLAB_FRAMES / 2 */
     uint32_t mag_cap; /* capacity of this class's magazines */
     uint64_t inv;
@@ -301,59 +309,88 @@ extern struct list_node larges; /* every live large block (large_lock) */
 /* large_lock */
 extern uint64_t l_count, l_pages, l_bytes, l_allocs, l_frees;
 
-/* ---- runs of frames and the granule map (heap_runs.c) ------------------------------------ */
+/* ---- runs of frames and the granule table (heap_runs.c) ------------------------------------ */
 
 extern uint64_t pages_held; /* frames taken from the frame allocator (runs_lock) */
 
-/* One bit per SLAB_SIZE granule of physical memory (up to the frame
- * allocator's top frame): set while some heap run overlaps the granule. A
- * granule overlaps at most one run, because runs start SLAB_SIZE-aligned and
- * only whole granules of a run are ever given back early (large_alloc).
- * kfree and friends look at a pointer's granule before reading anything at
- * its start: a pointer the heap never gave may lie in a granule whose first
- * page is not mapped at all (memory below a usable region that does not
- * start on a granule boundary).
- *
- * A held granule's start is always the run's (runs start on a granule), but
- * its end need not be: a half slab owns 8 of its 16 frames, a large run may
- * end anywhere in its last granule, and the frames after the run's end
- * belong to someone else and may be unmapped. granule_extent keeps, per
- * granule, a nibble: the frames the run owns from the granule's start, minus
- * one (meaningful while the granule is held). heap_owns() consults it before
- * the heap reads a header in front of a pointer, so a pointer in (or just
- * after) such a tail is refused without touching memory the heap does not
- * own. Written when a run is taken, read only off the slab fast path.
- * Both are written under runs_lock and read without it (atomic word and
- * byte accesses): the bits of a block its caller holds cannot change. */
-extern uint64_t *granule_map;
-extern uint8_t *granule_extent;
+/* One 32-bit entry per SLAB_SIZE granule of physical memory (up to the frame
+ * allocator's top frame): what the heap holds there. Dense (16 entries per
+ * cache line, 64 KiB of table per GiB), so kfree's lookup hits a hot line;
+ * it replaces reading a header at the granule's start, which aliased into
+ * one L1 set for every slab. Two kinds of entry:
+ *   - no slab (bits 0-7 zero): bits 16-31 say which of the granule's 16
+ *     frames belong to some heap run (0: not held at all). Runs need not
+ *     start on a granule: several large runs may share one.
+ *   - a slab starts at the granule (bits 0-7: its class + 1): bits 20-31 are
+ *     its carved count (kfree's object-boundary check needs no header),
+ *     bit 16 marks a half slab (8 frames), and then bits 8-15 say which of
+ *     the upper 8 frames belong to other heap runs (large runs placed at
+ *     page alignment in what the half slab left to the frame allocator).
+ * Frame bits are written under runs_lock, the slab kind and class when a
+ * slab is made or released (runs_lock too), the carved count under the
+ * class lock (atomic add: the two writers share the word). Read without a
+ * lock: the entry of a block its caller holds cannot lose that block.
+ * Nothing in front of a pointer is read before heap_owns() says the heap
+ * owns that memory. */
+extern uint32_t *granule_tab;
 extern uint64_t granule_count;
 
-static inline bool granule_held(uintptr_t phys)
+#define GT_CLS 0xffu           /* slab: class + 1 (so 64 * it is the cpu_mag's offset) */
+#define GT_UPPER_SHIFT 8       /* half slab: frames 8..15 owned by other heap runs */
+#define GT_HALF (1u << 16)     /* half slab */
+#define GT_CARVED_SHIFT 20     /* slab: carved objects, the top 12 bits (one shift) */
+#define GT_FRAMES_SHIFT 16     /* no slab: frames owned */
+_Static_assert((SLAB_SIZE - SLAB_HDR) / 16 < (1u << (32 - GT_CARVED_SHIFT)), "carved fits the entry");
+
+/* Granule g's entry (0 past the table's end). */
+static ALWAYS_INLINE uint32_t granule_entry(uint64_t g)
 {
-    uint64_t g = phys / SLAB_SIZE;
-    return g < granule_count &&
-           ((__atomic_load_n(&granule_map[g / 64], __ATOMIC_RELAXED) >> (g % 64)) & 1);
+    return g < granule_count ? __atomic_load_n(&granule_tab[g], __ATOMIC_ACQUIRE) : 0;
 }
 
-/* Bytes of held granule g that its run owns, from the granule's start. */
-static inline uint64_t granule_owned_bytes(uint64_t g)
+/* The frames of a granule with entry e the heap owns, as a 16-bit mask. */
+static inline uint32_t granule_frames(uint32_t e)
 {
-    uint8_t nibbles = __atomic_load_n(&granule_extent[g / 2], __ATOMIC_RELAXED);
-    return ((uint64_t)((nibbles >> (4 * (g % 2))) & 15) + 1) * PAGE_SIZE;
+    if (!(e & GT_CLS))
+        return e >> GT_FRAMES_SHIFT;
+    if (!(e & GT_HALF))
+        return 0xffffu;
+    return 0xffu | (e & 0xff00u);
+}
+
+/* True when some heap run owns the frame at phys. */
+static inline bool frame_owned(uintptr_t phys)
+{
+    return (granule_frames(granule_entry(phys / SLAB_SIZE)) >> ((phys / PAGE_SIZE) % SLAB_FRAMES)) & 1;
 }
 
 /* True when every byte of [phys, phys + len) lies in memory a heap run owns
- * (len <= SLAB_SIZE; the range may span two granules). Reads only the maps. */
+ * (len > 0). Reads only the table. */
 static inline bool heap_owns(uintptr_t phys, size_t len)
 {
-    uintptr_t end = phys + len;
-    for (uint64_t g = phys / SLAB_SIZE; g <= (end - 1) / SLAB_SIZE; g++) {
-        if (!granule_held(g * SLAB_SIZE) ||
-            MIN(end, (g + 1) * SLAB_SIZE) - g * SLAB_SIZE > granule_owned_bytes(g))
+    for (uintptr_t f = phys / PAGE_SIZE; f <= (phys + len - 1) / PAGE_SIZE; f++)
+        if (!frame_owned(f * PAGE_SIZE))
             return false;
-    }
     return true;
+}
+
+/* The class of the slab a granule entry e describes, or >= HEAP_SMALL_CLASSES
+ * when e is no slab. */
+static ALWAYS_INLINE uint32_t granule_cls(uint32_t e)
+{
+    return (e & GT_CLS) - 1;
+}
+
+/* The carved count of the slab of entry e (a slab entry). */
+static ALWAYS_INLINE uint32_t granule_carved(uint32_t e)
+{
+    return e >> GT_CARVED_SHIFT;
+}
+
+/* True when the frame at phys lies in the slab of entry e (a slab entry). */
+static inline bool granule_in_slab(uint32_t e, uintptr_t phys)
+{
+    return !(e & GT_HALF) || (phys & (SLAB_SIZE - 1)) < SLAB_SIZE / 2;
 }
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -448,20 +485,34 @@ static ALWAYS_INLINE void rz_check(const void *inner, size_t cap, const char *op
 
 /* ---- heap_runs.c: frames, granules, released runs, what owns a pointer --------------------- */
 
-/* Frames for the heap (SLAB_SIZE-aligned or more), marked held in the granule
- * map; on exhaustion gives back cached memory and tries again. 0 if none. */
+/* Frames for the heap (align: a power of two, at least PAGE_SIZE), marked
+ * owned in the granule table. 0 if none. */
 paddr_t heap_frames(size_t count, uint64_t align);
-/* Gives frames back; the granules they overlap are no longer held (the
- * caller re-marks a granule it still holds part of). */
+/* Gives frames back; they are no longer marked owned. */
 void heap_frames_free(paddr_t p, size_t count);
+/* Frames for a slab of class cls (SLAB_SIZE-aligned, `frames` of them); the
+ * granule is still marked plain owned frames until slab_publish. 0 if none. */
+paddr_t heap_slab_frames(size_t frames);
+/* Marks the granule at p a slab of class cls (its header written first). */
+void slab_publish(paddr_t p, unsigned cls, bool half);
+/* Gives a slab's frames back; its granule is no slab any more. */
+void slab_frames_free(paddr_t p, size_t frames);
+/* One more object of the slab at p is carved (class lock held). */
+static ALWAYS_INLINE void granule_carve(paddr_t p)
+{
+    __atomic_fetch_add(&granule_tab[p / SLAB_SIZE], 1u << GT_CARVED_SHIFT, __ATOMIC_RELAXED);
+}
 /* Remembers a run the heap gave back, for "double free" reports. */
 void released_note(const void *start, size_t bytes, const void *block);
-/* True when v (in the HHDM) lies in a run the heap holds now. Panic paths
- * only: call with no heap lock held (it takes the tiers' locks). */
+/* True when v (in the HHDM) lies in a frame some heap run owns now. */
 bool heap_holds(uintptr_t v);
-/* The slab holding inner pointer ptr, or NULL when ptr is in a held granule
- * that is no slab. Panics when ptr is outside the direct map or no held granule. */
+/* The slab holding inner pointer ptr, or NULL when ptr is in a frame of some
+ * other heap run. Panics when ptr is outside the direct map, in no frame the
+ * heap owns, or in a slab whose header was overwritten. */
 struct slab *slab_of(void *ptr, const char *op);
+/* kfree of an inner pointer whose granule entry e is no slab, or whose
+ * frame lies past its half slab: a medium or large block, or a misuse. */
+SLOW void kfree_not_slab(void *ptr);
 /* The segment or large header of a non-slab inner pointer; panics when there is none. */
 struct seg *big_header(void *ptr, const char *op);
 /* Panics: ptr lies outside the direct map. */
@@ -485,16 +536,17 @@ SLOW void cache_free_full(struct cpu_mag *m, void *obj);
 /* A magazine object failed its poison check: releases m's lock, panics. */
 SLOW NORETURN void mag_poison_panic(struct cpu_mag *m, uintptr_t top_l, const void *obj,
                                     size_t off);
-/* kfree of a slab pointer that failed a fast check (not an object start, or tagged free). */
-SLOW void slab_free_checked(struct slab *s, void *ptr);
+/* kfree of a slab pointer that failed a fast check (past its half slab, not
+ * an object start, or tagged free). */
+SLOW void slab_free_checked(void *ptr);
 /* True when obj (an object start of s) is free: on its slab's list, in some
  * CPU's magazine or in the depot. Takes every cache lock when obj carries the
  * free tag: call with no heap lock held. */
 bool slab_obj_free(const struct slab *s, void *const *obj);
 /* The same with the small tier frozen (caches_lock_all held). */
 bool slab_obj_free_locked(const struct slab *s, void *const *obj);
-/* The class of a sound slab header at s (a granule start), or NULL; reads s
- * only when its granule is held. */
+/* The class of a sound slab header at s (where the granule table puts its
+ * slab's header: the slab's last 64 bytes), or NULL; reads s only then. */
 const struct heap_class *slab_class(const struct slab *s);
 /* Panics naming obj (a caller's pointer: USER) and its slab. */
 SLOW NORETURN void slab_panic(const char *what, const struct slab *s, const void *obj);
@@ -533,28 +585,19 @@ static ALWAYS_INLINE uint32_t slab_carved(const struct slab *s)
     return __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
 }
 
-/* The first word of the held granule at s: a slab's magic, or, in the later
- * granules of a medium chunk or a large run, whatever that memory holds, which
- * another CPU may be writing right now. That race is by design and harmless
- * (an aligned word is read whole, and it is only compared with the slab
- * magic, a checksum of its own address), so ThreadSanitizer is told to look
- * away from this one read. */
-#if defined(__SANITIZE_THREAD__)
-__attribute__((no_sanitize("thread"), noinline)) static UNUSED uint64_t granule_word(const struct slab *s)
+/* The header of the slab whose granule starts at virtual address g (entry e
+ * a slab's): the last SLAB_HDR bytes of the slab, so that objects start at
+ * the granule's first byte. */
+static inline struct slab *slab_hdr_at(uintptr_t g, uint32_t e)
 {
-    return s->magic;
+    return (struct slab *)(g + ((e & GT_HALF) ? SLAB_SIZE / 2 : SLAB_SIZE) - SLAB_HDR);
 }
-#else
-static ALWAYS_INLINE uint64_t granule_word(const struct slab *s)
-{
-    return s->magic;
-}
-#endif
 
-/* The slab an object of the heap lies in (its 64 KiB-aligned granule start). */
+/* The slab an object of the heap lies in (through the granule table). */
 static inline struct slab *slab_of_obj(const void *obj)
 {
-    return (struct slab *)((uintptr_t)obj - (((uintptr_t)obj - hhdm_offset) & (SLAB_SIZE - 1)));
+    uintptr_t phys = (uintptr_t)obj - hhdm_offset;
+    return slab_hdr_at((uintptr_t)obj - (phys & (SLAB_SIZE - 1)), granule_entry(phys / SLAB_SIZE));
 }
 
 /* The object in the loaded magazine's slot top_l (the newest one: m locked,
@@ -563,7 +606,7 @@ static ALWAYS_INLINE void *mag_take(struct cpu_mag *m, uintptr_t top_l)
 {
     void **obj = *(void ***)(top_l - 1);
 #if HEAP_POISON
-    if (unlikely((uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+    if (unlikely((uintptr_t)obj[1] != FREE_TAG))
         mag_poison_panic(m, top_l, obj, 8);
     size_t bad = poison_scan(obj + 2, m->size - 2 * sizeof(void *));
     if (unlikely(bad != m->size - 2 * sizeof(void *)))
@@ -590,16 +633,15 @@ static ALWAYS_INLINE void *cache_alloc(uint32_t moff)
     return obj;
 }
 
-/* Puts a checked object start of the class whose cpu_mag is at moff into
- * this CPU's loaded magazine: poisoned and tagged free like a free-list
+/* Puts a checked object start of m's class (m: this CPU's) into its loaded
+ * magazine: poisoned and tagged free like a free-list
  * object, touching no slab header (a leaf: the slow cases leave by a tail
  * call). */
-static ALWAYS_INLINE void cache_free(void *ptr, uint32_t moff, uint32_t size)
+static ALWAYS_INLINE void cache_free(void *ptr, struct cpu_mag *m)
 {
     void **obj = ptr;
-    poison(ptr, size);
-    obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj);
-    struct cpu_mag *m = cpu_mag_at(heap_fast.cpu[cpu_index()], moff);
+    poison(ptr, m->size);
+    obj[1] = (void *)FREE_TAG;
     if (unlikely(!mag_trylock(m))) {
         cache_free_busy(m, obj);
         return;

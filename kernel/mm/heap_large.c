@@ -6,8 +6,12 @@
  *     are a sealed segment header flagged SEG_USED | SEG_LARGE with size 0,
  *     so kfree tells a large block from a segment by the same 16 bytes;
  *   - the whole header lies in the run (large_of checks heap_owns first);
- *   - the run starts SLAB_SIZE-aligned even when the block is aligned more:
- *     only whole leading granules are given back, up to 15 frames stay;
+ *   - the run is aligned only as the block needs: page-aligned, exactly
+ *     ceil((header + size) / PAGE_SIZE) frames for alignments up to
+ *     PAGE_SIZE; for a larger alignment the frames in front of the header's
+ *     frame are given back, so the run is one frame more than that. The
+ *     granule table's per-frame bits say which frames are whose, so a run
+ *     may share a granule with other runs or lie in a half slab's upper half;
  *   - every live block is on `larges`; l_count, l_pages and l_bytes are
  *     their count, frames and usable bytes.
  * Alignments above PAGE_SIZE are of the physical address (equal to the
@@ -25,34 +29,23 @@ uint64_t l_count, l_pages, l_bytes, l_allocs, l_frees;
  * `align` (prefix < 4096 - 64). */
 void *large_alloc(size_t size, size_t align, uint32_t prefix)
 {
-    /* Runs start SLAB_SIZE-aligned so that slab_of() on the pointer reads
-     * memory of this run (mapped), never whatever lies below it. */
-    uint64_t off, pages, run_align = SLAB_SIZE, lead = 0;
+    uint64_t off, pages, lead = 0;
     if (!HEAP_REDZONES)
         prefix = 0;
     if (align <= PAGE_SIZE) { /* header and pointer in the first frame */
         off = ALIGN_UP(sizeof(struct large) + prefix, align) - prefix;
-    } else { /* pointer + prefix at base + align; the frames before it are mostly given back */
-        run_align = MAX(align, SLAB_SIZE);
+    } else { /* pointer + prefix at base + align; the frames before its header's go back */
         lead = align / PAGE_SIZE - 1;
         off = PAGE_SIZE - prefix;
     }
     pages = lead + ALIGN_UP(off + size, PAGE_SIZE) / PAGE_SIZE;
-    paddr_t base = heap_frames(pages, run_align);
+    paddr_t base = heap_frames(pages, MAX(align, (uint64_t)PAGE_SIZE));
     if (!base)
         return NULL;
     if (lead) {
-        /* Give back the leading frames, but only whole granules: the run must
-         * still start SLAB_SIZE-aligned (no other run may share a granule with
-         * it, see granule_map), so up to 15 frames before the header stay. */
-        paddr_t keep = ALIGN_DOWN(base + lead * PAGE_SIZE, SLAB_SIZE);
-        uint64_t drop = (keep - base) / PAGE_SIZE;
-        if (drop) {
-            heap_frames_free(base, drop);
-            base = keep;
-            pages -= drop;
-        }
-        off += (lead - drop) * PAGE_SIZE;
+        heap_frames_free(base, lead);
+        base += lead * PAGE_SIZE;
+        pages -= lead;
     }
     char *p = (char *)PHYS2VIRT(base) + off;
     struct large *l = (struct large *)p - 1;

@@ -1,47 +1,51 @@
 /* The heap's runs of frames and what owns an address.
  *
- * Every tier takes its memory here (heap_frames) as runs that start
- * SLAB_SIZE-aligned, and gives it back here (heap_frames_free). Invariants:
+ * Every tier takes its memory here (heap_frames, heap_slab_frames) and gives
+ * it back here. Slabs and medium chunks start SLAB_SIZE-aligned; large runs
+ * start on any frame (aligned only as their block needs). Invariants:
  *   - pages_held is the sum of the frames of every run held;
- *   - a granule's bit in granule_map is set exactly while a run overlaps it,
- *     and its granule_extent nibble says how many of its frames the run owns;
+ *   - a frame's bit in the granule table (heap_internal.h) is set exactly
+ *     while a heap run owns that frame; a granule's entry names a slab
+ *     exactly while a slab starts there, with its class and carved count;
  *   - nothing in front of a non-slab pointer is read before heap_owns() says
  *     the heap owns it (big_header), so a pointer the heap never gave gets a
  *     misuse report, never a page fault;
  *   - the released ring remembers the last RELEASED_RING runs given back, so
  *     a kfree into one says "double free" (believed only when the heap does
- *     not hold that memory again).
+ *     not own that memory again).
  * Locking: runs_lock (rank LOCK_RANK_HEAP_RUNS, taken inside any class,
- * segment or large lock) protects pages_held, the writes to granule_map and
- * granule_extent (read without it: heap_internal.h) and the released ring.
+ * segment or large lock) protects pages_held, the frame bits and slab kinds
+ * of the table (read without it: heap_internal.h) and the released ring.
  * Everything here but slab_of/big_header runs off the fast paths. */
 #include "mm/heap_internal.h"
 
 struct spinlock runs_lock = SPINLOCK_INIT("heap-runs", LOCK_RANK_HEAP_RUNS);
 uint64_t pages_held;
-uint64_t *granule_map;
-uint8_t *granule_extent;
+uint32_t *granule_tab;
 uint64_t granule_count;
 
-/* Sets (held) or clears the bits of every granule [p, p + count frames)
- * overlaps (p is granule-aligned: every heap run is), and records how much
- * of each the run owns. */
+/* Sets (held) or clears the owned bits of the frames [p, p + count frames)
+ * (runs_lock held). In a slab's granule they are its upper half's frames
+ * that belong to other runs. Atomic: the carved count shares the word. */
 static void granule_mark(paddr_t p, size_t count, bool held)
 {
     paddr_t end = p + count * PAGE_SIZE;
     for (uint64_t g = p / SLAB_SIZE; g <= (end - 1) / SLAB_SIZE; g++) {
-        if (held) {
-            uint64_t owned = (MIN(end, (g + 1) * SLAB_SIZE) - g * SLAB_SIZE) / PAGE_SIZE;
-            __atomic_store_n(&granule_extent[g / 2],
-                             (uint8_t)((granule_extent[g / 2] & (0xf0u >> (4 * (g % 2)))) |
-                                       ((owned - 1) << (4 * (g % 2)))),
-                             __ATOMIC_RELAXED);
-            __atomic_store_n(&granule_map[g / 64], granule_map[g / 64] | (1ULL << (g % 64)),
-                             __ATOMIC_RELEASE);
+        uint64_t lo = MAX(p, g * SLAB_SIZE) / PAGE_SIZE % SLAB_FRAMES;
+        uint64_t hi = (MIN(end, (g + 1) * SLAB_SIZE) - 1) / PAGE_SIZE % SLAB_FRAMES;
+        uint32_t m = (uint32_t)(((2u << hi) - 1) & ~((1u << lo) - 1)), bits;
+        uint32_t e = __atomic_load_n(&granule_tab[g], __ATOMIC_RELAXED);
+        if (e & GT_CLS) {
+            kassert((e & GT_HALF) && !(m & 0xffu), "heap: run %#llx overlaps a slab",
+                    (unsigned long long)p);
+            bits = (m >> 8) << GT_UPPER_SHIFT;
         } else {
-            __atomic_store_n(&granule_map[g / 64], granule_map[g / 64] & ~(1ULL << (g % 64)),
-                             __ATOMIC_RELAXED);
+            bits = m << GT_FRAMES_SHIFT;
         }
+        if (held)
+            __atomic_fetch_or(&granule_tab[g], bits, __ATOMIC_RELEASE);
+        else
+            __atomic_fetch_and(&granule_tab[g], ~bits, __ATOMIC_RELEASE);
     }
 }
 
@@ -95,7 +99,7 @@ static void released_panic(const void *ptr, const char *op)
     }
 }
 
-/* Frames for the heap; on exhaustion give back cached memory and try again. */
+/* Frames for the heap. */
 paddr_t heap_frames(size_t count, uint64_t align)
 {
     heap_lock(&runs_lock);
@@ -108,14 +112,46 @@ paddr_t heap_frames(size_t count, uint64_t align)
     return p;
 }
 
-/* Gives frames back. The granules they overlap are no longer held: the caller
- * re-marks a granule it still holds part of (large_alloc's leading frames). */
+/* Gives frames back; they are no longer marked owned. */
 void heap_frames_free(paddr_t p, size_t count)
 {
     heap_lock(&runs_lock);
     granule_mark(p, count, false);
     frame_free_contig(p, count);
     pages_held -= count;
+    heap_unlock(&runs_lock);
+}
+
+paddr_t heap_slab_frames(size_t frames)
+{
+    return heap_frames(frames, SLAB_SIZE);
+}
+
+/* The granule's frame bits become a slab entry: its own frames implied by
+ * the kind, the upper half's frames of other runs kept. */
+void slab_publish(paddr_t p, unsigned cls, bool half)
+{
+    heap_lock(&runs_lock);
+    uint32_t e = __atomic_load_n(&granule_tab[p / SLAB_SIZE], __ATOMIC_RELAXED);
+    kassert(!(e & GT_CLS), "heap: granule %#llx is a slab already", (unsigned long long)p);
+    uint32_t upper = (e >> (GT_FRAMES_SHIFT + 8)) & 0xffu; /* other runs' frames 8..15 */
+    __atomic_store_n(&granule_tab[p / SLAB_SIZE],
+                     (cls + 1) | (half ? GT_HALF | (upper << GT_UPPER_SHIFT) : 0),
+                     __ATOMIC_RELEASE);
+    heap_unlock(&runs_lock);
+}
+
+/* The slab entry becomes plain frame bits again (the other runs' upper
+ * frames kept), then the slab's frames go back. */
+void slab_frames_free(paddr_t p, size_t frames)
+{
+    heap_lock(&runs_lock);
+    uint32_t e = __atomic_load_n(&granule_tab[p / SLAB_SIZE], __ATOMIC_RELAXED);
+    __atomic_store_n(&granule_tab[p / SLAB_SIZE], granule_frames(e) << GT_FRAMES_SHIFT,
+                     __ATOMIC_RELEASE);
+    granule_mark(p, frames, false);
+    frame_free_contig(p, frames);
+    pages_held -= frames;
     heap_unlock(&runs_lock);
 }
 
@@ -174,68 +210,47 @@ SLOW NORETURN void outside_panic(const char *op, const void *ptr)
     panic("heap: %s(%p): not a heap address (outside the direct map)", op, USER(ptr));
 }
 
+/* ptr lies in a slab whose header does not match the granule table. */
+static SLOW NORETURN void slab_header_panic(const char *op, const void *ptr, const void *s)
+{
+    panic("heap: %s(%p): not a pointer the heap gave, or its header was overwritten (slab %p: "
+          "bad header)",
+          op, USER(ptr), s);
+}
+
 struct slab *slab_of(void *ptr, const char *op)
 {
     uintptr_t phys = (uintptr_t)ptr - hhdm_offset;
     if (unlikely(phys >= hhdm_size))
         outside_panic(op, ptr);
-    if (unlikely(!granule_held(phys)))
+    if (unlikely(!frame_owned(phys)))
         not_held_panic(op, ptr);
-    struct slab *s = (struct slab *)((uintptr_t)ptr - (phys & (SLAB_SIZE - 1)));
-    return likely(granule_word(s) == (uintptr_t)s + SLAB_MAGIC) ? s : NULL;
+    uint32_t e = granule_entry(phys / SLAB_SIZE);
+    if (granule_cls(e) >= HEAP_SMALL_CLASSES || !granule_in_slab(e, phys))
+        return NULL;
+    struct slab *s = slab_hdr_at((uintptr_t)ptr - (phys & (SLAB_SIZE - 1)), e);
+    if (unlikely(s->magic != (uintptr_t)s + SLAB_MAGIC || s->cls != granule_cls(e)))
+        slab_header_panic(op, ptr, s);
+    return s;
 }
 
-/* True when v (in the HHDM) lies in a run the heap holds now: a slab, a
- * medium chunk or a large block. O(chunks + large blocks); panic paths only. */
+/* Exact per frame, thanks to the table's frame bits. */
 bool heap_holds(uintptr_t v)
 {
     uintptr_t phys = v - hhdm_offset;
-    if (phys >= hhdm_size || !granule_held(phys))
-        return false;
-    const struct slab *s = (const struct slab *)(v - (phys & (SLAB_SIZE - 1)));
-    caches_lock_all();
-    const struct heap_class *c = slab_class(s);
-    caches_unlock_all();
-    if (c)
-        return v < (uintptr_t)s + (uintptr_t)c->frames * PAGE_SIZE;
-    bool in_chunk = false;
-    heap_lock(&seg_lock);
-    const struct mchunk *ch;
-    list_for_each_entry(ch, &mchunks, link)
-        if ((uintptr_t)s >= (uintptr_t)ch && (uintptr_t)s < (uintptr_t)ch + MCHUNK_SIZE)
-            in_chunk = true;
-    heap_unlock(&seg_lock);
-    if (in_chunk)
-        return true;
-    bool held = true; /* a held granule that is no chunk or run: a slab whose header was smashed */
-    heap_lock(&large_lock);
-    const struct large *l;
-    list_for_each_entry(l, &larges, link) {
-        uintptr_t start = (uintptr_t)PHYS2VIRT(l->base), end = start + l->pages * PAGE_SIZE;
-        if ((uintptr_t)s >= start && (uintptr_t)s < end) { /* the run's granule: v may be past its end */
-            held = v < end;
-            break;
-        }
-    }
-    heap_unlock(&large_lock);
-    return held;
+    return phys < hhdm_size && frame_owned(phys);
 }
-
-/* Medium or large; the pointer plus `prefix` is aligned to `align`. */
 
 void runs_init(void)
 {
     struct frame_stats fs;
     frame_get_stats(&fs);
     granule_count = (fs.total_frames + SLAB_FRAMES - 1) / SLAB_FRAMES;
-    /* the bitmap (1 bit per granule), then the extents (4 bits per granule) */
-    size_t bitmap_bytes = (size_t)(ALIGN_UP(granule_count, 64) / 8);
-    size_t map_frames = (bitmap_bytes * 5 + PAGE_SIZE - 1) / PAGE_SIZE;
+    size_t map_frames = (granule_count * sizeof(uint32_t) + PAGE_SIZE - 1) / PAGE_SIZE;
     paddr_t map = frame_alloc_contig(map_frames, PAGE_SIZE);
-    kassert(map, "no memory for the heap's granule map (%zu frames)", map_frames);
-    granule_map = PHYS2VIRT(map);
-    granule_extent = (uint8_t *)granule_map + bitmap_bytes;
-    memset(granule_map, 0, map_frames * PAGE_SIZE);
+    kassert(map, "no memory for the heap's granule table (%zu frames)", map_frames);
+    granule_tab = PHYS2VIRT(map);
+    memset(granule_tab, 0, map_frames * PAGE_SIZE);
     pages_held = 0;
     spin_init(&runs_lock, "heap-runs", LOCK_RANK_HEAP_RUNS);
     memset(released, 0, sizeof(released));

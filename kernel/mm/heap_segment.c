@@ -113,8 +113,8 @@ static void seg_tombstone(struct seg *h)
 
 static struct mchunk *mchunk_new(void)
 {
-    /* SLAB_SIZE-aligned, like every heap run, so that slab_of() aligning a
-     * pointer down always lands inside heap memory (mapped), never below it. */
+    /* SLAB_SIZE-aligned, so that a chunk fills whole granules and never
+     * shares one with a slab (the granule table would cope: it tracks frames). */
     paddr_t phys = heap_frames(MCHUNK_FRAMES, SLAB_SIZE);
     if (!phys)
         return NULL;

@@ -2,13 +2,19 @@
  *
  * A slab is a run of 16 frames (or 8: a half slab, for classes above 128 B
  * while it still holds SLAB_HALF_MIN_OBJS objects) starting 64 KiB-aligned,
- * a 64-byte header, then equal objects of one size class. Invariants:
- *   - header magic == SLAB_MAGIC + the header's address (zero once released),
- *     so kfree finds a slab by aligning a pointer down to its granule and
- *     compares one word;
+ * equal objects of one size class from its first byte, and a 64-byte header
+ * in its last 64 bytes (so kfree's boundary check needs no first-object
+ * offset, and an aligned class wastes nothing in front). Invariants:
+ *   - the granule table's entry of the slab's granule names its class and
+ *     holds its carved count (heap_internal.h): kfree's fast path reads that
+ *     entry, never the header, which only the slow paths use;
+ *   - header magic == SLAB_MAGIC + the header's address (zero once released)
+ *     and its class agrees with the table; every slow path that reaches the
+ *     slab through a pointer checks both (slab_of, mag_flush), so an
+ *     overwritten header is reported before anything changes;
  *   - objects [0, carved) were handed out at least once; the rest were never
  *     touched (carved lazily, in order) and still hold poison;
- *   - a free object's word 1 is FREE_TAG ^ its address (kmalloc clears it);
+ *   - a free object's word 1 is FREE_TAG (kmalloc clears it);
  *     the tag alone is a hint: a double free is confirmed by finding the
  *     object on its slab's free list, in some CPU's magazine or in the
  *     class's depot (slab_obj_free_locked, with every cache lock held);
@@ -147,12 +153,12 @@ void caches_unlock_all(void)
 
 static struct slab *slab_new(struct heap_class *c)
 {
-    paddr_t phys = heap_frames(c->frames, SLAB_SIZE);
+    paddr_t phys = heap_slab_frames(c->frames);
     if (!phys)
         return NULL;
-    struct slab *s = PHYS2VIRT(phys);
+    struct slab *s = (struct slab *)((char *)PHYS2VIRT(phys) + c->frames * PAGE_SIZE - SLAB_HDR);
     memset(s, 0, SLAB_HDR);
-    s->base = (char *)s + c->base_off;
+    s->base = PHYS2VIRT(phys);
     s->inv = c->inv;
     s->shift = c->shift;
     s->size = (uint16_t)c->size;
@@ -164,16 +170,17 @@ static struct slab *slab_new(struct heap_class *c)
      * (slab_carve), so a new slab costs the same for every class and touches
      * one cache line, not the whole 64 KiB. */
     __atomic_store_n(&s->magic, (uintptr_t)s + SLAB_MAGIC, __ATOMIC_RELEASE);
+    slab_publish(phys, s->cls, c->frames < SLAB_FRAMES); /* kfree sees it from here */
     c->nslabs++;
     return s;
 }
 
 static void slab_release(struct heap_class *c, struct slab *s)
 {
-    released_note(s, (size_t)c->frames * PAGE_SIZE, NULL);
+    released_note(s->base, (size_t)c->frames * PAGE_SIZE, NULL);
     __atomic_store_n(&s->magic, 0, __ATOMIC_RELAXED);
     c->nslabs--;
-    heap_frames_free(VIRT2PHYS(s), c->frames);
+    slab_frames_free(VIRT2PHYS(s->base), c->frames);
 }
 
 SLOW NORETURN void slab_panic(const char *what, const struct slab *s, const void *obj)
@@ -202,6 +209,7 @@ static void *slab_carve(struct heap_class *c, struct slab *s)
               USER(obj), s->size, bad - RZ_LEAD);
 #endif
     __atomic_store_n(&s->carved, s->carved + 1, __ATOMIC_RELAXED);
+    granule_carve(VIRT2PHYS(s));
     obj[1] = NULL; /* not tagged free, whatever the memory held before */
     s->used++;
     c->allocs++;
@@ -219,7 +227,7 @@ static void *slab_pop(struct heap_class *c)
         return slab_alloc_slow(c);
 #if HEAP_POISON
     if (unlikely(slab_obj_index(s, obj) >= s->carved ||
-                 (uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+                 (uintptr_t)obj[1] != FREE_TAG))
         slab_panic("free list corrupted (use after free?) at object", s, obj);
     size_t bad = poison_scan(obj + 2, s->size - 2 * sizeof(void *));
     if (unlikely(bad != s->size - 2 * sizeof(void *)))
@@ -300,7 +308,7 @@ static void slab_link(struct slab *s, void *ptr)
     void *head = s->free;
     obj[0] = head;
     s->free = obj;
-    obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj);
+    obj[1] = (void *)FREE_TAG;
     if (unlikely(!head)) { /* the slab was full (or is the current one) */
         s->used--;
         slab_free_slow(s);
@@ -309,12 +317,30 @@ static void slab_link(struct slab *s, void *ptr)
     }
 }
 
-/* Gives every object of magazine mag (n of them) back to their slabs. */
+/* The header of slab s was found overwritten when obj went back to it. */
+static SLOW NORETURN void slab_header_smashed(const struct slab *s, const void *obj)
+{
+    panic("heap: the header of slab %p was overwritten (found when %p went back to it)",
+          (const void *)s, USER(obj));
+}
+
+/* Gives every object of magazine mag (n of them) back to their slabs. kfree
+ * never reads a slab header, so an overwritten one is caught here, when its
+ * objects go back to it: every header is checked before anything changes. */
 static void mag_flush(struct magazine *mag, uint32_t n)
 {
+    const struct slab *checked = NULL; /* neighbours in a magazine mostly share a slab */
+    for (uint32_t i = 0; i < n; i++) {
+        const struct slab *s = slab_of_obj(mag->obj[i]);
+        if (s == checked)
+            continue;
+        if (unlikely(s->magic != (uintptr_t)s + SLAB_MAGIC))
+            slab_header_smashed(s, mag->obj[i]);
+        checked = s;
+    }
     for (uint32_t i = n; i-- > 0;) {
         void **obj = mag->obj[i];
-        obj[1] = (void *)(FREE_TAG ^ (uintptr_t)obj); /* the poison may have covered word 1 */
+        obj[1] = (void *)FREE_TAG; /* the poison may have covered word 1 */
         slab_link(slab_of_obj(obj), obj);
     }
     mag->n = 0;
@@ -344,6 +370,16 @@ static void mag_swap(struct cpu_mag *m)
     mag_sync(m);
     mag_load(m, m->prev);
     m->prev = old;
+}
+
+/* Writes class i's constants into its cpu_mag m (before m is published). */
+static void mag_set_class(struct cpu_mag *m, unsigned i)
+{
+    const struct heap_class *c = &classes[i];
+    m->inv = c->inv;
+    m->size = (uint16_t)c->size;
+    m->shift = c->shift;
+    m->cls = (uint8_t)i;
 }
 
 /* Bytes of a CPU's magazine set and its 2 magazines per class. */
@@ -377,8 +413,7 @@ static struct cpu_cache *cache_create(unsigned cpu)
             mag[k]->cap = classes[i].mag_cap;
             next += MAG_HDR + classes[i].mag_cap * sizeof(void *);
         }
-        m->size = classes[i].size;
-        m->cls = i;
+        mag_set_class(m, i);
         m->prev = mag[1];
         mag_load(m, mag[0]);
         mag_unlock(m, mag_top_l(m));
@@ -424,7 +459,7 @@ static void mag_stock(struct heap_class *c, struct cpu_mag *m)
     while (n < want && s->free) {
         void **obj = s->free;
         if (unlikely(slab_obj_index(s, obj) >= s->carved ||
-                     (uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+                     (uintptr_t)obj[1] != FREE_TAG))
             slab_panic("free list corrupted (use after free?) at object", s, obj);
         s->free = obj[0];
         s->used++; /* magazine objects count as used in their slab */
@@ -604,7 +639,7 @@ static bool mag_holds(const struct slab *s, const void *obj)
 
 bool slab_obj_free_locked(const struct slab *s, void *const *obj)
 {
-    if (likely((uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+    if (likely((uintptr_t)obj[1] != FREE_TAG))
         return false;
     uint64_t n = 0;
     for (void *const *o = s->free; o && n <= s->nobj; o = *o, n++)
@@ -615,7 +650,7 @@ bool slab_obj_free_locked(const struct slab *s, void *const *obj)
 
 bool slab_obj_free(const struct slab *s, void *const *obj)
 {
-    if (likely((uintptr_t)obj[1] != (FREE_TAG ^ (uintptr_t)obj)))
+    if (likely((uintptr_t)obj[1] != FREE_TAG))
         return false;
     caches_lock_all();
     bool is_free = slab_obj_free_locked(s, obj);
@@ -623,32 +658,43 @@ bool slab_obj_free(const struct slab *s, void *const *obj)
     return is_free;
 }
 
-/* kfree of a slab pointer that failed a fast check: not an object start, or
- * it carries the free tag (a double free, or user data equal to the tag).
- * Nothing changes before the verdict. */
-SLOW void slab_free_checked(struct slab *s, void *ptr)
+/* kfree of a slab pointer that failed a fast check: past its half slab (a
+ * frame of another run, or of nobody), not an object start, or it carries
+ * the free tag (a double free, or user data equal to the tag). Nothing
+ * changes before the verdict. */
+SLOW void slab_free_checked(void *ptr)
 {
+    uintptr_t phys = (uintptr_t)ptr - hhdm_offset;
+    if (!granule_in_slab(granule_entry(phys / SLAB_SIZE), phys)) {
+        kfree_not_slab(ptr);
+        return;
+    }
+    struct slab *s = slab_of(ptr, "kfree"); /* checks the header */
     if (unlikely(slab_obj_index(s, ptr) >= slab_carved(s)))
         slab_panic("kfree of a pointer that is not a block start:", s, ptr);
     if (slab_obj_free(s, ptr))
         slab_panic("double free of", s, ptr);
     rz_check(ptr, s->size, "kfree");
-    cache_free(ptr, s->moff, s->size);
+    cache_free(ptr, cpu_mag_at(heap_fast.cpu[cpu_index()], s->moff));
 }
 
-/* The class of the slab whose header would be at s (a granule start in the
- * HHDM), when the heap holds that granule and the header is a sound slab
- * header; NULL otherwise. Reads s only when the granule is held. */
+/* The class of the slab whose header would be at s (in the HHDM), when the
+ * granule table says a slab of that class has its header there and the
+ * header is sound; NULL otherwise. Reads s only in that case. */
 const struct heap_class *slab_class(const struct slab *s)
 {
     uintptr_t phys = (uintptr_t)s - hhdm_offset;
-    if (phys >= hhdm_size || !granule_held(phys) ||
-        granule_word(s) != (uintptr_t)s + SLAB_MAGIC ||
-        s->cls >= HEAP_SMALL_CLASSES)
+    if (phys >= hhdm_size)
+        return NULL;
+    uint32_t e = granule_entry(phys / SLAB_SIZE);
+    if (granule_cls(e) >= HEAP_SMALL_CLASSES ||
+        s != slab_hdr_at((uintptr_t)s - (phys & (SLAB_SIZE - 1)), e) ||
+        s->magic != (uintptr_t)s + SLAB_MAGIC || s->cls != granule_cls(e))
         return NULL;
     const struct heap_class *c = &classes[s->cls];
     if (s->where < SLAB_CURRENT || s->where > SLAB_SPARE || s->size != c->size ||
-        s->nobj != c->nobj || slab_carved(s) > s->nobj)
+        s->nobj != c->nobj || slab_carved(s) > s->nobj ||
+        slab_carved(s) != granule_carved(e))
         return NULL;
     return c;
 }
@@ -746,16 +792,15 @@ void slab_init(void)
         c->align = (uint32_t)(c->size & -c->size);
         if (c->align > HEAP_SMALL_MAX)
             c->align = HEAP_SMALL_MAX;
-        c->base_off = (uint32_t)ALIGN_UP(SLAB_HDR, c->align);
         /* Classes above 128 B have few live objects each, so the partly used
          * slabs a class strands dominate its waste: they get half slabs (still
-         * SLAB_SIZE-aligned, so kfree finds the header the same way) as long
-         * as a half slab holds at least SLAB_HALF_MIN_OBJS objects. */
+         * SLAB_SIZE-aligned; the table's entry says half) as long as a half
+         * slab holds at least SLAB_HALF_MIN_OBJS objects. */
         c->frames = SLAB_FRAMES;
         if (c->size > 128 &&
-            (SLAB_SIZE / 2 - c->base_off) / c->size >= SLAB_HALF_MIN_OBJS)
+            (SLAB_SIZE / 2 - SLAB_HDR) / c->size >= SLAB_HALF_MIN_OBJS)
             c->frames = SLAB_FRAMES / 2;
-        c->nobj = (uint32_t)((c->frames * PAGE_SIZE - c->base_off) / c->size);
+        c->nobj = (uint32_t)((c->frames * PAGE_SIZE - SLAB_HDR) / c->size);
         c->shift = (uint8_t)__builtin_ctz(c->size);
         uint64_t odd = c->size >> c->shift, inv = odd; /* odd * odd == 1 mod 8 */
         for (int k = 0; k < 5; k++)                    /* Newton: 3, 6, ... 96 correct bits */
@@ -765,8 +810,6 @@ void slab_init(void)
         c->spare = NULL;
         list_init(&c->partial);
         c->mag_cap = (uint32_t)MIN((uint64_t)MAG_MAX, MAG_BYTES / c->size);
-        cache_none.m[i].size = c->size;
-        cache_none.m[i].cls = i;
     }
     for (unsigned q = 0, i = 0; q <= HEAP_SMALL_MAX / 16; q++) {
         while (class_sizes[i] < q * 16)
@@ -775,8 +818,10 @@ void slab_init(void)
         if (q > 0)
             heap_fast.moff[q - 1] = (uint16_t)CPU_MAG_OFF(i);
     }
-    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) /* capacity 0, at address 0 (+1: locked) */
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) { /* capacity 0, at address 0 (+1: locked) */
+        mag_set_class(&cache_none.m[i], i);
         cache_none.m[i].base_l = cache_none.m[i].limit_l = 1;
+    }
     for (unsigned k = 0; k < CPU_MAX; k++)
         heap_fast.cpu[k] = &cache_none;
     cache_create(cpu_index()); /* the booting CPU's set now; the others' on first use */

@@ -121,6 +121,8 @@ void cmd_heap(int argc, char **argv)
     kprintf("  slabs %llu, medium chunks %llu, large blocks %llu\n",
             (unsigned long long)hs.small_slabs, (unsigned long long)hs.medium_chunks,
             (unsigned long long)hs.large_blocks);
+    kprintf("  large blocks: %llu frames held, address range spanned %s\n",
+            (unsigned long long)hs.large_pages, monitor_size_str(h, sizeof(h), hs.large_span));
     kprintf("  size classes in use (size: live / allocs, slabs):\n");
     int shown = 0;
     for (int i = 0; i < HEAP_SMALL_CLASSES; i++) {

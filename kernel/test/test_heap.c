@@ -193,7 +193,26 @@ KTEST(heap_large_returns_frames)
               "a 1 MiB block takes its frames");
     p[0] = 1;
     p[MiB(1) - 1] = 2;
+    /* runs are aligned only as needed: ceil((size + 64-byte header) / 4096)
+     * frames, and `heap` reports the frames and the range they span */
+    static struct heap_stats st;
+    heap_get_stats(&st);
+    uint64_t lp = st.large_pages, ls = st.large_span;
+    uint8_t *q65 = kmalloc(KiB(65));
+    KT_ASSERT(q65 != NULL);
+    heap_get_stats(&st);
+    KT_EXPECT(st.large_pages - lp == 17 && st.large_span - ls == 17 * PAGE_SIZE,
+              "65 KiB: %llu frames, %llu bytes spanned", (unsigned long long)(st.large_pages - lp),
+              (unsigned long long)(st.large_span - ls));
+    kfree(q65);
+    heap_get_stats(&st);
+    KT_EXPECT(st.large_pages == lp && lp >= 257, "1 MiB and 65 KiB freed: %llu frames",
+              (unsigned long long)st.large_pages);
     kfree(p);
+    heap_get_stats(&st);
+    KT_EXPECT(lp - st.large_pages == 257 && ls - st.large_span == 257 * PAGE_SIZE,
+              "1 MiB: %llu frames, %llu bytes spanned", (unsigned long long)(lp - st.large_pages),
+              (unsigned long long)(ls - st.large_span));
     KT_EXPECT(ktest_free_frames() == frames0, "kfree gave the frames back");
     void *q = kmalloc_aligned(KiB(100), MiB(2));
     KT_ASSERT(q != NULL);

@@ -173,20 +173,37 @@ KTEST(heap_misuse_overflow_into_neighbour_header)
     KT_EXPECT(heap_check());
 }
 
-/* The slab header is the only header of the small tier: overwriting its magic
- * makes its objects unknown to kfree (an invalid free, not silent misuse). */
+static void call_drain(void *p) { (void)p; heap_drain_cpu_caches(); }
+
+/* The slab header is the only header of the small tier, and kfree never reads
+ * it (the granule table says what a granule holds): an overwritten magic is
+ * reported by every call that reads it (kmalloc_usable_size, krealloc,
+ * heap_check) and, for a kfree, when the object goes back to its slab (a
+ * drain), before anything changes. */
 KTEST(heap_misuse_overwritten_slab_header)
 {
     char *p = kmalloc(40); /* not a power of two: a slab object with redzones too */
     KT_ASSERT(p);
-    uint64_t *hdr = PHYS2VIRT(ALIGN_DOWN(VIRT2PHYS(p), KiB(64)));
+    /* a full slab (class <= 128 B): its header is its last 64 bytes */
+    uint64_t *hdr = (uint64_t *)((char *)PHYS2VIRT(ALIGN_DOWN(VIRT2PHYS(p), KiB(64))) + KiB(64) - 64);
     uint64_t saved = hdr[0];
     hdr[0] = 0;
-    EXPECT_KFREE_PANIC(p, "kfree(%p): not a pointer the heap gave", p);
+    KT_EXPECT(ktest_expect_panic(call_usable_size, p,
+                                 want("kmalloc_usable_size(%p): not a pointer the heap gave, or "
+                                      "its header was overwritten",
+                                      p)),
+              "got: %s", ktest_last_panic());
+    KT_EXPECT(ktest_expect_panic(call_krealloc_grow, p, want("krealloc(%p): not a pointer", p)),
+              "got: %s", ktest_last_panic());
     KT_EXPECT(!heap_check());
+    kfree(p); /* into this CPU's magazine: the fast path does not read the header */
+    KT_EXPECT(ktest_expect_panic(call_drain, NULL,
+                                 want("the header of slab %p was overwritten", (void *)hdr)),
+              "got: %s", ktest_last_panic());
     hdr[0] = saved;
     KT_EXPECT(heap_check());
-    kfree(p);
+    heap_drain_cpu_caches();
+    KT_EXPECT(heap_check());
 }
 
 #if HEAP_REDZONES

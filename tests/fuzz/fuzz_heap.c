@@ -254,7 +254,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct mem_region map[] = {{0, MiB(1), MEM_RESERVED}, {MiB(1), mem - MiB(1), MEM_USABLE}};
     fuzz_log_reset();
     frame_init(map, 2);
-    heap_init(); /* takes its granule map for good: count from here */
+    heap_init(); /* takes its granule table for good: count from here */
     uint64_t frames0 = free_frames();
     memset(slots, 0, sizeof(slots));
     next_id = 1;

@@ -299,11 +299,51 @@ Test(heap, large_blocks_return_frames)
     cr_assert_eq(free_frames(), frames0);
     void *q = kmalloc_aligned(100000, MiB(2));
     cr_assert_eq(VIRT2PHYS(q) % MiB(2), 0);
-    /* the run keeps the frames of the header's 64 KiB granule (at most 15
-     * besides the header's own): runs never share a granule */
-    cr_assert_leq(frames0 - free_frames(), 2 + 100000 / PAGE_SIZE + 15);
+    /* the run keeps only the header's frame in front of the block */
+    cr_assert_eq(frames0 - free_frames(), 1 + (100000 + HEAP_REDZONE_OVERHEAD + PAGE_SIZE - 1) / PAGE_SIZE);
     kfree(q);
     cr_assert_eq(free_frames(), frames0);
+}
+
+/* A large run is aligned only as its block needs (issue 14): a block of s
+ * bytes takes exactly ceil((s + header) / 4096) frames from the frame
+ * allocator (1 MiB: 257, 65 KiB: 17), and `heap` reports them: frames held
+ * and the address range the runs span. */
+Test(heap, large_runs_take_exactly_their_frames)
+{
+    static const size_t sizes[] = {MiB(1), KiB(65), KiB(64) + 1, 300000, MiB(3) + 1, KiB(200)};
+    void *v[ARRAY_SIZE(sizes)];
+    uint64_t total = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+        struct heap_stats a, b;
+        heap_get_stats(&a);
+        uint64_t f0 = free_frames();
+        v[i] = kmalloc(sizes[i]);
+        cr_assert_not_null(v[i]);
+        heap_get_stats(&b);
+        uint64_t want = (sizes[i] + 64 + HEAP_REDZONE_OVERHEAD + PAGE_SIZE - 1) / PAGE_SIZE;
+        if (sizes[i] == MiB(1))
+            cr_assert_eq(want, 257);
+        if (sizes[i] == KiB(65))
+            cr_assert_eq(want, 17);
+        cr_assert_eq(f0 - free_frames(), want, "%zu bytes: %llu frames", sizes[i],
+                     (unsigned long long)(f0 - free_frames()));
+        cr_assert_eq(b.large_pages - a.large_pages, want);
+        cr_assert_eq(b.large_span - a.large_span, want * PAGE_SIZE);
+        cr_assert_eq(b.large_blocks - a.large_blocks, 1);
+        memset(v[i], 0x44, sizes[i]);
+        total += want;
+    }
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_eq(st.large_pages, total);
+    cr_assert_eq(st.large_span, total * PAGE_SIZE);
+    cr_assert(heap_check(), "%s", host_log);
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++)
+        kfree(v[i]);
+    heap_get_stats(&st);
+    cr_assert_eq(st.large_pages, 0);
+    cr_assert_eq(st.large_span, 0);
 }
 
 /* Sizes minus RZ land in the same tier block with and without redzones. */
@@ -654,13 +694,32 @@ Test(heap, overwritten_segment_header_panics)
     cr_assert(!heap_check());
 }
 
+/* kfree never reads a slab header (the granule table says what a granule
+ * holds), so an overwritten one is caught by every call that does: krealloc,
+ * kmalloc_usable_size and heap_check at once, and a kfree when its object
+ * goes back to the slab (a drain), before anything changes. */
 Test(heap, overwritten_slab_header_panics)
 {
     char *p = kmalloc(40); /* powers of two are medium blocks with redzones */
-    char *hdr = (char *)PHYS2VIRT(ALIGN_DOWN(VIRT2PHYS(p), KiB(64)));
+    /* a full slab (class <= 128 B): its header is its last 64 bytes */
+    char *hdr = (char *)PHYS2VIRT(ALIGN_DOWN(VIRT2PHYS(p), KiB(64))) + KiB(64) - 64;
+    uint64_t saved;
+    memcpy(&saved, hdr, 8);
     memset(hdr, 0, 8);
-    cr_assert(HOST_EXPECT_PANIC(kfree(p)));
+    cr_assert(HOST_EXPECT_PANIC(kmalloc_usable_size(p)));
+    cr_assert(strstr(host_panic_msg, "header was overwritten"), "%s", host_panic_msg);
     cr_assert(strstr(host_panic_msg, addr(p)), "%s", host_panic_msg);
+    cr_assert(HOST_EXPECT_PANIC(krealloc(p, 300)));
+    cr_assert(strstr(host_panic_msg, addr(p)), "%s", host_panic_msg);
+    cr_assert(!heap_check());
+    kfree(p); /* into this CPU's magazine */
+    cr_assert(HOST_EXPECT_PANIC(heap_drain_cpu_caches()));
+    cr_assert(strstr(host_panic_msg, "header of slab"), "%s", host_panic_msg);
+    cr_assert(strstr(host_panic_msg, addr(p)), "%s", host_panic_msg);
+    memcpy(hdr, &saved, 8); /* repaired: the refused drain changed nothing */
+    cr_assert(heap_check(), "%s", host_log);
+    heap_drain_cpu_caches();
+    cr_assert(heap_check(), "%s", host_log);
 }
 
 Test(heap, use_after_free_is_caught)
@@ -895,11 +954,13 @@ Test(heap, full_slabs_are_accounted_without_a_list)
     cr_assert_eq(st.live_blocks, n);
     cr_assert_eq(st.small_slabs, 4);
     cr_assert(heap_check());
-    /* overwrite the first full slab's magic: only the granule walk can see it */
-    uint64_t saved = *(uint64_t *)first_full;
-    *(uint64_t *)first_full = 0;
+    /* overwrite the first full slab's magic (its header is its last 64
+     * bytes): only the granule walk can see it */
+    uint64_t *magic = (uint64_t *)(first_full + KiB(64) - 64);
+    uint64_t saved = *magic;
+    *magic = 0;
     cr_assert(!heap_check());
-    *(uint64_t *)first_full = saved;
+    *magic = saved;
     cr_assert(heap_check());
     /* a free into a full slab makes it partial; the next allocations still
      * come from the current slab until it is used up */
@@ -1259,6 +1320,29 @@ static void return_all_taken(void)
         }
 }
 
+/* kfree's double-free check reads only the free tag in word 1 (a hint): a
+ * live object whose word 1 holds the tag (copied from a freed one) still
+ * frees, once; the second kfree is a double free. */
+Test(heap, free_tag_lookalike_in_a_live_object_frees_once)
+{
+    if (HEAP_REDZONES)
+        cr_skip_test("word 1 of the inner block is the redzone: no caller can write it");
+    uint64_t *p = kmalloc(64), *q = kmalloc(64), *keep = kmalloc(64);
+    cr_assert(p && q && keep);
+    kfree(p);
+    uint64_t tag = p[1];
+    memset(q, 0, 64);
+    q[1] = tag;
+    kfree(q); /* the slow path finds q in no magazine and no free list */
+    cr_assert(HOST_EXPECT_PANIC(kfree(q)));
+    cr_assert(strstr(host_panic_msg, "double free"), "%s", host_panic_msg);
+    cr_assert(heap_check(), "%s", host_log);
+    void *r = kmalloc(64); /* q comes back (LIFO), then p */
+    cr_assert_eq(r, q);
+    cr_assert_eq(kmalloc(64), p);
+    kfree(keep);
+}
+
 /* kfree, krealloc and kmalloc_usable_size of p all report misuse naming p. */
 static void expect_refused_everywhere(void *p, const char *want_text)
 {
@@ -1313,6 +1397,55 @@ Test(heap_edge, granule_start_after_unowned_tail_is_refused_cleanly, .init = set
     kfree(r2);
     cr_assert(heap_check());
     cr_assert_eq(mprotect(tail_page, PAGE_SIZE, PROT_READ | PROT_WRITE), 0);
+    return_all_taken();
+}
+
+/* A half slab leaves the upper 8 frames of its granule to the frame
+ * allocator; a large run may take some of them (runs are aligned only as
+ * needed). kfree and friends still find that block through the table's
+ * per-frame bits; pointers into the frames nobody in the heap owns, or into
+ * the block, get the heap's report; the slab works as before. */
+Test(heap_edge, large_run_in_a_half_slabs_upper_half, .init = setup_4m_all_taken, .fini = teardown)
+{
+    const paddr_t X = MiB(2);
+    give_back(X, 16);
+    char *s = kmalloc(500); /* a half-slab class with and without redzones */
+    cr_assert_not_null(s);
+    cr_assert_eq(ALIGN_DOWN(VIRT2PHYS(s), KiB(64)), X, "slab at %#lx", (unsigned long)VIRT2PHYS(s));
+    /* 8 KiB-aligned: the large tier; 5 frames at X + 32 KiB, the first given back */
+    const size_t size = KiB(12) - HEAP_REDZONE_OVERHEAD; /* 3 frames after the header's */
+    char *L = kmalloc_aligned(size, KiB(8));
+    cr_assert_not_null(L);
+    cr_assert_eq(VIRT2PHYS(L), X + KiB(40), "block at %#lx", (unsigned long)VIRT2PHYS(L));
+    struct heap_stats st;
+    heap_get_stats(&st);
+    cr_assert_eq(st.large_blocks, 1);
+    cr_assert_eq(st.large_pages, 4);
+    cr_assert_eq(st.large_span, 4 * PAGE_SIZE);
+    memset(L, 0x5a, size);
+    memset(s, 0x33, 500);
+    cr_assert_null(heap_validate_ptr(L));
+    cr_assert_geq(kmalloc_usable_size(L), size);
+    cr_assert(heap_check(), "%s", host_log);
+    expect_refused_everywhere(PHYS2VIRT(X + KiB(32) + 0x100), "no heap memory there");
+    expect_refused_everywhere(PHYS2VIRT(X + KiB(56) + 0x40), "no heap memory there");
+    expect_refused_everywhere(L + 16, "not a pointer the heap gave");
+    expect_refused_everywhere(L + KiB(4), "not a pointer the heap gave");
+    cr_assert(heap_check(), "nothing changed: %s", host_log);
+    char *t = kmalloc(500); /* the slab still hands out objects */
+    cr_assert_not_null(t);
+    cr_assert_eq(ALIGN_DOWN(VIRT2PHYS(t), KiB(64)), X);
+    void *L2 = krealloc(L, KiB(10)); /* in place: a large block shrinks in its run */
+    cr_assert_eq(L2, L);
+    cr_assert_eq((unsigned char)L[KiB(10) - 1], 0x5a);
+    kfree(L);
+    cr_assert(HOST_EXPECT_PANIC(kfree(L)));
+    cr_assert(strstr(host_panic_msg, "double free"), "%s", host_panic_msg);
+    kfree(t);
+    kfree(s);
+    heap_get_stats(&st);
+    cr_assert_eq(st.large_pages, 0);
+    cr_assert(heap_check(), "%s", host_log);
     return_all_taken();
 }
 
