@@ -260,7 +260,7 @@ static bool check_magazines(const struct heap_class *c, unsigned i)
 }
 
 /* Every slab: the ones the class points at (current, spare, partial list)
- * and, through the granule map, every slab the heap holds, full ones
+ * and, through the granule table, every slab the heap holds, full ones
  * included (they are in no list). *granules counts the held granules that
  * start a slab. */
 static bool check_slabs(uint64_t *pages, uint64_t *granules)

@@ -519,7 +519,7 @@ struct seg *big_header(void *ptr, const char *op);
 SLOW NORETURN void outside_panic(const char *op, const void *ptr);
 /* Panics: ptr lies in the direct map but in no granule the heap holds. */
 SLOW NORETURN void not_held_panic(const char *op, const void *ptr);
-/* Sets up the granule map (frame_init first) and forgets every run. */
+/* Sets up the granule table (frame_init first) and forgets every run. */
 void runs_init(void);
 
 /* ---- heap_slab.c: the slab tier and its magazines ---------------------------------------- */
