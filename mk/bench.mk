@@ -78,7 +78,7 @@ SHIM_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wno-format-zero-length \
     -ffunction-sections -fdata-sections \
     -Ikernel -Itests/host -DSLAYER_HOST -DHEAP_POISON=0
 SHIM_SO := $(BENCH_DIR)/libslayer-malloc.so
-PROGRAMS_BINS := $(SHIM_SO) $(BENCH_DIR)/larson $(BENCH_DIR)/shim_test
+PROGRAMS_BINS := $(SHIM_SO) $(BENCH_DIR)/larson $(BENCH_DIR)/shim_test $(BENCH_DIR)/runprog
 
 $(SHIM_SO): bench/programs/shim.c $(BENCH_KERNEL_DEPS) | deps-check
 	@mkdir -p $(dir $@)
@@ -88,6 +88,10 @@ $(SHIM_SO): bench/programs/shim.c $(BENCH_KERNEL_DEPS) | deps-check
 $(BENCH_DIR)/larson: bench/programs/larson.c | deps-check
 	@mkdir -p $(dir $@)
 	$(HOSTCC) -O2 -g -std=gnu11 -Wall -Wextra -Werror bench/programs/larson.c -o $@ -lpthread
+
+$(BENCH_DIR)/runprog: bench/programs/runprog.c | deps-check
+	@mkdir -p $(dir $@)
+	$(HOSTCC) -O2 -g -std=gnu11 -Wall -Wextra -Werror bench/programs/runprog.c -o $@
 
 $(BENCH_DIR)/shim_test: bench/programs/shim_test.c | deps-check
 	@mkdir -p $(dir $@)
