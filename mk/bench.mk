@@ -75,12 +75,12 @@ bench-smoke: bench-bins
 # and the general-dynamic model's __tls_get_addr may itself call malloc.
 SHIM_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wno-format-zero-length \
     -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-semantic-interposition \
-    -ffunction-sections -fdata-sections \
+    -ffunction-sections -fdata-sections -flto=auto \
     -Ikernel -Itests/host -DSLAYER_HOST -DHEAP_POISON=0
 SHIM_SO := $(BENCH_DIR)/libslayer-malloc.so
 PROGRAMS_BINS := $(SHIM_SO) $(BENCH_DIR)/larson $(BENCH_DIR)/shim_test $(BENCH_DIR)/runprog
 
-$(SHIM_SO): bench/programs/shim.c $(BENCH_KERNEL_DEPS) | deps-check
+$(SHIM_SO): bench/programs/shim.c $(BENCH_KERNEL_DEPS) mk/bench.mk | deps-check
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(SHIM_CFLAGS) -shared -Wl,-Bsymbolic -Wl,--gc-sections -Wl,-z,now \
 	    bench/programs/shim.c $(HOST_SRC) tests/host/support.c -o $@ -lpthread

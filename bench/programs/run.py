@@ -126,7 +126,7 @@ def programs(inp, bench_dir, smoke):
     text = str(inp / "text.txt")
     progs = {}
     progs["python3"] = (
-        [([py, "-I", "-B", str(WORKLOADS / "py_work.py"), "0.02" if smoke else "0.35"], None, "out")],
+        [([py, "-s", "-B", str(WORKLOADS / "py_work.py"), "0.02" if smoke else "0.35"], None, "out")],
         {"PYTHONMALLOC": "malloc", "PYTHONHASHSEED": "0"})
     progs["sqlite3"] = (
         [([sqlite, "-batch", "-init", "/dev/null"], str(inp / "work.sql"), "out")], {})
@@ -145,7 +145,7 @@ def programs(inp, bench_dir, smoke):
     progs["sort"] = (
         [([sort, "--parallel=2", "-S", "64M", "-k2,2", "-k1,1", str(inp / "lines.txt")], None,
           "out")], {})
-    larson_args = ["-t", "2", "-r", "2000", "-g", "2"] if smoke else ["-t", "2", "-r", "300000"]
+    larson_args = ["-t", "2", "-r", "2000", "-g", "2"] if smoke else ["-t", "2", "-r", "1000000"]
     progs["larson"] = ([([larson] + larson_args, None, "out")], {})
     return progs
 

@@ -23,10 +23,10 @@
  * any number of threads and costs a mutex only past 15 live threads.
  *
  * fork(): the child must not inherit a heap lock held by a thread that does
- * not exist in it. Every call through a slot sets the slot's in_heap flag
- * (a plain store, then a plain load of fork_pending: no atomic instruction on
- * the fast path); the fork prepare handler takes shared_lock, sets
- * fork_pending, makes every thread of the process execute a full barrier
+ * not exist in it. Every call through a slot sets its thread's in_heap flag
+ * (a plain store, then a plain load of gate: no atomic instruction on the
+ * fast path); the fork prepare handler takes shared_lock, sets GATE_FORK in
+ * gate, makes every thread of the process execute a full barrier
  * (membarrier, the asymmetric half of a Dekker handshake), then waits until
  * no slot is in the heap; new calls wait at the door. So no heap lock is held
  * across fork. The child keeps only the forking thread's slot. */
@@ -54,25 +54,34 @@
 #define SHARED_SLOT (CPU_MAX - 1)
 #define DEFAULT_ARENA (8ull << 30)
 
-/* Slot state, one cache line each: written by the slot's thread only. */
-static struct {
+/* This thread's state: one thread-local block (%fs-relative accesses). */
+struct thread_state {
+    /* 1 while this thread is inside the heap through its own slot. */
     volatile int in_heap;
-} __attribute__((aligned(64))) slots[CPU_MAX];
+    /* 1 while the thread owns a slot: the fast path is open to it. */
+    int ready;
+    /* The slot + 1; 0: none yet; -1: exited (key destructor ran), uses the
+     * shared slot from then on. */
+    int slot;
+    /* fork_prepare ran on this thread and has not finished. */
+    bool forking;
+};
+static __thread struct thread_state me;
 
+/* Each taken slot's owner's in_heap flag, for fork_prepare to wait on. */
+static volatile int *slot_flag[CPU_MAX];
 /* Bit i set: slot i belongs to a live thread. */
 static unsigned slots_used;
 /* 0: not set up, 1: being set up, 2: ready. */
 static int init_state;
-static int fork_pending;
-/* Without membarrier the fast path needs a real fence (set once, at init). */
-static bool need_fence;
+/* Nonzero sends every call through enter_slow: GATE_FORK while a fork is
+ * being prepared; GATE_FENCE for good when membarrier is missing (the slow
+ * path then fences every call itself). */
+#define GATE_FORK 1
+#define GATE_FENCE 2
+static int gate;
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t exit_key;
-
-/* This thread's slot + 1; 0: none yet; -1: exited (key destructor ran),
- * uses the shared slot from then on. */
-static __thread int my_slot;
-static __thread bool i_am_forking;
 
 enum mode { MODE_SLOT, MODE_SHARED, MODE_FORKER };
 
@@ -97,6 +106,15 @@ static void fork_prepare(void);
 static void fork_parent(void);
 static void fork_child(void);
 
+/* Makes slot i this thread's. */
+static void own_slot(unsigned i)
+{
+    __atomic_store_n(&slot_flag[i], &me.in_heap, __ATOMIC_RELEASE);
+    me.slot = (int)i + 1;
+    me.ready = 1;
+    host_cpu_index = i;
+}
+
 /* Maps the arena and starts the frame allocator and the heap, once; the
  * caller becomes slot 0. Other threads arriving meanwhile wait. */
 static void shim_init(void)
@@ -116,15 +134,17 @@ static void shim_init(void)
     };
     frame_init(map, 2);
     heap_init();
-    need_fence = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0;
-    if (my_slot == 0) {
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0)
+        gate = GATE_FENCE;
+    if (me.slot == 0) {
         __atomic_fetch_or(&slots_used, 1u, __ATOMIC_RELAXED);
-        my_slot = 1;
-        host_cpu_index = 0;
+        own_slot(0);
     }
-    __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
-    /* Both may call malloc: the heap is ready and this thread has its slot. */
+    /* Before any other thread may take a slot (and set the key); glibc's
+     * pthread_key_create does not allocate. */
     pthread_key_create(&exit_key, thread_gone);
+    __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
+    /* May call malloc: the heap is ready and this thread has its slot. */
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -133,9 +153,11 @@ static void shim_init(void)
 static void thread_gone(void *unused)
 {
     (void)unused;
-    int s = my_slot;
+    int s = me.slot;
     if (s > 0) {
-        my_slot = -1;
+        me.slot = -1;
+        me.ready = 0;
+        __atomic_store_n(&slot_flag[s - 1], NULL, __ATOMIC_RELAXED);
         __atomic_fetch_and(&slots_used, ~(1u << (s - 1)), __ATOMIC_RELEASE);
     }
 }
@@ -151,32 +173,31 @@ static bool take_slot(void)
         unsigned i = (unsigned)__builtin_ctz(freebits);
         if (__atomic_compare_exchange_n(&slots_used, &used, used | (1u << i), true,
                                         __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-            my_slot = (int)i + 1;
-            host_cpu_index = i;
+            own_slot(i);
             return true;
         }
     }
 }
 
-static enum mode enter_slow(void)
+static __attribute__((noinline)) enum mode enter_slow(void)
 {
     if (unlikely(__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 2))
         shim_init();
-    if (i_am_forking) /* fork_prepare holds everything: this thread is alone */
+    if (me.forking) /* fork_prepare holds everything: this thread is alone */
         return MODE_FORKER;
-    if (my_slot == 0 && take_slot()) {
+    if (me.slot == 0 && take_slot()) {
         /* Outside the heap: pthread_setspecific may itself call calloc. */
         pthread_setspecific(exit_key, (void *)1);
     }
-    if (my_slot > 0) {
+    if (me.ready) {
         for (;;) {
-            while (__atomic_load_n(&fork_pending, __ATOMIC_ACQUIRE))
+            while (__atomic_load_n(&gate, __ATOMIC_ACQUIRE) & GATE_FORK)
                 sched_yield();
-            slots[my_slot - 1].in_heap = 1;
+            me.in_heap = 1;
             __atomic_thread_fence(__ATOMIC_SEQ_CST);
-            if (!__atomic_load_n(&fork_pending, __ATOMIC_RELAXED))
+            if (!(__atomic_load_n(&gate, __ATOMIC_RELAXED) & GATE_FORK))
                 return MODE_SLOT;
-            slots[my_slot - 1].in_heap = 0;
+            me.in_heap = 0;
         }
     }
     pthread_mutex_lock(&shared_lock);
@@ -185,27 +206,26 @@ static enum mode enter_slow(void)
 }
 
 /* Makes this thread the only one inside the heap on its index until
- * leave(); see the top for how. */
-static inline enum mode enter(void)
+ * leave(); see the top for how. Fast path: a thread-local load, a
+ * thread-local store and a load of gate. */
+static inline __attribute__((always_inline)) enum mode enter(void)
 {
-    int s = my_slot;
-    if (likely(s > 0)) {
-        slots[s - 1].in_heap = 1;
-        if (unlikely(need_fence))
-            __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        else
-            __asm__ volatile("" ::: "memory");
-        if (likely(!__atomic_load_n(&fork_pending, __ATOMIC_RELAXED)))
+    if (likely(me.ready)) {
+        me.in_heap = 1;
+        /* the store before the load, for the compiler; membarrier in
+         * fork_prepare does the CPU's part */
+        __asm__ volatile("" ::: "memory");
+        if (likely(!__atomic_load_n(&gate, __ATOMIC_RELAXED)))
             return MODE_SLOT;
-        slots[s - 1].in_heap = 0;
+        me.in_heap = 0;
     }
     return enter_slow();
 }
 
-static inline void leave(enum mode m)
+static inline __attribute__((always_inline)) void leave(enum mode m)
 {
     if (likely(m == MODE_SLOT))
-        __atomic_store_n(&slots[my_slot - 1].in_heap, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&me.in_heap, 0, __ATOMIC_RELEASE);
     else if (m == MODE_SHARED)
         pthread_mutex_unlock(&shared_lock);
 }
@@ -213,36 +233,38 @@ static inline void leave(enum mode m)
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&shared_lock);
-    i_am_forking = true;
-    __atomic_store_n(&fork_pending, 1, __ATOMIC_SEQ_CST);
-    if (!need_fence)
+    me.forking = true;
+    __atomic_fetch_or(&gate, GATE_FORK, __ATOMIC_SEQ_CST);
+    if (!(gate & GATE_FENCE))
         syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-    for (unsigned i = 0; i < CPU_MAX; i++)
-        while (__atomic_load_n(&slots[i].in_heap, __ATOMIC_ACQUIRE))
+    for (unsigned i = 0; i < CPU_MAX; i++) {
+        volatile int *f = __atomic_load_n(&slot_flag[i], __ATOMIC_ACQUIRE);
+        while (f && __atomic_load_n(f, __ATOMIC_ACQUIRE))
             sched_yield();
+    }
 }
 
 static void fork_parent(void)
 {
-    __atomic_store_n(&fork_pending, 0, __ATOMIC_RELEASE);
-    i_am_forking = false;
+    __atomic_fetch_and(&gate, ~GATE_FORK, __ATOMIC_RELEASE);
+    me.forking = false;
     pthread_mutex_unlock(&shared_lock);
 }
 
 static void fork_child(void)
 {
     /* Only this thread exists: only its slot stays taken. */
-    slots_used = my_slot > 0 ? 1u << (my_slot - 1) : 0;
+    slots_used = me.slot > 0 ? 1u << (me.slot - 1) : 0;
     for (unsigned i = 0; i < CPU_MAX; i++)
-        slots[i].in_heap = 0;
-    fork_pending = 0;
-    i_am_forking = false;
+        slot_flag[i] = me.slot == (int)i + 1 ? &me.in_heap : NULL;
+    gate &= ~GATE_FORK;
+    me.forking = false;
     pthread_mutex_unlock(&shared_lock);
 }
 
 /* ---- the exported family ---------------------------------------------------------- */
 
-static void *alloc(size_t n)
+static inline __attribute__((always_inline)) void *alloc(size_t n)
 {
     enum mode m = enter();
     void *p = kmalloc(n ? n : 1);
