@@ -61,3 +61,48 @@ bench-smoke: bench-bins
 	@for b in $(BENCH_BINS); do $$b smoke >/dev/null || { echo "bench-smoke: $$b failed"; exit 1; }; done
 	@for b in $(BENCH_HEAPS); do $(BENCH_DIR)/heap-$$b frag >/dev/null || exit 1; done
 	@echo "bench-smoke: $(words $(BENCH_BINS)) binaries ran"
+
+# ---- make bench-programs (bench/programs/): real programs over the heap ----------
+#   make bench-programs        python3, sqlite3, xz, gcc, larson, ... with glibc,
+#                              SlayerOS (LD_PRELOAD of libslayer-malloc.so),
+#                              mimalloc and jemalloc; outputs checked against
+#                              glibc's; writes docs/performance.md's section
+#   make bench-programs-smoke  the shim's test, then one tiny run of each program
+#                              with each allocator, outputs checked (no timing)
+# The shim: the kernel heap (HOST_SRC) built position-independent with
+# HEAP_POISON=0 and every misuse check on; only the malloc family exported.
+# initial-exec TLS: a preloaded library's thread-locals live in static TLS,
+# and the general-dynamic model's __tls_get_addr may itself call malloc.
+SHIM_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wno-format-zero-length \
+    -fPIC -fvisibility=hidden -ftls-model=initial-exec -fno-semantic-interposition \
+    -ffunction-sections -fdata-sections -flto=auto \
+    -Ikernel -Itests/host -DSLAYER_HOST -DHEAP_POISON=0
+SHIM_SO := $(BENCH_DIR)/libslayer-malloc.so
+PROGRAMS_BINS := $(SHIM_SO) $(BENCH_DIR)/larson $(BENCH_DIR)/shim_test $(BENCH_DIR)/runprog
+
+$(SHIM_SO): bench/programs/shim.c $(BENCH_KERNEL_DEPS) mk/bench.mk | deps-check
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(SHIM_CFLAGS) -shared -Wl,-Bsymbolic -Wl,--gc-sections -Wl,-z,now \
+	    bench/programs/shim.c $(HOST_SRC) tests/host/support.c -o $@ -lpthread
+
+$(BENCH_DIR)/larson: bench/programs/larson.c | deps-check
+	@mkdir -p $(dir $@)
+	$(HOSTCC) -O2 -g -std=gnu11 -Wall -Wextra -Werror bench/programs/larson.c -o $@ -lpthread
+
+$(BENCH_DIR)/runprog: bench/programs/runprog.c | deps-check
+	@mkdir -p $(dir $@)
+	$(HOSTCC) -O2 -g -std=gnu11 -Wall -Wextra -Werror bench/programs/runprog.c -o $@
+
+$(BENCH_DIR)/shim_test: bench/programs/shim_test.c | deps-check
+	@mkdir -p $(dir $@)
+	$(HOSTCC) -O2 -g -std=gnu11 -Wall -Wextra -Werror -fno-builtin bench/programs/shim_test.c -o $@ -lpthread
+
+.PHONY: bench-programs bench-programs-smoke bench-programs-bins
+bench-programs-bins: $(PROGRAMS_BINS)
+
+bench-programs: deps-check bench-programs-bins
+	python3 bench/programs/run.py --dir $(BENCH_DIR) --out docs/performance.md
+
+bench-programs-smoke: deps-check bench-programs-bins
+	LD_PRELOAD=$(abspath $(SHIM_SO)) $(BENCH_DIR)/shim_test
+	python3 bench/programs/run.py --dir $(BENCH_DIR) --smoke

@@ -8,8 +8,9 @@
 #
 # The list covers the kernel build, ISO building (GRUB and xorriso), QEMU with
 # SeaBIOS and OVMF, the host tests (Criterion, sanitizers via gcc), the
-# allocator benchmarks (mimalloc, jemalloc), the libFuzzer targets (clang and
-# its runtimes), valgrind, gdb, bear, and PSF
+# allocator benchmarks (mimalloc, jemalloc; make bench-programs also runs
+# sqlite3, xz, perl, sort, python3 and gcc), the libFuzzer targets (clang and
+# its runtimes, llvm-14 for coverage reports), valgrind, gdb, bear, and PSF
 # console fonts (Debian's fonts-terminus ships only a TTF; the Terminus .psf.gz
 # files under /usr/share/consolefonts come from console-setup-linux).
 set -euo pipefail
@@ -24,6 +25,11 @@ PACKAGES=(
     valgrind gdb python3 bear
     clang libclang-rt-14-dev               # make fuzz: libFuzzer + ASan/UBSan runtimes (libclang_rt.fuzzer)
     console-setup-linux                    # PSF fonts in /usr/share/consolefonts
+    llvm-14                                # make fuzz-coverage: llvm-profdata-14, llvm-cov-14
+    sqlite3                                # make bench-programs: the sqlite3 program
+    xz-utils                               # make bench-programs: the xz program
+    perl                                   # make bench-programs: the perl program (its Digest::MD5 comes with it)
+    coreutils                              # make bench-programs: sort
 )
 
 usage() {
