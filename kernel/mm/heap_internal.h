@@ -502,6 +502,11 @@ static ALWAYS_INLINE void granule_carve(paddr_t p)
 {
     __atomic_fetch_add(&granule_tab[p / SLAB_SIZE], 1u << GT_CARVED_SHIFT, __ATOMIC_RELAXED);
 }
+/* The same for n objects carved at once. */
+static ALWAYS_INLINE void granule_carve_n(paddr_t p, uint32_t n)
+{
+    __atomic_fetch_add(&granule_tab[p / SLAB_SIZE], n << GT_CARVED_SHIFT, __ATOMIC_RELAXED);
+}
 /* Remembers a run the heap gave back, for "double free" reports. */
 void released_note(const void *start, size_t bytes, const void *block);
 /* True when v (in the HHDM) lies in a frame some heap run owns now. */

@@ -12,8 +12,10 @@
  *     and its class agrees with the table; every slow path that reaches the
  *     slab through a pointer checks both (slab_of, mag_flush), so an
  *     overwritten header is reported before anything changes;
- *   - objects [0, carved) were handed out at least once; the rest were never
- *     touched (carved lazily, in order) and still hold poison;
+ *   - objects [0, carved) were handed out or stocked into a magazine at
+ *     least once; the rest were never touched (carved lazily, in order, up
+ *     to CARVE_BATCH at a time into the magazine that asked) and still hold
+ *     poison;
  *   - a free object's word 1 is FREE_TAG (kmalloc clears it);
  *     the tag alone is a hint: a double free is confirmed by finding the
  *     object on its slab's free list, in some CPU's magazine or in the
@@ -448,9 +450,12 @@ static void mag_release(struct cpu_mag *m)
 }
 
 /* Stocks m's empty loaded magazine (m and the class lock held) with up to
- * its capacity of objects from the free list of the class's current
- * slab, so that the next allocations take no lock. Only freed objects:
- * nothing is carved and no slab changes state for it. */
+ * its capacity of objects from the class's current slab, so that the next
+ * allocations take no lock: first its free list, then up to CARVE_BATCH
+ * never-used objects carved at once (one table update for all of them)
+ * and tagged free, stacked so that they are handed out in address order.
+ * No slab changes state for it. */
+#define CARVE_BATCH 32u
 static void mag_stock(struct heap_class *c, struct cpu_mag *m)
 {
     struct slab *s = c->current;
@@ -464,6 +469,26 @@ static void mag_stock(struct heap_class *c, struct cpu_mag *m)
         s->free = obj[0];
         s->used++; /* magazine objects count as used in their slab */
         slot[n++] = obj; /* still tagged free and poisoned: mag_take checks them */
+    }
+    uint32_t k = MIN(MIN(want - n, CARVE_BATCH), (uint32_t)(s->nobj - s->carved));
+    if (s != &dummy_slab && k > 0) {
+        char *first = s->base + (uint64_t)s->carved * s->size;
+        for (uint32_t i = 0; i < k; i++) {
+            void **obj = (void **)(first + (uint64_t)i * s->size);
+#if HEAP_POISON
+            size_t bad = poison_scan(obj, s->size);
+            if (unlikely(bad != s->size))
+                panic("heap: write to memory never allocated: object %p (size %u) modified at "
+                      "offset %zu",
+                      USER(obj), s->size, bad - RZ_LEAD);
+#endif
+            obj[1] = (void *)FREE_TAG; /* a free object in a magazine, like any other */
+            slot[n + k - 1 - i] = obj; /* the lowest address on top: popped first */
+        }
+        __atomic_store_n(&s->carved, s->carved + k, __ATOMIC_RELAXED);
+        granule_carve_n(VIRT2PHYS(s), k);
+        s->used += k;
+        n += k;
     }
     __atomic_store_n(&m->top, mag_top_l(m) + n * sizeof(void *), __ATOMIC_RELAXED);
 }
