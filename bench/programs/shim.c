@@ -264,7 +264,8 @@ static void fork_child(void)
 
 /* ---- the exported family ---------------------------------------------------------- */
 
-static inline __attribute__((always_inline)) void *alloc(size_t n)
+/* malloc's general path: any mode, errno on failure. */
+static __attribute__((noinline)) void *alloc_slow(size_t n)
 {
     enum mode m = enter();
     void *p = kmalloc(n ? n : 1);
@@ -272,6 +273,31 @@ static inline __attribute__((always_inline)) void *alloc(size_t n)
     if (unlikely(!p))
         errno = ENOMEM;
     return p;
+}
+
+/* NULL with errno ENOMEM (kept out of the fast paths). */
+static __attribute__((noinline, cold)) void *enomem(void)
+{
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* malloc: the fast path is enter()'s for a thread on its own slot with the
+ * gate open, written out so that nothing but the returned pointer lives
+ * across the call into the heap (no saved registers, no mode to keep). */
+static inline __attribute__((always_inline)) void *alloc(size_t n)
+{
+    if (likely(me.ready)) {
+        me.in_heap = 1;
+        __asm__ volatile("" ::: "memory"); /* see enter() */
+        if (likely(!__atomic_load_n(&gate, __ATOMIC_RELAXED))) {
+            void *p = kmalloc(n ? n : 1);
+            __atomic_store_n(&me.in_heap, 0, __ATOMIC_RELEASE);
+            return likely(p) ? p : enomem();
+        }
+        me.in_heap = 0;
+    }
+    return alloc_slow(n);
 }
 
 /* A fresh block of at least n bytes (a unique one for n == 0), 16-byte aligned;
@@ -287,6 +313,16 @@ EXPORT void free(void *p)
 {
     if (!p)
         return;
+    if (likely(me.ready)) { /* enter()'s fast path, as in alloc() */
+        me.in_heap = 1;
+        __asm__ volatile("" ::: "memory");
+        if (likely(!__atomic_load_n(&gate, __ATOMIC_RELAXED))) {
+            kfree(p);
+            __atomic_store_n(&me.in_heap, 0, __ATOMIC_RELEASE);
+            return;
+        }
+        me.in_heap = 0;
+    }
     enum mode m = enter();
     kfree(p);
     leave(m);
