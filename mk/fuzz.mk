@@ -40,7 +40,7 @@ FUZZ_TARGET_OBJ := $(patsubst %,$(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o,$(FUZZ_TARGE
 # These files keep their edge counters (the `cov` figure still counts them)
 # but lose the comparison hooks, which only help the fuzzer guess values an
 # input controls.
-FUZZ_NO_CMP_SRC := kernel/mm/heap_check.c kernel/mm/heap_segment.c kernel/mm/heap_slab.c kernel/mm/heap_large.c kernel/mm/heap.c kernel/mm/heap_runs.c
+FUZZ_NO_CMP_SRC := kernel/mm/frame.c kernel/mm/heap_check.c kernel/mm/heap_segment.c kernel/mm/heap_slab.c kernel/mm/heap_large.c kernel/mm/heap.c kernel/mm/heap_runs.c
 $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_NO_CMP_SRC)): FUZZ_SRC_FLAGS := -fno-sanitize-coverage=trace-cmp
 
 $(FUZZ_DIR)/obj/%.o: %.c mk/fuzz.mk | deps-check
