@@ -3,9 +3,9 @@
  *
  * Input: u8 memory (physical memory of 4, 8, 16 or 48 MiB, the first MiB
  * reserved), then operations: u8 opcode, u8 slot, u32 size, u8 extra (see
- * run_op). Sizes: opcode bits 5-6 pick the tier (small <= 1 KiB, medium <=
- * 64 KiB, large <= 4 MiB, or edge values: 0, class edges, HEAP_MAX_ALLOC + 1,
- * SIZE_MAX).
+ * run_op). Sizes: opcode bits 5-6 pick the tier (small <= 4 KiB, medium <=
+ * 64 KiB, large <= 4 MiB with a span picked by the size's top bits, or edge
+ * values: 0, class edges, HEAP_MAX_ALLOC + 1, SIZE_MAX).
  *
  * Checked: NULL exactly for what heap.h refuses (size 0, too large, bad
  * alignment) or when memory is short; pointers 16-byte aligned (aligned
@@ -120,7 +120,11 @@ static size_t pick_size(uint8_t op, uint32_t raw)
     switch ((op >> 5) & 3) {
     case 0: return 1 + raw % HEAP_SMALL_MAX;
     case 1: return HEAP_SMALL_MAX + 1 + raw % (HEAP_MEDIUM_MAX - HEAP_SMALL_MAX);
-    case 2: return HEAP_MEDIUM_MAX + 1 + raw % MiB(4);
+    case 2: /* up to 4 MiB, the span halved by each of raw's top three bits'
+             * worth (4 MiB .. 32 KiB): the heap fills (and kcalloc zeroes)
+             * every byte, so uniform sizes made large blocks most of the
+             * input's time; small large blocks are as interesting */
+        return HEAP_MEDIUM_MAX + 1 + (raw & 0x1fffffffu) % (MiB(4) >> (raw >> 29));
     default: {
         static const size_t edges[] = {0, 1, 16, 17, 1024, 1025, 4096, 65536, 65537,
                                        (size_t)HEAP_MAX_ALLOC + 1, SIZE_MAX, MiB(64)};
