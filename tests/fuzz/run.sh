@@ -62,7 +62,7 @@ if [[ $merge -eq 1 ]]; then
         rm -rf "$new"
         mkdir -p "$new" "$kept" "$dir/logs"
         before=$(find "$kept" -type f | wc -l)
-        "$bin" "${common[@]}" -merge=1 "$new" "$kept" "$dir/corpus/$t" \
+        "$bin" "${common[@]}" -merge=1 -use_counters=0 "$new" "$kept" "$dir/corpus/$t" \
             >"$dir/logs/$t.merge.log" 2>&1 || {
             echo "fuzz-merge: $t failed; last lines of $dir/logs/$t.merge.log:" >&2
             tail -n 20 "$dir/logs/$t.merge.log" >&2
@@ -71,7 +71,7 @@ if [[ $merge -eq 1 ]]; then
         rm -rf "$kept"
         mv "$new" "$kept"
         printf 'fuzz-merge: %-10s %4d -> %4d inputs, %s KiB (tests/fuzz/corpus/%s)\n' "$t" \
-            "$before" "$(find "$kept" -type f | wc -l)" "$(du -sk "$kept" | cut -f1)" "$t"
+            "$before" "$(find "$kept" -type f | wc -l)" "$(du -sk --apparent-size "$kept" | cut -f1)" "$t"
     done
     exit 0
 fi
