@@ -28,6 +28,8 @@
  * wrapping, anywhere) panics and leaves the allocator's whole state digest
  * unchanged; frame_alloc_zeroed gives zeroes; at
  * the end everything is freed and the counts are back where they started.
+ * frame_alloc_below gives a model-free frame under its limit and fails only
+ * when there is none; after frame_drain_cpu_caches no cache holds a frame.
  * frame_init may panic only when no usable region can hold the metadata.
  *
  * Speed (issue 17; docs/testing.md has the numbers): one arena for the run,
@@ -374,12 +376,33 @@ static void bad_contig_free(struct fuzz_in *in, uint8_t op)
     check_stats(false);
 }
 
+/* frame_alloc_below(limit pages): a model-free frame below the limit, or 0
+ * only when the model has none there. */
+static void alloc_below(uint32_t pages)
+{
+    paddr_t limit = (paddr_t)pages * PAGE_SIZE, f = frame_alloc_below(limit);
+    if (!f) {
+        uint64_t first = model_next_free(1);
+        FUZZ_CHECK(first >= total || first * PAGE_SIZE >= limit,
+                   "frame_alloc_below(%#llx) failed with frame %#llx free",
+                   (unsigned long long)limit, (unsigned long long)first * PAGE_SIZE);
+        return;
+    }
+    FUZZ_CHECK(f < limit, "frame_alloc_below(%#llx) gave %#llx", (unsigned long long)limit,
+               (unsigned long long)f);
+    take_frames(f, 1, "frame_alloc_below");
+}
+
 static void run_op(struct fuzz_in *in)
 {
     uint8_t op = fuzz_u8(in);
     switch (op % 10) {
     case 0:
-    case 1: { /* one frame (1: zeroed) */
+    case 1: { /* one frame (1: zeroed; 0 with op & 0x80: below a u32 limit in pages) */
+        if (op % 10 == 0 && (op & 0x80)) {
+            alloc_below(fuzz_u32(in));
+            return;
+        }
         paddr_t f = op % 10 ? frame_alloc_zeroed() : frame_alloc();
         if (!f) {
             FUZZ_CHECK(model_free == 0, "frame_alloc failed with %llu frames free",
@@ -481,7 +504,12 @@ static void run_op(struct fuzz_in *in)
         check_stats(false);
         return;
     }
-    case 8:
+    case 8: /* the statistics (op & 0x80: after draining every CPU's cache) */
+        if (op & 0x80) {
+            frame_drain_cpu_caches();
+            FUZZ_CHECK(frame_cache_count(0) == 0 && frame_cache_count(CPU_MAX) == 0,
+                       "a cache holds frames after frame_drain_cpu_caches");
+        }
         check_stats(false);
         return;
     default: { /* frame_is_used on any frame */

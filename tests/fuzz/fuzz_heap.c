@@ -13,7 +13,9 @@
  * any live block, with usable size >= the request; kcalloc zeroes; contents
  * (a pattern per block) intact until freed and across krealloc (the common
  * prefix; the old block intact when krealloc fails); heap_validate_ptr NULL
- * exactly for live block starts; statistics count the live blocks (at
+ * exactly for live block starts, and kfree of any other address (freed,
+ * interior, foreign) panics and leaves the statistics as they were;
+ * statistics count the live blocks (at
  * every check operation); at the end heap_check passes on the final state,
  * every block is freed, heap_trim gives everything back, heap_check passes
  * again and the frame allocator is back to its count before heap_init.
@@ -178,11 +180,32 @@ static void adopt(struct block *s, void *p, size_t size, size_t align, const cha
     fill(s);
 }
 
+/* Recently freed pointers (for double frees), newest at stale[nstale - 1 % STALE]. */
+#define STALE 16
+static uintptr_t stale[STALE];
+static unsigned nstale;
+
 static void release(struct block *s)
 {
     verify(s, s->size, "kfree");
     kfree(s->p);
+    stale[nstale++ % STALE] = (uintptr_t)s->p;
     s->p = NULL;
+}
+
+/* kfree of an address that is no live block's start (a double free, an
+ * interior or foreign pointer): it must panic and change nothing. */
+static void bad_free(uintptr_t a, const char *why)
+{
+    struct heap_stats before, after;
+    heap_get_stats(&before);
+    FUZZ_CHECK(HOST_EXPECT_PANIC(kfree((void *)a)), "kfree(%#lx) of a non-block (%s) did not panic",
+               (unsigned long)a, why);
+    heap_get_stats(&after);
+    FUZZ_CHECK(after.alloc_count == before.alloc_count && after.free_count == before.free_count &&
+                   after.bytes_in_use == before.bytes_in_use &&
+                   after.bytes_free == before.bytes_free && after.pages_held == before.pages_held,
+               "a refused kfree(%#lx) changed the heap: %s", (unsigned long)a, host_panic_msg);
 }
 
 /* The statistics against the live slots; with `full`, heap_check too. */
@@ -284,10 +307,14 @@ static void run_op(struct fuzz_in *in)
         else
             kfree(NULL);
         return;
-    case 6: { /* heap_validate_ptr: a live start (NULL) or any other address (a reason) */
+    case 6: { /* heap_validate_ptr: a live start (NULL) or any other address (a reason);
+               * op & 0x20: a freed pointer; op & 0x80: kfree it too when it is no
+               * live start (must panic, change nothing) */
         uintptr_t a;
         bool live_start = false;
-        if (s->p && !(extra & 1)) {
+        if ((op & 0x20) && nstale) {
+            a = stale[(nstale - 1 - raw % MIN(nstale, STALE)) % STALE];
+        } else if (s->p && !(extra & 1)) {
             a = (uintptr_t)s->p + (extra >> 1) % 64 * ((extra & 2) ? 16 : 1);
             live_start = a == (uintptr_t)s->p;
         } else {
@@ -298,6 +325,8 @@ static void run_op(struct fuzz_in *in)
         const char *why = heap_validate_ptr((const void *)a);
         FUZZ_CHECK(!why == live_start, "heap_validate_ptr(%#lx) = %s for a %s",
                    (unsigned long)a, why ? why : "NULL", live_start ? "live block" : "non-block");
+        if ((op & 0x80) && !live_start)
+            bad_free(a, why);
         return;
     }
     default: /* trim, and the statistics (heap_check runs at the end of the input) */
@@ -325,6 +354,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t frames0 = free_frames();
     memset(slots, 0, sizeof(slots));
     next_id = 1;
+    nstale = 0;
 
     for (unsigned k = 0; k < MAX_OPS && !fuzz_done(&fi); k++)
         run_op(&fi);
