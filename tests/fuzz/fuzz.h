@@ -19,6 +19,13 @@
 
 #include "support.h"
 
+/* A function without coverage instrumentation (no edge counters, no
+ * comparison hooks): for the harness's own loops over bytes, slots or
+ * bitmaps, where a hook per iteration costs more than the work and guides
+ * nothing. Never for kernel code or for a harness branch that picks what to
+ * do next. */
+#define FUZZ_NOCOV __attribute__((no_sanitize("coverage"), noinline))
+
 /* A cursor over the fuzzer's bytes. */
 struct fuzz_in {
     const uint8_t *p;

@@ -19,14 +19,23 @@
  * twice); a run from frame_alloc_contig is aligned and wholly available;
  * frame_alloc fails only when the model has no free frame, frame_alloc_contig
  * only when the model has no such run (frames in the CPU's frame cache are
- * free to the model: a failing call must drain the caches first); statistics and frame_check agree with
- * the model after every check operation; freeing any address the model does
+ * free to the model: a failing call must drain the caches first); the
+ * statistics agree with the model after every check operation and every
+ * refused free, frame_check passes on the final state (it walks all the
+ * metadata: once per input, issue 17); freeing any address the model does
  * not hold panics and changes nothing; a frame_free_contig of a run the model
  * does not wholly hold (stretched or shifted held runs, unaligned, empty,
  * wrapping, anywhere) panics and leaves the allocator's whole state digest
  * unchanged; frame_alloc_zeroed gives zeroes; at
  * the end everything is freed and the counts are back where they started.
- * frame_init may panic only when no usable region can hold the metadata. */
+ * frame_alloc_below gives a model-free frame under its limit and fails only
+ * when there is none; after frame_drain_cpu_caches no cache holds a frame.
+ * frame_init may panic only when no usable region can hold the metadata.
+ *
+ * Speed (issue 17; docs/testing.md has the numbers): one arena for the run,
+ * static model bitmaps cleared only as far as the input's map reaches, the
+ * model's loops without coverage hooks (FUZZ_NOCOV), frame.c without
+ * comparison hooks (mk/fuzz.mk), frame_is_used sampled along long runs. */
 #include "fuzz.h"
 
 #include "boot/boot_info.h"
@@ -34,9 +43,18 @@
 #include "mm/memmap.h"
 #include "mm/mm.h"
 
+#include <sys/mman.h>
+
 #define CAP GiB(8)
 #define MAX_RAW 32
 #define MAX_OPS 4000
+/* The arena (CAP bytes, lazily backed) is mapped once for the whole run;
+ * frame_init rewrites all of its metadata, so nothing needs clearing between
+ * inputs (stale bytes stand for the garbage of real RAM). Only the frames the
+ * allocator writes are backed: its metadata and the zeroed frames. Once
+ * inputs have written this much, the arena is dropped (MADV_DONTNEED) to
+ * keep a long run's memory bounded. */
+#define TOUCH_LIMIT MiB(256)
 
 struct run {
     paddr_t base;
@@ -46,9 +64,11 @@ struct run {
 static struct mem_region raw[MAX_RAW], map[MEMMAP_MAX];
 static size_t nmap;
 static uint64_t total;      /* frames from 0 to the top managed frame */
-static uint64_t *avail;     /* model: may be handed out */
-static uint64_t *held;      /* model: handed out and not yet freed */
-static uint64_t nwords;
+static uint64_t avail[CAP / PAGE_SIZE / 64 + 1]; /* model: may be handed out */
+static uint64_t held[CAP / PAGE_SIZE / 64 + 1];  /* model: handed out and not yet freed */
+static uint64_t nwords; /* words of avail and held in use (cleared per input) */
+static uint64_t touched; /* bytes of the arena written since it was last dropped */
+static bool arena_ready;
 static uint64_t model_free; /* popcount(avail & ~held) */
 static uint64_t model_usable, model_reclaimable, model_reserved;
 static paddr_t meta_base;
@@ -62,7 +82,7 @@ static void bit_set(uint64_t *b, uint64_t f) { b[f / 64] |= 1ULL << (f % 64); }
 static void bit_clear(uint64_t *b, uint64_t f) { b[f / 64] &= ~(1ULL << (f % 64)); }
 static bool model_is_free(uint64_t f) { return f < total && bit(avail, f) && !bit(held, f); }
 
-static void range_set(uint64_t *b, uint64_t f0, uint64_t f1, bool on)
+static FUZZ_NOCOV void range_set(uint64_t *b, uint64_t f0, uint64_t f1, bool on)
 {
     for (uint64_t f = f0; f < f1;) {
         if (f % 64 == 0 && f + 64 <= f1) {
@@ -78,7 +98,7 @@ static void range_set(uint64_t *b, uint64_t f0, uint64_t f1, bool on)
     }
 }
 
-static uint64_t popcount_all(const uint64_t *b)
+static FUZZ_NOCOV uint64_t popcount_all(const uint64_t *b)
 {
     uint64_t n = 0;
     for (uint64_t w = 0; w < nwords; w++)
@@ -87,7 +107,7 @@ static uint64_t popcount_all(const uint64_t *b)
 }
 
 /* First model-free frame at or after f (total when none). */
-static uint64_t model_next_free(uint64_t f)
+static FUZZ_NOCOV uint64_t model_next_free(uint64_t f)
 {
     while (f < total) {
         uint64_t v = avail[f / 64] & ~held[f / 64] & (~0ULL << (f % 64));
@@ -101,7 +121,7 @@ static uint64_t model_next_free(uint64_t f)
 }
 
 /* First frame in [f, end) that is not model-free (end when none). */
-static uint64_t model_next_busy(uint64_t f, uint64_t end)
+static FUZZ_NOCOV uint64_t model_next_busy(uint64_t f, uint64_t end)
 {
     while (f < end) {
         uint64_t v = ~(avail[f / 64] & ~held[f / 64]) & (~0ULL << (f % 64));
@@ -115,7 +135,7 @@ static uint64_t model_next_busy(uint64_t f, uint64_t end)
 }
 
 /* True when `count` model-free frames start at a multiple of `step` frames. */
-static bool model_has_run(uint64_t count, uint64_t step)
+static FUZZ_NOCOV bool model_has_run(uint64_t count, uint64_t step)
 {
     uint64_t f = model_next_free(1);
     while (f < total) {
@@ -141,7 +161,7 @@ static void runs_push(paddr_t base, uint64_t count)
 }
 
 /* Records frames [f, f+count) as handed out, checking each. */
-static void take_frames(paddr_t base, uint64_t count, const char *how)
+static FUZZ_NOCOV void take_frames(paddr_t base, uint64_t count, const char *how)
 {
     FUZZ_CHECK(base % PAGE_SIZE == 0, "%s gave unaligned %#llx", how, (unsigned long long)base);
     uint64_t f0 = base / PAGE_SIZE;
@@ -151,8 +171,13 @@ static void take_frames(paddr_t base, uint64_t count, const char *how)
         FUZZ_CHECK(!bit(held, f), "%s gave frame %#llx twice", how,
                    (unsigned long long)f * PAGE_SIZE);
         bit_set(held, f);
-        FUZZ_CHECK(frame_is_used(f * PAGE_SIZE), "%s: frame %#llx not marked used", how,
-                   (unsigned long long)f * PAGE_SIZE);
+        /* the allocator's own word: the first 8 and last 8 frames of a run
+         * and every 61st (a call per frame of a 65536-frame run was a third
+         * of the target's time; frame_check at the end sees every bit) */
+        uint64_t k = f - f0;
+        if (k < 8 || count - k <= 8 || k % 61 == 0)
+            FUZZ_CHECK(frame_is_used(f * PAGE_SIZE), "%s: frame %#llx not marked used", how,
+                       (unsigned long long)f * PAGE_SIZE);
     }
     model_free -= count;
     runs_push(base, count);
@@ -172,11 +197,13 @@ static void give_back(size_t i)
     runs[i] = runs[--nruns];
 }
 
-static void check_stats(void)
+/* The statistics against the model; with `full`, frame_check too (it walks
+ * all the metadata: at the end of an input only). */
+static void check_stats(bool full)
 {
     struct frame_stats s;
     frame_get_stats(&s);
-    FUZZ_CHECK(frame_check(), "frame_check failed");
+    FUZZ_CHECK(!full || frame_check(), "frame_check failed");
     FUZZ_CHECK(s.total_frames == total, "total %llu, want %llu", (unsigned long long)s.total_frames,
                (unsigned long long)total);
     FUZZ_CHECK(s.free_frames == model_free, "free %llu, model %llu",
@@ -248,10 +275,6 @@ static bool setup(void)
         if (map[i].type == MEM_USABLE)
             largest = MAX(largest, end - MAX(map[i].base, PAGE_SIZE));
     }
-    if (top)
-        host_arena_init(top);
-    else
-        host_arena_free();
     total = top / PAGE_SIZE;
     fuzz_log_reset();
     if (HOST_EXPECT_PANIC(frame_init(map, nmap))) {
@@ -267,9 +290,9 @@ static bool setup(void)
     meta_base = logged_meta_base();
     meta_bytes = s.metadata_bytes;
     nwords = total / 64 + 1;
-    avail = calloc(nwords, 8);
-    held = calloc(nwords, 8);
-    FUZZ_CHECK(avail && held, "calloc");
+    memset(avail, 0, nwords * 8);
+    memset(held, 0, nwords * 8);
+    touched += meta_bytes;
     model_reclaimable = model_reserved = 0;
     bool meta_inside = false;
     for (size_t i = 0; i < nmap; i++) {
@@ -295,13 +318,13 @@ static bool setup(void)
     model_usable = model_free = popcount_all(avail);
     reclaimed = false;
     nruns = 0;
-    check_stats();
+    check_stats(false);
     return true;
 }
 
 /* True when frame_free_contig(base, count) is a good call: aligned, not
  * empty, not wrapping, every frame held. */
-static bool model_run_held(paddr_t base, uint64_t count)
+static FUZZ_NOCOV bool model_run_held(paddr_t base, uint64_t count)
 {
     if (base % PAGE_SIZE || count == 0 || count > (UINT64_MAX - base) / PAGE_SIZE)
         return false;
@@ -350,7 +373,24 @@ static void bad_contig_free(struct fuzz_in *in, uint8_t op)
     FUZZ_CHECK(frame_state_digest() == digest,
                "a refused frame_free_contig(%#llx, %llu) changed the allocator: %s",
                (unsigned long long)base, (unsigned long long)count, host_panic_msg);
-    check_stats();
+    check_stats(false);
+}
+
+/* frame_alloc_below(limit pages): a model-free frame below the limit, or 0
+ * only when the model has none there. */
+static void alloc_below(uint32_t pages)
+{
+    paddr_t limit = (paddr_t)pages * PAGE_SIZE, f = frame_alloc_below(limit);
+    if (!f) {
+        uint64_t first = model_next_free(1);
+        FUZZ_CHECK(first >= total || first * PAGE_SIZE >= limit,
+                   "frame_alloc_below(%#llx) failed with frame %#llx free",
+                   (unsigned long long)limit, (unsigned long long)first * PAGE_SIZE);
+        return;
+    }
+    FUZZ_CHECK(f < limit, "frame_alloc_below(%#llx) gave %#llx", (unsigned long long)limit,
+               (unsigned long long)f);
+    take_frames(f, 1, "frame_alloc_below");
 }
 
 static void run_op(struct fuzz_in *in)
@@ -358,7 +398,11 @@ static void run_op(struct fuzz_in *in)
     uint8_t op = fuzz_u8(in);
     switch (op % 10) {
     case 0:
-    case 1: { /* one frame (1: zeroed) */
+    case 1: { /* one frame (1: zeroed; 0 with op & 0x80: below a u32 limit in pages) */
+        if (op % 10 == 0 && (op & 0x80)) {
+            alloc_below(fuzz_u32(in));
+            return;
+        }
         paddr_t f = op % 10 ? frame_alloc_zeroed() : frame_alloc();
         if (!f) {
             FUZZ_CHECK(model_free == 0, "frame_alloc failed with %llu frames free",
@@ -367,6 +411,7 @@ static void run_op(struct fuzz_in *in)
         }
         take_frames(f, 1, "frame_alloc");
         if (op % 10) {
+            touched += PAGE_SIZE;
             const uint64_t *w = PHYS2VIRT(f);
             for (size_t i = 0; i < PAGE_SIZE / 8; i++)
                 FUZZ_CHECK(w[i] == 0, "frame_alloc_zeroed: word %zu not zero", i);
@@ -456,11 +501,16 @@ static void run_op(struct fuzz_in *in)
             return;
         FUZZ_CHECK(HOST_EXPECT_PANIC(frame_free(a)), "frame_free(%#llx) of a frame not held "
                    "did not panic", (unsigned long long)a);
-        check_stats();
+        check_stats(false);
         return;
     }
-    case 8:
-        check_stats();
+    case 8: /* the statistics (op & 0x80: after draining every CPU's cache) */
+        if (op & 0x80) {
+            frame_drain_cpu_caches();
+            FUZZ_CHECK(frame_cache_count(0) == 0 && frame_cache_count(CPU_MAX) == 0,
+                       "a cache holds frames after frame_drain_cpu_caches");
+        }
+        check_stats(false);
         return;
     default: { /* frame_is_used on any frame */
         uint64_t f = fuzz_u32(in) % (total + 64);
@@ -474,6 +524,10 @@ static void run_op(struct fuzz_in *in)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_in fi = {data, size};
+    if (!arena_ready) {
+        host_arena_init(CAP);
+        arena_ready = true;
+    }
     unsigned phys_bits = fuzz_u8(&fi);
     size_t n = 1 + fuzz_u8(&fi) % MAX_RAW;
     for (size_t i = 0; i < n; i++)
@@ -486,13 +540,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (unsigned k = 0; k < MAX_OPS && !fuzz_done(&fi); k++)
         run_op(&fi);
 
-    check_stats();
+    check_stats(true);
     while (nruns)
         give_back(nruns - 1);
     FUZZ_CHECK(model_free == model_usable, "model lost frames");
-    check_stats();
-    free(avail);
-    free(held);
-    avail = held = NULL;
+    /* frame_check ran on the final state; the frees' counts are checked
+     * here (a second walk of all the metadata doubled the input's cost) */
+    check_stats(false);
+    if (touched > TOUCH_LIMIT) {
+        FUZZ_CHECK(madvise((void *)hhdm_offset, CAP, MADV_DONTNEED) == 0, "madvise");
+        touched = 0;
+    }
     return 0;
 }

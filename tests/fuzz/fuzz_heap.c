@@ -3,9 +3,9 @@
  *
  * Input: u8 memory (physical memory of 4, 8, 16 or 48 MiB, the first MiB
  * reserved), then operations: u8 opcode, u8 slot, u32 size, u8 extra (see
- * run_op). Sizes: opcode bits 5-6 pick the tier (small <= 1 KiB, medium <=
- * 64 KiB, large <= 4 MiB, or edge values: 0, class edges, HEAP_MAX_ALLOC + 1,
- * SIZE_MAX).
+ * run_op). Sizes: opcode bits 5-6 pick the tier (small <= 4 KiB, medium <=
+ * 64 KiB, large <= 4 MiB with a span picked by the size's top bits, or edge
+ * values: 0, class edges, HEAP_MAX_ALLOC + 1, SIZE_MAX).
  *
  * Checked: NULL exactly for what heap.h refuses (size 0, too large, bad
  * alignment) or when memory is short; pointers 16-byte aligned (aligned
@@ -13,9 +13,17 @@
  * any live block, with usable size >= the request; kcalloc zeroes; contents
  * (a pattern per block) intact until freed and across krealloc (the common
  * prefix; the old block intact when krealloc fails); heap_validate_ptr NULL
- * exactly for live block starts; statistics count the live blocks; at the
- * end every block is freed, heap_check passes, heap_trim gives everything
- * back and the frame allocator is back to its count before heap_init. */
+ * exactly for live block starts, and kfree of any other address (freed,
+ * interior, foreign) panics and leaves the statistics as they were;
+ * statistics count the live blocks (at
+ * every check operation); at the end heap_check passes on the final state,
+ * every block is freed, heap_trim gives everything back, heap_check passes
+ * again and the frame allocator is back to its count before heap_init.
+ *
+ * Speed (issue 17; docs/testing.md has the numbers): heap_check only at the
+ * end, block contents by memcpy/memcmp from a pattern table, the harness's
+ * own loops without coverage hooks (FUZZ_NOCOV), and the heap's sources
+ * without comparison hooks (mk/fuzz.mk, FUZZ_NO_CMP_SRC). */
 #include "fuzz.h"
 
 #include "mm/frame.h"
@@ -36,34 +44,70 @@ static struct block slots[SLOTS];
 static uint64_t next_id;
 static bool arena_ready;
 
-static unsigned char pattern(uint64_t id, size_t i)
+/* Block contents: block id's byte i is pat[id % PAT_SHIFTS + i % PAT_PERIOD],
+ * a fixed pseudo-random table, so filling and checking are memcpy and memcmp
+ * (ASan checks those per range, not per byte) and neighbouring blocks differ. */
+#define PAT_PERIOD 8192
+#define PAT_SHIFTS 251
+static unsigned char pat[PAT_PERIOD + PAT_SHIFTS];
+
+static void pat_init(void)
 {
-    return (unsigned char)(id * 0x9d + i * 31 + (i >> 9));
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < sizeof(pat); i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        pat[i] = (unsigned char)(x >> 32);
+    }
 }
 
-/* Writes the pattern over the first n bytes (large blocks: a prefix and a
- * suffix, so the cost stays bounded). */
+/* Where a block's pattern byte i is; the following bytes up to the next
+ * multiple of PAT_PERIOD in i follow it in the table (callers split there). */
+static const unsigned char *pat_at(uint64_t id, size_t i)
+{
+    return &pat[id % PAT_SHIFTS + i % PAT_PERIOD];
+}
+
+/* The parts of a block of `size` bytes that carry the pattern: all of it up
+ * to 8 KiB, else the first and the last 4 KiB (the cost stays bounded). */
+static size_t pat_parts(size_t size, size_t part[2][2])
+{
+    if (size <= 8192) {
+        part[0][0] = 0, part[0][1] = size;
+        return 1;
+    }
+    part[0][0] = 0, part[0][1] = 4096;
+    part[1][0] = size - 4096, part[1][1] = size;
+    return 2;
+}
+
+/* Writes the pattern over the block's parts. */
 static void fill(struct block *b)
 {
-    size_t n = b->size;
-    for (size_t i = 0; i < n; i++) {
-        if (n > 8192 && i == 4096)
-            i = n - 4096;
-        b->p[i] = pattern(b->id, i);
-    }
+    size_t part[2][2], np = pat_parts(b->size, part);
+    for (size_t k = 0; k < np; k++)
+        for (size_t i = part[k][0]; i < part[k][1];) {
+            size_t n = MIN(part[k][1] - i, PAT_PERIOD - i % PAT_PERIOD);
+            memcpy(b->p + i, pat_at(b->id, i), n);
+            i += n;
+        }
 }
 
 /* Checks the pattern over [0, n) as fill wrote it for a block of b->size. */
 static void verify(const struct block *b, size_t n, const char *when)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (b->size > 8192 && i == 4096)
-            i = b->size - 4096;
-        if (i >= n)
-            break;
-        FUZZ_CHECK(b->p[i] == pattern(b->id, i), "%s: block %p (size %zu) byte %zu overwritten",
-                   when, (void *)b->p, b->size, i);
-    }
+    size_t part[2][2], np = pat_parts(b->size, part);
+    for (size_t k = 0; k < np; k++)
+        for (size_t i = part[k][0]; i < MIN(part[k][1], n);) {
+            size_t m = MIN(MIN(part[k][1], n) - i, PAT_PERIOD - i % PAT_PERIOD);
+            if (memcmp(b->p + i, pat_at(b->id, i), m) != 0) {
+                size_t j = 0;
+                while (b->p[i + j] == pat_at(b->id, i)[j])
+                    j++;
+                FUZZ_CHECK(false, "%s: block %p (size %zu) byte %zu overwritten", when,
+                           (void *)b->p, b->size, i + j);
+            }
+            i += m;
+        }
 }
 
 static uint64_t free_frames(void)
@@ -78,13 +122,41 @@ static size_t pick_size(uint8_t op, uint32_t raw)
     switch ((op >> 5) & 3) {
     case 0: return 1 + raw % HEAP_SMALL_MAX;
     case 1: return HEAP_SMALL_MAX + 1 + raw % (HEAP_MEDIUM_MAX - HEAP_SMALL_MAX);
-    case 2: return HEAP_MEDIUM_MAX + 1 + raw % MiB(4);
+    case 2: /* up to 4 MiB, the span halved by each of raw's top three bits'
+             * worth (4 MiB .. 32 KiB): the heap fills (and kcalloc zeroes)
+             * every byte, so uniform sizes made large blocks most of the
+             * input's time; small large blocks are as interesting */
+        return HEAP_MEDIUM_MAX + 1 + (raw & 0x1fffffffu) % (MiB(4) >> (raw >> 29));
     default: {
         static const size_t edges[] = {0, 1, 16, 17, 1024, 1025, 4096, 65536, 65537,
                                        (size_t)HEAP_MAX_ALLOC + 1, SIZE_MAX, MiB(64)};
         return edges[raw % ARRAY_SIZE(edges)];
     }
     }
+}
+
+/* The live block (other than s) that [p, p+size) overlaps, or NULL. */
+static FUZZ_NOCOV const struct block *overlapping(const struct block *s, const unsigned char *p,
+                                                  size_t size)
+{
+    for (size_t i = 0; i < SLOTS; i++) {
+        const struct block *o = &slots[i];
+        if (o->p && o != s && p + size > o->p && o->p + o->size > p)
+            return o;
+    }
+    return NULL;
+}
+
+/* The first byte of p[0, n) that is not zero (n when all are). */
+static size_t first_nonzero(const unsigned char *p, size_t n)
+{
+    static const unsigned char zero[4096];
+    size_t i = 0;
+    while (i < n && memcmp(p + i, zero, MIN(n - i, sizeof(zero))) == 0)
+        i += MIN(n - i, sizeof(zero));
+    while (i < n && !p[i])
+        i++;
+    return i;
 }
 
 /* A fresh block in slot s: shape, overlap and poison-free contents. */
@@ -99,28 +171,56 @@ static void adopt(struct block *s, void *p, size_t size, size_t align, const cha
                    size, align, p);
     FUZZ_CHECK(kmalloc_usable_size(p) >= size, "%s(%zu): usable size %zu", how, size,
                kmalloc_usable_size(p));
-    for (size_t i = 0; i < SLOTS; i++) {
-        const struct block *o = &slots[i];
-        if (!o->p || o == s)
-            continue;
-        FUZZ_CHECK((unsigned char *)p + size <= o->p || o->p + o->size <= (unsigned char *)p,
-                   "%s(%zu) = %p overlaps the live block %p (size %zu)", how, size, p,
-                   (void *)o->p, o->size);
-    }
+    const struct block *o = overlapping(s, p, size);
+    FUZZ_CHECK(!o, "%s(%zu) = %p overlaps the live block %p (size %zu)", how, size, p,
+               (void *)o->p, o->size);
     s->p = p;
     s->size = size;
     s->id = next_id++;
     fill(s);
 }
 
+/* Recently freed pointers (for double frees), newest at stale[nstale - 1 % STALE]. */
+#define STALE 16
+static uintptr_t stale[STALE];
+static unsigned nstale;
+static unsigned bad_frees_compared; /* refused kfrees whose statistics were compared */
+
 static void release(struct block *s)
 {
     verify(s, s->size, "kfree");
     kfree(s->p);
+    stale[nstale++ % STALE] = (uintptr_t)s->p;
     s->p = NULL;
 }
 
-static void check_stats(void)
+/* kfree of an address that is no live block's start (a double free, an
+ * interior or foreign pointer): it must panic and change nothing. */
+static void bad_free(uintptr_t a, const char *why)
+{
+    /* heap_get_stats sums every CPU's counters (tens of thousands of
+     * instructions): the first few refusals of an input compare all of
+     * them; later ones rely on the end-of-input checks, which see any change
+     * to the live blocks, and heap_check, which sees any inconsistency. */
+    bool compare = bad_frees_compared < 4;
+    struct heap_stats before, after;
+    if (compare) {
+        bad_frees_compared++;
+        heap_get_stats(&before);
+    }
+    FUZZ_CHECK(HOST_EXPECT_PANIC(kfree((void *)a)), "kfree(%#lx) of a non-block (%s) did not panic",
+               (unsigned long)a, why);
+    if (!compare)
+        return;
+    heap_get_stats(&after);
+    FUZZ_CHECK(after.alloc_count == before.alloc_count && after.free_count == before.free_count &&
+                   after.bytes_in_use == before.bytes_in_use &&
+                   after.bytes_free == before.bytes_free && after.pages_held == before.pages_held,
+               "a refused kfree(%#lx) changed the heap: %s", (unsigned long)a, host_panic_msg);
+}
+
+/* The statistics against the live slots; with `full`, heap_check too. */
+static void check_stats(bool full)
 {
     struct heap_stats st;
     heap_get_stats(&st);
@@ -130,7 +230,7 @@ static void check_stats(void)
             live++;
             usable += kmalloc_usable_size(slots[i].p);
         }
-    FUZZ_CHECK(heap_check(), "heap_check failed");
+    FUZZ_CHECK(!full || heap_check(), "heap_check failed");
     FUZZ_CHECK(st.live_blocks == live && st.alloc_count - st.free_count == live,
                "stats: %llu live blocks, model %llu", (unsigned long long)st.live_blocks,
                (unsigned long long)live);
@@ -172,8 +272,8 @@ static void run_op(struct fuzz_in *in)
             FUZZ_CHECK(!p, "kcalloc(%zu, %zu) did not refuse", n, each);
         if (!p)
             return;
-        for (size_t i = 0; i < n * each; i++)
-            FUZZ_CHECK(p[i] == 0, "kcalloc(%zu, %zu): byte %zu = %#x", n, each, i, p[i]);
+        size_t nz = first_nonzero(p, n * each);
+        FUZZ_CHECK(nz == n * each, "kcalloc(%zu, %zu): byte %zu = %#x", n, each, nz, p[nz]);
         adopt(s, p, n * each, 16, "kcalloc");
         return;
     }
@@ -218,10 +318,14 @@ static void run_op(struct fuzz_in *in)
         else
             kfree(NULL);
         return;
-    case 6: { /* heap_validate_ptr: a live start (NULL) or any other address (a reason) */
+    case 6: { /* heap_validate_ptr: a live start (NULL) or any other address (a reason);
+               * op & 0x20: a freed pointer; op & 0x80: kfree it too when it is no
+               * live start (must panic, change nothing) */
         uintptr_t a;
         bool live_start = false;
-        if (s->p && !(extra & 1)) {
+        if ((op & 0x20) && nstale) {
+            a = stale[(nstale - 1 - raw % MIN(nstale, STALE)) % STALE];
+        } else if (s->p && !(extra & 1)) {
             a = (uintptr_t)s->p + (extra >> 1) % 64 * ((extra & 2) ? 16 : 1);
             live_start = a == (uintptr_t)s->p;
         } else {
@@ -232,12 +336,14 @@ static void run_op(struct fuzz_in *in)
         const char *why = heap_validate_ptr((const void *)a);
         FUZZ_CHECK(!why == live_start, "heap_validate_ptr(%#lx) = %s for a %s",
                    (unsigned long)a, why ? why : "NULL", live_start ? "live block" : "non-block");
+        if ((op & 0x80) && !live_start)
+            bad_free(a, why);
         return;
     }
-    default: /* trim and the full check */
+    default: /* trim, and the statistics (heap_check runs at the end of the input) */
         if (extra & 1)
             heap_trim();
-        check_stats();
+        check_stats(false);
         return;
     }
 }
@@ -247,6 +353,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fuzz_in fi = {data, size};
     if (!arena_ready) {
         host_arena_init(ARENA);
+        pat_init();
         arena_ready = true;
     }
     static const uint64_t mems[] = {MiB(4), MiB(8), MiB(16), MiB(48)};
@@ -258,16 +365,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t frames0 = free_frames();
     memset(slots, 0, sizeof(slots));
     next_id = 1;
+    nstale = 0;
+    bad_frees_compared = 0;
 
     for (unsigned k = 0; k < MAX_OPS && !fuzz_done(&fi); k++)
         run_op(&fi);
 
-    check_stats();
+    /* heap_check walks every slab, chunk and poisoned byte: once per check
+     * operation it was most of the target's time (docs/testing.md), so it
+     * runs here, on the final state, and again once everything is freed. */
+    check_stats(true);
     for (size_t i = 0; i < SLOTS; i++)
         if (slots[i].p)
             release(&slots[i]);
-    check_stats();
+    /* Everything free: the statistics and heap_check once the caches and
+     * empty slabs are given back (what is left is then small to walk; before
+     * the trim the walk would poison-check every freed byte a second time). */
     heap_trim();
+    check_stats(true);
     struct heap_stats st;
     heap_get_stats(&st);
     FUZZ_CHECK(st.live_blocks == 0 && st.bytes_in_use == 0 && st.pages_held == 0,

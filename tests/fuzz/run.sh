@@ -2,11 +2,20 @@
 # tests/fuzz/run.sh — runs the libFuzzer targets built by mk/fuzz.mk.
 #
 #   run.sh --dir D --seconds N T...          fuzz each target T for N seconds
-#                                            with its corpus in D/corpus/T
-#   run.sh --smoke --dir D --seconds N T...  replay tests/fuzz/regressions/T
-#                                            and D/seeds/T once each, then fuzz
-#                                            N seconds from those (a fresh
-#                                            scratch corpus, not D/corpus)
+#                                            with its corpus in D/corpus/T,
+#                                            starting from the kept corpus
+#                                            (tests/fuzz/corpus/T), the seeds
+#                                            and the regressions
+#   run.sh --smoke --dir D --seconds N T...  replay tests/fuzz/regressions/T,
+#                                            tests/fuzz/corpus/T and D/seeds/T
+#                                            once each, then fuzz N seconds
+#                                            from those (a fresh scratch
+#                                            corpus, not D/corpus)
+#   run.sh --merge --dir D T...              minimize the kept corpus: the
+#                                            inputs of tests/fuzz/corpus/T and
+#                                            D/corpus/T that add coverage
+#                                            (libFuzzer -merge=1, smallest
+#                                            first) replace tests/fuzz/corpus/T
 #
 # Prints one line per target with its executions (libFuzzer's final stats) and
 # a summary line. Exits 1 on the first crash, leak, timeout or failed check,
@@ -15,20 +24,23 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 smoke=0
+merge=0
 dir=
 seconds=
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --smoke) smoke=1; shift ;;
+        --merge) merge=1; shift ;;
         --dir) dir=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
         --) shift; break ;;
-        -*) echo "usage: $0 [--smoke] --dir D --seconds N TARGET..." >&2; exit 2 ;;
+        -*) echo "usage: $0 [--smoke|--merge] --dir D --seconds N TARGET..." >&2; exit 2 ;;
         *) break ;;
     esac
 done
+[[ $merge -eq 1 && -z "$seconds" ]] && seconds=0
 [[ -n "$dir" && -n "$seconds" && $# -gt 0 ]] || {
-    echo "usage: $0 [--smoke] --dir D --seconds N TARGET..." >&2
+    echo "usage: $0 [--smoke|--merge] --dir D --seconds N TARGET..." >&2
     exit 2
 }
 
@@ -40,6 +52,29 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 common=(-timeout=25 -max_len=65536 -print_final_stats=1)
 
 mode=$([[ $smoke -eq 1 ]] && echo smoke || echo fuzz)
+
+if [[ $merge -eq 1 ]]; then
+    for t in "$@"; do
+        bin="$dir/fuzz_$t"
+        kept="$here/corpus/$t"
+        [[ -x "$bin" ]] || { echo "fuzz-merge: $bin not built" >&2; exit 1; }
+        new="$dir/merge/$t"
+        rm -rf "$new"
+        mkdir -p "$new" "$kept" "$dir/logs"
+        before=$(find "$kept" -type f | wc -l)
+        "$bin" "${common[@]}" -merge=1 -use_counters=0 "$new" "$kept" "$dir/corpus/$t" \
+            >"$dir/logs/$t.merge.log" 2>&1 || {
+            echo "fuzz-merge: $t failed; last lines of $dir/logs/$t.merge.log:" >&2
+            tail -n 20 "$dir/logs/$t.merge.log" >&2
+            exit 1
+        }
+        rm -rf "$kept"
+        mv "$new" "$kept"
+        printf 'fuzz-merge: %-10s %4d -> %4d inputs, %s KiB (tests/fuzz/corpus/%s)\n' "$t" \
+            "$before" "$(find "$kept" -type f | wc -l)" "$(du -sk --apparent-size "$kept" | cut -f1)" "$t"
+    done
+    exit 0
+fi
 logs="$dir/logs"
 mkdir -p "$logs"
 total=0
@@ -66,7 +101,9 @@ for t in "$@"; do
     log="$logs/$t.$mode.log"
     [[ -x "$bin" ]] || { echo "fuzz-$mode: $bin not built" >&2; exit 1; }
     mkdir -p "$crashes" "$seeds"
+    kept="$here/corpus/$t"
     inputs=("$seeds")
+    [[ -d "$kept" ]] && inputs+=("$kept")
     [[ -d "$regs" ]] && inputs+=("$regs")
 
     replayed=0
@@ -105,3 +142,7 @@ for t in "$@"; do
     total=$((total + runs))
 done
 echo "fuzz-$mode: $# targets, $total executions, no failures ($(( $(date +%s) - start ))s)"
+if [[ $smoke -eq 0 ]]; then
+    echo "fuzz: new inputs are in $dir/corpus/<target>; 'make fuzz-merge' minimizes them into" \
+        "tests/fuzz/corpus/<target> (commit what changed)"
+fi
