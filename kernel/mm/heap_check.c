@@ -211,7 +211,8 @@ static bool check_magazine(const struct heap_class *c, const struct magazine *ma
         CHECK((uintptr_t)o[1] == FREE_TAG,
               "class %u: %s magazine entry %p lost its free tag", c->size, what, (const void *)o);
 #if HEAP_POISON
-        CHECK(poison_scan(o + 2, c->size - 2 * sizeof(void *)) == c->size - 2 * sizeof(void *),
+        CHECK((uintptr_t)o[0] == POISON_WORD && poison_scan(o + 2, c->size - 2 * sizeof(void *)) ==
+                                                    c->size - 2 * sizeof(void *),
               "class %u: free object %p modified after free", c->size, (const void *)o);
 #endif
         for (uint32_t j = 0; j < k; j++)

@@ -33,6 +33,7 @@
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
 #define POISON_FREE 0x6b
+#define POISON_WORD 0x6b6b6b6b6b6b6b6bull /* a word of POISON_FREE bytes */
 
 struct cpu_mag;
 
@@ -611,6 +612,8 @@ static ALWAYS_INLINE void *mag_take(struct cpu_mag *m, uintptr_t top_l)
 {
     void **obj = *(void ***)(top_l - 1);
 #if HEAP_POISON
+    if (unlikely((uintptr_t)obj[0] != POISON_WORD))
+        mag_poison_panic(m, top_l, obj, 0);
     if (unlikely((uintptr_t)obj[1] != FREE_TAG))
         mag_poison_panic(m, top_l, obj, 8);
     size_t bad = poison_scan(obj + 2, m->size - 2 * sizeof(void *));

@@ -196,8 +196,8 @@ SLOW NORETURN void mag_poison_panic(struct cpu_mag *m, uintptr_t top_l, const vo
     uint32_t size = m->size;
     heap_forget_mag();
     mag_unlock(m, top_l); /* the object stays out of the magazine */
-    panic("heap: use after free: object %p (size %u) modified at offset %zu", USER(obj), size,
-          off - RZ_LEAD);
+    panic("heap: use after free: object %p (size %u) modified at offset %lld", USER(obj), size,
+          (long long)off - (long long)RZ_LEAD);
 }
 
 /* Hands out s's next never-used object (s->carved < s->nobj). */
@@ -467,6 +467,9 @@ static void mag_stock(struct heap_class *c, struct cpu_mag *m)
                      (uintptr_t)obj[1] != FREE_TAG))
             slab_panic("free list corrupted (use after free?) at object", s, obj);
         s->free = obj[0];
+#if HEAP_POISON
+        obj[0] = (void *)POISON_WORD; /* the link is gone: word 0 is poison again */
+#endif
         s->used++; /* magazine objects count as used in their slab */
         slot[n++] = obj; /* still tagged free and poisoned: mag_take checks them */
     }

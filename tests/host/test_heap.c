@@ -723,6 +723,48 @@ Test(heap, overwritten_slab_header_panics)
     cr_assert(heap_check(), "%s", host_log);
 }
 
+/* A freed object waits in a magazine with its first word poisoned too (its
+ * second is the free tag): a write there is caught when it is handed out. */
+Test(heap, use_after_free_of_the_first_word_is_caught)
+{
+    if (!HEAP_POISON)
+        cr_skip_test("poison disabled");
+    char *p = kmalloc(40); /* (a power of two would be a medium block in debug builds) */
+    kfree(p);
+    p[-(int)HEAP_REDZONE_LEAD] = 1; /* the block's first byte (its lead redzone in debug builds) */
+    cr_assert(!heap_check());
+    cr_assert(HOST_EXPECT_PANIC(kmalloc(40)));
+    cr_assert(strstr(host_panic_msg, "use after free"), "%s", host_panic_msg);
+    cr_assert(strstr(host_panic_msg, addr(p)), "%s", host_panic_msg);
+}
+
+/* The same for an object a refill took from its slab's free list (word 0
+ * was the list's link there, and is poison again in the magazine). */
+Test(heap, use_after_free_of_the_first_word_after_a_refill_is_caught)
+{
+    if (!HEAP_POISON)
+        cr_skip_test("poison disabled");
+    enum { N = 600 }; /* more than a magazine and a depot trade hold: some reach the slab */
+    static char *v[N];
+    for (int i = 0; i < N; i++)
+        cr_assert_not_null(v[i] = kmalloc(40));
+    for (int i = 0; i < N; i++)
+        kfree(v[i]);
+    heap_drain_cpu_caches(); /* every freed object back on its slab's free list */
+    char *p = kmalloc(40); /* a refill: free-list objects wait in the magazine */
+    cr_assert(heap_check(), "%s", host_log); /* it checks their word 0 too */
+    char *q = kmalloc(40); /* the next one out of the magazine */
+    kfree(q);
+    char *next = kmalloc(40);
+    cr_assert_eq(next, q);
+    kfree(next);
+    q[-(int)HEAP_REDZONE_LEAD] = 1;
+    cr_assert(!heap_check());
+    cr_assert(HOST_EXPECT_PANIC(kmalloc(40)));
+    cr_assert(strstr(host_panic_msg, "use after free"), "%s", host_panic_msg);
+    kfree(p);
+}
+
 Test(heap, use_after_free_is_caught)
 {
     if (!HEAP_POISON)
