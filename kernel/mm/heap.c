@@ -131,8 +131,7 @@ static ALWAYS_INLINE void heap_free(void *ptr)
         return;
     }
     struct cpu_mag *m = cpu_mag_at(heap_fast.cpu[cpu_index()], 64 * c1);
-    uint64_t x = (phys & (SLAB_SIZE - 1)) * m->inv; /* objects start at the granule */
-    x = (x >> m->shift) | (x << ((64 - m->shift) & 63));
+    uint64_t x = obj_index(phys & (SLAB_SIZE - 1), m->inv, m->shift); /* objects start at the granule */
     void **obj = ptr;
     if (unlikely(x >= granule_carved(e) ||
                  (uintptr_t)obj[1] == FREE_TAG)) {
@@ -371,9 +370,7 @@ void heap_get_stats(struct heap_stats *out)
     out->medium_chunks = m_nchunks;
     out->large_blocks = l_count;
     out->large_pages = l_pages;
-    const struct large *l;
-    list_for_each_entry(l, &larges, link) /* measured, not assumed */
-        out->large_span += l->pages * PAGE_SIZE;
+    out->large_span = l_pages * PAGE_SIZE; /* each run is one contiguous range of its frames */
     heap_unlock(&runs_lock);
     heap_unlock(&large_lock);
     heap_unlock(&seg_lock);

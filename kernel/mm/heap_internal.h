@@ -498,12 +498,7 @@ paddr_t heap_slab_frames(size_t frames);
 void slab_publish(paddr_t p, unsigned cls, bool half);
 /* Gives a slab's frames back; its granule is no slab any more. */
 void slab_frames_free(paddr_t p, size_t frames);
-/* One more object of the slab at p is carved (class lock held). */
-static ALWAYS_INLINE void granule_carve(paddr_t p)
-{
-    __atomic_fetch_add(&granule_tab[p / SLAB_SIZE], 1u << GT_CARVED_SHIFT, __ATOMIC_RELAXED);
-}
-/* The same for n objects carved at once. */
+/* n more objects of the slab at p are carved (class lock held). */
 static ALWAYS_INLINE void granule_carve_n(paddr_t p, uint32_t n)
 {
     __atomic_fetch_add(&granule_tab[p / SLAB_SIZE], n << GT_CARVED_SHIFT, __ATOMIC_RELAXED);
@@ -575,13 +570,18 @@ void caches_unlock_all(void);
 /* The magazine set of CPU i, or NULL when it has none. */
 struct cpu_cache *cache_of(unsigned i);
 
-/* Object index of p in s (see struct slab): >= s->nobj when p is not the
- * start of one of s's objects (callers compare with s->carved, which also
+/* Object index of byte offset off in a slab of the class with inverse inv
+ * and shift (see struct slab); slab_obj_index for p in s: >= s->nobj when p
+ * is not the start of one of s's objects (callers compare with s->carved, which also
  * refuses objects never handed out). One subtract, multiply and rotate. */
+static ALWAYS_INLINE uint64_t obj_index(uint64_t off, uint64_t inv, uint8_t shift)
+{
+    uint64_t x = off * inv;
+    return (x >> shift) | (x << ((64 - shift) & 63));
+}
 static ALWAYS_INLINE uint64_t slab_obj_index(const struct slab *s, const void *p)
 {
-    uint64_t x = ((uintptr_t)p - (uintptr_t)s->base) * s->inv;
-    return (x >> s->shift) | (x << ((64 - s->shift) & 63));
+    return obj_index((uintptr_t)p - (uintptr_t)s->base, s->inv, s->shift);
 }
 
 /* Objects of s ever handed out; read without the class lock by kfree (an

@@ -200,20 +200,33 @@ SLOW NORETURN void mag_poison_panic(struct cpu_mag *m, uintptr_t top_l, const vo
           (long long)off - (long long)RZ_LEAD);
 }
 
+/* Carves s's next k never-used objects (k <= s->nobj - s->carved; class
+ * lock held): checks that nothing wrote to them, counts them carved (header
+ * and granule table) and used. Returns the first; the rest follow it. */
+static void **slab_carve_n(struct slab *s, uint32_t k)
+{
+    char *first = s->base + (uint64_t)s->carved * s->size;
+#if HEAP_POISON
+    for (uint32_t i = 0; i < k; i++) {
+        void *obj = first + (uint64_t)i * s->size;
+        size_t bad = poison_scan(obj, s->size);
+        if (unlikely(bad != s->size))
+            panic("heap: write to memory never allocated: object %p (size %u) modified at offset "
+                  "%zu",
+                  USER(obj), s->size, bad - RZ_LEAD);
+    }
+#endif
+    __atomic_store_n(&s->carved, s->carved + k, __ATOMIC_RELAXED);
+    granule_carve_n(VIRT2PHYS(s), k);
+    s->used += k;
+    return (void **)first;
+}
+
 /* Hands out s's next never-used object (s->carved < s->nobj). */
 static void *slab_carve(struct heap_class *c, struct slab *s)
 {
-    void **obj = (void **)(s->base + (uint64_t)s->carved * s->size);
-#if HEAP_POISON
-    size_t bad = poison_scan(obj, s->size);
-    if (unlikely(bad != s->size))
-        panic("heap: write to memory never allocated: object %p (size %u) modified at offset %zu",
-              USER(obj), s->size, bad - RZ_LEAD);
-#endif
-    __atomic_store_n(&s->carved, s->carved + 1, __ATOMIC_RELAXED);
-    granule_carve(VIRT2PHYS(s));
+    void **obj = slab_carve_n(s, 1);
     obj[1] = NULL; /* not tagged free, whatever the memory held before */
-    s->used++;
     c->allocs++;
     return obj;
 }
@@ -475,22 +488,12 @@ static void mag_stock(struct heap_class *c, struct cpu_mag *m)
     }
     uint32_t k = MIN(MIN(want - n, CARVE_BATCH), (uint32_t)(s->nobj - s->carved));
     if (s != &dummy_slab && k > 0) {
-        char *first = s->base + (uint64_t)s->carved * s->size;
+        char *first = (char *)slab_carve_n(s, k);
         for (uint32_t i = 0; i < k; i++) {
             void **obj = (void **)(first + (uint64_t)i * s->size);
-#if HEAP_POISON
-            size_t bad = poison_scan(obj, s->size);
-            if (unlikely(bad != s->size))
-                panic("heap: write to memory never allocated: object %p (size %u) modified at "
-                      "offset %zu",
-                      USER(obj), s->size, bad - RZ_LEAD);
-#endif
             obj[1] = (void *)FREE_TAG; /* a free object in a magazine, like any other */
             slot[n + k - 1 - i] = obj; /* the lowest address on top: popped first */
         }
-        __atomic_store_n(&s->carved, s->carved + k, __ATOMIC_RELAXED);
-        granule_carve_n(VIRT2PHYS(s), k);
-        s->used += k;
         n += k;
     }
     __atomic_store_n(&m->top, mag_top_l(m) + n * sizeof(void *), __ATOMIC_RELAXED);
