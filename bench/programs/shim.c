@@ -208,7 +208,9 @@ static __attribute__((noinline)) enum mode enter_slow(void)
 /* Makes this thread the only one inside the heap on its index until
  * leave(); see the top for how. Fast path: a thread-local load, a
  * thread-local store and a load of gate. */
-static inline __attribute__((always_inline)) enum mode enter(void)
+/* enter()'s fast path: true when this thread is now inside the heap on its
+ * own slot (leave with leave_slot()), false when it must take enter_slow(). */
+static inline __attribute__((always_inline)) bool enter_slot(void)
 {
     if (likely(me.ready)) {
         me.in_heap = 1;
@@ -216,16 +218,26 @@ static inline __attribute__((always_inline)) enum mode enter(void)
          * fork_prepare does the CPU's part */
         __asm__ volatile("" ::: "memory");
         if (likely(!__atomic_load_n(&gate, __ATOMIC_RELAXED)))
-            return MODE_SLOT;
+            return true;
         me.in_heap = 0;
     }
-    return enter_slow();
+    return false;
+}
+
+static inline __attribute__((always_inline)) void leave_slot(void)
+{
+    __atomic_store_n(&me.in_heap, 0, __ATOMIC_RELEASE);
+}
+
+static inline __attribute__((always_inline)) enum mode enter(void)
+{
+    return enter_slot() ? MODE_SLOT : enter_slow();
 }
 
 static inline __attribute__((always_inline)) void leave(enum mode m)
 {
     if (likely(m == MODE_SLOT))
-        __atomic_store_n(&me.in_heap, 0, __ATOMIC_RELEASE);
+        leave_slot();
     else if (m == MODE_SHARED)
         pthread_mutex_unlock(&shared_lock);
 }
@@ -282,20 +294,14 @@ static __attribute__((noinline, cold)) void *enomem(void)
     return NULL;
 }
 
-/* malloc: the fast path is enter()'s for a thread on its own slot with the
- * gate open, written out so that nothing but the returned pointer lives
- * across the call into the heap (no saved registers, no mode to keep). */
+/* malloc: on the fast path (enter_slot) nothing but the returned pointer
+ * lives across the call into the heap (no saved registers, no mode to keep). */
 static inline __attribute__((always_inline)) void *alloc(size_t n)
 {
-    if (likely(me.ready)) {
-        me.in_heap = 1;
-        __asm__ volatile("" ::: "memory"); /* see enter() */
-        if (likely(!__atomic_load_n(&gate, __ATOMIC_RELAXED))) {
-            void *p = kmalloc(n ? n : 1);
-            __atomic_store_n(&me.in_heap, 0, __ATOMIC_RELEASE);
-            return likely(p) ? p : enomem();
-        }
-        me.in_heap = 0;
+    if (likely(enter_slot())) {
+        void *p = kmalloc(n ? n : 1);
+        leave_slot();
+        return likely(p) ? p : enomem();
     }
     return alloc_slow(n);
 }
@@ -313,17 +319,12 @@ EXPORT void free(void *p)
 {
     if (!p)
         return;
-    if (likely(me.ready)) { /* enter()'s fast path, as in alloc() */
-        me.in_heap = 1;
-        __asm__ volatile("" ::: "memory");
-        if (likely(!__atomic_load_n(&gate, __ATOMIC_RELAXED))) {
-            kfree(p);
-            __atomic_store_n(&me.in_heap, 0, __ATOMIC_RELEASE);
-            return;
-        }
-        me.in_heap = 0;
+    if (likely(enter_slot())) { /* as in alloc() */
+        kfree(p);
+        leave_slot();
+        return;
     }
-    enum mode m = enter();
+    enum mode m = enter_slow();
     kfree(p);
     leave(m);
 }
