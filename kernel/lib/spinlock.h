@@ -39,6 +39,7 @@
  * later (greater) rank. Outermost first. */
 enum lock_rank {
     LOCK_RANK_NONE = 0,   /* unordered (leaf locks outside mm) */
+    LOCK_RANK_VM,         /* vm.c: one per user address space (its regions, its counts) */
     LOCK_RANK_MAPPER,     /* mapper.c: the stack window's cursor */
     LOCK_RANK_PAGING,     /* paging.c: one per address space (its tables, walk cache) */
     LOCK_RANK_HEAP_DEPOT, /* heap_slab.c: one per class (depot, slabs, lists) */

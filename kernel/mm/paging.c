@@ -18,6 +18,7 @@
  * under it. table_pages_total is shared by all address spaces: atomic. */
 #include "mm/paging.h"
 
+#include "arch/x86_64/cpu_local.h"
 #include "arch/x86_64/mmu_ops.h"
 #include "lib/printf.h"
 #include "mm/frame.h"
@@ -32,7 +33,8 @@ static uint64_t table_pages_total; /* page-table pages handed out by table_alloc
 
 struct op {
     struct addrspace *as;
-    bool active;       /* as is in CR3: flush what changes */
+    bool active;       /* some CPU may cache as's entries: collect the range that changes */
+    bool local;        /* this CPU may (as is in CR3, or it is kernel_as): flush here too */
     unsigned invlpgs;  /* invlpg issued so far */
     bool reload;       /* a CR3 reload is owed (too many invlpgs) */
     bool shoot_global; /* a global entry was invalidated */
@@ -44,7 +46,8 @@ struct op {
 static void op_begin(struct op *op, struct addrspace *as)
 {
     op->as = as;
-    op->active = paging_is_active(as);
+    op->local = as == &kernel_as || paging_is_active(as);
+    op->active = op->local || as->user;
     op->invlpgs = 0;
     op->reload = false;
     op->shoot_global = false;
@@ -63,6 +66,8 @@ static void tlb_flush(struct op *op, vaddr_t va, pte_t old)
     op->shoot_lo = MIN(op->shoot_lo, va);
     op->shoot_hi = MAX(op->shoot_hi, va);
     op->shoot_global |= (old & PTE_GLOBAL) != 0;
+    if (!op->local)
+        return;
     if (op->invlpgs < INVLPG_BATCH || (old & PTE_GLOBAL)) {
         arch_invlpg(va);
         op->invlpgs++;
@@ -71,14 +76,32 @@ static void tlb_flush(struct op *op, vaddr_t va, pte_t old)
     }
 }
 
+/* Invalidates [lo, hi) on the other CPUs that may cache as's entries: every
+ * one for kernel_as and tables in CR3 here (kernel tables), the CPUs that
+ * have it loaded for a user space. `local`: as is in this CPU's CR3 or is
+ * kernel_as. A CPU that loads a user space sets its bit before its CR3 write
+ * (paging_activate, a locked instruction): it either is in the set read
+ * after the entries changed, or it walks the changed tables afresh. */
+static void shoot(const struct addrspace *as, bool local, vaddr_t lo, vaddr_t hi, bool global)
+{
+    if (as->user) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the entry stores before the set's load */
+        uint32_t cpus = __atomic_load_n(&as->cpus, __ATOMIC_RELAXED);
+        if (cpus & ~(1u << cpu_index()))
+            arch_tlb_shootdown_cpus(cpus, lo, hi, global);
+    } else if (local) {
+        arch_tlb_shootdown(lo, hi, global);
+    }
+}
+
 /* Finishes the operation: owed flush first, here and (one shootdown for the
- * whole range) on every other CPU, then the detached tables are freed. */
+ * whole range) on the other CPUs, then the detached tables are freed. */
 static void op_end(struct op *op)
 {
     if (op->reload)
         arch_write_cr3(op->as->pml4);
     if (op->shoot_lo <= op->shoot_hi)
-        arch_tlb_shootdown(op->shoot_lo, op->shoot_hi + PAGE_SIZE, op->shoot_global);
+        shoot(op->as, op->local, op->shoot_lo, op->shoot_hi + PAGE_SIZE, op->shoot_global);
     while (op->released) {
         paddr_t t = op->released;
         op->released = *(paddr_t *)PHYS2VIRT(t);
@@ -201,6 +224,13 @@ static int size_level(uint64_t size)
 }
 
 /* [virt, virt+len): non-empty, 4 KiB aligned, canonical, within one half. */
+/* False when `as` is a user space and [virt, virt+len) reaches into the
+ * kernel half (its tables there are kernel_as's, never changed through it). */
+static inline bool half_ok(const struct addrspace *as, vaddr_t virt, uint64_t len)
+{
+    return !as->user || (virt < PAGING_USER_TOP && len <= PAGING_USER_TOP - virt);
+}
+
 static bool virt_range_ok(vaddr_t virt, uint64_t len)
 {
     vaddr_t last = virt + len - 1;
@@ -527,6 +557,7 @@ void paging_init(void)
     kernel_as.table_pages = 0;
     kernel_as.borrowed = true;
     kernel_as.kernel_half_fixed = false;
+    kernel_as.user = false;
     wc_drop(&kernel_as);
     klog("mm", "paging: adopted the bootloader's tables (PML4 at %#llx), 1 GiB pages: %s",
          (unsigned long long)kernel_as.pml4, arch_has_1g_pages() ? "yes" : "no");
@@ -542,6 +573,8 @@ int paging_as_create(struct addrspace *as)
     as->table_pages = 1;
     as->borrowed = false;
     as->kernel_half_fixed = false;
+    as->user = false;
+    as->cpus = 0;
     wc_drop(as);
     __atomic_fetch_add(&table_pages_total, 1, __ATOMIC_RELAXED);
     return 0;
@@ -574,12 +607,33 @@ int paging_kernel_half_prepare(struct addrspace *as, vaddr_t start, vaddr_t end)
     return err;
 }
 
+int paging_as_create_user(struct addrspace *as)
+{
+    kassert(kernel_as.kernel_half_fixed, "a user address space before the kernel half is fixed");
+    int err = paging_as_create(as);
+    if (err)
+        return err;
+    const pte_t *k = pt_table(kernel_as.pml4);
+    pte_t *u = pt_table(as->pml4);
+    /* kernel_as's lock: a slot being prepared is not copied half-written */
+    spin_lock(&kernel_as.lock);
+    for (unsigned i = PT_ENTRIES / 2; i < PT_ENTRIES; i++)
+        u[i] = k[i];
+    spin_unlock(&kernel_as.lock);
+    as->user = true;
+    return 0;
+}
+
 void paging_as_destroy(struct addrspace *as)
 {
     if (as->borrowed || !as->pml4)
         return;
-    kassert(!paging_is_active(as), "destroying the active address space");
+    kassert(!paging_is_active(as) && !__atomic_load_n(&as->cpus, __ATOMIC_ACQUIRE),
+            "destroying an address space that a CPU has loaded");
     spin_lock(&as->lock);
+    if (as->user) /* the kernel half is kernel_as's: forget the copies, free the rest */
+        for (unsigned i = PT_ENTRIES / 2; i < PT_ENTRIES; i++)
+            pt_table(as->pml4)[i] = 0;
     struct op op;
     op_begin(&op, as);
     release_subtree(&op, as->pml4, PT_LEVEL_PML4, 0);
@@ -589,9 +643,20 @@ void paging_as_destroy(struct addrspace *as)
     spin_unlock(&as->lock);
 }
 
+/* What each CPU last loaded through paging_activate (NULL: kernel tables
+ * from boot). Each entry is written by its own CPU only. */
+static struct addrspace *loaded[CPU_MAX];
+
 void paging_activate(struct addrspace *as)
 {
+    unsigned me = cpu_index();
+    struct addrspace *prev = loaded[me];
+    if (as->user)
+        __atomic_fetch_or(&as->cpus, 1u << me, __ATOMIC_SEQ_CST); /* before the CR3 write */
     arch_write_cr3(as->pml4);
+    if (prev && prev != as && prev->user)
+        __atomic_fetch_and(&prev->cpus, ~(1u << me), __ATOMIC_RELEASE);
+    loaded[me] = as;
 }
 
 bool paging_is_active(const struct addrspace *as)
@@ -727,7 +792,7 @@ static __attribute__((noinline)) int map_in_slow(struct addrspace *as, paddr_t p
     if (err)
         return err;
     if ((opts & ~(PAGING_REPLACE | PAGING_LARGE)) || !IS_ALIGNED(virt | phys, size) ||
-        !virt_range_ok(virt, size) || !phys_range_ok(phys, size))
+        !virt_range_ok(virt, size) || !half_ok(as, virt, size) || !phys_range_ok(phys, size))
         return -PAGING_EINVAL;
     spin_lock(&as->lock);
     struct op op;
@@ -755,6 +820,8 @@ int paging_map_in(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t siz
          * phys beyond MAXPHYADDR, unknown cache mode, or PWT/PCD with a mode. */
         uint64_t inval = (flags & ~PAGE_FLAGS_ALLOWED) | (opts & ~(PAGING_REPLACE | PAGING_LARGE)) |
                          ((virt | phys) & (PAGE_SIZE - 1)) | ((virt + (1ULL << 47)) >> 48) |
+                         /* a kernel-half page in a user space */
+                         ((virt >> 63) & (uint64_t)as->user) |
                          (phys >> bits) |
                          /* cm > CACHE_WC (64-bit: no wrap) */
                          (((uint64_t)(unsigned)cm + (7 - CACHE_WC)) >> 3) |
@@ -784,7 +851,7 @@ int paging_map_range(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t 
     if (err)
         return err;
     if ((opts & ~(PAGING_REPLACE | PAGING_LARGE)) || !virt_range_ok(virt, len) ||
-        !phys_range_ok(phys, len))
+        !half_ok(as, virt, len) || !phys_range_ok(phys, len))
         return -PAGING_EINVAL;
     bool big = (opts & PAGING_LARGE) != 0, huge = big && arch_has_1g_pages();
 
@@ -820,7 +887,7 @@ static __attribute__((noinline)) int unmap_in_slow(struct addrspace *as, vaddr_t
     int level = size_level(size);
     if (level < 0)
         return level;
-    if (!IS_ALIGNED(virt, size) || !virt_range_ok(virt, size))
+    if (!IS_ALIGNED(virt, size) || !virt_range_ok(virt, size) || !half_ok(as, virt, size))
         return -PAGING_EINVAL;
     uint64_t n = 0;
     int err = unmap_range(as, virt, size, &n);
@@ -834,10 +901,10 @@ static __attribute__((noinline)) int unmap_in_slow(struct addrspace *as, vaddr_t
 static __attribute__((noinline)) int unmap_4k_flush(const struct addrspace *as, vaddr_t virt,
                                                     pte_t old)
 {
-    if ((arch_read_cr3() & PTE_ADDR_MASK) == as->pml4) { /* paging_is_active */
+    bool local = as == &kernel_as || (arch_read_cr3() & PTE_ADDR_MASK) == as->pml4;
+    if (local)
         arch_invlpg(virt);
-        arch_tlb_shootdown(virt, virt + PAGE_SIZE, (old & PTE_GLOBAL) != 0);
-    }
+    shoot(as, local, virt, virt + PAGE_SIZE, (old & PTE_GLOBAL) != 0);
     return 0;
 }
 
@@ -874,7 +941,8 @@ int paging_unmap_in(struct addrspace *as, vaddr_t virt, uint64_t size)
     int err;
     spin_lock(&as->lock);
     /* 4 KiB, aligned and canonical (virt + 2^47 < 2^48): the fast paths */
-    if (size == PAGE_SIZE_4K && !((virt & (PAGE_SIZE - 1)) | ((virt + (1ULL << 47)) >> 48))) {
+    if (size == PAGE_SIZE_4K &&
+        !((virt & (PAGE_SIZE - 1)) | ((virt + (1ULL << 47)) >> 48) | ((virt >> 63) & (uint64_t)as->user))) {
         if ((virt | (PAGE_SIZE_2M - 1)) != as->wc.region_last)
             err = unmap_4k_miss(as, virt);
         else
@@ -888,7 +956,7 @@ int paging_unmap_in(struct addrspace *as, vaddr_t virt, uint64_t size)
 
 int paging_unmap_range(struct addrspace *as, vaddr_t virt, uint64_t len)
 {
-    if (!virt_range_ok(virt, len))
+    if (!virt_range_ok(virt, len) || !half_ok(as, virt, len))
         return -PAGING_EINVAL;
     uint64_t n = 0;
     spin_lock(&as->lock);
@@ -905,7 +973,7 @@ int paging_protect(struct addrspace *as, vaddr_t virt, uint64_t len, uint64_t fl
     int err = decode_flags(flags, cm, &bits, &idx);
     if (err)
         return err;
-    if (!virt_range_ok(virt, len))
+    if (!virt_range_ok(virt, len) || !half_ok(as, virt, len))
         return -PAGING_EINVAL;
     spin_lock(&as->lock);
     struct op op;

@@ -21,9 +21,11 @@
  *   paging_init), whose tables are never freed.
  *
  * - TLB on other CPUs: every operation that changed or removed a present
- *   mapping of the active (live) address space calls arch_tlb_shootdown once,
- *   with the range it invalidated, before it returns and before the page
- *   tables it detached go back to the frame allocator. New mappings need none.
+ *   mapping shoots the range it invalidated down once, before it returns and
+ *   before the page tables it detached go back to the frame allocator: for
+ *   kernel_as on every other CPU (its kernel half is in every CR3), for any
+ *   other address space on the CPUs that have it loaded (`cpus`). New
+ *   mappings need none.
  *
  * Locking: each address space has a plain spinlock (as->lock, rank
  * LOCK_RANK_PAGING, docs/locking.md) held across every public operation on
@@ -105,6 +107,10 @@ struct addrspace {
     uint64_t table_pages; /* page-table pages allocated for it, the PML4 included */
     bool borrowed;        /* tables belong to the bootloader: never freed */
     bool kernel_half_fixed; /* paging_kernel_half_prepare ran: kernel-half PML4 entries fixed */
+    bool user;            /* made by paging_as_create_user: its kernel half is kernel_as's
+                           * (copied PML4 entries); it takes lower-half addresses only */
+    uint32_t cpus;        /* atomic: bit i set while CPU i has it in CR3 (paging_activate);
+                           * kernel_as is not tracked: every CR3 holds its kernel half */
     struct walk_cache wc; /* private to mm/paging.c */
     struct spinlock lock; /* plain, rank LOCK_RANK_PAGING */
 };
@@ -150,10 +156,21 @@ int paging_as_create(struct addrspace *as);
  * -PAGING_EINVAL (bad range) or -PAGING_ENOMEM (the PDPTs made so far stay;
  * paging_as_destroy frees them). */
 int paging_kernel_half_prepare(struct addrspace *as, vaddr_t start, vaddr_t end);
+/* The first address above the lower (user) half. */
+#define PAGING_USER_TOP 0x0000800000000000ULL
+/* Makes an address space for user memory: a PML4 whose kernel half is
+ * kernel_as's (its PML4 entries copied; kernel_as's kernel half must be fixed,
+ * so they stay valid for good) and whose lower half is empty. Every operation
+ * on it refuses kernel-half addresses (-PAGING_EINVAL), so its own tables
+ * never reach into the shared ones. Returns 0 or -PAGING_ENOMEM. */
+int paging_as_create_user(struct addrspace *as);
 /* Frees every page table of `as` (not the mapped frames); as->pml4 becomes 0.
- * Must not be the active address space; no-op for a borrowed one. */
+ * For a user space only its lower half's tables. Must not be loaded on any
+ * CPU; no-op for a borrowed one. */
 void paging_as_destroy(struct addrspace *as);
-/* Loads `as` into CR3. */
+/* Loads `as` into CR3 on this CPU and records that this CPU has it (and no
+ * longer has the one it had): a change to a user space's present mappings
+ * is shot down on exactly the CPUs that have it loaded. */
 void paging_activate(struct addrspace *as);
 /* True when `as` is the address space in CR3. */
 bool paging_is_active(const struct addrspace *as);

@@ -102,8 +102,14 @@ unsigned long host_shootdown_count;
 vaddr_t host_shootdown_start, host_shootdown_end;
 bool host_shootdown_global;
 void (*host_shootdown_hook)(vaddr_t start, vaddr_t end, bool global);
+uint32_t host_shootdown_cpus;
 void arch_tlb_shootdown(vaddr_t start, vaddr_t end, bool global)
 {
+    arch_tlb_shootdown_cpus(~0u, start, end, global);
+}
+void arch_tlb_shootdown_cpus(uint32_t cpus, vaddr_t start, vaddr_t end, bool global)
+{
+    __atomic_store_n(&host_shootdown_cpus, cpus, __ATOMIC_RELAXED);
     __atomic_fetch_add(&host_shootdown_count, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&host_shootdown_start, start, __ATOMIC_RELAXED);
     __atomic_store_n(&host_shootdown_end, end, __ATOMIC_RELAXED);

@@ -25,6 +25,8 @@ extern unsigned long host_invlpg_count;
 extern unsigned long host_shootdown_count;
 extern uint64_t host_shootdown_start, host_shootdown_end;
 extern bool host_shootdown_global;
+/* The CPU set of the last call (~0u: every other CPU, arch_tlb_shootdown). */
+extern uint32_t host_shootdown_cpus;
 extern void (*host_shootdown_hook)(uint64_t start, uint64_t end, bool global);
 /* Global TLB entries the host's TLB model holds (a test sets it to stand for
  * the bootloader's; only arch_flush_tlb_all clears it, as on the CPU). */

@@ -13,12 +13,16 @@ paddr_t arch_read_cr3(void);
 void arch_write_cr3(paddr_t pml4);
 /* Flushes every TLB entry of this CPU, global ones included. */
 void arch_flush_tlb_all(void);
-/* Invalidates [start, end) on every other online CPU (all of them: the kernel
- * half is shared; user address spaces will pass a CPU set later) and returns
- * when each has; a range above a threshold is a full flush there (global
- * entries included when `global`). Waits with interrupts on; never called
- * from an interrupt handler. The caller invalidates its own TLB itself. */
+/* Invalidates [start, end) on every other online CPU (the kernel half is in
+ * every CR3) and returns when each has; a range above a threshold is a full
+ * flush there (global entries included when `global`). Waits with interrupts
+ * on; never called from an interrupt handler. The caller invalidates its own
+ * TLB itself. */
 void arch_tlb_shootdown(vaddr_t start, vaddr_t end, bool global);
+/* arch_tlb_shootdown on the online CPUs of `cpus` (bit i: CPU index i) other
+ * than the caller's only: for a user address space, the CPUs that have it
+ * loaded. Nothing is sent when that set is empty. */
+void arch_tlb_shootdown_cpus(uint32_t cpus, vaddr_t start, vaddr_t end, bool global);
 /* Shootdowns that sent IPIs so far, pages the handlers invalidated one by one,
  * and full flushes they did instead (kernel: arch/x86_64/tlb.c). */
 void arch_tlb_stats(uint64_t *count, uint64_t *pages, uint64_t *full);

@@ -1,6 +1,8 @@
 /* TLB shootdown (arch_tlb_shootdown, mmu_ops.h): a mapping that stopped
  * being valid on a live address space is invalidated on every other online
- * CPU by an IPI (SMP_VEC_TLB) before the change's caller goes on.
+ * CPU that may cache it (all of them for the kernel half, the CPUs that have
+ * a user space loaded for its lower half) by an IPI (SMP_VEC_TLB) before the
+ * change's caller goes on.
  *
  * One shootdown at a time: tlb_lock (plain, rank LOCK_RANK_TLB, taken by
  * paging's op_end under an address-space lock) protects `req`'s range and
@@ -64,10 +66,16 @@ static void tlb_ipi(struct interrupt_frame *f)
 
 void arch_tlb_shootdown(vaddr_t start, vaddr_t end, bool global)
 {
-    if (smp_cpu_count() <= 1 || end <= start)
+    arch_tlb_shootdown_cpus(~0u, start, end, global);
+}
+
+void arch_tlb_shootdown_cpus(uint32_t cpus, vaddr_t start, vaddr_t end, bool global)
+{
+    unsigned me = cpu_index();
+    cpus &= ~(1u << me);
+    if (smp_cpu_count() <= 1 || end <= start || !cpus)
         return;
     kassert(!cpu_in_irq(), "TLB shootdown from an interrupt handler");
-    unsigned me = cpu_index();
     spin_lock(&tlb_lock);
     if (!handler_set) { /* the IDT is shared: set once, before the first IPI */
         idt_set_handler(SMP_VEC_TLB, tlb_ipi);
@@ -76,7 +84,7 @@ void arch_tlb_shootdown(vaddr_t start, vaddr_t end, bool global)
     bool asked[CPU_MAX] = {false};
     unsigned n = 0;
     for (unsigned i = 0; i < CPU_MAX; i++)
-        if (i != me && smp_cpu_online(i))
+        if ((cpus >> i & 1) && smp_cpu_online(i))
             asked[i] = true, n++;
     if (n) {
         __atomic_store_n(&req.start, start, __ATOMIC_RELAXED);
