@@ -72,18 +72,29 @@ static void size_lazily(void)
     spin_unlock(&frameref_lock);
 }
 
-/* The frame number of frame; panics when frame is unaligned or outside the
- * memory frame_init manages (a caller's bug: only RAM pages are shared). */
-static uint64_t frame_number(paddr_t frame, const char *who)
+/* frame_number's slow path: sizes the directory when nobody did, then
+ * panics when frame is unaligned or outside the memory frame_init manages (a
+ * caller's bug: only RAM pages are shared). Out of line and cold, so that the
+ * check inlines into every call as two compares. */
+__attribute__((noinline, cold)) static uint64_t frame_number_slow(paddr_t frame, const char *who)
 {
-    uint64_t n = frame / PAGE_SIZE;
     if (!__atomic_load_n(&managed_frames, __ATOMIC_ACQUIRE))
         size_lazily();
-    if (!IS_ALIGNED(frame, PAGE_SIZE) || n >= __atomic_load_n(&managed_frames, __ATOMIC_ACQUIRE))
+    uint64_t n = frame / PAGE_SIZE, managed = __atomic_load_n(&managed_frames, __ATOMIC_ACQUIRE);
+    if (!IS_ALIGNED(frame, PAGE_SIZE) || n >= managed)
         panic("%s: frame %#llx is unaligned or outside managed memory (%llu frames)", who,
-              (unsigned long long)frame,
-              (unsigned long long)__atomic_load_n(&managed_frames, __ATOMIC_ACQUIRE));
+              (unsigned long long)frame, (unsigned long long)managed);
     return n;
+}
+
+/* The frame number of frame (checked: frame_number_slow). */
+static inline uint64_t frame_number(paddr_t frame, const char *who)
+{
+    uint64_t n = frame / PAGE_SIZE;
+    if (__builtin_expect(IS_ALIGNED(frame, PAGE_SIZE) &&
+                             n < __atomic_load_n(&managed_frames, __ATOMIC_ACQUIRE), 1))
+        return n;
+    return frame_number_slow(frame, who);
 }
 
 /* The directory, allocating it (zeroed) on first use; NULL when no memory. */
