@@ -16,7 +16,7 @@ UNUSED static const char *rank_name(unsigned r)
 {
     static const char *const names[LOCK_RANK_COUNT] = {
         "none", "mapper", "paging", "heap-depot", "heap-segment", "heap-large",
-        "heap-runs", "frame", "tlb", "print",
+        "heap-runs", "frameref", "frame", "tlb", "print",
     };
     return r < LOCK_RANK_COUNT ? names[r] : "?";
 }

@@ -46,6 +46,7 @@ enum lock_rank {
     LOCK_RANK_HEAP_SEGMENT, /* heap_segment.c: the medium tier */
     LOCK_RANK_HEAP_LARGE, /* heap_large.c: the large tier */
     LOCK_RANK_HEAP_RUNS,  /* heap_runs.c: granule table, pages held */
+    LOCK_RANK_FRAMEREF,   /* frameref.c: allocating/freeing a GiB's count array */
     LOCK_RANK_FRAME,      /* frame.c: the bitmap and its summaries */
     LOCK_RANK_TLB,        /* smp: one shootdown at a time */
     LOCK_RANK_PRINT,      /* printf.c: one line at a time on the sinks */
