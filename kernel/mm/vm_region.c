@@ -580,15 +580,21 @@ static bool check_node(const struct vm_region *n, const struct vm_region *parent
     if (!check_node(n->t_right, n, w))
         return false;
 
-    struct vm_region copy = *n;
-    update(&copy);
-    int bf = height(n->t_left) - height(n->t_right);
-    if (copy.t_height != n->t_height)
+    /* The children are correct now: n's own fields must be what update()
+     * would compute from them. */
+    const struct vm_region *l = n->t_left, *r = n->t_right;
+    int hl = height(l), hr = height(r);
+    uint64_t gap = 0;
+    if (l)
+        gap = MAX(l->t_sub_gap, n->start - l->t_sub_end);
+    if (r)
+        gap = MAX(gap, MAX(r->t_sub_gap, r->t_sub_start - n->end));
+    if (n->t_height != 1 + MAX(hl, hr))
         bad = "has a wrong height";
-    else if (bf > 1 || bf < -1)
+    else if (hl - hr > 1 || hr - hl > 1)
         bad = "is out of balance";
-    else if (copy.t_sub_start != n->t_sub_start || copy.t_sub_end != n->t_sub_end ||
-             copy.t_sub_gap != n->t_sub_gap)
+    else if (n->t_sub_start != (l ? l->t_sub_start : n->start) ||
+             n->t_sub_end != (r ? r->t_sub_end : n->end) || n->t_sub_gap != gap)
         bad = "has a wrong subtree augmentation";
     if (bad) {
         kprintf("vmr_check: region [%#llx, %#llx) %s\n", s, e, bad);

@@ -60,17 +60,33 @@ static uint64_t live_blocks(void)
     return st.live_blocks;
 }
 
-/* True when pages p and p + 1 belong to one region. */
-static bool joined(unsigned p)
+/* Per page, a key equal for two touching pages exactly when they belong to
+ * one region (0: free; key[PAGES] stays 0): the attributes, a stack's id, and
+ * for images the image page minus the window page (constant along a region
+ * whose offsets continue). Recomputed by rekey wherever pages change, so the
+ * region walks compare one word per page. */
+static uint64_t key[PAGES + 1];
+
+static void rekey(unsigned p0, unsigned p1)
 {
-    const struct page *a = &model[p], *b = &model[p + 1];
-    if (p + 1 >= PAGES || !a->used || !b->used || a->prot != b->prot || a->kind != b->kind)
-        return false;
-    if (a->kind == VMR_STACK)
-        return a->sid == b->sid;
-    if (a->kind == VMR_IMAGE)
-        return a->img == b->img && a->ioff + PAGE_SIZE == b->ioff;
-    return true;
+    for (unsigned p = p0; p < p1 && p < PAGES; p++) {
+        const struct page *m = &model[p];
+        uint64_t k = 0;
+        if (m->used) {
+            k = 1u | (uint64_t)m->prot << 1 | (uint64_t)m->kind << 4;
+            if (m->kind == VMR_STACK)
+                k |= (uint64_t)m->sid << 8;
+            if (m->kind == VMR_IMAGE)
+                k |= (uint64_t)m->img << 6 | ((m->ioff >> PAGE_SHIFT) - p) << 32;
+        }
+        key[p] = k;
+    }
+}
+
+/* True when pages p and p + 1 belong to one region. */
+static inline bool joined(unsigned p)
+{
+    return key[p] && key[p] == key[p + 1];
 }
 
 /* The model's region holding used page p: [*p0, *p1). */
@@ -91,14 +107,14 @@ FUZZ_NOCOV static void renumber_from(unsigned p)
     if (p >= PAGES || !model[p].used || model[p].kind != VMR_STACK)
         return;
     uint32_t old = model[p].sid, sid = ++next_sid;
-    for (unsigned q = p; q < PAGES && model[q].used && model[q].kind == VMR_STACK &&
-                         model[q].sid == old;
-         q++)
+    unsigned q = p;
+    for (; q < PAGES && model[q].used && model[q].kind == VMR_STACK && model[q].sid == old; q++)
         model[q].sid = sid;
+    rekey(p, q);
 }
 
 /* The region r must be the model's region [p0, p1). */
-static void check_region(const struct vm_region *r, unsigned p0, unsigned p1, const char *when)
+FUZZ_NOCOV static void check_region(const struct vm_region *r, unsigned p0, unsigned p1, const char *when)
 {
     const struct page *m = &model[p0];
     FUZZ_CHECK(r != NULL, "%s: no region for pages [%u, %u)", when, p0, p1);
@@ -116,45 +132,51 @@ static void check_region(const struct vm_region *r, unsigned p0, unsigned p1, co
                "%s: page %u grow floor %#llx", when, p0, (unsigned long long)r->grow_floor);
 }
 
+/* The model's regions, in order: runs[i] = [start page, end page). */
+static uint16_t runs[PAGES][2];
+
+/* Cuts the model into its regions (one pass); returns how many. */
+FUZZ_NOCOV static unsigned model_runs(void)
+{
+    unsigned n = 0;
+    for (unsigned p = 0; p < PAGES;) {
+        if (!key[p]) {
+            p++;
+            continue;
+        }
+        unsigned p0 = p;
+        while (joined(p))
+            p++;
+        p++;
+        runs[n][0] = (uint16_t)p0, runs[n][1] = (uint16_t)p;
+        n++;
+    }
+    return n;
+}
+
 /* The whole set against the model, walking forward (or backward). */
 FUZZ_NOCOV static void compare(bool backward, const char *when)
 {
     FUZZ_CHECK(vmr_check(&set), "%s: vmr_check failed: %s", when, host_log);
-    uint64_t n = 0;
+    unsigned n = model_runs();
+    FUZZ_CHECK(set.count == n, "%s: count %llu, model %u", when, (unsigned long long)set.count, n);
     if (!backward) {
         const struct vm_region *r = vmr_first(&set);
-        for (unsigned p = 0; p < PAGES;) {
-            if (!model[p].used) {
-                p++;
-                continue;
-            }
-            unsigned p0, p1;
-            run_of(p, &p0, &p1);
-            check_region(r, p0, p1, when);
-            r = vmr_next(&set, r);
-            n++;
-            p = p1;
-        }
+        for (unsigned i = 0; i < n; i++, r = vmr_next(&set, r))
+            check_region(r, runs[i][0], runs[i][1], when);
         FUZZ_CHECK(r == NULL, "%s: a region past the model's last", when);
     } else {
         const struct vm_region *r = vmr_last(&set);
-        for (unsigned p = PAGES; p > 0;) {
-            if (!model[p - 1].used) {
-                p--;
-                continue;
-            }
-            unsigned p0, p1;
-            run_of(p - 1, &p0, &p1);
-            check_region(r, p0, p1, when);
-            r = vmr_prev(&set, r);
-            n++;
-            p = p0;
-        }
+        for (unsigned i = n; i-- > 0; r = vmr_prev(&set, r))
+            check_region(r, runs[i][0], runs[i][1], when);
         FUZZ_CHECK(r == NULL, "%s: a region before the model's first", when);
     }
-    FUZZ_CHECK(set.count == n, "%s: count %llu, model %llu", when,
-               (unsigned long long)set.count, (unsigned long long)n);
 }
+
+/* The harness's spare nodes: kept between operations (a node a call takes
+ * is replaced from kmalloc before the next one), all kfree'd at the end of
+ * an input, so the heap is used as little as the set itself needs. */
+static struct vm_region *pool[2];
 
 /* Spares to offer: bits 4-7 of op (0: none, 1: one, else two). */
 static struct vmr_spare offer(uint8_t op, int *had)
@@ -163,21 +185,21 @@ static struct vmr_spare offer(uint8_t op, int *had)
     *had = k < 2 ? (int)k : 2;
     struct vmr_spare sp = {{NULL, NULL}};
     for (int i = 0; i < *had; i++) {
-        sp.n[i] = kmalloc(sizeof(struct vm_region));
-        FUZZ_CHECK(sp.n[i] != NULL, "kmalloc of a spare failed");
+        if (!pool[i])
+            pool[i] = kmalloc(sizeof(struct vm_region));
+        FUZZ_CHECK(pool[i] != NULL, "kmalloc of a spare failed");
+        sp.n[i] = pool[i];
     }
     return sp;
 }
 
-/* Frees the spares left; returns how many the call took. */
+/* Returns how many spares the call took (they now belong to the set). */
 static int taken(struct vmr_spare *sp, int had)
 {
-    for (int i = 0; i < 2; i++)
-        if (sp->n[i]) {
-            kfree(sp->n[i]);
-            had--;
-        }
-    return had;
+    for (int i = 0; i < had; i++)
+        if (!sp->n[i])
+            pool[i] = NULL;
+    return had - (sp->n[0] != NULL) - (sp->n[1] != NULL);
 }
 
 /* A page count from b's bits 0-5, clipped to the window from page a. */
@@ -233,6 +255,7 @@ static void op_insert(uint8_t op, uint8_t a, uint8_t b, uint8_t c, bool bad)
             }
             if (t.kind == VMR_STACK)
                 next_sid++;
+            rekey(p0, p1);
             need_node = !(p0 > 0 && joined(p0 - 1)) && !joined(p1 - 1);
         }
     }
@@ -242,6 +265,7 @@ static void op_insert(uint8_t op, uint8_t a, uint8_t b, uint8_t c, bool bad)
         expect = -ENOMEM;
         for (unsigned p = p0; p < p1; p++)
             model[p].used = false;
+        rekey(p0, p1);
     }
     int rc = vmr_insert(&set, &t, &sp);
     int took = taken(&sp, had);
@@ -269,6 +293,7 @@ static void op_remove(uint8_t op, uint8_t a, uint8_t b)
     if (rc == 0) {
         for (unsigned p = p0; p < p1; p++)
             model[p].used = false;
+        rekey(p0, p1);
         renumber_from(p1);
     }
 }
@@ -309,6 +334,7 @@ static void op_protect(uint8_t op, uint8_t a, uint8_t b, uint8_t c)
             renumber_from(p1);
         for (unsigned p = p0; p < p1; p++)
             model[p].prot = (uint8_t)prot;
+        rekey(p0, p1);
     }
 }
 
@@ -336,9 +362,11 @@ static void op_grow(uint8_t a, uint8_t b, uint8_t c)
     }
     int rc = vmr_grow_down(&set, r, ns);
     FUZZ_CHECK(rc == expect, "grow_down page %u by %u: %d, model %d", a, k, rc, expect);
-    if (rc == 0)
+    if (rc == 0) {
         for (unsigned p = s0 - k; p < s0; p++)
             model[p] = model[s0];
+        rekey(s0 - k, s0);
+    }
 }
 
 static void op_gap(uint8_t a, uint8_t b, uint8_t c)
@@ -433,11 +461,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fuzz_log_reset();
     memset(model, 0, sizeof(model));
+    memset(key, 0, sizeof(key));
     vmr_init(&set);
     for (unsigned k = 0; k < MAX_OPS && !fuzz_done(&fi); k++)
         run_op(&fi);
     compare(false, "at the end");
     vmr_clear(&set);
+    for (int i = 0; i < 2; i++) {
+        kfree(pool[i]);
+        pool[i] = NULL;
+    }
     FUZZ_CHECK(set.count == 0 && set.root == NULL, "vmr_clear left regions");
     FUZZ_CHECK(live_blocks() == live0, "heap: %llu live blocks after vmr_clear, %llu before",
                (unsigned long long)live_blocks(), (unsigned long long)live0);
