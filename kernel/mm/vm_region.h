@@ -94,20 +94,21 @@ bool vmr_compatible(const struct vm_region *a, const struct vm_region *b);
  * compatible neighbours (same prot, kind, image and contiguous image_off;
  * VMR_STACK never merges). Takes one spare exactly when it merges with
  * neither neighbour (-ENOMEM, nothing changed, when none is left); a merge
- * with both neighbours kfrees one node. */
+ * with both neighbours kfrees one node. O(log n). */
 int vmr_insert(struct vm_regions *s, const struct vm_region *tmpl, struct vmr_spare *sp);
 /* Removes every page of [start, end) from the set (holes fine), splitting
  * regions that straddle the edges (a split region keeps image_off
  * consistent): 0, or -EINVAL when unaligned/empty. Takes one spare exactly
  * when one region straddles both edges (-ENOMEM, nothing changed, when none
- * is left). kfrees removed nodes. */
+ * is left). kfrees removed nodes. O((k + 1) log n) for k regions touched. */
 int vmr_remove(struct vm_regions *s, vaddr_t start, vaddr_t end, struct vmr_spare *sp);
 /* Sets prot on [start, end): -ENOENT (nothing changed) unless every page of
  * the range is in some region, -EINVAL when unaligned/empty or prot has bits
  * outside VM_PROT_MASK; splits at the edges, merges compatible neighbours
  * afterwards (kfreeing the nodes merged away). Takes one spare per edge
  * where a region with another prot straddles it (so at most two; -ENOMEM,
- * nothing changed, when they are not there). */
+ * nothing changed, when they are not there). O((k + 1) log n) for k regions
+ * touched. */
 int vmr_protect(struct vm_regions *s, vaddr_t start, vaddr_t end, uint32_t prot,
                 struct vmr_spare *sp);
 /* Grows a VMR_STACK region down so that it starts at new_start: 0; -EINVAL

@@ -245,13 +245,15 @@ static void op_insert(uint8_t op, uint8_t a, uint8_t b, uint8_t c, bool bad)
             if (model[p].used)
                 expect = -EEXIST;
         if (expect == 0) {
-            /* Joined with a neighbour exactly as the model would join its pages. */
+            /* The new pages as the model holds them: the call must merge
+             * exactly where they join a neighbour's. */
+            bool image = t.kind == VMR_IMAGE, stack = t.kind == VMR_STACK;
             for (unsigned p = p0; p < p1; p++) {
-                model[p] = (struct page){.used = true, .prot = (uint8_t)t.prot,
-                                         .kind = (uint8_t)t.kind, .img = (uint8_t)img,
-                                         .ioff = t.kind == VMR_IMAGE ? t.image_off + (uint64_t)(p - p0) * PAGE_SIZE : 0,
-                                         .floor = t.kind == VMR_STACK ? t.grow_floor : 0,
-                                         .sid = t.kind == VMR_STACK ? next_sid + 1 : 0};
+                model[p] = (struct page){
+                    .used = true, .prot = (uint8_t)t.prot, .kind = (uint8_t)t.kind,
+                    .img = (uint8_t)img,
+                    .ioff = image ? t.image_off + (uint64_t)(p - p0) * PAGE_SIZE : 0,
+                    .floor = stack ? t.grow_floor : 0, .sid = stack ? next_sid + 1 : 0};
             }
             if (t.kind == VMR_STACK)
                 next_sid++;

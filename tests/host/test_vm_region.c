@@ -582,6 +582,71 @@ Test(vm_region, ten_thousand_regions_stay_balanced)
     cr_assert_leq(vmr_height(&set), 17);
 }
 
+static uint64_t xs = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void)
+{
+    xs ^= xs << 13, xs ^= xs >> 7, xs ^= xs << 17;
+    return xs;
+}
+
+/* The lowest fit by a walk over every region: what vmr_find_gap must return. */
+static bool gap_by_walk(uint64_t len, vaddr_t lo, vaddr_t hi, vaddr_t *out)
+{
+    vaddr_t a = ALIGN_UP(lo, PAGE_SIZE);
+    if (len == 0 || a >= hi)
+        return false;
+    for (struct vm_region *r = vmr_first(&set);; r = vmr_next(&set, r)) {
+        vaddr_t gap_end = r ? MIN(r->start, hi) : hi;
+        if (a < gap_end && gap_end - a >= len) {
+            *out = a;
+            return true;
+        }
+        if (!r || r->start >= hi)
+            return false;
+        a = MAX(a, r->end);
+    }
+}
+
+Test(vm_region, random_order_stays_balanced_and_gaps_match_a_walk)
+{
+    enum { N = 10000, SPAN = 40000 };
+    /* one-page regions at random pages of [0, SPAN), alternating prot by
+     * page parity, so that touching regions may or may not merge */
+    uint64_t inserted = 0;
+    for (int i = 0; i < N; i++) {
+        uint64_t p = rnd() % SPAN;
+        struct vm_region t = tmpl(p, p + 1, (p & 1) ? RW : VM_READ, VMR_ANON);
+        struct vmr_spare sp = spares(1);
+        int rc = vmr_insert(&set, &t, &sp);
+        spares_done(&sp, 1);
+        cr_assert(rc == 0 || rc == -EEXIST);
+        inserted += rc == 0;
+    }
+    cr_assert(vmr_check(&set), "%s", host_log);
+    cr_assert_gt(inserted, 8000);
+    /* AVL: height < 1.4405 log2(n + 2) - 0.3277, which is 19 here */
+    cr_assert_leq(vmr_height(&set), 19, "height %d for %llu regions", vmr_height(&set),
+                  (unsigned long long)set.count);
+    for (int q = 0; q < 3000; q++) {
+        uint64_t len = (1 + rnd() % 8) * PAGE_SIZE - (rnd() % 2) * 100;
+        vaddr_t lo = P(rnd() % SPAN) + rnd() % 3, hi = lo + (rnd() % 2000) * PAGE_SIZE + rnd() % 5;
+        vaddr_t a = 0, b = 0;
+        bool got = vmr_find_gap(&set, len, lo, hi, &a), want = gap_by_walk(len, lo, hi, &b);
+        cr_assert(got == want && (!got || a == b),
+                  "find_gap len %#llx [%#llx, %#llx): %d at %#llx, the walk says %d at %#llx",
+                  (unsigned long long)len, (unsigned long long)lo, (unsigned long long)hi, got,
+                  (unsigned long long)a, want, (unsigned long long)b);
+    }
+    /* remove random ranges until the set is empty, checking as it shrinks */
+    for (int i = 0; set.count; i++) {
+        uint64_t p = rnd() % SPAN;
+        cr_assert_eq(rem(p, p + 1 + rnd() % 16), 0);
+        cr_assert_leq(vmr_height(&set), 19);
+        if (i > 200000)
+            cr_assert_eq(rem(0, SPAN + 16), 0);
+    }
+}
+
 Test(vm_region, clear_gives_every_node_back)
 {
     for (uint64_t i = 0; i < 500; i++)
