@@ -273,6 +273,76 @@ static void seeds_heap(void)
     }
 }
 
+/* ---- vm_region: operation sequences ----------------------------------------------------- */
+
+/* op (bits 0-3 the operation, bits 4-7 the spares: 0x20 offers two), page a,
+ * b (length or second page), c (prot bits 0-2, kind bits 3-4, image bit 5,
+ * offset delta / stack floor bits 6-7): tests/fuzz/fuzz_vm_region.c. */
+enum { V_INS = 0, V_REM = 3, V_PROT = 5, V_GROW = 7, V_GAP = 8, V_LOOK = 9, V_BAD = 10, V_BACK = 11 };
+#define V_TWO 0x20
+#define V_ANON (0u << 3)
+#define V_IMAGE (1u << 3)
+#define V_STACK (2u << 3)
+
+static void vop(struct buf *b, uint8_t op, uint8_t a, uint8_t len, uint8_t c)
+{
+    u8(b, op), u8(b, a), u8(b, len), u8(b, c);
+}
+
+static void seeds_vm_region(void)
+{
+    /* A program's layout: text and data from one image, a heap, a stack
+     * with room to grow; then mprotect, munmap and growth. */
+    struct buf b = {.n = 0};
+    vop(&b, V_INS | V_TWO, 16, 8, 5 | V_IMAGE);            /* text r-x */
+    vop(&b, V_INS | V_TWO, 24, 4, 3 | V_IMAGE);            /* data rw- (offsets continue) */
+    vop(&b, V_INS | V_TWO, 28, 4, 3 | V_IMAGE);            /* merges with data */
+    vop(&b, V_INS | V_TWO, 40, 16, 3 | V_ANON);            /* heap */
+    vop(&b, V_INS | V_TWO, 56, 8, 3 | V_ANON);             /* merges with the heap */
+    vop(&b, V_INS | V_TWO, 200, 16, 3 | V_STACK | 0xc0);   /* stack, floor 24 pages down */
+    vop(&b, V_PROT | V_TWO, 44, 4, 1);                     /* split the heap in three */
+    vop(&b, V_PROT | V_TWO, 44, 4, 3);                     /* and back to one */
+    vop(&b, V_PROT | V_TWO, 24, 8, 5);                     /* data made r-x: joins text? offsets continue */
+    vop(&b, V_REM | V_TWO, 48, 4, 0);                      /* a hole in the heap */
+    vop(&b, V_GROW, 200, 8, 0);
+    vop(&b, V_GROW, 195, 20, 0);                           /* below the floor */
+    vop(&b, V_GAP, 0, 4, 0xff);
+    vop(&b, V_GAP, 40, 8, 0xff);
+    vop(&b, V_LOOK, 33, 0, 7);
+    vop(&b, V_LOOK, 60, 0, 200);
+    vop(&b, V_BACK, 0, 0, 0);
+    vop(&b, V_REM | V_TWO, 0, 63, 0);
+    write_seed("vm_region", "layout", &b);
+
+    /* Refusals: overlaps, holes, bad attributes, no spares. */
+    struct buf c = {.n = 0};
+    vop(&c, V_INS | V_TWO, 10, 10, 3);
+    vop(&c, V_INS | V_TWO, 15, 10, 3);                     /* -EEXIST */
+    vop(&c, V_INS, 30, 5, 1);                              /* no spare: -ENOMEM */
+    vop(&c, V_INS, 20, 5, 3);                              /* no spare, but merges */
+    vop(&c, V_REM, 12, 2, 0);                              /* straddled, no spare */
+    vop(&c, V_PROT | 0x10, 12, 2, 1);                      /* needs two, has one */
+    vop(&c, V_PROT | V_TWO, 5, 10, 1);                     /* a hole: -ENOENT */
+    for (uint8_t k = 0; k < 4; k++)
+        vop(&c, V_BAD | V_TWO, 40, (uint8_t)(4 | (k << 6)), 3);
+    vop(&c, V_GROW, 10, 2, 0);                             /* not a stack */
+    write_seed("vm_region", "refusals", &c);
+
+    /* Many small regions of alternating protection, then one protect over
+     * all of them (merges everything), then removal of every other page. */
+    struct buf d = {.n = 0};
+    for (uint8_t p = 0; p < 128; p++)
+        vop(&d, V_INS | V_TWO, (uint8_t)(2 * p), 2, (uint8_t)(1 + (p & 1)));
+    vop(&d, V_PROT | V_TWO, 0, 63, 7);
+    vop(&d, V_PROT | V_TWO, 63, 63, 7);
+    vop(&d, V_PROT | V_TWO, 126, 63, 7);
+    for (uint8_t p = 0; p < 128; p += 2)
+        vop(&d, V_REM | V_TWO, (uint8_t)(2 * p + 1), 1, 0);
+    vop(&d, V_GAP, 0, 2, 0xff);
+    vop(&d, V_BACK, 0, 0, 0);
+    write_seed("vm_region", "many", &d);
+}
+
 /* ---- Multiboot2: information blocks as GRUB builds them ----------------------------- */
 
 static size_t tag_begin(struct buf *b, uint32_t type)
@@ -567,6 +637,7 @@ int main(int argc, char **argv)
     seeds_frame();
     seeds_paging();
     seeds_heap();
+    seeds_vm_region();
     seeds_multiboot2();
     seeds_limine();
     seeds_acpi();
