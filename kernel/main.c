@@ -27,6 +27,7 @@
 #include "lib/symbols.h"
 #include "lib/ubsan.h"
 #include "mm/frame.h"
+#include "mm/frameref.h"
 #include "mm/heap.h"
 #include "mm/mapper.h"
 #include "mm/memmap.h"
@@ -197,6 +198,7 @@ static NORETURN void mm_bringup(void)
      * trampoline maps 4 GiB; Limine maps at least every usable region. */
     hhdm_size = boot_ctx.protocol == BOOT_PROTO_MULTIBOOT2 ? GiB(4) : 0;
     frame_init(mm_memmap, mm_memmap_count);
+    frameref_init();
     nosmp = cmdline_get(boot_ctx.cmdline, "nosmp", NULL, 0);
     const char *low = ap_start_reserve(); /* before anything else takes low memory */
     if (low)

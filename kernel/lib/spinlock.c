@@ -15,8 +15,18 @@ static struct held_stack held[CPU_MAX];
 UNUSED static const char *rank_name(unsigned r)
 {
     static const char *const names[LOCK_RANK_COUNT] = {
-        "none", "mapper", "paging", "heap-depot", "heap-segment", "heap-large",
-        "heap-runs", "frameref", "frame", "tlb", "print",
+        [LOCK_RANK_NONE] = "none",
+        [LOCK_RANK_VM] = "vm",
+        [LOCK_RANK_MAPPER] = "mapper",
+        [LOCK_RANK_PAGING] = "paging",
+        [LOCK_RANK_HEAP_DEPOT] = "heap-depot",
+        [LOCK_RANK_HEAP_SEGMENT] = "heap-segment",
+        [LOCK_RANK_HEAP_LARGE] = "heap-large",
+        [LOCK_RANK_HEAP_RUNS] = "heap-runs",
+        [LOCK_RANK_FRAMEREF] = "frameref",
+        [LOCK_RANK_FRAME] = "frame",
+        [LOCK_RANK_TLB] = "tlb",
+        [LOCK_RANK_PRINT] = "print",
     };
     return r < LOCK_RANK_COUNT ? names[r] : "?";
 }

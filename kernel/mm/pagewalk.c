@@ -49,6 +49,7 @@ int pagewalk_range(pte_t *table, pte_t *parent, int level, vaddr_t tbase, vaddr_
 
 struct leaves_walk {
     pagewalk_fn fn;
+    pagewalk_until_fn until;
     void *ctx;
     uint64_t leaves;
 };
@@ -57,7 +58,7 @@ static int decode_leaf(void *ctx, const struct pagewalk_entry *e)
 {
     struct leaves_walk *w = ctx;
     pte_t v = *e->slot;
-    struct pagewalk_leaf leaf = {
+    const struct pagewalk_leaf leaf = {
         .virt = e->va,
         .phys = pte_addr(v, e->level),
         .size = pt_level_size(e->level),
@@ -66,6 +67,8 @@ static int decode_leaf(void *ctx, const struct pagewalk_entry *e)
         .level = e->level,
     };
     w->leaves++;
+    if (w->until)
+        return w->until(w->ctx, &leaf);
     w->fn(w->ctx, &leaf);
     return 0;
 }
@@ -85,6 +88,21 @@ uint64_t pagewalk_leaves(const struct addrspace *as, pagewalk_fn fn, void *ctx)
                    PTE_WRITABLE | PTE_USER, &ops, &w);
     spin_unlock(as_lock(as));
     return w.leaves;
+}
+
+int pagewalk_leaves_in(const struct addrspace *as, vaddr_t start, vaddr_t last,
+                       pagewalk_until_fn fn, void *ctx)
+{
+    static const struct pagewalk_ops ops = {.leaf = decode_leaf};
+    struct leaves_walk w = {.until = fn, .ctx = ctx};
+    if (start > last || (start >> 47) != (last >> 47) || !pt_va_canonical(start) ||
+        !pt_va_canonical(last))
+        return 0;
+    spin_lock(as_lock(as));
+    int r = pagewalk_range(pt_table(as->pml4), NULL, PT_LEVEL_PML4, 0, start, last,
+                           PTE_WRITABLE | PTE_USER, &ops, &w);
+    spin_unlock(as_lock(as));
+    return r;
 }
 
 /* Lock-free on purpose: it runs in backtraces, from panics and from

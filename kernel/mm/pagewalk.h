@@ -122,11 +122,19 @@ struct pagewalk_leaf {
 };
 
 typedef void (*pagewalk_fn)(void *ctx, const struct pagewalk_leaf *leaf);
+/* A leaf visitor that may end the walk: a non-zero return does. */
+typedef int (*pagewalk_until_fn)(void *ctx, const struct pagewalk_leaf *leaf);
 
 /* Calls fn(ctx, leaf) for every present leaf of `as`, in increasing virtual
  * address order (lower half first). Returns the number of leaves visited. */
 uint64_t pagewalk_leaves(const struct addrspace *as, pagewalk_fn fn, void *ctx);
 
+/* Calls fn(ctx, leaf) for every present leaf of `as` that maps part of
+ * [start, last] (one half of the address space), in increasing address
+ * order, under as->lock, until fn returns non-zero; returns that value, or 0.
+ * A leaf is reported whole even when it straddles start or last. */
+int pagewalk_leaves_in(const struct addrspace *as, vaddr_t start, vaddr_t last,
+                       pagewalk_until_fn fn, void *ctx);
 /* True when va is mapped present in the active tables (CR3), so a read of it
  * does not fault; false before the HHDM is known. Registered with
  * backtrace_set_readable, so lib/ checks pointers without knowing page tables. */

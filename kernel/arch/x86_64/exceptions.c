@@ -12,6 +12,7 @@
 #include "lib/printf.h"
 #include "lib/symbols.h"
 #include "mm/mapper.h"
+#include "mm/vm.h"
 #include "test/ktest_catch.h"
 
 static const char *const names[32] = {
@@ -214,14 +215,70 @@ static void report(const struct interrupt_frame *f, uint64_t cr2, uint64_t guard
 
 extern const struct extable_entry __extable_start[], __extable_end[];
 
+/* The exception-table entry of the instruction at rip, or NULL. */
+static const struct extable_entry *extable_find(uint64_t rip)
+{
+    for (const struct extable_entry *e = __extable_start; e < __extable_end; e++)
+        if (e->insn == rip)
+            return e;
+    return NULL;
+}
+
 bool extable_fixup(struct interrupt_frame *f)
 {
-    for (const struct extable_entry *e = __extable_start; e < __extable_end; e++) {
-        if (e->insn == f->rip) {
-            f->rip = e->fixup;
+    const struct extable_entry *e = extable_find(f->rip);
+    if (e)
+        f->rip = e->fixup;
+    return e != NULL;
+}
+
+/* Prints the page fault that ends a ring-3 excursion or program: the
+ * address and access, the region there, the instruction, why. One line. */
+static void report_user_fault(struct interrupt_frame *f, uint64_t cr2, struct vm_space *vs,
+                              enum vm_fault_result why)
+{
+    uint64_t err = f->error_code;
+    struct vm_region r;
+    char region[64] = "no region";
+    if (vs && vm_region_at(vs, cr2, &r))
+        ksnprintf(region, sizeof(region), "region [0x%llx, 0x%llx) %c%c%c", (unsigned long long)r.start,
+                  (unsigned long long)r.end, (r.prot & VM_READ) ? 'r' : '-',
+                  (r.prot & VM_WRITE) ? 'w' : '-', (r.prot & VM_EXEC) ? 'x' : '-');
+    kprintf("[vm] space %u (%s): page fault at 0x%llx (%s, %s), %s, rip 0x%llx: %s; killed\n",
+            vs ? vs->id : 0, vs ? vs->name : "none", (unsigned long long)cr2,
+            (err & PF_ERR_FETCH) ? "execute" : (err & PF_ERR_WRITE) ? "write" : "read",
+            (err & PF_ERR_PRESENT) ? "protection" : "not present", region, (unsigned long long)f->rip,
+            vs ? vm_fault_name(why) : "no address space");
+}
+
+/* A #PF from ring 3, or at a user-half address from a kernel instruction
+ * allowed to fault (a user copy): for a user-half address the loaded space's
+ * vm_fault may resolve it (first touch, copy-on-write, stack growth). True
+ * when it did; then the instruction is retried. A ring-3 fault that stays
+ * unresolved (a kernel-half address included) is reported. */
+static bool user_page_fault(struct interrupt_frame *f, uint64_t cr2)
+{
+    bool user = (f->cs & 3) != 0, user_half = cr2 < PAGING_USER_TOP;
+    if (!user && (!user_half || !extable_find(f->rip)))
+        return false;
+    struct vm_space *vs = vm_current();
+    enum vm_fault_result why = VM_FAULT_NOREGION; /* a kernel-half address: no region either */
+    if (vs && user_half && !(f->error_code & PF_ERR_RSVD)) {
+        uint64_t err = f->error_code;
+        uint32_t access = (err & PF_ERR_FETCH) ? VM_EXEC : (err & PF_ERR_WRITE) ? VM_WRITE : VM_READ;
+        /* with interrupts as the faulting code had them: the fault may wait for
+         * locks whose holders wait for this CPU's answer to a shootdown */
+        bool irq = (f->rflags & RFLAGS_IF) != 0;
+        if (irq)
+            cpu_sti();
+        why = vm_fault(vs, cr2, access);
+        if (irq)
+            cpu_cli();
+        if (why == VM_FAULT_RESOLVED)
             return true;
-        }
     }
+    if (user)
+        report_user_fault(f, cr2, vs, why);
     return false;
 }
 
@@ -238,6 +295,8 @@ void exception_handle(struct interrupt_frame *f)
      * the state after them is not something a test can resume from. A #DF
      * from a stack overflow is: the catch point abandons the overflowed
      * frames, and the CPU keeps no state of its own for a #DF. */
+    if (v == EXC_PF && user_page_fault(f, cr2))
+        return; /* resolved by the address space: retry */
     if (v == EXC_PF && !(f->cs & 3) && extable_fixup(f))
         return; /* an instruction allowed to fault (extable.h) resumes at its fixup */
     if (v == EXC_DF && guard) /* first: whatever happens next, this line is out */
