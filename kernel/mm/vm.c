@@ -71,6 +71,7 @@ struct batch {
     vaddr_t first, next; /* the batch covers [first, next) */
     unsigned n;
     paddr_t frame[BATCH_MAX];
+    vaddr_t va[BATCH_MAX]; /* the page each frame is mapped at */
 };
 
 static int batch_leaf(void *ctx, const struct pagewalk_leaf *leaf)
@@ -80,6 +81,7 @@ static int batch_leaf(void *ctx, const struct pagewalk_leaf *leaf)
             (unsigned long long)leaf->virt);
     if (b->n == BATCH_MAX)
         return 1; /* full: b->next stays at the end of the last page taken */
+    b->va[b->n] = leaf->virt;
     b->frame[b->n++] = leaf->phys;
     b->next = leaf->virt + PAGE_SIZE;
     return 0;
@@ -333,33 +335,43 @@ void vm_get_stats(struct vm_stats *out)
 
 /* ---- fork -------------------------------------------------------------------------- */
 
-struct fork_walk {
-    struct vm_space *child;
-    uint32_t prot;
-    int err;
-};
-
-/* One resident page of the parent: shared read-only with the child, or
- * copied into it when its count is full. */
-static int fork_leaf(void *ctx, const struct pagewalk_leaf *leaf)
+/* The parent's page at va (frame f, region rights prot) into the child:
+ * shared read-only, or copied when its count is full. 0 or -ENOMEM. */
+static int fork_page(struct vm_space *child, vaddr_t va, paddr_t f, uint32_t prot)
 {
-    struct fork_walk *w = ctx;
-    paddr_t f = leaf->phys, mine = f;
+    paddr_t mine = f;
     bool own = false;
     if (!frameref_share(f)) {
         mine = frame_alloc();
         if (!mine)
-            return w->err = -ENOMEM;
+            return -ENOMEM;
         memcpy(PHYS2VIRT(mine), PHYS2VIRT(f), PAGE_SIZE);
         own = true;
     }
-    int err = paging_map_in(&w->child->pt, mine, leaf->virt, PAGE_SIZE, leaf_flags(w->prot, own),
-                            CACHE_WB, 0);
-    if (err) {
+    if (paging_map_in(&child->pt, mine, va, PAGE_SIZE, leaf_flags(prot, own), CACHE_WB, 0)) {
         frame_put(mine);
-        return w->err = -ENOMEM;
+        return -ENOMEM;
     }
-    w->child->resident++;
+    child->resident++;
+    return 0;
+}
+
+/* Every resident page of the parent's region r into the child, a batch at
+ * a time (the walk holds the parent's page-table lock; the child's is taken
+ * after it, never inside it). 0 or -ENOMEM. */
+static int fork_region(struct vm_space *src, struct vm_space *child, const struct vm_region *r)
+{
+    for (vaddr_t at = r->start; at < r->end;) {
+        struct batch b = {.first = at, .next = r->end, .n = 0};
+        if (!pagewalk_leaves_in(&src->pt, at, r->end - 1, batch_leaf, &b))
+            b.next = r->end;
+        for (unsigned i = 0; i < b.n; i++) {
+            int err = fork_page(child, b.va[i], b.frame[i], r->prot);
+            if (err)
+                return err;
+        }
+        at = b.next;
+    }
     return 0;
 }
 
@@ -387,9 +399,7 @@ int vm_fork(struct vm_space *src, const char *name, struct vm_space **out)
                                       leaf_flags(r->prot, false), CACHE_WB);
             kassert(!perr, "vm: fork: protect failed: %s", paging_strerror(perr));
         }
-        struct fork_walk w = {.child = child, .prot = r->prot, .err = 0};
-        pagewalk_leaves_in(&src->pt, r->start, r->end - 1, fork_leaf, &w);
-        err = w.err;
+        err = fork_region(src, child, r);
     }
     spin_unlock(&src->lock);
     if (err) {

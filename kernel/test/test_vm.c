@@ -639,3 +639,81 @@ KTEST(vm_out_of_memory)
     vm_space_destroy(vs);
     baseline_expect(&b);
 }
+
+/* ---- every CPU at once ------------------------------------------------------------------ */
+
+#define STORM_SHARED 32 /* pages every CPU writes */
+#define STORM_OWN    16 /* pages each CPU writes alone */
+
+struct storm {
+    struct vm_space *vs;
+    vaddr_t shared, own;
+    unsigned failures; /* atomic: copies that failed */
+};
+
+/* On each CPU: load the space and write into every shared page and into
+ * its own ones, through the user-copy path: first touches (and, in a fork,
+ * copy-on-write faults) race with the other CPUs' on the same pages. */
+static void storm_fn(void *arg)
+{
+    struct storm *s = arg;
+    unsigned me = cpu_index();
+    vm_activate(s->vs);
+    for (unsigned round = 0; round < 2; round++) {
+        for (unsigned i = 0; i < STORM_SHARED; i++) {
+            uint8_t v = (uint8_t)(me + 1);
+            if (copy_to_user(s->shared + i * PAGE_SIZE + me * 8, &v, 1))
+                __atomic_fetch_add(&s->failures, 1, __ATOMIC_RELAXED);
+        }
+        for (unsigned i = 0; i < STORM_OWN; i++) {
+            uint8_t v = (uint8_t)(0x80 | me);
+            if (copy_to_user(s->own + (me * STORM_OWN + i) * PAGE_SIZE, &v, 1))
+                __atomic_fetch_add(&s->failures, 1, __ATOMIC_RELAXED);
+        }
+    }
+    vm_activate(NULL);
+}
+
+KTEST(vm_faults_on_every_cpu_at_once)
+{
+    struct baseline b;
+    baseline_take(&b);
+    unsigned n = smp_cpu_count();
+    struct vm_space *vs = space_new("storm"), *child = NULL;
+    KT_ASSERT(vs, "no space");
+    struct storm s = {.vs = vs, .shared = 0x40000000, .own = 0x50000000};
+    KT_ASSERT(vm_map(vs, &s.shared, STORM_SHARED * PAGE_SIZE, VM_READ | VM_WRITE, VMR_ANON, NULL, 0, 0,
+                     VM_MAP_FIXED) == 0);
+    KT_ASSERT(vm_map(vs, &s.own, CPU_MAX * STORM_OWN * PAGE_SIZE, VM_READ | VM_WRITE, VMR_ANON, NULL,
+                     0, 0, VM_MAP_FIXED) == 0);
+    uint64_t res0 = vs->resident;
+    smp_run_on_all(storm_fn, &s);
+    KT_EXPECT(s.failures == 0, "%u copies failed", s.failures);
+    /* each page filled once, whoever came first */
+    KT_EXPECT(vs->resident == res0 + STORM_SHARED + n * STORM_OWN, "resident %llu, expected %llu",
+              (unsigned long long)vs->resident,
+              (unsigned long long)(res0 + STORM_SHARED + n * STORM_OWN));
+    for (unsigned c = 0; c < n; c++)
+        KT_EXPECT(peek(vs, s.shared + 5 * PAGE_SIZE + c * 8) == (int)(c + 1) &&
+                      peek(vs, s.own + (c * STORM_OWN + 3) * PAGE_SIZE) == (int)(0x80 | c),
+                  "CPU %u's bytes are missing", c);
+    KT_EXPECT(vs->pt.cpus == 0, "CPUs still holding the space: %#x", vs->pt.cpus);
+    KT_EXPECT(vm_check(vs));
+
+    /* a fork, and every CPU writes into the child's shared pages at once:
+     * copy-on-write faults race; each page is copied once */
+    KT_ASSERT(vm_fork(vs, "storm-child", &child) == 0, "fork failed");
+    s.vs = child;
+    s.failures = 0;
+    smp_run_on_all(storm_fn, &s);
+    KT_EXPECT(s.failures == 0, "%u copies failed in the child", s.failures);
+    KT_EXPECT(child->cow_copies + child->cow_reuses == STORM_SHARED + n * STORM_OWN,
+              "copy-on-write faults %llu + %llu, expected %llu", (unsigned long long)child->cow_copies,
+              (unsigned long long)child->cow_reuses, (unsigned long long)(STORM_SHARED + n * STORM_OWN));
+    KT_EXPECT(peek(vs, s.shared) == 1 && peek(child, s.shared) == 1, "parent %d child %d",
+              peek(vs, s.shared), peek(child, s.shared));
+    KT_EXPECT(vm_check(vs) && vm_check(child));
+    vm_space_destroy(child);
+    vm_space_destroy(vs);
+    baseline_expect(&b);
+}
