@@ -8,6 +8,7 @@
 #include "arch/x86_64/extable.h"
 #include "arch/x86_64/idt.h"
 #include "arch/x86_64/mmu_ops.h"
+#include "arch/x86_64/percpu.h"
 #include "arch/x86_64/smp.h"
 #include "arch/x86_64/usercopy.h"
 #include "lib/errno.h"
@@ -29,7 +30,7 @@
 #define USTACK_PAGES 4
 
 extern const uint8_t uprog_touch[], uprog_touch_end[], uprog_read[], uprog_read_end[],
-    uprog_exec[], uprog_exec_end[], uprog_stack[], uprog_stack_end[];
+    uprog_exec[], uprog_exec_end[], uprog_stack[], uprog_stack_end[], uprog_gs[], uprog_gs_end[];
 
 /* The parameter page the programs read (test_vm_user.S). */
 struct uparams {
@@ -41,11 +42,11 @@ static struct vm_image param_image = {(const uint8_t *)&params, sizeof(params)};
 
 /* One image per program, so the program region's image says which program
  * a space has mapped. */
-static struct vm_image prog_images[4];
+static struct vm_image prog_images[8];
 
 static const struct vm_image *prog_image(const uint8_t *prog, const uint8_t *end)
 {
-    for (unsigned i = 0; i < 4; i++) {
+    for (unsigned i = 0; i < 8; i++) {
         if (prog_images[i].data == prog)
             return &prog_images[i];
         if (!prog_images[i].data) {
@@ -714,6 +715,26 @@ KTEST(vm_faults_on_every_cpu_at_once)
               peek(vs, s.shared), peek(child, s.shared));
     KT_EXPECT(vm_check(vs) && vm_check(child));
     vm_space_destroy(child);
+    vm_space_destroy(vs);
+    baseline_expect(&b);
+}
+
+/* ---- ring 3's GS ------------------------------------------------------------------------- */
+
+KTEST(vm_user_gs_does_not_reach_the_kernel)
+{
+    struct baseline b;
+    baseline_take(&b);
+    struct vm_space *vs = space_new("gs");
+    KT_ASSERT(vs, "no space");
+    vaddr_t data = 0x40000000;
+    KT_ASSERT(vm_map(vs, &data, PAGE_SIZE, VM_READ, VMR_ANON, NULL, 0, 0, VM_MAP_FIXED) == 0);
+    unsigned me = cpu_index();
+    /* a page fault (resolved: first touch) and the ud2, both with GS base 0 */
+    KT_EXPECT(run(vs, uprog_gs, uprog_gs_end, TOUCH(data, 0, 0, 0), NULL) == RUN_EXIT,
+              "the run with ring 3's GS did not end at its ud2");
+    KT_EXPECT(cpu_index() == me && this_cpu()->self == this_cpu(), "the kernel's GS is wrong after the run");
+    KT_EXPECT(vs->resident >= 3, "the first touch with ring 3's GS was not resolved");
     vm_space_destroy(vs);
     baseline_expect(&b);
 }

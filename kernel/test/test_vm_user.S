@@ -55,3 +55,15 @@ uprog_stack:
     jnz 1b
     ud2
 uprog_stack_end:
+
+/* Loads ring 3's data selector into GS (which sets GS base to 0), then
+ * faults: the kernel must still find its per-CPU block (isr.S swapgs). */
+    .globl uprog_gs, uprog_gs_end
+uprog_gs:
+    movw $0x1b, %ax
+    movw %ax, %gs
+    movw %ax, %fs
+    movq UPARAM_VA + 0, %rdi
+    movb (%rdi), %al
+    ud2
+uprog_gs_end:
