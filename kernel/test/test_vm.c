@@ -10,6 +10,7 @@
 #include "arch/x86_64/mmu_ops.h"
 #include "arch/x86_64/percpu.h"
 #include "arch/x86_64/smp.h"
+#include "arch/x86_64/syscall.h"
 #include "arch/x86_64/usercopy.h"
 #include "lib/errno.h"
 #include "lib/printf.h"
@@ -30,7 +31,8 @@
 #define USTACK_PAGES 4
 
 extern const uint8_t uprog_touch[], uprog_touch_end[], uprog_read[], uprog_read_end[],
-    uprog_exec[], uprog_exec_end[], uprog_stack[], uprog_stack_end[], uprog_gs[], uprog_gs_end[];
+    uprog_exec[], uprog_exec_end[], uprog_stack[], uprog_stack_end[], uprog_gs[], uprog_gs_end[],
+    uprog_syscall[], uprog_syscall_end[];
 
 /* The parameter page the programs read (test_vm_user.S). */
 struct uparams {
@@ -735,6 +737,79 @@ KTEST(vm_user_gs_does_not_reach_the_kernel)
               "the run with ring 3's GS did not end at its ud2");
     KT_EXPECT(cpu_index() == me && this_cpu()->self == this_cpu(), "the kernel's GS is wrong after the run");
     KT_EXPECT(vs->resident >= 3, "the first touch with ring 3's GS was not resolved");
+    vm_space_destroy(vs);
+    baseline_expect(&b);
+}
+
+/* ---- system calls ------------------------------------------------------------------------ */
+
+/* The 64-bit word at user address va of vs, through its page tables. */
+static uint64_t peek64(struct vm_space *vs, vaddr_t va)
+{
+    paddr_t pa = paging_translate_in(&vs->pt, va);
+    return pa == PAGING_NO_MAPPING ? ~0ULL : *(volatile uint64_t *)PHYS2VIRT(pa);
+}
+
+struct cpu_run {
+    struct vm_space *vs;
+    vaddr_t out;
+    enum run_end end;
+    unsigned cpu;
+};
+
+static void run_syscall_on(void *arg)
+{
+    struct cpu_run *r = arg;
+    r->cpu = cpu_index();
+    r->end = run(r->vs, uprog_syscall, uprog_syscall_end,
+                 TOUCH(r->out, 0x50000000, 0, (uint64_t)(uintptr_t)&params), NULL);
+}
+
+KTEST(vm_syscalls_from_ring3)
+{
+    struct baseline b;
+    baseline_take(&b);
+    struct vm_space *vs = space_new("syscall");
+    KT_ASSERT(vs, "no space");
+    vaddr_t out = 0x40000000;
+    KT_ASSERT(vm_map(vs, &out, PAGE_SIZE, VM_READ | VM_WRITE, VMR_ANON, NULL, 0, 0, VM_MAP_FIXED) == 0);
+    uint64_t calls = syscall_count();
+    ktest_capture_start();
+    enum run_end e = run(vs, uprog_syscall, uprog_syscall_end,
+                         TOUCH(out, 0x50000000, 0, (uint64_t)(uintptr_t)&params), NULL);
+    ktest_capture_stop();
+    KT_ASSERT(e == RUN_EXIT, "the program did not reach its ud2 (%d)", e);
+    KT_EXPECT(syscall_count() == calls + 5, "%llu system calls", (unsigned long long)(syscall_count() - calls));
+    KT_EXPECT(strstr(ktest_captured(), "hello, ring 3"), "output: %s", ktest_captured());
+    KT_EXPECT(peek64(vs, out + 0) == 13, "write returned %lld", (long long)peek64(vs, out));
+    KT_EXPECT((int64_t)peek64(vs, out + 8) == -EFAULT, "write from an unmapped address: %lld",
+              (long long)peek64(vs, out + 8));
+    KT_EXPECT((int64_t)peek64(vs, out + 16) == -EFAULT, "write from a kernel address: %lld",
+              (long long)peek64(vs, out + 16));
+    KT_EXPECT((int64_t)peek64(vs, out + 24) == -ENOSYS, "unknown number: %lld",
+              (long long)peek64(vs, out + 24));
+    KT_EXPECT(peek64(vs, out + 32) == 0, "getpid: %lld", (long long)peek64(vs, out + 32));
+    static const uint64_t kept[] = {0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x6666,
+                                    0x7777, 0x8888, 0x9999, 0xaaaa, 0xbbbb};
+    for (unsigned i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        KT_EXPECT(peek64(vs, out + 40 + 8 * i) == kept[i], "register %u: %#llx, was %#llx", i,
+                  (unsigned long long)peek64(vs, out + 40 + 8 * i), (unsigned long long)kept[i]);
+    KT_EXPECT(peek64(vs, out + 128) == USTACK_TOP - 64, "RSP after the calls %#llx",
+              (unsigned long long)peek64(vs, out + 128));
+    KT_EXPECT((peek64(vs, out + 136) & (RFLAGS_IF | RFLAGS_AC | RFLAGS_DF)) == 0,
+              "RFLAGS after the calls %#llx (ring 3 started with IF, AC and DF clear)",
+              (unsigned long long)peek64(vs, out + 136));
+    /* the same on every other CPU (each has its own MSRs and entry stack) */
+    for (unsigned c = 1; c < smp_cpu_count(); c++) {
+        struct cpu_run cr = {.vs = vs, .out = out};
+        smp_call_on(c, run_syscall_on, &cr);
+        KT_EXPECT(cr.end == RUN_EXIT && cr.cpu == c, "CPU %u: run %d on CPU %u", c, cr.end, cr.cpu);
+        KT_EXPECT(peek64(vs, out + 0) == 13 && (int64_t)peek64(vs, out + 24) == -ENOSYS &&
+                      peek64(vs, out + 40) == 0x1111,
+                  "CPU %u: results %lld %lld %#llx", c, (long long)peek64(vs, out),
+                  (long long)peek64(vs, out + 24), (unsigned long long)peek64(vs, out + 40));
+    }
+    KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
     baseline_expect(&b);
 }
