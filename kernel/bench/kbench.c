@@ -19,6 +19,9 @@
 #include "mm/mm.h"
 #include "mm/paging.h"
 
+/* The user-address-space rows (kbench_vm.c). */
+void kbench_vm(void);
+
 #define MAX_SAMPLES 64000
 #define KB_VA (MAPPER_STACK_END - GiB(1)) /* far above any kernel stack */
 
@@ -591,6 +594,7 @@ void kbench_run(void)
     w4();
     frames();
     paging();
+    kbench_vm();
     kbench_smp();
     frame_free_contig(sample_run, SMALL_SAMPLE_FRAMES);
     small_samples = samples = NULL;
