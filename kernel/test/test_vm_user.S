@@ -2,7 +2,7 @@
  * here: test_vm.c maps their bytes into a user space as an image region at
  * UPROG_VA and runs them with ktest_expect_user_fault. Each reads its
  * parameters from the read-only page at UPARAM_VA (struct uparams in
- * test_vm.c: base, count, stride, value) and ends with ud2, which is how a
+ * test/uprog.h: base, count, stride, value) and ends with ud2, which is how a
  * run ends normally; a page fault the address space cannot resolve ends it
  * too, as a kill. Position independent; absolute addresses only for the
  * parameter page (below 2 GiB, so a 32-bit displacement holds them). */
