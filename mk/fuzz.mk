@@ -50,6 +50,7 @@ FUZZ_TARGET_OBJ := $(patsubst %,$(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o,$(FUZZ_TARGE
 # (sizes, addresses, counts) before the kernel sees it. Measured at equal
 # time: the same cov, 1.5-2x the executions (docs/testing.md).
 FUZZ_NO_CMP_SRC := kernel/mm/frame.c kernel/mm/paging.c kernel/mm/pagewalk.c kernel/mm/vm_region.c \
+    kernel/mm/vm.c kernel/mm/frameref.c \
     $(wildcard kernel/mm/heap*.c)
 $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_NO_CMP_SRC)): FUZZ_SRC_FLAGS := -fno-sanitize-coverage=trace-cmp
 

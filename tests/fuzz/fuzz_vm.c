@@ -48,7 +48,7 @@
 #define BASE 0x400000ull    /* window start */
 #define P(p) (BASE + (uint64_t)(p) * PAGE_SIZE)
 #define SLOTS 3
-#define MAX_OPS 512
+#define MAX_OPS 128 /* bounds an input's time: deep states need forks, not long runs */
 #define GAP_PAGES (VM_STACK_GAP / PAGE_SIZE)
 
 struct page {
