@@ -336,33 +336,48 @@ void vm_get_stats(struct vm_stats *out)
 
 /* ---- fork -------------------------------------------------------------------------- */
 
-struct fork_walk {
-    struct vm_space *child;
-    uint32_t prot;
-    int err;
+/* Resident pages of the parent, collected a batch at a time: the child's
+ * tables are changed outside the walk, so the parent's paging lock is never
+ * held while the child's (the same rank) is taken. src->lock keeps the
+ * parent's tables as they are between batches. */
+#define FORK_BATCH 32
+struct fork_batch {
+    vaddr_t next; /* the batch ends before this address */
+    unsigned n;
+    vaddr_t va[FORK_BATCH];
+    paddr_t pa[FORK_BATCH];
 };
+
+static int fork_collect(void *ctx, const struct pagewalk_leaf *leaf)
+{
+    struct fork_batch *b = ctx;
+    if (b->n == FORK_BATCH)
+        return 1; /* full: b->next stays at the end of the last page taken */
+    b->va[b->n] = leaf->virt;
+    b->pa[b->n++] = leaf->phys;
+    b->next = leaf->virt + PAGE_SIZE;
+    return 0;
+}
 
 /* One resident page of the parent: shared read-only with the child, or
  * copied into it when its count is full. */
-static int fork_leaf(void *ctx, const struct pagewalk_leaf *leaf)
+static int fork_page(struct vm_space *child, uint32_t prot, vaddr_t va, paddr_t f)
 {
-    struct fork_walk *w = ctx;
-    paddr_t f = leaf->phys, mine = f;
+    paddr_t mine = f;
     bool own = false;
     if (!frameref_share(f)) {
         mine = frame_alloc();
         if (!mine)
-            return w->err = -ENOMEM;
+            return -ENOMEM;
         memcpy(PHYS2VIRT(mine), PHYS2VIRT(f), PAGE_SIZE);
         own = true;
     }
-    int err = paging_map_in(&w->child->pt, mine, leaf->virt, PAGE_SIZE, leaf_flags(w->prot, own),
-                            CACHE_WB, 0);
+    int err = paging_map_in(&child->pt, mine, va, PAGE_SIZE, leaf_flags(prot, own), CACHE_WB, 0);
     if (err) {
         frame_put(mine);
-        return w->err = -ENOMEM;
+        return -ENOMEM;
     }
-    w->child->resident++;
+    child->resident++;
     return 0;
 }
 
@@ -390,9 +405,13 @@ int vm_fork(struct vm_space *src, const char *name, struct vm_space **out)
                                       leaf_flags(r->prot, false), CACHE_WB);
             kassert(!perr, "vm: fork: protect failed: %s", paging_strerror(perr));
         }
-        struct fork_walk w = {.child = child, .prot = r->prot, .err = 0};
-        pagewalk_leaves_in(&src->pt, r->start, r->end - 1, fork_leaf, &w);
-        err = w.err;
+        for (vaddr_t at = r->start; at < r->end && !err;) {
+            struct fork_batch b = {.next = r->end, .n = 0};
+            int full = pagewalk_leaves_in(&src->pt, at, r->end - 1, fork_collect, &b);
+            for (unsigned i = 0; i < b.n && !err; i++)
+                err = fork_page(child, r->prot, b.va[i], b.pa[i]);
+            at = full ? b.next : r->end;
+        }
     }
     spin_unlock(&src->lock);
     if (err) {
