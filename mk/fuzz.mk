@@ -25,7 +25,7 @@
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 180
 FUZZ_SMOKE_SECONDS ?= 3
-FUZZ_TARGETS := memmap multiboot2 limine frame paging heap acpi vm_region
+FUZZ_TARGETS := memmap multiboot2 limine frame paging heap acpi vm_region vm
 
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_CFLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Wno-format-zero-length \
@@ -50,6 +50,7 @@ FUZZ_TARGET_OBJ := $(patsubst %,$(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o,$(FUZZ_TARGE
 # (sizes, addresses, counts) before the kernel sees it. Measured at equal
 # time: the same cov, 1.5-2x the executions (docs/testing.md).
 FUZZ_NO_CMP_SRC := kernel/mm/frame.c kernel/mm/paging.c kernel/mm/pagewalk.c kernel/mm/vm_region.c \
+    kernel/mm/vm.c kernel/mm/frameref.c \
     $(wildcard kernel/mm/heap*.c)
 $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_NO_CMP_SRC)): FUZZ_SRC_FLAGS := -fno-sanitize-coverage=trace-cmp
 

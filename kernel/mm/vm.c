@@ -199,15 +199,18 @@ int vm_map(struct vm_space *vs, vaddr_t *addr, uint64_t len, uint32_t prot, enum
     spin_lock(&vs->lock);
     int err = 0;
     vaddr_t at = want;
-    if (flags & VM_MAP_FIXED) {
-        unmap_pages(vs, at, at + len, true);
-        err = vmr_remove(&vs->regions, at, at + len, &sp);
-    } else if (!vmr_find_gap(&vs->regions, len, MAX(want, VM_USER_MIN), VM_USER_MAX, &at)) {
+    if (!(flags & VM_MAP_FIXED) &&
+        !vmr_find_gap(&vs->regions, len, MAX(want, VM_USER_MIN), VM_USER_MAX, &at))
         err = -ENOMEM;
-    }
+    /* the floor is checked before a FIXED map removes anything: a refusal
+     * changes nothing */
     if (!err && kind == VMR_STACK && stack_floor && (stack_floor >= at || stack_floor < VM_USER_MIN ||
                                                      !IS_ALIGNED(stack_floor, PAGE_SIZE)))
         err = -EINVAL;
+    if (!err && (flags & VM_MAP_FIXED)) {
+        unmap_pages(vs, at, at + len, true);
+        err = vmr_remove(&vs->regions, at, at + len, &sp);
+    }
     if (!err) {
         struct vm_region t = {.start = at, .end = at + len, .prot = prot, .kind = kind,
                               .image = image, .image_off = off, .grow_floor = stack_floor};
@@ -251,9 +254,11 @@ int vm_protect(struct vm_space *vs, vaddr_t addr, uint64_t len, uint32_t prot)
         kassert(!err, "vm: protect [%#llx, +%#llx) failed: %s", (unsigned long long)addr,
                 (unsigned long long)len, paging_strerror(err));
         if (prot & VM_WRITE) {
-            /* then the pages this space owns alone become writable: more
-             * rights need no shootdown (a stale entry faults, and the fault
-             * finds the page writable: resolved) */
+            /* then the pages this space owns alone become writable again,
+             * one remap each (paging shoots each down on the CPUs that have
+             * the space loaded: it cannot tell more rights from fewer, so a
+             * large protect of a space loaded elsewhere costs a shootdown
+             * per page it owns) */
             for (vaddr_t va = addr; va < addr + len; va += PAGE_SIZE) {
                 struct paging_mapping m;
                 if (!paging_query(&vs->pt, va, &m) || frameref_extra(m.phys & ~(paddr_t)(PAGE_SIZE - 1)))
@@ -425,9 +430,11 @@ const char *vm_fault_name(enum vm_fault_result r)
 }
 
 /* The region for a fault at addr: the one containing it, or a stack above it
- * grown down to addr's page. NULL with *why set when there is none. */
+ * that may grow down to addr's page (then *grow is that page; the caller
+ * grows it only once the access is allowed). NULL with *why set when there
+ * is none. */
 static struct vm_region *fault_region(struct vm_space *vs, vaddr_t addr,
-                                      enum vm_fault_result *why)
+                                      enum vm_fault_result *why, vaddr_t *grow)
 {
     struct vm_region *r = vmr_find(&vs->regions, addr);
     if (r)
@@ -445,8 +452,7 @@ static struct vm_region *fault_region(struct vm_space *vs, vaddr_t addr,
     struct vm_region *prev = vmr_prev(&vs->regions, s);
     if (prev && page < prev->end + VM_STACK_GAP)
         return NULL; /* growing would close the gap above the region below */
-    if (vmr_grow_down(&vs->regions, s, page))
-        return NULL;
+    *grow = page;
     return s;
 }
 
@@ -529,13 +535,30 @@ enum vm_fault_result vm_fault(struct vm_space *vs, vaddr_t addr, uint32_t access
     vaddr_t va = ALIGN_DOWN(addr, PAGE_SIZE);
     spin_lock(&vs->lock);
     enum vm_fault_result res = VM_FAULT_RESOLVED;
-    struct vm_region *r = fault_region(vs, addr, &res);
+    vaddr_t grow = 0;
+    struct vm_region *r = fault_region(vs, addr, &res, &grow);
     if (!r)
         goto out;
     /* a present x86 page is readable: write or execute rights imply read */
     uint32_t allowed = r->prot | ((r->prot & (VM_WRITE | VM_EXEC)) ? VM_READ : 0);
     if (!(allowed & access)) {
         res = VM_FAULT_ACCESS;
+        goto out;
+    }
+    if (grow) {
+        /* the stack grows to the page, which no region held (so it is not
+         * mapped); when it cannot be filled the stack shrinks back (a prefix
+         * removal takes no spare): an unresolved fault changes nothing */
+        vaddr_t old_start = r->start;
+        int err = vmr_grow_down(&vs->regions, r, grow);
+        kassert(!err, "vm: stack growth to %#llx refused: %d", (unsigned long long)grow, err);
+        res = fill_page(vs, r, va);
+        if (res != VM_FAULT_RESOLVED) {
+            struct vmr_spare none = {{NULL, NULL}};
+            err = vmr_remove(&vs->regions, grow, old_start, &none);
+            kassert(!err, "vm: stack shrink back to %#llx failed: %d",
+                    (unsigned long long)old_start, err);
+        }
         goto out;
     }
     struct paging_mapping m;

@@ -33,8 +33,8 @@
  * from it fault), and the last page below the canonical hole stays too. */
 #define VM_USER_MIN 0x10000ULL
 #define VM_USER_MAX (PAGING_USER_TOP - PAGE_SIZE)
-/* Pages kept free below a stack's lowest page: no other region may start
- * within this distance, and growth stops this far above the next region. */
+/* Pages a stack keeps free below it when it grows: growth stops this far
+ * above the region below (vm_map itself places regions anywhere). */
 #define VM_STACK_GAP (16 * PAGE_SIZE)
 
 /* vm_map flags (besides the region kind). */
@@ -101,7 +101,9 @@ int vm_unmap(struct vm_space *vs, vaddr_t addr, uint64_t len);
 int vm_protect(struct vm_space *vs, vaddr_t addr, uint64_t len, uint32_t prot);
 /* A copy-on-write copy of `src` named `name`: the same regions; every
  * resident page is shared read-only by both (or copied now, when its count
- * is full). 0 and *out, or -ENOMEM with src unchanged and nothing allocated. */
+ * is full). 0 and *out, or -ENOMEM with nothing allocated and src's regions,
+ * contents and frames unchanged (its writable pages may stay read-only until
+ * their next write, whose fault makes them writable again without a copy). */
 int vm_fork(struct vm_space *src, const char *name, struct vm_space **out);
 
 /* Resolves a fault at `addr` in vs: `access` is the one VM_READ, VM_WRITE or

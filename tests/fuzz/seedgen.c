@@ -622,6 +622,69 @@ static void seeds_acpi(void)
     }
 }
 
+/* ---- vm: address-space operation sequences ----------------------------------------------- */
+
+/* op (bits 0-3 the operation, bits 4-5 the space slot), page a, b (length
+ * - 1 in bits 0-3, FIXED bit 4, stack floor distance bits 5-7), c (prot bits
+ * 0-2, image bit 3, image page offset bits 4-7): tests/fuzz/fuzz_vm.c. */
+enum { M_ANON = 0, M_IMAGE = 1, M_STACK = 2, M_UNMAP = 3, M_PROT = 4, M_READ = 5, M_WRITE = 6,
+       M_EXEC = 7, M_FORK = 8, M_DESTROY = 9, M_CREATE = 10, M_HOG = 11, M_CHECK = 14 };
+#define M_FIXED 0x10
+#define M_SLOT(s) ((uint8_t)((s) << 4))
+
+static void seeds_vm(void)
+{
+    /* A program: text and data from an image, a heap, a stack with room to
+     * grow; touched, forked, written on both sides, protected, unmapped. */
+    struct buf b = {.n = 0};
+    vop(&b, M_IMAGE, 0, 3 | M_FIXED, 5);                 /* text r-x, image 0 */
+    vop(&b, M_IMAGE, 4, 1 | M_FIXED, 3 | 0x40);          /* data rw-, image page 4 (past its end) */
+    vop(&b, M_ANON, 8, 7 | M_FIXED, 3);                  /* heap */
+    vop(&b, M_STACK, 60, 3 | M_FIXED | 0x60, 3);         /* stack, floor 24 pages down */
+    vop(&b, M_EXEC, 1, 0, 0);
+    vop(&b, M_READ, 3, 125, 0);
+    vop(&b, M_WRITE, 4, 0, 0);
+    for (uint8_t p = 8; p < 16; p++)
+        vop(&b, M_WRITE, p, 0, 0);
+    vop(&b, M_WRITE, 58, 0, 0);                          /* grows the stack */
+    vop(&b, M_READ, 40, 0, 0);                           /* the stack's floor area */
+    vop(&b, M_READ, 30, 0, 0);                           /* the guard gap */
+    vop(&b, M_FORK, 0, 0, 0);
+    vop(&b, M_WRITE | M_SLOT(1), 9, 0, 0);               /* child copies */
+    vop(&b, M_WRITE, 10, 0, 0);                          /* parent copies */
+    vop(&b, M_FORK | M_SLOT(1), 0, 0, 0);                /* a fork of the fork */
+    vop(&b, M_READ | M_SLOT(2), 9, 0, 0);
+    vop(&b, M_PROT, 8, 3, 1);                            /* part of the heap read-only */
+    vop(&b, M_WRITE, 9, 0, 0);                           /* refused */
+    vop(&b, M_PROT, 8, 7, 3);
+    vop(&b, M_PROT, 10, 1, 0);                           /* PROT_NONE */
+    vop(&b, M_READ, 10, 0, 0);
+    vop(&b, M_DESTROY | M_SLOT(1), 0, 0, 0);
+    vop(&b, M_WRITE, 11, 0, 0);                          /* reuse or copy */
+    vop(&b, M_UNMAP, 9, 1, 0);
+    vop(&b, M_CHECK, 0, 0, 0);
+    write_seed("vm", "program", &b);
+
+    /* Out of memory: frames held back, then faults, a fork, a map. */
+    struct buf c = {.n = 0};
+    vop(&c, M_ANON, 0, 15 | M_FIXED, 3);
+    for (uint8_t p = 0; p < 8; p++)
+        vop(&c, M_WRITE, p, 0, 0);
+    vop(&c, M_STACK, 40, 1 | M_FIXED | 0x40, 3);
+    vop(&c, M_HOG, 0, 0, 2);
+    vop(&c, M_WRITE, 9, 0, 0);
+    vop(&c, M_WRITE, 38, 0, 0);
+    vop(&c, M_FORK, 0, 0, 0);
+    vop(&c, M_IMAGE, 20, 2, 1 | 0x08);
+    vop(&c, M_HOG, 0, 0, 0x80);
+    vop(&c, M_FORK, 0, 0, 0);
+    vop(&c, M_HOG, 0, 0, 1);
+    vop(&c, M_WRITE | M_SLOT(1), 2, 0, 0);
+    vop(&c, M_HOG, 0, 0, 0x80);
+    vop(&c, M_CHECK, 0, 0, 0);
+    write_seed("vm", "oom", &c);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -638,6 +701,7 @@ int main(int argc, char **argv)
     seeds_paging();
     seeds_heap();
     seeds_vm_region();
+    seeds_vm();
     seeds_multiboot2();
     seeds_limine();
     seeds_acpi();
