@@ -212,7 +212,20 @@ static struct frameref_gib *entry_with_array(uint64_t n)
     if (!d)
         return NULL;
     struct frameref_gib *g = &d[n >> (GIB_SHIFT - PAGE_SHIFT)];
-    return __atomic_load_n(&g->arr, __ATOMIC_RELAXED) ? g : NULL;
+    if (__atomic_load_n(&g->arr, __ATOMIC_SEQ_CST))
+        return g;
+    /* No pointer and nothing counted: no frame of the GiB is shared. No
+     * pointer while something is counted or in flight: array_try_free's
+     * handshake may have the pointer out for a moment while a frame of the
+     * GiB is shared (it stored NULL after seeing refs 0; a share that had
+     * loaded the pointer before completed since). The lock waits that out:
+     * under it the pointer is restored, or the array is really gone. */
+    if (!__atomic_load_n(&g->refs, __ATOMIC_SEQ_CST))
+        return NULL;
+    spin_lock(&frameref_lock);
+    bool has = __atomic_load_n(&g->arr, __ATOMIC_SEQ_CST) != NULL;
+    spin_unlock(&frameref_lock);
+    return has ? g : NULL;
 }
 
 unsigned frameref_extra(paddr_t frame)
