@@ -89,7 +89,8 @@ serial: yes
     path: boot():/boot/slay.kernel
     kernel_path: boot():/boot/slay.kernel
     cmdline: $cmdline
-${module_lines}EOF
+EOF
+printf '%s' "$module_lines" >>"$root/boot/limine/limine.conf"
 
 # Fixed dates (SOURCE_DATE_EPOCH, default a constant) keep the ISO reproducible.
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
