@@ -85,13 +85,11 @@ static int check_segment(const struct elf64_phdr *p, unsigned i, uint64_t len,
     return 0;
 }
 
-int elf_parse(const void *data, uint64_t len, struct elf_info *info, char *why, size_t whylen)
+/* elf_parse's checks; info may hold part of the segments on a refusal. */
+static int parse(const uint8_t *file, uint64_t len, struct elf_info *info, char *why,
+                 size_t whylen)
 {
-    const uint8_t *file = data;
     struct elf64_ehdr h;
-    if (why && whylen)
-        why[0] = 0;
-    memset(info, 0, sizeof(*info));
     if (len < sizeof(h))
         return refuse(why, whylen, "elf: %llu bytes, shorter than the 64-byte ELF header",
                       (unsigned long long)len);
@@ -157,9 +155,19 @@ int elf_parse(const void *data, uint64_t len, struct elf_info *info, char *why, 
             return 0;
         }
     }
-    info->nseg = 0;
     return refuse(why, whylen, "elf: entry point 0x%llx is not in an executable segment",
                   (unsigned long long)h.e_entry);
+}
+
+int elf_parse(const void *data, uint64_t len, struct elf_info *info, char *why, size_t whylen)
+{
+    if (why && whylen)
+        why[0] = 0;
+    memset(info, 0, sizeof(*info));
+    int err = parse(data, len, info, why, whylen);
+    if (err)
+        memset(info, 0, sizeof(*info)); /* nothing half-checked survives a refusal */
+    return err;
 }
 
 struct vm_image elf_segment_image(const void *data, const struct elf_info *info, unsigned i)

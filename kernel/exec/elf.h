@@ -62,8 +62,9 @@ struct elf_info {
 };
 
 /* Checks every rule above on the len bytes at data (read only, never past
- * len, any alignment). 0 with *info filled, or -EINVAL with the one-line
- * reason in why (NUL-terminated, truncated to whylen; why may be NULL). */
+ * len, any alignment). 0 with *info filled, or -EINVAL with *info zeroed
+ * and the one-line reason in why (NUL-terminated, truncated to whylen; why
+ * may be NULL). */
 int elf_parse(const void *data, uint64_t len, struct elf_info *info, char *why, size_t whylen);
 
 /* The image of segment i of a parsed file at data: the file from the
