@@ -496,6 +496,17 @@ static void seeds_limine(void)
         limine_answers(&b, &machines[v[i].machine], v[i].asked, v[i].rev, v[i].fb, v[i].uefi);
         write_seed("limine", v[i].name, &b);
     }
+    /* With two modules (flag 8, after everything else): one named by its
+     * string, one by its path, right after the kernel file. */
+    struct buf b = {.n = 0};
+    limine_answers(&b, &machines[1], 6, 6, true, false);
+    b.d[1] |= 8;
+    u8(&b, 2), u8(&b, 0);
+    u8(&b, 2 | 4), u64(&b, 0xffff800003b80000ULL), u64(&b, 0x30e4);
+    str16(&b, "hello"), str16(&b, "/boot/hello.elf");
+    u8(&b, 4), u64(&b, 0xffff800003b84000ULL), u64(&b, 0x1000);
+    str16(&b, "/boot/other.elf");
+    write_seed("limine", "limine-bios-4g-r6-modules", &b);
 }
 
 /* ---- ACPI: an RSDP and tables in a memory image, in fuzz_acpi.c's layout ------------- */
