@@ -414,6 +414,10 @@ static void mb2_block(struct buf *b, const struct machine *mc, bool uefi, bool f
     t = tag_begin(b, MB2_TAG_LOAD_BASE_ADDR);
     u32(b, 0x200000);
     tag_end(b, t);
+    t = tag_begin(b, MB2_TAG_MODULE); /* the user program, as the ISO builder loads it */
+    u32(b, 0x400000), u32(b, 0x4030e4);
+    bytes(b, "hello", 6);
+    tag_end(b, t);
     t = tag_begin(b, MB2_TAG_END);
     tag_end(b, t);
     uint32_t total = (uint32_t)(b->n - start);
