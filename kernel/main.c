@@ -11,6 +11,7 @@
 #include "arch/x86_64/pic.h"
 #include "arch/x86_64/pit.h"
 #include "arch/x86_64/smp.h"
+#include "arch/x86_64/syscall.h"
 #include "bench/kbench.h"
 #include "boot/boot_info.h"
 #include "boot/limine.h"
@@ -258,6 +259,7 @@ __attribute__((no_stack_protector)) void kernel_main(uint32_t protocol, uint64_t
         klog("boot", "%zu kernel symbols loaded", symbols_count());
     step_done(STEP_SYMBOLS);
     cpu_enable_protections();
+    syscall_init_cpu();
     klog("cpu", "stack protector: canary from %s", stack_protector_source());
     log_boot_info();
     mm_bringup();

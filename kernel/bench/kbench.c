@@ -19,6 +19,7 @@
 #include "mm/mm.h"
 #include "mm/paging.h"
 
+
 #define MAX_SAMPLES 64000
 #define KB_VA (MAPPER_STACK_END - GiB(1)) /* far above any kernel stack */
 
@@ -591,6 +592,7 @@ void kbench_run(void)
     w4();
     frames();
     paging();
+    kbench_vm();
     kbench_smp();
     frame_free_contig(sample_run, SMALL_SAMPLE_FRAMES);
     small_samples = samples = NULL;

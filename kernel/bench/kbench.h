@@ -12,3 +12,5 @@ void kbench_run(void);
  * many as are online), remote frees, and the unmap cost with the other CPUs
  * online (TLB shootdown); one `kbench: s-...` line each. */
 void kbench_smp(void);
+/* The user-address-space rows (kbench_vm.c): one `kbench: v-...` line each. */
+void kbench_vm(void);

@@ -85,8 +85,9 @@ static void tlb_flush(struct op *op, vaddr_t va, pte_t old)
 static void shoot(const struct addrspace *as, bool local, vaddr_t lo, vaddr_t hi, bool global)
 {
     if (as->user) {
-        __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the entry stores before the set's load */
-        uint32_t cpus = __atomic_load_n(&as->cpus, __ATOMIC_RELAXED);
+        /* a locked read: the entry stores are ordered before it (a fence
+         * would do the same; ThreadSanitizer does not model fences) */
+        uint32_t cpus = __atomic_fetch_or((uint32_t *)&as->cpus, 0, __ATOMIC_SEQ_CST);
         if (cpus & ~(1u << cpu_index()))
             arch_tlb_shootdown_cpus(cpus, lo, hi, global);
     } else if (local) {

@@ -509,6 +509,18 @@ static enum vm_fault_result cow_page(struct vm_space *vs, struct vm_region *r, v
     return VM_FAULT_RESOLVED;
 }
 
+/* A present leaf that denies what its region allows (never left so by vm;
+ * a fault there must not repeat for ever): given the region's rights again. */
+static enum vm_fault_result refresh_leaf(struct vm_space *vs, struct vm_region *r, vaddr_t va,
+                                         const struct paging_mapping *m)
+{
+    paddr_t f = m->phys & ~(paddr_t)(PAGE_SIZE - 1);
+    if (paging_map_in(&vs->pt, f, va, PAGE_SIZE, leaf_flags(r->prot, !frameref_extra(f)), CACHE_WB,
+                      PAGING_REPLACE))
+        return VM_FAULT_OOM;
+    return VM_FAULT_RESOLVED;
+}
+
 enum vm_fault_result vm_fault(struct vm_space *vs, vaddr_t addr, uint32_t access)
 {
     __atomic_fetch_add(&vm_faults, 1, __ATOMIC_RELAXED);
@@ -531,6 +543,8 @@ enum vm_fault_result vm_fault(struct vm_space *vs, vaddr_t addr, uint32_t access
         res = fill_page(vs, r, va);
     else if (access == VM_WRITE && !(m.flags & PAGE_WRITABLE))
         res = cow_page(vs, r, va, &m);
+    else if (!(m.flags & PAGE_USER) || (access == VM_EXEC && (m.flags & PAGE_NX)))
+        res = refresh_leaf(vs, r, va, &m);
     /* else: present with the rights asked for (another CPU filled it, or
      * this CPU's TLB was stale; the fault dropped that entry): retry */
 out:

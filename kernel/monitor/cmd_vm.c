@@ -1,6 +1,7 @@
-/* Monitor commands about virtual memory: walk and vmmap. vmmap visits the
- * kernel's page tables (mm/pagewalk.h) and coalesces leaves that continue
- * each other into ranges. */
+/* Monitor commands about virtual memory: walk and vmmap. vmmap without an
+ * argument visits the kernel's page tables (mm/pagewalk.h) and coalesces
+ * leaves that continue each other into ranges; with one it shows a user
+ * address space's regions (cmd_as.c). */
 #include "lib/printf.h"
 #include "mm/mapper.h"
 #include "mm/mm.h"
@@ -97,8 +98,10 @@ static void leaf(void *ctx, const struct pagewalk_leaf *l)
 
 void cmd_vmmap(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    if (argc == 2) {
+        cmd_vmmap_space(argv[1]); /* a user address space (cmd_as.c) */
+        return;
+    }
     static struct vm_walk w;
     w = (struct vm_walk){0};
     kprintf("kernel address space (PML4 at %#llx); flags r/w, x/-, s/u, g/-:\n",

@@ -32,6 +32,11 @@ void cmd_free(int argc, char **argv);
 /* cmd_vm.c */
 void cmd_walk(int argc, char **argv);
 void cmd_vmmap(int argc, char **argv);
+/* cmd_as.c */
+void cmd_as(int argc, char **argv);
+void cmd_vmdemo(int argc, char **argv);
+/* `vmmap <id>`: the regions of address space `id` (called by cmd_vmmap). */
+void cmd_vmmap_space(const char *arg);
 /* cmd_sys.c */
 void cmd_version(int argc, char **argv);
 void cmd_ktest(int argc, char **argv);

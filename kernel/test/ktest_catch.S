@@ -49,6 +49,8 @@ ktest_catch_restore:
     .globl ktest_enter_user
     .type ktest_enter_user, @function
 ktest_enter_user:
+    cli                                 /* nothing may run between swapgs and iretq */
+    swapgs                              /* ring 3's GS base in, the kernel's kept (isr.S) */
     pushq %rcx                          /* SS */
     pushq %rsi                          /* RSP */
     pushq $0x2                          /* RFLAGS: reserved bit 1 only */

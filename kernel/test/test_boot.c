@@ -167,6 +167,8 @@ KTEST(boot_cpu_state_is_the_kernels_own)
     KT_EXPECT(!(cr4 & ~allowed), "CR4=%#llx has bits beyond %#llx", (unsigned long long)cr4,
               (unsigned long long)allowed);
     KT_EXPECT(!mce || (cr4 & (1ULL << 6)), "CR4.MCE off on a CPU with machine checks");
-    KT_EXPECT(!(efer & ~(EFER_LME | EFER_LMA | EFER_NXE)), "EFER=%#llx",
+    /* EFER: long mode, NX, and SYSCALL (syscall_init_cpu) */
+    KT_EXPECT(!(efer & ~(EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE)), "EFER=%#llx",
               (unsigned long long)efer);
+    KT_EXPECT(efer & EFER_SCE, "EFER.SCE off: SYSCALL would #UD (EFER=%#llx)", (unsigned long long)efer);
 }

@@ -8,7 +8,9 @@
 #include "arch/x86_64/extable.h"
 #include "arch/x86_64/idt.h"
 #include "arch/x86_64/mmu_ops.h"
+#include "arch/x86_64/percpu.h"
 #include "arch/x86_64/smp.h"
+#include "arch/x86_64/syscall.h"
 #include "arch/x86_64/usercopy.h"
 #include "lib/errno.h"
 #include "lib/printf.h"
@@ -21,40 +23,10 @@
 #include "mm/vm.h"
 #include "test/ktest.h"
 #include "test/ktest_catch.h"
+#include "test/uprog.h"
 
-/* Where the excursions' pieces live in every test space. */
-#define UPROG_VA  0x400000ULL /* the program (image, r-x) */
-#define UPARAM_VA 0x500000ULL /* its parameters (image, r--); test_vm_user.S knows it */
-#define USTACK_TOP 0x7fff00000000ULL
-#define USTACK_PAGES 4
-
-extern const uint8_t uprog_touch[], uprog_touch_end[], uprog_read[], uprog_read_end[],
-    uprog_exec[], uprog_exec_end[], uprog_stack[], uprog_stack_end[];
-
-/* The parameter page the programs read (test_vm_user.S). */
-struct uparams {
-    uint64_t base, count, stride, value;
-};
-
-static struct uparams params;
-static struct vm_image param_image = {(const uint8_t *)&params, sizeof(params)};
-
-/* One image per program, so the program region's image says which program
- * a space has mapped. */
-static struct vm_image prog_images[4];
-
-static const struct vm_image *prog_image(const uint8_t *prog, const uint8_t *end)
-{
-    for (unsigned i = 0; i < 4; i++) {
-        if (prog_images[i].data == prog)
-            return &prog_images[i];
-        if (!prog_images[i].data) {
-            prog_images[i] = (struct vm_image){prog, (uint64_t)(end - prog)};
-            return &prog_images[i];
-        }
-    }
-    return NULL;
-}
+/* Programs only these tests run (test_vm_user.S). */
+extern const uint8_t uprog_gs[], uprog_gs_end[], uprog_syscall[], uprog_syscall_end[];
 
 /* What the counts were when a test began. */
 struct baseline {
@@ -100,57 +72,6 @@ static void baseline_expect(const struct baseline *b)
               (unsigned long long)b->spaces);
 }
 
-/* A space with the program, parameter and stack regions: NULL on failure. */
-static struct vm_space *space_new(const char *name)
-{
-    struct vm_space *vs;
-    if (vm_space_create(name, &vs))
-        return NULL;
-    vaddr_t a = UPARAM_VA, s = USTACK_TOP - USTACK_PAGES * PAGE_SIZE;
-    if (vm_map(vs, &a, PAGE_SIZE, VM_READ, VMR_IMAGE, &param_image, 0, 0, VM_MAP_FIXED) ||
-        vm_map(vs, &s, USTACK_PAGES * PAGE_SIZE, VM_READ | VM_WRITE, VMR_STACK, NULL, 0,
-               USTACK_TOP - 64 * PAGE_SIZE, VM_MAP_FIXED)) {
-        vm_space_destroy(vs);
-        return NULL;
-    }
-    return vs;
-}
-
-/* How a run ended. */
-enum run_end { RUN_EXIT, RUN_KILLED, RUN_OTHER };
-
-/* Runs program [prog, end) in vs with the parameters p (on this CPU, vs
- * loaded for the run and kernel_as afterwards). *cr2 (if non-NULL) gets the
- * killing fault's address. The program region is mapped anew only when it
- * holds another program, and a resident parameter page gets p written into
- * its frame, so a run needs no new frame once a program has run (the
- * out-of-memory test relies on that). */
-static enum run_end run(struct vm_space *vs, const uint8_t *prog, const uint8_t *end,
-                        struct uparams p, uint64_t *cr2)
-{
-    params = p;
-    const struct vm_image *img = prog_image(prog, end);
-    struct vm_region r;
-    vaddr_t a = UPROG_VA;
-    if (!img)
-        return RUN_OTHER;
-    if ((!vm_region_at(vs, UPROG_VA, &r) || r.image != img) &&
-        vm_map(vs, &a, PAGE_SIZE, VM_READ | VM_EXEC, VMR_IMAGE, img, 0, 0, VM_MAP_FIXED))
-        return RUN_OTHER;
-    paddr_t pp = paging_translate_in(&vs->pt, UPARAM_VA);
-    if (pp != PAGING_NO_MAPPING) /* shared after a fork: every run writes its own anyway */
-        memcpy(PHYS2VIRT(pp), &params, sizeof(params));
-    vm_activate(vs);
-    bool exited = ktest_expect_user_fault(UPROG_VA, USTACK_TOP - 64, EXC_UD, NULL);
-    vm_activate(NULL);
-    const struct ktest_fault_info *f = ktest_last_fault();
-    if (cr2)
-        *cr2 = f->cr2;
-    if (exited)
-        return RUN_EXIT;
-    return f->vector == EXC_PF && (f->cs & 3) == 3 ? RUN_KILLED : RUN_OTHER;
-}
-
 /* The byte at user address va of vs as the kernel sees it through the page
  * tables, or -1 when no page is mapped there. */
 static int peek(struct vm_space *vs, vaddr_t va)
@@ -167,7 +88,7 @@ KTEST(vm_demand_zero_sparse)
 {
     struct baseline b;
     baseline_take(&b);
-    struct vm_space *vs = space_new("demand-zero");
+    struct vm_space *vs = uprog_space_new("demand-zero");
     KT_ASSERT(vs, "no space");
     vaddr_t data = 0x40000000;
     KT_ASSERT(vm_map(vs, &data, MiB(64), VM_READ | VM_WRITE, VMR_ANON, NULL, 0, 0, VM_MAP_FIXED) == 0);
@@ -175,7 +96,7 @@ KTEST(vm_demand_zero_sparse)
     frame_drain_cpu_caches();
     uint64_t free0 = ktest_free_frames();
     /* one byte every MiB: 64 pages in 32 different 2 MiB regions */
-    KT_EXPECT(run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 64, MiB(1), 0x5a), NULL) == RUN_EXIT,
+    KT_EXPECT(uprog_run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 64, MiB(1), 0x5a), NULL) == UPROG_EXIT,
               "the touching program did not exit normally");
     uint64_t prog_pages = 2; /* the program and the parameter page, filled on their first touch */
     KT_EXPECT(vs->resident == res0 + 64 + prog_pages, "resident %llu, expected %llu",
@@ -205,13 +126,13 @@ KTEST(vm_cow_fork)
 {
     struct baseline b;
     baseline_take(&b);
-    struct vm_space *parent = space_new("cow-parent"), *child = NULL;
+    struct vm_space *parent = uprog_space_new("cow-parent"), *child = NULL;
     KT_ASSERT(parent, "no space");
     vaddr_t data = 0x40000000;
     KT_ASSERT(vm_map(parent, &data, 4 * PAGE_SIZE, VM_READ | VM_WRITE, VMR_ANON, NULL, 0, 0,
                      VM_MAP_FIXED) == 0);
-    KT_ASSERT(run(parent, uprog_touch, uprog_touch_end, TOUCH(data, 4, PAGE_SIZE, 0xaa), NULL) ==
-              RUN_EXIT);
+    KT_ASSERT(uprog_run(parent, uprog_touch, uprog_touch_end, TOUCH(data, 4, PAGE_SIZE, 0xaa), NULL) ==
+              UPROG_EXIT);
     paddr_t pf[4];
     for (int i = 0; i < 4; i++)
         pf[i] = paging_translate_in(&parent->pt, data + i * PAGE_SIZE);
@@ -237,21 +158,21 @@ KTEST(vm_cow_fork)
     KT_EXPECT(vm_check(parent) && vm_check(child));
 
     /* the child writes page 0: its own copy; the parent's stays 0xaa */
-    KT_EXPECT(run(child, uprog_touch, uprog_touch_end, TOUCH(data, 1, PAGE_SIZE, 0xbb), NULL) == RUN_EXIT);
+    KT_EXPECT(uprog_run(child, uprog_touch, uprog_touch_end, TOUCH(data, 1, PAGE_SIZE, 0xbb), NULL) == UPROG_EXIT);
     KT_EXPECT(peek(child, data) == 0xbb && peek(parent, data) == 0xaa, "child %d parent %d",
               peek(child, data), peek(parent, data));
     KT_EXPECT(paging_translate_in(&child->pt, data) != pf[0], "the child wrote the shared frame");
     KT_EXPECT(child->cow_copies >= 1);
     KT_EXPECT(frameref_extra(pf[0]) == 0, "page 0 still shared after the child's copy");
     /* the parent writes page 1: a copy too (the child still shares it) */
-    KT_EXPECT(run(parent, uprog_touch, uprog_touch_end, TOUCH(data + PAGE_SIZE, 1, PAGE_SIZE, 0xcc), NULL) ==
-              RUN_EXIT);
+    KT_EXPECT(uprog_run(parent, uprog_touch, uprog_touch_end, TOUCH(data + PAGE_SIZE, 1, PAGE_SIZE, 0xcc), NULL) ==
+              UPROG_EXIT);
     KT_EXPECT(peek(parent, data + PAGE_SIZE) == 0xcc && peek(child, data + PAGE_SIZE) == 0xaa);
     KT_EXPECT(paging_translate_in(&child->pt, data + PAGE_SIZE) == pf[1],
               "the child's page 1 moved");
     /* parent's page 0: the child left it, so the write reuses the frame */
     uint64_t copies = parent->cow_copies, reuses = parent->cow_reuses;
-    KT_EXPECT(run(parent, uprog_touch, uprog_touch_end, TOUCH(data, 1, PAGE_SIZE, 0xdd), NULL) == RUN_EXIT);
+    KT_EXPECT(uprog_run(parent, uprog_touch, uprog_touch_end, TOUCH(data, 1, PAGE_SIZE, 0xdd), NULL) == UPROG_EXIT);
     KT_EXPECT(parent->cow_reuses == reuses + 1 && parent->cow_copies == copies + 0,
               "reuses %llu copies %llu", (unsigned long long)parent->cow_reuses,
               (unsigned long long)parent->cow_copies);
@@ -261,8 +182,8 @@ KTEST(vm_cow_fork)
     /* the child goes: the parent is the last owner of pages 2 and 3 */
     vm_space_destroy(child);
     KT_EXPECT(frameref_extra(pf[2]) == 0 && frameref_extra(pf[3]) == 0);
-    KT_EXPECT(run(parent, uprog_touch, uprog_touch_end, TOUCH(data + 2 * PAGE_SIZE, 2, PAGE_SIZE, 0xee),
-                  NULL) == RUN_EXIT);
+    KT_EXPECT(uprog_run(parent, uprog_touch, uprog_touch_end, TOUCH(data + 2 * PAGE_SIZE, 2, PAGE_SIZE, 0xee),
+                  NULL) == UPROG_EXIT);
     KT_EXPECT(paging_translate_in(&parent->pt, data + 3 * PAGE_SIZE) == pf[3] &&
               peek(parent, data + 3 * PAGE_SIZE) == 0xee);
     KT_EXPECT(vm_check(parent));
@@ -276,19 +197,19 @@ KTEST(vm_protect_takes_effect)
 {
     struct baseline b;
     baseline_take(&b);
-    struct vm_space *vs = space_new("protect");
+    struct vm_space *vs = uprog_space_new("protect");
     KT_ASSERT(vs, "no space");
     vaddr_t data = 0x40000000;
     KT_ASSERT(vm_map(vs, &data, 2 * PAGE_SIZE, VM_READ | VM_WRITE, VMR_ANON, NULL, 0, 0,
                      VM_MAP_FIXED) == 0);
-    KT_EXPECT(run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 2, PAGE_SIZE, 0x11), NULL) == RUN_EXIT);
+    KT_EXPECT(uprog_run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 2, PAGE_SIZE, 0x11), NULL) == UPROG_EXIT);
     /* read-only: a write is refused and reported; the space and the kernel go on */
     KT_ASSERT(vm_protect(vs, data, PAGE_SIZE, VM_READ) == 0);
     uint64_t cr2 = 0;
     ktest_capture_start();
-    enum run_end e = run(vs, uprog_touch, uprog_touch_end, TOUCH(data + 8, 1, 1, 0x22), &cr2);
+    enum uprog_end e = uprog_run(vs, uprog_touch, uprog_touch_end, TOUCH(data + 8, 1, 1, 0x22), &cr2);
     ktest_capture_stop();
-    KT_EXPECT(e == RUN_KILLED && cr2 == data + 8, "run %d cr2 %#llx", e, (unsigned long long)cr2);
+    KT_EXPECT(e == UPROG_KILLED && cr2 == data + 8, "run %d cr2 %#llx", e, (unsigned long long)cr2);
     const char *t = ktest_captured();
     KT_EXPECT(strstr(t, "page fault at 0x40000008 (write, protection)") &&
                   strstr(t, "region [0x40000000, 0x40001000) r--") &&
@@ -296,20 +217,20 @@ KTEST(vm_protect_takes_effect)
               "report: %s", t);
     KT_EXPECT(peek(vs, data) == 0x11 && peek(vs, data + 8) == 0, "the refused write changed the page");
     /* the other page kept its rights: the region was split */
-    KT_EXPECT(run(vs, uprog_touch, uprog_touch_end, TOUCH(data + PAGE_SIZE, 1, 1, 0x33), NULL) == RUN_EXIT);
+    KT_EXPECT(uprog_run(vs, uprog_touch, uprog_touch_end, TOUCH(data + PAGE_SIZE, 1, 1, 0x33), NULL) == UPROG_EXIT);
     /* writable again: the data is still there and the write goes through */
     KT_ASSERT(vm_protect(vs, data, PAGE_SIZE, VM_READ | VM_WRITE) == 0);
-    KT_EXPECT(run(vs, uprog_touch, uprog_touch_end, TOUCH(data + 8, 1, 1, 0x44), NULL) == RUN_EXIT);
+    KT_EXPECT(uprog_run(vs, uprog_touch, uprog_touch_end, TOUCH(data + 8, 1, 1, 0x44), NULL) == UPROG_EXIT);
     KT_EXPECT(peek(vs, data) == 0x11 && peek(vs, data + 8) == 0x44);
     /* no rights: even a read is refused, and the contents stay */
     KT_ASSERT(vm_protect(vs, data, 2 * PAGE_SIZE, 0) == 0);
-    KT_EXPECT(run(vs, uprog_read, uprog_read_end, TOUCH(data, 1, 1, 0), &cr2) == RUN_KILLED);
+    KT_EXPECT(uprog_run(vs, uprog_read, uprog_read_end, TOUCH(data, 1, 1, 0), &cr2) == UPROG_KILLED);
     KT_ASSERT(vm_protect(vs, data, 2 * PAGE_SIZE, VM_READ) == 0);
-    KT_EXPECT(run(vs, uprog_read, uprog_read_end, TOUCH(data, 2, PAGE_SIZE, 0), NULL) == RUN_EXIT);
+    KT_EXPECT(uprog_run(vs, uprog_read, uprog_read_end, TOUCH(data, 2, PAGE_SIZE, 0), NULL) == UPROG_EXIT);
     KT_EXPECT(peek(vs, data + 8) == 0x44);
     /* a part of the range without a region: -ENOENT, nothing changed */
     KT_EXPECT(vm_protect(vs, data, 3 * PAGE_SIZE, VM_READ | VM_WRITE) == -ENOENT);
-    KT_EXPECT(run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 1, 1, 0x55), NULL) == RUN_KILLED,
+    KT_EXPECT(uprog_run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 1, 1, 0x55), NULL) == UPROG_KILLED,
               "a refused protect changed the rights");
     KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
@@ -324,19 +245,19 @@ KTEST(vm_nx_refused_until_protect_allows)
 {
     struct baseline b;
     baseline_take(&b);
-    struct vm_space *vs = space_new("nx");
+    struct vm_space *vs = uprog_space_new("nx");
     KT_ASSERT(vs, "no space");
     vaddr_t code = 0x40000000;
     KT_ASSERT(vm_map(vs, &code, PAGE_SIZE, VM_READ | VM_WRITE, VMR_IMAGE, &ud2_image, 0, 0,
                      VM_MAP_FIXED) == 0);
     uint64_t cr2 = 0;
     ktest_capture_start();
-    enum run_end e = run(vs, uprog_exec, uprog_exec_end, TOUCH(code, 0, 0, 0), &cr2);
+    enum uprog_end e = uprog_run(vs, uprog_exec, uprog_exec_end, TOUCH(code, 0, 0, 0), &cr2);
     ktest_capture_stop();
-    KT_EXPECT(e == RUN_KILLED && cr2 == code, "run %d cr2 %#llx", e, (unsigned long long)cr2);
+    KT_EXPECT(e == UPROG_KILLED && cr2 == code, "run %d cr2 %#llx", e, (unsigned long long)cr2);
     KT_EXPECT(strstr(ktest_captured(), "(execute,"), "report: %s", ktest_captured());
     KT_ASSERT(vm_protect(vs, code, PAGE_SIZE, VM_READ | VM_EXEC) == 0);
-    KT_EXPECT(run(vs, uprog_exec, uprog_exec_end, TOUCH(code, 0, 0, 0), NULL) == RUN_EXIT,
+    KT_EXPECT(uprog_run(vs, uprog_exec, uprog_exec_end, TOUCH(code, 0, 0, 0), NULL) == UPROG_EXIT,
               "execute after protect(r-x) did not run the ud2 there");
     KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
@@ -349,12 +270,12 @@ KTEST(vm_munmap_unmaps)
 {
     struct baseline b;
     baseline_take(&b);
-    struct vm_space *vs = space_new("munmap");
+    struct vm_space *vs = uprog_space_new("munmap");
     KT_ASSERT(vs, "no space");
     vaddr_t data = 0x40000000;
     KT_ASSERT(vm_map(vs, &data, 8 * PAGE_SIZE, VM_READ | VM_WRITE, VMR_ANON, NULL, 0, 0,
                      VM_MAP_FIXED) == 0);
-    KT_EXPECT(run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 8, PAGE_SIZE, 1), NULL) == RUN_EXIT);
+    KT_EXPECT(uprog_run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 8, PAGE_SIZE, 1), NULL) == UPROG_EXIT);
     uint64_t res = vs->resident;
     frame_drain_cpu_caches();
     uint64_t free0 = ktest_free_frames();
@@ -366,21 +287,21 @@ KTEST(vm_munmap_unmaps)
               (unsigned long long)(ktest_free_frames() - free0));
     uint64_t cr2 = 0;
     ktest_capture_start();
-    enum run_end e = run(vs, uprog_read, uprog_read_end, TOUCH(data + 3 * PAGE_SIZE, 1, 1, 0), &cr2);
+    enum uprog_end e = uprog_run(vs, uprog_read, uprog_read_end, TOUCH(data + 3 * PAGE_SIZE, 1, 1, 0), &cr2);
     ktest_capture_stop();
-    KT_EXPECT(e == RUN_KILLED && cr2 == data + 3 * PAGE_SIZE);
+    KT_EXPECT(e == UPROG_KILLED && cr2 == data + 3 * PAGE_SIZE);
     KT_EXPECT(strstr(ktest_captured(), "no region"), "report: %s", ktest_captured());
     /* both sides still work */
-    KT_EXPECT(run(vs, uprog_read, uprog_read_end, TOUCH(data, 2, PAGE_SIZE, 0), NULL) == RUN_EXIT);
-    KT_EXPECT(run(vs, uprog_read, uprog_read_end, TOUCH(data + 5 * PAGE_SIZE, 3, PAGE_SIZE, 0), NULL) ==
-              RUN_EXIT);
+    KT_EXPECT(uprog_run(vs, uprog_read, uprog_read_end, TOUCH(data, 2, PAGE_SIZE, 0), NULL) == UPROG_EXIT);
+    KT_EXPECT(uprog_run(vs, uprog_read, uprog_read_end, TOUCH(data + 5 * PAGE_SIZE, 3, PAGE_SIZE, 0), NULL) ==
+              UPROG_EXIT);
     struct vm_region r;
     KT_EXPECT(vm_region_at(vs, data, &r) && r.end == data + 2 * PAGE_SIZE);
     KT_EXPECT(vm_region_at(vs, data + 5 * PAGE_SIZE, &r) && r.start == data + 5 * PAGE_SIZE);
     /* a fresh map there starts from zeros */
     vaddr_t again = data + 2 * PAGE_SIZE;
     KT_ASSERT(vm_map(vs, &again, 3 * PAGE_SIZE, VM_READ | VM_WRITE, VMR_ANON, NULL, 0, 0, VM_MAP_FIXED) == 0);
-    KT_EXPECT(run(vs, uprog_read, uprog_read_end, TOUCH(again, 3, PAGE_SIZE, 0), NULL) == RUN_EXIT);
+    KT_EXPECT(uprog_run(vs, uprog_read, uprog_read_end, TOUCH(again, 3, PAGE_SIZE, 0), NULL) == UPROG_EXIT);
     KT_EXPECT(peek(vs, again) == 0);
     KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
@@ -393,11 +314,11 @@ KTEST(vm_stack_grows_to_guard_gap)
 {
     struct baseline b;
     baseline_take(&b);
-    struct vm_space *vs = space_new("stack");
+    struct vm_space *vs = uprog_space_new("stack");
     KT_ASSERT(vs, "no space");
     /* the stack: 4 pages below USTACK_TOP, floor 64 pages below it; the
      * program starts at USTACK_TOP - 64 and moves down a page per step */
-    KT_EXPECT(run(vs, uprog_stack, uprog_stack_end, TOUCH(0, 40, 0, 0), NULL) == RUN_EXIT,
+    KT_EXPECT(uprog_run(vs, uprog_stack, uprog_stack_end, TOUCH(0, 40, 0, 0), NULL) == UPROG_EXIT,
               "a stack growing by 40 pages was refused");
     struct vm_region r;
     /* step i writes at USTACK_TOP - 64 - i pages: in page USTACK_TOP - (i + 1) pages */
@@ -406,10 +327,10 @@ KTEST(vm_stack_grows_to_guard_gap)
     /* past the floor: into the guard gap, killed */
     uint64_t cr2 = 0;
     ktest_capture_start();
-    enum run_end e = run(vs, uprog_stack, uprog_stack_end, TOUCH(0, 70, 0, 0), &cr2);
+    enum uprog_end e = uprog_run(vs, uprog_stack, uprog_stack_end, TOUCH(0, 70, 0, 0), &cr2);
     ktest_capture_stop();
     /* steps 1..63 reach the floor; step 64 is the first page below it */
-    KT_EXPECT(e == RUN_KILLED && cr2 == USTACK_TOP - 64 - 64 * PAGE_SIZE, "run %d cr2 %#llx", e,
+    KT_EXPECT(e == UPROG_KILLED && cr2 == USTACK_TOP - 64 - 64 * PAGE_SIZE, "run %d cr2 %#llx", e,
               (unsigned long long)cr2);
     KT_EXPECT(strstr(ktest_captured(), "stack guard gap"), "report: %s", ktest_captured());
     KT_EXPECT(vm_region_at(vs, USTACK_TOP - PAGE_SIZE, &r) && r.start == USTACK_TOP - 64 * PAGE_SIZE,
@@ -419,13 +340,13 @@ KTEST(vm_stack_grows_to_guard_gap)
 
     /* another region between the floor and the stack: growth keeps
      * VM_STACK_GAP free above it (pages from USTACK_TOP - 14 pages down are refused) */
-    vs = space_new("stack-gap");
+    vs = uprog_space_new("stack-gap");
     KT_ASSERT(vs, "no space");
     vaddr_t below = USTACK_TOP - 31 * PAGE_SIZE;
     KT_ASSERT(vm_map(vs, &below, PAGE_SIZE, VM_READ, VMR_ANON, NULL, 0, 0, VM_MAP_FIXED) == 0);
-    KT_EXPECT(run(vs, uprog_stack, uprog_stack_end, TOUCH(0, 13, 0, 0), NULL) == RUN_EXIT,
+    KT_EXPECT(uprog_run(vs, uprog_stack, uprog_stack_end, TOUCH(0, 13, 0, 0), NULL) == UPROG_EXIT,
               "growth that keeps the gap was refused");
-    KT_EXPECT(run(vs, uprog_stack, uprog_stack_end, TOUCH(0, 20, 0, 0), &cr2) == RUN_KILLED &&
+    KT_EXPECT(uprog_run(vs, uprog_stack, uprog_stack_end, TOUCH(0, 20, 0, 0), &cr2) == UPROG_KILLED &&
                   cr2 == USTACK_TOP - 64 - 14 * PAGE_SIZE,
               "the stack grew into the gap above another region (cr2 %#llx)", (unsigned long long)cr2);
     KT_EXPECT(vm_check(vs));
@@ -439,25 +360,25 @@ KTEST(vm_user_cannot_touch_kernel)
 {
     struct baseline b;
     baseline_take(&b);
-    struct vm_space *vs = space_new("kernel-half");
+    struct vm_space *vs = uprog_space_new("kernel-half");
     KT_ASSERT(vs, "no space");
-    const vaddr_t targets[] = {(vaddr_t)&params, (vaddr_t)PHYS2VIRT(0x100000), (vaddr_t)ud2_code};
+    const vaddr_t targets[] = {(vaddr_t)&uprog_params, (vaddr_t)PHYS2VIRT(0x100000), (vaddr_t)ud2_code};
     for (unsigned i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
         uint64_t cr2 = 0;
         ktest_capture_start();
-        enum run_end e = run(vs, uprog_read, uprog_read_end, TOUCH(targets[i], 1, 1, 0), &cr2);
+        enum uprog_end e = uprog_run(vs, uprog_read, uprog_read_end, TOUCH(targets[i], 1, 1, 0), &cr2);
         ktest_capture_stop();
-        KT_EXPECT(e == RUN_KILLED && cr2 == targets[i], "ring 3 read kernel address %#llx",
+        KT_EXPECT(e == UPROG_KILLED && cr2 == targets[i], "ring 3 read kernel address %#llx",
                   (unsigned long long)targets[i]);
         char want[64];
         ksnprintf(want, sizeof(want), "page fault at 0x%llx (read, protection), no region",
                   (unsigned long long)targets[i]);
         KT_EXPECT(strstr(ktest_captured(), want), "report: %s", ktest_captured());
-        KT_EXPECT(run(vs, uprog_touch, uprog_touch_end, TOUCH(targets[i], 1, 1, 0), &cr2) == RUN_KILLED,
+        KT_EXPECT(uprog_run(vs, uprog_touch, uprog_touch_end, TOUCH(targets[i], 1, 1, 0), &cr2) == UPROG_KILLED,
                   "ring 3 wrote kernel address %#llx", (unsigned long long)targets[i]);
     }
     /* executing kernel code from ring 3: refused */
-    KT_EXPECT(run(vs, uprog_exec, uprog_exec_end, TOUCH((vaddr_t)ud2_code, 0, 0, 0), NULL) == RUN_KILLED);
+    KT_EXPECT(uprog_run(vs, uprog_exec, uprog_exec_end, TOUCH((vaddr_t)ud2_code, 0, 0, 0), NULL) == UPROG_KILLED);
     /* and the address space refuses to map there at all */
     vaddr_t k = PAGING_KERNEL_HALF;
     KT_EXPECT(vm_map(vs, &k, PAGE_SIZE, VM_READ, VMR_ANON, NULL, 0, 0, VM_MAP_FIXED) == -EINVAL);
@@ -512,7 +433,7 @@ KTEST(vm_shootdown_where_loaded)
     }
     struct baseline b;
     baseline_take(&b);
-    struct vm_space *vs = space_new("shootdown");
+    struct vm_space *vs = uprog_space_new("shootdown");
     KT_ASSERT(vs, "no space");
     vaddr_t data = 0x40000000;
     KT_ASSERT(vm_map(vs, &data, PAGE_SIZE, VM_READ | VM_WRITE, VMR_ANON, NULL, 0, 0, VM_MAP_FIXED) == 0);
@@ -554,7 +475,7 @@ KTEST(vm_user_copies)
 {
     struct baseline b;
     baseline_take(&b);
-    struct vm_space *vs = space_new("usercopy");
+    struct vm_space *vs = uprog_space_new("usercopy");
     KT_ASSERT(vs, "no space");
     vaddr_t rw = 0x40000000, ro = 0x40100000;
     KT_ASSERT(vm_map(vs, &rw, 2 * PAGE_SIZE, VM_READ | VM_WRITE, VMR_ANON, NULL, 0, 0, VM_MAP_FIXED) == 0);
@@ -574,7 +495,7 @@ KTEST(vm_user_copies)
     /* refused: a read-only region, no region, the kernel half, past the top */
     int w_ro = copy_to_user(ro, text, 1);
     int r_none = copy_from_user(scratch, 0x50000000, 1);
-    int r_kernel = copy_from_user(scratch, (uint64_t)(uintptr_t)&params, 8);
+    int r_kernel = copy_from_user(scratch, (uint64_t)(uintptr_t)&uprog_params, 8);
     int r_top = copy_from_user(scratch, VM_USER_MAX + PAGE_SIZE - 4, 8);
     /* half in a region, half not: -EFAULT */
     int r_half = copy_from_user(scratch, rw + 2 * PAGE_SIZE - 4, 8);
@@ -602,11 +523,11 @@ KTEST(vm_out_of_memory)
 {
     struct baseline b;
     baseline_take(&b);
-    struct vm_space *vs = space_new("oom"), *child = NULL;
+    struct vm_space *vs = uprog_space_new("oom"), *child = NULL;
     KT_ASSERT(vs, "no space");
     vaddr_t data = 0x40000000;
     KT_ASSERT(vm_map(vs, &data, MiB(1), VM_READ | VM_WRITE, VMR_ANON, NULL, 0, 0, VM_MAP_FIXED) == 0);
-    KT_EXPECT(run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 4, PAGE_SIZE, 7), NULL) == RUN_EXIT);
+    KT_EXPECT(uprog_run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 4, PAGE_SIZE, 7), NULL) == UPROG_EXIT);
     uint64_t res = vs->resident;
     uint64_t taken = 0;
     paddr_t held = ktest_grab_frames(0, &taken); /* every free frame */
@@ -614,16 +535,16 @@ KTEST(vm_out_of_memory)
     /* a first touch with no frame left: the program is killed, nothing leaks */
     uint64_t cr2 = 0;
     ktest_capture_start();
-    enum run_end e = run(vs, uprog_touch, uprog_touch_end, TOUCH(data + MiB(1) / 2, 1, 1, 7), &cr2);
+    enum uprog_end e = uprog_run(vs, uprog_touch, uprog_touch_end, TOUCH(data + MiB(1) / 2, 1, 1, 7), &cr2);
     ktest_capture_stop();
-    KT_EXPECT(e == RUN_KILLED && cr2 == data + MiB(1) / 2, "run %d cr2 %#llx", e, (unsigned long long)cr2);
+    KT_EXPECT(e == UPROG_KILLED && cr2 == data + MiB(1) / 2, "run %d cr2 %#llx", e, (unsigned long long)cr2);
     KT_EXPECT(strstr(ktest_captured(), "out of memory"), "report: %s", ktest_captured());
     /* a write to a shared page that needs a copy: refused too */
     ktest_release_frames(held);
     KT_ASSERT(vm_fork(vs, "oom-child", &child) == 0, "fork failed");
     held = ktest_grab_frames(0, &taken);
     KT_ASSERT(held, "could not take the free frames");
-    KT_EXPECT(run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 1, 1, 9), NULL) == RUN_KILLED,
+    KT_EXPECT(uprog_run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 1, 1, 9), NULL) == UPROG_KILLED,
               "a copy-on-write copy without memory was not refused");
     KT_EXPECT(peek(vs, data) == 7 && peek(child, data) == 7, "a refused copy changed the data");
     /* a fork with no memory: -ENOMEM and the source as it was */
@@ -633,7 +554,7 @@ KTEST(vm_out_of_memory)
               (unsigned long long)res);
     ktest_release_frames(held);
     KT_EXPECT(vm_check(vs) && vm_check(child));
-    KT_EXPECT(run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 1, 1, 9), NULL) == RUN_EXIT);
+    KT_EXPECT(uprog_run(vs, uprog_touch, uprog_touch_end, TOUCH(data, 1, 1, 9), NULL) == UPROG_EXIT);
     KT_EXPECT(peek(vs, data) == 9 && peek(child, data) == 7);
     vm_space_destroy(child);
     vm_space_destroy(vs);
@@ -679,7 +600,7 @@ KTEST(vm_faults_on_every_cpu_at_once)
     struct baseline b;
     baseline_take(&b);
     unsigned n = smp_cpu_count();
-    struct vm_space *vs = space_new("storm"), *child = NULL;
+    struct vm_space *vs = uprog_space_new("storm"), *child = NULL;
     KT_ASSERT(vs, "no space");
     struct storm s = {.vs = vs, .shared = 0x40000000, .own = 0x50000000};
     KT_ASSERT(vm_map(vs, &s.shared, STORM_SHARED * PAGE_SIZE, VM_READ | VM_WRITE, VMR_ANON, NULL, 0, 0,
@@ -714,6 +635,99 @@ KTEST(vm_faults_on_every_cpu_at_once)
               peek(vs, s.shared), peek(child, s.shared));
     KT_EXPECT(vm_check(vs) && vm_check(child));
     vm_space_destroy(child);
+    vm_space_destroy(vs);
+    baseline_expect(&b);
+}
+
+/* ---- ring 3's GS ------------------------------------------------------------------------- */
+
+KTEST(vm_user_gs_does_not_reach_the_kernel)
+{
+    struct baseline b;
+    baseline_take(&b);
+    struct vm_space *vs = uprog_space_new("gs");
+    KT_ASSERT(vs, "no space");
+    vaddr_t data = 0x40000000;
+    KT_ASSERT(vm_map(vs, &data, PAGE_SIZE, VM_READ, VMR_ANON, NULL, 0, 0, VM_MAP_FIXED) == 0);
+    unsigned me = cpu_index();
+    /* a page fault (resolved: first touch) and the ud2, both with GS base 0 */
+    KT_EXPECT(uprog_run(vs, uprog_gs, uprog_gs_end, TOUCH(data, 0, 0, 0), NULL) == UPROG_EXIT,
+              "the run with ring 3's GS did not end at its ud2");
+    KT_EXPECT(cpu_index() == me && this_cpu()->self == this_cpu(), "the kernel's GS is wrong after the run");
+    KT_EXPECT(vs->resident >= 3, "the first touch with ring 3's GS was not resolved");
+    vm_space_destroy(vs);
+    baseline_expect(&b);
+}
+
+/* ---- system calls ------------------------------------------------------------------------ */
+
+/* The 64-bit word at user address va of vs, through its page tables. */
+static uint64_t peek64(struct vm_space *vs, vaddr_t va)
+{
+    paddr_t pa = paging_translate_in(&vs->pt, va);
+    return pa == PAGING_NO_MAPPING ? ~0ULL : *(volatile uint64_t *)PHYS2VIRT(pa);
+}
+
+struct cpu_run {
+    struct vm_space *vs;
+    vaddr_t out;
+    enum uprog_end end;
+    unsigned cpu;
+};
+
+static void run_syscall_on(void *arg)
+{
+    struct cpu_run *r = arg;
+    r->cpu = cpu_index();
+    r->end = uprog_run(r->vs, uprog_syscall, uprog_syscall_end,
+                 TOUCH(r->out, 0x50000000, 0, (uint64_t)(uintptr_t)&uprog_params), NULL);
+}
+
+KTEST(vm_syscalls_from_ring3)
+{
+    struct baseline b;
+    baseline_take(&b);
+    struct vm_space *vs = uprog_space_new("syscall");
+    KT_ASSERT(vs, "no space");
+    vaddr_t out = 0x40000000;
+    KT_ASSERT(vm_map(vs, &out, PAGE_SIZE, VM_READ | VM_WRITE, VMR_ANON, NULL, 0, 0, VM_MAP_FIXED) == 0);
+    uint64_t calls = syscall_count();
+    ktest_capture_start();
+    enum uprog_end e = uprog_run(vs, uprog_syscall, uprog_syscall_end,
+                         TOUCH(out, 0x50000000, 0, (uint64_t)(uintptr_t)&uprog_params), NULL);
+    ktest_capture_stop();
+    KT_ASSERT(e == UPROG_EXIT, "the program did not reach its ud2 (%d)", e);
+    KT_EXPECT(syscall_count() == calls + 5, "%llu system calls", (unsigned long long)(syscall_count() - calls));
+    KT_EXPECT(strstr(ktest_captured(), "hello, ring 3"), "output: %s", ktest_captured());
+    KT_EXPECT(peek64(vs, out + 0) == 13, "write returned %lld", (long long)peek64(vs, out));
+    KT_EXPECT((int64_t)peek64(vs, out + 8) == -EFAULT, "write from an unmapped address: %lld",
+              (long long)peek64(vs, out + 8));
+    KT_EXPECT((int64_t)peek64(vs, out + 16) == -EFAULT, "write from a kernel address: %lld",
+              (long long)peek64(vs, out + 16));
+    KT_EXPECT((int64_t)peek64(vs, out + 24) == -ENOSYS, "unknown number: %lld",
+              (long long)peek64(vs, out + 24));
+    KT_EXPECT(peek64(vs, out + 32) == 0, "getpid: %lld", (long long)peek64(vs, out + 32));
+    static const uint64_t kept[] = {0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x6666,
+                                    0x7777, 0x8888, 0x9999, 0xaaaa, 0xbbbb};
+    for (unsigned i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        KT_EXPECT(peek64(vs, out + 40 + 8 * i) == kept[i], "register %u: %#llx, was %#llx", i,
+                  (unsigned long long)peek64(vs, out + 40 + 8 * i), (unsigned long long)kept[i]);
+    KT_EXPECT(peek64(vs, out + 128) == USTACK_TOP - 64, "RSP after the calls %#llx",
+              (unsigned long long)peek64(vs, out + 128));
+    KT_EXPECT((peek64(vs, out + 136) & (RFLAGS_IF | RFLAGS_AC | RFLAGS_DF)) == 0,
+              "RFLAGS after the calls %#llx (ring 3 started with IF, AC and DF clear)",
+              (unsigned long long)peek64(vs, out + 136));
+    /* the same on every other CPU (each has its own MSRs and entry stack) */
+    for (unsigned c = 1; c < smp_cpu_count(); c++) {
+        struct cpu_run cr = {.vs = vs, .out = out};
+        smp_call_on(c, run_syscall_on, &cr);
+        KT_EXPECT(cr.end == UPROG_EXIT && cr.cpu == c, "CPU %u: run %d on CPU %u", c, cr.end, cr.cpu);
+        KT_EXPECT(peek64(vs, out + 0) == 13 && (int64_t)peek64(vs, out + 24) == -ENOSYS &&
+                      peek64(vs, out + 40) == 0x1111,
+                  "CPU %u: results %lld %lld %#llx", c, (long long)peek64(vs, out),
+                  (long long)peek64(vs, out + 24), (unsigned long long)peek64(vs, out + 40));
+    }
+    KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
     baseline_expect(&b);
 }

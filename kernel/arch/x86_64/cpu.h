@@ -34,6 +34,7 @@
 #define RFLAGS_IF (1ULL << 9)
 #define RFLAGS_DF (1ULL << 10)
 #define RFLAGS_AC (1ULL << 18)
+#define RFLAGS_NT (1ULL << 14)
 
 /* ---- MSRs ---- */
 #define MSR_PAT            0x277

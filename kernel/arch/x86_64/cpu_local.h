@@ -20,10 +20,14 @@ struct cpu_local {
     uint32_t apic_id;       /* offset 12: the local APIC's ID */
     uint32_t irq_depth;     /* offset 16: interrupts/exceptions being handled on this CPU */
     uint32_t reserved;
+    uint64_t syscall_rsp;   /* offset 24: the stack SYSCALL switches to (TSS.RSP0's copy) */
+    uint64_t user_rsp;      /* offset 32: ring 3's RSP while syscall_entry switches stacks */
 };
 #define CPU_LOCAL_SELF      0
 #define CPU_LOCAL_INDEX     8
 #define CPU_LOCAL_IRQ_DEPTH 16
+#define CPU_LOCAL_SYSCALL_RSP 24
+#define CPU_LOCAL_USER_RSP  32
 
 #ifdef SLAYER_HOST
 extern __thread unsigned host_cpu_index;

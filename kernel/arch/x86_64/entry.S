@@ -364,8 +364,8 @@ cpu_entry_state:
  * kernel's base values and enters smp_ap_enter(cpu), which never returns.
  * Limine turns EFER.NXE on before handing over, so the kernel's NX entries
  * are valid at the CR3 load. */
-#define CPU_STACK_TOP  24                /* offsetof(struct cpu, stack_top): smp.c asserts */
-#define CPU_CR3        32                /* offsetof(struct cpu, cr3) */
+#define CPU_STACK_TOP  40                /* offsetof(struct cpu, stack_top): smp.c asserts */
+#define CPU_CR3        48                /* offsetof(struct cpu, cr3) */
 #define MP_INFO_EXTRA  24                /* offsetof(struct limine_mp_info, extra_argument) */
     .globl limine_ap_entry
     .type limine_ap_entry, @function

@@ -105,6 +105,7 @@ static struct gdt_block *mine(void)
 void gdt_set_kernel_stack(uint64_t rsp0)
 {
     mine()->tss.rsp[0] = rsp0;
+    this_cpu()->syscall_rsp = rsp0; /* SYSCALL enters on the same stack */
 }
 
 uint64_t gdt_kernel_stack(void)

@@ -6,6 +6,7 @@
  * counters, work_done); a caller of smp_call_on / smp_run_on_all writes a
  * target's work_fn / work_arg / work_posted while holding call_lock. */
 #include "arch/x86_64/smp.h"
+#include "arch/x86_64/syscall.h"
 
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/gdt.h"
@@ -27,8 +28,8 @@
 #define AP_ONLINE_TIMEOUT_US  2000000 /* generous: TCG may run an AP late */
 
 /* entry.S reads these two fields of the block an AP starts with. */
-_Static_assert(offsetof(struct cpu, stack_top) == 24, "entry.S: CPU_STACK_TOP");
-_Static_assert(offsetof(struct cpu, cr3) == 32, "entry.S: CPU_CR3");
+_Static_assert(offsetof(struct cpu, stack_top) == 40, "entry.S: CPU_STACK_TOP");
+_Static_assert(offsetof(struct cpu, cr3) == 48, "entry.S: CPU_CR3");
 _Static_assert(sizeof(struct cpu) <= PAGE_SIZE, "a per-CPU block is one frame");
 
 /* entry.S: where a Limine AP jumps (RDI = its limine_mp_info) to start, or
@@ -131,6 +132,7 @@ struct cpu *smp_cpu_prepare(uint32_t apic_id)
     if (!c->gdt.tss.rsp[0] || !c->stack_top)
         goto fail;
     c->local.self = &c->local;
+    c->local.syscall_rsp = c->gdt.tss.rsp[0]; /* SYSCALL enters where interrupts do */
     c->local.index = next_index++;
     c->local.apic_id = apic_id;
     c->cr3 = kernel_as.pml4;
@@ -152,6 +154,7 @@ NORETURN void smp_ap_enter(struct cpu *c)
     gdt_load(&c->gdt);       /* clears the GS base: percpu_load after it */
     percpu_load(&c->local);  /* cpu_index() and locks work from here */
     idt_load();
+    syscall_init_cpu();
     lapic_init();
     __atomic_store_n(&c->online, 1, __ATOMIC_RELEASE);
     __atomic_fetch_add(&online, 1, __ATOMIC_RELEASE);

@@ -1,0 +1,71 @@
+/* Ring-3 excursions in a user address space (see uprog.h). */
+#include "test/uprog.h"
+
+#include "arch/x86_64/exceptions.h"
+#include "lib/string.h"
+#include "mm/mm.h"
+#include "mm/paging.h"
+#include "test/ktest.h"
+#include "test/ktest_catch.h"
+
+struct uparams uprog_params;
+static const struct vm_image param_image = {(const uint8_t *)&uprog_params, sizeof(uprog_params)};
+
+/* One image per program, so that the program region's image says which
+ * program a space has mapped (test_vm_user.S has four). */
+#define UPROG_PROGRAMS 8 /* programs of test_vm_user.S, with room */
+static struct vm_image prog_images[UPROG_PROGRAMS];
+
+static const struct vm_image *prog_image(const uint8_t *prog, const uint8_t *end)
+{
+    for (unsigned i = 0; i < UPROG_PROGRAMS; i++) {
+        if (prog_images[i].data == prog)
+            return &prog_images[i];
+        if (!prog_images[i].data) {
+            prog_images[i] = (struct vm_image){prog, (uint64_t)(end - prog)};
+            return &prog_images[i];
+        }
+    }
+    return NULL;
+}
+
+struct vm_space *uprog_space_new(const char *name)
+{
+    struct vm_space *vs;
+    if (vm_space_create(name, &vs))
+        return NULL;
+    vaddr_t a = UPARAM_VA, s = USTACK_TOP - USTACK_PAGES * PAGE_SIZE;
+    if (vm_map(vs, &a, PAGE_SIZE, VM_READ, VMR_IMAGE, &param_image, 0, 0, VM_MAP_FIXED) ||
+        vm_map(vs, &s, USTACK_PAGES * PAGE_SIZE, VM_READ | VM_WRITE, VMR_STACK, NULL, 0,
+               USTACK_TOP - 64 * PAGE_SIZE, VM_MAP_FIXED)) {
+        vm_space_destroy(vs);
+        return NULL;
+    }
+    return vs;
+}
+
+enum uprog_end uprog_run(struct vm_space *vs, const uint8_t *prog, const uint8_t *end,
+                         struct uparams p, uint64_t *cr2)
+{
+    uprog_params = p;
+    const struct vm_image *img = prog_image(prog, end);
+    struct vm_region r;
+    vaddr_t a = UPROG_VA;
+    if (!img)
+        return UPROG_OTHER;
+    if ((!vm_region_at(vs, UPROG_VA, &r) || r.image != img) &&
+        vm_map(vs, &a, PAGE_SIZE, VM_READ | VM_EXEC, VMR_IMAGE, img, 0, 0, VM_MAP_FIXED))
+        return UPROG_OTHER;
+    paddr_t pp = paging_translate_in(&vs->pt, UPARAM_VA);
+    if (pp != PAGING_NO_MAPPING) /* shared after a fork: every run writes its own anyway */
+        memcpy(PHYS2VIRT(pp), &uprog_params, sizeof(uprog_params));
+    vm_activate(vs);
+    bool exited = ktest_expect_user_fault(UPROG_VA, USTACK_TOP - 64, EXC_UD, NULL);
+    vm_activate(NULL);
+    const struct ktest_fault_info *f = ktest_last_fault();
+    if (cr2)
+        *cr2 = f->cr2;
+    if (exited)
+        return UPROG_EXIT;
+    return f->vector == EXC_PF && (f->cs & 3) == 3 ? UPROG_KILLED : UPROG_OTHER;
+}
