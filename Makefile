@@ -100,12 +100,13 @@ $(BUILD)/%.S.o: %.S $(KERNEL_FLAGS_STAMP)
 $(BUILD)/kernel.elf: $(KERNEL_OBJ) kernel/arch/x86_64/linker.ld
 	$(LD) $(KERNEL_LDFLAGS) $(KERNEL_OBJ) $(LIBGCC) -o $@
 
-$(BUILD)/slayeros.iso: $(BUILD)/kernel.elf tools/mkiso-grub.sh $(BUILD)/.stamp-grub-iso
-	tools/mkiso-grub.sh $< $@ "$(CMDLINE)"
+# Every user program (mk/user.mk) goes on the ISOs as a boot module.
+$(BUILD)/slayeros.iso: $(BUILD)/kernel.elf $(USER_ELFS) tools/mkiso-grub.sh $(BUILD)/.stamp-grub-iso
+	tools/mkiso-grub.sh $< $@ "$(CMDLINE)" $(USER_ELFS)
 
-$(BUILD)/slayeros-limine.iso: $(BUILD)/kernel.elf tools/mkiso-limine.sh $(BUILD)/.stamp-limine-iso
+$(BUILD)/slayeros-limine.iso: $(BUILD)/kernel.elf $(USER_ELFS) tools/mkiso-limine.sh $(BUILD)/.stamp-limine-iso
 	@test -n "$(LIMINE_DIR)" || { echo "limine-iso: set LIMINE_DIR to a Limine binary release"; exit 1; }
-	tools/mkiso-limine.sh $< $@ "$(LIMINE_DIR)" "$(CMDLINE)"
+	tools/mkiso-limine.sh $< $@ "$(LIMINE_DIR)" "$(CMDLINE)" $(USER_ELFS)
 
 # ---- running ------------------------------------------------------------------
 RUN_ISO = $(if $(filter limine,$(BOOT)),$(BUILD)/slayeros-limine.iso,$(BUILD)/slayeros.iso)
@@ -131,7 +132,7 @@ host-test: deps-check $(BUILD)/host/tests $(FONT_OBJ)
 	    $(BUILD)/host/tests --jobs 2
 
 # The boot matrix, then every other QEMU scenario (tests/qemu/test_*.sh).
-qemu-test: deps-check $(BUILD)/kernel.elf
+qemu-test: deps-check $(BUILD)/kernel.elf $(USER_ELFS)
 	LIMINE_DIR="$(LIMINE_DIR)" KERNEL=$(BUILD)/kernel.elf tests/qemu/run.sh
 	@for t in $(wildcard tests/qemu/test_*.sh); do echo "== $$t"; KERNEL=$(BUILD)/kernel.elf $$t || exit 1; done
 

@@ -2,7 +2,11 @@
 # tools/mkiso-limine.sh — build a hybrid BIOS + UEFI ISO that boots the kernel
 # through the Limine protocol.
 #
-#   tools/mkiso-limine.sh <kernel.elf> <out.iso> <LIMINE_DIR> "<kernel command line>"
+#   tools/mkiso-limine.sh <kernel.elf> <out.iso> <LIMINE_DIR> "<kernel command line>" [program.elf...]
+#
+# Every program becomes /boot/<name>.elf, loaded as a Limine module whose
+# string is <name>. Without program arguments the programs are those beside
+# the kernel: <kernel's folder>/user/*.elf (what make builds there).
 #
 # LIMINE_DIR is an official Limine binary release (a v<N>.x-binary branch or
 # tarball) in which the `limine` host tool has been built (make -C LIMINE_DIR).
@@ -10,19 +14,27 @@
 #
 # ISO layout:
 #   /boot/slay.kernel
+#   /boot/<name>.elf for every program
 #   /boot/limine/{limine.conf, limine-bios.sys, limine-bios-cd.bin, limine-uefi-cd.bin}
 #   /EFI/BOOT/BOOTX64.EFI
 # then `limine bios-install` makes the ISO bootable from a BIOS hard disk too.
 set -euo pipefail
 
-if [[ $# -ne 4 ]]; then
-    echo "usage: $0 <kernel.elf> <out.iso> <LIMINE_DIR> \"<cmdline>\"" >&2
+if [[ $# -lt 4 ]]; then
+    echo "usage: $0 <kernel.elf> <out.iso> <LIMINE_DIR> \"<cmdline>\" [program.elf...]" >&2
     exit 2
 fi
 kernel=$1
 out=$2
 limine_dir=${3%/}
 cmdline=$4
+shift 4
+programs=("$@")
+if [[ ${#programs[@]} -eq 0 ]]; then
+    shopt -s nullglob
+    programs=("$(dirname "$kernel")"/user/*.elf)
+    shopt -u nullglob
+fi
 
 die() {
     echo "mkiso-limine: $*" >&2
@@ -40,6 +52,11 @@ done
     die "LIMINE_DIR=$limine_dir: no 'limine' host tool; build it as Limine's README says (make -C $limine_dir)"
 command -v xorriso >/dev/null || die "xorriso not found; run tools/deps.sh"
 [[ "$cmdline" != *$'\n'* ]] || die "the command line may not contain a newline"
+for p in ${programs[@]+"${programs[@]}"}; do
+    [[ -f "$p" ]] || die "$p: no such file"
+    [[ "$(basename "$p" .elf)" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] ||
+        die "$p: a program name is letters, digits, '_', '.' and '-'"
+done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/slay-limine-iso.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -48,6 +65,17 @@ mkdir -p "$root/boot/limine" "$root/EFI/BOOT"
 cp "$kernel" "$root/boot/slay.kernel"
 cp "$limine_dir"/{limine-bios.sys,limine-bios-cd.bin,limine-uefi-cd.bin} "$root/boot/limine/"
 cp "$limine_dir/BOOTX64.EFI" "$root/EFI/BOOT/"
+# One module_path per program, each followed by its string under both names
+# Limine has used for it (module_string; module_cmdline, the older name that
+# 12.x still reads): whichever a release reads, it finds the same string.
+module_lines=""
+for p in ${programs[@]+"${programs[@]}"}; do
+    name=$(basename "$p" .elf)
+    cp "$p" "$root/boot/$name.elf"
+    module_lines+="    module_path: boot():/boot/$name.elf"$'\n'
+    module_lines+="    module_string: $name"$'\n'
+    module_lines+="    module_cmdline: $name"$'\n'
+done
 
 # Limine 8.x reads kernel_path; 9.x and later read path (kernel_path stays an
 # alias there), so both are given.
@@ -62,6 +90,7 @@ serial: yes
     kernel_path: boot():/boot/slay.kernel
     cmdline: $cmdline
 EOF
+printf '%s' "$module_lines" >>"$root/boot/limine/limine.conf"
 
 # Fixed dates (SOURCE_DATE_EPOCH, default a constant) keep the ISO reproducible.
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}

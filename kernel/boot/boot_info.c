@@ -4,6 +4,7 @@
 
 #include "lib/panic.h"
 #include "lib/printf.h"
+#include "lib/string.h"
 
 #define HIGHER_HALF_START  0xffff800000000000ULL
 #define KERNEL_SPACE_START 0xffffffff80000000ULL
@@ -126,6 +127,105 @@ static const char *validate_framebuffer(const struct boot_framebuffer *fb)
     return NULL;
 }
 
+bool boot_range_in_map(const struct boot_info *bi, paddr_t base, uint64_t len, uint32_t type_mask)
+{
+    if (len == 0 || base + len < base)
+        return false;
+    paddr_t at = base, end = base + len;
+    /* Each pass moves `at` to the end of an entry that holds it: at most
+     * memmap_count passes make progress. */
+    for (size_t pass = 0; pass <= bi->memmap_count && at < end; pass++) {
+        paddr_t next = at;
+        for (size_t i = 0; i < bi->memmap_count; i++) {
+            const struct mem_region *r = &bi->memmap[i];
+            if (r->type < 32 && (type_mask & (1u << r->type)) && r->base <= at &&
+                at - r->base < r->length)
+                next = MAX(next, r->base + r->length);
+        }
+        if (next == at)
+            return false;
+        at = next;
+    }
+    return at >= end;
+}
+
+bool boot_module_name(char *dst, const char *string, const char *path)
+{
+    const char *s = string && string[0] ? string : path ? path : "";
+    if (s == path) { /* the part after the last '/' */
+        const char *last = s;
+        for (size_t i = 0; i < 4096 && s[i]; i++)
+            if (s[i] == '/')
+                last = s + i + 1;
+        s = last;
+    }
+    size_t i = 0;
+    for (; i + 1 < BOOT_MODULE_NAME_MAX && i < 4096 && s[i]; i++)
+        dst[i] = s[i];
+    dst[i] = 0;
+    return i > 0 && s[i] == 0;
+}
+
+const struct boot_module *boot_find_module(const struct boot_info *bi, const char *name)
+{
+    for (size_t i = 0; i < bi->module_count && i < BOOT_MODULES_MAX; i++)
+        if (strcmp(bi->modules[i].name, name) == 0)
+            return &bi->modules[i];
+    return NULL;
+}
+
+/* [base, base + size) page-rounded outward; false when it wraps. */
+static bool page_span(paddr_t base, uint64_t size, paddr_t *lo, paddr_t *hi)
+{
+    *lo = ALIGN_DOWN(base, PAGE_SIZE);
+    if (base + size < base || base + size > UINT64_MAX - PAGE_SIZE)
+        return false;
+    *hi = ALIGN_UP(base + size, PAGE_SIZE);
+    return true;
+}
+
+static const char *validate_modules(const struct boot_info *bi)
+{
+    if (bi->module_count > BOOT_MODULES_MAX)
+        return boot_error("boot info: %zu modules (> %d)", bi->module_count, BOOT_MODULES_MAX);
+    paddr_t kb, ke;
+    if (!page_span(bi->kernel_phys_base, bi->kernel_size, &kb, &ke))
+        ke = UINT64_MAX; /* not for this check to judge: up to the top */
+    for (size_t i = 0; i < bi->module_count; i++) {
+        const struct boot_module *m = &bi->modules[i];
+        unsigned long long base = m->phys, size = m->size;
+        paddr_t lo, hi;
+        if (m->name[0] == 0 || strnlen(m->name, BOOT_MODULE_NAME_MAX) >= BOOT_MODULE_NAME_MAX)
+            return boot_error("boot info: module %zu has no name", i);
+        if (m->size == 0)
+            return boot_error("boot info: module %zu \"%s\" is empty", i, m->name);
+        if (!IS_ALIGNED(m->phys, PAGE_SIZE))
+            return boot_error("boot info: module %zu \"%s\" at 0x%llx not 4 KiB aligned", i,
+                              m->name, base);
+        if (!page_span(m->phys, m->size, &lo, &hi))
+            return boot_error("boot info: module %zu \"%s\" 0x%llx + %llu bytes wraps around", i,
+                              m->name, base, size);
+        if (!boot_range_in_map(bi, lo, hi - lo, 1u << MEM_KERNEL))
+            return boot_error("boot info: module %zu \"%s\" at 0x%llx + %llu bytes is not in "
+                              "kernel/module memory of the map", i, m->name, base, size);
+        if (lo < ke && kb < hi)
+            return boot_error("boot info: module %zu \"%s\" at 0x%llx + %llu bytes overlaps "
+                              "the kernel image", i, m->name, base, size);
+        for (size_t j = 0; j < i; j++) {
+            const struct boot_module *o = &bi->modules[j];
+            paddr_t olo = 0, ohi = 0;
+            page_span(o->phys, o->size, &olo, &ohi); /* checked when j was */
+            if (lo < ohi && olo < hi)
+                return boot_error("boot info: module %zu \"%s\" overlaps module %zu \"%s\"", i,
+                                  m->name, j, o->name);
+            if (strcmp(m->name, o->name) == 0)
+                return boot_error("boot info: modules %zu and %zu are both named \"%s\"", j, i,
+                                  m->name);
+        }
+    }
+    return NULL;
+}
+
 const char *boot_info_validate(const struct boot_info *bi)
 {
     const char *err;
@@ -143,6 +243,8 @@ const char *boot_info_validate(const struct boot_info *bi)
     if (!IS_ALIGNED(bi->kernel_phys_base, PAGE_SIZE))
         return boot_error("boot info: kernel physical base 0x%llx not 4 KiB aligned",
                           (unsigned long long)bi->kernel_phys_base);
+    if ((err = validate_modules(bi)))
+        return err;
     return NULL;
 }
 

@@ -12,6 +12,10 @@
 
 #define BOOT_CMDLINE_MAX  256
 #define BOOT_NAME_MAX     64
+/* Boot modules (programs the bootloader loaded next to the kernel): at most
+ * this many, each named by a string of at most BOOT_MODULE_NAME_MAX - 1 bytes. */
+#define BOOT_MODULES_MAX     16
+#define BOOT_MODULE_NAME_MAX 64
 
 enum boot_protocol { BOOT_PROTO_NONE = 0, BOOT_PROTO_LIMINE = 1, BOOT_PROTO_MULTIBOOT2 = 2 };
 enum firmware_type { FW_UNKNOWN = 0, FW_BIOS = 1, FW_UEFI32 = 2, FW_UEFI64 = 3 };
@@ -52,6 +56,17 @@ struct boot_cpus {
     char note[112];        /* a line on a capped or unusable list, "" when none */
 };
 
+/* One file the bootloader loaded for us (Limine module, Multiboot2 module
+ * tag). Its bytes stay where the bootloader put them for the kernel's whole
+ * life: the memory map calls them MEM_KERNEL, so no frame of theirs is ever
+ * handed out, and the HHDM maps them (read-only). */
+struct boot_module {
+    paddr_t phys;   /* first byte, 4 KiB aligned */
+    uint64_t size;  /* bytes, > 0 */
+    char name[BOOT_MODULE_NAME_MAX]; /* the string the configuration gave it, or
+                                        else the last part of its path */
+};
+
 struct boot_info {
     enum boot_protocol protocol;
     enum firmware_type firmware;
@@ -84,6 +99,9 @@ struct boot_info {
 
     struct boot_cpus cpus;         /* Limine: the CPUs to start; valid until bootloader
                                       memory is reclaimed */
+
+    struct boot_module modules[BOOT_MODULES_MAX]; /* in the order the bootloader gave them */
+    size_t module_count;
 };
 
 /* The kernel's boot information, filled once during boot. */
@@ -92,7 +110,10 @@ extern struct boot_info boot_ctx;
 /* Checks what every protocol must provide: a non-empty memory map with at
  * least 512 KiB of usable memory besides the kernel image (kernel_phys_base
  * and kernel_size must be set), a 4 KiB-aligned non-zero HHDM offset in the
- * higher half, a sane framebuffer (when present), a kernel base. Returns NULL
+ * higher half, a sane framebuffer (when present), a kernel base, and modules
+ * that are each non-empty, 4 KiB aligned, without wrapping, wholly inside
+ * MEM_KERNEL entries of the map, clear of the kernel image and of each other
+ * (page-rounded), with distinct non-empty names. Returns NULL
  * when fine, otherwise one line naming what is wrong (the caller prints it
  * and stops). */
 const char *boot_info_validate(const struct boot_info *bi);
@@ -114,6 +135,21 @@ const char *boot_check_region(const char *who, size_t i, paddr_t base, uint64_t 
 /* Checks an HHDM offset: non-zero, 4 KiB aligned, in the higher half. Returns
  * NULL, or the line "<who>: HHDM offset ..." (from boot_error). */
 const char *boot_check_hhdm(const char *who, uint64_t offset);
+
+/* True when every byte of [base, base + len) lies in some entry of bi's
+ * memory map whose type bit (1u << type) is in type_mask (entries may be
+ * adjacent or overlap). len 0 or a wrapping range: false. */
+bool boot_range_in_map(const struct boot_info *bi, paddr_t base, uint64_t len, uint32_t type_mask);
+
+/* Copies the name of a module into dst (BOOT_MODULE_NAME_MAX bytes): the
+ * string when it is non-empty, else the last part of path ("/boot/hello.elf"
+ * -> "hello.elf"). Reads neither past a NUL nor past 4096 bytes. Returns
+ * false (dst then holds a truncated copy) when the name does not fit or is
+ * empty. Either pointer may be NULL (= ""). */
+bool boot_module_name(char *dst, const char *string, const char *path);
+
+/* The module called `name` in bi, or NULL. */
+const struct boot_module *boot_find_module(const struct boot_info *bi, const char *name);
 
 /* Human-readable names. */
 const char *firmware_name(enum firmware_type fw);

@@ -195,6 +195,36 @@ static const char *convert_executable_address(struct boot_info *out,
     return NULL;
 }
 
+/* The module response -> out->modules (addresses made physical). A NULL
+ * response: no modules. */
+static const char *convert_modules(struct boot_info *out, const struct limine_module_response *r)
+{
+    if (!r || r->module_count == 0)
+        return NULL;
+    if (r->module_count > BOOT_MODULES_MAX)
+        return boot_error("limine: %llu modules, at most %d are supported",
+                          (unsigned long long)r->module_count, BOOT_MODULES_MAX);
+    if (!r->modules)
+        return "limine: module array is NULL";
+    for (size_t i = 0; i < r->module_count; i++) {
+        const struct limine_file *f = r->modules[i];
+        if (!f)
+            return boot_error("limine: module %zu is NULL", i);
+        uint64_t va = (uint64_t)(uintptr_t)f->address;
+        if (va < out->hhdm_offset)
+            return boot_error("limine: module %zu address 0x%llx below the HHDM", i,
+                              (unsigned long long)va);
+        struct boot_module *m = &out->modules[i];
+        if (!boot_module_name(m->name, f->cmdline, f->path))
+            return boot_error("limine: module %zu name empty or longer than %d bytes", i,
+                              BOOT_MODULE_NAME_MAX - 1);
+        m->phys = va - out->hhdm_offset;
+        m->size = f->size;
+    }
+    out->module_count = r->module_count;
+    return NULL;
+}
+
 /* Base revision 3 gives the RSDP as a physical address, every other one as an
  * HHDM pointer. */
 static const char *convert_rsdp(struct boot_info *out, const struct limine_rsdp_response *r)
@@ -344,6 +374,8 @@ const char *boot_from_limine(struct boot_info *out, const struct limine_answers 
     if ((err = convert_executable_file(out, a->executable_file)))
         return err;
     if ((err = convert_rsdp(out, a->rsdp)))
+        return err;
+    if ((err = convert_modules(out, a->module)))
         return err;
     convert_firmware(out, a->firmware_type);
     convert_bootloader_info(out, a->bootloader_info);

@@ -76,6 +76,7 @@
 #define LIMINE_ID_STACK_SIZE         LIMINE_ID(0x224ef0460a8e8926ULL, 0xe1cb0fc25f46ea3dULL)
 #define LIMINE_ID_PAGING_MODE        LIMINE_ID(0x95c1a0edab0944cbULL, 0xa4e5cb3842f7488aULL)
 #define LIMINE_ID_MP                 LIMINE_ID(0x95a67b819a1b857eULL, 0xa0b61b723b6a73e0ULL)
+#define LIMINE_ID_MODULE             LIMINE_ID(0x3e7e279702be32afULL, 0xca1c4f3bd1280ceeULL)
 
 /* Every request starts with these three members. */
 #define LIMINE_REQUEST_HEADER(resp_type) \
@@ -91,7 +92,7 @@
  * <name> for its response, both from this one list. */
 #define LIMINE_REQUESTS(X)                                                                   \
     X(memmap) X(hhdm) X(framebuffer) X(executable_file) X(executable_address) X(rsdp)       \
-    X(firmware_type) X(bootloader_info) X(stack_size) X(paging_mode) X(mp)
+    X(firmware_type) X(bootloader_info) X(stack_size) X(paging_mode) X(mp) X(module)
 
 /* ---- memory map ---------------------------------------------------------------
  * Entries are sorted by base; usable and bootloader-reclaimable entries are
@@ -210,6 +211,19 @@ struct limine_executable_file_response {
 };
 
 LIMINE_PLAIN_REQUEST(executable_file);
+
+/* ---- modules: the files the configuration lists (module_path) -------------------
+ * Request revision 0 (revision 1 adds modules the executable names itself,
+ * which SlayerOS does not use). The response is the same in every base
+ * revision: module_count pointers to struct limine_file, each file's address
+ * an HHDM pointer in memory the map calls executable-and-modules. */
+struct limine_module_response {
+    uint64_t revision;
+    uint64_t module_count;
+    struct limine_file **modules; /* module_count pointers */
+};
+
+LIMINE_PLAIN_REQUEST(module);
 
 /* ---- where the executable was loaded ---------------------------------------------- */
 struct limine_executable_address_response {
@@ -331,6 +345,8 @@ _Static_assert(offsetof(struct limine_file, cmdline) == 32, "limine file layout"
 _Static_assert(offsetof(struct limine_file, gpt_disk_uuid) == 64, "limine file layout");
 _Static_assert(sizeof(struct limine_file) == 112, "limine file layout");
 _Static_assert(sizeof(struct limine_executable_file_response) == 16, "limine file response layout");
+_Static_assert(sizeof(struct limine_module_response) == 24, "limine module response layout");
+_Static_assert(sizeof(struct limine_module_request) == 48, "limine module request layout");
 _Static_assert(sizeof(struct limine_executable_address_response) == 24, "limine address layout");
 _Static_assert(sizeof(struct limine_rsdp_response) == 16, "limine rsdp response layout");
 _Static_assert(sizeof(struct limine_firmware_type_response) == 16, "limine fw type layout");
@@ -364,7 +380,10 @@ struct limine_answers {
  * framebuffer, kernel file and command line, kernel physical/virtual base,
  * RSDP as a physical address, firmware type, bootloader name and version,
  * the CPU list of the MP response: see boot_cpus; a malformed list is not
- * fatal, it leaves cpus.count 0 and says why in cpus.note).
+ * fatal, it leaves cpus.count 0 and says why in cpus.note), the modules
+ * (at most BOOT_MODULES_MAX, each file non-NULL with an address in the HHDM,
+ * named by its string or else its path's last part: boot_module_name; the
+ * rest of their checks is boot_info_validate's).
  * Memory map, HHDM and executable address are required; the rest is optional.
  * A revision other than the one asked for is accepted when its rules are
  * known (0..LIMINE_NEWEST_KNOWN_BASE_REVISION): every field is read by the

@@ -36,6 +36,8 @@ LIMINE_REQUEST(paging_mode, LIMINE_ID_PAGING_MODE, .revision = 1,
                .min_mode = LIMINE_PAGING_MODE_X86_64_4LVL);
 /* Every AP started and parked for smp_start_limine; x2APIC when the CPU has it. */
 LIMINE_REQUEST(mp, LIMINE_ID_MP, .flags = LIMINE_MP_X2APIC);
+/* The programs the configuration loads as modules (tools/mkiso-limine.sh). */
+LIMINE_REQUEST(module, LIMINE_ID_MODULE);
 
 __attribute__((used, section(".limine_requests_end"), aligned(8))) static volatile uint64_t
     limine_requests_end[2] = { LIMINE_REQUESTS_END_MARKER_WORDS };

@@ -21,6 +21,8 @@ struct found {
 struct tags {
     struct found cmdline, name, mmap, fb, elf, acpi_old, acpi_new, load_base;
     bool efi32, efi64;
+    struct found modules[BOOT_MODULES_MAX];
+    uint32_t module_tags; /* every module tag seen, those beyond the array too */
 };
 
 static void remember(struct found *f, const uint8_t *p, uint32_t size)
@@ -55,7 +57,12 @@ static const char *walk(const uint8_t *base, uint32_t total, struct tags *t)
         case MB2_TAG_LOAD_BASE_ADDR: remember(&t->load_base, p, tag.size); break;
         case MB2_TAG_EFI32: t->efi32 = true; break;
         case MB2_TAG_EFI64: t->efi64 = true; break;
-        default: break; /* modules, EFI memory map, ...: not needed here */
+        case MB2_TAG_MODULE:
+            if (t->module_tags < BOOT_MODULES_MAX)
+                t->modules[t->module_tags] = (struct found){ p, tag.size };
+            t->module_tags++;
+            break;
+        default: break; /* EFI memory map, ...: not needed here */
         }
         off += ALIGN_UP((uint64_t)tag.size, 8);
         n++;
@@ -230,6 +237,43 @@ static const char *read_elf_sections(struct boot_info *out, const struct found *
     return NULL;
 }
 
+/* The module tags -> out->modules; each module's pages become MEM_KERNEL. */
+static const char *read_modules(struct boot_info *out, const struct tags *t)
+{
+    if (t->module_tags > BOOT_MODULES_MAX)
+        return boot_error("multiboot2: %u modules, at most %d are supported", t->module_tags,
+                          BOOT_MODULES_MAX);
+    for (uint32_t i = 0; i < t->module_tags; i++) {
+        const struct found *f = &t->modules[i];
+        struct mb2_tag_module mt;
+        if (f->size < sizeof(mt) + 1)
+            return boot_error("multiboot2: module tag %u size %u < %zu", i, f->size,
+                              sizeof(mt) + 1);
+        memcpy(&mt, f->p, sizeof(mt));
+        const char *s = (const char *)f->p + sizeof(mt);
+        if (strnlen(s, f->size - sizeof(mt)) == f->size - sizeof(mt))
+            return boot_error("multiboot2: module %u string not NUL-terminated", i);
+        if (mt.mod_end < mt.mod_start)
+            return boot_error("multiboot2: module %u ends (0x%x) before it starts (0x%x)", i,
+                              mt.mod_end, mt.mod_start);
+        struct boot_module *m = &out->modules[i];
+        if (!boot_module_name(m->name, s, NULL))
+            return boot_error("multiboot2: module %u name empty or longer than %d bytes", i,
+                              BOOT_MODULE_NAME_MAX - 1);
+        m->phys = mt.mod_start;
+        m->size = (uint64_t)mt.mod_end - mt.mod_start;
+        paddr_t lo = ALIGN_DOWN(m->phys, PAGE_SIZE), hi = ALIGN_UP(m->phys + m->size, PAGE_SIZE);
+        if (m->size && !boot_range_in_map(out, lo, hi - lo, 1u << MEM_USABLE))
+            return boot_error("multiboot2: module %u \"%s\" at 0x%llx + %llu bytes is not in "
+                              "usable memory", i, m->name, (unsigned long long)m->phys,
+                              (unsigned long long)m->size);
+        /* The map calls it usable: say what it is (the kernel image gets the same). */
+        boot_add_region(out, lo, hi - lo, MEM_KERNEL);
+    }
+    out->module_count = t->module_tags;
+    return NULL;
+}
+
 /* Copies the RSDP out of tag 15 (ACPI 2.0+) or else tag 14 (ACPI 1.0). */
 static const char *read_rsdp(struct boot_info *out, const struct found *new_tag,
                              const struct found *old_tag)
@@ -285,6 +329,8 @@ const char *boot_from_multiboot2(struct boot_info *out, uint32_t magic, const vo
     if ((err = read_elf_sections(out, &t.elf, phys_to_virt)))
         return err;
     if ((err = read_rsdp(out, &t.acpi_new, &t.acpi_old)))
+        return err;
+    if ((err = read_modules(out, &t)))
         return err;
     if (t.load_base.p) {
         struct mb2_tag_load_base_addr lb;

@@ -133,6 +133,16 @@ struct mb2_tag_efi64 {
 #define MB2_RSDP_V2_SIZE 36u
 
 /* Image load base (type 21): where a relocatable image was placed. */
+/* Module (type 3): the physical range the loader put the file in, then the
+ * NUL-terminated string given with it (GRUB: the rest of the module2 line). */
+struct mb2_tag_module {
+    uint32_t type;
+    uint32_t size;
+    uint32_t mod_start; /* first byte */
+    uint32_t mod_end;   /* one past the last byte */
+    /* char string[] follows */
+};
+
 struct mb2_tag_load_base_addr {
     uint32_t type;
     uint32_t size;
@@ -165,14 +175,16 @@ _Static_assert(offsetof(struct mb2_tag_framebuffer, blue_mask_size) + 1 == MB2_F
 _Static_assert(sizeof(struct mb2_tag_elf_sections) == MB2_ELF_SECTIONS_HEADER_SIZE,
                "multiboot2 ELF sections tag layout");
 _Static_assert(offsetof(struct mb2_tag_efi64, pointer) == 8, "multiboot2 EFI64 tag layout");
+_Static_assert(sizeof(struct mb2_tag_module) == 16, "multiboot2 module tag layout");
 _Static_assert(sizeof(struct mb2_tag_load_base_addr) == 12, "multiboot2 load base tag layout");
 _Static_assert(sizeof(struct mb2_elf64_shdr) == 64, "ELF64 section header layout");
 
 /* Most section headers the ELF sections tag may carry (we copy them). */
 #define MB2_MAX_SECTION_HEADERS 64
 /* Memory map entries the parser accepts: MEMMAP_MAX minus room for the
- * regions the caller appends afterwards with boot_add_region(). */
-#define MB2_MEMMAP_MAX (MEMMAP_MAX - 8)
+ * regions appended afterwards with boot_add_region() (the framebuffer, one
+ * per module, the caller's kernel image). */
+#define MB2_MEMMAP_MAX (MEMMAP_MAX - 8 - BOOT_MODULES_MAX)
 /* Largest information block we agree to walk. */
 #define MB2_INFO_MAX_SIZE MiB(1)
 
@@ -183,7 +195,11 @@ _Static_assert(sizeof(struct mb2_elf64_shdr) == 64, "ELF64 section header layout
  * bootloader name and version (split at the first space), ELF section headers
  * (copied into a static buffer of this module), ACPI RSDP (copied, the new one
  * preferred), firmware (EFI64 tag -> UEFI64, EFI32 -> UEFI32, else BIOS) and
- * the image load base (tag 21) as kernel_phys_base when present.
+ * the image load base (tag 21) as kernel_phys_base when present, and the
+ * modules (type 3 tags, in order, at most BOOT_MODULES_MAX; each named by its
+ * string, mod_end >= mod_start, wholly inside usable memory of the map; each
+ * is added to the map as MEM_KERNEL, page-rounded, so that its frames are
+ * never handed out; boot_info_validate checks the rest).
  * phys_to_virt is the offset that turns a physical address from a tag into a
  * readable pointer; it is recorded as symbols.sh_addr_to_virt. hhdm_offset and
  * the kernel_* fields are left for the caller. Returns NULL on success, else

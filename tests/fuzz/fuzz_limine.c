@@ -11,7 +11,8 @@
  * boot_info.h: boot_from_limine succeeds exactly when the reference accepts,
  * the fields it fills equal the responses (base revision in force from the
  * tag, memory map converted entry by entry, first usable RGB framebuffer,
- * HHDM-relative addresses made physical by the revision's rules),
+ * HHDM-relative addresses made physical by the revision's rules, modules
+ * with physical addresses and their names),
  * errors are one "limine: ..." line; boot_info_validate accepts exactly what
  * its reference accepts. */
 #include "fuzz.h"
@@ -49,7 +50,7 @@ static struct limine_answers a;
 
 /* Input layout: u8 present-mask (memmap, hhdm, framebuffer, executable file,
  * executable address, rsdp, firmware, bootloader info), u8 flags (paging mode
- * present, stack size present, raw base-revision tag), the base-revision tag
+ * present, stack size present, raw base-revision tag, modules), the base-revision tag
  * (raw: 3 x u64; else u8 loaded revision (0 = unknown: MAGIC1 stays), u8
  * "unsupported"), u8 requested revision, then each present response in the
  * order of the mask. */
@@ -164,6 +165,42 @@ static void decode(struct fuzz_in *in)
     }
     if (flags & 2)
         a.stack_size = take(sizeof(struct limine_stack_size_response));
+    if (flags & 8) { /* modules: u8 count, u8 array-is-NULL, each: u8 (bit0 NULL, bit1 string,
+                        bit2 path), u64 address, u64 size, strings */
+        struct limine_module_response *r = take(sizeof(*r));
+        r->module_count = fuzz_u8(in);
+        if (fuzz_u8(in) != 0xff) {
+            r->modules = take(sizeof(*r->modules) * (r->module_count + 1));
+            for (size_t i = 0; i < r->module_count; i++) {
+                uint8_t mf = fuzz_u8(in);
+                uint64_t addr = fuzz_u64(in), size = fuzz_u64(in);
+                if (mf & 1)
+                    continue;
+                struct limine_file *f = take(sizeof(*f));
+                f->address = (void *)(uintptr_t)addr;
+                f->size = size;
+                if (mf & 2)
+                    f->cmdline = take_string(in);
+                if (mf & 4)
+                    f->path = take_string(in);
+                r->modules[i] = f;
+            }
+        }
+        a.module = r;
+    }
+}
+
+/* A module's name by boot_info.h's rule (string, else the path's last
+ * part) into out; false when it is empty or does not fit in 63 bytes. */
+static bool ref_module_name(const struct limine_file *f, char *out)
+{
+    const char *s = f->cmdline && f->cmdline[0] ? f->cmdline : f->path ? f->path : "";
+    if (s == f->path && strrchr(s, '/'))
+        s = strrchr(s, '/') + 1;
+    if (strlen(s) == 0 || strlen(s) >= BOOT_MODULE_NAME_MAX)
+        return false;
+    strcpy(out, s);
+    return true;
 }
 
 /* The first framebuffer the kernel can draw on, or NULL; *bad when one before
@@ -252,6 +289,17 @@ static bool ref_accepts(void)
     }
     if (a.rsdp && a.rsdp->address && rev != 3 && (uint64_t)(uintptr_t)a.rsdp->address < h)
         return false;
+    const struct limine_module_response *mr = a.module;
+    if (mr && mr->module_count) {
+        if (mr->module_count > BOOT_MODULES_MAX || !mr->modules)
+            return false;
+        for (size_t i = 0; i < mr->module_count; i++) {
+            char name[BOOT_MODULE_NAME_MAX];
+            const struct limine_file *mf = mr->modules[i];
+            if (!mf || (uint64_t)(uintptr_t)mf->address < h || !ref_module_name(mf, name))
+                return false;
+        }
+    }
     return true;
 }
 
@@ -333,6 +381,77 @@ static void check_fields(const struct boot_info *bi)
     FUZZ_CHECK(is_label_of(bi->bootloader_version, BOOT_NAME_MAX,
                            b && b->version ? b->version : ""),
                "bootloader version");
+    size_t nmod = a.module ? a.module->module_count : 0;
+    FUZZ_CHECK(bi->module_count == nmod, "module count %zu, want %zu", bi->module_count, nmod);
+    for (size_t i = 0; i < nmod; i++) {
+        const struct limine_file *mf = a.module->modules[i];
+        char name[BOOT_MODULE_NAME_MAX];
+        ref_module_name(mf, name);
+        FUZZ_CHECK(bi->modules[i].phys == (uint64_t)(uintptr_t)mf->address - h &&
+                       bi->modules[i].size == mf->size && strcmp(bi->modules[i].name, name) == 0,
+                   "module %zu", i);
+    }
+}
+
+static int cmp_region(const void *x, const void *y)
+{
+    const struct mem_region *p = x, *q = y;
+    return p->base < q->base ? -1 : p->base > q->base;
+}
+
+/* [lo, hi) inside the union of bi's MEM_KERNEL entries (sorted and merged here). */
+static bool ref_in_kernel_memory(const struct boot_info *bi, unsigned __int128 lo,
+                                 unsigned __int128 hi)
+{
+    static struct mem_region k[MEMMAP_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < bi->memmap_count; i++)
+        if (bi->memmap[i].type == MEM_KERNEL)
+            k[n++] = bi->memmap[i];
+    qsort(k, n, sizeof(k[0]), cmp_region);
+    unsigned __int128 cur_lo = 0, cur_hi = 0;
+    bool have = false;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && have && k[i].base <= cur_hi) {
+            unsigned __int128 e = (unsigned __int128)k[i].base + k[i].length;
+            cur_hi = e > cur_hi ? e : cur_hi;
+            continue;
+        }
+        if (have && lo >= cur_lo && hi <= cur_hi)
+            return true;
+        if (i < n) {
+            cur_lo = k[i].base;
+            cur_hi = (unsigned __int128)k[i].base + k[i].length;
+            have = true;
+        }
+    }
+    return false;
+}
+
+/* boot_info.h's module rules. */
+static bool ref_modules_valid(const struct boot_info *bi)
+{
+    const unsigned __int128 top = (unsigned __int128)UINT64_MAX + 1;
+    unsigned __int128 kb = bi->kernel_phys_base / 4096 * 4096;
+    unsigned __int128 ke = ((unsigned __int128)bi->kernel_phys_base + bi->kernel_size + 4095) / 4096 * 4096;
+    if (ke >= top - 4096) /* a wrapping kernel span is taken to reach the top */
+        ke = top;
+    for (size_t i = 0; i < bi->module_count; i++) {
+        const struct boot_module *m = &bi->modules[i];
+        unsigned __int128 lo = m->phys, hi = ((unsigned __int128)m->phys + m->size + 4095) / 4096 * 4096;
+        if (m->size == 0 || m->phys % 4096 || hi >= top - 4096 + 1 ||
+            (unsigned __int128)m->phys + m->size > UINT64_MAX - 4096)
+            return false;
+        if (!ref_in_kernel_memory(bi, lo, hi) || (lo < ke && kb < hi))
+            return false;
+        for (size_t j = 0; j < i; j++) {
+            const struct boot_module *o = &bi->modules[j];
+            unsigned __int128 olo = o->phys, ohi = ((unsigned __int128)o->phys + o->size + 4095) / 4096 * 4096;
+            if ((lo < ohi && olo < hi) || strcmp(m->name, o->name) == 0)
+                return false;
+        }
+    }
+    return true;
 }
 
 /* boot_info.h's rules for boot_info_validate. */
@@ -372,7 +491,8 @@ static bool ref_valid(const struct boot_info *bi)
             fb->blue_size + fb->blue_shift > fb->bpp)
             return false;
     }
-    return bi->kernel_virt_base >= KERNEL_SPACE && bi->kernel_phys_base % 4096 == 0;
+    return bi->kernel_virt_base >= KERNEL_SPACE && bi->kernel_phys_base % 4096 == 0 &&
+           ref_modules_valid(bi);
 }
 
 static struct boot_info bi;

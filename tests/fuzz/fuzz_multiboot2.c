@@ -13,8 +13,10 @@
  *
  * Checked: errors are one "multiboot2: ..." line; on success the memory map,
  * command line, RSDP and load base equal what an independent walk of the tags
- * written here finds (the first tag of each type counts), strings are
- * terminated, a block the walk finds malformed is never accepted. */
+ * written here finds (the first tag of each type counts), every module tag
+ * gives a module (start, size, name) and a MEM_KERNEL region over its pages
+ * after the framebuffer's, strings are terminated, a block the walk finds
+ * malformed is never accepted. */
 #include "fuzz.h"
 
 #include "boot/boot_info.h"
@@ -30,6 +32,8 @@ struct ref_tag {
 struct ref {
     bool well_formed;
     struct ref_tag first[32];
+    struct ref_tag modules[BOOT_MODULES_MAX + 1]; /* every module tag, in order (capped) */
+    uint32_t module_tags;
 };
 
 /* Walks the tags as the specification lays them out. */
@@ -50,6 +54,8 @@ static struct ref ref_walk(const uint8_t *b, uint32_t total)
         }
         if (type < 32 && !r.first[type].p)
             r.first[type] = (struct ref_tag){b + off, size};
+        if (type == MB2_TAG_MODULE && r.module_tags <= BOOT_MODULES_MAX)
+            r.modules[r.module_tags++] = (struct ref_tag){b + off, size};
         off += ((uint64_t)size + 7) / 8 * 8;
     }
     return r;
@@ -114,6 +120,31 @@ static void check_success(const struct boot_info *bi, const uint8_t *block, uint
                        (unsigned long long)e->length, e->type);
             want++;
         }
+    }
+    /* Then one MEM_KERNEL region per non-empty module, over its pages. */
+    FUZZ_CHECK(r.module_tags <= BOOT_MODULES_MAX && bi->module_count == r.module_tags,
+               "%zu modules from %u tags", bi->module_count, r.module_tags);
+    for (uint32_t i = 0; i < r.module_tags; i++) {
+        const struct ref_tag *t = &r.modules[i];
+        uint32_t start, end;
+        FUZZ_CHECK(t->size >= 17, "accepted a module tag of %u bytes", t->size);
+        memcpy(&start, t->p + 8, 4);
+        memcpy(&end, t->p + 12, 4);
+        const char *name = (const char *)t->p + 16;
+        FUZZ_CHECK(strnlen(name, t->size - 16) < t->size - 16, "accepted an unterminated name");
+        const struct boot_module *mo = &bi->modules[i];
+        FUZZ_CHECK(end >= start && mo->phys == start && mo->size == end - start &&
+                       strlen(name) > 0 && strlen(name) < BOOT_MODULE_NAME_MAX &&
+                       strcmp(mo->name, name) == 0,
+                   "module %u", i);
+        if (end == start)
+            continue;
+        uint64_t lo = ALIGN_DOWN((uint64_t)start, PAGE_SIZE), hi = ALIGN_UP((uint64_t)end, PAGE_SIZE);
+        FUZZ_CHECK(want < bi->memmap_count, "no region for module %u", i);
+        const struct mem_region *e = &bi->memmap[want++];
+        FUZZ_CHECK(e->base == lo && e->length == hi - lo && e->type == MEM_KERNEL,
+                   "module %u region %#llx+%#llx type %u", i, (unsigned long long)e->base,
+                   (unsigned long long)e->length, e->type);
     }
     FUZZ_CHECK(want == bi->memmap_count, "memory map has %zu, want %zu", bi->memmap_count, want);
 

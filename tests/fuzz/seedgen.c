@@ -414,6 +414,10 @@ static void mb2_block(struct buf *b, const struct machine *mc, bool uefi, bool f
     t = tag_begin(b, MB2_TAG_LOAD_BASE_ADDR);
     u32(b, 0x200000);
     tag_end(b, t);
+    t = tag_begin(b, MB2_TAG_MODULE); /* the user program, as the ISO builder loads it */
+    u32(b, 0x400000), u32(b, 0x4030e4);
+    bytes(b, "hello", 6);
+    tag_end(b, t);
     t = tag_begin(b, MB2_TAG_END);
     tag_end(b, t);
     uint32_t total = (uint32_t)(b->n - start);
@@ -496,6 +500,17 @@ static void seeds_limine(void)
         limine_answers(&b, &machines[v[i].machine], v[i].asked, v[i].rev, v[i].fb, v[i].uefi);
         write_seed("limine", v[i].name, &b);
     }
+    /* With two modules (flag 8, after everything else): one named by its
+     * string, one by its path, right after the kernel file. */
+    struct buf b = {.n = 0};
+    limine_answers(&b, &machines[1], 6, 6, true, false);
+    b.d[1] |= 8;
+    u8(&b, 2), u8(&b, 0);
+    u8(&b, 2 | 4), u64(&b, 0xffff800003b80000ULL), u64(&b, 0x30e4);
+    str16(&b, "hello"), str16(&b, "/boot/hello.elf");
+    u8(&b, 4), u64(&b, 0xffff800003b84000ULL), u64(&b, 0x1000);
+    str16(&b, "/boot/other.elf");
+    write_seed("limine", "limine-bios-4g-r6-modules", &b);
 }
 
 /* ---- ACPI: an RSDP and tables in a memory image, in fuzz_acpi.c's layout ------------- */
@@ -685,6 +700,88 @@ static void seeds_vm(void)
     write_seed("vm", "oom", &c);
 }
 
+/* ---- elf: executables like user.ld makes, and near misses ---------------------------------- */
+
+/* One program header. */
+static void elf_phdr(struct buf *b, uint32_t type, uint32_t flags, uint64_t off, uint64_t va,
+                     uint64_t fsz, uint64_t msz)
+{
+    u32(b, type), u32(b, flags), u64(b, off), u64(b, va), u64(b, va), u64(b, fsz), u64(b, msz);
+    u64(b, 0x1000);
+}
+
+/* An ELF64 x86_64 ET_EXEC: header, nph program headers from the caller,
+ * then file bytes up to `len` (a pattern). Variant v: 0 text/rodata/data
+ * like user.ld (+ PT_GNU_STACK), 1 text holding the headers and a bss-only segment,
+ * 2 a data segment starting mid-page, 3 eight segments. */
+static void elf_file(struct buf *b, int v)
+{
+    static const unsigned nph[] = {4, 2, 3, 8};
+    bytes(b, "\177ELF\2\1\1", 7);
+    for (int i = 7; i < 16; i++)
+        u8(b, 0);
+    u16(b, 2), u16(b, 62), u32(b, 1);
+    u64(b, v == 1 ? 0x10000 : 0x400000); /* entry */
+    u64(b, 64), u64(b, 0), u32(b, 0);
+    u16(b, 64), u16(b, 56), u16(b, nph[v]), u16(b, 64), u16(b, 0), u16(b, 0);
+    uint64_t end = 0;
+    switch (v) {
+    case 0:
+        elf_phdr(b, 1, 5, 0x1000, 0x400000, 0x144, 0x144);
+        elf_phdr(b, 1, 4, 0x2000, 0x401000, 0x60, 0x60);
+        elf_phdr(b, 1, 6, 0x3000, 0x402000, 0x80, 0x30e4);
+        elf_phdr(b, 0x6474e551, 6, 0, 0, 0, 0);
+        end = 0x3080;
+        break;
+    case 1:
+        elf_phdr(b, 1, 5, 0x0, 0x10000, 0x200, 0x200); /* headers inside the text */
+        elf_phdr(b, 1, 6, 0x200, 0x20200, 0, 0x100000); /* bss only, 1 MiB */
+        end = 0x200;
+        break;
+    case 2:
+        elf_phdr(b, 1, 5, 0x1000, 0x400000, 0x800, 0x800);
+        elf_phdr(b, 1, 6, 0x1900, 0x401900, 0x10, 0x2000);
+        elf_phdr(b, 4, 4, 0x1000, 0, 0x20, 0x20); /* PT_NOTE: ignored */
+        end = 0x1910;
+        break;
+    default:
+        for (unsigned i = 0; i < 8; i++)
+            elf_phdr(b, 1, i ? 4 : 5, 0x1000, 0x400000 + i * 0x1000, 0x10, 0x10);
+        end = 0x1010;
+        break;
+    }
+    for (uint64_t i = b->n; i < end; i++)
+        u8(b, (uint8_t)(i * 7));
+}
+
+static void seeds_elf(void)
+{
+    static const char *names[] = {"user-ld", "bss-only", "mid-page", "eight"};
+    for (int v = 0; v < 4; v++) {
+        struct buf b = {.n = 0};
+        elf_file(&b, v);
+        write_seed("elf", names[v], &b);
+    }
+    /* near misses: W^X broken, entry in data, a page shared, cut short */
+    struct buf b = {.n = 0};
+    elf_file(&b, 0);
+    patch(&b, 64 + 4, 7, 4);
+    write_seed("elf", "wx", &b);
+    b.n = 0;
+    elf_file(&b, 0);
+    patch(&b, 24, 0x402000, 8);
+    write_seed("elf", "entry-in-data", &b);
+    b.n = 0;
+    elf_file(&b, 0);
+    patch(&b, 64 + 56 + 16, 0x400000, 8); /* rodata on text's page */
+    patch(&b, 64 + 56 + 8, 0x1000, 8);
+    write_seed("elf", "shared-page", &b);
+    b.n = 0;
+    elf_file(&b, 0);
+    b.n = 0x1100;
+    write_seed("elf", "cut", &b);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -705,5 +802,6 @@ int main(int argc, char **argv)
     seeds_multiboot2();
     seeds_limine();
     seeds_acpi();
+    seeds_elf();
     return 0;
 }

@@ -686,3 +686,138 @@ Test(boot_limine, mp_goto_writes_the_argument_then_the_address)
     cr_expect_null(cpu_info[0].goto_address, "the neighbours untouched");
     cr_expect_null(cpu_info[2].goto_address);
 }
+
+/* ---- modules ------------------------------------------------------------------------ */
+
+/* Modules inside the executable-and-modules entry of good_map (0x8101000 +
+ * 2 MiB); kernel_size is set so that boot_info_validate can run. */
+static struct limine_file mods[BOOT_MODULES_MAX + 1];
+static struct limine_file *modp[BOOT_MODULES_MAX + 1];
+static struct limine_module_response modr;
+static char mod_path0[] = "/boot/hello.elf", mod_str0[] = "hello";
+static char mod_path1[] = "/boot/other.elf", mod_str1[] = "";
+
+static void set_modules(size_t n)
+{
+    memset(mods, 0, sizeof(mods));
+    for (size_t i = 0; i < n; i++) {
+        mods[i].address = (void *)(uintptr_t)(HHDM + 0x8101000 + i * 0x4000);
+        mods[i].size = 0x2345;
+        mods[i].path = i ? mod_path1 : mod_path0;
+        mods[i].cmdline = i ? mod_str1 : mod_str0;
+        modp[i] = &mods[i];
+    }
+    modr = (struct limine_module_response){ 0, n, modp };
+    a.module = &modr;
+}
+
+/* boot_from_limine, then boot_info_validate as main.c runs them. */
+static const char *convert_and_validate(void)
+{
+    const char *err = boot_from_limine(&bi, &a);
+    if (err)
+        return err;
+    bi.kernel_size = 0x200000;
+    return boot_info_validate(&bi);
+}
+
+Test(boot_limine, modules_are_converted_with_physical_addresses_and_names)
+{
+    set_modules(2);
+    cr_assert_null(convert_and_validate());
+    cr_assert_eq(bi.module_count, 2);
+    cr_expect_eq(bi.modules[0].phys, 0x8101000);
+    cr_expect_eq(bi.modules[0].size, 0x2345);
+    cr_expect_str_eq(bi.modules[0].name, "hello", "the string names the module");
+    cr_expect_eq(bi.modules[1].phys, 0x8105000);
+    cr_expect_str_eq(bi.modules[1].name, "other.elf", "no string: the path's last part");
+    cr_expect_eq(boot_find_module(&bi, "other.elf"), &bi.modules[1]);
+    cr_expect_null(boot_find_module(&bi, "hello.elf"));
+}
+
+Test(boot_limine, no_module_response_means_no_modules)
+{
+    a.module = NULL;
+    expect_ok();
+    cr_expect_eq(bi.module_count, 0);
+    set_modules(0);
+    expect_ok();
+    cr_expect_eq(bi.module_count, 0);
+}
+
+Test(boot_limine, malformed_module_answers_are_refused)
+{
+    set_modules(BOOT_MODULES_MAX + 1);
+    expect_error("limine: 17 modules, at most 16 are supported");
+    set_modules(1);
+    modr.modules = NULL;
+    expect_error("limine: module array is NULL");
+    set_modules(2);
+    modp[1] = NULL;
+    expect_error("limine: module 1 is NULL");
+    set_modules(1);
+    mods[0].address = (void *)0x8101000;
+    expect_error("limine: module 0 address 0x8101000 below the HHDM");
+    set_modules(2);
+    mods[1].path = mod_str1; /* no string, no path */
+    expect_error("limine: module 1 name empty or longer than 63 bytes");
+    static char long_name[BOOT_MODULE_NAME_MAX + 1];
+    memset(long_name, 'x', BOOT_MODULE_NAME_MAX);
+    mods[1].cmdline = long_name;
+    expect_error("limine: module 1 name empty or longer than 63 bytes");
+    long_name[BOOT_MODULE_NAME_MAX - 1] = 0; /* 63 bytes: fits */
+    expect_ok();
+    cr_expect_str_eq(bi.modules[1].name, long_name);
+}
+
+Test(boot_limine, module_placement_is_validated)
+{
+    set_modules(2);
+    mods[1].size = 0;
+    cr_expect_str_eq(convert_and_validate(), "boot info: module 1 \"other.elf\" is empty");
+    set_modules(2);
+    mods[1].address = (void *)(uintptr_t)(HHDM + 0x8105010);
+    cr_expect_str_eq(convert_and_validate(),
+                     "boot info: module 1 \"other.elf\" at 0x8105010 not 4 KiB aligned");
+    set_modules(1);
+    mods[0].size = 0x200000; /* the whole executable-and-modules entry: fine */
+    cr_expect_null(convert_and_validate());
+    mods[0].size = 0x200001; /* one byte (a page) more */
+    cr_expect_str_eq(convert_and_validate(), "boot info: module 0 \"hello\" at 0x8101000 + "
+                                             "2097153 bytes is not in kernel/module memory of the map");
+    set_modules(1);
+    mods[0].address = (void *)(uintptr_t)(HHDM + 0x100000); /* usable memory */
+    cr_expect_str_eq(convert_and_validate(), "boot info: module 0 \"hello\" at 0x100000 + 9029 "
+                                             "bytes is not in kernel/module memory of the map");
+    set_modules(1); /* no HHDM pointer wraps: a broken boot_info directly */
+    cr_assert_null(convert_and_validate());
+    bi.modules[0].phys = 0xfffffffffffff000ULL;
+    bi.modules[0].size = 0x2000;
+    cr_expect_str_eq(boot_info_validate(&bi), "boot info: module 0 \"hello\" 0xfffffffffffff000 + "
+                                              "8192 bytes wraps around");
+    bi.modules[0].phys = 0x8101000;
+    bi.modules[0].name[0] = 0;
+    cr_expect_str_eq(boot_info_validate(&bi), "boot info: module 0 has no name");
+    bi.modules[0].name[0] = 'h';
+    bi.module_count = BOOT_MODULES_MAX + 1;
+    cr_expect_str_eq(boot_info_validate(&bi), "boot info: 17 modules (> 16)");
+    set_modules(2);
+    mods[1].address = mods[0].address;
+    cr_expect_str_eq(convert_and_validate(),
+                     "boot info: module 1 \"other.elf\" overlaps module 0 \"hello\"");
+    set_modules(2);
+    mods[1].address = (void *)(uintptr_t)(HHDM + 0x8103000); /* shares module 0's last page */
+    cr_expect_str_eq(convert_and_validate(),
+                     "boot info: module 1 \"other.elf\" overlaps module 0 \"hello\"");
+    set_modules(2);
+    mods[1].cmdline = mod_str0;
+    cr_expect_str_eq(convert_and_validate(),
+                     "boot info: modules 0 and 1 are both named \"hello\"");
+    /* the kernel image inside the same entry: a module on it is refused */
+    set_modules(1);
+    ka.physical_base = 0x8101000 + 0x100000;
+    mods[0].address = (void *)(uintptr_t)(HHDM + 0x8101000 + 0x1ff000);
+    mods[0].size = 0x1000;
+    cr_expect_str_eq(convert_and_validate(), "boot info: module 0 \"hello\" at 0x8300000 + 4096 "
+                                             "bytes overlaps the kernel image");
+}

@@ -442,7 +442,8 @@ Test(boot_mb2, too_many_memory_map_entries)
     mb_begin();
     mb_mmap(24, many, ARRAY_SIZE(many));
     mb_end();
-    expect_error("multiboot2: too many memory map entries (505 > 504)");
+    /* MEMMAP_MAX 512 minus room for 8 appended regions and 16 modules */
+    expect_error("multiboot2: too many memory map entries (489 > 488)");
 
     mb_begin();
     mb_mmap(24, many, MB2_MEMMAP_MAX);
@@ -748,4 +749,153 @@ Test(boot_mb2, load_base_tag_too_small)
     mb_tag(MB2_TAG_LOAD_BASE_ADDR, NULL, 0);
     mb_end();
     expect_error("multiboot2: image load base tag size 8 < 12");
+}
+
+/* ---- modules (type 3 tags) ---------------------------------------------------------- */
+
+/* A module tag: [start, end) and its string. */
+static void mb_module(uint32_t start, uint32_t end, const char *s)
+{
+    uint8_t payload[128];
+    struct { uint32_t mod_start, mod_end; } h = { start, end };
+    memcpy(payload, &h, sizeof(h));
+    size_t n = strlen(s) + 1;
+    cr_assert(8 + n <= sizeof(payload));
+    memcpy(payload + 8, s, n);
+    mb_tag(MB2_TAG_MODULE, payload, 8 + n);
+}
+
+/* The minimal block with the modules build_mods() adds before the end tag. */
+static void build_with_modules(void (*build_mods)(void))
+{
+    fill_shdrs_and_rsdp();
+    mb_begin();
+    mb_mmap(24, good_map, ARRAY_SIZE(good_map));
+    build_mods();
+    mb_end();
+}
+
+static void two_modules(void)
+{
+    mb_module(0x1000000, 0x1002345, "hello");
+    mb_module(0x1003000, 0x1004000, "other");
+}
+
+Test(boot_mb2, modules_are_read_and_reserved_as_kernel_memory)
+{
+    build_with_modules(two_modules);
+    expect_ok();
+    cr_assert_eq(bi.module_count, 2);
+    cr_expect_eq(bi.modules[0].phys, 0x1000000);
+    cr_expect_eq(bi.modules[0].size, 0x2345);
+    cr_expect_str_eq(bi.modules[0].name, "hello");
+    cr_expect_eq(bi.modules[1].phys, 0x1003000);
+    cr_expect_eq(bi.modules[1].size, 0x1000);
+    cr_expect_str_eq(bi.modules[1].name, "other");
+    /* each module's pages are added to the map as kernel memory */
+    cr_assert_eq(bi.memmap_count, ARRAY_SIZE(good_regions) + 2);
+    struct mem_region m0 = bi.memmap[ARRAY_SIZE(good_regions)];
+    struct mem_region m1 = bi.memmap[ARRAY_SIZE(good_regions) + 1];
+    cr_expect(m0.base == 0x1000000 && m0.length == 0x3000 && m0.type == MEM_KERNEL);
+    cr_expect(m1.base == 0x1003000 && m1.length == 0x1000 && m1.type == MEM_KERNEL);
+    /* the sanitized map hands none of it out */
+    struct mem_region out[MEMMAP_MAX];
+    size_t n = memmap_sanitize(bi.memmap, bi.memmap_count, out, MEMMAP_MAX, 46);
+    bool found = false;
+    for (size_t i = 0; i < n; i++) {
+        cr_expect(!(out[i].type == MEM_USABLE && out[i].base < 0x1004000 &&
+                    out[i].base + out[i].length > 0x1000000),
+                  "usable entry %#llx+%#llx covers a module", (unsigned long long)out[i].base,
+                  (unsigned long long)out[i].length);
+        found |= out[i].type == MEM_KERNEL && out[i].base <= 0x1000000 &&
+                 out[i].base + out[i].length >= 0x1004000;
+    }
+    cr_expect(found, "no kernel/modules entry covers the modules");
+    /* and boot_info_validate accepts them beside a kernel image */
+    bi.kernel_phys_base = 0x200000;
+    bi.kernel_size = 0x100000;
+    bi.hhdm_offset = P2V;
+    bi.kernel_virt_base = 0xffffffff80200000ULL;
+    boot_add_region(&bi, bi.kernel_phys_base, bi.kernel_size, MEM_KERNEL);
+    cr_expect_null(boot_info_validate(&bi));
+}
+
+static void seventeen_modules(void)
+{
+    for (uint32_t i = 0; i <= BOOT_MODULES_MAX; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "m%u", i);
+        mb_module(0x1000000 + i * 0x1000, 0x1000000 + i * 0x1000 + 16, name);
+    }
+}
+static void module_backwards(void) { mb_module(0x1002000, 0x1001000, "back"); }
+static void module_nameless(void) { mb_module(0x1000000, 0x1001000, ""); }
+static void module_outside_ram(void) { mb_module(0xfffc0000, 0xfffc1000, "rom"); }
+static void module_straddles(void) { mb_module(0x9f000, 0xa0000, "edge"); }
+static void module_tag_short(void)
+{
+    uint32_t start = 0x1000000;
+    mb_tag(MB2_TAG_MODULE, &start, 4);
+}
+static void module_no_nul(void)
+{
+    uint8_t payload[12] = { 0, 0, 0, 1, 0, 16, 0, 1, 'a', 'b', 'c', 'd' };
+    mb_tag(MB2_TAG_MODULE, payload, sizeof(payload));
+}
+static void module_long_name(void)
+{
+    char name[BOOT_MODULE_NAME_MAX + 1];
+    memset(name, 'n', BOOT_MODULE_NAME_MAX);
+    name[BOOT_MODULE_NAME_MAX] = 0;
+    mb_module(0x1000000, 0x1001000, name);
+}
+
+Test(boot_mb2, malformed_module_tags_are_refused)
+{
+    build_with_modules(seventeen_modules);
+    expect_error("multiboot2: 17 modules, at most 16 are supported");
+    build_with_modules(module_backwards);
+    expect_error("multiboot2: module 0 ends (0x1001000) before it starts (0x1002000)");
+    build_with_modules(module_nameless);
+    expect_error("multiboot2: module 0 name empty or longer than 63 bytes");
+    build_with_modules(module_long_name);
+    expect_error("multiboot2: module 0 name empty or longer than 63 bytes");
+    build_with_modules(module_outside_ram);
+    expect_error("multiboot2: module 0 \"rom\" at 0xfffc0000 + 4096 bytes is not in usable memory");
+    build_with_modules(module_straddles); /* its page runs into the reserved 0x9fc00 */
+    expect_error("multiboot2: module 0 \"edge\" at 0x9f000 + 4096 bytes is not in usable memory");
+    build_with_modules(module_tag_short);
+    expect_error("multiboot2: module tag 0 size 12 < 17");
+    build_with_modules(module_no_nul);
+    expect_error("multiboot2: module 0 string not NUL-terminated");
+}
+
+static void module_unaligned(void) { mb_module(0x1000010, 0x1001000, "odd"); }
+static void module_empty(void) { mb_module(0x1000000, 0x1000000, "empty"); }
+static void module_on_kernel(void) { mb_module(0x2ff000, 0x300000, "onk"); }
+
+/* What boot_info_validate says of the block's modules beside a kernel at 2 MiB. */
+static const char *validate_with_kernel(void)
+{
+    const char *err = run();
+    if (err)
+        return err;
+    bi.kernel_phys_base = 0x200000;
+    bi.kernel_size = 0x100000;
+    bi.hhdm_offset = P2V;
+    bi.kernel_virt_base = 0xffffffff80200000ULL;
+    boot_add_region(&bi, bi.kernel_phys_base, bi.kernel_size, MEM_KERNEL);
+    return boot_info_validate(&bi);
+}
+
+Test(boot_mb2, module_placement_is_validated)
+{
+    build_with_modules(module_unaligned);
+    cr_expect_str_eq(validate_with_kernel(),
+                     "boot info: module 0 \"odd\" at 0x1000010 not 4 KiB aligned");
+    build_with_modules(module_empty);
+    cr_expect_str_eq(validate_with_kernel(), "boot info: module 0 \"empty\" is empty");
+    build_with_modules(module_on_kernel);
+    cr_expect_str_eq(validate_with_kernel(), "boot info: module 0 \"onk\" at 0x2ff000 + 4096 "
+                                             "bytes overlaps the kernel image");
 }
