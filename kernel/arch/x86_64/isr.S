@@ -22,6 +22,8 @@
  * address in the kernel: bit 63 set), swap when it is not, and swap back
  * on the way out. */
 
+#include "arch/x86_64/frame_regs.h"
+
 #define MSR_GS_BASE 0xc0000101
 /* Offsets in the frame once isr_common pushed the 15 registers. */
 #define F_VECTOR 120
@@ -48,21 +50,7 @@ isr_stub_\v:
     .type isr_common, @function
 isr_common:
     cld
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    PUSH_FRAME_REGS
     xorl %ebx, %ebx                     /* rbx (callee-saved): 1 when a paranoid entry swapped */
     movq F_VECTOR(%rsp), %rax
     cmpq $2, %rax                       /* NMI */
@@ -97,21 +85,7 @@ isr_common:
 4:  testl %ebx, %ebx
     jz 2f
     swapgs                              /* back to what the paranoid entry found */
-2:  popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
+2:  POP_FRAME_REGS
     addq $16, %rsp                      /* vector and error code */
     iretq
     .size isr_common, . - isr_common

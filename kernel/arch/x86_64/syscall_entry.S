@@ -3,6 +3,8 @@
  * On entry: RCX = return RIP, R11 = RFLAGS, RSP = ring 3's, GS = ring 3's,
  * interrupts off (FMASK). No stack is usable until we switch: ring 3's RSP
  * is kept in this CPU's block while the ring-0 stack is loaded. */
+#include "arch/x86_64/frame_regs.h"
+
 /* Offsets in struct cpu_local (syscall.c asserts them). */
 #define CPU_LOCAL_SYSCALL_RSP 24
 #define CPU_LOCAL_USER_RSP    32
@@ -30,39 +32,11 @@ syscall_entry:
     pushq $0                            /* error code */
     pushq $SYSCALL_VECTOR
     cld
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    PUSH_FRAME_REGS
     movq %rsp, %rdi
     call syscall_dispatch               /* turns interrupts on, and leaves them on */
     cli                                 /* nothing may run between swapgs and the return */
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
+    POP_FRAME_REGS
     addq $16, %rsp                      /* vector and error code */
     /* the iret frame: RIP, CS, RFLAGS, RSP, SS */
     movq 0(%rsp), %rcx
