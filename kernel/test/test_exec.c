@@ -18,55 +18,8 @@
 #include "mm/vm.h"
 #include "test/ktest.h"
 #include "test/ktest_catch.h"
+#include "test/uprog.h"
 #include "../../user/hello.h"
-
-/* Free frames, page tables and spaces when a test began. */
-struct exec_baseline {
-    uint64_t free_frames, tables, spaces;
-};
-
-static void baseline_take(struct exec_baseline *b)
-{
-    struct vm_stats s;
-    vm_get_stats(&s);
-    heap_trim();
-    frame_drain_cpu_caches();
-    b->free_frames = ktest_free_frames();
-    b->tables = paging_table_pages();
-    b->spaces = s.spaces;
-}
-
-static void baseline_expect(const struct exec_baseline *b)
-{
-    struct vm_stats s;
-    vm_get_stats(&s);
-    heap_trim();
-    frame_drain_cpu_caches();
-    KT_EXPECT(ktest_free_frames() == b->free_frames, "free frames %llu, were %llu",
-              (unsigned long long)ktest_free_frames(), (unsigned long long)b->free_frames);
-    KT_EXPECT(paging_table_pages() == b->tables, "page tables %llu, were %llu",
-              (unsigned long long)paging_table_pages(), (unsigned long long)b->tables);
-    KT_EXPECT(s.spaces == b->spaces, "spaces %llu, were %llu", (unsigned long long)s.spaces,
-              (unsigned long long)b->spaces);
-}
-
-/* Copies n bytes at user address va of vs into dst through its page tables
- * (page by page): false when a page is not mapped. */
-static bool peek_bytes(struct vm_space *vs, vaddr_t va, void *dst, uint64_t n)
-{
-    uint8_t *d = dst;
-    while (n) {
-        paddr_t pa = paging_translate_in(&vs->pt, va);
-        if (pa == PAGING_NO_MAPPING)
-            return false;
-        uint64_t chunk = MIN(n, PAGE_SIZE - (va & (PAGE_SIZE - 1)));
-        memcpy(d, PHYS2VIRT(pa), chunk);
-        d += chunk;
-        va += chunk;
-        n -= chunk;
-    }
-    return true;
-}
 
 /* The hello module, or NULL with the test failed. */
 static const struct boot_module *hello_module(void)
@@ -81,8 +34,8 @@ static const struct boot_module *hello_module(void)
 
 KTEST(exec_hello_runs_in_ring3)
 {
-    struct exec_baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     const struct boot_module *m = hello_module();
     if (!m)
         return;
@@ -109,7 +62,7 @@ KTEST(exec_hello_runs_in_ring3)
                   (unsigned long long)f->vector, (unsigned long long)f->rip,
                   (unsigned long long)f->cr2);
         uint8_t op[2] = {0, 0};
-        KT_EXPECT(peek_bytes(vs, f->rip, op, 2) && op[0] == 0x0f && op[1] == 0x0b,
+        KT_EXPECT(uprog_peek(vs, f->rip, op, 2) && op[0] == 0x0f && op[1] == 0x0b,
                   "the #UD at %#llx is not a ud2", (unsigned long long)f->rip);
 
         /* the report at the start of the data segment */
@@ -125,7 +78,7 @@ KTEST(exec_hello_runs_in_ring3)
         }
         KT_ASSERT(text && ro && data, "hello lacks a text, rodata or data segment");
         struct hello_report r;
-        KT_ASSERT(peek_bytes(vs, data->vaddr, &r, sizeof(r)), "the report's page is not mapped");
+        KT_ASSERT(uprog_peek(vs, data->vaddr, &r, sizeof(r)), "the report's page is not mapped");
         KT_EXPECT(r.magic == HELLO_MAGIC_DONE, "magic %#lx: main did not finish", r.magic);
         KT_EXPECT(r.rodata_sum == HELLO_RODATA_SUM, "rodata sum %lu", r.rodata_sum);
         KT_EXPECT(r.data_ok == 1, ".data arrived without its initial values");
@@ -141,7 +94,7 @@ KTEST(exec_hello_runs_in_ring3)
         uint64_t bad = 0;
         for (uint64_t i = 0; i < HELLO_BSS_BYTES; i += 97) {
             uint8_t v;
-            if (!peek_bytes(vs, r.bss_addr + i, &v, 1) || v != HELLO_PATTERN(i))
+            if (!uprog_peek(vs, r.bss_addr + i, &v, 1) || v != HELLO_PATTERN(i))
                 bad++;
         }
         KT_EXPECT(bad == 0, "%llu sampled bss bytes lack the pattern", (unsigned long long)bad);
@@ -168,7 +121,7 @@ KTEST(exec_hello_runs_in_ring3)
                   (unsigned long long)magic);
     }
     vm_space_destroy(vs);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }
 
 /* A corrupted copy of hello refused with `want`: what corrupt() did to it. */
@@ -182,8 +135,8 @@ static void expect_refused(const uint8_t *file, uint64_t len, const char *want)
 
 KTEST(exec_malformed_copies_are_refused)
 {
-    struct exec_baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     const struct boot_module *m = hello_module();
     if (!m)
         return;
@@ -242,5 +195,5 @@ KTEST(exec_malformed_copies_are_refused)
                   strcmp(why, "exec: no module named \"no-such-program\"") == 0, "\"%s\"", why);
     vm_space_destroy(vs);
     kfree(copy);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }

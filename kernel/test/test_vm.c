@@ -28,56 +28,12 @@
 /* Programs only these tests run (test_vm_user.S). */
 extern const uint8_t uprog_gs[], uprog_gs_end[], uprog_syscall[], uprog_syscall_end[];
 
-/* What the counts were when a test began. */
-struct baseline {
-    uint64_t free_frames, tables, shared, ref_bytes, spaces;
-};
-
-static void baseline_take(struct baseline *b)
-{
-    /* frameref's directory is made on the first share ever and kept: make
-     * sure it exists, so that it is in the baseline */
-    paddr_t f = frame_alloc();
-    if (f && frameref_share(f) && frameref_put(f))
-        ktest_fail_at(__FILE__, __LINE__, "frameref_put", "a put after one share took the owner's reference");
-    if (f)
-        frame_free(f);
-    struct vm_stats s;
-    vm_get_stats(&s);
-    heap_trim(); /* pages the heap keeps for later are not a leak */
-    frame_drain_cpu_caches();
-    b->free_frames = ktest_free_frames();
-    b->tables = paging_table_pages();
-    b->shared = s.shared_frames;
-    b->ref_bytes = s.ref_bytes;
-    b->spaces = s.spaces;
-}
-
-/* Every count back where baseline_take found it. */
-static void baseline_expect(const struct baseline *b)
-{
-    struct vm_stats s;
-    vm_get_stats(&s);
-    heap_trim();
-    frame_drain_cpu_caches();
-    KT_EXPECT(ktest_free_frames() == b->free_frames, "free frames %llu, were %llu",
-              (unsigned long long)ktest_free_frames(), (unsigned long long)b->free_frames);
-    KT_EXPECT(paging_table_pages() == b->tables, "page tables %llu, were %llu",
-              (unsigned long long)paging_table_pages(), (unsigned long long)b->tables);
-    KT_EXPECT(s.shared_frames == b->shared, "shared frames %llu, were %llu",
-              (unsigned long long)s.shared_frames, (unsigned long long)b->shared);
-    KT_EXPECT(s.ref_bytes == b->ref_bytes, "reference-count bytes %llu, were %llu",
-              (unsigned long long)s.ref_bytes, (unsigned long long)b->ref_bytes);
-    KT_EXPECT(s.spaces == b->spaces, "spaces %llu, were %llu", (unsigned long long)s.spaces,
-              (unsigned long long)b->spaces);
-}
-
 /* The byte at user address va of vs as the kernel sees it through the page
  * tables, or -1 when no page is mapped there. */
 static int peek(struct vm_space *vs, vaddr_t va)
 {
-    paddr_t pa = paging_translate_in(&vs->pt, va);
-    return pa == PAGING_NO_MAPPING ? -1 : *(volatile uint8_t *)PHYS2VIRT(pa);
+    uint8_t v;
+    return uprog_peek(vs, va, &v, 1) ? v : -1;
 }
 
 #define TOUCH(b, n, s, v) ((struct uparams){(b), (n), (s), (v)})
@@ -86,8 +42,8 @@ static int peek(struct vm_space *vs, vaddr_t va)
 
 KTEST(vm_demand_zero_sparse)
 {
-    struct baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     struct vm_space *vs = uprog_space_new("demand-zero");
     KT_ASSERT(vs, "no space");
     vaddr_t data = 0x40000000;
@@ -117,15 +73,15 @@ KTEST(vm_demand_zero_sparse)
     KT_EXPECT(peek(vs, data + MiB(5) + PAGE_SIZE) == -1, "an untouched page is mapped");
     KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }
 
 /* ---- copy-on-write ------------------------------------------------------------------- */
 
 KTEST(vm_cow_fork)
 {
-    struct baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     struct vm_space *parent = uprog_space_new("cow-parent"), *child = NULL;
     KT_ASSERT(parent, "no space");
     vaddr_t data = 0x40000000;
@@ -188,15 +144,15 @@ KTEST(vm_cow_fork)
               peek(parent, data + 3 * PAGE_SIZE) == 0xee);
     KT_EXPECT(vm_check(parent));
     vm_space_destroy(parent);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }
 
 /* ---- protection ---------------------------------------------------------------------- */
 
 KTEST(vm_protect_takes_effect)
 {
-    struct baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     struct vm_space *vs = uprog_space_new("protect");
     KT_ASSERT(vs, "no space");
     vaddr_t data = 0x40000000;
@@ -234,7 +190,7 @@ KTEST(vm_protect_takes_effect)
               "a refused protect changed the rights");
     KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }
 
 /* The code page for the execute tests: `ud2`, then zeros. */
@@ -243,8 +199,8 @@ static const struct vm_image ud2_image = {ud2_code, sizeof(ud2_code)};
 
 KTEST(vm_nx_refused_until_protect_allows)
 {
-    struct baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     struct vm_space *vs = uprog_space_new("nx");
     KT_ASSERT(vs, "no space");
     vaddr_t code = 0x40000000;
@@ -261,15 +217,15 @@ KTEST(vm_nx_refused_until_protect_allows)
               "execute after protect(r-x) did not run the ud2 there");
     KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }
 
 /* ---- unmap ----------------------------------------------------------------------------- */
 
 KTEST(vm_munmap_unmaps)
 {
-    struct baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     struct vm_space *vs = uprog_space_new("munmap");
     KT_ASSERT(vs, "no space");
     vaddr_t data = 0x40000000;
@@ -305,15 +261,15 @@ KTEST(vm_munmap_unmaps)
     KT_EXPECT(peek(vs, again) == 0);
     KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }
 
 /* ---- stacks ---------------------------------------------------------------------------- */
 
 KTEST(vm_stack_grows_to_guard_gap)
 {
-    struct baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     struct vm_space *vs = uprog_space_new("stack");
     KT_ASSERT(vs, "no space");
     /* the stack: 4 pages below USTACK_TOP, floor 64 pages below it; the
@@ -351,15 +307,15 @@ KTEST(vm_stack_grows_to_guard_gap)
               "the stack grew into the gap above another region (cr2 %#llx)", (unsigned long long)cr2);
     KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }
 
 /* ---- the kernel half ------------------------------------------------------------------- */
 
 KTEST(vm_user_cannot_touch_kernel)
 {
-    struct baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     struct vm_space *vs = uprog_space_new("kernel-half");
     KT_ASSERT(vs, "no space");
     const vaddr_t targets[] = {(vaddr_t)&uprog_params, (vaddr_t)PHYS2VIRT(0x100000), (vaddr_t)ud2_code};
@@ -389,7 +345,7 @@ KTEST(vm_user_cannot_touch_kernel)
     frame_free(f);
     KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }
 
 /* ---- SMP: a space loaded on another CPU ------------------------------------------------ */
@@ -431,8 +387,8 @@ KTEST(vm_shootdown_where_loaded)
         kprintf("ktest: (one CPU: no other CPU to load the space on)\n");
         return;
     }
-    struct baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     struct vm_space *vs = uprog_space_new("shootdown");
     KT_ASSERT(vs, "no space");
     vaddr_t data = 0x40000000;
@@ -466,15 +422,15 @@ KTEST(vm_shootdown_where_loaded)
     KT_EXPECT(n1 == n0, "%llu shootdowns for a space loaded nowhere", (unsigned long long)(n1 - n0));
     KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }
 
 /* ---- user copies against a space -------------------------------------------------------- */
 
 KTEST(vm_user_copies)
 {
-    struct baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     struct vm_space *vs = uprog_space_new("usercopy");
     KT_ASSERT(vs, "no space");
     vaddr_t rw = 0x40000000, ro = 0x40100000;
@@ -514,15 +470,15 @@ KTEST(vm_user_copies)
     KT_EXPECT(peek(vs, ro) == 'h', "the refused write changed the read-only page");
     KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }
 
 /* ---- out of memory ---------------------------------------------------------------------- */
 
 KTEST(vm_out_of_memory)
 {
-    struct baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     struct vm_space *vs = uprog_space_new("oom"), *child = NULL;
     KT_ASSERT(vs, "no space");
     vaddr_t data = 0x40000000;
@@ -558,7 +514,7 @@ KTEST(vm_out_of_memory)
     KT_EXPECT(peek(vs, data) == 9 && peek(child, data) == 7);
     vm_space_destroy(child);
     vm_space_destroy(vs);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }
 
 /* ---- every CPU at once ------------------------------------------------------------------ */
@@ -597,8 +553,8 @@ static void storm_fn(void *arg)
 
 KTEST(vm_faults_on_every_cpu_at_once)
 {
-    struct baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     unsigned n = smp_cpu_count();
     struct vm_space *vs = uprog_space_new("storm"), *child = NULL;
     KT_ASSERT(vs, "no space");
@@ -636,15 +592,15 @@ KTEST(vm_faults_on_every_cpu_at_once)
     KT_EXPECT(vm_check(vs) && vm_check(child));
     vm_space_destroy(child);
     vm_space_destroy(vs);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }
 
 /* ---- ring 3's GS ------------------------------------------------------------------------- */
 
 KTEST(vm_user_gs_does_not_reach_the_kernel)
 {
-    struct baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     struct vm_space *vs = uprog_space_new("gs");
     KT_ASSERT(vs, "no space");
     vaddr_t data = 0x40000000;
@@ -656,7 +612,7 @@ KTEST(vm_user_gs_does_not_reach_the_kernel)
     KT_EXPECT(cpu_index() == me && this_cpu()->self == this_cpu(), "the kernel's GS is wrong after the run");
     KT_EXPECT(vs->resident >= 3, "the first touch with ring 3's GS was not resolved");
     vm_space_destroy(vs);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }
 
 /* ---- system calls ------------------------------------------------------------------------ */
@@ -664,8 +620,8 @@ KTEST(vm_user_gs_does_not_reach_the_kernel)
 /* The 64-bit word at user address va of vs, through its page tables. */
 static uint64_t peek64(struct vm_space *vs, vaddr_t va)
 {
-    paddr_t pa = paging_translate_in(&vs->pt, va);
-    return pa == PAGING_NO_MAPPING ? ~0ULL : *(volatile uint64_t *)PHYS2VIRT(pa);
+    uint64_t v;
+    return uprog_peek(vs, va, &v, sizeof(v)) ? v : ~0ULL;
 }
 
 struct cpu_run {
@@ -685,8 +641,8 @@ static void run_syscall_on(void *arg)
 
 KTEST(vm_syscalls_from_ring3)
 {
-    struct baseline b;
-    baseline_take(&b);
+    struct uprog_baseline b;
+    uprog_baseline_take(&b);
     struct vm_space *vs = uprog_space_new("syscall");
     KT_ASSERT(vs, "no space");
     vaddr_t out = 0x40000000;
@@ -729,5 +685,5 @@ KTEST(vm_syscalls_from_ring3)
     }
     KT_EXPECT(vm_check(vs));
     vm_space_destroy(vs);
-    baseline_expect(&b);
+    uprog_baseline_expect(&b);
 }

@@ -3,6 +3,9 @@
 
 #include "arch/x86_64/exceptions.h"
 #include "lib/string.h"
+#include "mm/frame.h"
+#include "mm/frameref.h"
+#include "mm/heap.h"
 #include "mm/mm.h"
 #include "mm/paging.h"
 #include "test/ktest.h"
@@ -68,4 +71,58 @@ enum uprog_end uprog_run(struct vm_space *vs, const uint8_t *prog, const uint8_t
     if (exited)
         return UPROG_EXIT;
     return f->vector == EXC_PF && (f->cs & 3) == 3 ? UPROG_KILLED : UPROG_OTHER;
+}
+
+void uprog_baseline_take(struct uprog_baseline *b)
+{
+    /* frameref's directory is made on the first share ever and kept: make
+     * sure it exists, so that it is in the baseline */
+    paddr_t f = frame_alloc();
+    if (f && frameref_share(f) && frameref_put(f))
+        ktest_fail_at(__FILE__, __LINE__, "frameref_put", "a put after one share took the owner's reference");
+    if (f)
+        frame_free(f);
+    struct vm_stats s;
+    vm_get_stats(&s);
+    heap_trim(); /* pages the heap keeps for later are not a leak */
+    frame_drain_cpu_caches();
+    b->free_frames = ktest_free_frames();
+    b->tables = paging_table_pages();
+    b->shared = s.shared_frames;
+    b->ref_bytes = s.ref_bytes;
+    b->spaces = s.spaces;
+}
+
+void uprog_baseline_expect(const struct uprog_baseline *b)
+{
+    struct vm_stats s;
+    vm_get_stats(&s);
+    heap_trim();
+    frame_drain_cpu_caches();
+    KT_EXPECT(ktest_free_frames() == b->free_frames, "free frames %llu, were %llu",
+              (unsigned long long)ktest_free_frames(), (unsigned long long)b->free_frames);
+    KT_EXPECT(paging_table_pages() == b->tables, "page tables %llu, were %llu",
+              (unsigned long long)paging_table_pages(), (unsigned long long)b->tables);
+    KT_EXPECT(s.shared_frames == b->shared, "shared frames %llu, were %llu",
+              (unsigned long long)s.shared_frames, (unsigned long long)b->shared);
+    KT_EXPECT(s.ref_bytes == b->ref_bytes, "reference-count bytes %llu, were %llu",
+              (unsigned long long)s.ref_bytes, (unsigned long long)b->ref_bytes);
+    KT_EXPECT(s.spaces == b->spaces, "spaces %llu, were %llu", (unsigned long long)s.spaces,
+              (unsigned long long)b->spaces);
+}
+
+bool uprog_peek(struct vm_space *vs, vaddr_t va, void *dst, uint64_t n)
+{
+    uint8_t *d = dst;
+    while (n) {
+        paddr_t pa = paging_translate_in(&vs->pt, va);
+        if (pa == PAGING_NO_MAPPING)
+            return false;
+        uint64_t chunk = MIN(n, PAGE_SIZE - (va & (PAGE_SIZE - 1)));
+        memcpy(d, PHYS2VIRT(pa), chunk);
+        d += chunk;
+        va += chunk;
+        n -= chunk;
+    }
+    return true;
 }

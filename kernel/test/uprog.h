@@ -56,3 +56,18 @@ struct vm_space *uprog_space_new(const char *name);
  * same program has run (the out-of-memory test relies on that). */
 enum uprog_end uprog_run(struct vm_space *vs, const uint8_t *prog, const uint8_t *end,
                          struct uparams p, uint64_t *cr2);
+
+/* What the memory counts were when a test began: free frames, page tables,
+ * copy-on-write shared frames, reference-count bytes, live spaces. */
+struct uprog_baseline {
+    uint64_t free_frames, tables, shared, ref_bytes, spaces;
+};
+/* Records the counts (frameref's directory made first, the heap's spare
+ * pages and the CPUs' frame caches given back, so that none is a change). */
+void uprog_baseline_take(struct uprog_baseline *b);
+/* Fails the running test (KT_EXPECT) for every count not back where
+ * uprog_baseline_take found it. */
+void uprog_baseline_expect(const struct uprog_baseline *b);
+/* Copies n bytes at user address va of vs into dst through its page tables,
+ * page by page: false when a page of the range is not mapped. */
+bool uprog_peek(struct vm_space *vs, vaddr_t va, void *dst, uint64_t n);
