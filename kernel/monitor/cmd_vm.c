@@ -105,7 +105,7 @@ void cmd_vmmap(int argc, char **argv)
         return;
     }
     if (argc == 3) {
-        kprintf("vmmap: usage: vmmap [<space id> | pid <pid>]\n");
+        kprintf("vmmap: usage: vmmap [id | pid <n>]\n");
         return;
     }
     if (argc == 2) {
