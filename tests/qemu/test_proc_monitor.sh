@@ -8,7 +8,9 @@
 #   - `run hello` prints the status line of what hello did: "exited with
 #     status 0" when user/crt0.S ends main with a system call (exit_group),
 #     "killed by SIGILL" (and the kernel's [proc] line) while it ends with ud2;
-#   - `run nosuch` and `run` of a non-program answer with one clear line;
+#   - `run echo one two three` passes the arguments (echo prints them) and
+#     exits with status 0;
+#   - `run nosuch` and `run &` answer with one clear line;
 #   - `run spin &` returns at once with the pid; `ps` then shows spin alive
 #     with one thread, resident pages and timer ticks growing; `as` lists its
 #     space; `vmmap pid <pid>` and `vmmap <space id>` show the same regions
@@ -20,8 +22,9 @@
 #   - afterwards no process and no address space is left (`ps`, `as`);
 #   - bad arguments (`kill x`, `kill 0`, `vmmap pid x`, `vmmap foo 1`) get one
 #     error line each; `help` lists ps, run and kill.
-# The spin parts need user/spin.c (helper A's program); without it they are
-# reported as not run (a NOTE line), never passed silently.
+# The spin and echo parts need user/spin.c and user/echo.c (the user world's
+# programs); without them they are reported as not run (a NOTE line), never
+# passed silently.
 # Fails (exit 1) with the transcript on any mismatch or timeout; the
 # transcript is kept in build/test/logs/proc-monitor.log either way.
 #
@@ -75,6 +78,14 @@ if m:
               f"run hello: no [proc] line for the ud2: '{out.strip()}'")
 out, rows, summ = ps()
 check(not rows, f"ps after run hello: a process is left: '{out.strip()}'")
+
+# ---- run with arguments (user/echo.c prints them) ----
+if os.path.exists("user/echo.c"):
+    out = cmd("run echo one  two three", timeout=30)
+    check(re.search(r"^one two three$", out, re.M) and
+          re.search(r"^\[run\] pid \d+ exited with status 0$", out, re.M), f"run echo: '{out.strip()}'")
+else:
+    print("NOTE proc-monitor: user/echo.c is not in this tree: run with arguments not checked")
 
 # ---- errors are one line ----
 for line, expect in [("run nosuch", "run: no program 'nosuch'"),
