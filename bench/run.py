@@ -338,7 +338,7 @@ def _with_stamp(sec):
     """The section with its measurement line moved below its heading."""
     stamp, body = sec.split("\n\n", 1)
     title, rest = body.split("\n", 1)
-    return f"{title}\n\n{stamp}\n{rest}"
+    return f"{title}\n\n{stamp}\n{rest.rstrip()}\n\n"
 
 
 def get(res, g, wl, al, k):
