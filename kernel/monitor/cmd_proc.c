@@ -13,9 +13,8 @@
  * walks its regions (vs->lock, rank VM, then paging's lock) while
  * proc_lock (rank PROC, the outermost) is held. That follows the lock
  * order, and nothing takes proc_lock while holding those locks; the rows
- * are copied into a static table and printed after proc_lock is released.
- * (proc.h asks proc_for_each's callbacks to take no lock at all; this is
- * the one deliberate exception, for this reason.) */
+ * are copied into a static table and printed after proc_lock is released
+ * (proc.h's contract for proc_for_each allows exactly these locks). */
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/pit.h"
 #include "dev/input.h"
