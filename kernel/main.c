@@ -163,6 +163,11 @@ static void log_boot_info(void)
              b->fb.bpp, b->fb.pitch, (unsigned long long)b->fb.phys);
     else
         klog("boot", "framebuffer: none");
+    uint64_t module_pages = 0;
+    for (size_t i = 0; i < b->module_count; i++)
+        module_pages += (b->modules[i].size + PAGE_SIZE - 1) / PAGE_SIZE;
+    klog("boot", "boot modules: %zu, %lluKiB", b->module_count,
+         (unsigned long long)module_pages * 4);
     if (b->rsdp)
         klog("boot", "ACPI RSDP at phys %#llx", (unsigned long long)b->rsdp);
     else if (b->rsdp_is_copy)
