@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fuzzgen.h"
+
 #define PAGE 4096ul
 
 /* The initial stack's place and growth limit: kernel/exec/elf.h
@@ -84,6 +86,25 @@ static int reap(int pid)
     int r = waitpid(pid, &st, 0);
     CHECK(r == pid, "waitpid(%d): %d errno %d", pid, r, errno);
     return st;
+}
+
+/* Waits up to ms milliseconds for pid (polling), then kills it and fails:
+ * a child stuck in the kernel must not hang the suite. Its status. */
+static int reap_within(int pid, unsigned ms)
+{
+    int st = -1;
+    for (unsigned waited = 0;; waited += 5) {
+        int r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        CHECK(r == 0, "waitpid(%d, WNOHANG): %d errno %d", pid, r, errno);
+        if (waited >= ms) {
+            kill(pid, SIGKILL);
+            reap(pid);
+            fail("child %d still running after %u ms", pid, ms);
+        }
+        usleep(5000);
+    }
 }
 
 /* A child that called fail() printed its FAILED line and exited 1 (no other
@@ -814,71 +835,10 @@ static void t_bad_args(void)
 
 /* ---- the syscall fuzzer ---------------------------------------------------- */
 
-static unsigned long *fuzz_scratch;
-enum { SCRATCH_PAGES = 16 };
-
-static long fuzz_arg(void)
-{
-    unsigned long r = rand64();
-    switch (r % 9) {
-    case 0: return 0;
-    case 1: return (long)(rand64() % 16);
-    case 2: return (long)(rand64() % 0x100000);
-    case 3: return (long)((unsigned long)fuzz_scratch + rand64() % SCRATCH_PAGES * PAGE);
-    case 4: return (long)(rand64() % (0x800000000000ul / PAGE) * PAGE);
-    case 5: return (long)(KERNEL_HHDM + (rand64() % (1ul << 40) & ~(PAGE - 1)));
-    case 6: return (long)(KERNEL_TEXT + rand64() % (1ul << 30));
-    case 7: return -(long)(rand64() % 4096);
-    default: return (long)rand64();
-    }
-}
-
-static bool is(unsigned long n, long call)
-{
-    return n == (unsigned long)call || (unsigned)n == (unsigned)call;
-}
-
-/* One fuzzing child: `calls` random system calls. What would hurt others or
- * never return is left out: exit, fork, kill, thread_create; read from
- * fd 0 and nanosleep only with arguments that fail at once; writes to the
- * console only from kernel addresses (no output). */
+/* One fuzzing child: `calls` random system calls (fuzzgen.h), then exit 0. */
 static void fuzz_child(unsigned seed, unsigned calls)
 {
-    srand(seed);
-    fuzz_scratch = map(SCRATCH_PAGES * PAGE, PROT_READ | PROT_WRITE);
-    static const long known[] = {SYS_READ,    SYS_WRITE,   SYS_MMAP,   SYS_MPROTECT,
-                                 SYS_MUNMAP,  SYS_SCHED_YIELD, SYS_NANOSLEEP, SYS_GETPID,
-                                 SYS_EXECVE,  SYS_WAIT4,   SYS_GETPPID, SYS_MEMSTAT,
-                                 SYS_GETTID,  SYS_CPU};
-    struct timespec short_ts = {0, 1000};
-    for (unsigned done = 0; done < calls;) {
-        unsigned long n;
-        unsigned long pick = rand64() % 8;
-        if (pick < 5)
-            n = (unsigned long)known[rand64() % (sizeof(known) / sizeof(known[0]))];
-        else if (pick < 7)
-            n = rand64() % 0x1101;
-        else
-            n = rand64();
-        if (is(n, SYS_EXIT) || is(n, SYS_EXIT_GROUP) || is(n, SYS_FORK) || is(n, SYS_KILL) ||
-            is(n, SYS_THREAD_CREATE) || is(n, 56 /* clone */) || is(n, 58 /* vfork */))
-            continue;
-        long a[6];
-        for (int i = 0; i < 6; i++)
-            a[i] = fuzz_arg();
-        if (is(n, SYS_READ) && (int)a[0] == 0)
-            a[1] = (long)KERNEL_TEXT; /* never waits for input */
-        if (is(n, SYS_WRITE) && ((int)a[0] == 1 || (int)a[0] == 2))
-            a[1] = (long)(KERNEL_HHDM + (unsigned long)a[1] % PAGE); /* no output */
-        if (is(n, SYS_NANOSLEEP)) {
-            const long choice[] = {0, (long)KERNEL_TEXT, (long)&short_ts, (long)UNMAPPED};
-            a[0] = choice[rand64() % 4];
-        }
-        if (is(n, SYS_WAIT4))
-            a[2] |= WNOHANG;
-        syscall6((long)n, a[0], a[1], a[2], a[3], a[4], a[5]);
-        done++;
-    }
+    fuzz_calls(seed, calls);
     exit(0);
 }
 
@@ -898,7 +858,7 @@ static void t_fuzz(void)
                 fuzz_child(children * 7919u + (unsigned)i * 104729u + 1, PER_CHILD);
         }
         for (int i = 0; i < PARALLEL; i++) {
-            int st = reap(pids[i]);
+            int st = reap_within(pids[i], 30000);
             if (WIFSIGNALED(st))
                 killed++;
             else

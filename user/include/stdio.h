@@ -3,7 +3,7 @@
  * processes do not interleave within one call's output.
  *
  * Conversions: %d %i %u %x %X %p %s %c %%, with the length modifiers l, ll,
- * z (and h, hh, accepted), flags '-' and '0', a width and a precision (for
+ * z (and h, hh, accepted), flags '-', '0', '+' and ' ', a width and a precision (for
  * %s: at most that many bytes; for integers: at least that many digits),
  * either of them as '*'. */
 #pragma once

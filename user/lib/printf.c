@@ -26,9 +26,10 @@ static void pad(struct out *o, char c, int n)
         put(o, c);
 }
 
-/* One integer: digits of v in base (upper: A-F), the sign or prefix, then
- * padded to width by spaces (left or right, '-') or zeros (after the sign). */
-static void put_int(struct out *o, unsigned long long v, bool neg, unsigned base, bool upper,
+/* One integer: digits of v in base (upper: A-F), the sign character (0:
+ * none) or prefix, padded to width by spaces (left or right, '-') or zeros
+ * (after the sign). */
+static void put_int(struct out *o, unsigned long long v, char sign, unsigned base, bool upper,
                     const char *prefix, int width, int prec, bool left, bool zero)
 {
     char digits[24];
@@ -41,7 +42,7 @@ static void put_int(struct out *o, unsigned long long v, bool neg, unsigned base
     if (prec == 0 && n == 1 && digits[0] == '0')
         n = 0; /* C: a zero with precision 0 prints no digit */
     int zeros = prec > n ? prec - n : 0;
-    int plen = (int)strlen(prefix) + (neg ? 1 : 0);
+    int plen = (int)strlen(prefix) + (sign ? 1 : 0);
     int body = plen + zeros + n;
     if (zero && !left && prec < 0 && width > body) {
         zeros += width - body; /* zero padding goes between the sign and the digits */
@@ -49,8 +50,8 @@ static void put_int(struct out *o, unsigned long long v, bool neg, unsigned base
     }
     if (!left)
         pad(o, ' ', width - body);
-    if (neg)
-        put(o, '-');
+    if (sign)
+        put(o, sign);
     for (const char *p = prefix; *p; p++)
         put(o, *p);
     pad(o, '0', zeros);
@@ -70,11 +71,16 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
         }
         fmt++;
         bool left = false, zero = false;
+        char plus = 0; /* '+' or ' ': what a non-negative signed number gets */
         for (;; fmt++) {
             if (*fmt == '-')
                 left = true;
             else if (*fmt == '0')
                 zero = true;
+            else if (*fmt == '+')
+                plus = '+';
+            else if (*fmt == ' ')
+                plus = plus ? plus : ' ';
             else
                 break;
         }
@@ -130,7 +136,7 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
             else if (lng <= -2)
                 v = (signed char)v;
             unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-            put_int(&o, u, v < 0, 10, false, "", width, prec, left, zero);
+            put_int(&o, u, v < 0 ? '-' : plus, 10, false, "", width, prec, left, zero);
             break;
         }
         case 'u':
@@ -143,12 +149,12 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
                 v = (unsigned short)v;
             else if (lng <= -2)
                 v = (unsigned char)v;
-            put_int(&o, v, false, c == 'u' ? 10 : 16, c == 'X', "", width, prec, left, zero);
+            put_int(&o, v, 0, c == 'u' ? 10 : 16, c == 'X', "", width, prec, left, zero);
             break;
         }
         case 'p': {
             uintptr_t v = (uintptr_t)va_arg(ap, void *);
-            put_int(&o, v, false, 16, false, "0x", width, prec, left, zero);
+            put_int(&o, v, 0, 16, false, "0x", width, prec, left, zero);
             break;
         }
         case 'c': {

@@ -207,9 +207,10 @@ static void test_printf(void)
     static const long long vals[] = {0, 1, -1, 7, -42, 123456789, -2147483648LL, 2147483647,
                                      4294967295LL, 0x7fffffffffffffffLL, -0x7fffffffffffffffLL - 1};
     static const char *ifmts[] = {"%d", "%i", "%5d", "%-5d|", "%05d", "%-05d|", "%.3d", "%8.3d",
-                                  "%u", "%x", "%X", "%08x", "%-8x|", "%1d", "%.0d", "[%3u]"};
+                                  "%u", "%x", "%X", "%08x", "%-8x|", "%1d", "%.0d", "[%3u]",
+                                  "%+d", "% d", "%+05d", "% -6d|", "%+ d"};
     static const char *lfmts[] = {"%ld", "%lu", "%lx", "%lX", "%20ld", "%-20lu|", "%020lx",
-                                  "%lld", "%llu", "%llx", "%zu", "%zx", "%li", "%.10ld"};
+                                  "%lld", "%llu", "%llx", "%zu", "%zx", "%li", "%.10ld", "%+ld"};
     for (size_t v = 0; v < sizeof(vals) / sizeof(vals[0]); v++) {
         for (size_t f = 0; f < sizeof(ifmts) / sizeof(ifmts[0]); f++)
             SAME(ifmts[f], (int)vals[v]);
