@@ -689,10 +689,10 @@ static void t_exit_status(void)
     st = reap(pid);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0xff, "exit(0x1ff) gave %s", describe(st));
     /* WNOHANG on a running child, then kill */
-    pid = fork();
+    pid = fork(); /* spins without a system call: only preemption lets this parent run */
     if (pid == 0)
-        for (;;)
-            sched_yield();
+        for (volatile unsigned long n = 0;; n++)
+            ;
     CHECK(waitpid(pid, &st, WNOHANG) == 0, "WNOHANG on a running child");
     CHECK(kill(pid, SIGKILL) == 0, "kill: errno %d", errno);
     st = reap(pid);
@@ -760,6 +760,106 @@ static void t_sleep_yield(void)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "sleeper: %s", describe(st));
     struct timespec ts = {0, 20000000};
     CHECK(nanosleep(&ts, NULL) == 0, "nanosleep 20 ms: errno %d", errno);
+}
+
+/* A child that ends before its own child: the orphan is reaped by the kernel
+ * when it ends (the runner's count check sees everything come back). */
+static void t_orphans(void)
+{
+    int pid = fork();
+    CHECK(pid >= 0, "fork: errno %d", errno);
+    if (pid == 0) {
+        for (int i = 0; i < 3; i++) {
+            int g = fork();
+            if (g == 0) {
+                usleep(20000 * (unsigned)(i + 1));
+                exit(0);
+            }
+        }
+        exit(0);
+    }
+    int st = reap(pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: %s", describe(st));
+    CHECK(wait(NULL) == -1 && errno == ECHILD, "the grandchildren became this process's children");
+}
+
+/* Fork and exit a hundred times in a row: nothing may accumulate. */
+static void t_fork_exit_loop(void)
+{
+    struct slayer_memstat a, b;
+    for (int i = 0; i < 100; i++) {
+        if (i == 10)
+            stat_now(&a);
+        int pid = fork();
+        CHECK(pid >= 0, "fork %d: errno %d", i, errno);
+        if (pid == 0)
+            exit(i & 0x7f);
+        int st = reap(pid);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == (i & 0x7f), "child %d: %s", i, describe(st));
+    }
+    stat_now(&b);
+    CHECK(a.free_frames == b.free_frames && a.heap_bytes == b.heap_bytes,
+          "90 fork/exit/wait rounds: free frames %lu -> %lu, heap bytes %lu -> %lu",
+          a.free_frames, b.free_frames, a.heap_bytes, b.heap_bytes);
+}
+
+/* The kernel reads and writes program memory the way the program would:
+ * an untouched page is demand-zero for it too, a PROT_NONE or read-only one
+ * is refused. */
+static void t_syscall_demand(void)
+{
+    char *m = map(4 * PAGE, PROT_READ | PROT_WRITE);
+    struct slayer_memstat a;
+    stat_now(&a);
+    CHECK(sys_memstat((struct slayer_memstat *)(m + PAGE)) == 0, "memstat into an untouched page");
+    const struct slayer_memstat *st = (const void *)(m + PAGE);
+    CHECK(st->total_frames == a.total_frames && st->cpus == a.cpus, "memstat wrote nonsense");
+    CHECK(sys_nanosleep((const struct timespec *)(m + 2 * PAGE), NULL) == 0,
+          "nanosleep from an untouched (zero) page");
+    CHECK(mprotect(m + 3 * PAGE, PAGE, PROT_NONE) == 0, "mprotect: errno %d", errno);
+    CHECK(sys_write(1, m + 3 * PAGE, 8) == -EFAULT, "write from a PROT_NONE page");
+    CHECK(sys_memstat((struct slayer_memstat *)(m + 3 * PAGE)) == -EFAULT,
+          "memstat into a PROT_NONE page");
+    CHECK(mprotect(m, PAGE, PROT_READ) == 0, "mprotect: errno %d", errno);
+    CHECK(sys_memstat((struct slayer_memstat *)m) == -EFAULT, "memstat into a read-only page");
+    CHECK(m[0] == 0, "the refused memstat wrote into the read-only page");
+    CHECK(sys_write(1, m, 0) == 0, "write of 0 bytes from a read-only page");
+}
+
+/* A write by the kernel into a page shared copy-on-write after fork breaks
+ * the sharing like a write by the program: the other process never sees it. */
+static void t_syscall_cow(void)
+{
+    unsigned long *m = map(PAGE, PROT_READ | PROT_WRITE);
+    for (unsigned i = 0; i < PAGE / 8; i++)
+        m[i] = 0x5eed0000 + i;
+    int pid = fork();
+    CHECK(pid >= 0, "fork: errno %d", errno);
+    if (pid == 0) {
+        if (sys_memstat((struct slayer_memstat *)m) != 0)
+            exit(2);
+        exit(m[PAGE / 8 - 1] == 0x5eed0000 + PAGE / 8 - 1 ? 0 : 3);
+    }
+    int st = reap(pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: %s (2: memstat failed, 3: the page "
+          "changed past the struct)", describe(st));
+    for (unsigned i = 0; i < PAGE / 8; i++)
+        CHECK(m[i] == 0x5eed0000 + i, "word %u is %#lx: the child's memstat landed in the parent",
+              i, m[i]);
+    /* the other way round: the parent's kernel write, the child checks */
+    pid = fork();
+    CHECK(pid >= 0, "fork: errno %d", errno);
+    if (pid == 0) {
+        usleep(20000); /* the parent writes meanwhile */
+        for (unsigned i = 0; i < PAGE / 8; i++)
+            if (m[i] != 0x5eed0000 + i)
+                exit(4);
+        exit(0);
+    }
+    CHECK(sys_memstat((struct slayer_memstat *)m) == 0, "memstat into the shared page");
+    st = reap(pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: %s (4: it saw the parent's memstat)",
+          describe(st));
 }
 
 /* ---- bad arguments --------------------------------------------------------- */
@@ -918,6 +1018,10 @@ static const struct test tests[] = {
     {"mprotect_race", t_mprotect_race, 0},
     {"munmap_race", t_munmap_race, 0},
     {"many_procs", t_many_procs, 0},
+    {"orphans", t_orphans, 0},
+    {"fork_exit_loop", t_fork_exit_loop, 0},
+    {"syscall_demand", t_syscall_demand, 0},
+    {"syscall_cow", t_syscall_cow, 0},
     {"sleep_yield", t_sleep_yield, 0},
     {"bad_args", t_bad_args, 0},
     {"fork_bomb", t_fork_bomb, 0},
@@ -947,12 +1051,14 @@ static void counts_diff(char *buf, size_t size, const struct slayer_memstat *a,
  * few tries (a dying process may still be on its way out on another CPU). */
 static bool counts_back(const struct slayer_memstat *want, struct slayer_memstat *after)
 {
-    for (int tries = 0; tries < 50; tries++) {
+    for (int tries = 0; tries < 100; tries++) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ; /* orphans the kernel gave this process, if it is their adopter */
         if (memstat(after) != 0)
             return false;
         if (same_counts(want, after))
             return true;
-        usleep(2000);
+        usleep(5000);
     }
     return false;
 }
