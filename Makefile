@@ -49,7 +49,7 @@ KERNEL_OBJ := $(patsubst %,$(BUILD)/%.o,$(KERNEL_C) $(KERNEL_S))
 # names the files in those folders that are portable after all.
 PORTABLE_EXTRA := kernel/dev/font.c kernel/monitor/parse.c
 KERNEL_ONLY := $(filter-out $(PORTABLE_EXTRA),$(wildcard kernel/main.c kernel/arch/x86_64/*.c \
-    kernel/dev/*.c kernel/monitor/*.c kernel/test/*.c kernel/bench/*.c \
+    kernel/dev/*.c kernel/monitor/*.c kernel/test/*.c kernel/bench/*.c kernel/proc/*.c \
     kernel/lib/string.c kernel/lib/panic.c kernel/lib/backtrace.c \
     kernel/lib/ubsan.c kernel/lib/stack_protector.c \
     kernel/boot/limine_requests.c kernel/mm/mapper_kernel.c))

@@ -36,6 +36,8 @@
 #include "mm/pagewalk.h"
 #include "mm/paging.h"
 #include "monitor/monitor.h"
+#include "proc/sched.h"
+#include "test/usertests_boot.h"
 #include "test/ktest.h"
 #include "version.h"
 
@@ -303,6 +305,13 @@ static void smp_bringup(void)
     smp_log_online();
 }
 
+/* Every CPU's scheduler tick (smp_run_on_all work). */
+static void start_tick(void *unused)
+{
+    (void)unused;
+    sched_timer_start();
+}
+
 /* Steps 5-7, on the kernel's own stack and page tables. */
 static NORETURN void kernel_main_on_own_stack(void *unused)
 {
@@ -322,6 +331,8 @@ static NORETURN void kernel_main_on_own_stack(void *unused)
     console_init(); /* every later log line goes to the screen too */
     step_done(STEP_CONSOLE);
     log_mem_summary();
+    sched_init(); /* this context becomes the main thread; every CPU gets an idle thread */
+    smp_run_on_all(start_tick, NULL);
 
     char filter[64];
     ktest_mode = cmdline_get(boot_ctx.cmdline, "ktest", filter, sizeof(filter));
@@ -337,6 +348,11 @@ static NORETURN void kernel_main_on_own_stack(void *unused)
         ktest_mode = true; /* a panic during the bench ends QEMU too */
         kbench_run();
         qemu_exit(QEMU_EXIT_SUCCESS);
+    }
+    char which[64];
+    if (cmdline_get(boot_ctx.cmdline, "usertests", which, sizeof(which))) {
+        ktest_mode = true; /* a panic ends QEMU too */
+        qemu_exit(usertests_boot(which) ? QEMU_EXIT_FAILURE : QEMU_EXIT_SUCCESS);
     }
     if (ktest_mode) {
         int failed = ktest_run_all(filter);

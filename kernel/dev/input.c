@@ -6,6 +6,7 @@
 #include "arch/x86_64/cpu.h"
 #include "dev/keyboard.h"
 #include "dev/serial.h"
+#include "proc/sched.h"
 
 _Static_assert((INPUT_QUEUE_SIZE & (INPUT_QUEUE_SIZE - 1)) == 0, "queue size is a power of two");
 
@@ -69,9 +70,10 @@ int input_getc(void)
             cpu_sti();
             return c;
         }
-        /* sti takes effect after the next instruction: an interrupt arriving
-         * between the check above and hlt still wakes the hlt. */
-        __asm__ volatile("sti; hlt" ::: "memory");
+        /* Other threads run meanwhile; with none, sti takes effect after
+         * the next instruction: an interrupt arriving between the check
+         * above and hlt still wakes the hlt. */
+        sched_idle_wait();
     }
 }
 

@@ -21,6 +21,9 @@ struct list_node {
 /* The structure of type `type` whose member `member` is the node at ptr. */
 #define list_entry(ptr, type, member) ((type *)((char *)(ptr)-__builtin_offsetof(type, member)))
 
+/* A static initializer for an empty list whose sentinel is `name`. */
+#define LIST_INIT(name) {&(name), &(name)}
+
 /* Makes head an empty list. */
 static inline void list_init(struct list_node *head)
 {

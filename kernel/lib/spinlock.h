@@ -39,6 +39,8 @@
  * later (greater) rank. Outermost first. */
 enum lock_rank {
     LOCK_RANK_NONE = 0,   /* unordered (leaf locks outside mm) */
+    LOCK_RANK_PROC,       /* proc/proc.c: the process table */
+    LOCK_RANK_SCHED,      /* proc/sched.c: the run queue and every thread's state */
     LOCK_RANK_VM,         /* vm.c: one per user address space (its regions, its counts) */
     LOCK_RANK_MAPPER,     /* mapper.c: the stack window's cursor */
     LOCK_RANK_PAGING,     /* paging.c: one per address space (its tables, walk cache) */

@@ -21,6 +21,11 @@
 static void *fb_virt; /* set once by mapper_install */
 static struct spinlock stack_lock = SPINLOCK_INIT("mapper-stacks", LOCK_RANK_MAPPER);
 static vaddr_t stack_next = MAPPER_STACK_BASE; /* stack_lock: lowest unused stack-window address */
+/* stack_lock: window space of freed thread stacks, for reuse (a stack's
+ * base, its page count). Full, a freed stack's space is simply not reused. */
+#define STACK_SLOTS 512
+static struct { vaddr_t base; size_t pages; } stack_slots[STACK_SLOTS];
+static unsigned stack_nslots;
 
 /* "R-X" style summary of mapping flags. */
 static const char *perm_name(uint64_t flags)
@@ -218,12 +223,10 @@ static void stack_undo(vaddr_t base, size_t pages)
     }
 }
 
-/* mapper_alloc_stack under stack_lock: maps the stack, moves the cursor. */
-static vaddr_t mapper_alloc_stack_locked(size_t pages)
+/* Maps fresh zeroed frames at [base, base + pages * 4 KiB); false (nothing
+ * left mapped) when frames or tables ran out. */
+static bool stack_map(vaddr_t base, size_t pages)
 {
-    vaddr_t base = stack_next + PAGE_SIZE; /* the guard page stays unmapped */
-    if (pages == 0 || pages > (MAPPER_STACK_END - base) / PAGE_SIZE)
-        return 0;
     for (size_t i = 0; i < pages; i++) {
         paddr_t f = frame_alloc_zeroed();
         int err = f ? paging_map_in(&kernel_as, f, base + i * PAGE_SIZE, PAGE_SIZE_4K,
@@ -234,12 +237,51 @@ static vaddr_t mapper_alloc_stack_locked(size_t pages)
                 frame_free(f);
             stack_undo(base, i);
             kwarn("mm", "mapper: no kernel stack of %zu pages: %s", pages, paging_strerror(err));
-            return 0;
+            return false;
         }
     }
+    return true;
+}
+
+/* mapper_alloc_stack under stack_lock: maps the stack, moves the cursor. */
+static vaddr_t mapper_alloc_stack_locked(size_t pages)
+{
+    vaddr_t base = stack_next + PAGE_SIZE; /* the guard page stays unmapped */
+    if (pages == 0 || pages > (MAPPER_STACK_END - base) / PAGE_SIZE || !stack_map(base, pages))
+        return 0;
     vaddr_t top = base + pages * PAGE_SIZE;
     stack_next = top; /* the next stack's guard sits right above this top */
     return top;
+}
+
+vaddr_t mapper_alloc_thread_stack(size_t pages)
+{
+    spin_lock(&stack_lock);
+    vaddr_t top = 0;
+    for (unsigned i = 0; i < stack_nslots; i++) {
+        if (stack_slots[i].pages != pages)
+            continue;
+        vaddr_t base = stack_slots[i].base;
+        if (stack_map(base, pages)) {
+            stack_slots[i] = stack_slots[--stack_nslots];
+            top = base + pages * PAGE_SIZE;
+        }
+        spin_unlock(&stack_lock);
+        return top;
+    }
+    top = mapper_alloc_stack_locked(pages);
+    spin_unlock(&stack_lock);
+    return top;
+}
+
+void mapper_free_thread_stack(vaddr_t top, size_t pages)
+{
+    vaddr_t base = top - pages * PAGE_SIZE;
+    spin_lock(&stack_lock);
+    stack_undo(base, pages); /* kernel_as: the shootdown reaches every CPU */
+    if (stack_nslots < STACK_SLOTS)
+        stack_slots[stack_nslots++] = (typeof(stack_slots[0])){base, pages};
+    spin_unlock(&stack_lock);
 }
 
 vaddr_t mapper_alloc_stack(size_t pages)

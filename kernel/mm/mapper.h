@@ -79,3 +79,10 @@ void *mapper_framebuffer(void);
  * unmapped guard page below; returns the top (one past the highest byte), or 0
  * when pages is 0 or frames / window space ran out (nothing leaked). */
 vaddr_t mapper_alloc_stack(size_t pages);
+/* mapper_alloc_stack for a thread's kernel stack: no log line, and the
+ * window space of a stack freed by mapper_free_thread_stack is reused. */
+vaddr_t mapper_alloc_thread_stack(size_t pages);
+/* Unmaps a stack from mapper_alloc_thread_stack (top, pages as returned and
+ * asked), on every CPU, and frees its frames; its window space is kept for
+ * the next thread stack of that size. */
+void mapper_free_thread_stack(vaddr_t top, size_t pages);

@@ -111,6 +111,7 @@ struct slayer_memstat {
 #define EEXIST  17
 #define EINVAL  22
 #define ERANGE  34
+#define ENAMETOOLONG 36
 #define ENOSYS  38
 
 /* ---- limits ---- */

@@ -13,6 +13,8 @@
 #include "lib/symbols.h"
 #include "mm/mapper.h"
 #include "mm/vm.h"
+#include "proc/proc.h"
+#include "uapi/abi.h"
 #include "test/ktest_catch.h"
 
 static const char *const names[32] = {
@@ -256,13 +258,14 @@ static void report_user_fault(struct interrupt_frame *f, uint64_t cr2, struct vm
  * vm_fault may resolve it (first touch, copy-on-write, stack growth). True
  * when it did; then the instruction is retried. A ring-3 fault that stays
  * unresolved (a kernel-half address included) is reported. */
-static bool user_page_fault(struct interrupt_frame *f, uint64_t cr2)
+static bool user_page_fault(struct interrupt_frame *f, uint64_t cr2, enum vm_fault_result *whyp)
 {
     bool user = (f->cs & 3) != 0, user_half = cr2 < PAGING_USER_TOP;
     if (!user && (!user_half || !extable_find(f->rip)))
         return false;
     struct vm_space *vs = vm_current();
     enum vm_fault_result why = VM_FAULT_NOREGION; /* a kernel-half address: no region either */
+    *whyp = why;
     if (vs && user_half && !(f->error_code & PF_ERR_RSVD)) {
         uint64_t err = f->error_code;
         uint32_t access = (err & PF_ERR_FETCH) ? VM_EXEC : (err & PF_ERR_WRITE) ? VM_WRITE : VM_READ;
@@ -272,6 +275,7 @@ static bool user_page_fault(struct interrupt_frame *f, uint64_t cr2)
         if (irq)
             cpu_sti();
         why = vm_fault(vs, cr2, access);
+        *whyp = why;
         if (irq)
             cpu_cli();
         if (why == VM_FAULT_RESOLVED)
@@ -280,6 +284,37 @@ static bool user_page_fault(struct interrupt_frame *f, uint64_t cr2)
     if (user)
         report_user_fault(f, cr2, vs, why);
     return false;
+}
+
+/* A ring-3 exception of a process that nothing resolved: the process
+ * ends with the signal Linux would send (a page fault was reported by
+ * user_page_fault already; out of memory is SIGKILL). Traps (#BP, #DB)
+ * continue; NMI, #DF and #MC are not the program's doing. */
+static void kill_process(struct interrupt_frame *f, unsigned v, enum vm_fault_result why)
+{
+    char what[64];
+    switch (v) {
+    case EXC_BP:
+    case EXC_DB:
+    case EXC_NMI:
+    case EXC_DF:
+    case EXC_MC:
+        return; /* a trap the program continues from, or the machine's business */
+    case EXC_PF:
+        proc_fault_kill(f, why == VM_FAULT_OOM ? SIGKILL : SIGSEGV, NULL);
+    case EXC_UD:
+        proc_fault_kill(f, SIGILL, "invalid opcode (#UD)");
+    case EXC_DE:
+        proc_fault_kill(f, SIGFPE, "divide error (#DE)");
+    case 16: /* #MF */
+    case 19: /* #XM */
+        ksnprintf(what, sizeof(what), "floating-point exception (%s)", exception_name(v));
+        proc_fault_kill(f, SIGFPE, what);
+    default:
+        ksnprintf(what, sizeof(what), "%s (vector %u, error code %#llx)", exception_name(v), v,
+                  (unsigned long long)f->error_code);
+        proc_fault_kill(f, SIGSEGV, what);
+    }
 }
 
 void exception_handle(struct interrupt_frame *f)
@@ -295,8 +330,11 @@ void exception_handle(struct interrupt_frame *f)
      * the state after them is not something a test can resume from. A #DF
      * from a stack overflow is: the catch point abandons the overflowed
      * frames, and the CPU keeps no state of its own for a #DF. */
-    if (v == EXC_PF && user_page_fault(f, cr2))
+    enum vm_fault_result why = VM_FAULT_RESOLVED;
+    if (v == EXC_PF && user_page_fault(f, cr2, &why))
         return; /* resolved by the address space: retry */
+    if ((f->cs & 3) && proc_current())
+        kill_process(f, v, why); /* a process's fault ends that process only */
     if (v == EXC_PF && !(f->cs & 3) && extable_fixup(f))
         return; /* an instruction allowed to fault (extable.h) resumes at its fixup */
     if (v == EXC_DF && guard) /* first: whatever happens next, this line is out */

@@ -5,6 +5,7 @@
 #include "arch/x86_64/gdt.h"
 #include "arch/x86_64/percpu.h"
 #include "lib/printf.h"
+#include "proc/sched.h"
 
 #define GATE_INTERRUPT 0x8E /* present, DPL 0, 64-bit interrupt gate (clears IF) */
 
@@ -75,4 +76,6 @@ void interrupt_dispatch(struct interrupt_frame *f)
     else
         kprintf("unexpected interrupt %u\n", v);
     c->irq_depth--;
+    if (f->cs & 3) /* back to ring 3: where a process is preempted or ended */
+        sched_return_to_user(f);
 }

@@ -13,6 +13,8 @@
 /* What runs on a CPU at another's request (smp_call_on, smp_run_on_all). */
 typedef void (*smp_fn)(void *arg);
 
+struct thread;
+
 struct cpu {
     struct cpu_local local; /* first: GS base == &local == this block */
     /* Fixed at preparation, read-only afterwards. */
@@ -33,6 +35,11 @@ struct cpu {
     void *work_arg;
     uint64_t work_posted;
     uint64_t work_done;
+    /* The scheduler's (proc/sched.c), written by the CPU itself. */
+    struct thread *current; /* the thread running here (NULL before sched_init) */
+    struct thread *idle;    /* the one that runs when nothing else may */
+    uint32_t need_resched;  /* switch at the next return to ring 3 (set by the tick, IPIs) */
+    uint64_t boot_rsp0;     /* TSS.RSP0 for kernel threads: the CPU's own ring-0 entry stack */
 };
 
 /* Points this CPU's GS base at the bootstrap CPU's block (index 0). Call

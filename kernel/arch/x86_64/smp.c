@@ -22,6 +22,7 @@
 #include "mm/mapper.h"
 #include "mm/mm.h"
 #include "mm/paging.h"
+#include "proc/sched.h"
 
 #define AP_KERNEL_STACK_PAGES 16
 #define AP_RING0_STACK_PAGES  4
@@ -63,11 +64,26 @@ static void count_ipi(struct interrupt_frame *f)
     lapic_eoi();
 }
 
+/* Work in the mailbox: the idle thread runs it, so the running thread
+ * gives way at its next return to ring 3. */
+static void call_ipi(struct interrupt_frame *f)
+{
+    this_cpu_block()->need_resched = 1;
+    count_ipi(f);
+}
+
+static void resched_ipi(struct interrupt_frame *f)
+{
+    this_cpu_block()->need_resched = 1;
+    count_ipi(f);
+}
+
 static void count_timer(struct interrupt_frame *f)
 {
     (void)f;
     __atomic_fetch_add(&this_cpu_block()->timer_ticks, 1, __ATOMIC_RELAXED);
     lapic_eoi();
+    sched_tick();
 }
 
 static void spurious(struct interrupt_frame *f)
@@ -87,7 +103,8 @@ void smp_init_bsp(void)
     bsp_regs.cr4 = read_cr4();
     bsp_regs.efer = rdmsr(MSR_EFER);
     bsp_regs.pat = rdmsr(MSR_PAT);
-    idt_set_handler(SMP_VEC_CALL, count_ipi);
+    idt_set_handler(SMP_VEC_CALL, call_ipi);
+    idt_set_handler(SMP_VEC_RESCHED, resched_ipi);
     idt_set_handler(SMP_VEC_TEST, count_ipi);
     idt_set_handler(SMP_VEC_TIMER, count_timer);
     idt_set_handler(SMP_VEC_SPURIOUS, spurious);
@@ -160,18 +177,35 @@ NORETURN void smp_ap_enter(struct cpu *c)
     __atomic_fetch_add(&online, 1, __ATOMIC_RELEASE);
 
     /* Idle: run posted work with interrupts on, else sleep until an IPI.
-     * `sti; hlt` cannot lose a wake-up: STI takes effect after HLT starts. */
+     * `sti; hlt` cannot lose a wake-up: STI takes effect after HLT starts.
+     * Once the scheduler runs, this context is the CPU's idle thread. */
     for (;;) {
+        if (sched_ready())
+            sched_idle_loop();
         cpu_cli();
-        uint64_t posted = __atomic_load_n(&c->work_posted, __ATOMIC_ACQUIRE);
-        if (posted != c->work_done) {
-            cpu_sti();
-            c->work_fn(c->work_arg);
-            __atomic_store_n(&c->work_done, posted, __ATOMIC_RELEASE);
+        if (smp_run_posted_work())
             continue;
-        }
         __asm__ volatile("sti; hlt" ::: "memory");
     }
+}
+
+bool smp_work_pending(void)
+{
+    struct cpu *c = this_cpu_block();
+    return __atomic_load_n(&c->work_posted, __ATOMIC_ACQUIRE) != c->work_done;
+}
+
+bool smp_run_posted_work(void)
+{
+    struct cpu *c = this_cpu_block();
+    uint64_t posted = __atomic_load_n(&c->work_posted, __ATOMIC_ACQUIRE);
+    if (posted == c->work_done)
+        return false;
+    cpu_sti();
+    c->work_fn(c->work_arg);
+    __atomic_store_n(&c->work_done, posted, __ATOMIC_RELEASE);
+    cpu_cli();
+    return true;
 }
 
 bool smp_cpu_wait_online(struct cpu *c, uint64_t timeout_us)

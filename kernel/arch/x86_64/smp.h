@@ -20,6 +20,7 @@
 #define SMP_VEC_TLB      0xf0 /* reserved for TLB shootdown (mm) */
 #define SMP_VEC_CALL     0xf1 /* "look in your mailbox": work for this CPU */
 #define SMP_VEC_TEST     0xf2 /* counted and ignored: the IPI self-test */
+#define SMP_VEC_RESCHED  0xf3 /* "look at your scheduler": a switch or a kill is due */
 #define SMP_VEC_TIMER    0xef /* the LAPIC timer */
 #define SMP_VEC_SPURIOUS 0xff /* the LAPIC's spurious vector (no EOI) */
 
@@ -61,6 +62,12 @@ unsigned smp_cpus_parked(void);
 void smp_set_reported(unsigned reported);
 /* Logs `[smp] N of M CPUs online` (M capped by CPU_MAX, saying so). */
 void smp_log_online(void);
+
+/* True when work was posted to this CPU and has not run yet. */
+bool smp_work_pending(void);
+/* Runs the work posted to this CPU, if any (interrupts on while it runs,
+ * off again after): true when it ran some. The idle thread's job. */
+bool smp_run_posted_work(void);
 
 /* Online CPUs (the BSP counts; at least 1 once smp_init ran). */
 unsigned smp_cpu_count(void);

@@ -1,7 +1,5 @@
-/* The system-call dispatcher (syscall.h). Each call checks every argument:
- * a bad pointer is -EFAULT (arch/x86_64/usercopy.c checks the range before
- * any access), an unknown number -ENOSYS; nothing a program passes can make
- * the kernel fault. */
+/* SYSCALL's MSRs and its C entry (syscall.h); the calls themselves are
+ * proc/sys.c's. */
 #include "arch/x86_64/syscall.h"
 
 #include "arch/x86_64/cpu.h"
@@ -10,6 +8,8 @@
 #include "arch/x86_64/usercopy.h"
 #include "lib/errno.h"
 #include "lib/printf.h"
+#include "proc/sched.h"
+#include "proc/sys.h"
 
 extern char syscall_entry[];
 _Static_assert(__builtin_offsetof(struct cpu_local, syscall_rsp) == CPU_LOCAL_SYSCALL_RSP &&
@@ -30,36 +30,13 @@ void syscall_init_cpu(void)
     wrmsr(MSR_FMASK, RFLAGS_IF | RFLAGS_TF | RFLAGS_DF | RFLAGS_AC | RFLAGS_NT);
 }
 
-/* write(fd, buf, len): fd 1 and 2 go to the kernel's console and serial
- * sinks; the bytes are copied in pieces, so len is not bounded by a buffer. */
-static long sys_write(uint64_t fd, uint64_t buf, uint64_t len)
-{
-    if (fd != 1 && fd != 2)
-        return -EBADF;
-    if (!user_range_ok(buf, len))
-        return -EFAULT;
-    char chunk[128];
-    for (uint64_t done = 0; done < len;) {
-        uint64_t n = len - done < sizeof(chunk) ? len - done : sizeof(chunk);
-        if (copy_from_user(chunk, buf + done, n))
-            return done ? (long)done : -EFAULT;
-        kprintf("%.*s", (int)n, chunk);
-        done += n;
-    }
-    return (long)len;
-}
-
 void syscall_dispatch(struct interrupt_frame *f)
 {
     cpu_sti(); /* FMASK cleared IF; a call may wait for other CPUs */
     __atomic_fetch_add(&calls, 1, __ATOMIC_RELAXED);
-    long r;
-    switch (f->rax) {
-    case SYS_WRITE: r = sys_write(f->rdi, f->rsi, f->rdx); break;
-    case SYS_GETPID: r = 0; break; /* no processes yet: the self-tests' runs are pid 0 */
-    default: r = -ENOSYS; break;
-    }
-    f->rax = (uint64_t)r;
+    f->rax = (uint64_t)sys_dispatch(f);
+    cpu_cli();
+    sched_return_to_user(f); /* a switch or a kill waits for here */
 }
 
 uint64_t syscall_count(void)

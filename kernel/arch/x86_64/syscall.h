@@ -20,15 +20,15 @@
 /* The frame's vector for a system call (no CPU vector has it). */
 #define SYSCALL_VECTOR 0x100
 
-/* System-call numbers (Linux x86_64 values). */
-#define SYS_WRITE  1
-#define SYS_GETPID 39
+/* System-call numbers, flags and structures: uapi/abi.h. */
+#include "uapi/abi.h"
 
 /* Sets this CPU's SYSCALL MSRs: EFER.SCE, STAR (the GDT's selectors), LSTAR
  * (syscall_entry) and FMASK (IF, TF, DF, AC, NT cleared on entry: SMAP binds
  * the kernel from the first instruction). Call on every CPU. */
 void syscall_init_cpu(void);
-/* Runs the system call in f (from syscall_entry): f->rax gets the result. */
+/* Runs the system call in f (from syscall_entry): f->rax gets the result;
+ * returns with interrupts off, after any switch or kill that was due. */
 void syscall_dispatch(struct interrupt_frame *f);
 /* System calls dispatched so far (all CPUs). */
 uint64_t syscall_count(void);

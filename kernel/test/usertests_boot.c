@@ -1,0 +1,100 @@
+/* The `usertests` boot (usertests_boot.h). The program itself (user/
+ * usertests.c) proves each guarantee from ring 3 and exits 0 when all held;
+ * this side adds what only the kernel can see: after every process ended
+ * and was reaped, no frame, page table, heap byte, space, process or
+ * thread is left over. */
+#include "test/usertests_boot.h"
+
+#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/syscall.h"
+#include "lib/printf.h"
+#include "mm/frame.h"
+#include "mm/frameref.h"
+#include "mm/heap.h"
+#include "mm/paging.h"
+#include "mm/vm.h"
+#include "proc/proc.h"
+#include "proc/sched.h"
+#include "uapi/abi.h"
+
+struct counts {
+    uint64_t free_frames, tables, heap_bytes, spaces, procs, threads;
+};
+
+static void take(struct counts *c)
+{
+    thread_reap_dead();
+    heap_trim(); /* pages the heap keeps for later are not a leak */
+    heap_drain_cpu_caches();
+    frame_drain_cpu_caches();
+    struct frame_stats fs;
+    struct heap_stats hs;
+    struct vm_stats vs;
+    struct sched_stats ss;
+    frame_get_stats(&fs);
+    heap_get_stats(&hs);
+    vm_get_stats(&vs);
+    sched_get_stats(&ss);
+    c->free_frames = fs.free_frames;
+    c->tables = paging_table_pages();
+    c->heap_bytes = hs.bytes_in_use;
+    c->spaces = vs.spaces;
+    c->procs = proc_count();
+    c->threads = ss.threads;
+}
+
+/* One line per count that moved; the number of them. */
+static int compare(const struct counts *a, const struct counts *b)
+{
+    static const char *const names[] = {"free frames", "page tables", "heap bytes",
+                                        "spaces",      "processes",   "threads"};
+    const uint64_t *x = &a->free_frames, *y = &b->free_frames;
+    int moved = 0;
+    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (x[i] != y[i]) {
+            kprintf("usertests: boot: %s %llu after the run, %llu before\n", names[i],
+                    (unsigned long long)y[i], (unsigned long long)x[i]);
+            moved++;
+        }
+    }
+    return moved;
+}
+
+int usertests_boot(const char *which)
+{
+    /* frameref's directory is made on the first share ever and kept: make
+     * it now, so that it is in the baseline */
+    paddr_t f = frame_alloc();
+    if (f) {
+        frameref_share(f);
+        frameref_put(f);
+        frame_free(f);
+    }
+    struct counts before, after;
+    take(&before);
+    uint64_t calls0 = syscall_count(), t0 = rdtsc();
+    const char *argv[2] = {"usertests", which};
+    int argc = which && which[0] ? 2 : 1;
+    char why[96] = "";
+    int pid, status = -1;
+    int err = proc_spawn("usertests", argc, argv, true, &pid, why, sizeof(why));
+    if (err) {
+        kprintf("usertests: boot: FAILED: cannot start the usertests module (error %d) %s\n", err,
+                why);
+        return 1;
+    }
+    err = proc_wait_kernel(pid, &status);
+    uint64_t calls = syscall_count() - calls0, cycles = rdtsc() - t0;
+    take(&after);
+    int moved = compare(&before, &after);
+    bool ok = !err && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !moved;
+    struct sched_stats ss;
+    sched_get_stats(&ss);
+    kprintf("usertests: boot: %s: pid %d %s %d, %llu system calls, %llu Mcycles, %llu switches, "
+            "%s\n",
+            ok ? "PASSED" : "FAILED", pid, WIFEXITED(status) ? "exit" : "killed by signal",
+            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), (unsigned long long)calls,
+            (unsigned long long)cycles / 1000000, (unsigned long long)ss.switches,
+            moved ? "counts NOT back to the baseline" : "every count back to the baseline");
+    return ok ? 0 : 1;
+}
