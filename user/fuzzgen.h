@@ -19,11 +19,15 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
+#ifdef FUZZ_TRACE
+#include <stdio.h>
+#include <unistd.h>
+#endif
 
 #define FUZZ_PAGE          4096ul
 #define FUZZ_KERNEL_TEXT   0xffffffff80000000ul
 #define FUZZ_KERNEL_HALF   0xffff800000000000ul
-#define FUZZ_UNMAPPED      0x0000100000000000ul
+#define FUZZ_NONCANONICAL  0x8000000000000000ul
 #define FUZZ_SCRATCH_PAGES 16
 
 static unsigned long *fuzz_scratch;
@@ -83,12 +87,17 @@ static void fuzz_calls(unsigned seed, unsigned long calls)
         if (fuzz_is(n, SYS_WRITE) && ((int)a[0] == 1 || (int)a[0] == 2))
             a[1] = (long)(FUZZ_KERNEL_HALF + (unsigned long)a[1] % FUZZ_PAGE); /* no output */
         if (fuzz_is(n, SYS_NANOSLEEP)) {
+            /* never a user page: its contents could be any length of time */
             const long choice[] = {0, (long)FUZZ_KERNEL_TEXT, (long)&short_ts,
-                                   (long)FUZZ_UNMAPPED};
+                                   (long)FUZZ_NONCANONICAL};
             a[0] = choice[rand64() % 4];
         }
         if (fuzz_is(n, SYS_WAIT4))
             a[2] |= WNOHANG;
+#ifdef FUZZ_TRACE /* a local debugging aid: every call before it is made */
+        dprintf(2, "fuzz %d: %lx(%lx, %lx, %lx, %lx, %lx, %lx)\n", getpid(), n, a[0], a[1], a[2],
+                a[3], a[4], a[5]);
+#endif
         syscall6((long)n, a[0], a[1], a[2], a[3], a[4], a[5]);
         done++;
     }
