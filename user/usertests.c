@@ -1129,28 +1129,51 @@ static bool run(const struct test *t)
     return true;
 }
 
+/* A warm-up child: page faults, system calls and work, on whichever CPUs
+ * it gets; exits with the set of CPUs it saw (bit n: CPU n, up to 6). */
+static void warm_child(void)
+{
+    unsigned seen = 0;
+    volatile char *m = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                            -1, 0);
+    for (unsigned i = 0; i < 16; i++) {
+        if (m != MAP_FAILED)
+            m[i * PAGE] = 1;
+        work(i, 100000);
+        int c = cpu();
+        if (c >= 0 && c < 7)
+            seen |= 1u << c;
+        sched_yield();
+    }
+    exit((int)seen);
+}
+
 int main(int argc, char **argv)
 {
     /* Warm up: what the kernel sets up once for good (on the first fork, on
      * a CPU's first user thread) belongs in the baseline, not in the first
-     * test that happens to cause it. Two computing children per CPU, at
-     * once, so that every CPU runs one. */
+     * test that happens to cause it. Rounds of two children per CPU at once,
+     * each faulting pages in, calling the kernel and computing, exiting with
+     * the set of CPUs it ran on, until every CPU ran one (at most 20). */
     struct slayer_memstat start, end;
     memstat(&start);
-    unsigned warm = 2 * (unsigned)(start.cpus ? start.cpus : 1);
-    for (unsigned i = 0; i < warm; i++) {
-        int pid = fork();
-        if (pid == 0) {
-            work(i, 2000000);
-            exit(0);
+    unsigned ncpu = start.cpus ? (unsigned)start.cpus : 1, seen = 0;
+    unsigned all = ncpu >= 7 ? 0x7f : (1u << ncpu) - 1;
+    for (int round = 0; round < 20 && (seen & all) != all; round++) {
+        for (unsigned i = 0; i < 2 * ncpu; i++) {
+            int pid = fork();
+            if (pid == 0)
+                warm_child();
+            if (pid < 0) {
+                printf("usertests: fork does not work: errno %d\n", errno);
+                return 1;
+            }
         }
-        if (pid < 0) {
-            printf("usertests: fork does not work: errno %d\n", errno);
-            return 1;
-        }
+        int st;
+        while (wait(&st) > 0)
+            if (WIFEXITED(st))
+                seen |= (unsigned)WEXITSTATUS(st);
     }
-    while (wait(NULL) > 0)
-        ;
     settled(&start);
     printf("usertests: %lu cpus, %lu of %lu frames free\n", start.cpus, start.free_frames,
            start.total_frames);
