@@ -2,7 +2,8 @@
  * and sysfuzz (a long run from the monitor): random call numbers (mostly
  * SlayerOS's own calls, else anything in 0..0x1100, else any 64 bits) with
  * random arguments (0, small numbers, page-aligned user addresses in a
- * scratch mapping or anywhere, kernel addresses, negatives, any 64 bits).
+ * scratch mapping, in the caller's own image or stack, or anywhere, kernel
+ * addresses, negatives, any 64 bits).
  *
  * What would hurt other processes or never return is left out or defused:
  * exit, exit_group, fork, kill and thread_create are never issued; read
@@ -28,6 +29,7 @@
 #define FUZZ_KERNEL_TEXT   0xffffffff80000000ul
 #define FUZZ_KERNEL_HALF   0xffff800000000000ul
 #define FUZZ_NONCANONICAL  0x8000000000000000ul
+#define FUZZ_STACK_TOP     0x7ffffff00000ul /* kernel/exec/elf.h: ELF_STACK_TOP */
 #define FUZZ_SCRATCH_PAGES 16
 
 static unsigned long *fuzz_scratch;
@@ -35,7 +37,7 @@ static unsigned long *fuzz_scratch;
 /* One random argument. */
 static long fuzz_arg(void)
 {
-    switch (rand64() % 9) {
+    switch (rand64() % 10) {
     case 0: return 0;
     case 1: return (long)(rand64() % 16);
     case 2: return (long)(rand64() % 0x100000);
@@ -44,6 +46,11 @@ static long fuzz_arg(void)
     case 5: return (long)(FUZZ_KERNEL_HALF + (rand64() % (1ul << 40) & ~(FUZZ_PAGE - 1)));
     case 6: return (long)(FUZZ_KERNEL_TEXT + rand64() % (1ul << 30));
     case 7: return -(long)(rand64() % 4096);
+    case 8: /* now and then a page of the caller itself: its image or its stack */
+        if (rand64() % 16)
+            return (long)(rand64() % (0x800000000000ul / FUZZ_PAGE) * FUZZ_PAGE);
+        return (long)(rand64() % 2 ? 0x400000ul + rand64() % 16 * FUZZ_PAGE
+                                   : FUZZ_STACK_TOP - (1 + rand64() % 8) * FUZZ_PAGE);
     default: return (long)rand64();
     }
 }

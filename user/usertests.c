@@ -953,7 +953,7 @@ static void t_fuzz(void)
     stat_now(&a);
     unsigned children = 0, killed = 0;
     unsigned long calls = 0;
-    while (calls < TARGET + 2000 && children < 64) {
+    while (calls < TARGET + 2000 && children < 128) {
         int pids[PARALLEL];
         for (int i = 0; i < PARALLEL; i++) {
             pids[i] = fork();
