@@ -17,7 +17,7 @@ BENCH_HEAPS := slayer naive glibc mimalloc jemalloc
 # bench/threads.c: the heaps that may be called from several threads at once.
 BENCH_THREAD_HEAPS := slayer glibc mimalloc jemalloc
 BENCH_BINS := $(addprefix $(BENCH_DIR)/heap-,$(BENCH_HEAPS)) $(BENCH_DIR)/mm \
-    $(addprefix $(BENCH_DIR)/threads-,$(BENCH_THREAD_HEAPS)) $(BENCH_DIR)/uvm
+    $(addprefix $(BENCH_DIR)/threads-,$(BENCH_THREAD_HEAPS)) $(BENCH_DIR)/uvm $(BENCH_DIR)/uproc
 
 heap_libs_slayer :=
 heap_libs_naive :=
@@ -46,6 +46,12 @@ $(BENCH_DIR)/mm: bench/mm.c bench/frame_peers.c bench/frame_peers.h $(BENCH_COMM
 $(BENCH_DIR)/uvm: bench/uvm.c $(BENCH_COMMON) | deps-check
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(BENCH_CFLAGS) bench/uvm.c bench/common.c -o $@
+
+# Linux's getpid, fork, exec and yield: the reference for kernel/bench/kbench_proc.c.
+# Static, so that the exec it times loads no dynamic linker.
+$(BENCH_DIR)/uproc: bench/uproc.c $(BENCH_COMMON) | deps-check
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(BENCH_CFLAGS) -static bench/uproc.c bench/common.c -o $@
 
 # The kernel for the in-kernel bench: the same sources built into their own
 # folder with HEAP_POISON=0 (a recursive make with BUILD pointing there), on

@@ -593,6 +593,7 @@ void kbench_run(void)
     frames();
     paging();
     kbench_vm();
+    kbench_proc();
     kbench_smp();
     frame_free_contig(sample_run, SMALL_SAMPLE_FRAMES);
     small_samples = samples = NULL;

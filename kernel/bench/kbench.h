@@ -14,3 +14,6 @@ void kbench_run(void);
 void kbench_smp(void);
 /* The user-address-space rows (kbench_vm.c): one `kbench: v-...` line each. */
 void kbench_vm(void);
+/* The process rows (kbench_proc.c): user/ubench.c run as processes; its
+ * `kbench: pr-...` lines. */
+void kbench_proc(void);

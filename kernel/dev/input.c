@@ -1,22 +1,24 @@
-/* The input ring buffer. One consumer (the monitor), producers in interrupt
- * handlers on the same CPU: the consumer disables interrupts around its read,
- * so head and tail never change under it. */
+/* The input ring buffer. Producers: the keyboard and serial interrupt
+ * handlers; consumers: the monitor and programs' read() on any CPU. */
 #include "dev/input.h"
 
 #include "arch/x86_64/cpu.h"
 #include "dev/keyboard.h"
 #include "dev/serial.h"
+#include "lib/spinlock.h"
 #include "proc/sched.h"
 
 _Static_assert((INPUT_QUEUE_SIZE & (INPUT_QUEUE_SIZE - 1)) == 0, "queue size is a power of two");
 
-/* Locking: interrupts off (single CPU) protects everything below. */
+/* input_lock (interrupt-saving, unranked: taken in the handlers, and
+ * nothing but the space hook runs under it) protects everything below. */
+static struct spinlock input_lock = SPINLOCK_IRQ_INIT("input", LOCK_RANK_NONE);
 static uint8_t queue[INPUT_QUEUE_SIZE];
 static uint32_t head, tail; /* head: next write; tail: next read; free-running */
 static uint64_t dropped;
 static void (*space_hook)(void);
 
-/* After a byte was taken (interrupts off): let a paused producer go on. */
+/* After a byte was taken (input_lock held): let a paused producer go on. */
 static void taken(void)
 {
     if (space_hook && head - tail <= INPUT_QUEUE_SIZE / 2)
@@ -25,25 +27,25 @@ static void taken(void)
 
 bool input_push(uint8_t byte)
 {
-    uint64_t flags = cpu_irq_save();
+    spin_lock(&input_lock);
     bool ok = head - tail < INPUT_QUEUE_SIZE;
     if (ok)
         queue[head++ % INPUT_QUEUE_SIZE] = byte;
     else
         dropped++;
-    cpu_irq_restore(flags);
+    spin_unlock(&input_lock);
     return ok;
 }
 
 int input_trygetc(void)
 {
-    uint64_t flags = cpu_irq_save();
+    spin_lock(&input_lock);
     int c = -1;
     if (head != tail) {
         c = queue[tail++ % INPUT_QUEUE_SIZE];
         taken();
     }
-    cpu_irq_restore(flags);
+    spin_unlock(&input_lock);
     return c;
 }
 
@@ -64,9 +66,8 @@ int input_getc(void)
     }
     for (;;) {
         cpu_cli();
-        if (head != tail) {
-            int c = queue[tail++ % INPUT_QUEUE_SIZE];
-            taken();
+        int c = input_trygetc(); /* leaves interrupts off: they were off when it locked */
+        if (c >= 0) {
             cpu_sti();
             return c;
         }
@@ -79,17 +80,17 @@ int input_getc(void)
 
 size_t input_space(void)
 {
-    uint64_t flags = cpu_irq_save();
+    spin_lock(&input_lock);
     size_t n = INPUT_QUEUE_SIZE - (head - tail);
-    cpu_irq_restore(flags);
+    spin_unlock(&input_lock);
     return n;
 }
 
 void input_set_space_hook(void (*fn)(void))
 {
-    uint64_t flags = cpu_irq_save();
+    spin_lock(&input_lock);
     space_hook = fn;
-    cpu_irq_restore(flags);
+    spin_unlock(&input_lock);
 }
 
 uint64_t input_dropped(void)

@@ -1,13 +1,17 @@
 /* Monitor commands about user address spaces (mm/vm.h): `as` lists them,
- * `vmmap <id>` shows one space's regions, `vmdemo [free]` makes (and
+ * `vmmap <id>` shows one space's regions (`vmmap pid <n>`: a process's), `vmdemo [free]` makes (and
  * destroys) two demo spaces, a space and its fork, for them to show.
  *
  * vm_for_each_space runs its callback under the space list's lock (rank
  * none: the callback may take no lock), so `as` first collects the ids and
  * then looks each space up and asks it for its regions (vm_for_each_region,
- * under the space's own lock; that callback only copies). The spaces the
- * monitor looks at are the demo's or a test's, made and destroyed on this
- * same CPU by monitor commands, so none disappears while a command uses it. */
+ * under the space's own lock; that callback only copies). A process's space
+ * may be destroyed on another CPU at any time (its process exits or execs),
+ * so it is read only inside monitor_with_proc_space (cmd_proc.c), which
+ * keeps it alive; every other space the monitor can see is the demo's (a
+ * test's lives only while the test command runs), made and destroyed on
+ * this same CPU by monitor commands, so none disappears while a command
+ * uses it. */
 #include "arch/x86_64/cpu.h"
 #include "lib/printf.h"
 #include "lib/string.h"
@@ -20,6 +24,7 @@
 #include "monitor/parse.h"
 #include "test/ktest.h"
 #include "test/uprog.h"
+#include "uapi/abi.h"
 
 #define AS_MAX_LIST 64       /* spaces `as` lists */
 #define AS_MAX_REGIONS 256   /* regions `vmmap <id>` prints */
@@ -97,6 +102,31 @@ static const char *cpus_str(char *buf, size_t size, uint32_t mask)
 
 /* ---- as ---------------------------------------------------------------------------------- */
 
+/* One row of `as`, copied while the space is sure to live. */
+struct as_row {
+    uint32_t id; /* 0: the space was gone */
+    char name[24];
+    struct region_list rl;
+    uint64_t resident, tables, zero, image, cow_copies, cow_reuses;
+    uint32_t cpus;
+};
+
+/* Copies vs's counts (a snapshot: they may move while its programs run). */
+static void as_collect(struct vm_space *vs, void *ctx)
+{
+    struct as_row *r = ctx;
+    r->id = vs->id;
+    kstrlcpy(r->name, vs->name, sizeof(r->name));
+    vm_for_each_region(vs, collect_region, &r->rl);
+    r->resident = __atomic_load_n(&vs->resident, __ATOMIC_RELAXED);
+    r->tables = __atomic_load_n(&vs->pt.table_pages, __ATOMIC_RELAXED);
+    r->cpus = __atomic_load_n(&vs->pt.cpus, __ATOMIC_RELAXED);
+    r->zero = __atomic_load_n(&vs->zero_faults, __ATOMIC_RELAXED);
+    r->image = __atomic_load_n(&vs->image_faults, __ATOMIC_RELAXED);
+    r->cow_copies = __atomic_load_n(&vs->cow_copies, __ATOMIC_RELAXED);
+    r->cow_reuses = __atomic_load_n(&vs->cow_reuses, __ATOMIC_RELAXED);
+}
+
 void cmd_as(int argc, char **argv)
 {
     (void)argc;
@@ -117,47 +147,62 @@ void cmd_as(int argc, char **argv)
     kprintf("  %4s %-23s %7s %8s %6s %-7s %7s %6s %8s %9s\n", "id", "name", "regions", "resident",
             "tables", "cpus", "zero", "image", "cow-copy", "cow-reuse");
     for (unsigned i = 0; i < ids.n; i++) {
-        struct vm_space *vs = vm_space_by_id(ids.id[i]);
-        if (!vs)
+        struct as_row r = {0};
+        /* a process's space is read while proc_lock keeps it alive
+         * (cmd_proc.c); any other is the monitor's own (vmdemo) */
+        if (monitor_with_proc_space(0, ids.id[i], as_collect, &r, NULL) == -ESRCH) {
+            struct vm_space *vs = vm_space_by_id(ids.id[i]);
+            if (vs)
+                as_collect(vs, &r);
+        }
+        if (!r.id)
             continue; /* gone meanwhile */
-        struct region_list rl = {0};
-        vm_for_each_region(vs, collect_region, &rl);
         char cpus[24];
-        /* the counters are read as a snapshot (nothing runs in the space now) */
-        kprintf("  %4u %-23s %7llu %8llu %6llu %-7s %7llu %6llu %8llu %9llu\n", vs->id, vs->name,
-                (unsigned long long)rl.count, (unsigned long long)vs->resident,
-                (unsigned long long)vs->pt.table_pages,
-                cpus_str(cpus, sizeof(cpus), __atomic_load_n(&vs->pt.cpus, __ATOMIC_RELAXED)),
-                (unsigned long long)vs->zero_faults, (unsigned long long)vs->image_faults,
-                (unsigned long long)vs->cow_copies, (unsigned long long)vs->cow_reuses);
+        kprintf("  %4u %-23s %7llu %8llu %6llu %-7s %7llu %6llu %8llu %9llu\n", r.id, r.name,
+                (unsigned long long)r.rl.count, (unsigned long long)r.resident,
+                (unsigned long long)r.tables, cpus_str(cpus, sizeof(cpus), r.cpus),
+                (unsigned long long)r.zero, (unsigned long long)r.image,
+                (unsigned long long)r.cow_copies, (unsigned long long)r.cow_reuses);
     }
     if (ids.more)
         kprintf("  ... and %u more\n", ids.more);
 }
 
-/* ---- vmmap <id> -------------------------------------------------------------------------- */
+/* ---- vmmap <id>, vmmap pid <n> ----------------------------------------------------------- */
 
-void cmd_vmmap_space(const char *arg)
+/* What vmmap prints of one space, copied while the space is sure to live. */
+struct vmmap_snap {
+    uint32_t id;
+    char name[24];
+    paddr_t pml4;
+    struct region_list rl;
+};
+
+static struct region_row vmmap_rows[AS_MAX_REGIONS];
+
+/* Copies the space's name, tables' root and regions (takes vs->lock only). */
+static void vmmap_collect(struct vm_space *vs, void *ctx)
 {
-    uint64_t id;
-    if (!parse_u64(arg, &id)) {
-        monitor_error("vmmap", "'%s' is not an address-space id", arg);
-        return;
-    }
-    struct vm_space *vs = id <= UINT32_MAX ? vm_space_by_id((uint32_t)id) : NULL;
-    if (!vs) {
-        monitor_error("vmmap", "no address space %llu (see 'as')", (unsigned long long)id);
-        return;
-    }
-    static struct region_row rows[AS_MAX_REGIONS];
-    struct region_list rl = {.rows = rows, .cap = AS_MAX_REGIONS};
-    vm_for_each_region(vs, collect_region, &rl);
-    kprintf("address space %u (%s), PML4 at %#llx; rights r/w/x:\n", vs->id, vs->name,
-            (unsigned long long)vs->pt.pml4);
+    struct vmmap_snap *s = ctx;
+    s->id = vs->id;
+    kstrlcpy(s->name, vs->name, sizeof(s->name));
+    s->pml4 = vs->pt.pml4;
+    s->rl = (struct region_list){.rows = vmmap_rows, .cap = AS_MAX_REGIONS};
+    vm_for_each_region(vs, collect_region, &s->rl);
+}
+
+static void vmmap_print(const struct vmmap_snap *s, int pid)
+{
+    char owner[32] = "";
+    if (pid)
+        ksnprintf(owner, sizeof(owner), ", process %d", pid);
+    kprintf("address space %u (%s), PML4 at %#llx%s; rights r/w/x:\n", s->id, s->name,
+            (unsigned long long)s->pml4, owner);
     kprintf("  %-33s %10s %-3s %-5s %-22s %s\n", "virtual range", "size", "rwx", "kind",
             "image offset / floor", "resident");
-    for (unsigned i = 0; i < rl.n; i++) {
-        const struct region_row *r = &rows[i];
+    const struct region_list *rl = &s->rl;
+    for (unsigned i = 0; i < rl->n; i++) {
+        const struct region_row *r = &rl->rows[i];
         char size[24], extra[32] = "";
         if (r->kind == VMR_IMAGE)
             ksnprintf(extra, sizeof(extra), "+0x%llx", (unsigned long long)r->image_off);
@@ -169,11 +214,48 @@ void cmd_vmmap_space(const char *arg)
                 (r->prot & VM_EXEC) ? 'x' : '-', kind_name(r->kind), extra,
                 (unsigned long long)r->resident);
     }
-    if (rl.count > rl.n)
-        kprintf("  ... %llu more regions not shown\n", (unsigned long long)(rl.count - rl.n));
+    if (rl->count > rl->n)
+        kprintf("  ... %llu more regions not shown\n", (unsigned long long)(rl->count - rl->n));
     char total[24];
-    kprintf("  total: %llu regions, %s, %llu pages resident\n", (unsigned long long)rl.count,
-            monitor_size_str(total, sizeof(total), rl.bytes), (unsigned long long)rl.resident);
+    kprintf("  total: %llu regions, %s, %llu pages resident\n", (unsigned long long)rl->count,
+            monitor_size_str(total, sizeof(total), rl->bytes), (unsigned long long)rl->resident);
+}
+
+int monitor_vmmap_of_proc(int pid)
+{
+    static struct vmmap_snap s;
+    int err = monitor_with_proc_space(pid, 0, vmmap_collect, &s, NULL);
+    if (!err)
+        vmmap_print(&s, pid);
+    return err;
+}
+
+void cmd_vmmap_space(const char *arg)
+{
+    uint64_t id;
+    if (!parse_u64(arg, &id)) {
+        monitor_error("vmmap", "'%s' is not an address-space id", arg);
+        return;
+    }
+    static struct vmmap_snap s;
+    int owner = 0;
+    /* a process's space: read while proc_lock keeps it alive (cmd_proc.c) */
+    int err = id && id <= UINT32_MAX ?
+                  monitor_with_proc_space(0, (uint32_t)id, vmmap_collect, &s, &owner) : -ESRCH;
+    if (err == -ESRCH) {
+        /* no process's: the monitor's own (vmdemo), made and destroyed by
+         * monitor commands on this CPU, so alive while this command runs */
+        struct vm_space *vs = id && id <= UINT32_MAX ? vm_space_by_id((uint32_t)id) : NULL;
+        if (vs) {
+            vmmap_collect(vs, &s);
+            err = 0;
+        }
+    }
+    if (err) {
+        monitor_error("vmmap", "no address space %llu (see 'as')", (unsigned long long)id);
+        return;
+    }
+    vmmap_print(&s, owner);
 }
 
 /* ---- vmdemo [free] ----------------------------------------------------------------------- */

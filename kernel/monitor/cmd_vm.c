@@ -1,8 +1,10 @@
 /* Monitor commands about virtual memory: walk and vmmap. vmmap without an
  * argument visits the kernel's page tables (mm/pagewalk.h) and coalesces
- * leaves that continue each other into ranges; with one it shows a user
- * address space's regions (cmd_as.c). */
+ * leaves that continue each other into ranges; `vmmap <id>` shows the
+ * regions of user address space id (cmd_as.c), `vmmap pid <n>` those of
+ * process n's space (cmd_proc.c). */
 #include "lib/printf.h"
+#include "lib/string.h"
 #include "mm/mapper.h"
 #include "mm/mm.h"
 #include "mm/pagewalk.h"
@@ -98,8 +100,16 @@ static void leaf(void *ctx, const struct pagewalk_leaf *l)
 
 void cmd_vmmap(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "pid") == 0) {
+        cmd_vmmap_pid(argv[2]); /* a process's address space (cmd_proc.c) */
+        return;
+    }
+    if (argc == 3) {
+        kprintf("vmmap: usage: vmmap [id | pid <n>]\n");
+        return;
+    }
     if (argc == 2) {
-        cmd_vmmap_space(argv[1]); /* a user address space (cmd_as.c) */
+        cmd_vmmap_space(argv[1]); /* a user address space by its id (cmd_as.c) */
         return;
     }
     static struct vm_walk w;

@@ -26,11 +26,16 @@ const struct monitor_cmd monitor_cmds[] = {
     {"frames", "[<phys> [count]]", "frame allocator statistics, or which frames from phys are used", 0, 2, cmd_frames},
     {"heap", "", "heap statistics: in use, free, pages, size classes", 0, 0, cmd_heap},
     {"walk", "<virt>", "the page-table walk of a virtual address, level by level", 1, 1, cmd_walk},
-    {"vmmap", "[id]", "the kernel's mapped virtual ranges, or the regions of user address space id", 0, 1,
-     cmd_vmmap},
+    {"vmmap", "[id | pid <n>]", "the kernel's mapped virtual ranges; the regions of user address space id "
+     "(see 'as'), or of process n's space (see 'ps')", 0, 2, cmd_vmmap},
     {"as", "", "every user address space: regions, resident pages, tables, CPUs, fault counts", 0, 0, cmd_as},
     {"vmdemo", "[free]", "make a demo user address space and its fork (free: destroy them)", 0, 1,
      cmd_vmdemo},
+    {"ps", "", "every process: pid, parent, state, threads, CPU, resident memory, ticks, name", 0, 0,
+     cmd_ps},
+    {"run", "<program> [args] [&]", "start a program (a boot module) and wait for it (Ctrl-C kills "
+     "it); with '&' in the background", 1, 15, cmd_run},
+    {"kill", "<pid>", "end process pid (SIGKILL)", 1, 1, cmd_kill},
     {"alloc", "<size>", "kmalloc(size) (suffixes K, M, G allowed); prints the address", 1, 1,
      cmd_alloc},
     {"free", "<addr>", "kfree(addr) after checking that addr is a live heap block", 1, 1, cmd_free},

@@ -81,14 +81,16 @@ static void proc_free_locked(struct proc *p)
     kfree(p);
 }
 
-/* Undoes a proc_alloc whose process never ran. */
+/* Undoes a proc_alloc whose process never ran: out of the table first, so
+ * that no reader of the table (proc_for_each) meets its space being freed. */
 static void proc_discard(struct proc *p)
 {
-    if (p->vs)
-        vm_space_destroy(p->vs);
     spin_lock(&proc_lock);
+    struct vm_space *vs = p->vs;
     proc_free_locked(p);
     spin_unlock(&proc_lock);
+    if (vs)
+        vm_space_destroy(vs);
 }
 
 /* Gives p its first thread, starting at *f with FPU state fpu; -ENOMEM. */

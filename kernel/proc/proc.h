@@ -75,8 +75,11 @@ int proc_wait_kernel_timeout(int pid, int *status, uint64_t timeout_ms);
  * process has that pid. Its threads end at their next return to ring 3 or
  * from any wait. */
 int proc_kill(int pid, int sig);
-/* Calls fn with a snapshot of every process, in pid order (under
- * proc_lock: fn must not block or take locks). */
+/* Calls fn with a snapshot of every process, in pid order, under
+ * proc_lock: fn must not block, print, or take proc_lock or the scheduler's
+ * lock; it may take a space's vm and paging locks, which rank after PROC
+ * (the monitor reads a process's regions this way: a process's space is
+ * destroyed only after it was taken out of the process under proc_lock). */
 void proc_for_each(void (*fn)(void *ctx, const struct proc_info *pi), void *ctx);
 /* Live processes (zombies included). */
 unsigned proc_count(void);

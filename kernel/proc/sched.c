@@ -187,8 +187,9 @@ static void finish_switch(struct thread *prev)
 }
 
 /* Gives the CPU to the next thread (maybe the same one). Any context but an
- * interrupt handler's, holding no lock. */
-static void schedule(void)
+ * interrupt handler's, holding no lock. True when another thread ran (the
+ * caller has been switched out and back). */
+static bool schedule(void)
 {
     uint64_t flags = cpu_irq_save();
     struct cpu *c = me();
@@ -204,12 +205,14 @@ static void schedule(void)
             enqueue(prev);
     }
     struct thread *next = pick_next(c, prev);
+    if (next != c->idle) /* busy from here: no wake-up IPIs needed */
+        __atomic_fetch_and(&idle_cpus, ~(1u << c->local.index), __ATOMIC_RELAXED);
     if (next == prev) {
         prev->state = THREAD_RUNNING;
         prev->slice = SCHED_SLICE_TICKS;
         spin_unlock(&rq_lock);
         cpu_irq_restore(flags);
-        return;
+        return false;
     }
     if (prev->state == THREAD_RUNNABLE && prev->slice == 0)
         npreempt++;
@@ -231,6 +234,7 @@ static void schedule(void)
     prev = arch_switch(prev, next);
     finish_switch(prev);
     cpu_irq_restore(flags);
+    return true;
 }
 
 void sched_thread_start(struct thread *prev)
@@ -445,6 +449,11 @@ static bool work_waiting(void)
            __atomic_load_n(&earliest_wake, __ATOMIC_RELAXED) <= rdtsc();
 }
 
+/* The idle loop halts whenever a look at the run queue found nothing this
+ * CPU may run (a runnable thread may be pinned elsewhere, or still switching
+ * out): it must not spin with interrupts off, or it would never answer a
+ * TLB shootdown. The idle bit is set before the look, so a thread made
+ * runnable after it sends this CPU an IPI, which ends the hlt at once. */
 NORETURN void sched_idle_loop(void)
 {
     uint32_t bit = 1u << cpu_index();
@@ -452,12 +461,9 @@ NORETURN void sched_idle_loop(void)
         cpu_cli();
         if (smp_run_posted_work())
             continue;
-        if (work_waiting() || me()->need_resched) {
-            schedule();
-            continue;
-        }
         __atomic_fetch_or(&idle_cpus, bit, __ATOMIC_SEQ_CST);
-        if (!work_waiting()) /* an enqueue before the bit was set sent no IPI */
+        bool ran = (work_waiting() || me()->need_resched) && schedule();
+        if (!ran && !smp_work_pending())
             __asm__ volatile("sti; hlt" ::: "memory");
         __atomic_fetch_and(&idle_cpus, ~bit, __ATOMIC_SEQ_CST);
     }
@@ -470,12 +476,11 @@ void sched_idle_wait(void)
         return;
     }
     cpu_cli();
-    if (work_waiting()) {
-        schedule();
+    if (work_waiting() && schedule()) {
         cpu_sti();
         return;
     }
-    __asm__ volatile("sti; hlt" ::: "memory");
+    __asm__ volatile("sti; hlt" ::: "memory"); /* nothing this CPU may run: wait for an interrupt */
 }
 
 void sched_tick(void)
@@ -510,7 +515,7 @@ void sched_return_to_user(struct interrupt_frame *f)
         }
         if (!me()->need_resched)
             return;
-        schedule();
+        schedule(); /* clears need_resched */
     }
 }
 

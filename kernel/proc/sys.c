@@ -151,8 +151,17 @@ static long sys_nanosleep(struct proc *p, uint64_t ureq)
     return 0;
 }
 
+/* memstat settles the kernel's caches first (ended threads reaped, the
+ * heap's and the frame allocator's per-CPU caches given back, empty heap
+ * pages released), so that two calls around an operation compare exactly. */
 static long sys_memstat(struct proc *p, uint64_t uout)
 {
+    if (!user_range_ok(uout, sizeof(struct slayer_memstat)))
+        return -EFAULT;
+    thread_reap_dead();
+    heap_drain_cpu_caches();
+    heap_trim();
+    frame_drain_cpu_caches();
     struct frame_stats fs;
     struct heap_stats hs;
     struct vm_stats vs;

@@ -162,8 +162,13 @@ KTEST(boot_cpu_state_is_the_kernels_own)
               "CR0=%#llx", (unsigned long long)cr0);
     KT_EXPECT(!(cr0 & (CR0_EM | CR0_TS | CR0_AM | CR0_NW | CR0_CD)), "CR0=%#llx",
               (unsigned long long)cr0);
-    /* CR4: PAE, MCE (with the CPU's), and what cpu_enable_protections adds. */
-    uint64_t allowed = CR4_PAE | CR4_SMEP | CR4_SMAP | CR4_UMIP | (mce ? (1ULL << 6) : 0);
+    /* CR4: PAE, MCE (with the CPU's), and what cpu_enable_protections adds
+     * (the protections; OSFXSR and OSXMMEXCPT for programs' SSE state). */
+    uint64_t allowed = CR4_PAE | CR4_SMEP | CR4_SMAP | CR4_UMIP | CR4_OSFXSR | CR4_OSXMMEXCPT |
+                       (mce ? (1ULL << 6) : 0);
+    KT_EXPECT((cr4 & (CR4_OSFXSR | CR4_OSXMMEXCPT)) == (CR4_OSFXSR | CR4_OSXMMEXCPT),
+              "CR4=%#llx: programs' SSE state would not be saved (OSFXSR, OSXMMEXCPT off)",
+              (unsigned long long)cr4);
     KT_EXPECT(!(cr4 & ~allowed), "CR4=%#llx has bits beyond %#llx", (unsigned long long)cr4,
               (unsigned long long)allowed);
     KT_EXPECT(!mce || (cr4 & (1ULL << 6)), "CR4.MCE off on a CPU with machine checks");

@@ -2,6 +2,7 @@
 #include "test/uprog.h"
 
 #include "arch/x86_64/exceptions.h"
+#include "arch/x86_64/smp.h"
 #include "lib/string.h"
 #include "mm/frame.h"
 #include "mm/frameref.h"
@@ -73,8 +74,18 @@ enum uprog_end uprog_run(struct vm_space *vs, const uint8_t *prog, const uint8_t
     return f->vector == EXC_PF && (f->cs & 3) == 3 ? UPROG_KILLED : UPROG_OTHER;
 }
 
+/* Makes this CPU's heap caches, which the heap makes on a CPU's first
+ * allocation and keeps (smp_run_on_all work). */
+static void heap_touch(void *unused)
+{
+    (void)unused;
+    kfree(kmalloc(16));
+}
+
 void uprog_baseline_take(struct uprog_baseline *b)
 {
+    /* so are the CPUs' heap caches (a process may end on any CPU) */
+    smp_run_on_all(heap_touch, NULL);
     /* frameref's directory is made on the first share ever and kept: make
      * sure it exists, so that it is in the baseline */
     paddr_t f = frame_alloc();

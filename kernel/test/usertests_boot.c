@@ -6,7 +6,10 @@
 #include "test/usertests_boot.h"
 
 #include "arch/x86_64/cpu.h"
+#include "arch/x86_64/smp.h"
 #include "arch/x86_64/syscall.h"
+#include "boot/boot_info.h"
+#include "exec/exec.h"
 #include "lib/printf.h"
 #include "mm/frame.h"
 #include "mm/frameref.h"
@@ -18,7 +21,7 @@
 #include "uapi/abi.h"
 
 struct counts {
-    uint64_t free_frames, tables, heap_bytes, spaces, procs, threads;
+    uint64_t free_frames, tables, heap_bytes, spaces, procs, threads, heap_pages, kernel_tables;
 };
 
 static void take(struct counts *c)
@@ -41,13 +44,16 @@ static void take(struct counts *c)
     c->spaces = vs.spaces;
     c->procs = proc_count();
     c->threads = ss.threads;
+    c->heap_pages = hs.pages_held;
+    c->kernel_tables = kernel_as.table_pages;
 }
 
 /* One line per count that moved; the number of them. */
 static int compare(const struct counts *a, const struct counts *b)
 {
     static const char *const names[] = {"free frames", "page tables", "heap bytes",
-                                        "spaces",      "processes",   "threads"};
+                                        "spaces",      "processes",   "threads",
+                                        "heap pages",  "kernel page tables"};
     const uint64_t *x = &a->free_frames, *y = &b->free_frames;
     int moved = 0;
     for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -60,6 +66,12 @@ static int compare(const struct counts *a, const struct counts *b)
     return moved;
 }
 
+static void heap_touch(void *unused)
+{
+    (void)unused;
+    kfree(kmalloc(16));
+}
+
 int usertests_boot(const char *which)
 {
     /* frameref's directory is made on the first share ever and kept: make
@@ -69,6 +81,16 @@ int usertests_boot(const char *which)
         frameref_share(f);
         frameref_put(f);
         frame_free(f);
+    }
+    /* and each CPU's heap caches, made on its first allocation */
+    smp_run_on_all(heap_touch, NULL);
+    /* so are the parsed images of every program (exec.h): parse them all
+     * first, whatever the suite will run */
+    for (size_t i = 0; i < boot_ctx.module_count; i++) {
+        const struct elf_info *info;
+        const struct vm_image *images;
+        char why[96];
+        exec_module_parse(&boot_ctx.modules[i], &info, &images, why, sizeof(why));
     }
     struct counts before, after;
     take(&before);

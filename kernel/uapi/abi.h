@@ -46,7 +46,10 @@
                                   * process starting at rip with RSP = rsp and RDI = arg
                                   * (RSP as at a function's entry: rsp + 8 16-aligned);
                                   * returns its thread id; -EAGAIN at the thread limit */
-#define SYS_MEMSTAT       0x1001 /* memstat(struct slayer_memstat *): the kernel's counts */
+#define SYS_MEMSTAT       0x1001 /* memstat(struct slayer_memstat *): the kernel's counts,
+                                  * settled first (ended threads freed, per-CPU caches
+                                  * given back), so two calls around an operation that
+                                  * left nothing behind agree exactly */
 #define SYS_GETTID        0x1002 /* gettid(): the calling thread's id */
 #define SYS_CPU           0x1003 /* cpu(): the index of the CPU the caller runs on (0, 1, ...) */
 

@@ -22,6 +22,7 @@
 #define CR4_PAE  (1ULL << 5)
 #define CR4_PGE  (1ULL << 7)  /* global pages */
 #define CR4_OSFXSR (1ULL << 9)
+#define CR4_OSXMMEXCPT (1ULL << 10) /* SIMD floating-point exceptions as #XM */
 #define CR4_UMIP (1ULL << 11) /* sgdt/sidt/sldt/smsw/str faulting in user mode */
 #define CR4_LA57 (1ULL << 12) /* 5-level paging */
 #define CR4_FSGSBASE (1ULL << 16)

@@ -265,25 +265,24 @@ static bool user_page_fault(struct interrupt_frame *f, uint64_t cr2, enum vm_fau
         return false;
     struct vm_space *vs = vm_current();
     enum vm_fault_result why = VM_FAULT_NOREGION; /* a kernel-half address: no region either */
-    *whyp = why;
+    /* With interrupts as the faulting code had them, the fault and its
+     * report both: they take the space's lock, whose holder may be waiting
+     * for this CPU's answer to a shootdown (another thread of the space,
+     * faulting or changing it on another CPU). */
+    bool irq = (f->rflags & RFLAGS_IF) != 0;
+    if (irq)
+        cpu_sti();
     if (vs && user_half && !(f->error_code & PF_ERR_RSVD)) {
         uint64_t err = f->error_code;
         uint32_t access = (err & PF_ERR_FETCH) ? VM_EXEC : (err & PF_ERR_WRITE) ? VM_WRITE : VM_READ;
-        /* with interrupts as the faulting code had them: the fault may wait for
-         * locks whose holders wait for this CPU's answer to a shootdown */
-        bool irq = (f->rflags & RFLAGS_IF) != 0;
-        if (irq)
-            cpu_sti();
         why = vm_fault(vs, cr2, access);
-        *whyp = why;
-        if (irq)
-            cpu_cli();
-        if (why == VM_FAULT_RESOLVED)
-            return true;
     }
-    if (user)
+    if (why != VM_FAULT_RESOLVED && user)
         report_user_fault(f, cr2, vs, why);
-    return false;
+    if (irq)
+        cpu_cli();
+    *whyp = why;
+    return why == VM_FAULT_RESOLVED;
 }
 
 /* A ring-3 exception of a process that nothing resolved: the process

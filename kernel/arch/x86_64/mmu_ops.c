@@ -102,7 +102,10 @@ void cpu_enable_protections(void)
     bool nx = arch_has_nx();
     if (nx)
         wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE);
-    write_cr0(read_cr0() | CR0_WP);
+    /* WP; and x87/SSE usable by programs (MP set, EM and TS clear; with
+     * OSFXSR and OSXMMEXCPT below): the kernel itself never touches them, the
+     * scheduler saves a program's state with FXSAVE (proc/sched.c) */
+    write_cr0((read_cr0() | CR0_WP | CR0_MP) & ~(CR0_EM | CR0_TS));
 
     uint32_t ebx7 = 0, ecx7 = 0;
     if (cpuid(0, 0).eax >= 7) {
@@ -110,7 +113,7 @@ void cpu_enable_protections(void)
         ebx7 = r.ebx;
         ecx7 = r.ecx;
     }
-    uint64_t cr4 = read_cr4();
+    uint64_t cr4 = read_cr4() | CR4_OSFXSR | CR4_OSXMMEXCPT;
     if (ebx7 & CPUID_7_EBX_SMEP)
         cr4 |= CR4_SMEP;
     if (ebx7 & CPUID_7_EBX_SMAP)

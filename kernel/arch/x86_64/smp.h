@@ -9,8 +9,9 @@
  * Rules for the API below: IPI handlers run with interrupts off and never
  * allocate; work given to another CPU (smp_call_on, smp_run_on_all) runs on
  * that CPU outside interrupt context, with interrupts on, so it may use the
- * allocators. There is no scheduler: a CPU runs one piece of work at a time
- * and an AP is otherwise idle in `sti; hlt`. */
+ * allocators. Posted work runs in the target CPU's idle thread (proc/
+ * sched.h): a CPU running a program switches to it at the program's next
+ * return to ring 3 (the call IPI asks for that). */
 #pragma once
 
 #include "arch/x86_64/percpu.h"
