@@ -9,7 +9,11 @@
 # header in reach (-nostdinc; only the compiler's own stddef.h, stdint.h,
 # stdarg.h, stdbool.h): <stdio.h> is user/include/stdio.h or nothing.
 # -fno-builtin and -fno-tree-loop-distribute-patterns keep GCC from turning
-# the libc's own loops into calls to themselves.
+# the libc's own loops into calls to themselves. Every function and object
+# in a section of its own, and the link drops what nothing uses
+# (--gc-sections): a program carries only the libc it calls, and each
+# program is a boot module whose pages count in the RAM the boot tests
+# allow the firmware (tests/qemu/run.sh, ram_check).
 #
 # The ISO builders put $(BUILD)/user/*.elf on every ISO as boot modules
 # (tools/mkiso-grub.sh, tools/mkiso-limine.sh: the programs next to the
@@ -29,9 +33,10 @@ USER_INC   := -nostdinc -isystem $(shell $(CC) -print-file-name=include) -Iuser/
     -Ikernel/uapi -Iuser
 USER_CFLAGS := -O2 -std=gnu11 -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
     -mgeneral-regs-only -fno-builtin -fno-tree-loop-distribute-patterns \
-    -fno-asynchronous-unwind-tables -Wall -Wextra -Werror $(USER_INC) -MMD -MP
+    -fno-asynchronous-unwind-tables -ffunction-sections -fdata-sections -Wall -Wextra -Werror \
+    $(USER_INC) -MMD -MP
 USER_LDFLAGS := -nostdlib -static -no-pie -z max-page-size=0x1000 -z noexecstack \
-    --build-id=none -T user/user.ld
+    --build-id=none --gc-sections -T user/user.ld
 
 STAMP_user-flags = $(CC) $(USER_CFLAGS) $(LD) $(USER_LDFLAGS)
 
