@@ -140,7 +140,7 @@ qemu-test: deps-check $(BUILD)/kernel.elf $(USER_ELFS)
 build-test: deps-check
 	tests/make/test_settings.sh $(BUILD)
 
-test: deps-check build-test host-test host-test-debug tsan-test fuzz-smoke qemu-test debug-test bench-smoke bench-programs-smoke
+test: deps-check build-test host-test ulib-test host-test-debug tsan-test fuzz-smoke qemu-test debug-test bench-smoke bench-programs-smoke
 
 # Installs missing Debian packages (a fast no-op when all are there), so that
 # `make test` and `make run` work on a fresh machine; `make deps` is the same,

@@ -4,16 +4,15 @@
 # the project's libc ($(BUILD)/user/libc.a, from user/lib/*.c; headers in
 # user/include, constants from kernel/uapi/abi.h).
 #
-# General registers only (-mgeneral-regs-only): the kernel does not save SSE
-# state for user programs, so none may be used. Freestanding, with no host
+# Programs may use x87 and SSE: the kernel saves their state on every switch
+# (proc/sched.c; usertests' fpu_switch checks it). Freestanding, with no host
 # header in reach (-nostdinc; only the compiler's own stddef.h, stdint.h,
 # stdarg.h, stdbool.h): <stdio.h> is user/include/stdio.h or nothing.
 # -fno-builtin and -fno-tree-loop-distribute-patterns keep GCC from turning
 # the libc's own loops into calls to themselves. Every function and object
 # in a section of its own, and the link drops what nothing uses
-# (--gc-sections): a program carries only the libc it calls, and each
-# program is a boot module whose pages count in the RAM the boot tests
-# allow the firmware (tests/qemu/run.sh, ram_check).
+# (--gc-sections): a program carries only the libc it calls (each program is
+# a boot module, kept in memory for the kernel's life).
 #
 # The ISO builders put $(BUILD)/user/*.elf on every ISO as boot modules
 # (tools/mkiso-grub.sh, tools/mkiso-limine.sh: the programs next to the
@@ -32,7 +31,7 @@ ULIB_OBJ   := $(patsubst user/%.c,$(BUILD)/user/obj/%.o,$(ULIB_SRC))
 USER_INC   := -nostdinc -isystem $(shell $(CC) -print-file-name=include) -Iuser/include \
     -Ikernel/uapi -Iuser
 USER_CFLAGS := -O2 -std=gnu11 -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
-    -mgeneral-regs-only -fno-builtin -fno-tree-loop-distribute-patterns \
+    -fno-builtin -fno-tree-loop-distribute-patterns \
     -fno-asynchronous-unwind-tables -ffunction-sections -fdata-sections -Wall -Wextra -Werror \
     $(USER_INC) -MMD -MP
 USER_LDFLAGS := -nostdlib -static -no-pie -z max-page-size=0x1000 -z noexecstack \

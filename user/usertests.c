@@ -766,6 +766,70 @@ static void t_sleep_yield(void)
     CHECK(nanosleep(&ts, NULL) == 0, "nanosleep 20 ms: errno %d", errno);
 }
 
+/* One child of fpu_switch: its own values in all 16 XMM registers, MXCSR and
+ * the x87 control word, then system calls that switch (sched_yield) and a
+ * spin the tick may preempt in ring 3, all inside one asm block so that no
+ * compiled code touches the registers between the load and the store; the
+ * values must come back. Exits 0, or 2 + the round that lost them. */
+static void fpu_child(unsigned long k)
+{
+    unsigned char in[256] __attribute__((aligned(16))), out[256] __attribute__((aligned(16)));
+    for (int i = 0; i < 256; i++)
+        in[i] = (unsigned char)(k * 37 + (unsigned long)i * 11 + 1);
+    unsigned mx_in = 0x1f80u | (unsigned)(k & 3) << 13, mx_out = 0; /* rounding control */
+    unsigned short cw_in = (unsigned short)(0x037fu ^ (unsigned)(k & 3) << 10), cw_out = 0;
+    for (int round = 0; round < 200; round++) {
+        __asm__ volatile("ldmxcsr %2\n\tfldcw %3\n\t"
+                         "movdqu 0(%0), %%xmm0\n\tmovdqu 16(%0), %%xmm1\n\t"
+                         "movdqu 32(%0), %%xmm2\n\tmovdqu 48(%0), %%xmm3\n\t"
+                         "movdqu 64(%0), %%xmm4\n\tmovdqu 80(%0), %%xmm5\n\t"
+                         "movdqu 96(%0), %%xmm6\n\tmovdqu 112(%0), %%xmm7\n\t"
+                         "movdqu 128(%0), %%xmm8\n\tmovdqu 144(%0), %%xmm9\n\t"
+                         "movdqu 160(%0), %%xmm10\n\tmovdqu 176(%0), %%xmm11\n\t"
+                         "movdqu 192(%0), %%xmm12\n\tmovdqu 208(%0), %%xmm13\n\t"
+                         "movdqu 224(%0), %%xmm14\n\tmovdqu 240(%0), %%xmm15\n\t"
+                         "movl $24, %%eax\n\tsyscall\n\t" /* sched_yield */
+                         "movl $20000, %%ecx\n1:\n\tdecl %%ecx\n\tjnz 1b\n\t"
+                         "movdqu %%xmm0, 0(%1)\n\tmovdqu %%xmm1, 16(%1)\n\t"
+                         "movdqu %%xmm2, 32(%1)\n\tmovdqu %%xmm3, 48(%1)\n\t"
+                         "movdqu %%xmm4, 64(%1)\n\tmovdqu %%xmm5, 80(%1)\n\t"
+                         "movdqu %%xmm6, 96(%1)\n\tmovdqu %%xmm7, 112(%1)\n\t"
+                         "movdqu %%xmm8, 128(%1)\n\tmovdqu %%xmm9, 144(%1)\n\t"
+                         "movdqu %%xmm10, 160(%1)\n\tmovdqu %%xmm11, 176(%1)\n\t"
+                         "movdqu %%xmm12, 192(%1)\n\tmovdqu %%xmm13, 208(%1)\n\t"
+                         "movdqu %%xmm14, 224(%1)\n\tmovdqu %%xmm15, 240(%1)\n\t"
+                         "stmxcsr %4\n\tfnstcw %5"
+                         :
+                         : "r"(in), "r"(out), "m"(mx_in), "m"(cw_in), "m"(mx_out), "m"(cw_out)
+                         : "rax", "rcx", "r11", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
+                           "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",
+                           "xmm14", "xmm15", "memory");
+        if (memcmp(in, out, sizeof(in)) || mx_out != mx_in || cw_out != cw_in)
+            exit(2 + round);
+    }
+    exit(0);
+}
+
+/* Programs' FPU/SSE state survives switches and preemption on every CPU:
+ * five processes with different values in every XMM register, MXCSR and
+ * the x87 control word take turns (and move between CPUs). */
+static void t_fpu_switch(void)
+{
+    enum { N = 5 };
+    int pids[N];
+    for (int k = 0; k < N; k++) {
+        pids[k] = fork();
+        CHECK(pids[k] >= 0, "fork: errno %d", errno);
+        if (pids[k] == 0)
+            fpu_child((unsigned long)k + 1);
+    }
+    for (int k = 0; k < N; k++) {
+        int st = reap(pids[k]);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d: %s%s", k, describe(st),
+              WIFEXITED(st) && WEXITSTATUS(st) >= 2 ? " (its registers changed under it)" : "");
+    }
+}
+
 /* A child that ends before its own child: the orphan is reaped by the kernel
  * when it ends (the runner's count check sees everything come back). */
 static void t_orphans(void)
@@ -1027,6 +1091,7 @@ static const struct test tests[] = {
     {"syscall_demand", t_syscall_demand, 0},
     {"syscall_cow", t_syscall_cow, 0},
     {"sleep_yield", t_sleep_yield, 0},
+    {"fpu_switch", t_fpu_switch, 0},
     {"bad_args", t_bad_args, 0},
     {"fork_bomb", t_fork_bomb, 0},
     {"memory_hog", t_memory_hog, 0},

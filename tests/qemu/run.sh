@@ -11,10 +11,13 @@
 #
 # A `pass` cell passes when all of these hold:
 #   - QEMU exits with 33 (the guest wrote 0x10 to isa-debug-exit: every
-#     self-test passed) and the log has `ktest: N passed, 0 failed`;
+#     self-test passed) and the log has `ktest: N passed, 0 failed`; a
+#     `usertests` cell instead has `usertests: boot: PASSED` (the usertests
+#     program exited 0 and every kernel count came back: test/usertests_boot.c);
 #   - the kernel's usable memory (`mem: usable=`) is at most the guest RAM,
 #     and the RAM it does not manage is at most the kernel image, the frame
-#     allocator's bitmap and the firmware's allowance below (ram_check);
+#     allocator's bitmap, the boot modules (the user programs, which stay
+#     where the loader put them) and the firmware's allowance below (ram_check);
 #   - with `vga none`: the kernel said `framebuffer: none` and
 #     `no framebuffer: serial only`;
 #   - Limine cells: the kernel logged `limine: base revision N in force`
@@ -83,6 +86,10 @@ test     grub   bios     512M   q35     max         4   std  pass              -
 test     grub   uefi     256M   q35     max         4   std  pass              -
 test     limine bios     256M   q35     max         2   std  pass              -
 test     limine bios     512M   q35     max         4   std  pass              -
+test     grub   bios     256M   q35     max         1   std  pass              usertests
+test     grub   uefi     256M   q35     max         4   std  pass              usertests
+test     limine bios     256M   q35     max         4   std  pass              usertests
+test     limine uefi     256M   q35     max         1   std  pass              usertests
 
 matrix   grub   bios     32M    pc      qemu64      1   std  pass              -
 matrix   grub   bios     128M   q35     max         4   std  pass              -
@@ -247,17 +254,18 @@ iso_for() {
 # Prints a short note; returns 1 with the reason when it does not hold.
 # TEXT is the plain log.
 ram_check() {
-    local text=$1 firmware=$2 mem=$3 ram usable kernel bitmap allowance missing
+    local text=$1 firmware=$2 mem=$3 ram usable kernel bitmap modules allowance missing
     ram=$(mem_kib "$mem")
     usable=$(last_number 'mem: usable=[0-9]+KiB' 'usable=[0-9]+' <<<"$text")
     kernel=$(last_number 'kernel: phys=.* size=[0-9]+KiB' 'size=[0-9]+' <<<"$text")
     bitmap=$(last_number 'mem: usable=.* bitmap=[0-9]+KiB' 'bitmap=[0-9]+' <<<"$text")
-    if [[ -z "$usable" || -z "$kernel" || -z "$bitmap" ]]; then
-        echo "no 'mem: usable=' / 'kernel: size=' / 'bitmap=' line in the log"
+    modules=$(last_number 'boot modules: [0-9]+, [0-9]+KiB' '[0-9]+KiB' <<<"$text")
+    if [[ -z "$usable" || -z "$kernel" || -z "$bitmap" || -z "$modules" ]]; then
+        echo "no 'mem: usable=' / 'kernel: size=' / 'bitmap=' / 'boot modules:' line in the log"
         return 1
     fi
     allowance=${RAM_ALLOWANCE[$firmware]}
-    missing=$((ram - usable - kernel - bitmap))
+    missing=$((ram - usable - kernel - bitmap - modules))
     if [[ $usable -gt $ram ]]; then
         echo "usable ${usable} KiB > guest RAM ${ram} KiB"
         return 1
@@ -321,6 +329,10 @@ while read -r set loader firmware mem machine cpu smp vga expect cmdline; do
     # 8 vCPUs under OVMF took 54-56 s, 18 under SeaBIOS 75-85 s on a shared 2-core host.
     [[ $smp -le 4 ]] || timeout=$((QEMU_TIMEOUT * 3))
     want_status=33 want_line='ktest: [0-9]+ passed, 0 failed' meaning='' stop_on=''
+    if [[ $cmdline == usertests* ]]; then
+        want_line='usertests: boot: PASSED'
+        timeout=$((timeout * 3)) # every user program of the suite, under TCG
+    fi
     if [[ $expect == refuse:* ]]; then
         spec=${REFUSAL[${expect#refuse:}]:?unknown refusal $expect}
         want_status=${spec%%|*}
@@ -346,7 +358,12 @@ while read -r set loader firmware mem machine cpu smp vga expect cmdline; do
     elif ! grep -qE "$want_line" <<<"$text"; then
         why="no line matching '$want_line'"
     elif [[ $expect == pass ]]; then
-        note="$(last_number 'ktest: [0-9]+ passed, 0 failed' 'ktest: [0-9]+' <<<"$text") passed"
+        if [[ $cmdline == usertests* ]]; then
+            note="usertests: $(grep -oE 'usertests: [0-9]+ passed, [0-9]+ failed' <<<"$text" |
+                tail -n 1 | grep -oE '[0-9]+ passed')"
+        else
+            note="$(last_number 'ktest: [0-9]+ passed, 0 failed' 'ktest: [0-9]+' <<<"$text") passed"
+        fi
         if ! ram=$(ram_check "$text" "$firmware" "$mem"); then
             why=$ram
         elif [[ $vga == none ]] && ! { grep -q 'framebuffer: none' <<<"$text" &&
