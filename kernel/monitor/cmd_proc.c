@@ -33,17 +33,6 @@
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-static const char *sig_name(int sig)
-{
-    switch (sig) {
-    case SIGILL: return "SIGILL";
-    case SIGFPE: return "SIGFPE";
-    case SIGKILL: return "SIGKILL";
-    case SIGSEGV: return "SIGSEGV";
-    default: return "an unknown signal";
-    }
-}
-
 /* Sleeps this kernel thread for about ms milliseconds (other threads run). */
 static void sleep_ms(uint64_t ms)
 {
@@ -129,7 +118,7 @@ static void report_status(int pid, int status)
     if (WIFEXITED(status))
         kprintf("[run] pid %d exited with status %d\n", pid, WEXITSTATUS(status));
     else
-        kprintf("[run] pid %d killed by %s\n", pid, sig_name(WTERMSIG(status)));
+        kprintf("[run] pid %d killed by %s\n", pid, proc_signal_name(WTERMSIG(status)));
 }
 
 static void spawn_error(const char *prog, int err, const char *why)

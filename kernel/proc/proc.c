@@ -9,6 +9,7 @@
 #include "lib/panic.h"
 #include "lib/printf.h"
 #include "lib/string.h"
+#include "mm/frame.h"
 #include "mm/heap.h"
 #include "uapi/abi.h"
 
@@ -206,15 +207,23 @@ NORETURN void proc_sys_exit_group(int code)
     proc_thread_exit(code);
 }
 
-static const char *sig_name(int sig)
+const char *proc_signal_name(int sig)
 {
     switch (sig) {
     case SIGILL: return "SIGILL";
     case SIGFPE: return "SIGFPE";
     case SIGKILL: return "SIGKILL";
     case SIGSEGV: return "SIGSEGV";
-    default: return "signal";
+    default: return "an unknown signal";
     }
+}
+
+void proc_settle(void)
+{
+    thread_reap_dead();
+    heap_drain_cpu_caches();
+    heap_trim();
+    frame_drain_cpu_caches();
 }
 
 NORETURN void proc_fault_kill(struct interrupt_frame *f, int sig, const char *what)
@@ -223,10 +232,10 @@ NORETURN void proc_fault_kill(struct interrupt_frame *f, int sig, const char *wh
     struct proc *p = t->proc;
     if (what)
         kprintf("[proc] pid %d (%s) thread %u: %s at rip 0x%llx; killed (%s)\n", p->pid, p->name,
-                t->tid, what, (unsigned long long)f->rip, sig_name(sig));
+                t->tid, what, (unsigned long long)f->rip, proc_signal_name(sig));
     else
         kprintf("[proc] pid %d (%s) thread %u: killed (%s)\n", p->pid, p->name, t->tid,
-                sig_name(sig));
+                proc_signal_name(sig));
     cpu_sti();
     spin_lock(&proc_lock);
     proc_doom_locked(p, sig);

@@ -83,6 +83,13 @@ int proc_kill(int pid, int sig);
 void proc_for_each(void (*fn)(void *ctx, const struct proc_info *pi), void *ctx);
 /* Live processes (zombies included). */
 unsigned proc_count(void);
+/* The name of a signal that ends a process ("SIGSEGV", ...). */
+const char *proc_signal_name(int sig);
+/* Reaps ended threads and gives every per-CPU cache back (heap magazines,
+ * empty heap pages, frame caches), so that counts taken after it compare
+ * exactly with counts taken after another call (memstat, the usertests
+ * boot). From a thread that may block. */
+void proc_settle(void);
 /* p's parent's pid, 0 when the kernel is its parent. */
 int proc_ppid(struct proc *p);
 /* The running thread's process, or NULL (a kernel thread). */

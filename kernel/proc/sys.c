@@ -158,10 +158,7 @@ static long sys_memstat(struct proc *p, uint64_t uout)
 {
     if (!user_range_ok(uout, sizeof(struct slayer_memstat)))
         return -EFAULT;
-    thread_reap_dead();
-    heap_drain_cpu_caches();
-    heap_trim();
-    frame_drain_cpu_caches();
+    proc_settle();
     struct frame_stats fs;
     struct heap_stats hs;
     struct vm_stats vs;

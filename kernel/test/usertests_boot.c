@@ -26,10 +26,7 @@ struct counts {
 
 static void take(struct counts *c)
 {
-    thread_reap_dead();
-    heap_trim(); /* pages the heap keeps for later are not a leak */
-    heap_drain_cpu_caches();
-    frame_drain_cpu_caches();
+    proc_settle(); /* cached objects and pages kept for later are not a leak */
     struct frame_stats fs;
     struct heap_stats hs;
     struct vm_stats vs;
