@@ -28,7 +28,10 @@ USER_PROGS := $(patsubst user/%.c,%,$(wildcard user/*.c))
 USER_ELFS  := $(patsubst %,$(BUILD)/user/%.elf,$(USER_PROGS))
 ULIB_SRC   := $(wildcard user/lib/*.c)
 ULIB_OBJ   := $(patsubst user/%.c,$(BUILD)/user/obj/%.o,$(ULIB_SRC))
-USER_INC   := -nostdinc -isystem $(shell $(CC) -print-file-name=include) -Iuser/include \
+# The compiler's own header folder is asked for when a recipe runs (the shell's
+# $(...)), not while make reads this file: on a fresh machine the compiler is
+# installed by deps-check, after the Makefile was read.
+USER_INC   := -nostdinc -isystem $$($(CC) -print-file-name=include) -Iuser/include \
     -Ikernel/uapi -Iuser
 USER_CFLAGS := -O2 -std=gnu11 -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
     -fno-builtin -fno-tree-loop-distribute-patterns \
