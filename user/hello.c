@@ -4,7 +4,9 @@
  * values and that .bss came zeroed (bytes counted), writes a pattern over
  * .bss (several pages, the first one shared with the end of .data), copies
  * argv[0], and records all of it in `report`, the first object of .data.
- * Then it returns, and crt0 ends it with ud2 (no system calls yet). */
+ * Then it returns: crt0 ends it with exit_group (as a process, status 0);
+ * in the self-test's ring-3 run, which has no process, exit_group answers
+ * -ENOSYS and the ud2 after it ends the run. */
 #include "hello.h"
 
 __attribute__((section(".data.first"))) struct hello_report report = {
