@@ -11,6 +11,7 @@
 #include "lib/string.h"
 #include "mm/frame.h"
 #include "mm/heap.h"
+#include "mm/paging.h"
 #include "uapi/abi.h"
 
 static struct spinlock proc_lock = SPINLOCK_INIT("proc", LOCK_RANK_PROC);
@@ -218,12 +219,31 @@ const char *proc_signal_name(int sig)
     }
 }
 
-void proc_settle(void)
+void proc_settled_counts(struct proc_counts *c)
 {
     thread_reap_dead();
     heap_drain_cpu_caches();
     heap_trim();
     frame_drain_cpu_caches();
+    struct frame_stats fs;
+    struct heap_stats hs;
+    struct vm_stats vs;
+    struct sched_stats ss;
+    frame_get_stats(&fs);
+    heap_get_stats(&hs);
+    vm_get_stats(&vs);
+    sched_get_stats(&ss);
+    *c = (struct proc_counts){
+        .free_frames = fs.free_frames,
+        .page_tables = paging_table_pages(),
+        .heap_bytes = hs.bytes_in_use,
+        .spaces = vs.spaces,
+        .procs = proc_count(),
+        .threads = ss.threads,
+        .heap_pages = hs.pages_held,
+        .kernel_tables = kernel_as.table_pages,
+        .usable_frames = fs.usable_frames,
+    };
 }
 
 NORETURN void proc_fault_kill(struct interrupt_frame *f, int sig, const char *what)

@@ -85,11 +85,16 @@ void proc_for_each(void (*fn)(void *ctx, const struct proc_info *pi), void *ctx)
 unsigned proc_count(void);
 /* The name of a signal that ends a process ("SIGSEGV", ...). */
 const char *proc_signal_name(int sig);
+/* The kernel's memory and process counts, settled (proc_settled_counts). */
+struct proc_counts {
+    uint64_t free_frames, page_tables, heap_bytes, spaces, procs, threads, heap_pages,
+        kernel_tables, usable_frames;
+};
 /* Reaps ended threads and gives every per-CPU cache back (heap magazines,
- * empty heap pages, frame caches), so that counts taken after it compare
- * exactly with counts taken after another call (memstat, the usertests
- * boot). From a thread that may block. */
-void proc_settle(void);
+ * empty heap pages, frame caches), then reads the counts: two readings
+ * around an operation that left nothing behind agree exactly (memstat, the
+ * usertests boot). From a thread that may block. */
+void proc_settled_counts(struct proc_counts *c);
 /* p's parent's pid, 0 when the kernel is its parent. */
 int proc_ppid(struct proc *p);
 /* The running thread's process, or NULL (a kernel thread). */

@@ -14,8 +14,6 @@
 #include "arch/x86_64/usercopy.h"
 #include "dev/input.h"
 #include "lib/printf.h"
-#include "mm/frame.h"
-#include "mm/heap.h"
 #include "mm/vm.h"
 #include "proc/proc.h"
 #include "uapi/abi.h"
@@ -158,22 +156,15 @@ static long sys_memstat(struct proc *p, uint64_t uout)
 {
     if (!user_range_ok(uout, sizeof(struct slayer_memstat)))
         return -EFAULT;
-    proc_settle();
-    struct frame_stats fs;
-    struct heap_stats hs;
-    struct vm_stats vs;
-    struct sched_stats ss;
-    frame_get_stats(&fs);
-    heap_get_stats(&hs);
-    vm_get_stats(&vs);
-    sched_get_stats(&ss);
+    struct proc_counts c;
+    proc_settled_counts(&c);
     struct slayer_memstat m = {
-        .free_frames = fs.free_frames,
-        .total_frames = fs.usable_frames,
-        .heap_bytes = hs.bytes_in_use,
-        .spaces = vs.spaces,
-        .procs = proc_count(),
-        .threads = ss.threads,
+        .free_frames = c.free_frames,
+        .total_frames = c.usable_frames,
+        .heap_bytes = c.heap_bytes,
+        .spaces = c.spaces,
+        .procs = c.procs,
+        .threads = c.threads,
         .resident = __atomic_load_n(&p->vs->resident, __ATOMIC_RELAXED),
         .cpus = smp_cpu_count(),
         .syscalls = syscall_count(),

@@ -14,43 +14,20 @@
 #include "mm/frame.h"
 #include "mm/frameref.h"
 #include "mm/heap.h"
-#include "mm/paging.h"
-#include "mm/vm.h"
 #include "proc/proc.h"
 #include "proc/sched.h"
 #include "uapi/abi.h"
 
-struct counts {
-    uint64_t free_frames, tables, heap_bytes, spaces, procs, threads, heap_pages, kernel_tables;
-};
-
-static void take(struct counts *c)
-{
-    proc_settle(); /* cached objects and pages kept for later are not a leak */
-    struct frame_stats fs;
-    struct heap_stats hs;
-    struct vm_stats vs;
-    struct sched_stats ss;
-    frame_get_stats(&fs);
-    heap_get_stats(&hs);
-    vm_get_stats(&vs);
-    sched_get_stats(&ss);
-    c->free_frames = fs.free_frames;
-    c->tables = paging_table_pages();
-    c->heap_bytes = hs.bytes_in_use;
-    c->spaces = vs.spaces;
-    c->procs = proc_count();
-    c->threads = ss.threads;
-    c->heap_pages = hs.pages_held;
-    c->kernel_tables = kernel_as.table_pages;
-}
-
-/* One line per count that moved; the number of them. */
-static int compare(const struct counts *a, const struct counts *b)
+/* One line per count that moved (cached objects and pages kept for later
+ * were given back before each reading: they are not a leak); the number of
+ * them. */
+static int compare(const struct proc_counts *a, const struct proc_counts *b)
 {
     static const char *const names[] = {"free frames", "page tables", "heap bytes",
                                         "spaces",      "processes",   "threads",
-                                        "heap pages",  "kernel page tables"};
+                                        "heap pages",  "kernel page tables", "usable frames"};
+    _Static_assert(sizeof(names) / sizeof(names[0]) * sizeof(uint64_t) == sizeof(struct proc_counts),
+                   "a name for every count");
     const uint64_t *x = &a->free_frames, *y = &b->free_frames;
     int moved = 0;
     for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -89,8 +66,8 @@ int usertests_boot(const char *which)
         char why[96];
         exec_module_parse(&boot_ctx.modules[i], &info, &images, why, sizeof(why));
     }
-    struct counts before, after;
-    take(&before);
+    struct proc_counts before, after;
+    proc_settled_counts(&before);
     uint64_t calls0 = syscall_count(), t0 = rdtsc();
     const char *argv[2] = {"usertests", which};
     int argc = which && which[0] ? 2 : 1;
@@ -104,7 +81,7 @@ int usertests_boot(const char *which)
     }
     err = proc_wait_kernel(pid, &status);
     uint64_t calls = syscall_count() - calls0, cycles = rdtsc() - t0;
-    take(&after);
+    proc_settled_counts(&after);
     int moved = compare(&before, &after);
     bool ok = !err && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !moved;
     struct sched_stats ss;
