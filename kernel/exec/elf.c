@@ -40,8 +40,7 @@ _Static_assert(sizeof(struct elf64_phdr) == 56, "ELF64 program header layout");
 #define PF_W 2u
 #define PF_R 4u
 
-__attribute__((format(printf, 3, 4))) static int refuse(char *why, size_t whylen,
-                                                       const char *fmt, ...)
+int elf_fail(int err, char *why, size_t whylen, const char *fmt, ...)
 {
     if (why && whylen) {
         va_list ap;
@@ -49,8 +48,11 @@ __attribute__((format(printf, 3, 4))) static int refuse(char *why, size_t whylen
         kvsnprintf(why, whylen, fmt, ap);
         va_end(ap);
     }
-    return -EINVAL;
+    return err;
 }
+
+/* A refusal of elf_parse: always -EINVAL. */
+#define refuse(why, whylen, ...) elf_fail(-EINVAL, why, whylen, __VA_ARGS__)
 
 /* Checks one non-empty PT_LOAD (program header i) and fills *s. */
 static int check_segment(const struct elf64_phdr *p, unsigned i, uint64_t len,

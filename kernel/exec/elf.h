@@ -61,6 +61,12 @@ struct elf_info {
     struct elf_segment seg[ELF_MAX_SEGMENTS]; /* in file order */
 };
 
+/* Writes a refusal's one-line reason (printf format) into why,
+ * NUL-terminated and truncated to whylen (why may be NULL), and returns err:
+ * how elf_parse and elf_load give their reasons. */
+__attribute__((format(printf, 4, 5))) int elf_fail(int err, char *why, size_t whylen,
+                                                  const char *fmt, ...);
+
 /* Checks every rule above on the len bytes at data (read only, never past
  * len, any alignment). 0 with *info filled, or -EINVAL with *info zeroed
  * and the one-line reason in why (NUL-terminated, truncated to whylen; why

@@ -10,18 +10,6 @@
 #include "lib/string.h"
 #include "mm/mm.h"
 
-__attribute__((format(printf, 4, 5))) static int fail(int err, char *why, size_t whylen,
-                                                     const char *fmt, ...)
-{
-    if (why && whylen) {
-        va_list ap;
-        va_start(ap, fmt);
-        kvsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
-
 /* The words below the strings: argc, argv[0..argc-1], NULL, envp's NULL,
  * the auxiliary vector's AT_NULL pair. */
 #define START_WORDS(argc) ((uint64_t)(argc) + 5)
@@ -58,13 +46,14 @@ int elf_load(struct vm_space *vs, const struct elf_info *info, const struct vm_i
     if (why && whylen)
         why[0] = 0;
     if (argc < 1 || argc > ELF_ARGV_MAX)
-        return fail(-EINVAL, why, whylen, "exec: %d arguments (1..%d)", argc, ELF_ARGV_MAX);
+        return elf_fail(-EINVAL, why, whylen, "exec: %d arguments (1..%d)", argc, ELF_ARGV_MAX);
     uint64_t bytes = 0;
     for (int i = 0; i < argc; i++)
         bytes += argv[i] ? strnlen(argv[i], ELF_ARGV_BYTES_MAX) + 1 : ELF_ARGV_BYTES_MAX + 1;
     if (bytes > ELF_ARGV_BYTES_MAX)
-        return fail(-EINVAL, why, whylen, "exec: arguments take more than %d bytes (or one is NULL)",
-                    ELF_ARGV_BYTES_MAX);
+        return elf_fail(-EINVAL, why, whylen,
+                        "exec: arguments take more than %d bytes (or one is NULL)",
+                        ELF_ARGV_BYTES_MAX);
 
     unsigned mapped = 0;
     int err = 0;
@@ -74,8 +63,8 @@ int elf_load(struct vm_space *vs, const struct elf_info *info, const struct vm_i
         uint64_t len = ALIGN_UP(s->vaddr + s->memsz, PAGE_SIZE) - lo;
         err = vm_map(vs, &lo, len, s->prot, VMR_IMAGE, &images[mapped], 0, 0, VM_MAP_FIXED);
         if (err) {
-            fail(err, why, whylen, "exec: mapping segment %u at 0x%llx: error %d", mapped,
-                 (unsigned long long)s->vaddr, err);
+            elf_fail(err, why, whylen, "exec: mapping segment %u at 0x%llx: error %d", mapped,
+                     (unsigned long long)s->vaddr, err);
             goto undo;
         }
     }
@@ -83,7 +72,7 @@ int elf_load(struct vm_space *vs, const struct elf_info *info, const struct vm_i
     err = vm_map(vs, &stack, ELF_STACK_INITIAL, VM_READ | VM_WRITE, VMR_STACK, NULL, 0,
                  ELF_STACK_TOP - ELF_STACK_MAX, VM_MAP_FIXED);
     if (err) {
-        fail(err, why, whylen, "exec: mapping the stack: error %d", err);
+        elf_fail(err, why, whylen, "exec: mapping the stack: error %d", err);
         goto undo;
     }
     struct vm_space *before = vm_current();
@@ -91,7 +80,7 @@ int elf_load(struct vm_space *vs, const struct elf_info *info, const struct vm_i
     err = write_args(argc, argv, &start->rsp);
     vm_activate(before);
     if (err) {
-        fail(err, why, whylen, "exec: writing the arguments on the stack: error %d", err);
+        elf_fail(err, why, whylen, "exec: writing the arguments on the stack: error %d", err);
         vm_unmap(vs, stack, ELF_STACK_INITIAL);
         goto undo;
     }
@@ -124,7 +113,7 @@ int exec_module_parse(const struct boot_module *m, const struct elf_info **info,
 {
     size_t i = (size_t)(m - boot_ctx.modules);
     if (m < boot_ctx.modules || i >= boot_ctx.module_count)
-        return fail(-EINVAL, why, whylen, "exec: not a boot module");
+        return elf_fail(-EINVAL, why, whylen, "exec: not a boot module");
     struct module_cache *c = &cache[i];
     const void *data = PHYS2VIRT(m->phys);
     int err = 0;
@@ -150,7 +139,7 @@ int exec_module(struct vm_space *vs, const char *name, int argc, const char *con
 {
     const struct boot_module *m = boot_find_module(&boot_ctx, name);
     if (!m)
-        return fail(-ENOENT, why, whylen, "exec: no module named \"%s\"", name);
+        return elf_fail(-ENOENT, why, whylen, "exec: no module named \"%s\"", name);
     const struct elf_info *info;
     const struct vm_image *images;
     int err = exec_module_parse(m, &info, &images, why, whylen);
