@@ -4,7 +4,7 @@
  * window of 64 pages, checked after every operation against a model.
  *
  * There is no CPU to fault on the host: an access goes through the page
- * tables (paging_query) and calls vm_fault exactly when the CPU would fault
+ * tables (host_would_fault) and calls vm_fault exactly when the CPU would fault
  * (nothing mapped; a write to a non-writable leaf; an execute of an NX leaf;
  * any access to a leaf without PAGE_USER), then reads or writes the frame.
  *
@@ -140,18 +140,6 @@ FUZZ_NOCOV static void model_clear(int s, unsigned p0, unsigned p1)
     cut(s, p0);
     cut(s, p1);
     memset(&model[s][p0], 0, (p1 - p0) * sizeof(struct page));
-}
-
-/* ---- the CPU model ------------------------------------------------------------------- */
-
-static bool would_fault(struct vm_space *vs, vaddr_t va, uint32_t access)
-{
-    struct paging_mapping m;
-    if (!paging_query(&vs->pt, va, &m) || !(m.flags & PAGE_USER))
-        return true;
-    if (access == VM_WRITE && !(m.flags & PAGE_WRITABLE))
-        return true;
-    return access == VM_EXEC && (m.flags & PAGE_NX);
 }
 
 /* ---- checks --------------------------------------------------------------------------- */
@@ -298,7 +286,7 @@ FUZZ_NOCOV static void op_access(int s, unsigned p, uint32_t acc, unsigned word)
     vaddr_t va = P(p) + (uint64_t)word * 8;
     unsigned grow_to, stack_at = 0;
     enum vm_fault_result want = expect_fault(s, p, acc, &grow_to, &stack_at);
-    if (!would_fault(vs, va, acc)) {
+    if (!host_would_fault(vs, va, acc)) {
         FUZZ_CHECK(want == VM_FAULT_RESOLVED && grow_to == W,
                    "slot %d page %u access %u allowed by the tables, model says %s", s, p, acc,
                    vm_fault_name(want));
@@ -315,7 +303,7 @@ FUZZ_NOCOV static void op_access(int s, unsigned p, uint32_t acc, unsigned word)
             check_space(s, "after a refused fault");
             return;
         }
-        FUZZ_CHECK(!would_fault(vs, va, acc), "slot %d page %u access %u resolved but faults again", s, p, acc);
+        FUZZ_CHECK(!host_would_fault(vs, va, acc), "slot %d page %u access %u resolved but faults again", s, p, acc);
         if (grow_to < W) {
             struct page *m = model[s];
             for (unsigned q = grow_to; q < stack_at; q++) {

@@ -11,6 +11,8 @@
 #include "lib/panic.h"
 #include "lib/printf.h"
 #include "mm/mm.h"
+#include "mm/paging.h"
+#include "mm/vm.h"
 
 char host_panic_msg[1024];
 jmp_buf *host_panic_jmp;
@@ -133,3 +135,13 @@ bool arch_has_1g_pages(void) { return host_cpu_1g_pages; }
 bool arch_has_nx(void) { return true; }
 void arch_pat_init(void) {}
 uint64_t arch_rdtsc(void) { return __builtin_ia32_rdtsc(); }
+
+bool host_would_fault(struct vm_space *vs, uint64_t va, uint32_t access)
+{
+    struct paging_mapping m;
+    if (!paging_query(&vs->pt, va, &m) || !(m.flags & PAGE_USER))
+        return true;
+    if (access == VM_WRITE && !(m.flags & PAGE_WRITABLE))
+        return true;
+    return access == VM_EXEC && (m.flags & PAGE_NX);
+}

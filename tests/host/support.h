@@ -32,6 +32,13 @@ extern void (*host_shootdown_hook)(uint64_t start, uint64_t end, bool global);
  * the bootloader's; only arch_flush_tlb_all clears it, as on the CPU). */
 extern unsigned long host_tlb_global_entries;
 
+struct vm_space;
+/* The CPU's answer for a ring-3 access (VM_READ, VM_WRITE or VM_EXEC) at
+ * va in vs: true when it would fault, read from vs's page tables (present,
+ * user, writable, NX), as the host tests and fuzzers of mm/vm.c need it,
+ * having no CPU to fault. */
+bool host_would_fault(struct vm_space *vs, uint64_t va, uint32_t access);
+
 /* Clears the captured log. */
 void host_log_clear(void);
 /* True when the captured log contains s. */

@@ -1,8 +1,8 @@
 /* Host tests of mm/vm (user address spaces and the fault logic) on a
  * simulated physical memory. There is no CPU to fault on the host, so the
  * tests stand in for it: an access goes through the page tables
- * (paging_query on vs->pt) and calls vm_fault exactly when the CPU would
- * fault (nothing mapped; a write to a non-writable leaf; an execute of an
+ * (host_would_fault in support.c, paging_query on vs->pt) and calls
+ * vm_fault exactly when the CPU would fault (nothing mapped; a write to a non-writable leaf; an execute of an
  * NX leaf; any access to a leaf without PAGE_USER), then reads or writes
  * the frame through the HHDM. vm_check runs after every step.
  *
@@ -133,27 +133,16 @@ static struct vm_space *space(const char *name)
     return vs;
 }
 
-/* True when the CPU would fault on `access` at va (see the file comment). */
-static bool would_fault(struct vm_space *vs, vaddr_t va, uint32_t access)
-{
-    struct paging_mapping m;
-    if (!paging_query(&vs->pt, va, &m) || !(m.flags & PAGE_USER))
-        return true;
-    if (access == VM_WRITE && !(m.flags & PAGE_WRITABLE))
-        return true;
-    return access == VM_EXEC && (m.flags & PAGE_NX);
-}
-
 /* One access at va: NO_FAULT when the tables allow it, else vm_fault's
  * answer; after RESOLVED the access must be allowed. */
 static enum vm_fault_result access_at(struct vm_space *vs, vaddr_t va, uint32_t access)
 {
-    if (!would_fault(vs, va, access))
+    if (!host_would_fault(vs, va, access))
         return NO_FAULT;
     enum vm_fault_result r = vm_fault(vs, va, access);
     CHECK(vs);
     if (r == VM_FAULT_RESOLVED)
-        cr_assert(!would_fault(vs, va, access), "resolved, but %#llx still faults",
+        cr_assert(!host_would_fault(vs, va, access), "resolved, but %#llx still faults",
                   (unsigned long long)va);
     return r;
 }
