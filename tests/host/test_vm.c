@@ -2,9 +2,9 @@
  * simulated physical memory. There is no CPU to fault on the host, so the
  * tests stand in for it: an access goes through the page tables
  * (host_would_fault in support.c, paging_query on vs->pt) and calls
- * vm_fault exactly when the CPU would fault (nothing mapped; a write to a non-writable leaf; an execute of an
- * NX leaf; any access to a leaf without PAGE_USER), then reads or writes
- * the frame through the HHDM. vm_check runs after every step.
+ * vm_fault exactly when the CPU would fault (nothing mapped; a write to a
+ * non-writable leaf; an execute of an NX leaf; any access to a leaf without
+ * PAGE_USER), then reads or writes the frame through the HHDM. vm_check runs after every step.
  *
  * kernel_as is a fresh address space here whose kernel half is fixed by
  * paging_kernel_half_prepare (one 512 GiB slot), which is what
