@@ -3,42 +3,10 @@
  * assumed) and every sum is checked for wrapping before it is compared. */
 #include "exec/elf.h"
 
+#include "lib/elf64.h"
 #include "lib/errno.h"
 #include "lib/printf.h"
 #include "lib/string.h"
-
-/* The ELF64 layouts (System V gABI, x86_64 psABI): facts, written here. */
-struct elf64_ehdr {
-    uint8_t e_ident[16];
-    uint16_t e_type, e_machine;
-    uint32_t e_version;
-    uint64_t e_entry, e_phoff, e_shoff;
-    uint32_t e_flags;
-    uint16_t e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx;
-};
-
-struct elf64_phdr {
-    uint32_t p_type, p_flags;
-    uint64_t p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align;
-};
-
-_Static_assert(sizeof(struct elf64_ehdr) == 64, "ELF64 header layout");
-_Static_assert(sizeof(struct elf64_phdr) == 56, "ELF64 program header layout");
-
-#define EI_CLASS   4
-#define EI_DATA    5
-#define EI_VERSION 6
-#define ELFCLASS64  2
-#define ELFDATA2LSB 1
-#define EV_CURRENT  1
-#define ET_EXEC     2
-#define EM_X86_64   62
-#define PT_LOAD   1
-#define PT_INTERP 3
-#define PT_TLS    7
-#define PF_X 1u
-#define PF_W 2u
-#define PF_R 4u
 
 int elf_fail(int err, char *why, size_t whylen, const char *fmt, ...)
 {

@@ -3,43 +3,9 @@
  * structures are copied out with memcpy, so a file at any alignment works. */
 #include "lib/symbols.h"
 
+#include "lib/elf64.h"
 #include "lib/printf.h"
 #include "lib/string.h"
-
-/* ---- ELF64 (System V gABI) ---- */
-struct elf64_ehdr {
-    uint8_t e_ident[16];
-    uint16_t e_type, e_machine;
-    uint32_t e_version;
-    uint64_t e_entry, e_phoff, e_shoff;
-    uint32_t e_flags;
-    uint16_t e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx;
-};
-_Static_assert(sizeof(struct elf64_ehdr) == 64, "ELF64 header layout");
-
-struct elf64_shdr {
-    uint32_t sh_name, sh_type;
-    uint64_t sh_flags, sh_addr, sh_offset, sh_size;
-    uint32_t sh_link, sh_info;
-    uint64_t sh_addralign, sh_entsize;
-};
-_Static_assert(sizeof(struct elf64_shdr) == 64, "ELF64 section header layout");
-
-struct elf64_sym {
-    uint32_t st_name;
-    uint8_t st_info, st_other;
-    uint16_t st_shndx;
-    uint64_t st_value, st_size;
-};
-_Static_assert(sizeof(struct elf64_sym) == 24, "ELF64 symbol layout");
-
-#define ELF_CLASS64     2
-#define ELF_DATA_LSB    1
-#define SHT_SYMTAB      2
-#define SHT_STRTAB      3
-#define SHN_UNDEF       0
-#define STT_FUNC        2
-#define ELF_ST_TYPE(i)  ((i) & 0xf)
 
 /* Largest symbol or string table believed when nothing bounds it (Multiboot2). */
 #define SECTION_SIZE_MAX MiB(64)
@@ -178,7 +144,7 @@ static bool load_from_file(const uint8_t *file, uint64_t size)
         return false;
     memcpy(&eh, file, sizeof(eh));
     if (eh.e_ident[0] != 0x7f || eh.e_ident[1] != 'E' || eh.e_ident[2] != 'L' || eh.e_ident[3] != 'F' ||
-        eh.e_ident[4] != ELF_CLASS64 || eh.e_ident[5] != ELF_DATA_LSB)
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB)
         return false;
     if (eh.e_shnum == 0 || eh.e_shentsize < sizeof(struct elf64_shdr))
         return false;
