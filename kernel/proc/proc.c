@@ -221,7 +221,7 @@ const char *proc_signal_name(int sig)
 
 void proc_settled_counts(struct proc_counts *c)
 {
-    thread_reap_dead();
+    thread_reap_settled();
     heap_drain_cpu_caches();
     heap_trim();
     frame_drain_cpu_caches();

@@ -40,6 +40,9 @@ static struct list_node blocked = LIST_INIT(blocked); /* BLOCKED threads */
 static struct list_node dead = LIST_INIT(dead);       /* DEAD threads, switched out for good */
 static struct list_node all = LIST_INIT(all);         /* every thread not yet reaped */
 static unsigned nthreads, ndead;                      /* rq_lock */
+/* Threads marked dead by thread_exit that have not switched out yet (not on
+ * `dead`): rq_lock for writes; thread_reap_settled reads it unlocked. */
+static unsigned nexiting;
 static unsigned nrunnable;                            /* rq_lock to change; read atomically */
 static uint64_t earliest_wake = UINT64_MAX;           /* rq_lock to change; read atomically */
 static uint64_t nswitches, npreempt;                  /* rq_lock */
@@ -182,6 +185,7 @@ static void finish_switch(struct thread *prev)
     if (prev->state == THREAD_DEAD) {
         list_push_back(&dead, &prev->run_node);
         ndead++;
+        __atomic_store_n(&nexiting, nexiting - 1, __ATOMIC_RELEASE);
     }
     spin_unlock(&rq_lock);
 }
@@ -410,6 +414,7 @@ NORETURN void thread_exit(void)
     spin_lock(&rq_lock);
     t->state = THREAD_DEAD;
     t->space = NULL;
+    __atomic_store_n(&nexiting, nexiting + 1, __ATOMIC_RELAXED);
     spin_unlock(&rq_lock);
     schedule();
     panic("thread %u (%s) ran after its exit", t->tid, t->name);
@@ -439,6 +444,16 @@ unsigned thread_reap_dead(void)
         kfree(t);
     }
     return n;
+}
+
+unsigned thread_reap_settled(void)
+{
+    /* A thread past thread_exit's lock is switching out on another CPU with
+     * interrupts off (on this CPU it would have finished before we ran): a
+     * few hundred instructions, so a spin is enough. */
+    while (__atomic_load_n(&nexiting, __ATOMIC_ACQUIRE))
+        cpu_pause();
+    return thread_reap_dead();
 }
 
 /* ---- idle, ticks, returns to ring 3 ---- */

@@ -111,6 +111,11 @@ NORETURN void thread_exit(void);
 /* Frees the stacks and structs of every thread that ended; from a thread
  * that may block (interrupts on). Returns how many. */
 unsigned thread_reap_dead(void);
+/* As thread_reap_dead, after waiting until every thread that has called
+ * thread_exit is off its CPU: afterwards no ended thread holds a stack or
+ * a struct (thread_reap_dead misses one still switching out). For counts
+ * that must be back at a baseline; interrupts on. Returns how many. */
+unsigned thread_reap_settled(void);
 /* A kernel thread waiting for an interrupt-driven event: runs another
  * runnable thread if there is one, else halts until the next interrupt. */
 void sched_idle_wait(void);

@@ -44,7 +44,7 @@ static void warm_up(int n)
     for (int i = 0; i < n && i < 32; i++)
         if (pids[i] > 0)
             proc_wait_kernel(pids[i], NULL);
-    thread_reap_dead();
+    thread_reap_settled();
 }
 
 KTEST(proc_hello_exits_zero)
@@ -56,7 +56,7 @@ KTEST(proc_hello_exits_zero)
     int status = run_to_end("hello");
     KT_EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0, "hello's status %#x", status);
     KT_EXPECT(proc_count() == procs, "processes %u, were %u", proc_count(), procs);
-    thread_reap_dead();
+    thread_reap_settled();
     uprog_baseline_expect(&b);
 }
 
@@ -94,7 +94,7 @@ KTEST(proc_many_at_once)
         KT_EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0, "pid %d status %#x", pids[i],
                   status);
     }
-    thread_reap_dead();
+    thread_reap_settled();
     struct sched_stats s;
     sched_get_stats(&s);
     KT_EXPECT(s.dead == 0 && s.runnable == 0, "dead %u runnable %u", s.dead, s.runnable);
@@ -138,7 +138,7 @@ KTEST(proc_kthreads_sleep_wake_run_everywhere_and_end)
     enum { N = 8 };
     static struct kt_shared s;
     s = (struct kt_shared){.lock = SPINLOCK_INIT("kt-test", LOCK_RANK_NONE)};
-    thread_reap_dead();
+    thread_reap_settled();
     struct sched_stats before, after;
     sched_get_stats(&before);
     struct uprog_baseline b;
@@ -160,7 +160,7 @@ KTEST(proc_kthreads_sleep_wake_run_everywhere_and_end)
     /* the last thread may still be switching out: reaping takes only those
      * that are off their CPU, so try a few times */
     for (int tries = 0; tries < 100; tries++) {
-        thread_reap_dead();
+        thread_reap_settled();
         sched_get_stats(&after);
         if (after.threads == before.threads)
             break;
@@ -238,6 +238,6 @@ KTEST(proc_spinners_share_cpus_and_die_by_kill)
                   s.pids[i], status);
     }
     KT_EXPECT(proc_kill(s.pids[0], SIGKILL) == -ESRCH, "a reaped process can still be killed");
-    thread_reap_dead();
+    thread_reap_settled();
     uprog_baseline_expect(&b);
 }

@@ -9,6 +9,7 @@
 #include "mm/heap.h"
 #include "mm/mm.h"
 #include "mm/paging.h"
+#include "proc/sched.h"
 #include "test/ktest.h"
 #include "test/ktest_catch.h"
 
@@ -93,6 +94,7 @@ void uprog_baseline_take(struct uprog_baseline *b)
         ktest_fail_at(__FILE__, __LINE__, "frameref_put", "a put after one share took the owner's reference");
     if (f)
         frame_free(f);
+    thread_reap_settled(); /* an ended thread's stack and struct are not a leak */
     struct vm_stats s;
     vm_get_stats(&s);
     heap_trim(); /* pages the heap keeps for later are not a leak */
@@ -106,6 +108,7 @@ void uprog_baseline_take(struct uprog_baseline *b)
 
 void uprog_baseline_expect(const struct uprog_baseline *b)
 {
+    thread_reap_settled();
     struct vm_stats s;
     vm_get_stats(&s);
     heap_trim();
