@@ -22,12 +22,19 @@
  * the PML4, present-entry counts that agree with the tables, and as many
  * tables as table_pages says; at the end unmapping everything leaves only the
  * PML4, destroying returns every frame and paging_table_pages() is back to
- * its value before the run. */
+ * its value before the run. The kernel's own walkers (mm/pagewalk.h) are
+ * checked against that walk: pagewalk_leaves at the end of every input finds
+ * the same leaves; pagewalk_leaves_in over a range (an operation) reports,
+ * in order, exactly the leaves touching it, stops where its callback says,
+ * refuses a range that is empty, not canonical or in both halves; and
+ * paging_walk_print_in names the model's translation of the range's start. */
 #include "fuzz.h"
 
 #include "arch/x86_64/mmu_ops.h"
+#include "lib/printf.h"
 #include "mm/frame.h"
 #include "mm/mm.h"
+#include "mm/pagewalk.h"
 #include "mm/paging.h"
 #include "mm/pte.h"
 
@@ -52,6 +59,7 @@ static struct addrspace as;
 static paddr_t hog[ARENA / PAGE_SIZE];
 static size_t nhog;
 static bool arena_ready;
+static bool active; /* `as` is in CR3 */
 
 /* ---- the model ----------------------------------------------------------------- */
 
@@ -175,7 +183,11 @@ static void check_around(vaddr_t va, uint64_t len)
 /* What the walk found: leaves merged into runs like the model's extents. */
 static struct ext found[MAX_EXT];
 static size_t nfound;
-static uint64_t tables_seen;
+static uint64_t tables_seen, leaves_seen;
+/* Leaves touching [touch_lo, touch_hi] the walk saw (touch_on: counted). */
+static bool touch_on;
+static vaddr_t touch_lo, touch_hi;
+static uint64_t leaves_touching;
 
 static void found_leaf(vaddr_t va, uint64_t size, paddr_t pa, uint64_t flags, unsigned cm)
 {
@@ -225,6 +237,9 @@ static FUZZ_NOCOV void walk(paddr_t table, int level, vaddr_t base, uint64_t all
             FUZZ_CHECK(level < 4, "PS set in a PML4 entry");
             FUZZ_CHECK(!(e & (PTE_CNT_MASK | PTE_CNT_VALID)) || level == 1,
                        "count bits in a large leaf");
+            leaves_seen++;
+            if (touch_on && va <= touch_hi && va + size - 1 >= touch_lo)
+                leaves_touching++;
             found_leaf(va, size, e & mask, a | d | (e & PTE_GLOBAL), cm);
         } else {
             paddr_t child = e & PTE_ADDR_MASK;
@@ -243,12 +258,175 @@ static FUZZ_NOCOV void walk(paddr_t table, int level, vaddr_t base, uint64_t all
                (unsigned long long)base);
 }
 
-/* The whole tree against the model. */
-static void check_tree(void)
+/* The harness's walk of the whole tree into found[]. */
+static void walk_all(void)
 {
     nfound = 0;
     tables_seen = 0;
+    leaves_seen = 0;
+    leaves_touching = 0;
     walk(as.pml4, 4, 0, PTE_WRITABLE | PTE_USER, 0);
+}
+
+/* ---- the kernel's walkers (mm/pagewalk.h) against the harness's walk ------------ */
+
+/* What a pagewalk visitor was given, merged into runs as found[] is. */
+static struct ext pw[MAX_EXT];
+static size_t npw;
+static uint64_t pw_count, pw_stop_after;
+static vaddr_t pw_end; /* one past the last leaf reported (0: none yet) */
+static bool pw_range;  /* a pagewalk_leaves_in walk: every leaf must touch pw_lo..pw_hi */
+static vaddr_t pw_lo, pw_hi;
+
+static void pw_take(const struct pagewalk_leaf *l)
+{
+    static const uint64_t sizes[] = {0, PAGE_SIZE_4K, PAGE_SIZE_2M, PAGE_SIZE_1G};
+    FUZZ_CHECK(l->level >= 1 && l->level <= 3 && l->size == sizes[l->level],
+               "pagewalk leaf at %#llx: level %d, size %#llx", (unsigned long long)l->virt,
+               l->level, (unsigned long long)l->size);
+    FUZZ_CHECK(l->virt % l->size == 0 && l->phys % l->size == 0 && canonical(l->virt),
+               "pagewalk leaf %#llx -> %#llx: not aligned to its size %#llx",
+               (unsigned long long)l->virt, (unsigned long long)l->phys,
+               (unsigned long long)l->size);
+    FUZZ_CHECK(!pw_count || l->virt >= pw_end, "pagewalk leaf %#llx after one ending at %#llx",
+               (unsigned long long)l->virt, (unsigned long long)pw_end);
+    FUZZ_CHECK(!pw_range || (l->virt <= pw_hi && l->virt + l->size - 1 >= pw_lo),
+               "pagewalk_leaves_in(%#llx, %#llx) reported %#llx+%#llx", (unsigned long long)pw_lo,
+               (unsigned long long)pw_hi, (unsigned long long)l->virt,
+               (unsigned long long)l->size);
+    pw_count++;
+    pw_end = l->virt + l->size;
+    if (npw) {
+        struct ext *r = &pw[npw - 1];
+        if (r->va + r->len == l->virt && r->pa + r->len == l->phys && r->flags == l->flags &&
+            r->cm == l->cache) {
+            r->len += l->size;
+            return;
+        }
+    }
+    FUZZ_CHECK(npw < MAX_EXT, "pagewalk reported too many runs");
+    pw[npw++] = (struct ext){l->virt, l->size, l->phys, l->flags, l->cache};
+}
+
+static void pw_all(void *ctx, const struct pagewalk_leaf *l)
+{
+    (void)ctx;
+    pw_take(l);
+}
+
+static int pw_until(void *ctx, const struct pagewalk_leaf *l)
+{
+    (void)ctx;
+    pw_take(l);
+    return pw_count == pw_stop_after ? 7 : 0;
+}
+
+static void pw_reset(void)
+{
+    npw = 0;
+    pw_count = 0;
+    pw_end = 0;
+}
+
+/* Runs a and b, both clipped to [lo, hi], are the same list. */
+static void same_runs(const struct ext *a, size_t na, const struct ext *b, size_t nb, vaddr_t lo,
+                      vaddr_t hi, const char *what)
+{
+    size_t i = 0, j = 0;
+    for (;;) {
+        while (i < na && (a[i].va + a[i].len - 1 < lo || a[i].va > hi))
+            i++;
+        while (j < nb && (b[j].va + b[j].len - 1 < lo || b[j].va > hi))
+            j++;
+        if (i == na || j == nb)
+            break;
+        vaddr_t alo = MAX(a[i].va, lo), ahi = MIN(a[i].va + a[i].len - 1, hi);
+        vaddr_t blo = MAX(b[j].va, lo), bhi = MIN(b[j].va + b[j].len - 1, hi);
+        FUZZ_CHECK(alo == blo && ahi == bhi && a[i].pa + (alo - a[i].va) == b[j].pa + (blo - b[j].va) &&
+                       a[i].flags == b[j].flags && a[i].cm == b[j].cm,
+                   "%s: %#llx-%#llx -> %#llx flags %#llx cache %u; the tables have %#llx-%#llx "
+                   "-> %#llx flags %#llx cache %u", what, (unsigned long long)alo,
+                   (unsigned long long)ahi, (unsigned long long)(a[i].pa + (alo - a[i].va)),
+                   (unsigned long long)a[i].flags, a[i].cm, (unsigned long long)blo,
+                   (unsigned long long)bhi, (unsigned long long)(b[j].pa + (blo - b[j].va)),
+                   (unsigned long long)b[j].flags, b[j].cm);
+        i++;
+        j++;
+    }
+    FUZZ_CHECK(i == na && j == nb, "%s: %s has a run more in %#llx-%#llx", what,
+               i < na ? "the walker" : "the tables", (unsigned long long)lo,
+               (unsigned long long)hi);
+}
+
+/* pagewalk_leaves finds what the harness's walk (just done) found. */
+static void check_pagewalk_leaves(void)
+{
+    pw_reset();
+    pw_range = false;
+    uint64_t n = pagewalk_leaves(&as, pw_all, NULL);
+    FUZZ_CHECK(n == leaves_seen && pw_count == leaves_seen,
+               "pagewalk_leaves: %llu leaves (%llu visited), the tables have %llu",
+               (unsigned long long)n, (unsigned long long)pw_count,
+               (unsigned long long)leaves_seen);
+    same_runs(pw, npw, found, nfound, 0, UINT64_MAX, "pagewalk_leaves");
+}
+
+/* pagewalk_leaves_in(start, last) visiting at most stop_after leaves (0: no
+ * limit), and paging_walk_print_in(start), against the harness's walk. */
+static void check_leaves_in(vaddr_t start, vaddr_t last, uint64_t stop_after)
+{
+    pw_reset();
+    pw_range = true;
+    pw_lo = start;
+    pw_hi = last;
+    pw_stop_after = stop_after;
+    int r = pagewalk_leaves_in(&as, start, last, pw_until, NULL);
+    bool valid = start <= last && (start >> 47) == (last >> 47) && canonical(start) &&
+                 canonical(last);
+    if (!valid) {
+        FUZZ_CHECK(r == 0 && pw_count == 0, "pagewalk_leaves_in(%#llx, %#llx): %d, %llu leaves",
+                   (unsigned long long)start, (unsigned long long)last, r,
+                   (unsigned long long)pw_count);
+    } else {
+        touch_on = true;
+        touch_lo = start;
+        touch_hi = last;
+        walk_all();
+        touch_on = false;
+        bool stops = stop_after && leaves_touching >= stop_after;
+        FUZZ_CHECK(r == (stops ? 7 : 0) && pw_count == (stops ? stop_after : leaves_touching),
+                   "pagewalk_leaves_in(%#llx, %#llx, stop after %llu): %d after %llu leaves; "
+                   "%llu touch the range", (unsigned long long)start, (unsigned long long)last,
+                   (unsigned long long)stop_after, r, (unsigned long long)pw_count,
+                   (unsigned long long)leaves_touching);
+        vaddr_t hi = stops ? MIN(last, pw_end - 1) : last;
+        same_runs(pw, npw, found, nfound, start, hi, "pagewalk_leaves_in");
+    }
+
+    /* the monitor's `walk` of start ends where the model says, and a
+     * backtrace would read start exactly when it is mapped (in CR3's tables) */
+    char want[64];
+    const struct ext *e = canonical(start) ? model_find(start) : NULL;
+    if (active)
+        FUZZ_CHECK(pagewalk_readable(start) == (e != NULL), "pagewalk_readable(%#llx): %s",
+                   (unsigned long long)start, e ? "false, but it is mapped" : "true, unmapped");
+    if (!canonical(start))
+        ksnprintf(want, sizeof(want), "not canonical: stops here");
+    else if (e)
+        ksnprintf(want, sizeof(want), ": phys %#llx\n",
+                  (unsigned long long)(e->pa + (start - e->va)));
+    else
+        ksnprintf(want, sizeof(want), "not present: stops here");
+    fuzz_log_reset();
+    paging_walk_print_in(&as, start);
+    FUZZ_CHECK(host_log_contains(want), "walk %#llx: no '%s' in:\n%s", (unsigned long long)start,
+               want, host_log);
+}
+
+/* The whole tree against the model (and pagewalk_leaves when `kernel_walk`). */
+static void check_tree(bool kernel_walk)
+{
+    walk_all();
     FUZZ_CHECK(tables_seen == as.table_pages, "walk found %llu tables, table_pages says %llu",
                (unsigned long long)tables_seen, (unsigned long long)as.table_pages);
     /* the model, merged the same way, must be the same list of runs */
@@ -274,6 +452,8 @@ static void check_tree(void)
                    f ? (unsigned long long)f->len : 0, f ? (unsigned long long)f->pa : 0,
                    f ? (unsigned long long)f->flags : 0, f ? f->cm : 0);
     }
+    if (kernel_walk)
+        check_pagewalk_leaves();
 }
 
 /* After a failed map_range with PAGING_REPLACE: every page of [va, va+len)
@@ -282,9 +462,7 @@ static void check_tree(void)
 static void resync_range(vaddr_t va, uint64_t len)
 {
     uint64_t last = va + len - 1;
-    nfound = 0;
-    tables_seen = 0;
-    walk(as.pml4, 4, 0, PTE_WRITABLE | PTE_USER, 0);
+    walk_all();
     size_t nkeep = 0;
     static struct ext keep[MAX_EXT];
     for (size_t i = 0; i < nfound; i++) {
@@ -542,10 +720,12 @@ static void run_op(struct fuzz_in *in)
             }
         }
         return;
-    default: /* queries anywhere, and a walk of the whole tree */
+    default: /* queries anywhere, a walk of the whole tree, the kernel's range walk */
         check_around(va, (uint64_t)(arg % 4096) << 12);
         if (op & 0x80)
-            check_tree();
+            check_tree(false);
+        if (op & 0x40) /* up to 16 TiB from va, sometimes ending mid-page or before va */
+            check_leaves_in(va, va + ((uint64_t)arg << 12) + cmo - 1, fl % 8);
         return;
     }
 }
@@ -564,7 +744,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     host_cpu_1g_pages = one_gig = setup & 1;
     uint64_t frames0 = free_frames(), tables0 = paging_table_pages();
     FUZZ_CHECK(paging_as_create(&as) == 0, "paging_as_create");
-    if (setup & 2)
+    active = setup & 2;
+    if (active)
         paging_activate(&as);
     next = 0;
     nhog = 0;
@@ -577,16 +758,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "%zu held, %llu tables, %llu at the start", (unsigned long long)free_now,
                    nhog, (unsigned long long)as.table_pages, (unsigned long long)frames0);
         if (k % 32 == 31)
-            check_tree();
+            check_tree(false);
     }
-    check_tree();
+    check_tree(true);
     while (nhog)
         frame_free(hog[--nhog]);
     FUZZ_CHECK(paging_unmap_range(&as, 0, 1ULL << 47) == 0, "unmapping the lower half");
     FUZZ_CHECK(paging_unmap_range(&as, 0xffff800000000000ULL, 1ULL << 47) == 0,
                "unmapping the upper half");
     next = 0;
-    check_tree();
+    check_tree(true);
     FUZZ_CHECK(as.table_pages == 1, "%llu tables left after unmapping everything",
                (unsigned long long)as.table_pages);
     arch_write_cr3(0);
