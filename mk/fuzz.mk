@@ -9,7 +9,7 @@
 #   make fuzz-smoke    replays tests/fuzz/regressions/, the kept corpus and the
 #                      generated seeds, then fuzzes each target
 #                      FUZZ_SMOKE_SECONDS (default 3)
-#   make fuzz-coverage line coverage of kernel/mm and kernel/boot reached by
+#   make fuzz-coverage line coverage of kernel/mm, boot and exec reached by
 #                      the kept corpus, regressions and seeds (llvm-cov)
 #   make fuzz-bins     builds the targets and the seeds only
 # Both runs stop with a non-zero status on the first crash and print the path
@@ -75,7 +75,7 @@ $(FUZZ_SEEDS): $(FUZZ_DIR)/seedgen
 # The same harnesses and kernel sources built by clang with source-based
 # coverage, no sanitizers and no libFuzzer: tests/fuzz/replay.c runs every
 # kept input once (tests/fuzz/coverage.sh), and llvm-cov reports the lines of
-# kernel/mm and kernel/boot they reach.
+# kernel/mm, kernel/boot and kernel/exec they reach.
 FUZZ_COV_DIR := $(BUILD)/fuzz-cov
 FUZZ_COV_CFLAGS := -O0 -g -std=gnu11 -Wall -Wextra -Werror -Wno-format-zero-length \
     -Ikernel -Itests/host -Itests/fuzz -DSLAYER_HOST -fprofile-instr-generate \

@@ -8,7 +8,7 @@
 # -fprofile-instr-generate -fcoverage-mapping, tests/fuzz/replay.c as main).
 # Each replays tests/fuzz/corpus/T, tests/fuzz/regressions/T and the
 # generated seeds B/seeds/T once; the profiles are merged and llvm-cov prints
-# line coverage per file of kernel/mm and kernel/boot, also written as a
+# line coverage per file of kernel/mm, kernel/boot and kernel/exec, also written as a
 # Markdown table to D/coverage.md (the table docs/testing.md carries).
 set -euo pipefail
 
@@ -51,7 +51,7 @@ done
 
 # Per file: lines, missed lines, line coverage (llvm-cov's report columns).
 report=$("$cov" report "${objects[@]:1}" -instr-profile="$dir/prof/merged.profdata" \
-             "$root/kernel/mm" "$root/kernel/boot")
+             "$root/kernel/mm" "$root/kernel/boot" "$root/kernel/exec")
 echo "$report" | sed "s|$root/||"
 {
     echo "| file | lines | missed | line coverage |"
