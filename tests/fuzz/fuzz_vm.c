@@ -72,8 +72,11 @@ static struct page model[SLOTS][W];
 static uint32_t next_sid;
 static uint64_t counter;
 static bool ready;
+/* Frames held back (op_hog), as runs: hog[i] holds hog_len[i] frames from
+ * hog[i]; nhog counts the frames, nruns the runs. */
 static paddr_t hog[ARENA / PAGE_SIZE];
-static size_t nhog;
+static uint8_t hog_len[ARENA / PAGE_SIZE];
+static size_t nhog, nruns;
 static uint64_t total0, live0, meta0;
 
 #define IMG0_LEN (3 * PAGE_SIZE + 1000)
@@ -469,19 +472,53 @@ FUZZ_NOCOV static void op_fork(int s)
     check_space(t, "fork: the child");
 }
 
-static void op_hog(uint8_t c)
+/* Frames are held back HOG_RUN at a time (one frame_alloc_contig and one
+ * frame_free_contig where one frame_alloc and one frame_free per frame cost
+ * most of an input that holds memory back), the last ones one at a time,
+ * the per-CPU cache's included: the vm calls see the same `keep` frames. */
+#define HOG_RUN 64
+
+/* Takes free frames until at most `keep` are left. */
+FUZZ_NOCOV static void hog_take(unsigned keep)
 {
-    if (c & 0x80) {
-        while (nhog)
-            frame_free(hog[--nhog]);
-        return;
-    }
     uint64_t left = free_frames();
+    while (left >= keep + HOG_RUN) {
+        paddr_t f = frame_alloc_contig(HOG_RUN, PAGE_SIZE);
+        if (!f)
+            break;
+        hog[nruns] = f;
+        hog_len[nruns++] = HOG_RUN;
+        nhog += HOG_RUN;
+        left -= HOG_RUN;
+    }
     paddr_t f;
-    while (left > (uint64_t)(c & 0x3f) && (f = frame_alloc())) {
-        hog[nhog++] = f;
+    while (left > keep && (f = frame_alloc())) {
+        hog[nruns] = f;
+        hog_len[nruns++] = 1;
+        nhog++;
         left--;
     }
+}
+
+/* Gives every held frame back. */
+FUZZ_NOCOV static void hog_release(void)
+{
+    while (nruns) {
+        nruns--;
+        if (hog_len[nruns] == 1)
+            frame_free(hog[nruns]);
+        else
+            frame_free_contig(hog[nruns], hog_len[nruns]);
+    }
+    nhog = 0;
+}
+
+static void op_hog(uint8_t c)
+{
+    if (c & 0x80)
+        hog_release();
+    else
+        hog_take(c & 0x3f);
 }
 
 static void run_op(struct fuzz_in *in, unsigned k)
@@ -561,8 +598,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (unsigned k = 0; k < MAX_OPS && !fuzz_done(&fi); k++)
         run_op(&fi, k);
     check_all("at the end");
-    while (nhog)
-        frame_free(hog[--nhog]);
+    hog_release();
     for (int s = 0; s < SLOTS; s++) {
         if (sp[s])
             vm_space_destroy(sp[s]);
