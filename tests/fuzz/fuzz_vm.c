@@ -40,6 +40,7 @@
 #include "mm/frameref.h"
 #include "mm/heap.h"
 #include "mm/mm.h"
+#include "mm/pagewalk.h"
 #include "mm/paging.h"
 #include "mm/vm.h"
 
@@ -147,6 +148,50 @@ FUZZ_NOCOV static void model_clear(int s, unsigned p0, unsigned p1)
 
 /* ---- checks --------------------------------------------------------------------------- */
 
+_Static_assert(BASE / MiB(2) == (P(W) - 1) / MiB(2), "the window lies inside one page table");
+
+/* The frame each window page of a slot maps (PAGING_NO_MAPPING: none), as
+ * the slot's last check_space read its tables. */
+static paddr_t mapped[SLOTS][W];
+
+/* Reads the window's entries of slot s's tables into mapped[s] and returns
+ * how many are present: one descent to the page table that holds the whole
+ * window (with the cursor paging_query walks with), then its W entries,
+ * where a paging_query per page would descend W times. */
+FUZZ_NOCOV static unsigned read_window(int s, const char *when)
+{
+    struct pt_cursor c;
+    const pte_t *e = pt_walk(&c, sp[s]->pt.pml4, P(0), PT_LEVEL_PT);
+    for (unsigned p = 0; p < W; p++)
+        mapped[s][p] = PAGING_NO_MAPPING;
+    if (c.level != PT_LEVEL_PT) {
+        FUZZ_CHECK(!pte_present(*e), "%s: slot %d: a level-%d leaf maps the window", when, s,
+                   c.level);
+        return 0;
+    }
+    unsigned n = 0;
+    for (unsigned p = 0; p < W; p++) {
+        if (pte_present(e[p])) {
+            mapped[s][p] = e[p] & PTE_ADDR_MASK;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* The words of window page p of slot s, mapped at frame f, against the model. */
+FUZZ_NOCOV static void check_words(int s, unsigned p, paddr_t f, const char *when)
+{
+    const uint8_t *page = PHYS2VIRT(f);
+    for (unsigned i = 0; i < ARRAY_SIZE(offs); i++) {
+        uint64_t v;
+        memcpy(&v, page + offs[i], 8);
+        FUZZ_CHECK(v == expect_word(&model[s][p], offs[i]),
+                   "%s: slot %d page %u offset %u: %#llx, model %#llx", when, s, p, offs[i],
+                   (unsigned long long)v, (unsigned long long)expect_word(&model[s][p], offs[i]));
+    }
+}
+
 /* The regions of slot s against its model, vm_check, and every resident
  * window page's contents. */
 FUZZ_NOCOV static void check_space(int s, const char *when)
@@ -186,21 +231,10 @@ FUZZ_NOCOV static void check_space(int s, const char *when)
     for (unsigned p = 0; p < W; p++)
         want += m[p].used;
     FUZZ_CHECK(used == want, "%s: slot %d: %u pages in regions, model %u", when, s, used, want);
-    uint64_t resident = 0;
-    for (unsigned p = 0; p < W; p++) {
-        struct paging_mapping pm;
-        if (!paging_query(&vs->pt, P(p), &pm))
-            continue;
-        resident++;
-        const uint8_t *page = PHYS2VIRT(pm.phys & ~(paddr_t)(PAGE_SIZE - 1));
-        for (unsigned i = 0; i < ARRAY_SIZE(offs); i++) {
-            uint64_t v;
-            memcpy(&v, page + offs[i], 8);
-            FUZZ_CHECK(v == expect_word(&m[p], offs[i]), "%s: slot %d page %u offset %u: %#llx, model %#llx",
-                       when, s, p, offs[i], (unsigned long long)v,
-                       (unsigned long long)expect_word(&m[p], offs[i]));
-        }
-    }
+    uint64_t resident = read_window(s, when);
+    for (unsigned p = 0; p < W; p++)
+        if (mapped[s][p] != PAGING_NO_MAPPING)
+            check_words(s, p, mapped[s][p], when);
     FUZZ_CHECK(resident == vs->resident, "%s: slot %d: %llu pages mapped in the window, resident %llu",
                when, s, (unsigned long long)resident, (unsigned long long)vs->resident);
 }
@@ -217,7 +251,7 @@ FUZZ_NOCOV static void check_all(const char *when)
             continue;
         check_space(s, when);
         for (unsigned p = 0; p < W; p++) {
-            paddr_t f = paging_translate_in(&sp[s]->pt, P(p));
+            paddr_t f = mapped[s][p];
             if (f == PAGING_NO_MAPPING)
                 continue;
             if (!refs[f / PAGE_SIZE]++)
@@ -240,9 +274,6 @@ FUZZ_NOCOV static void check_all(const char *when)
                (unsigned long long)frameref_metadata_bytes() / PAGE_SIZE, n, (unsigned long long)sum,
                (unsigned long long)total0);
 }
-
-/* Copies of a slot's model, to check that a refusal changed nothing. */
-static struct page saved[W];
 
 /* ---- operations ------------------------------------------------------------------------- */
 
@@ -294,7 +325,6 @@ FUZZ_NOCOV static void op_access(int s, unsigned p, uint32_t acc, unsigned word)
                    "slot %d page %u access %u allowed by the tables, model says %s", s, p, acc,
                    vm_fault_name(want));
     } else {
-        memcpy(saved, model[s], sizeof(saved));
         enum vm_fault_result r = vm_fault(vs, va, acc);
         if (r == VM_FAULT_OOM && low() && want == VM_FAULT_RESOLVED) {
             check_space(s, "after a fault out of memory");
@@ -370,7 +400,6 @@ FUZZ_NOCOV static void op_map(int s, unsigned kind, unsigned a, uint8_t b, uint8
     }
     int want = (floor && floor >= P(at)) ? -EINVAL : 0;
     vaddr_t addr = P(a);
-    memcpy(saved, m, sizeof(saved));
     int r = vm_map(vs, &addr, (uint64_t)len * PAGE_SIZE, prot, (enum vm_kind)kind,
                    kind == VMR_IMAGE ? &images[img] : NULL, ioff, floor, fixed ? VM_MAP_FIXED : 0);
     if (r == -ENOMEM && low() && want == 0) {
@@ -414,7 +443,6 @@ FUZZ_NOCOV static void op_unmap(int s, unsigned a, uint8_t b)
     unsigned len = 1 + (b & 63);
     if (a + len > W)
         len = W - a;
-    memcpy(saved, model[s], sizeof(saved));
     int r = vm_unmap(sp[s], P(a), (uint64_t)len * PAGE_SIZE);
     if (r == -ENOMEM && low()) {
         check_space(s, "after an unmap out of memory");
