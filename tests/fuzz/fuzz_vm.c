@@ -28,7 +28,10 @@
  * the operated space's regions and resident pages against the model; every
  * 8 operations and at the end, every space, and the frames: each frame
  * mapped k times has frameref_extra k - 1, and free + held back + heap +
- * page tables + frameref's bytes + distinct user frames is constant.
+ * page tables + frameref's bytes + distinct user frames is constant. A
+ * check is skipped only when nothing it reads can have changed since it
+ * last ran (no kernel call since: `epoch`); after an access that did not
+ * fault, the accessed page's words are checked instead.
  * "Out of memory" (-ENOMEM, VM_FAULT_OOM) is accepted only while the
  * harness holds frames back, and then nothing may have changed. At the end
  * every space is destroyed: frames, tables, heap blocks and frameref counts
@@ -150,6 +153,20 @@ FUZZ_NOCOV static void model_clear(int s, unsigned p0, unsigned p1)
 
 _Static_assert(BASE / MiB(2) == (P(W) - 1) / MiB(2), "the window lies inside one page table");
 
+/* Checks are not repeated on state that has not changed since: `epoch`
+ * counts the calls that may change the kernel's state (stale() before each),
+ * a slot's full check records the epoch it saw, and so do the frame checks.
+ * Between two calls only the harness changes anything: the word a
+ * non-faulting write stores, which op_access checks where it wrote it. The
+ * counter is never reset, so no input can meet a stale record. */
+static uint64_t epoch = 1, checked_at[SLOTS], frames_checked_at;
+
+/* Marks every check made so far stale: the kernel is about to be called. */
+static void stale(void)
+{
+    epoch++;
+}
+
 /* The frame each window page of a slot maps (PAGING_NO_MAPPING: none), as
  * the slot's last check_space read its tables. */
 static paddr_t mapped[SLOTS][W];
@@ -193,9 +210,12 @@ FUZZ_NOCOV static void check_words(int s, unsigned p, paddr_t f, const char *whe
 }
 
 /* The regions of slot s against its model, vm_check, and every resident
- * window page's contents. */
+ * window page's contents; nothing when they were checked at this epoch. */
 FUZZ_NOCOV static void check_space(int s, const char *when)
 {
+    if (checked_at[s] == epoch)
+        return;
+    checked_at[s] = epoch;
     struct vm_space *vs = sp[s];
     const struct page *m = model[s];
     FUZZ_CHECK(vm_check(vs), "%s: vm_check of slot %d: %s", when, s, host_log);
@@ -242,14 +262,20 @@ FUZZ_NOCOV static void check_space(int s, const char *when)
 static uint16_t refs[ARENA / PAGE_SIZE];
 static paddr_t seen[SLOTS * W];
 
-/* Every space, the CoW counts of every mapped frame, and frame conservation. */
+/* Every space, the CoW counts of every mapped frame, and frame conservation
+ * (the counts: nothing when they were checked at this epoch). */
 FUZZ_NOCOV static void check_all(const char *when)
 {
+    for (int s = 0; s < SLOTS; s++)
+        if (sp[s])
+            check_space(s, when);
+    if (frames_checked_at == epoch)
+        return;
+    frames_checked_at = epoch;
     unsigned n = 0;
     for (int s = 0; s < SLOTS; s++) {
         if (!sp[s])
             continue;
-        check_space(s, when);
         for (unsigned p = 0; p < W; p++) {
             paddr_t f = mapped[s][p];
             if (f == PAGING_NO_MAPPING)
@@ -325,6 +351,7 @@ FUZZ_NOCOV static void op_access(int s, unsigned p, uint32_t acc, unsigned word)
                    "slot %d page %u access %u allowed by the tables, model says %s", s, p, acc,
                    vm_fault_name(want));
     } else {
+        stale();
         enum vm_fault_result r = vm_fault(vs, va, acc);
         if (r == VM_FAULT_OOM && low() && want == VM_FAULT_RESOLVED) {
             check_space(s, "after a fault out of memory");
@@ -360,7 +387,10 @@ FUZZ_NOCOV static void op_access(int s, unsigned p, uint32_t acc, unsigned word)
         model[s][p].written = true;
         model[s][p].wv = counter;
     }
+    /* after a fault: everything; else only the page's words changed (a
+     * writable page is mapped once: vm_check and the counts saw to that) */
     check_space(s, "after an access");
+    check_words(s, p, f & ~(paddr_t)(PAGE_SIZE - 1), "after an access");
 }
 
 static int free_slot(void)
@@ -400,6 +430,7 @@ FUZZ_NOCOV static void op_map(int s, unsigned kind, unsigned a, uint8_t b, uint8
     }
     int want = (floor && floor >= P(at)) ? -EINVAL : 0;
     vaddr_t addr = P(a);
+    stale();
     int r = vm_map(vs, &addr, (uint64_t)len * PAGE_SIZE, prot, (enum vm_kind)kind,
                    kind == VMR_IMAGE ? &images[img] : NULL, ioff, floor, fixed ? VM_MAP_FIXED : 0);
     if (r == -ENOMEM && low() && want == 0) {
@@ -443,6 +474,7 @@ FUZZ_NOCOV static void op_unmap(int s, unsigned a, uint8_t b)
     unsigned len = 1 + (b & 63);
     if (a + len > W)
         len = W - a;
+    stale();
     int r = vm_unmap(sp[s], P(a), (uint64_t)len * PAGE_SIZE);
     if (r == -ENOMEM && low()) {
         check_space(s, "after an unmap out of memory");
@@ -464,6 +496,7 @@ FUZZ_NOCOV static void op_protect(int s, unsigned a, uint8_t b, uint8_t c)
     for (unsigned p = a; p < a + len; p++)
         if (!m[p].used)
             want = -ENOENT;
+    stale();
     int r = vm_protect(sp[s], P(a), (uint64_t)len * PAGE_SIZE, prot);
     if (r == -ENOMEM && low() && want == 0) {
         check_space(s, "after a protect out of memory");
@@ -488,6 +521,7 @@ FUZZ_NOCOV static void op_fork(int s)
     if (t < 0)
         return;
     struct vm_space *child = NULL;
+    stale();
     int r = vm_fork(sp[s], "fuzz-child", &child);
     if (r == -ENOMEM && low()) {
         check_all("after a fork out of memory");
@@ -543,6 +577,7 @@ FUZZ_NOCOV static void hog_release(void)
 
 static void op_hog(uint8_t c)
 {
+    stale();
     if (c & 0x80)
         hog_release();
     else
@@ -559,6 +594,7 @@ static void run_op(struct fuzz_in *in, unsigned k)
     unsigned code = op & 15;
     if (code == 10) { /* create in an empty slot */
         if (!sp[s]) {
+            stale();
             int r = vm_space_create("fuzz", &sp[s]);
             if (r == -ENOMEM && low())
                 return;
@@ -582,6 +618,7 @@ static void run_op(struct fuzz_in *in, unsigned k)
     case 7: op_access(s, page, VM_EXEC, b); break;
     case 8: op_fork(s); break;
     case 9:
+        stale();
         vm_space_destroy(sp[s]);
         sp[s] = NULL;
         memset(model[s], 0, sizeof(model[s]));
@@ -622,10 +659,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_log_reset();
     memset(model, 0, sizeof(model));
     next_sid = 0;
+    stale();
     FUZZ_CHECK(vm_space_create("fuzz", &sp[0]) == 0, "vm_space_create");
     for (unsigned k = 0; k < MAX_OPS && !fuzz_done(&fi); k++)
         run_op(&fi, k);
     check_all("at the end");
+    stale();
     hog_release();
     for (int s = 0; s < SLOTS; s++) {
         if (sp[s])
