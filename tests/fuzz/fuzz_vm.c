@@ -261,6 +261,8 @@ FUZZ_NOCOV static void check_space(int s, const char *when)
 
 static uint16_t refs[ARENA / PAGE_SIZE];
 static paddr_t seen[SLOTS * W];
+/* The heap's statistics as check_all last read them (at frames_checked_at). */
+static struct heap_stats hs;
 
 /* Every space, the CoW counts of every mapped frame, and frame conservation
  * (the counts: nothing when they were checked at this epoch). */
@@ -290,7 +292,6 @@ FUZZ_NOCOV static void check_all(const char *when)
         FUZZ_CHECK(frameref_extra(seen[i]) == k - 1, "%s: frame %#llx mapped %u times, extra %u", when,
                    (unsigned long long)seen[i], k, frameref_extra(seen[i]));
     }
-    struct heap_stats hs;
     heap_get_stats(&hs);
     uint64_t sum = free_frames() + nhog + hs.pages_held + paging_table_pages() +
                    frameref_metadata_bytes() / PAGE_SIZE + n;
@@ -649,7 +650,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         paddr_t f = frame_alloc();
         FUZZ_CHECK(frameref_share(f) && !frameref_put(f) && frameref_put(f), "frameref");
         frame_free(f);
-        struct heap_stats hs;
         heap_get_stats(&hs);
         live0 = hs.live_blocks;
         meta0 = frameref_metadata_bytes();
@@ -671,9 +671,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             vm_space_destroy(sp[s]);
         sp[s] = NULL;
     }
-    check_all("after destroying every space");
-    struct heap_stats hs;
-    heap_get_stats(&hs);
+    check_all("after destroying every space"); /* hs: the heap now */
     FUZZ_CHECK(hs.live_blocks == live0, "heap: %llu live blocks, %llu at the start",
                (unsigned long long)hs.live_blocks, (unsigned long long)live0);
     FUZZ_CHECK(frameref_shared_frames() == 0 && frameref_metadata_bytes() == meta0,
