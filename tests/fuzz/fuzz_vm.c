@@ -28,7 +28,10 @@
  * the operated space's regions and resident pages against the model; every
  * 8 operations and at the end, every space, and the frames: each frame
  * mapped k times has frameref_extra k - 1, and free + held back + heap +
- * page tables + frameref's bytes + distinct user frames is constant.
+ * page tables + frameref's bytes + distinct user frames is constant. A
+ * check is skipped only when nothing it reads can have changed since it
+ * last ran (no kernel call since: `epoch`); after an access that did not
+ * fault, the accessed page's words are checked instead.
  * "Out of memory" (-ENOMEM, VM_FAULT_OOM) is accepted only while the
  * harness holds frames back, and then nothing may have changed. At the end
  * every space is destroyed: frames, tables, heap blocks and frameref counts
@@ -40,6 +43,7 @@
 #include "mm/frameref.h"
 #include "mm/heap.h"
 #include "mm/mm.h"
+#include "mm/pagewalk.h"
 #include "mm/paging.h"
 #include "mm/vm.h"
 
@@ -72,8 +76,11 @@ static struct page model[SLOTS][W];
 static uint32_t next_sid;
 static uint64_t counter;
 static bool ready;
+/* Frames held back (op_hog), as runs: hog[i] holds hog_len[i] frames from
+ * hog[i]; nhog counts the frames, nruns the runs. */
 static paddr_t hog[ARENA / PAGE_SIZE];
-static size_t nhog;
+static uint8_t hog_len[ARENA / PAGE_SIZE];
+static size_t nhog, nruns;
 static uint64_t total0, live0, meta0;
 
 #define IMG0_LEN (3 * PAGE_SIZE + 1000)
@@ -144,10 +151,71 @@ FUZZ_NOCOV static void model_clear(int s, unsigned p0, unsigned p1)
 
 /* ---- checks --------------------------------------------------------------------------- */
 
+_Static_assert(BASE / MiB(2) == (P(W) - 1) / MiB(2), "the window lies inside one page table");
+
+/* Checks are not repeated on state that has not changed since: `epoch`
+ * counts the calls that may change the kernel's state (stale() before each),
+ * a slot's full check records the epoch it saw, and so do the frame checks.
+ * Between two calls only the harness changes anything: the word a
+ * non-faulting write stores, which op_access checks where it wrote it. The
+ * counter is never reset, so no input can meet a stale record. */
+static uint64_t epoch = 1, checked_at[SLOTS], frames_checked_at;
+
+/* Marks every check made so far stale: the kernel is about to be called. */
+static void stale(void)
+{
+    epoch++;
+}
+
+/* The frame each window page of a slot maps (PAGING_NO_MAPPING: none), as
+ * the slot's last check_space read its tables. */
+static paddr_t mapped[SLOTS][W];
+
+/* Reads the window's entries of slot s's tables into mapped[s] and returns
+ * how many are present: one descent to the page table that holds the whole
+ * window (with the cursor paging_query walks with), then its W entries,
+ * where a paging_query per page would descend W times. */
+FUZZ_NOCOV static unsigned read_window(int s, const char *when)
+{
+    struct pt_cursor c;
+    const pte_t *e = pt_walk(&c, sp[s]->pt.pml4, P(0), PT_LEVEL_PT);
+    for (unsigned p = 0; p < W; p++)
+        mapped[s][p] = PAGING_NO_MAPPING;
+    if (c.level != PT_LEVEL_PT) {
+        FUZZ_CHECK(!pte_present(*e), "%s: slot %d: a level-%d leaf maps the window", when, s,
+                   c.level);
+        return 0;
+    }
+    unsigned n = 0;
+    for (unsigned p = 0; p < W; p++) {
+        if (pte_present(e[p])) {
+            mapped[s][p] = e[p] & PTE_ADDR_MASK;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* The words of window page p of slot s, mapped at frame f, against the model. */
+FUZZ_NOCOV static void check_words(int s, unsigned p, paddr_t f, const char *when)
+{
+    const uint8_t *page = PHYS2VIRT(f);
+    for (unsigned i = 0; i < ARRAY_SIZE(offs); i++) {
+        uint64_t v;
+        memcpy(&v, page + offs[i], 8);
+        FUZZ_CHECK(v == expect_word(&model[s][p], offs[i]),
+                   "%s: slot %d page %u offset %u: %#llx, model %#llx", when, s, p, offs[i],
+                   (unsigned long long)v, (unsigned long long)expect_word(&model[s][p], offs[i]));
+    }
+}
+
 /* The regions of slot s against its model, vm_check, and every resident
- * window page's contents. */
+ * window page's contents; nothing when they were checked at this epoch. */
 FUZZ_NOCOV static void check_space(int s, const char *when)
 {
+    if (checked_at[s] == epoch)
+        return;
+    checked_at[s] = epoch;
     struct vm_space *vs = sp[s];
     const struct page *m = model[s];
     FUZZ_CHECK(vm_check(vs), "%s: vm_check of slot %d: %s", when, s, host_log);
@@ -183,38 +251,35 @@ FUZZ_NOCOV static void check_space(int s, const char *when)
     for (unsigned p = 0; p < W; p++)
         want += m[p].used;
     FUZZ_CHECK(used == want, "%s: slot %d: %u pages in regions, model %u", when, s, used, want);
-    uint64_t resident = 0;
-    for (unsigned p = 0; p < W; p++) {
-        struct paging_mapping pm;
-        if (!paging_query(&vs->pt, P(p), &pm))
-            continue;
-        resident++;
-        const uint8_t *page = PHYS2VIRT(pm.phys & ~(paddr_t)(PAGE_SIZE - 1));
-        for (unsigned i = 0; i < ARRAY_SIZE(offs); i++) {
-            uint64_t v;
-            memcpy(&v, page + offs[i], 8);
-            FUZZ_CHECK(v == expect_word(&m[p], offs[i]), "%s: slot %d page %u offset %u: %#llx, model %#llx",
-                       when, s, p, offs[i], (unsigned long long)v,
-                       (unsigned long long)expect_word(&m[p], offs[i]));
-        }
-    }
+    uint64_t resident = read_window(s, when);
+    for (unsigned p = 0; p < W; p++)
+        if (mapped[s][p] != PAGING_NO_MAPPING)
+            check_words(s, p, mapped[s][p], when);
     FUZZ_CHECK(resident == vs->resident, "%s: slot %d: %llu pages mapped in the window, resident %llu",
                when, s, (unsigned long long)resident, (unsigned long long)vs->resident);
 }
 
 static uint16_t refs[ARENA / PAGE_SIZE];
 static paddr_t seen[SLOTS * W];
+/* The heap's statistics as check_all last read them (at frames_checked_at). */
+static struct heap_stats hs;
 
-/* Every space, the CoW counts of every mapped frame, and frame conservation. */
+/* Every space, the CoW counts of every mapped frame, and frame conservation
+ * (the counts: nothing when they were checked at this epoch). */
 FUZZ_NOCOV static void check_all(const char *when)
 {
+    for (int s = 0; s < SLOTS; s++)
+        if (sp[s])
+            check_space(s, when);
+    if (frames_checked_at == epoch)
+        return;
+    frames_checked_at = epoch;
     unsigned n = 0;
     for (int s = 0; s < SLOTS; s++) {
         if (!sp[s])
             continue;
-        check_space(s, when);
         for (unsigned p = 0; p < W; p++) {
-            paddr_t f = paging_translate_in(&sp[s]->pt, P(p));
+            paddr_t f = mapped[s][p];
             if (f == PAGING_NO_MAPPING)
                 continue;
             if (!refs[f / PAGE_SIZE]++)
@@ -227,7 +292,6 @@ FUZZ_NOCOV static void check_all(const char *when)
         FUZZ_CHECK(frameref_extra(seen[i]) == k - 1, "%s: frame %#llx mapped %u times, extra %u", when,
                    (unsigned long long)seen[i], k, frameref_extra(seen[i]));
     }
-    struct heap_stats hs;
     heap_get_stats(&hs);
     uint64_t sum = free_frames() + nhog + hs.pages_held + paging_table_pages() +
                    frameref_metadata_bytes() / PAGE_SIZE + n;
@@ -237,9 +301,6 @@ FUZZ_NOCOV static void check_all(const char *when)
                (unsigned long long)frameref_metadata_bytes() / PAGE_SIZE, n, (unsigned long long)sum,
                (unsigned long long)total0);
 }
-
-/* Copies of a slot's model, to check that a refusal changed nothing. */
-static struct page saved[W];
 
 /* ---- operations ------------------------------------------------------------------------- */
 
@@ -291,7 +352,7 @@ FUZZ_NOCOV static void op_access(int s, unsigned p, uint32_t acc, unsigned word)
                    "slot %d page %u access %u allowed by the tables, model says %s", s, p, acc,
                    vm_fault_name(want));
     } else {
-        memcpy(saved, model[s], sizeof(saved));
+        stale();
         enum vm_fault_result r = vm_fault(vs, va, acc);
         if (r == VM_FAULT_OOM && low() && want == VM_FAULT_RESOLVED) {
             check_space(s, "after a fault out of memory");
@@ -327,7 +388,10 @@ FUZZ_NOCOV static void op_access(int s, unsigned p, uint32_t acc, unsigned word)
         model[s][p].written = true;
         model[s][p].wv = counter;
     }
+    /* after a fault: everything; else only the page's words changed (a
+     * writable page is mapped once: vm_check and the counts saw to that) */
     check_space(s, "after an access");
+    check_words(s, p, f & ~(paddr_t)(PAGE_SIZE - 1), "after an access");
 }
 
 static int free_slot(void)
@@ -367,7 +431,7 @@ FUZZ_NOCOV static void op_map(int s, unsigned kind, unsigned a, uint8_t b, uint8
     }
     int want = (floor && floor >= P(at)) ? -EINVAL : 0;
     vaddr_t addr = P(a);
-    memcpy(saved, m, sizeof(saved));
+    stale();
     int r = vm_map(vs, &addr, (uint64_t)len * PAGE_SIZE, prot, (enum vm_kind)kind,
                    kind == VMR_IMAGE ? &images[img] : NULL, ioff, floor, fixed ? VM_MAP_FIXED : 0);
     if (r == -ENOMEM && low() && want == 0) {
@@ -411,7 +475,7 @@ FUZZ_NOCOV static void op_unmap(int s, unsigned a, uint8_t b)
     unsigned len = 1 + (b & 63);
     if (a + len > W)
         len = W - a;
-    memcpy(saved, model[s], sizeof(saved));
+    stale();
     int r = vm_unmap(sp[s], P(a), (uint64_t)len * PAGE_SIZE);
     if (r == -ENOMEM && low()) {
         check_space(s, "after an unmap out of memory");
@@ -433,6 +497,7 @@ FUZZ_NOCOV static void op_protect(int s, unsigned a, uint8_t b, uint8_t c)
     for (unsigned p = a; p < a + len; p++)
         if (!m[p].used)
             want = -ENOENT;
+    stale();
     int r = vm_protect(sp[s], P(a), (uint64_t)len * PAGE_SIZE, prot);
     if (r == -ENOMEM && low() && want == 0) {
         check_space(s, "after a protect out of memory");
@@ -457,6 +522,7 @@ FUZZ_NOCOV static void op_fork(int s)
     if (t < 0)
         return;
     struct vm_space *child = NULL;
+    stale();
     int r = vm_fork(sp[s], "fuzz-child", &child);
     if (r == -ENOMEM && low()) {
         check_all("after a fork out of memory");
@@ -469,19 +535,54 @@ FUZZ_NOCOV static void op_fork(int s)
     check_space(t, "fork: the child");
 }
 
-static void op_hog(uint8_t c)
+/* Frames are held back HOG_RUN at a time (one frame_alloc_contig and one
+ * frame_free_contig where one frame_alloc and one frame_free per frame cost
+ * most of an input that holds memory back), the last ones one at a time,
+ * the per-CPU cache's included: the vm calls see the same `keep` frames. */
+#define HOG_RUN 64
+
+/* Takes free frames until at most `keep` are left. */
+FUZZ_NOCOV static void hog_take(unsigned keep)
 {
-    if (c & 0x80) {
-        while (nhog)
-            frame_free(hog[--nhog]);
-        return;
-    }
     uint64_t left = free_frames();
+    while (left >= keep + HOG_RUN) {
+        paddr_t f = frame_alloc_contig(HOG_RUN, PAGE_SIZE);
+        if (!f)
+            break;
+        hog[nruns] = f;
+        hog_len[nruns++] = HOG_RUN;
+        nhog += HOG_RUN;
+        left -= HOG_RUN;
+    }
     paddr_t f;
-    while (left > (uint64_t)(c & 0x3f) && (f = frame_alloc())) {
-        hog[nhog++] = f;
+    while (left > keep && (f = frame_alloc())) {
+        hog[nruns] = f;
+        hog_len[nruns++] = 1;
+        nhog++;
         left--;
     }
+}
+
+/* Gives every held frame back. */
+FUZZ_NOCOV static void hog_release(void)
+{
+    while (nruns) {
+        nruns--;
+        if (hog_len[nruns] == 1)
+            frame_free(hog[nruns]);
+        else
+            frame_free_contig(hog[nruns], hog_len[nruns]);
+    }
+    nhog = 0;
+}
+
+static void op_hog(uint8_t c)
+{
+    stale();
+    if (c & 0x80)
+        hog_release();
+    else
+        hog_take(c & 0x3f);
 }
 
 static void run_op(struct fuzz_in *in, unsigned k)
@@ -494,6 +595,7 @@ static void run_op(struct fuzz_in *in, unsigned k)
     unsigned code = op & 15;
     if (code == 10) { /* create in an empty slot */
         if (!sp[s]) {
+            stale();
             int r = vm_space_create("fuzz", &sp[s]);
             if (r == -ENOMEM && low())
                 return;
@@ -517,6 +619,7 @@ static void run_op(struct fuzz_in *in, unsigned k)
     case 7: op_access(s, page, VM_EXEC, b); break;
     case 8: op_fork(s); break;
     case 9:
+        stale();
         vm_space_destroy(sp[s]);
         sp[s] = NULL;
         memset(model[s], 0, sizeof(model[s]));
@@ -547,7 +650,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         paddr_t f = frame_alloc();
         FUZZ_CHECK(frameref_share(f) && !frameref_put(f) && frameref_put(f), "frameref");
         frame_free(f);
-        struct heap_stats hs;
         heap_get_stats(&hs);
         live0 = hs.live_blocks;
         meta0 = frameref_metadata_bytes();
@@ -557,20 +659,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_log_reset();
     memset(model, 0, sizeof(model));
     next_sid = 0;
+    stale();
     FUZZ_CHECK(vm_space_create("fuzz", &sp[0]) == 0, "vm_space_create");
     for (unsigned k = 0; k < MAX_OPS && !fuzz_done(&fi); k++)
         run_op(&fi, k);
     check_all("at the end");
-    while (nhog)
-        frame_free(hog[--nhog]);
+    stale();
+    hog_release();
     for (int s = 0; s < SLOTS; s++) {
         if (sp[s])
             vm_space_destroy(sp[s]);
         sp[s] = NULL;
     }
-    check_all("after destroying every space");
-    struct heap_stats hs;
-    heap_get_stats(&hs);
+    check_all("after destroying every space"); /* hs: the heap now */
     FUZZ_CHECK(hs.live_blocks == live0, "heap: %llu live blocks, %llu at the start",
                (unsigned long long)hs.live_blocks, (unsigned long long)live0);
     FUZZ_CHECK(frameref_shared_frames() == 0 && frameref_metadata_bytes() == meta0,

@@ -341,6 +341,19 @@ static void seeds_vm_region(void)
     vop(&d, V_GAP, 0, 2, 0xff);
     vop(&d, V_BACK, 0, 0, 0);
     write_seed("vm_region", "many", &d);
+
+    /* Image regions that touch: they merge only when the image and its
+     * offsets continue (one more page of offset, the other image: no). */
+    struct buf e = {.n = 0};
+    vop(&e, V_INS | V_TWO, 10, 4, 3 | V_IMAGE);            /* image 0 from page 10 */
+    vop(&e, V_INS | V_TWO, 14, 4, 3 | V_IMAGE);            /* from page 14: merges */
+    vop(&e, V_INS | V_TWO, 18, 4, 3 | V_IMAGE | 0x40);     /* from page 19: apart */
+    vop(&e, V_INS | V_TWO, 22, 4, 3 | V_IMAGE | 0x20);     /* image 1: apart */
+    vop(&e, V_INS | V_TWO, 6, 4, 3 | V_IMAGE);             /* from page 6: merges below */
+    vop(&e, V_PROT | V_TWO, 12, 8, 1);                     /* across three: splits two */
+    vop(&e, V_PROT | V_TWO, 12, 8, 3);                     /* merges back where offsets go on */
+    vop(&e, V_BACK, 0, 0, 0);
+    write_seed("vm_region", "images", &e);
 }
 
 /* ---- Multiboot2: information blocks as GRUB builds them ----------------------------- */
@@ -698,6 +711,20 @@ static void seeds_vm(void)
     vop(&c, M_HOG, 0, 0, 0x80);
     vop(&c, M_CHECK, 0, 0, 0);
     write_seed("vm", "oom", &c);
+
+    /* Copy-on-write of pages that hold image bytes in every checked word:
+     * a copy must be the whole page, a sole owner's write reuses it. */
+    struct buf d = {.n = 0};
+    vop(&d, M_IMAGE, 0, 3 | M_FIXED, 3);                 /* rw-, image 0 pages 0-3 */
+    vop(&d, M_READ, 1, 1, 0);
+    vop(&d, M_READ, 2, 0, 0);
+    vop(&d, M_FORK, 0, 0, 0);
+    vop(&d, M_WRITE | M_SLOT(1), 1, 0, 0);               /* child copies */
+    vop(&d, M_WRITE, 2, 0, 0);                           /* parent copies */
+    vop(&d, M_WRITE, 1, 0, 0);                           /* parent alone: reuses */
+    vop(&d, M_READ | M_SLOT(1), 2, 2, 0);
+    vop(&d, M_CHECK, 0, 0, 0);
+    write_seed("vm", "cow-image", &d);
 }
 
 /* ---- elf: executables like user.ld makes, and near misses ---------------------------------- */
