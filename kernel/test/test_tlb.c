@@ -10,7 +10,8 @@
  * fault on the unmapped page is expected and counted, not fatal.
  *
  * The same for a 64-page range (one batched shootdown: the readers spread
- * over the range) and for a downgrade (writable -> read-only: a CPU that
+ * over the range), for the last page of the address space (its shootdown's
+ * end is 2^64, passed as 0) and for a downgrade (writable -> read-only: a CPU that
  * keeps writing must fault once paging_protect has returned). On one CPU
  * there is nobody to shoot down: the tests check the local invalidation
  * only. */
@@ -31,6 +32,7 @@
 #define RANGE_PAGES 64
 
 struct shoot {
+    vaddr_t base;          /* the mapping's first address */
     unsigned pages;        /* pages in the mapping (1 or RANGE_PAGES) */
     paddr_t frames[RANGE_PAGES];
     uint32_t round;        /* written by CPU 0: the round readers should read in */
@@ -73,14 +75,14 @@ static void unmapper(void)
         for (unsigned i = 0; i < sh.pages; i++)
             fill(sh.frames[i], OLD_PATTERN);
         for (unsigned i = 0; i < sh.pages && !sh.err; i++)
-            sh.err = paging_map_in(&kernel_as, sh.frames[i], TLB_VA + i * PAGE_SIZE, PAGE_SIZE,
+            sh.err = paging_map_in(&kernel_as, sh.frames[i], sh.base + i * PAGE_SIZE, PAGE_SIZE,
                                    PAGE_WRITABLE | PAGE_NX, CACHE_WB, 0);
         for (unsigned c = 0; c < CPU_MAX; c++)
             __atomic_store_n(&sh.seen[c], 0, __ATOMIC_RELAXED);
         __atomic_store_n(&sh.phase, 1, __ATOMIC_RELEASE);
         /* Every reader has read the mapping: its TLB holds the translation. */
         wait_readers(sh.seen, 16);
-        paging_unmap_range(&kernel_as, TLB_VA, (uint64_t)sh.pages * PAGE_SIZE);
+        paging_unmap_range(&kernel_as, sh.base, (uint64_t)sh.pages * PAGE_SIZE);
         /* The frames are "reused": a new owner writes a new pattern. */
         for (unsigned i = 0; i < sh.pages; i++)
             fill(sh.frames[i], NEW_PATTERN);
@@ -103,7 +105,7 @@ static void reader(unsigned me)
             continue;
         }
         k = k * 6364136223846793005ull + 1442695040888963407ull;
-        vaddr_t va = TLB_VA + ((k >> 33) % sh.pages) * PAGE_SIZE + ((k >> 20) & 0x1f8);
+        vaddr_t va = sh.base + ((k >> 33) % sh.pages) * PAGE_SIZE + ((k >> 20) & 0x1f8);
         uint64_t v;
         if (read_u64_nofault((const volatile void *)va, &v)) {
             sh.reads[me][phase]++;
@@ -125,10 +127,12 @@ static void shoot_on_cpu(void *arg)
         reader(cpu_index());
 }
 
-/* Runs the unmap-and-reuse rounds over `pages` pages; checks the readers. */
-static void run_shootdown(unsigned pages)
+/* Runs the unmap-and-reuse rounds over `pages` pages from base; checks the
+ * readers. */
+static void run_shootdown(vaddr_t base, unsigned pages)
 {
     memset(&sh, 0, sizeof(sh));
+    sh.base = base;
     sh.pages = pages;
     uint64_t free0 = ktest_free_frames();
     for (unsigned i = 0; i < pages; i++) {
@@ -137,7 +141,7 @@ static void run_shootdown(unsigned pages)
     }
     smp_run_on_all(shoot_on_cpu, NULL);
     KT_EXPECT(sh.err == 0, "map failed: %s", paging_strerror(sh.err));
-    KT_EXPECT(!paging_query(&kernel_as, TLB_VA, NULL), "the test mapping is still there");
+    KT_EXPECT(!paging_query(&kernel_as, base, NULL), "the test mapping is still there");
     for (unsigned c = 1; c < smp_cpu_count(); c++) {
         KT_EXPECT(sh.stale[c] == 0,
                   "CPU %u read the new pattern through the unmapped address %llu times "
@@ -157,12 +161,19 @@ static void run_shootdown(unsigned pages)
 
 KTEST(tlb_unmapped_page_never_shows_its_reused_frame_on_any_cpu)
 {
-    run_shootdown(1);
+    run_shootdown(TLB_VA, 1);
 }
 
 KTEST(tlb_unmapped_range_never_shows_its_reused_frames_on_any_cpu)
 {
-    run_shootdown(RANGE_PAGES);
+    run_shootdown(TLB_VA, RANGE_PAGES);
+}
+
+/* The top page (slot 511, beside the kernel image, unused): the shootdown's
+ * range ends at 2^64, which arch_tlb_shootdown is given as 0. */
+KTEST(tlb_unmapped_last_page_of_the_address_space_is_shot_down)
+{
+    run_shootdown(0xfffffffffffff000ULL, 1);
 }
 
 /* ---- downgrade: writable -> read-only ------------------------------------- */

@@ -14,7 +14,8 @@ void arch_write_cr3(paddr_t pml4);
 /* Flushes every TLB entry of this CPU, global ones included. */
 void arch_flush_tlb_all(void);
 /* Invalidates [start, end) on every other online CPU (the kernel half is in
- * every CR3) and returns when each has; a range above a threshold is a full
+ * every CR3) and returns when each has; end 0 stands for 2^64, so a range can
+ * end with the last page of the address space. A range above a threshold is a full
  * flush there (global entries included when `global`). Waits with interrupts
  * on; never called from an interrupt handler. The caller invalidates its own
  * TLB itself. */

@@ -35,7 +35,8 @@ static bool handler_set; /* tlb_lock */
 static uint64_t shootdowns, pages_flushed, full_flushes; /* atomic: for the monitor and bench */
 
 /* Invalidates [start, end) in this CPU's TLB: page by page, or all of it
- * (global entries too when `global`) above SHOOTDOWN_FULL_PAGES. */
+ * (global entries too when `global`) above SHOOTDOWN_FULL_PAGES. end 0 is
+ * 2^64: the page count and the loop are modulo 2^64. */
 static void flush_local(vaddr_t start, vaddr_t end, bool global)
 {
     if ((end - start) / PAGE_SIZE > SHOOTDOWN_FULL_PAGES) {
@@ -46,7 +47,7 @@ static void flush_local(vaddr_t start, vaddr_t end, bool global)
         __atomic_fetch_add(&full_flushes, 1, __ATOMIC_RELAXED);
         return;
     }
-    for (vaddr_t va = start; va < end; va += PAGE_SIZE)
+    for (vaddr_t va = start; va != end; va += PAGE_SIZE)
         arch_invlpg(va);
     __atomic_fetch_add(&pages_flushed, (end - start) / PAGE_SIZE, __ATOMIC_RELAXED);
 }
@@ -73,8 +74,8 @@ void arch_tlb_shootdown_cpus(uint32_t cpus, vaddr_t start, vaddr_t end, bool glo
 {
     unsigned me = cpu_index();
     cpus &= ~(1u << me);
-    if (smp_cpu_count() <= 1 || end <= start || !cpus)
-        return;
+    if (smp_cpu_count() <= 1 || (end && end <= start) || !cpus)
+        return; /* end 0: up to the top of the address space */
     kassert(!cpu_in_irq(), "TLB shootdown from an interrupt handler");
     spin_lock(&tlb_lock);
     if (!handler_set) { /* the IDT is shared: set once, before the first IPI */
