@@ -59,7 +59,6 @@ static struct addrspace as;
 static paddr_t hog[ARENA / PAGE_SIZE];
 static size_t nhog;
 static bool arena_ready;
-static bool active; /* `as` is in CR3 */
 
 /* ---- the model ----------------------------------------------------------------- */
 
@@ -147,6 +146,113 @@ static bool model_busy(vaddr_t va, uint64_t len)
 
 static bool canonical(vaddr_t va) { return (vaddr_t)((int64_t)(va << 16) >> 16) == va; }
 
+/* ---- the TLBs: no stale translation survives an operation --------------------- */
+
+/* Two CPUs' TLBs at leaf granularity while the space is active: this CPU's,
+ * which the paging code flushes itself (invlpg, CR3 loads: the support
+ * layer's hooks report them), and another CPU's with the same tables loaded,
+ * flushed only by shootdowns, as tlb.c's handler does (page by page, or all
+ * but global entries, or all when the shootdown says global, above 32
+ * pages). Every query that finds a mapping caches it in both. After every
+ * operation each cached translation must still be one the model allows:
+ * the same physical page and cache mode, no right the model withdrew (fewer
+ * rights only cost a spurious fault, so adding rights needs no flush). */
+#define TLB_SLOTS 32
+#define TLB_FULL_PAGES 32 /* tlb.c's SHOOTDOWN_FULL_PAGES */
+#define RIGHTS (PAGE_WRITABLE | PAGE_USER | PAGE_NX)
+
+struct tlb_entry {
+    vaddr_t va;
+    uint64_t size;
+    paddr_t pa;
+    uint64_t flags; /* RIGHTS as the walk granted them */
+    unsigned cm;
+    bool global, valid;
+};
+
+static struct tlb_entry tlb[2][TLB_SLOTS]; /* [0]: this CPU, [1]: another */
+static unsigned tlb_next;
+static bool active; /* `as` is in CR3 */
+
+static void tlb_fill(vaddr_t va, const struct paging_mapping *m)
+{
+    vaddr_t base = ALIGN_DOWN(va, m->page_size);
+    struct tlb_entry e = {base, m->page_size, m->phys - (va - base), m->flags & RIGHTS,
+                          (unsigned)m->cache, (m->entry & PTE_GLOBAL) != 0, true};
+    unsigned slot = tlb_next;
+    for (unsigned i = 0; i < TLB_SLOTS; i++)
+        if (tlb[0][i].valid && tlb[0][i].va == base)
+            slot = i;
+    if (slot == tlb_next)
+        tlb_next = (tlb_next + 1) % TLB_SLOTS;
+    tlb[0][slot] = tlb[1][slot] = e;
+}
+
+/* Drops cpu's entries that meet [lo, last] (all: every one, global ones too
+ * only when `global`). */
+static void tlb_drop(int cpu, vaddr_t lo, vaddr_t last, bool all, bool global)
+{
+    for (unsigned i = 0; i < TLB_SLOTS; i++) {
+        struct tlb_entry *e = &tlb[cpu][i];
+        if (all ? (global || !e->global) : (e->va <= last && e->va + (e->size - 1) >= lo))
+            e->valid = false;
+    }
+}
+
+static void tlb_invlpg(vaddr_t va)
+{
+    tlb_drop(0, ALIGN_DOWN(va, PAGE_SIZE), ALIGN_DOWN(va, PAGE_SIZE) + (PAGE_SIZE - 1), false,
+             false);
+}
+
+static void tlb_cr3(paddr_t pml4)
+{
+    (void)pml4;
+    tlb_drop(0, 0, 0, true, false);
+}
+
+/* [start, end) as mmu_ops.h defines it: end 0 is 2^64. */
+static void tlb_shootdown(vaddr_t start, vaddr_t end, bool global)
+{
+    FUZZ_CHECK(end - start >= PAGE_SIZE && start % PAGE_SIZE == 0 && end % PAGE_SIZE == 0,
+               "shootdown of [%#llx, %#llx)", (unsigned long long)start, (unsigned long long)end);
+    if ((end - start) / PAGE_SIZE > TLB_FULL_PAGES)
+        tlb_drop(1, 0, 0, true, global);
+    else
+        tlb_drop(1, start, end - 1, false, false);
+}
+
+/* Every cached translation is still allowed by the model. */
+static void tlb_check(void)
+{
+    for (int c = 0; c < 2; c++) {
+        for (unsigned i = 0; i < TLB_SLOTS; i++) {
+            const struct tlb_entry *e = &tlb[c][i];
+            if (!e->valid)
+                continue;
+            const char *who = c ? "another CPU" : "this CPU";
+            for (vaddr_t p = e->va, last = e->va + e->size - 1;;) {
+                const struct ext *x = model_find(p);
+                FUZZ_CHECK(x, "%s's TLB still maps %#llx (a %#llx page at %#llx): not flushed",
+                           who, (unsigned long long)p, (unsigned long long)e->size,
+                           (unsigned long long)e->va);
+                FUZZ_CHECK(x->pa - x->va == e->pa - e->va && x->cm == e->cm &&
+                               !(e->flags & ~x->flags & (PAGE_WRITABLE | PAGE_USER)) &&
+                               !(x->flags & ~e->flags & PAGE_NX),
+                           "%s's TLB maps %#llx to %#llx (rights %#llx, cache %u), the tables to "
+                           "%#llx (rights %#llx, cache %u): not flushed", who,
+                           (unsigned long long)p, (unsigned long long)(e->pa + (p - e->va)),
+                           (unsigned long long)e->flags, e->cm,
+                           (unsigned long long)(x->pa + (p - x->va)),
+                           (unsigned long long)(x->flags & RIGHTS), x->cm);
+                if (ext_last(x) >= last)
+                    break;
+                p = ext_last(x) + 1;
+            }
+        }
+    }
+}
+
 /* paging_query at va agrees with the model. */
 static void check_at(vaddr_t va)
 {
@@ -168,6 +274,8 @@ static void check_at(vaddr_t va)
     FUZZ_CHECK((unsigned)m.cache == e->cm, "query %#llx: cache %u, want %u",
                (unsigned long long)va, (unsigned)m.cache, e->cm);
     FUZZ_CHECK(paging_translate_in(&as, va) == m.phys, "translate and query disagree");
+    if (active)
+        tlb_fill(va, &m);
 }
 
 /* Queries both ends of a range and just outside it. */
@@ -735,6 +843,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fuzz_in fi = {data, size};
     if (!arena_ready) { /* one arena for the whole run: frame_init resets the allocator */
         host_arena_init(ARENA);
+        host_invlpg_hook = tlb_invlpg;
+        host_cr3_hook = tlb_cr3;
+        host_shootdown_hook = tlb_shootdown;
         arena_ready = true;
     }
     uint8_t setup = fuzz_u8(&fi);
@@ -744,6 +855,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     host_cpu_1g_pages = one_gig = setup & 1;
     uint64_t frames0 = free_frames(), tables0 = paging_table_pages();
     FUZZ_CHECK(paging_as_create(&as) == 0, "paging_as_create");
+    memset(tlb, 0, sizeof(tlb));
     active = setup & 2;
     if (active)
         paging_activate(&as);
@@ -753,6 +865,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     for (unsigned k = 0; k < MAX_OPS && !fuzz_done(&fi); k++) {
         run_op(&fi);
+        if (active)
+            tlb_check();
         free_now = free_frames();
         FUZZ_CHECK(free_now + nhog + as.table_pages == frames0, "frames leaked: %llu free, "
                    "%zu held, %llu tables, %llu at the start", (unsigned long long)free_now,
@@ -767,6 +881,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(paging_unmap_range(&as, 0xffff800000000000ULL, 1ULL << 47) == 0,
                "unmapping the upper half");
     next = 0;
+    if (active)
+        tlb_check();
     check_tree(true);
     FUZZ_CHECK(as.table_pages == 1, "%llu tables left after unmapping everything",
                (unsigned long long)as.table_pages);

@@ -97,7 +97,14 @@ void host_arena_free(void)
 
 /* CPU operations: nothing to do on the host except count (atomically:
  * threads stand for CPUs in the ThreadSanitizer tests). */
-void arch_invlpg(vaddr_t va) { (void)va; __atomic_fetch_add(&host_invlpg_count, 1, __ATOMIC_RELAXED); }
+void (*host_invlpg_hook)(vaddr_t va);
+void (*host_cr3_hook)(paddr_t pml4);
+void arch_invlpg(vaddr_t va)
+{
+    __atomic_fetch_add(&host_invlpg_count, 1, __ATOMIC_RELAXED);
+    if (host_invlpg_hook)
+        host_invlpg_hook(va);
+}
 /* The shootdown stand-in: records the call (count and last range), then runs
  * the test's hook, if any. */
 unsigned long host_shootdown_count;
@@ -128,7 +135,12 @@ static paddr_t host_cr3;
 paddr_t arch_read_cr3(void) { return host_cr3; }
 /* The TLB model: a CR3 load drops what is not global, a full flush drops all. */
 unsigned long host_tlb_global_entries;
-void arch_write_cr3(paddr_t pml4) { host_cr3 = pml4; }
+void arch_write_cr3(paddr_t pml4)
+{
+    host_cr3 = pml4;
+    if (host_cr3_hook)
+        host_cr3_hook(pml4);
+}
 void arch_flush_tlb_all(void) { host_tlb_global_entries = 0; }
 unsigned arch_phys_addr_bits(void) { return host_phys_bits; }
 bool arch_has_1g_pages(void) { return host_cpu_1g_pages; }

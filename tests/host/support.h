@@ -31,6 +31,10 @@ extern void (*host_shootdown_hook)(uint64_t start, uint64_t end, bool global);
 /* Global TLB entries the host's TLB model holds (a test sets it to stand for
  * the bootloader's; only arch_flush_tlb_all clears it, as on the CPU). */
 extern unsigned long host_tlb_global_entries;
+/* Called (if set) by every arch_invlpg with its address and by every
+ * arch_write_cr3 with the new root: a test's own TLB model follows them. */
+extern void (*host_invlpg_hook)(uint64_t va);
+extern void (*host_cr3_hook)(uint64_t pml4);
 
 struct vm_space;
 /* The CPU's answer for a ring-3 access (VM_READ, VM_WRITE or VM_EXEC) at
