@@ -480,6 +480,67 @@ static void limine_answers(struct buf *b, const struct machine *mc, unsigned ask
     u8(b, 0);                                                     /* 4-level paging */
 }
 
+/* A CPU list for the MP response (flag 16, after the modules): `count`
+ * CPUs with APIC IDs ids[i] (or 0, 1, 2, ... without ids), ACPI UIDs from
+ * 0, the entry at null_at (if below count) NULL. */
+struct mp_seed {
+    const char *name;
+    uint32_t flags, bsp;
+    uint64_t count;
+    bool huge_count, null_array;
+    unsigned null_at;
+    const uint32_t *ids;
+};
+
+static void limine_mp(struct buf *b, const struct mp_seed *s)
+{
+    b->d[1] |= 16;
+    u32(b, s->flags), u32(b, s->bsp);
+    u8(b, (s->huge_count ? 1 : 0) | (s->null_array ? 2 : 0));
+    if (s->huge_count)
+        u64(b, s->count);
+    else
+        u16(b, s->count);
+    u64(b, 0xffffffff80123000ULL); /* what the kernel passes: its struct cpu */
+    for (unsigned i = 0; !s->null_array && !s->huge_count && i < s->count; i++) {
+        if (i == s->null_at) {
+            u8(b, 0xff);
+            continue;
+        }
+        u8(b, 0), u32(b, i), u32(b, s->ids ? s->ids[i] : i);
+    }
+}
+
+/* Limine's MP answers: QEMU with 2 and 4 CPUs (BSP first), 18 (more than
+ * CPU_MAX: the BSP listed last keeps its slot), x2APIC with sparse IDs, and
+ * the malformed lists the kernel must refuse (no CPUs, a NULL array, a NULL
+ * entry, no BSP, a duplicate APIC ID, a corrupted count). */
+static void seeds_limine_mp(void)
+{
+    static const uint32_t bsp_last[18] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                          13, 14, 15, 16, 17, 0};
+    static const uint32_t sparse[4] = {0x100, 0, 0x2, 0x10001};
+    static const uint32_t no_bsp[3] = {1, 2, 3};
+    static const uint32_t twice[4] = {0, 1, 2, 1};
+    static const struct mp_seed v[] = {
+        {"limine-bios-r6-smp2", 0, 0, 2, false, false, ~0u, NULL},
+        {"limine-uefi-r6-smp4", 0, 0, 4, false, false, ~0u, NULL},
+        {"limine-bios-r6-smp18-bsp-last", 0, 0, 18, false, false, ~0u, bsp_last},
+        {"limine-uefi-r6-x2apic-sparse", LIMINE_MP_X2APIC, 0x100, 4, false, false, ~0u, sparse},
+        {"limine-bios-r6-mp-none", 0, 0, 0, false, false, ~0u, NULL},
+        {"limine-bios-r6-mp-null-array", 0, 0, 4, false, true, ~0u, NULL},
+        {"limine-bios-r6-mp-null-cpu", 0, 0, 4, false, false, 2, NULL},
+        {"limine-bios-r6-mp-no-bsp", 0, 0, 3, false, false, ~0u, no_bsp},
+        {"limine-bios-r6-mp-twice", 0, 0, 4, false, false, ~0u, twice},
+        {"limine-bios-r6-mp-count-4g", 0, 0, 1ULL << 32, true, false, ~0u, NULL}};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        struct buf b = {.n = 0};
+        limine_answers(&b, &machines[i % 2 ? 3 : 1], 6, 6, true, i % 2);
+        limine_mp(&b, &v[i]);
+        write_seed("limine", v[i].name, &b);
+    }
+}
+
 static void seeds_limine(void)
 {
     static const struct {
@@ -510,7 +571,9 @@ static void seeds_limine(void)
     str16(&b, "hello"), str16(&b, "/boot/hello.elf");
     u8(&b, 4), u64(&b, 0xffff800003b84000ULL), u64(&b, 0x1000);
     str16(&b, "/boot/other.elf");
+    b.d[1] |= 32, u64(&b, 0x180000); /* kernel size, as the kernel sets it */
     write_seed("limine", "limine-bios-4g-r6-modules", &b);
+    seeds_limine_mp();
 }
 
 /* ---- ACPI: an RSDP and tables in a memory image, in fuzz_acpi.c's layout ------------- */
