@@ -450,7 +450,7 @@ static void str16(struct buf *b, const char *s)
 /* The kernel asks for revision `asked`; the bootloader uses `revision`
  * (granted when equal), naming it from revision 3 on, as Limine does. */
 static void limine_answers(struct buf *b, const struct machine *mc, unsigned asked,
-                           unsigned revision, bool fb, bool uefi)
+                           unsigned revision, bool fb, unsigned firmware)
 {
     uint64_t hhdm = 0xffff800000000000ULL;
     u8(b, 0xff);                     /* every response */
@@ -475,7 +475,7 @@ static void limine_answers(struct buf *b, const struct machine *mc, unsigned ask
     str16(b, "ktest loglevel=3");
     u64(b, 0x3900000), u64(b, 0xffffffff80000000ULL);            /* executable address */
     u64(b, revision == 3 ? 0xeb01000 : hhdm + 0xeb01000);        /* RSDP: physical in 3 only */
-    u8(b, uefi ? 2 : 0);                                          /* firmware */
+    u8(b, firmware);                                              /* LIMINE_FIRMWARE_TYPE_* */
     u8(b, 3), str16(b, "Limine"), str16(b, revision >= 6 ? "12.3.3" : "8.2.0");
     u8(b, 0);                                                     /* 4-level paging */
 }
@@ -535,7 +535,8 @@ static void seeds_limine_mp(void)
         {"limine-bios-r6-mp-count-4g", 0, 0, 1ULL << 32, true, false, ~0u, NULL}};
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         struct buf b = {.n = 0};
-        limine_answers(&b, &machines[i % 2 ? 3 : 1], 6, 6, true, i % 2);
+        limine_answers(&b, &machines[i % 2 ? 3 : 1], 6, 6, true,
+                       i % 2 ? LIMINE_FIRMWARE_TYPE_UEFI64 : LIMINE_FIRMWARE_TYPE_X86BIOS);
         limine_mp(&b, &v[i]);
         write_seed("limine", v[i].name, &b);
     }
@@ -558,13 +559,18 @@ static void seeds_limine(void)
              {"limine-uefi-q35-r6-by-r4", 2, 6, 4, true, true}}; /* refused, names 4 */
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         struct buf b = {.n = 0};
-        limine_answers(&b, &machines[v[i].machine], v[i].asked, v[i].rev, v[i].fb, v[i].uefi);
+        limine_answers(&b, &machines[v[i].machine], v[i].asked, v[i].rev, v[i].fb,
+                       v[i].uefi ? LIMINE_FIRMWARE_TYPE_UEFI64 : LIMINE_FIRMWARE_TYPE_X86BIOS);
         write_seed("limine", v[i].name, &b);
     }
+    /* 32-bit UEFI firmware starting the 64-bit kernel (Limine supports it). */
+    struct buf b32 = {.n = 0};
+    limine_answers(&b32, &machines[3], 6, 6, true, LIMINE_FIRMWARE_TYPE_UEFI32);
+    write_seed("limine", "limine-uefi32-ovmf-r6", &b32);
     /* With two modules (flag 8, after everything else): one named by its
      * string, one by its path, right after the kernel file. */
     struct buf b = {.n = 0};
-    limine_answers(&b, &machines[1], 6, 6, true, false);
+    limine_answers(&b, &machines[1], 6, 6, true, LIMINE_FIRMWARE_TYPE_X86BIOS);
     b.d[1] |= 8;
     u8(&b, 2), u8(&b, 0);
     u8(&b, 2 | 4), u64(&b, 0xffff800003b80000ULL), u64(&b, 0x30e4);
