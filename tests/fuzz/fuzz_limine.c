@@ -28,8 +28,8 @@
 /* limine.c refuses a CPU list longer than this before reading it (more is a
  * corrupted response, not a machine); up to it, the array has cpu_count slots. */
 #define REF_MP_SANE_MAX 65536
-/* CPUs decoded from the input; slots past them are NULL pointers (a list
- * the kernel must refuse at the first of them). */
+/* CPUs decoded from the input at most; slots past them are NULL pointers (a
+ * list the kernel must refuse at the first of them). */
 #define MP_DECODE_MAX 256
 
 /* Everything decode() allocates, freed at the end of the run. */
@@ -66,9 +66,13 @@ static uint64_t mp_goto_arg; /* extra_argument base for the limine_mp_goto check
 static uint64_t kernel_size; /* what the kernel's caller sets before validation */
 
 /* The MP response: u32 flags, u32 BSP APIC ID, u8 shape (bit0: u64 CPU count,
- * else u16; bit1: CPU array NULL; bits 4-7: response revision), the count,
+ * else u16 mod 512; bit1: CPU array NULL; bits 4-7: response revision), the
+ * count (the short form stays below 512: past MP_DECODE_MAX every slot is
+ * NULL anyway, and up to 65535 slots would cost a 512 KiB array per input;
+ * the u64 form reaches REF_MP_SANE_MAX and beyond),
  * u64 goto argument (for the limine_mp_goto check), then per CPU (at most
- * MP_DECODE_MAX) u8 (0xff: a NULL entry), u32 processor ID, u32 APIC ID. The
+ * MP_DECODE_MAX, none past the input's end) u8 (0xff: a NULL entry), u32
+ * processor ID, u32 APIC ID; slots left undecoded are NULL entries. The
  * array has cpu_count slots up to REF_MP_SANE_MAX (none beyond: the kernel
  * must not read it); reserved, goto_address and extra_argument are filled
  * with a pattern per CPU so that any write shows. */
@@ -79,12 +83,12 @@ static void decode_mp(struct fuzz_in *in)
     r->bsp_lapic_id = fuzz_u32(in);
     uint8_t shape = fuzz_u8(in);
     r->revision = shape >> 4;
-    r->cpu_count = shape & 1 ? fuzz_u64(in) : fuzz_u16(in);
+    r->cpu_count = shape & 1 ? fuzz_u64(in) : fuzz_u16(in) % 512;
     mp_goto_arg = fuzz_u64(in);
     size_t slots = r->cpu_count <= REF_MP_SANE_MAX ? r->cpu_count : 0;
     if (!(shape & 2)) {
         r->cpus = take(sizeof(*r->cpus) * slots); /* no slot at all: 1 byte, ASan-guarded */
-        for (size_t i = 0; i < slots && i < MP_DECODE_MAX; i++) {
+        for (size_t i = 0; i < slots && i < MP_DECODE_MAX && !fuzz_done(in); i++) {
             if (fuzz_u8(in) == 0xff)
                 continue;
             struct limine_mp_info *m = take(sizeof(*m));
