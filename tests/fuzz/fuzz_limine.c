@@ -12,9 +12,11 @@
  * the fields it fills equal the responses (base revision in force from the
  * tag, memory map converted entry by entry, first usable RGB framebuffer,
  * HHDM-relative addresses made physical by the revision's rules, modules
- * with physical addresses and their names),
- * errors are one "limine: ..." line; boot_info_validate accepts exactly what
- * its reference accepts. */
+ * with physical addresses and their names, the CPU list of the MP response
+ * with its cap and its note), errors are one "limine: ..." line;
+ * boot_info_validate accepts exactly what its reference accepts. Then every
+ * CPU of a usable list is sent somewhere with limine_mp_goto, which must
+ * write its goto_address and extra_argument and nothing else. */
 #include "fuzz.h"
 
 #include "boot/boot_info.h"
@@ -23,6 +25,12 @@
 #define HIGHER_HALF 0xffff800000000000ULL
 #define KERNEL_SPACE 0xffffffff80000000ULL
 #define MAX_ALLOC_ENTRIES 600 /* counts above this are refused before any entry is read */
+/* limine.c refuses a CPU list longer than this before reading it (more is a
+ * corrupted response, not a machine); up to it, the array has cpu_count slots. */
+#define REF_MP_SANE_MAX 65536
+/* CPUs decoded from the input at most; slots past them are NULL pointers (a
+ * list the kernel must refuse at the first of them). */
+#define MP_DECODE_MAX 256
 
 /* Everything decode() allocates, freed at the end of the run. */
 static void *allocs[4096];
@@ -48,15 +56,67 @@ static char *take_string(struct fuzz_in *in)
 
 static struct limine_answers a;
 
+/* The MP response's CPUs as decoded, and a copy of each taken then: what
+ * every limine_mp_info must still hold after boot_from_limine (it only
+ * reads them) and, but for the two words it writes, after limine_mp_goto. */
+static struct limine_mp_info *mp_info[MP_DECODE_MAX];
+static struct limine_mp_info mp_shadow[MP_DECODE_MAX];
+static size_t mp_decoded;
+static uint64_t mp_goto_arg; /* extra_argument base for the limine_mp_goto check */
+static uint64_t kernel_size; /* what the kernel's caller sets before validation */
+
+/* The MP response: u32 flags, u32 BSP APIC ID, u8 shape (bit0: u64 CPU count,
+ * else u16 mod 512; bit1: CPU array NULL; bits 4-7: response revision), the
+ * count (the short form stays below 512: past MP_DECODE_MAX every slot is
+ * NULL anyway, and up to 65535 slots would cost a 512 KiB array per input;
+ * the u64 form reaches REF_MP_SANE_MAX and beyond),
+ * u64 goto argument (for the limine_mp_goto check), then per CPU (at most
+ * MP_DECODE_MAX, none past the input's end) u8 (0xff: a NULL entry), u32
+ * processor ID, u32 APIC ID; slots left undecoded are NULL entries. The
+ * array has cpu_count slots up to REF_MP_SANE_MAX (none beyond: the kernel
+ * must not read it); reserved, goto_address and extra_argument are filled
+ * with a pattern per CPU so that any write shows. */
+static void decode_mp(struct fuzz_in *in)
+{
+    struct limine_mp_response *r = take(sizeof(*r));
+    r->flags = fuzz_u32(in);
+    r->bsp_lapic_id = fuzz_u32(in);
+    uint8_t shape = fuzz_u8(in);
+    r->revision = shape >> 4;
+    r->cpu_count = shape & 1 ? fuzz_u64(in) : fuzz_u16(in) % 512;
+    mp_goto_arg = fuzz_u64(in);
+    size_t slots = r->cpu_count <= REF_MP_SANE_MAX ? r->cpu_count : 0;
+    if (!(shape & 2)) {
+        r->cpus = take(sizeof(*r->cpus) * slots); /* no slot at all: 1 byte, ASan-guarded */
+        for (size_t i = 0; i < slots && i < MP_DECODE_MAX && !fuzz_done(in); i++) {
+            if (fuzz_u8(in) == 0xff)
+                continue;
+            struct limine_mp_info *m = take(sizeof(*m));
+            m->processor_id = fuzz_u32(in);
+            m->lapic_id = fuzz_u32(in);
+            m->reserved = 0x5e5e000000000000ULL | i;
+            m->goto_address = (limine_goto_address)(uintptr_t)(0x607000000000ULL | i);
+            m->extra_argument = 0xe8e8000000000000ULL | i;
+            r->cpus[i] = m;
+            mp_info[mp_decoded] = m;
+            mp_shadow[mp_decoded++] = *m;
+        }
+    }
+    a.mp = r;
+}
+
 /* Input layout: u8 present-mask (memmap, hhdm, framebuffer, executable file,
  * executable address, rsdp, firmware, bootloader info), u8 flags (paging mode
- * present, stack size present, raw base-revision tag, modules), the base-revision tag
- * (raw: 3 x u64; else u8 loaded revision (0 = unknown: MAGIC1 stays), u8
- * "unsupported"), u8 requested revision, then each present response in the
- * order of the mask. */
+ * present, stack size present, raw base-revision tag, modules, MP, kernel
+ * size), the base-revision tag (raw: 3 x u64; else u8 loaded revision (0 =
+ * unknown: MAGIC1 stays), u8 "unsupported"), u8 requested revision, then each
+ * present response in the order of the mask, then the modules, the MP
+ * response (decode_mp) and u64 kernel size as their flags say. */
 static void decode(struct fuzz_in *in)
 {
     memset(&a, 0, sizeof(a));
+    mp_decoded = 0;
+    kernel_size = 0;
     uint8_t present = fuzz_u8(in), flags = fuzz_u8(in);
     if (flags & 4) {
         for (int i = 0; i < 3; i++)
@@ -188,6 +248,10 @@ static void decode(struct fuzz_in *in)
         }
         a.module = r;
     }
+    if (flags & 16)
+        decode_mp(in);
+    if (flags & 32)
+        kernel_size = fuzz_u64(in);
 }
 
 /* A module's name by boot_info.h's rule (string, else the path's last
@@ -393,6 +457,132 @@ static void check_fields(const struct boot_info *bi)
     }
 }
 
+/* The CPU list boot_info.h and limine.c promise for the MP response. None:
+ * all zero. Else reported (capped at UINT32_MAX), BSP APIC ID and x2APIC
+ * (response flag bit 0) as given, and the list walked in order: the first
+ * NULL entry, or an APIC ID equal to one of a CPU already kept, makes it
+ * unusable, and so do no CPUs, more than REF_MP_SANE_MAX, a NULL array, or
+ * no entry with the BSP's APIC ID. A usable list keeps the BSP and the first
+ * CPU_MAX - 1 others in list order, every handle its limine_mp_info, and
+ * all_handles/all_count the whole array; a note says when CPUs were left
+ * out, or why the list is unusable (count 0, all_handles NULL).
+ * Duplicates only among CPUs beyond the cap are not looked for: limine.c
+ * compares each CPU with those it keeps, and smp.c parks each left-out
+ * handle whatever its ID. */
+static void ref_cpus(struct boot_cpus *w)
+{
+    const struct limine_mp_response *r = a.mp;
+    char why[96] = "";
+    memset(w, 0, sizeof(*w));
+    if (!r)
+        return;
+    w->reported = r->cpu_count > UINT32_MAX ? UINT32_MAX : (uint32_t)r->cpu_count;
+    w->bsp_lapic_id = r->bsp_lapic_id;
+    w->x2apic = r->flags & 1;
+    bool bsp_seen = false;
+    uint32_t n = 0, others = 0;
+    if (r->cpu_count == 0)
+        snprintf(why, sizeof(why), "MP response lists no CPUs");
+    else if (r->cpu_count > REF_MP_SANE_MAX)
+        snprintf(why, sizeof(why), "MP response claims %llu CPUs",
+                 (unsigned long long)r->cpu_count);
+    else if (!r->cpus)
+        snprintf(why, sizeof(why), "MP response CPU array is NULL");
+    for (size_t i = 0; !why[0] && r->cpus && i < r->cpu_count; i++) {
+        const struct limine_mp_info *m = r->cpus[i];
+        if (!m) {
+            snprintf(why, sizeof(why), "MP response CPU %zu is NULL", i);
+            break;
+        }
+        for (uint32_t j = 0; j < n && !why[0]; j++)
+            if (w->cpu[j].lapic_id == m->lapic_id)
+                snprintf(why, sizeof(why), "MP response lists APIC ID %u twice", m->lapic_id);
+        if (why[0])
+            break;
+        bool bsp = m->lapic_id == r->bsp_lapic_id;
+        if (bsp || others < CPU_MAX - 1)
+            w->cpu[n++] = (struct boot_cpu){m->lapic_id, m->processor_id, (void *)m};
+        others += !bsp;
+        bsp_seen |= bsp;
+    }
+    if (!why[0] && !bsp_seen)
+        snprintf(why, sizeof(why), "MP response does not list the BSP (APIC ID %u)",
+                 r->bsp_lapic_id);
+    char note[256] = "";
+    if (why[0]) {
+        snprintf(note, sizeof(note), "limine: %s; running on the bootstrap CPU only", why);
+    } else {
+        w->count = n;
+        w->all_handles = (void *const *)r->cpus;
+        w->all_count = r->cpu_count;
+        if (r->cpu_count > n)
+            snprintf(note, sizeof(note),
+                     "limine: %llu CPUs reported, CPU_MAX is %d: using %u of them (the BSP and "
+                     "the first %u others)",
+                     (unsigned long long)r->cpu_count, CPU_MAX, n, n - 1);
+    }
+    /* Every note fits whole: the kernel's must not be cut short either. */
+    FUZZ_CHECK(strlen(note) < sizeof(w->note), "reference note \"%s\" too long", note);
+    strcpy(w->note, note);
+}
+
+/* bi->cpus equal to the reference, field by field (cpu[] up to count: what
+ * lies beyond is not promised); every limine_mp_info as decoded. */
+static void check_cpus(const struct boot_info *bi)
+{
+    static struct boot_cpus w;
+    const struct boot_cpus *c = &bi->cpus;
+    ref_cpus(&w);
+    FUZZ_CHECK(c->count == w.count && c->reported == w.reported &&
+                   c->bsp_lapic_id == w.bsp_lapic_id && c->x2apic == w.x2apic,
+               "cpus: count %u reported %u bsp %u x2apic %d, want %u %u %u %d", c->count,
+               c->reported, c->bsp_lapic_id, c->x2apic, w.count, w.reported, w.bsp_lapic_id,
+               w.x2apic);
+    for (uint32_t i = 0; i < w.count; i++)
+        FUZZ_CHECK(c->cpu[i].lapic_id == w.cpu[i].lapic_id &&
+                       c->cpu[i].processor_id == w.cpu[i].processor_id &&
+                       c->cpu[i].start_handle == w.cpu[i].start_handle,
+                   "cpus: cpu[%u] APIC ID %u UID %u, want %u %u", i, c->cpu[i].lapic_id,
+                   c->cpu[i].processor_id, w.cpu[i].lapic_id, w.cpu[i].processor_id);
+    FUZZ_CHECK(c->all_handles == w.all_handles && c->all_count == w.all_count,
+               "cpus: all_handles/all_count");
+    FUZZ_CHECK(strcmp(c->note, w.note) == 0, "cpus: note \"%s\", want \"%s\"", c->note, w.note);
+    for (size_t i = 0; i < mp_decoded; i++)
+        FUZZ_CHECK(memcmp(mp_info[i], &mp_shadow[i], sizeof(mp_shadow[i])) == 0,
+                   "limine_mp_info %zu written by boot_from_limine", i);
+}
+
+static void mp_entry_a(struct limine_mp_info *m) { (void)m; }
+static void mp_entry_b(struct limine_mp_info *m) { (void)m; }
+
+/* Sends every CPU of a usable list somewhere, as smp.c does (kept ones to
+ * an entry, the rest parked), each with its own argument: afterwards each
+ * limine_mp_info holds exactly its own goto_address and extra_argument and
+ * is otherwise as decoded. */
+static void check_mp_goto(const struct boot_info *bi)
+{
+    const struct boot_cpus *c = &bi->cpus;
+    if (c->count == 0)
+        return;
+    /* A usable list has no NULL entry: every one was decoded, in order. */
+    FUZZ_CHECK(mp_decoded == c->all_count, "usable list of %llu CPUs, %zu decoded",
+               (unsigned long long)c->all_count, mp_decoded);
+    for (uint64_t i = 0; i < c->all_count; i++) {
+        limine_goto_address entry = i % 2 ? mp_entry_b : mp_entry_a;
+        limine_mp_goto(c->all_handles[i], entry, mp_goto_arg + i);
+    }
+    for (size_t i = 0; i < mp_decoded; i++) {
+        struct limine_mp_info want = mp_shadow[i];
+        want.goto_address = i % 2 ? mp_entry_b : mp_entry_a;
+        want.extra_argument = mp_goto_arg + i;
+        FUZZ_CHECK(memcmp(mp_info[i], &want, sizeof(want)) == 0,
+                   "limine_mp_goto: CPU %zu holds goto %p arg %#llx, want %p %#llx", i,
+                   (void *)(uintptr_t)mp_info[i]->goto_address,
+                   (unsigned long long)mp_info[i]->extra_argument,
+                   (void *)(uintptr_t)want.goto_address, (unsigned long long)want.extra_argument);
+    }
+}
+
 static int cmp_region(const void *x, const void *y)
 {
     const struct mem_region *p = x, *q = y;
@@ -495,6 +685,31 @@ static bool ref_valid(const struct boot_info *bi)
            ref_modules_valid(bi);
 }
 
+/* boot_find_module finds the first module of each name and nothing for a
+ * name no module has; the names of the firmware and protocol are non-empty,
+ * the unknown ones' only for unknown values. */
+static void check_lookups(const struct boot_info *bi)
+{
+    for (size_t i = 0; i < bi->module_count; i++) {
+        size_t first = 0;
+        while (strcmp(bi->modules[first].name, bi->modules[i].name) != 0)
+            first++;
+        FUZZ_CHECK(boot_find_module(bi, bi->modules[i].name) == &bi->modules[first],
+                   "boot_find_module(\"%s\")", bi->modules[i].name);
+    }
+    FUZZ_CHECK(boot_find_module(bi, "") == NULL, "boot_find_module(\"\") found a module");
+    const char *fw = firmware_name(bi->firmware), *unknown = firmware_name(FW_UNKNOWN);
+    FUZZ_CHECK(fw[0] && (strcmp(fw, unknown) == 0) == (bi->firmware == FW_UNKNOWN) &&
+                   strcmp(firmware_name((enum firmware_type)99), unknown) == 0,
+               "firmware_name(%d) \"%s\"", bi->firmware, fw);
+    const char *proto = boot_protocol_name(bi->protocol);
+    FUZZ_CHECK(proto[0] && strcmp(proto, boot_protocol_name(BOOT_PROTO_NONE)) != 0 &&
+                   strcmp(proto, boot_protocol_name(BOOT_PROTO_MULTIBOOT2)) != 0 &&
+                   strcmp(boot_protocol_name((enum boot_protocol)99),
+                          boot_protocol_name(BOOT_PROTO_NONE)) == 0,
+               "boot_protocol_name \"%s\"", proto);
+}
+
 static struct boot_info bi;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -513,10 +728,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "error line \"%s\"", err);
     } else {
         check_fields(&bi);
+        check_cpus(&bi);
+        check_lookups(&bi);
+        FUZZ_CHECK(bi.kernel_size == 0, "kernel_size not left to the caller");
+        bi.kernel_size = kernel_size; /* as the kernel sets it from its linker symbols */
         const char *verr = boot_info_validate(&bi);
         FUZZ_CHECK(!verr == ref_valid(&bi), "boot_info_validate said \"%s\"", verr ? verr : "ok");
         FUZZ_CHECK(!verr || (strncmp(verr, "boot info: ", 11) == 0 && strlen(verr) < 160),
                    "validate line \"%s\"", verr);
+        check_mp_goto(&bi);
     }
     FUZZ_CHECK(boot_from_limine(&bi, NULL) != NULL, "NULL answers accepted");
     for (size_t i = 0; i < nallocs; i++)

@@ -463,7 +463,7 @@ static void str16(struct buf *b, const char *s)
 /* The kernel asks for revision `asked`; the bootloader uses `revision`
  * (granted when equal), naming it from revision 3 on, as Limine does. */
 static void limine_answers(struct buf *b, const struct machine *mc, unsigned asked,
-                           unsigned revision, bool fb, bool uefi)
+                           unsigned revision, bool fb, unsigned firmware)
 {
     uint64_t hhdm = 0xffff800000000000ULL;
     u8(b, 0xff);                     /* every response */
@@ -488,9 +488,71 @@ static void limine_answers(struct buf *b, const struct machine *mc, unsigned ask
     str16(b, "ktest loglevel=3");
     u64(b, 0x3900000), u64(b, 0xffffffff80000000ULL);            /* executable address */
     u64(b, revision == 3 ? 0xeb01000 : hhdm + 0xeb01000);        /* RSDP: physical in 3 only */
-    u8(b, uefi ? 2 : 0);                                          /* firmware */
+    u8(b, firmware);                                              /* LIMINE_FIRMWARE_TYPE_* */
     u8(b, 3), str16(b, "Limine"), str16(b, revision >= 6 ? "12.3.3" : "8.2.0");
     u8(b, 0);                                                     /* 4-level paging */
+}
+
+/* A CPU list for the MP response (flag 16, after the modules): `count`
+ * CPUs with APIC IDs ids[i] (or 0, 1, 2, ... without ids), ACPI UIDs from
+ * 0, the entry at null_at (if below count) NULL. */
+struct mp_seed {
+    const char *name;
+    uint32_t flags, bsp;
+    uint64_t count;
+    bool huge_count, null_array;
+    unsigned null_at;
+    const uint32_t *ids;
+};
+
+static void limine_mp(struct buf *b, const struct mp_seed *s)
+{
+    b->d[1] |= 16;
+    u32(b, s->flags), u32(b, s->bsp);
+    u8(b, (s->huge_count ? 1 : 0) | (s->null_array ? 2 : 0));
+    if (s->huge_count)
+        u64(b, s->count);
+    else
+        u16(b, s->count);
+    u64(b, 0xffffffff80123000ULL); /* what the kernel passes: its struct cpu */
+    for (unsigned i = 0; !s->null_array && !s->huge_count && i < s->count; i++) {
+        if (i == s->null_at) {
+            u8(b, 0xff);
+            continue;
+        }
+        u8(b, 0), u32(b, i), u32(b, s->ids ? s->ids[i] : i);
+    }
+}
+
+/* Limine's MP answers: QEMU with 2 and 4 CPUs (BSP first), 18 (more than
+ * CPU_MAX: the BSP listed last keeps its slot), x2APIC with sparse IDs, and
+ * the malformed lists the kernel must refuse (no CPUs, a NULL array, a NULL
+ * entry, no BSP, a duplicate APIC ID, a corrupted count). */
+static void seeds_limine_mp(void)
+{
+    static const uint32_t bsp_last[18] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                          13, 14, 15, 16, 17, 0};
+    static const uint32_t sparse[4] = {0x100, 0, 0x2, 0x10001};
+    static const uint32_t no_bsp[3] = {1, 2, 3};
+    static const uint32_t twice[4] = {0, 1, 2, 1};
+    static const struct mp_seed v[] = {
+        {"limine-bios-r6-smp2", 0, 0, 2, false, false, ~0u, NULL},
+        {"limine-uefi-r6-smp4", 0, 0, 4, false, false, ~0u, NULL},
+        {"limine-bios-r6-smp18-bsp-last", 0, 0, 18, false, false, ~0u, bsp_last},
+        {"limine-uefi-r6-x2apic-sparse", LIMINE_MP_X2APIC, 0x100, 4, false, false, ~0u, sparse},
+        {"limine-bios-r6-mp-none", 0, 0, 0, false, false, ~0u, NULL},
+        {"limine-bios-r6-mp-null-array", 0, 0, 4, false, true, ~0u, NULL},
+        {"limine-bios-r6-mp-null-cpu", 0, 0, 4, false, false, 2, NULL},
+        {"limine-bios-r6-mp-no-bsp", 0, 0, 3, false, false, ~0u, no_bsp},
+        {"limine-bios-r6-mp-twice", 0, 0, 4, false, false, ~0u, twice},
+        {"limine-bios-r6-mp-count-4g", 0, 0, 1ULL << 32, true, false, ~0u, NULL}};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        struct buf b = {.n = 0};
+        limine_answers(&b, &machines[i % 2 ? 3 : 1], 6, 6, true,
+                       i % 2 ? LIMINE_FIRMWARE_TYPE_UEFI64 : LIMINE_FIRMWARE_TYPE_X86BIOS);
+        limine_mp(&b, &v[i]);
+        write_seed("limine", v[i].name, &b);
+    }
 }
 
 static void seeds_limine(void)
@@ -510,20 +572,27 @@ static void seeds_limine(void)
              {"limine-uefi-q35-r6-by-r4", 2, 6, 4, true, true}}; /* refused, names 4 */
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         struct buf b = {.n = 0};
-        limine_answers(&b, &machines[v[i].machine], v[i].asked, v[i].rev, v[i].fb, v[i].uefi);
+        limine_answers(&b, &machines[v[i].machine], v[i].asked, v[i].rev, v[i].fb,
+                       v[i].uefi ? LIMINE_FIRMWARE_TYPE_UEFI64 : LIMINE_FIRMWARE_TYPE_X86BIOS);
         write_seed("limine", v[i].name, &b);
     }
+    /* 32-bit UEFI firmware starting the 64-bit kernel (Limine supports it). */
+    struct buf b32 = {.n = 0};
+    limine_answers(&b32, &machines[3], 6, 6, true, LIMINE_FIRMWARE_TYPE_UEFI32);
+    write_seed("limine", "limine-uefi32-ovmf-r6", &b32);
     /* With two modules (flag 8, after everything else): one named by its
      * string, one by its path, right after the kernel file. */
     struct buf b = {.n = 0};
-    limine_answers(&b, &machines[1], 6, 6, true, false);
+    limine_answers(&b, &machines[1], 6, 6, true, LIMINE_FIRMWARE_TYPE_X86BIOS);
     b.d[1] |= 8;
     u8(&b, 2), u8(&b, 0);
     u8(&b, 2 | 4), u64(&b, 0xffff800003b80000ULL), u64(&b, 0x30e4);
     str16(&b, "hello"), str16(&b, "/boot/hello.elf");
     u8(&b, 4), u64(&b, 0xffff800003b84000ULL), u64(&b, 0x1000);
     str16(&b, "/boot/other.elf");
+    b.d[1] |= 32, u64(&b, 0x180000); /* kernel size, as the kernel sets it */
     write_seed("limine", "limine-bios-4g-r6-modules", &b);
+    seeds_limine_mp();
 }
 
 /* ---- ACPI: an RSDP and tables in a memory image, in fuzz_acpi.c's layout ------------- */
