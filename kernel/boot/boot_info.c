@@ -160,10 +160,13 @@ bool boot_module_name(char *dst, const char *string, const char *path)
         s = last;
     }
     size_t i = 0;
-    for (; i + 1 < BOOT_MODULE_NAME_MAX && i < 4096 && s[i]; i++)
+    bool printable = true;
+    for (; i + 1 < BOOT_MODULE_NAME_MAX && i < 4096 && s[i]; i++) {
         dst[i] = s[i];
+        printable &= s[i] >= 0x20 && s[i] <= 0x7e;
+    }
     dst[i] = 0;
-    return i > 0 && s[i] == 0;
+    return i > 0 && s[i] == 0 && printable;
 }
 
 const struct boot_module *boot_find_module(const struct boot_info *bi, const char *name)
@@ -197,6 +200,10 @@ static const char *validate_modules(const struct boot_info *bi)
         paddr_t lo, hi;
         if (m->name[0] == 0 || strnlen(m->name, BOOT_MODULE_NAME_MAX) >= BOOT_MODULE_NAME_MAX)
             return boot_error("boot info: module %zu has no name", i);
+        for (const char *c = m->name; *c; c++)
+            if (*c < 0x20 || *c > 0x7e)
+                return boot_error("boot info: module %zu name has byte 0x%02x, not printable "
+                                  "ASCII", i, (unsigned)(uint8_t)*c);
         if (m->size == 0)
             return boot_error("boot info: module %zu \"%s\" is empty", i, m->name);
         if (!IS_ALIGNED(m->phys, PAGE_SIZE))

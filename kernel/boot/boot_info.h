@@ -144,8 +144,9 @@ bool boot_range_in_map(const struct boot_info *bi, paddr_t base, uint64_t len, u
 /* Copies the name of a module into dst (BOOT_MODULE_NAME_MAX bytes): the
  * string when it is non-empty, else the last part of path ("/boot/hello.elf"
  * -> "hello.elf"). Reads neither past a NUL nor past 4096 bytes. Returns
- * false (dst then holds a truncated copy) when the name does not fit or is
- * empty. Either pointer may be NULL (= ""). */
+ * false (dst then holds a truncated copy) when the name does not fit, is
+ * empty or has a byte outside printable ASCII (0x20-0x7e: a name is typed
+ * at the monitor and printed in messages). Either pointer may be NULL (= ""). */
 bool boot_module_name(char *dst, const char *string, const char *path);
 
 /* The module called `name` in bi, or NULL. */

@@ -216,8 +216,8 @@ static const char *convert_modules(struct boot_info *out, const struct limine_mo
                               (unsigned long long)va);
         struct boot_module *m = &out->modules[i];
         if (!boot_module_name(m->name, f->cmdline, f->path))
-            return boot_error("limine: module %zu name empty or longer than %d bytes", i,
-                              BOOT_MODULE_NAME_MAX - 1);
+            return boot_error("limine: module %zu name empty, longer than %d bytes or not "
+                              "printable ASCII", i, BOOT_MODULE_NAME_MAX - 1);
         m->phys = va - out->hhdm_offset;
         m->size = f->size;
     }

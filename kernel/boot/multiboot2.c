@@ -258,12 +258,14 @@ static const char *read_modules(struct boot_info *out, const struct tags *t)
                               mt.mod_end, mt.mod_start);
         struct boot_module *m = &out->modules[i];
         if (!boot_module_name(m->name, s, NULL))
-            return boot_error("multiboot2: module %u name empty or longer than %d bytes", i,
-                              BOOT_MODULE_NAME_MAX - 1);
+            return boot_error("multiboot2: module %u name empty, longer than %d bytes or not "
+                              "printable ASCII", i, BOOT_MODULE_NAME_MAX - 1);
         m->phys = mt.mod_start;
         m->size = (uint64_t)mt.mod_end - mt.mod_start;
+        if (!m->size)
+            continue; /* no pages of its own, even unaligned (validation refuses it) */
         paddr_t lo = ALIGN_DOWN(m->phys, PAGE_SIZE), hi = ALIGN_UP(m->phys + m->size, PAGE_SIZE);
-        if (m->size && !boot_range_in_map(out, lo, hi - lo, 1u << MEM_USABLE))
+        if (!boot_range_in_map(out, lo, hi - lo, 1u << MEM_USABLE))
             return boot_error("multiboot2: module %u \"%s\" at 0x%llx + %llu bytes is not in "
                               "usable memory", i, m->name, (unsigned long long)m->phys,
                               (unsigned long long)m->size);

@@ -760,14 +760,19 @@ Test(boot_limine, malformed_module_answers_are_refused)
     expect_error("limine: module 0 address 0x8101000 below the HHDM");
     set_modules(2);
     mods[1].path = mod_str1; /* no string, no path */
-    expect_error("limine: module 1 name empty or longer than 63 bytes");
+    expect_error("limine: module 1 name empty, longer than 63 bytes or not printable ASCII");
     static char long_name[BOOT_MODULE_NAME_MAX + 1];
     memset(long_name, 'x', BOOT_MODULE_NAME_MAX);
     mods[1].cmdline = long_name;
-    expect_error("limine: module 1 name empty or longer than 63 bytes");
+    expect_error("limine: module 1 name empty, longer than 63 bytes or not printable ASCII");
     long_name[BOOT_MODULE_NAME_MAX - 1] = 0; /* 63 bytes: fits */
     expect_ok();
     cr_expect_str_eq(bi.modules[1].name, long_name);
+    static char tab_name[] = "a\tb", high_name[] = "caf\xe9";
+    mods[1].cmdline = tab_name;
+    expect_error("limine: module 1 name empty, longer than 63 bytes or not printable ASCII");
+    mods[1].cmdline = high_name;
+    expect_error("limine: module 1 name empty, longer than 63 bytes or not printable ASCII");
 }
 
 Test(boot_limine, module_placement_is_validated)
@@ -798,6 +803,9 @@ Test(boot_limine, module_placement_is_validated)
     bi.modules[0].phys = 0x8101000;
     bi.modules[0].name[0] = 0;
     cr_expect_str_eq(boot_info_validate(&bi), "boot info: module 0 has no name");
+    bi.modules[0].name[0] = 0x1b; /* an escape sequence would reach the console */
+    cr_expect_str_eq(boot_info_validate(&bi),
+                     "boot info: module 0 name has byte 0x1b, not printable ASCII");
     bi.modules[0].name[0] = 'h';
     bi.module_count = BOOT_MODULES_MAX + 1;
     cr_expect_str_eq(boot_info_validate(&bi), "boot info: 17 modules (> 16)");

@@ -830,6 +830,7 @@ static void seventeen_modules(void)
 }
 static void module_backwards(void) { mb_module(0x1002000, 0x1001000, "back"); }
 static void module_nameless(void) { mb_module(0x1000000, 0x1001000, ""); }
+static void module_control_name(void) { mb_module(0x1000000, 0x1001000, "hel\nlo"); }
 static void module_outside_ram(void) { mb_module(0xfffc0000, 0xfffc1000, "rom"); }
 static void module_straddles(void) { mb_module(0x9f000, 0xa0000, "edge"); }
 static void module_tag_short(void)
@@ -857,9 +858,11 @@ Test(boot_mb2, malformed_module_tags_are_refused)
     build_with_modules(module_backwards);
     expect_error("multiboot2: module 0 ends (0x1001000) before it starts (0x1002000)");
     build_with_modules(module_nameless);
-    expect_error("multiboot2: module 0 name empty or longer than 63 bytes");
+    expect_error("multiboot2: module 0 name empty, longer than 63 bytes or not printable ASCII");
     build_with_modules(module_long_name);
-    expect_error("multiboot2: module 0 name empty or longer than 63 bytes");
+    expect_error("multiboot2: module 0 name empty, longer than 63 bytes or not printable ASCII");
+    build_with_modules(module_control_name); /* it would break the error line below in two */
+    expect_error("multiboot2: module 0 name empty, longer than 63 bytes or not printable ASCII");
     build_with_modules(module_outside_ram);
     expect_error("multiboot2: module 0 \"rom\" at 0xfffc0000 + 4096 bytes is not in usable memory");
     build_with_modules(module_straddles); /* its page runs into the reserved 0x9fc00 */
@@ -872,6 +875,7 @@ Test(boot_mb2, malformed_module_tags_are_refused)
 
 static void module_unaligned(void) { mb_module(0x1000010, 0x1001000, "odd"); }
 static void module_empty(void) { mb_module(0x1000000, 0x1000000, "empty"); }
+static void module_empty_odd(void) { mb_module(0x33333333, 0x33333333, "nowhere"); }
 static void module_on_kernel(void) { mb_module(0x2ff000, 0x300000, "onk"); }
 
 /* What boot_info_validate says of the block's modules beside a kernel at 2 MiB. */
@@ -895,6 +899,15 @@ Test(boot_mb2, module_placement_is_validated)
                      "boot info: module 0 \"odd\" at 0x1000010 not 4 KiB aligned");
     build_with_modules(module_empty);
     cr_expect_str_eq(validate_with_kernel(), "boot info: module 0 \"empty\" is empty");
+    /* parsed, but an empty module marks no page as kernel memory (not even
+     * the page under an unaligned address, here beyond RAM) */
+    build_with_modules(module_empty_odd);
+    cr_assert_null(run());
+    for (size_t i = 0; i < bi.memmap_count; i++)
+        cr_expect_neq(bi.memmap[i].type, MEM_KERNEL, "entry %zu: %#llx + %#llx is MEM_KERNEL", i,
+                      (unsigned long long)bi.memmap[i].base,
+                      (unsigned long long)bi.memmap[i].length);
+    cr_expect_str_eq(validate_with_kernel(), "boot info: module 0 \"nowhere\" is empty");
     build_with_modules(module_on_kernel);
     cr_expect_str_eq(validate_with_kernel(), "boot info: module 0 \"onk\" at 0x2ff000 + 4096 "
                                              "bytes overlaps the kernel image");
