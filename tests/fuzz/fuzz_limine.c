@@ -255,7 +255,8 @@ static void decode(struct fuzz_in *in)
 }
 
 /* A module's name by boot_info.h's rule (string, else the path's last
- * part) into out; false when it is empty or does not fit in 63 bytes. */
+ * part) into out; false when it is empty, does not fit in 63 bytes or has a
+ * byte outside 0x20-0x7e. */
 static bool ref_module_name(const struct limine_file *f, char *out)
 {
     const char *s = f->cmdline && f->cmdline[0] ? f->cmdline : f->path ? f->path : "";
@@ -263,6 +264,9 @@ static bool ref_module_name(const struct limine_file *f, char *out)
         s = strrchr(s, '/') + 1;
     if (strlen(s) == 0 || strlen(s) >= BOOT_MODULE_NAME_MAX)
         return false;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c > 0x7e)
+            return false;
     strcpy(out, s);
     return true;
 }

@@ -133,8 +133,11 @@ static void check_success(const struct boot_info *bi, const uint8_t *block, uint
         const char *name = (const char *)t->p + 16;
         FUZZ_CHECK(strnlen(name, t->size - 16) < t->size - 16, "accepted an unterminated name");
         const struct boot_module *mo = &bi->modules[i];
+        bool printable = true;
+        for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+            printable &= *c >= 0x20 && *c <= 0x7e;
         FUZZ_CHECK(end >= start && mo->phys == start && mo->size == end - start &&
-                       strlen(name) > 0 && strlen(name) < BOOT_MODULE_NAME_MAX &&
+                       strlen(name) > 0 && strlen(name) < BOOT_MODULE_NAME_MAX && printable &&
                        strcmp(mo->name, name) == 0,
                    "module %u", i);
         if (end == start)

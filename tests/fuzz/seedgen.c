@@ -373,14 +373,36 @@ static void tag_end(struct buf *b, size_t at)
     pad8(b);
 }
 
-static void mb2_block(struct buf *b, const struct machine *mc, bool uefi, bool fb)
+/* What a multiboot2 seed gets wrong on purpose (MB2_OK: nothing): each one a
+ * refusal of multiboot2.c the fuzzer starts next to. */
+enum mb2_bad {
+    MB2_OK,
+    MB2_BAD_CMDLINE_LONG,   /* 300 bytes */
+    MB2_BAD_MMAP_MANY,      /* MB2_MEMMAP_MAX + 1 entries */
+    MB2_BAD_MOD_SHORT,      /* a module tag without a name */
+    MB2_BAD_MOD_UNTERM,     /* a name without its NUL */
+    MB2_BAD_MOD_BACKWARDS,  /* mod_end before mod_start */
+    MB2_BAD_MOD_NONAME,     /* an empty name */
+    MB2_BAD_MOD_NOT_USABLE, /* in the framebuffer, not in usable memory */
+};
+
+/* A GRUB-like information block for machine mc, with `mods` modules (hello,
+ * then numbered copies) and the mistake `bad`. */
+static void mb2_block(struct buf *b, const struct machine *mc, bool uefi, bool fb, unsigned mods,
+                      enum mb2_bad bad)
 {
     u8(b, 0);                      /* mode: right magic, aligned */
     u64(b, 0xffff800000000000ULL); /* phys_to_virt */
     size_t start = b->origin = b->n;
     u32(b, 0), u32(b, 0);          /* total_size (patched), reserved */
     size_t t = tag_begin(b, MB2_TAG_CMDLINE);
-    bytes(b, "ktest console=serial", 21);
+    if (bad == MB2_BAD_CMDLINE_LONG) {
+        for (int i = 0; i < 300; i++)
+            u8(b, 'a' + i % 26);
+        u8(b, 0);
+    } else {
+        bytes(b, "ktest console=serial", 21);
+    }
     tag_end(b, t);
     t = tag_begin(b, MB2_TAG_BOOTLOADER_NAME);
     bytes(b, "GRUB 2.06-13+deb12u1", 21);
@@ -395,6 +417,8 @@ static void mb2_block(struct buf *b, const struct machine *mc, bool uefi, bool f
         u64(b, mc->r[i].base), u64(b, mc->r[i].length);
         u32(b, mc->r[i].type < 8 ? to_mb2[mc->r[i].type] : 2), u32(b, 0);
     }
+    for (unsigned i = mc->n; bad == MB2_BAD_MMAP_MANY && i <= MB2_MEMMAP_MAX; i++)
+        u64(b, 0x100000000ULL + i * 0x10000ULL), u64(b, 0x1000), u32(b, 2), u32(b, 0);
     tag_end(b, t);
     if (fb) {
         t = tag_begin(b, MB2_TAG_FRAMEBUFFER);
@@ -427,10 +451,22 @@ static void mb2_block(struct buf *b, const struct machine *mc, bool uefi, bool f
     t = tag_begin(b, MB2_TAG_LOAD_BASE_ADDR);
     u32(b, 0x200000);
     tag_end(b, t);
-    t = tag_begin(b, MB2_TAG_MODULE); /* the user program, as the ISO builder loads it */
-    u32(b, 0x400000), u32(b, 0x4030e4);
-    bytes(b, "hello", 6);
-    tag_end(b, t);
+    for (unsigned i = 0; i < mods; i++) { /* user programs, as the ISO builder loads them */
+        uint32_t at = 0x400000 + i * 0x8000;
+        t = tag_begin(b, MB2_TAG_MODULE);
+        if (bad == MB2_BAD_MOD_NOT_USABLE && i == mods - 1)
+            at = 0xfd000000;
+        u32(b, at), u32(b, bad == MB2_BAD_MOD_BACKWARDS && i == mods - 1 ? at - 1 : at + 0x30e4);
+        char name[16];
+        int n = snprintf(name, sizeof(name), i ? "hello%u" : "hello", i);
+        if (bad == MB2_BAD_MOD_NONAME && i == mods - 1)
+            u8(b, 0);
+        else if (bad == MB2_BAD_MOD_UNTERM && i == mods - 1)
+            bytes(b, name, (size_t)n);
+        else if (bad != MB2_BAD_MOD_SHORT || i != mods - 1)
+            bytes(b, name, (size_t)n + 1);
+        tag_end(b, t);
+    }
     t = tag_begin(b, MB2_TAG_END);
     tag_end(b, t);
     uint32_t total = (uint32_t)(b->n - start);
@@ -443,11 +479,26 @@ static void seeds_multiboot2(void)
         const char *name;
         int machine;
         bool uefi, fb;
-    } v[] = {{"grub-bios-128m", 0, false, false}, {"grub-bios-4g-fb", 1, false, true},
-             {"grub-uefi-q35", 2, true, true}, {"grub-uefi-ovmf", 3, true, true}};
+        unsigned mods;
+        enum mb2_bad bad;
+    } v[] = {
+        {"grub-bios-128m", 0, false, false, 1, MB2_OK},
+        {"grub-bios-4g-fb", 1, false, true, 1, MB2_OK},
+        {"grub-uefi-q35", 2, true, true, 1, MB2_OK},
+        {"grub-uefi-ovmf", 3, true, true, 1, MB2_OK},
+        {"grub-bios-6-modules", 0, false, false, 6, MB2_OK},
+        {"grub-bios-17-modules", 0, false, false, BOOT_MODULES_MAX + 1, MB2_OK},
+        {"grub-bios-long-cmdline", 0, false, false, 1, MB2_BAD_CMDLINE_LONG},
+        {"grub-bios-mmap-too-many", 0, false, false, 1, MB2_BAD_MMAP_MANY},
+        {"grub-bios-module-short", 0, false, false, 2, MB2_BAD_MOD_SHORT},
+        {"grub-bios-module-unterminated", 0, false, false, 2, MB2_BAD_MOD_UNTERM},
+        {"grub-bios-module-backwards", 0, false, false, 2, MB2_BAD_MOD_BACKWARDS},
+        {"grub-bios-module-noname", 0, false, false, 2, MB2_BAD_MOD_NONAME},
+        {"grub-uefi-module-in-fb", 3, true, true, 2, MB2_BAD_MOD_NOT_USABLE},
+    };
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         struct buf b = {.n = 0};
-        mb2_block(&b, &machines[v[i].machine], v[i].uefi, v[i].fb);
+        mb2_block(&b, &machines[v[i].machine], v[i].uefi, v[i].fb, v[i].mods, v[i].bad);
         write_seed("multiboot2", v[i].name, &b);
     }
 }
