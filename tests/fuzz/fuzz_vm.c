@@ -664,6 +664,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (unsigned k = 0; k < MAX_OPS && !fuzz_done(&fi); k++)
         run_op(&fi, k);
     check_all("at the end");
+    FUZZ_CHECK(frameref_check(), "frameref_check at the end (the log says which rule)");
     stale();
     hog_release();
     for (int s = 0; s < SLOTS; s++) {
@@ -672,6 +673,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sp[s] = NULL;
     }
     check_all("after destroying every space"); /* hs: the heap now */
+    FUZZ_CHECK(frameref_check(), "frameref_check after destroying every space");
     FUZZ_CHECK(hs.live_blocks == live0, "heap: %llu live blocks, %llu at the start",
                (unsigned long long)hs.live_blocks, (unsigned long long)live0);
     FUZZ_CHECK(frameref_shared_frames() == 0 && frameref_metadata_bytes() == meta0,
