@@ -578,12 +578,13 @@ static void alloc_below(uint32_t pages)
     take_frames(f, 1, "frame_alloc_below");
 }
 
-/* frame_alloc_contig(count, align) on the running CPU: a run from the bitmap
+/* frame_alloc_contig(count, asked) on the running CPU, `align` the
+ * alignment it means (a page for anything smaller): a run from the bitmap
  * while it has one, the caches untouched; every cache drained first only
  * when it has none; 0 only when the model has no such run at all. */
-static void alloc_contig(uint64_t count, uint64_t align)
+static void alloc_contig(uint64_t count, uint64_t asked, uint64_t align)
 {
-    paddr_t b = frame_alloc_contig(count, align);
+    paddr_t b = frame_alloc_contig(count, asked);
     bool drained = false;
     if (model_cached) { /* did it drain? all caches empty, or none changed */
         unsigned left = 0;
@@ -643,9 +644,16 @@ static void run_op(struct fuzz_in *in)
         }
         return;
     }
-    case 3: { /* a contiguous aligned run: u16 count, u8 align shift */
+    case 3: { /* a contiguous aligned run: u16 count, u8 align shift (op & 0x40:
+               * an alignment below a page, which means a page) */
         uint64_t count = 1 + fuzz_u16(in) % ((op & 0x80) ? 65536 : 512);
-        alloc_contig(count, PAGE_SIZE << (fuzz_u8(in) % 19));
+        uint8_t sh = fuzz_u8(in);
+        if (op & 0x40) {
+            FUZZ_CHECK(!frame_alloc_contig(0, PAGE_SIZE), "frame_alloc_contig of 0 frames");
+            alloc_contig(count, PAGE_SIZE >> (sh % 13), PAGE_SIZE);
+            return;
+        }
+        alloc_contig(count, PAGE_SIZE << (sh % 19), PAGE_SIZE << (sh % 19));
         return;
     }
     case 4: { /* free one held run: u16 index (op & 0x80: only its upper part, u8
