@@ -94,11 +94,13 @@ static void pat_init(void)
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         pat[i] = (unsigned char)(x >> 32);
     }
-    /* Blocks whose id is a multiple of PAT_SHIFTS hold the slab free tag in
-     * their word 1, as any data may: kfree's slow path must see that such
-     * an object is not free and free it all the same (heap_internal.h). */
+    /* One block in 16 (id % PAT_SHIFTS a multiple of 16) holds the slab
+     * free tag in its word 1, as any data may: kfree's slow path must see
+     * that such an object is not free and free it all the same
+     * (heap_internal.h). */
     const uint64_t tag = FREE_TAG;
-    memcpy(&pat[8], &tag, 8);
+    for (size_t s = 0; s < PAT_SHIFTS; s += 16)
+        memcpy(&pat[s + 8], &tag, 8);
 }
 
 /* Where a block's pattern byte i is; the following bytes up to the next
