@@ -571,7 +571,8 @@ static void alloc_below(uint32_t pages)
         check_cache_counts("frame_alloc_below");
         return;
     }
-    FUZZ_CHECK(f == want * PAGE_SIZE, "frame_alloc_below(%#llx) gave %#llx, the lowest free is %#llx",
+    FUZZ_CHECK(f == want * PAGE_SIZE,
+               "frame_alloc_below(%#llx) gave %#llx, the lowest free is %#llx",
                (unsigned long long)limit, (unsigned long long)f,
                (unsigned long long)want * PAGE_SIZE);
     check_cache_counts("frame_alloc_below");
