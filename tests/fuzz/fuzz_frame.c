@@ -32,6 +32,24 @@
  * when there is none; after frame_drain_cpu_caches no cache holds a frame.
  * frame_init may panic only when no usable region can hold the metadata.
  *
+ * Several CPUs: each operation runs as CPU 0, 1, 2 or CPU_MAX - 1 (opcode / 10
+ * % 4; cpu_index() is the host's host_cpu_index), and the model keeps every
+ * CPU's frame cache as frame.c describes it: a stack of at most
+ * FRAME_CACHE_MAX frames, refilled when empty with the REFILL lowest frames
+ * free in the bitmap (the lowest on top), its REFILL oldest frames given back
+ * when a free finds it full, a frame freed on any CPU landing on that CPU's
+ * stack; every cache drained into the bitmap when a frame_alloc,
+ * frame_alloc_below or frame_alloc_contig finds nothing in the bitmap (and
+ * only then). So frame_alloc must return exactly the model's frame, each
+ * CPU's frame_cache_count must equal the model's after every single-frame
+ * call and at every check, frame_drain_cpu_caches must return the frames the
+ * model's caches hold, and frame_alloc_below returns exactly the lowest
+ * frame free in the bitmap (after a drain when there is none under the
+ * limit). A contiguous run never takes a cached frame without a drain, and a
+ * drain happens only when the bitmap alone had no such run. At the end,
+ * every run is freed across the CPUs, every cache drained: the counts are
+ * back at their values after frame_init.
+ *
  * Speed (issue 17; docs/testing.md has the numbers): one arena for the run,
  * static model bitmaps cleared only as far as the input's map reaches, the
  * model's loops without coverage hooks (FUZZ_NOCOV), frame.c without
@@ -77,6 +95,20 @@ static bool reclaimed;
 static struct run *runs;
 static size_t nruns, runs_cap;
 
+/* The CPUs operations run as: three low indices and the last one, so that
+ * the end of frame.c's cache array is used too. */
+#define NCPU 4
+static const unsigned cpu_ids[NCPU] = {0, 1, 2, CPU_MAX - 1};
+/* frame.c's CACHE_BATCH: the frames a refill of an empty cache takes and a
+ * free into a full cache gives back (the model's caches follow them). */
+#define REFILL 32u
+static unsigned cur;                           /* index into cpu_ids: the running CPU */
+static uint64_t cached[CAP / PAGE_SIZE / 64 + 1]; /* model: in some CPU's cache */
+static paddr_t mcache[NCPU][FRAME_CACHE_MAX];   /* each CPU's stack, top at [mcount - 1] */
+static unsigned mcount[NCPU];
+static uint64_t model_cached;                  /* frames in all the model's caches */
+static uint64_t low_hint; /* no frame below this is free in the bitmap (not cached, not held) */
+
 static bool bit(const uint64_t *b, uint64_t f) { return (b[f / 64] >> (f % 64)) & 1; }
 static void bit_set(uint64_t *b, uint64_t f) { b[f / 64] |= 1ULL << (f % 64); }
 static void bit_clear(uint64_t *b, uint64_t f) { b[f / 64] &= ~(1ULL << (f % 64)); }
@@ -106,11 +138,19 @@ static FUZZ_NOCOV uint64_t popcount_all(const uint64_t *b)
     return n;
 }
 
-/* First model-free frame at or after f (total when none). */
-static FUZZ_NOCOV uint64_t model_next_free(uint64_t f)
+/* The frames free to the model in word w: not held; with `bitmap`, not
+ * cached either (free in the allocator's bitmap). */
+static inline uint64_t free_word(uint64_t w, bool bitmap)
+{
+    return avail[w] & ~held[w] & (bitmap ? ~cached[w] : ~0ULL);
+}
+
+/* First model-free frame at or after f (total when none); with `bitmap`,
+ * the first one free in the bitmap. */
+static FUZZ_NOCOV uint64_t model_next_free_in(uint64_t f, bool bitmap)
 {
     while (f < total) {
-        uint64_t v = avail[f / 64] & ~held[f / 64] & (~0ULL << (f % 64));
+        uint64_t v = free_word(f / 64, bitmap) & (~0ULL << (f % 64));
         if (v) {
             uint64_t r = f / 64 * 64 + (uint64_t)__builtin_ctzll(v);
             return r < total ? r : total;
@@ -120,11 +160,12 @@ static FUZZ_NOCOV uint64_t model_next_free(uint64_t f)
     return total;
 }
 
-/* First frame in [f, end) that is not model-free (end when none). */
-static FUZZ_NOCOV uint64_t model_next_busy(uint64_t f, uint64_t end)
+/* First frame in [f, end) that is not model-free (end when none); with
+ * `bitmap`, not free in the bitmap. */
+static FUZZ_NOCOV uint64_t model_next_busy(uint64_t f, uint64_t end, bool bitmap)
 {
     while (f < end) {
-        uint64_t v = ~(avail[f / 64] & ~held[f / 64]) & (~0ULL << (f % 64));
+        uint64_t v = ~free_word(f / 64, bitmap) & (~0ULL << (f % 64));
         if (v) {
             uint64_t r = f / 64 * 64 + (uint64_t)__builtin_ctzll(v);
             return r < end ? r : end;
@@ -134,20 +175,152 @@ static FUZZ_NOCOV uint64_t model_next_busy(uint64_t f, uint64_t end)
     return end;
 }
 
-/* True when `count` model-free frames start at a multiple of `step` frames. */
-static FUZZ_NOCOV bool model_has_run(uint64_t count, uint64_t step)
+/* True when `count` model-free frames (with `bitmap`: free in the bitmap)
+ * start at a multiple of `step` frames. */
+static FUZZ_NOCOV bool model_has_run(uint64_t count, uint64_t step, bool bitmap)
 {
-    uint64_t f = model_next_free(1);
+    uint64_t f = model_next_free_in(bitmap ? low_hint : 1, bitmap);
     while (f < total) {
         uint64_t s = (f + step - 1) / step * step;
         if (s >= total || count > total - s)
             return false;
-        uint64_t u = model_next_busy(s, s + count);
+        uint64_t u = model_next_busy(s, s + count, bitmap);
         if (u == s + count)
             return true;
-        f = model_next_free(u + 1);
+        f = model_next_free_in(u + 1, bitmap);
     }
     return false;
+}
+
+/* ---- the model's per-CPU caches ---- */
+
+static void take_frames(paddr_t base, uint64_t count, const char *how);
+
+/* Every CPU's frame_cache_count against the model (0 for CPUs it never ran). */
+static FUZZ_NOCOV void check_cache_counts(const char *when)
+{
+    for (unsigned k = 0, j = 0; k < CPU_MAX; k++) {
+        unsigned want = 0;
+        if (j < NCPU && cpu_ids[j] == k)
+            want = mcount[j++];
+        FUZZ_CHECK(frame_cache_count(k) == want, "%s: CPU %u's cache holds %u frames, model %u",
+                   when, k, frame_cache_count(k), want);
+    }
+}
+
+/* Frame f leaves a model cache for the bitmap. */
+static void uncache(paddr_t f)
+{
+    bit_clear(cached, f / PAGE_SIZE);
+    model_cached--;
+    low_hint = MIN(low_hint, f / PAGE_SIZE);
+}
+
+/* Every model cache goes back to the bitmap (frame.c's drain_all). */
+static FUZZ_NOCOV void model_drain(void)
+{
+    for (unsigned j = 0; j < NCPU; j++) {
+        for (unsigned k = 0; k < mcount[j]; k++)
+            uncache(mcache[j][k]);
+        mcount[j] = 0;
+    }
+}
+
+/* The lowest frame free in the bitmap (total when none); moves low_hint up. */
+static uint64_t lowest_bitmap_free(void)
+{
+    low_hint = model_next_free_in(MAX(low_hint, 1), true);
+    return low_hint;
+}
+
+/* What frame_alloc on the running CPU must return (0: it must fail), the
+ * model's caches updated as frame.c does it; `refilled` is set when the
+ * cache was empty (its new count is then checked by the caller). */
+static paddr_t model_alloc(bool *refilled)
+{
+    unsigned *n = &mcount[cur];
+    *refilled = false;
+    if (*n) {
+        paddr_t f = mcache[cur][--*n];
+        bit_clear(cached, f / PAGE_SIZE);
+        model_cached--;
+        return f;
+    }
+    *refilled = true;
+    if (model_free == model_cached) { /* nothing in the bitmap: drain, then refill */
+        if (!model_cached)
+            return 0;
+        model_drain();
+    }
+    /* the REFILL lowest bitmap-free frames: the lowest handed out, the rest
+     * stacked with the lowest on top */
+    uint64_t take = MIN(model_free - model_cached, REFILL), got[REFILL];
+    for (uint64_t k = 0; k < take; k++) {
+        got[k] = lowest_bitmap_free();
+        FUZZ_CHECK(got[k] < total, "model: %llu bitmap-free frames counted, %llu found",
+                   (unsigned long long)take, (unsigned long long)k);
+        low_hint = got[k] + 1;
+        if (k)
+            bit_set(cached, got[k]);
+    }
+    *n = (unsigned)take - 1;
+    for (unsigned k = 0; k < *n; k++)
+        mcache[cur][k] = got[take - 1 - k] * PAGE_SIZE;
+    model_cached += *n;
+    return got[0] * PAGE_SIZE;
+}
+
+/* A frame_alloc or frame_alloc_zeroed on the running CPU returned f: exactly
+ * the model's frame, and the CPU's cache count as the model's. */
+static void alloc_one_check(paddr_t f, const char *how)
+{
+    bool refilled;
+    paddr_t want = model_alloc(&refilled);
+    if (!want) {
+        FUZZ_CHECK(!f && model_free == 0, "%s gave %#llx with %llu frames free (model: none)",
+                   how, (unsigned long long)f, (unsigned long long)model_free);
+        return;
+    }
+    FUZZ_CHECK(f, "%s failed with %llu frames free", how, (unsigned long long)model_free);
+    FUZZ_CHECK(f == want, "%s on CPU %u gave %#llx, the model's %s gives %#llx", how,
+               cpu_ids[cur], (unsigned long long)f, refilled ? "refill" : "cache top",
+               (unsigned long long)want);
+    FUZZ_CHECK(frame_cache_count(cpu_ids[cur]) == mcount[cur],
+               "%s on CPU %u: its cache holds %u frames, model %u", how, cpu_ids[cur],
+               frame_cache_count(cpu_ids[cur]), mcount[cur]);
+    take_frames(f, 1, how);
+}
+
+/* frame_free(f) of a held frame on the running CPU, model and all: f goes on
+ * the CPU's cache; a full cache first gives its REFILL oldest frames back. */
+static void free_one(paddr_t f)
+{
+    frame_free(f);
+    bit_clear(held, f / PAGE_SIZE);
+    model_free++;
+    unsigned *n = &mcount[cur];
+    if (*n == FRAME_CACHE_MAX) {
+        for (unsigned k = 0; k < REFILL; k++)
+            uncache(mcache[cur][k]);
+        memmove(mcache[cur], mcache[cur] + REFILL, (*n - REFILL) * sizeof(paddr_t));
+        *n -= REFILL;
+    }
+    mcache[cur][(*n)++] = f;
+    bit_set(cached, f / PAGE_SIZE);
+    model_cached++;
+    FUZZ_CHECK(frame_cache_count(cpu_ids[cur]) == *n,
+               "frame_free on CPU %u: its cache holds %u frames, model %u", cpu_ids[cur],
+               frame_cache_count(cpu_ids[cur]), *n);
+}
+
+/* frame_free_contig of the held frames [base, base + n pages), model and all
+ * (they go straight to the bitmap). */
+static void free_run(paddr_t base, uint64_t n)
+{
+    frame_free_contig(base, n);
+    range_set(held, base / PAGE_SIZE, base / PAGE_SIZE + n, false);
+    model_free += n;
+    low_hint = MIN(low_hint, base / PAGE_SIZE);
 }
 
 static void runs_push(paddr_t base, uint64_t count)
@@ -170,6 +343,8 @@ static FUZZ_NOCOV void take_frames(paddr_t base, uint64_t count, const char *how
                    (unsigned long long)f * PAGE_SIZE);
         FUZZ_CHECK(!bit(held, f), "%s gave frame %#llx twice", how,
                    (unsigned long long)f * PAGE_SIZE);
+        FUZZ_CHECK(!bit(cached, f), "%s gave frame %#llx from a CPU's cache", how,
+                   (unsigned long long)f * PAGE_SIZE);
         bit_set(held, f);
         /* the allocator's own word: the first 8 and last 8 frames of a run
          * and every 61st (a call per frame of a 65536-frame run was a third
@@ -188,12 +363,9 @@ static void give_back(size_t i)
 {
     struct run r = runs[i];
     if (r.count == 1)
-        frame_free(r.base);
+        free_one(r.base);
     else
-        frame_free_contig(r.base, r.count);
-    for (uint64_t f = r.base / PAGE_SIZE; f < r.base / PAGE_SIZE + r.count; f++)
-        bit_clear(held, f);
-    model_free += r.count;
+        free_run(r.base, r.count);
     runs[i] = runs[--nruns];
 }
 
@@ -218,6 +390,7 @@ static void check_stats(bool full)
     FUZZ_CHECK(s.reserved_frames == model_reserved, "reserved %llu, model %llu",
                (unsigned long long)s.reserved_frames, (unsigned long long)model_reserved);
     FUZZ_CHECK(s.metadata_bytes == meta_bytes, "metadata bytes");
+    check_cache_counts("statistics");
 }
 
 /* Raw entry -> region, shaped so that managed memory stays below CAP. */
@@ -292,6 +465,10 @@ static bool setup(void)
     nwords = total / 64 + 1;
     memset(avail, 0, nwords * 8);
     memset(held, 0, nwords * 8);
+    memset(cached, 0, nwords * 8);
+    memset(mcount, 0, sizeof(mcount));
+    model_cached = 0;
+    low_hint = 1;
     touched += meta_bytes;
     model_reclaimable = model_reserved = 0;
     bool meta_inside = false;
@@ -376,26 +553,71 @@ static void bad_contig_free(struct fuzz_in *in, uint8_t op)
     check_stats(false);
 }
 
-/* frame_alloc_below(limit pages): a model-free frame below the limit, or 0
- * only when the model has none there. */
+/* frame_alloc_below(limit pages) on the running CPU: the lowest frame free
+ * in the bitmap when it lies below the limit; else, when some cache holds
+ * frames, every cache is drained and the lowest model-free frame is taken if
+ * it lies below; else 0. */
 static void alloc_below(uint32_t pages)
 {
     paddr_t limit = (paddr_t)pages * PAGE_SIZE, f = frame_alloc_below(limit);
-    if (!f) {
-        uint64_t first = model_next_free(1);
-        FUZZ_CHECK(first >= total || first * PAGE_SIZE >= limit,
-                   "frame_alloc_below(%#llx) failed with frame %#llx free",
-                   (unsigned long long)limit, (unsigned long long)first * PAGE_SIZE);
+    uint64_t want = lowest_bitmap_free();
+    if ((want >= total || want >= limit / PAGE_SIZE) && model_cached) {
+        model_drain();
+        want = lowest_bitmap_free();
+    }
+    if (want >= total || want >= limit / PAGE_SIZE) {
+        FUZZ_CHECK(!f, "frame_alloc_below(%#llx) gave %#llx; the model has no free frame below",
+                   (unsigned long long)limit, (unsigned long long)f);
+        check_cache_counts("frame_alloc_below");
         return;
     }
-    FUZZ_CHECK(f < limit, "frame_alloc_below(%#llx) gave %#llx", (unsigned long long)limit,
-               (unsigned long long)f);
+    FUZZ_CHECK(f == want * PAGE_SIZE,
+               "frame_alloc_below(%#llx) gave %#llx, the lowest free is %#llx",
+               (unsigned long long)limit, (unsigned long long)f,
+               (unsigned long long)want * PAGE_SIZE);
+    check_cache_counts("frame_alloc_below");
     take_frames(f, 1, "frame_alloc_below");
+}
+
+/* frame_alloc_contig(count, asked) on the running CPU, `align` the
+ * alignment it means (a page for anything smaller): a run from the bitmap
+ * while it has one, the caches untouched; every cache drained first only
+ * when it has none; 0 only when the model has no such run at all. */
+static void alloc_contig(uint64_t count, uint64_t asked, uint64_t align)
+{
+    paddr_t b = frame_alloc_contig(count, asked);
+    bool drained = false;
+    if (model_cached) { /* did it drain? all caches empty, or none changed */
+        unsigned left = 0;
+        for (unsigned j = 0; j < NCPU; j++)
+            left += frame_cache_count(cpu_ids[j]) != 0;
+        drained = left == 0;
+        FUZZ_CHECK(drained || b, "frame_alloc_contig(%llu, %#llx) failed without a drain",
+                   (unsigned long long)count, (unsigned long long)align);
+        if (drained) {
+            FUZZ_CHECK(!model_has_run(count, align / PAGE_SIZE, true),
+                       "frame_alloc_contig(%llu, %#llx) drained the caches with such a run free "
+                       "in the bitmap", (unsigned long long)count, (unsigned long long)align);
+            model_drain();
+        }
+    }
+    check_cache_counts("frame_alloc_contig");
+    if (!b) {
+        FUZZ_CHECK(!model_has_run(count, align / PAGE_SIZE, false),
+                   "frame_alloc_contig(%llu, %#llx) failed but such a run is free",
+                   (unsigned long long)count, (unsigned long long)align);
+        return;
+    }
+    FUZZ_CHECK(b % align == 0, "run %#llx not aligned to %#llx", (unsigned long long)b,
+               (unsigned long long)align);
+    take_frames(b, count, "frame_alloc_contig");
 }
 
 static void run_op(struct fuzz_in *in)
 {
     uint8_t op = fuzz_u8(in);
+    cur = (op / 10) % NCPU;
+    host_cpu_index = cpu_ids[cur];
     switch (op % 10) {
     case 0:
     case 1: { /* one frame (1: zeroed; 0 with op & 0x80: below a u32 limit in pages) */
@@ -404,13 +626,8 @@ static void run_op(struct fuzz_in *in)
             return;
         }
         paddr_t f = op % 10 ? frame_alloc_zeroed() : frame_alloc();
-        if (!f) {
-            FUZZ_CHECK(model_free == 0, "frame_alloc failed with %llu frames free",
-                       (unsigned long long)model_free);
-            return;
-        }
-        take_frames(f, 1, "frame_alloc");
-        if (op % 10) {
+        alloc_one_check(f, op % 10 ? "frame_alloc_zeroed" : "frame_alloc");
+        if (f && op % 10) {
             touched += PAGE_SIZE;
             const uint64_t *w = PHYS2VIRT(f);
             for (size_t i = 0; i < PAGE_SIZE / 8; i++)
@@ -422,28 +639,22 @@ static void run_op(struct fuzz_in *in)
         unsigned n = fuzz_u16(in) % 2048 + 1;
         for (unsigned k = 0; k < n; k++) {
             paddr_t f = frame_alloc();
-            if (!f) {
-                FUZZ_CHECK(model_free == 0, "frame_alloc failed with %llu frames free",
-                           (unsigned long long)model_free);
+            alloc_one_check(f, "frame_alloc");
+            if (!f)
                 return;
-            }
-            take_frames(f, 1, "frame_alloc");
         }
         return;
     }
-    case 3: { /* a contiguous aligned run: u16 count, u8 align shift */
+    case 3: { /* a contiguous aligned run: u16 count, u8 align shift (op & 0x40:
+               * an alignment below a page, which means a page) */
         uint64_t count = 1 + fuzz_u16(in) % ((op & 0x80) ? 65536 : 512);
-        uint64_t align = PAGE_SIZE << (fuzz_u8(in) % 19);
-        paddr_t b = frame_alloc_contig(count, align);
-        if (!b) {
-            FUZZ_CHECK(!model_has_run(count, align / PAGE_SIZE),
-                       "frame_alloc_contig(%llu, %#llx) failed but such a run is free",
-                       (unsigned long long)count, (unsigned long long)align);
+        uint8_t sh = fuzz_u8(in);
+        if (op & 0x40) {
+            FUZZ_CHECK(!frame_alloc_contig(0, PAGE_SIZE), "frame_alloc_contig of 0 frames");
+            alloc_contig(count, PAGE_SIZE >> (sh % 13), PAGE_SIZE);
             return;
         }
-        FUZZ_CHECK(b % align == 0, "run %#llx not aligned to %#llx", (unsigned long long)b,
-                   (unsigned long long)align);
-        take_frames(b, count, "frame_alloc_contig");
+        alloc_contig(count, PAGE_SIZE << (sh % 19), PAGE_SIZE << (sh % 19));
         return;
     }
     case 4: { /* free one held run: u16 index (op & 0x80: only its upper part, u8
@@ -453,11 +664,7 @@ static void run_op(struct fuzz_in *in)
         size_t i = fuzz_u16(in) % nruns;
         if ((op & 0x80) && runs[i].count >= 2) {
             uint64_t keep = 1 + fuzz_u8(in) % (runs[i].count - 1), n = runs[i].count - keep;
-            paddr_t upper = runs[i].base + keep * PAGE_SIZE;
-            frame_free_contig(upper, n);
-            for (uint64_t f = upper / PAGE_SIZE; f < upper / PAGE_SIZE + n; f++)
-                bit_clear(held, f);
-            model_free += n;
+            free_run(runs[i].base + keep * PAGE_SIZE, n);
             runs[i].count = keep;
             return;
         }
@@ -483,6 +690,7 @@ static void run_op(struct fuzz_in *in)
             model_usable += model_reclaimable;
             model_free += model_reclaimable;
             reclaimed = true;
+            low_hint = 1;
         }
         return;
     }
@@ -506,11 +714,13 @@ static void run_op(struct fuzz_in *in)
     }
     case 8: /* the statistics (op & 0x80: after draining every CPU's cache) */
         if (op & 0x80) {
-            frame_drain_cpu_caches();
-            FUZZ_CHECK(frame_cache_count(0) == 0 && frame_cache_count(CPU_MAX) == 0,
-                       "a cache holds frames after frame_drain_cpu_caches");
+            uint64_t moved = frame_drain_cpu_caches();
+            FUZZ_CHECK(moved == model_cached, "frame_drain_cpu_caches moved %llu frames, the "
+                       "caches held %llu", (unsigned long long)moved,
+                       (unsigned long long)model_cached);
+            model_drain();
         }
-        check_stats(false);
+        check_stats(false); /* every CPU's cache count too */
         return;
     default: { /* frame_is_used on any frame */
         uint64_t f = fuzz_u32(in) % (total + 64);
@@ -541,12 +751,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         run_op(&fi);
 
     check_stats(true);
-    while (nruns)
+    /* every run freed, single frames spread over the CPUs' caches */
+    while (nruns) {
+        cur = nruns % NCPU;
+        host_cpu_index = cpu_ids[cur];
         give_back(nruns - 1);
+    }
     FUZZ_CHECK(model_free == model_usable, "model lost frames");
     /* frame_check ran on the final state; the frees' counts are checked
-     * here (a second walk of all the metadata doubled the input's cost) */
+     * here (a second walk of all the metadata doubled the input's cost),
+     * then every cache is drained: the bitmap alone holds every free frame,
+     * as after frame_init */
     check_stats(false);
+    uint64_t moved = frame_drain_cpu_caches();
+    FUZZ_CHECK(moved == model_cached, "final frame_drain_cpu_caches moved %llu frames, the caches "
+               "held %llu", (unsigned long long)moved, (unsigned long long)model_cached);
+    model_drain();
+    check_stats(false);
+    host_cpu_index = 0;
     if (touched > TOUCH_LIMIT) {
         FUZZ_CHECK(madvise((void *)hhdm_offset, CAP, MADV_DONTNEED) == 0, "madvise");
         touched = 0;

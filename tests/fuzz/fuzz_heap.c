@@ -20,6 +20,24 @@
  * every block is freed, heap_trim gives everything back, heap_check passes
  * again and the frame allocator is back to its count before heap_init.
  *
+ * Several CPUs: each operation runs as CPU 0, 1, 2 or CPU_MAX - 1 (opcode
+ * bits 3-4; cpu_index() is the host's host_cpu_index), so blocks are freed
+ * on other CPUs than the ones that allocated them (into the freeing CPU's
+ * magazines), a CPU's magazine set is made on its first use, and a burst
+ * (check opcode, extra bits 1-2 = 2) allocates up to 512 objects of one size
+ * on one CPU and frees them on another (or on all four in turn), so
+ * magazines overflow into the depot and the slabs while other CPUs hold
+ * objects of the same slabs. Checked besides: a power of two up to 4 KiB
+ * from kmalloc is aligned to itself; at every check operation each CPU's
+ * heap_cpu_cached is 0 for a CPU that never ran an operation, the cached
+ * bytes of all CPUs are free bytes, only CPUs that ran have a magazine set
+ * (each its own, all of one size), and the frames the frame allocator lacks
+ * since heap_init are exactly the heap's pages_held plus the sets made
+ * since; heap_drain_cpu_caches (extra bits 1-2 = 1) leaves every CPU's
+ * magazines empty and changes no statistic (no frame released); at the end,
+ * blocks are freed across the CPUs and after heap_trim every CPU's
+ * magazines are empty and the frames are back but for the sets.
+ *
  * Speed (issue 17; docs/testing.md has the numbers): heap_check only at the
  * end, block contents by memcpy/memcmp from a pattern table, the harness's
  * own loops without coverage hooks (FUZZ_NOCOV), and the heap's sources
@@ -28,6 +46,7 @@
 
 #include "mm/frame.h"
 #include "mm/heap.h"
+#include "mm/heap_internal.h" /* cache_of: which CPUs have a magazine set, its frames */
 #include "mm/mm.h"
 
 #define SLOTS 256
@@ -44,6 +63,23 @@ static struct block slots[SLOTS];
 static uint64_t next_id;
 static bool arena_ready;
 
+/* The CPUs operations run as: three low indices and the last one (the end
+ * of the heap's per-CPU arrays). */
+#define NCPU 4
+static const unsigned cpu_ids[NCPU] = {0, 1, 2, CPU_MAX - 1};
+static unsigned cur;      /* index into cpu_ids: the running CPU */
+static uint32_t cpus_ran; /* bit k: CPU k ran an operation in this input */
+static uint64_t frames0;  /* free frames right after heap_init (CPU 0's set made) */
+static uint32_t set_frames; /* frames of CPU 0's magazine set (every set is alike) */
+
+/* Runs what follows as CPU cpu_ids[i]. */
+static void run_as(unsigned i)
+{
+    cur = i;
+    host_cpu_index = cpu_ids[i];
+    cpus_ran |= 1u << cpu_ids[i];
+}
+
 /* Block contents: block id's byte i is pat[id % PAT_SHIFTS + i % PAT_PERIOD],
  * a fixed pseudo-random table, so filling and checking are memcpy and memcmp
  * (ASan checks those per range, not per byte) and neighbouring blocks differ. */
@@ -58,6 +94,13 @@ static void pat_init(void)
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         pat[i] = (unsigned char)(x >> 32);
     }
+    /* One block in 16 (id % PAT_SHIFTS a multiple of 16) holds the slab
+     * free tag in its word 1, as any data may: kfree's slow path must see
+     * that such an object is not free and free it all the same
+     * (heap_internal.h). */
+    const uint64_t tag = FREE_TAG;
+    for (size_t s = 0; s < PAT_SHIFTS; s += 16)
+        memcpy(&pat[s + 8], &tag, 8);
 }
 
 /* Where a block's pattern byte i is; the following bytes up to the next
@@ -147,6 +190,15 @@ static FUZZ_NOCOV const struct block *overlapping(const struct block *s, const u
     return NULL;
 }
 
+/* True when a is the start of a live slot's block. */
+static FUZZ_NOCOV bool is_live_start(uintptr_t a)
+{
+    for (size_t i = 0; i < SLOTS; i++)
+        if (slots[i].p && (uintptr_t)slots[i].p == a)
+            return true;
+    return false;
+}
+
 /* The first byte of p[0, n) that is not zero (n when all are). */
 static size_t first_nonzero(const unsigned char *p, size_t n)
 {
@@ -219,17 +271,68 @@ static void bad_free(uintptr_t a, const char *why)
                "a refused kfree(%#lx) changed the heap: %s", (unsigned long)a, host_panic_msg);
 }
 
+/* The frames of the magazine sets made since heap_init (every CPU's but
+ * CPU 0's), checking that only CPUs that ran have one, each its own, all of
+ * CPU 0's size. */
+static FUZZ_NOCOV uint64_t sets_made(void)
+{
+    uint64_t frames = 0;
+    for (unsigned k = 0; k < CPU_MAX; k++) {
+        const struct cpu_cache *pc = cache_of(k);
+        if (!pc)
+            continue;
+        FUZZ_CHECK((cpus_ran >> k) & 1, "CPU %u has a magazine set but never ran", k);
+        FUZZ_CHECK(pc->cpu == k && pc->frames == set_frames,
+                   "CPU %u's magazine set: cpu %u, %u frames (CPU 0's: %u)", k, pc->cpu,
+                   pc->frames, set_frames);
+        if (k)
+            frames += pc->frames;
+    }
+    return frames;
+}
+
+/* Every CPU's magazines against the statistics: empty for CPUs that never
+ * ran (every one with `empty`), their bytes free bytes; the frames missing
+ * from the frame allocator are the heap's runs and the sets made. */
+static FUZZ_NOCOV void check_cpus(const struct heap_stats *st, bool empty, const char *when)
+{
+    uint64_t bytes = 0;
+    for (unsigned k = 0; k < CPU_MAX; k++) {
+        uint64_t b, n = heap_cpu_cached(k, &b);
+        FUZZ_CHECK(n == 0 || (!empty && ((cpus_ran >> k) & 1)),
+                   "%s: CPU %u's magazines hold %llu objects", when, k, (unsigned long long)n);
+        FUZZ_CHECK(b >= n * 16 && b <= n * HEAP_SMALL_MAX, "%s: CPU %u: %llu objects of %llu bytes",
+                   when, k, (unsigned long long)n, (unsigned long long)b);
+        bytes += b;
+    }
+    FUZZ_CHECK(bytes <= st->bytes_free, "%s: magazines hold %llu bytes, %llu free", when,
+               (unsigned long long)bytes, (unsigned long long)st->bytes_free);
+    uint64_t sets = sets_made(), gone = frames0 - free_frames();
+    FUZZ_CHECK(gone == st->pages_held + sets, "%s: %llu frames taken since heap_init, the heap "
+               "holds %llu and made sets of %llu", when, (unsigned long long)gone,
+               (unsigned long long)st->pages_held, (unsigned long long)sets);
+}
+
+/* The live slots: their count, and their usable sizes summed. */
+static FUZZ_NOCOV uint64_t live_slots(uint64_t *usable)
+{
+    uint64_t live = 0;
+    *usable = 0;
+    for (size_t i = 0; i < SLOTS; i++)
+        if (slots[i].p) {
+            live++;
+            *usable += kmalloc_usable_size(slots[i].p);
+        }
+    return live;
+}
+
 /* The statistics against the live slots; with `full`, heap_check too. */
 static void check_stats(bool full)
 {
     struct heap_stats st;
     heap_get_stats(&st);
-    uint64_t live = 0, usable = 0;
-    for (size_t i = 0; i < SLOTS; i++)
-        if (slots[i].p) {
-            live++;
-            usable += kmalloc_usable_size(slots[i].p);
-        }
+    check_cpus(&st, false, "statistics");
+    uint64_t usable, live = live_slots(&usable);
     FUZZ_CHECK(!full || heap_check(), "heap_check failed");
     FUZZ_CHECK(st.live_blocks == live && st.alloc_count - st.free_count == live,
                "stats: %llu live blocks, model %llu", (unsigned long long)st.live_blocks,
@@ -238,11 +341,93 @@ static void check_stats(bool full)
                (unsigned long long)st.bytes_in_use, (unsigned long long)usable);
 }
 
+/* heap_drain_cpu_caches (with `trim`, heap_trim after it): every CPU's
+ * magazines empty after it; no block, count or class changes; the only
+ * frames it gives back are whole slabs that became empty while the class
+ * already had a current slab and a spare (slab_free_slow, as for a kfree
+ * into the slabs: heap.h says the drain releases no frame at all, which it
+ * does here; reported, the check follows the code). */
+static void drain(bool trim)
+{
+    struct heap_stats a, b;
+    heap_get_stats(&a);
+    heap_drain_cpu_caches();
+    heap_get_stats(&b);
+    FUZZ_CHECK(a.alloc_count == b.alloc_count && a.free_count == b.free_count &&
+                   a.live_blocks == b.live_blocks && a.bytes_in_use == b.bytes_in_use &&
+                   a.medium_chunks == b.medium_chunks && a.large_pages == b.large_pages,
+               "heap_drain_cpu_caches changed the blocks: %llu -> %llu live, %llu -> %llu bytes",
+               (unsigned long long)a.live_blocks, (unsigned long long)b.live_blocks,
+               (unsigned long long)a.bytes_in_use, (unsigned long long)b.bytes_in_use);
+    uint64_t frames = 0, bytes = 0;
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
+        FUZZ_CHECK(a.cls[i].live == b.cls[i].live && a.cls[i].allocs == b.cls[i].allocs &&
+                       a.cls[i].slabs >= b.cls[i].slabs,
+                   "heap_drain_cpu_caches changed class %u's statistics", a.cls[i].size);
+        uint64_t gone = a.cls[i].slabs - b.cls[i].slabs;
+        frames += gone * classes[i].frames;
+        bytes += gone * classes[i].nobj * classes[i].size;
+    }
+    FUZZ_CHECK(a.pages_held - b.pages_held == frames && a.bytes_free - b.bytes_free == bytes,
+               "heap_drain_cpu_caches: %llu -> %llu pages, %llu -> %llu bytes free; the slabs "
+               "released had %llu frames, %llu bytes", (unsigned long long)a.pages_held,
+               (unsigned long long)b.pages_held, (unsigned long long)a.bytes_free,
+               (unsigned long long)b.bytes_free, (unsigned long long)frames,
+               (unsigned long long)bytes);
+    check_cpus(&b, true, "after heap_drain_cpu_caches");
+    if (trim) {
+        heap_trim();
+        heap_get_stats(&b);
+        check_cpus(&b, true, "after heap_trim");
+    }
+}
+
+/* A burst: n objects of one small size allocated on this CPU, each tagged
+ * at both ends, then freed (tags checked) on one other CPU or on every CPU in
+ * turn, forwards or backwards. raw: n - 1 (bits 0-8; at most 256 KiB of
+ * objects: more magazines than two CPUs hold for every size, at a bounded
+ * cost), the size (bits 9-12);
+ * extra: the freeing CPU (bits 3-4), every CPU in turn (0x40), backwards
+ * (0x80). The blocks live only within the operation. */
+static void burst(uint32_t raw, uint8_t extra)
+{
+    static const uint16_t sizes[16] = {16,  32,   48,   64,   128,  192,  256,  384,
+                                       512, 1000, 1024, 2048, 2100, 3072, 4000, 4096};
+    static unsigned char *bp[512];
+    size_t size = sizes[(raw >> 9) % 16];
+    unsigned n = 1 + raw % 512 % MAX(KiB(256) / size, 1), got = 0, from = cur;
+    size_t align = size & (size - 1) ? 16 : size;
+    for (; got < n; got++) {
+        unsigned char *p = kmalloc(size);
+        if (!p)
+            break; /* memory is short (the statistics check what is held) */
+        FUZZ_CHECK((uintptr_t)p % align == 0 && kmalloc_usable_size(p) >= size,
+                   "burst kmalloc(%zu) = %p: alignment or usable size %zu", size, (void *)p,
+                   kmalloc_usable_size(p));
+        uint64_t tag = ((uint64_t)got << 32) ^ next_id;
+        memcpy(p, &tag, 8);
+        memcpy(p + size - 8, &tag, 8);
+        bp[got] = p;
+    }
+    for (unsigned j = 0; j < got; j++) {
+        unsigned k = (extra & 0x80) ? got - 1 - j : j;
+        run_as((extra & 0x40) ? (from + j) % NCPU : (unsigned)(extra >> 3) % NCPU);
+        uint64_t tag = ((uint64_t)k << 32) ^ next_id, head, tail;
+        memcpy(&head, bp[k], 8);
+        memcpy(&tail, bp[k] + size - 8, 8);
+        FUZZ_CHECK(head == tag && tail == tag, "burst block %u of %zu bytes at %p overwritten", k,
+                   size, (void *)bp[k]);
+        kfree(bp[k]);
+    }
+    run_as(from);
+}
+
 static void run_op(struct fuzz_in *in)
 {
     uint8_t op = fuzz_u8(in), si = fuzz_u8(in);
     uint32_t raw = fuzz_u32(in);
     uint8_t extra = fuzz_u8(in);
+    run_as((op >> 3) % NCPU);
     struct block *s = &slots[si % SLOTS];
     size_t size = pick_size(op, raw);
     bool too_big = size == 0 || size > HEAP_MAX_ALLOC;
@@ -255,8 +440,9 @@ static void run_op(struct fuzz_in *in)
         void *p = kmalloc(size);
         if (too_big)
             FUZZ_CHECK(!p, "kmalloc(%zu) did not refuse", size);
-        if (p)
-            adopt(s, p, size, 16, "kmalloc");
+        if (p) /* heap.h: a power of two up to HEAP_SMALL_MAX is aligned to itself */
+            adopt(s, p, size, size <= HEAP_SMALL_MAX && !(size & (size - 1)) ? size : 16,
+                  "kmalloc");
         return;
     }
     case 2: { /* kcalloc(n, size / n) with n = extra % 8 + 1; extra >= 0xf0: overflow */
@@ -331,8 +517,7 @@ static void run_op(struct fuzz_in *in)
         } else {
             a = hhdm_offset + (uint64_t)raw * 16 % hhdm_size;
         }
-        for (size_t i = 0; i < SLOTS && !live_start; i++)
-            live_start = slots[i].p && (uintptr_t)slots[i].p == a;
+        live_start = live_start || is_live_start(a);
         const char *why = heap_validate_ptr((const void *)a);
         FUZZ_CHECK(!why == live_start, "heap_validate_ptr(%#lx) = %s for a %s",
                    (unsigned long)a, why ? why : "NULL", live_start ? "live block" : "non-block");
@@ -340,8 +525,13 @@ static void run_op(struct fuzz_in *in)
             bad_free(a, why);
         return;
     }
-    default: /* trim, and the statistics (heap_check runs at the end of the input) */
-        if (extra & 1)
+    default: /* extra bits 1-2: 1 drain, 2 a burst, else trim (extra & 1) and the
+              * statistics (heap_check runs at the end of the input) */
+        if ((extra >> 1) % 4 == 1)
+            drain(extra & 1);
+        else if ((extra >> 1) % 4 == 2)
+            burst(raw, extra);
+        else if (extra & 1)
             heap_trim();
         check_stats(false);
         return;
@@ -360,9 +550,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t mem = mems[fuzz_u8(&fi) % 4];
     struct mem_region map[] = {{0, MiB(1), MEM_RESERVED}, {MiB(1), mem - MiB(1), MEM_USABLE}};
     fuzz_log_reset();
+    run_as(0); /* CPU 0's set is made by heap_init */
+    cpus_ran = 1;
     frame_init(map, 2);
     heap_init(); /* takes its granule table for good: count from here */
-    uint64_t frames0 = free_frames();
+    frames0 = free_frames();
+    FUZZ_CHECK(cache_of(0), "heap_init made no magazine set for CPU 0");
+    set_frames = cache_of(0)->frames;
     memset(slots, 0, sizeof(slots));
     next_id = 1;
     nstale = 0;
@@ -376,8 +570,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * runs here, on the final state, and again once everything is freed. */
     check_stats(true);
     for (size_t i = 0; i < SLOTS; i++)
-        if (slots[i].p)
+        if (slots[i].p) {
+            run_as(i % NCPU); /* spread over the CPUs' magazines */
             release(&slots[i]);
+        }
     /* Everything free: the statistics and heap_check once the caches and
      * empty slabs are given back (what is left is then small to walk; before
      * the trim the walk would poison-check every freed byte a second time). */
@@ -389,7 +585,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                "after freeing everything and heap_trim: %llu live, %llu bytes, %llu pages",
                (unsigned long long)st.live_blocks, (unsigned long long)st.bytes_in_use,
                (unsigned long long)st.pages_held);
-    FUZZ_CHECK(free_frames() == frames0, "frames: %llu free, %llu after heap_init",
-               (unsigned long long)free_frames(), (unsigned long long)frames0);
+    check_cpus(&st, true, "after freeing everything and heap_trim");
+    uint64_t sets = sets_made();
+    FUZZ_CHECK(free_frames() == frames0 - sets, "frames: %llu free, %llu after heap_init, less "
+               "%llu for the magazine sets made since", (unsigned long long)free_frames(),
+               (unsigned long long)frames0, (unsigned long long)sets);
+    host_cpu_index = 0;
     return 0;
 }

@@ -148,6 +148,44 @@ static void frame_map(struct buf *b, const struct machine *mc)
     }
 }
 
+/* The opcode of operation `type` run as CPU slot `cpu` (opcode / 10 % 4 in
+ * fuzz_frame.c) whose bits under `mask` equal `bits`. */
+static uint8_t fop(unsigned type, unsigned cpu, uint8_t mask, uint8_t bits)
+{
+    for (unsigned v = 0; v < 256; v++)
+        if (v % 10 == type && v / 10 % 4 == cpu && (v & mask) == bits)
+            return (uint8_t)v;
+    fprintf(stderr, "seedgen: no frame opcode for %u on CPU %u\n", type, cpu);
+    exit(1);
+}
+
+/* Several CPUs on a 2 MiB machine: frames taken on one CPU and freed on
+ * others (caches filling and overflowing), taken again until the bitmap is
+ * empty (a refill drains every cache), contiguous runs and frames below a
+ * limit that only a drain makes free, an explicit drain. */
+static void seeds_frame_cpus(void)
+{
+    struct buf b = {.n = 0};
+    u8(&b, 46);
+    u8(&b, 1);
+    u8(&b, 1), u32(&b, 0), u32(&b, 0x100), u16(&b, 0);
+    u8(&b, 0), u32(&b, 0x100), u32(&b, 0x200), u16(&b, 0);
+    u8(&b, fop(F_BURST, 1, 0, 0)), u16(&b, 400);
+    for (int i = 0; i < 120; i++) /* freed on CPUs 2, 3 (index 15) and 0: caches overflow */
+        u8(&b, fop(F_FREE, (i % 3 + 2) % 4, 0x80, 0)), u16(&b, i * 7);
+    u8(&b, fop(F_CHECK, 2, 0x80, 0));
+    u8(&b, fop(F_BURST, 0, 0, 0)), u16(&b, 300);  /* to exhaustion: drains the caches */
+    u8(&b, fop(F_FREE_N, 3, 0, 0)), u8(&b, 40);
+    u8(&b, fop(F_CONTIG, 1, 0x80, 0)), u16(&b, 16), u8(&b, 0); /* needs the cached frames */
+    u8(&b, fop(F_FREE_N, 2, 0, 0)), u8(&b, 40);
+    u8(&b, fop(F_ALLOC, 1, 0x80, 0x80)), u32(&b, 0x100); /* below 1 MiB: a drain first */
+    u8(&b, fop(F_ZEROED, 3, 0, 0));
+    u8(&b, fop(F_FREE_N, 0, 0, 0)), u8(&b, 255);
+    u8(&b, fop(F_CHECK, 1, 0x80, 0x80));
+    u8(&b, fop(F_CHECK, 0, 0x80, 0));
+    write_seed("frame", "cpus-2m", &b);
+}
+
 static void seeds_frame(void)
 {
     for (size_t m = 0; m < sizeof(machines) / sizeof(machines[0]); m++) {
@@ -182,6 +220,7 @@ static void seeds_frame(void)
     u8(&b, F_CONTIG), u16(&b, 1), u8(&b, 0);
     u8(&b, F_CHECK);
     write_seed("frame", "exhaust-2m", &b);
+    seeds_frame_cpus();
 }
 
 /* ---- paging: operation sequences ------------------------------------------------------ */
@@ -242,6 +281,47 @@ static void hop(struct buf *b, uint8_t op, uint8_t tier, uint8_t slot, uint32_t 
     u8(b, op | (uint8_t)(tier << 5)), u8(b, slot), u32(b, size), u8(b, extra);
 }
 
+/* The CPU slot (opcode bits 3-4 in fuzz_heap.c) of a heap operation. */
+#define HCPU(c) ((uint8_t)((c) << 3))
+/* The check opcode's burst: n objects of size index si (fuzz_heap.c's
+ * table), freed on CPU slot `to` (or every CPU in turn, H_EVERY), backwards
+ * with H_BACK. */
+#define H_EVERY 0x40
+#define H_BACK 0x80
+static void hburst(struct buf *b, unsigned cpu, unsigned n, unsigned si, unsigned to,
+                   uint8_t flags)
+{
+    hop(b, 7 | HCPU(cpu), 0, 0, (n - 1) | si << 9, (uint8_t)(4 | to << 3 | flags));
+}
+
+/* Several CPUs: blocks allocated on one CPU and freed on the others, bursts
+ * of one class that overflow magazines into the depot and the slabs, a
+ * drain of every CPU's magazines, a trim, and the end's frees across CPUs. */
+static void seeds_heap_cpus(void)
+{
+    for (int mem = 0; mem < 2; mem++) {
+        struct buf b = {.n = 0};
+        u8(&b, mem * 3); /* 4 and 48 MiB */
+        for (uint8_t s = 0; s < 96; s++) /* 96 objects of 4000 bytes on CPU 1 */
+            hop(&b, 0 | HCPU(1), 0, s, 3999, 0);
+        for (uint8_t s = 0; s < 96; s += 2) /* half freed on CPU 2, a quarter on 3 */
+            hop(&b, 5 | HCPU(s % 4 ? 3 : 2), 0, s, 0, 0);
+        hop(&b, 7, 0, 0, 0, 0);
+        hburst(&b, 0, 300, 15, 1, 0);            /* 4096 B on CPU 0, freed on CPU 1 */
+        hburst(&b, 2, 512, 0, 3, H_BACK);        /* 16 B: more than two magazines */
+        hburst(&b, 3, 200, 8, 0, H_EVERY);       /* 512 B, freed on every CPU */
+        hop(&b, 7 | HCPU(1), 0, 0, 0, 2);        /* drain every CPU's magazines */
+        for (uint8_t s = 100; s < 140; s++)      /* small blocks on CPU 3 */
+            hop(&b, 0 | HCPU(3), 0, s, (uint32_t)s * 24u, 0);
+        hop(&b, 6 | HCPU(2), 0, 101, 0, 0);     /* validate a remote block */
+        hop(&b, 7 | HCPU(2), 0, 0, 0, 3);        /* drain, then trim */
+        hburst(&b, 1, 64, 13, 2, H_EVERY | H_BACK);
+        char name[32];
+        snprintf(name, sizeof(name), "cpus-%d", mem);
+        write_seed("heap", name, &b);
+    }
+}
+
 static void seeds_heap(void)
 {
     for (int mem = 0; mem < 4; mem++) {
@@ -271,6 +351,7 @@ static void seeds_heap(void)
         snprintf(name, sizeof(name), "tiers-%d", mem);
         write_seed("heap", name, &b);
     }
+    seeds_heap_cpus();
 }
 
 /* ---- vm_region: operation sequences ----------------------------------------------------- */
