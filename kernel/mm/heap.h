@@ -115,7 +115,9 @@ const char *heap_validate_ptr(const void *ptr);
  * frames released. */
 size_t heap_trim(void);
 /* Gives every object held in any CPU's magazines or the depots back to its
- * slab (no frames are released: heap_trim does that too). */
+ * slab. A slab that becomes empty is released as kfree would release it
+ * (when its class has a current slab and a spare already); heap_trim
+ * releases the rest. */
 void heap_drain_cpu_caches(void);
 /* Objects held in CPU cpu's magazines right now (0 for a CPU that never
  * allocated); their bytes in *bytes when bytes is not NULL. */
