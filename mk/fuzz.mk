@@ -25,7 +25,7 @@
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 180
 FUZZ_SMOKE_SECONDS ?= 3
-FUZZ_TARGETS := memmap multiboot2 limine frame paging heap acpi vm_region vm elf
+FUZZ_TARGETS := memmap multiboot2 limine frame paging heap acpi vm_region vm elf mapper
 
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_CFLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Wno-format-zero-length \

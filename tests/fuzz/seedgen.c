@@ -128,6 +128,41 @@ static void seeds_memmap(void)
     }
 }
 
+/* ---- the mapper: a machine's map and a kernel layout, in fuzz_mapper.c's layout ---- */
+
+static void seeds_mapper(void)
+{
+    for (size_t m = 0; m < sizeof(machines) / sizeof(machines[0]); m++) {
+        const struct machine *mc = &machines[m];
+        /* v0: sanitized with a framebuffer; v1: sanitized, none; v2: the map
+         * as given (unsanitized); v3: an unaligned kernel base */
+        static const uint8_t flags[] = {3, 1, 2, 9};
+        for (int v = 0; v < 4; v++) {
+            struct buf b = {.n = 0};
+            u8(&b, flags[v]);
+            u8(&b, 46);
+            u16(&b, 0x200);             /* the kernel at -2 GiB + 2 MiB */
+            u8(&b, 96), u8(&b, 40), u8(&b, 120); /* text, rodata, data pages */
+            u8(&b, v == 1 ? 4 : 0);     /* v1: a page between text and rodata */
+            u32(&b, 0x200);             /* at physical 2 MiB */
+            u64(&b, 0), u64(&b, 0x80000000), u32(&b, 1024 * 768 * 4);
+            for (size_t i = 0; i < mc->n; i++) {
+                const struct mem_region *r = &mc->r[i];
+                unsigned unit = (r->base | r->length) % 0x40000000 == 0 ? 2
+                              : (r->base | r->length) % 0x200000 == 0   ? 1
+                                                                         : 0;
+                static const uint64_t size[] = {0x1000, 0x200000, 0x40000000};
+                u32(&b, r->base / size[unit]);
+                u32(&b, r->length / size[unit]);
+                u8(&b, (unit << 6) | (r->type <= 8 ? r->type : 0x3f));
+            }
+            char name[64];
+            snprintf(name, sizeof(name), "%s-%d", mc->name, v);
+            write_seed("mapper", name, &b);
+        }
+    }
+}
+
 /* ---- frame allocator: a machine's map, then operations ----------------------------- */
 
 enum { F_ALLOC, F_ZEROED, F_BURST, F_CONTIG, F_FREE, F_FREE_N, F_RECLAIM, F_BAD_FREE, F_CHECK,
@@ -1022,6 +1057,7 @@ int main(int argc, char **argv)
         return 1;
     }
     seeds_memmap();
+    seeds_mapper();
     seeds_frame();
     seeds_paging();
     seeds_heap();
