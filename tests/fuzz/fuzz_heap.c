@@ -345,8 +345,7 @@ static void check_stats(bool full)
  * magazines empty after it; no block, count or class changes; the only
  * frames it gives back are whole slabs that became empty while the class
  * already had a current slab and a spare (slab_free_slow, as for a kfree
- * into the slabs: heap.h says the drain releases no frame at all, which it
- * does here; reported, the check follows the code). */
+ * into the slabs: heap.h). */
 static void drain(bool trim)
 {
     struct heap_stats a, b;
