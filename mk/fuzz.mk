@@ -1,9 +1,10 @@
 # libFuzzer targets (issue 6; tests/fuzz/). `make test` runs fuzz-smoke.
 #   make fuzz          every target for FUZZ_SECONDS (default 180) each, from
 #                      the kept corpus (tests/fuzz/corpus/<target>), the seeds
-#                      and the regressions; new inputs go to
-#                      build/fuzz/corpus/<target>; prints the executions per
-#                      target and a summary line
+#                      and the regressions, in FUZZ_JOBS processes at once
+#                      (default 1; libFuzzer -fork: one per core); new inputs
+#                      go to build/fuzz/corpus/<target>; prints the executions
+#                      per target and a summary line
 #   make fuzz-merge    minimizes the kept corpus and build/fuzz/corpus into
 #                      tests/fuzz/corpus/<target> (libFuzzer -merge=1)
 #   make fuzz-smoke    replays tests/fuzz/regressions/, the kept corpus and the
@@ -25,6 +26,7 @@
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 180
 FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_JOBS ?= 1
 FUZZ_TARGETS := memmap multiboot2 limine frame paging heap acpi vm_region vm elf mapper
 
 FUZZ_DIR := $(BUILD)/fuzz
@@ -101,7 +103,7 @@ fuzz-coverage: $(FUZZ_COV_BINS) $(FUZZ_SEEDS)
 fuzz-bins: $(FUZZ_BINS) $(FUZZ_SEEDS)
 
 fuzz: deps-check fuzz-bins
-	tests/fuzz/run.sh --dir $(FUZZ_DIR) --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	tests/fuzz/run.sh --dir $(FUZZ_DIR) --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 fuzz-smoke: fuzz-bins
 	@tests/fuzz/run.sh --smoke --dir $(FUZZ_DIR) --seconds $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh — runs the libFuzzer targets built by mk/fuzz.mk.
 #
-#   run.sh --dir D --seconds N T...          fuzz each target T for N seconds
+#   run.sh --dir D --seconds N [--jobs J] T...
+#                                            fuzz each target T for N seconds
 #                                            with its corpus in D/corpus/T,
 #                                            starting from the kept corpus
 #                                            (tests/fuzz/corpus/T), the seeds
-#                                            and the regressions
+#                                            and the regressions; with J > 1,
+#                                            J processes at once (libFuzzer's
+#                                            -fork=J), one per core
 #   run.sh --smoke --dir D --seconds N T...  replay tests/fuzz/regressions/T,
 #                                            tests/fuzz/corpus/T and D/seeds/T
 #                                            once each, then fuzz N seconds
@@ -27,20 +30,22 @@ smoke=0
 merge=0
 dir=
 seconds=
+jobs=1
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --smoke) smoke=1; shift ;;
         --merge) merge=1; shift ;;
         --dir) dir=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
+        --jobs) jobs=$2; shift 2 ;;
         --) shift; break ;;
-        -*) echo "usage: $0 [--smoke|--merge] --dir D --seconds N TARGET..." >&2; exit 2 ;;
+        -*) echo "usage: $0 [--smoke|--merge] --dir D --seconds N [--jobs J] TARGET..." >&2; exit 2 ;;
         *) break ;;
     esac
 done
 [[ $merge -eq 1 && -z "$seconds" ]] && seconds=0
 [[ -n "$dir" && -n "$seconds" && $# -gt 0 ]] || {
-    echo "usage: $0 [--smoke|--merge] --dir D --seconds N TARGET..." >&2
+    echo "usage: $0 [--smoke|--merge] --dir D --seconds N [--jobs J] TARGET..." >&2
     exit 2
 }
 
@@ -126,17 +131,22 @@ for t in "$@"; do
     fi
     mkdir -p "$corpus"
 
-    if ! "$bin" "${common[@]}" -max_total_time="$seconds" -artifact_prefix="$crashes/" \
-            "$corpus" "${inputs[@]}" >"$log" 2>&1; then
+    fork=()
+    [[ $smoke -eq 0 && $jobs -gt 1 ]] && fork=(-fork="$jobs")
+    if ! "$bin" "${common[@]}" "${fork[@]}" -max_total_time="$seconds" \
+            -artifact_prefix="$crashes/" "$corpus" "${inputs[@]}" >"$log" 2>&1; then
         crashed "$t" "$log"
     fi
     runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+    # -fork: the parent's progress lines count every process's executions
+    [[ -n "$runs" ]] || runs=$(sed -n 's/^#\([0-9]*\): cov:.*/\1/p' "$log" | tail -n 1)
     [[ -n "$runs" ]] || runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n 1)
     [[ -n "$runs" ]] || { echo "fuzz-$mode: $t: no run count in $log" >&2; exit 1; }
     cov=$(sed -n 's/.*\(cov: [0-9]*\).*/\1/p' "$log" | tail -n 1)
     units=$(find "$corpus" -type f | wc -l)
     extra=
     [[ $smoke -eq 1 ]] && extra=", $replayed inputs replayed"
+    [[ ${#fork[@]} -gt 0 ]] && extra=", $jobs processes (-fork: cov counts differently)"
     printf 'fuzz-%s: %-10s %10s executions in %ss, %s, corpus %s%s\n' \
         "$mode" "$t" "$runs" "$seconds" "${cov:-cov: ?}" "$units" "$extra"
     total=$((total + runs))
