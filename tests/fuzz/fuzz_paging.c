@@ -174,7 +174,7 @@ static struct tlb_entry tlb[2][TLB_SLOTS]; /* [0]: this CPU, [1]: another */
 static unsigned tlb_next;
 static bool active; /* `as` is in CR3 */
 
-static void tlb_fill(vaddr_t va, const struct paging_mapping *m)
+static FUZZ_NOCOV void tlb_fill(vaddr_t va, const struct paging_mapping *m)
 {
     vaddr_t base = ALIGN_DOWN(va, m->page_size);
     struct tlb_entry e = {base, m->page_size, m->phys - (va - base), m->flags & RIGHTS,
@@ -190,7 +190,7 @@ static void tlb_fill(vaddr_t va, const struct paging_mapping *m)
 
 /* Drops cpu's entries that meet [lo, last] (all: every one, global ones too
  * only when `global`). */
-static void tlb_drop(int cpu, vaddr_t lo, vaddr_t last, bool all, bool global)
+static FUZZ_NOCOV void tlb_drop(int cpu, vaddr_t lo, vaddr_t last, bool all, bool global)
 {
     for (unsigned i = 0; i < TLB_SLOTS; i++) {
         struct tlb_entry *e = &tlb[cpu][i];
@@ -223,7 +223,7 @@ static void tlb_shootdown(vaddr_t start, vaddr_t end, bool global)
 }
 
 /* Every cached translation is still allowed by the model. */
-static void tlb_check(void)
+static FUZZ_NOCOV void tlb_check(void)
 {
     for (int c = 0; c < 2; c++) {
         for (unsigned i = 0; i < TLB_SLOTS; i++) {
@@ -386,7 +386,7 @@ static vaddr_t pw_end; /* one past the last leaf reported (0: none yet) */
 static bool pw_range;  /* a pagewalk_leaves_in walk: every leaf must touch pw_lo..pw_hi */
 static vaddr_t pw_lo, pw_hi;
 
-static void pw_take(const struct pagewalk_leaf *l)
+static FUZZ_NOCOV void pw_take(const struct pagewalk_leaf *l)
 {
     static const uint64_t sizes[] = {0, PAGE_SIZE_4K, PAGE_SIZE_2M, PAGE_SIZE_1G};
     FUZZ_CHECK(l->level >= 1 && l->level <= 3 && l->size == sizes[l->level],
@@ -437,8 +437,8 @@ static void pw_reset(void)
 }
 
 /* Runs a and b, both clipped to [lo, hi], are the same list. */
-static void same_runs(const struct ext *a, size_t na, const struct ext *b, size_t nb, vaddr_t lo,
-                      vaddr_t hi, const char *what)
+static FUZZ_NOCOV void same_runs(const struct ext *a, size_t na, const struct ext *b, size_t nb,
+                                 vaddr_t lo, vaddr_t hi, const char *what)
 {
     size_t i = 0, j = 0;
     for (;;) {
@@ -480,8 +480,9 @@ static void check_pagewalk_leaves(void)
 }
 
 /* pagewalk_leaves_in(start, last) visiting at most stop_after leaves (0: no
- * limit), and paging_walk_print_in(start), against the harness's walk. */
-static void check_leaves_in(vaddr_t start, vaddr_t last, uint64_t stop_after)
+ * limit), and with `print` paging_walk_print_in(start) (its formatting costs
+ * as much as the walks), against the harness's walk. */
+static void check_leaves_in(vaddr_t start, vaddr_t last, uint64_t stop_after, bool print)
 {
     pw_reset();
     pw_range = true;
@@ -511,13 +512,15 @@ static void check_leaves_in(vaddr_t start, vaddr_t last, uint64_t stop_after)
         same_runs(pw, npw, found, nfound, start, hi, "pagewalk_leaves_in");
     }
 
-    /* the monitor's `walk` of start ends where the model says, and a
-     * backtrace would read start exactly when it is mapped (in CR3's tables) */
+    /* a backtrace would read start exactly when it is mapped (in CR3's
+     * tables), and the monitor's `walk` of start ends where the model says */
     char want[64];
     const struct ext *e = canonical(start) ? model_find(start) : NULL;
     if (active)
         FUZZ_CHECK(pagewalk_readable(start) == (e != NULL), "pagewalk_readable(%#llx): %s",
                    (unsigned long long)start, e ? "false, but it is mapped" : "true, unmapped");
+    if (!print)
+        return;
     if (!canonical(start))
         ksnprintf(want, sizeof(want), "not canonical: stops here");
     else if (e)
@@ -833,7 +836,7 @@ static void run_op(struct fuzz_in *in)
         if (op & 0x80)
             check_tree(false);
         if (op & 0x40) /* up to 16 TiB from va, sometimes ending mid-page or before va */
-            check_leaves_in(va, va + ((uint64_t)arg << 12) + cmo - 1, fl % 8);
+            check_leaves_in(va, va + ((uint64_t)arg << 12) + cmo - 1, fl % 8, fl & 8);
         return;
     }
 }
