@@ -199,6 +199,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool sanitized = flags & 1;
     nwant = 0;
     uint64_t hhdm_bytes = 0, hhdm_end = 0;
+    /* At most this many table pages: per range, a PT per 2 MiB and a PD per
+     * 1 GiB it touches, a PDPT, plus the kernel's and the windows'. An HHDM
+     * offset not congruent to the physical addresses modulo 2 MiB takes 4 KiB
+     * pages throughout, so a large map may truly run out of frames: -ENOMEM
+     * is a fair answer only when this bound is above the free frames. */
+    uint64_t tables_max = 16;
     for (size_t k = 0; k < nmap && !inval; k++) {
         uint64_t f;
         unsigned cm;
@@ -210,6 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             l.hhdm_offset + end < end)
             inval = true;
         add_run(want, &nwant, l.hhdm_offset + m->base, m->length, m->base, f, cm);
+        tables_max += (m->length >> 21) + (m->length >> 30) + 5;
         hhdm_bytes += m->length;
         hhdm_end = end;
     }
@@ -221,6 +228,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (end - base > MAPPER_STACK_BASE - va || end > PHYS_LIMIT)
             inval = true;
         add_run(want, &nwant, va, end - base, base, PAGE_WRITABLE | PAGE_NX, CACHE_WC);
+        tables_max += ((end - base) >> 21) + ((end - base) >> 30) + 5;
         fb_va = va + (l.fb_phys - base);
     }
     paddr_t kp = l.kernel_phys;
@@ -236,7 +244,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct addrspace as;
     struct mapper_result r = {0};
     int err = mapper_build(&as, &l, &r);
-    if (inval_layout || (sanitized && inval))
+    if (err == -PAGING_ENOMEM && !inval_layout) {
+        FUZZ_CHECK(tables_max > frames0, "mapper_build: ENOMEM with %llu frames free, at most "
+                   "%llu tables needed", (unsigned long long)frames0,
+                   (unsigned long long)tables_max);
+        inval = true; /* a refusal: nothing may be left */
+    } else if (inval_layout || (sanitized && inval))
         FUZZ_CHECK(err == -PAGING_EINVAL, "mapper_build of a bad layout: %d", err);
     else if (!sanitized && (err || inval)) /* what mapper_build may notice of a bad map */
         FUZZ_CHECK(err == -PAGING_EINVAL || err == -PAGING_EEXIST, "unsanitized map: %d", err);
