@@ -1,7 +1,16 @@
-/* Shared by every fuzz target: the failure report. */
+/* Shared by every fuzz target: the failure report, the free-frame count. */
 #include "fuzz.h"
 
 #include <stdarg.h>
+
+#include "mm/frame.h"
+
+uint64_t fuzz_free_frames(void)
+{
+    struct frame_stats s;
+    frame_get_stats(&s);
+    return s.free_frames;
+}
 
 void fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
 {

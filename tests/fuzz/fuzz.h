@@ -45,6 +45,9 @@ __attribute__((noreturn, format(printf, 4, 5))) void fuzz_fail(const char *file,
                                                               const char *cond,
                                                               const char *fmt, ...);
 
+/* Free frames now, every CPU's cache included (frame_get_stats). */
+uint64_t fuzz_free_frames(void);
+
 /* True when no byte is left. */
 static inline bool fuzz_done(const struct fuzz_in *in)
 {

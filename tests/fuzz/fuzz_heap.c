@@ -153,12 +153,6 @@ static void verify(const struct block *b, size_t n, const char *when)
         }
 }
 
-static uint64_t free_frames(void)
-{
-    struct frame_stats s;
-    frame_get_stats(&s);
-    return s.free_frames;
-}
 
 static size_t pick_size(uint8_t op, uint32_t raw)
 {
@@ -307,7 +301,7 @@ static FUZZ_NOCOV void check_cpus(const struct heap_stats *st, bool empty, const
     }
     FUZZ_CHECK(bytes <= st->bytes_free, "%s: magazines hold %llu bytes, %llu free", when,
                (unsigned long long)bytes, (unsigned long long)st->bytes_free);
-    uint64_t sets = sets_made(), gone = frames0 - free_frames();
+    uint64_t sets = sets_made(), gone = frames0 - fuzz_free_frames();
     FUZZ_CHECK(gone == st->pages_held + sets, "%s: %llu frames taken since heap_init, the heap "
                "holds %llu and made sets of %llu", when, (unsigned long long)gone,
                (unsigned long long)st->pages_held, (unsigned long long)sets);
@@ -553,7 +547,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cpus_ran = 1;
     frame_init(map, 2);
     heap_init(); /* takes its granule table for good: count from here */
-    frames0 = free_frames();
+    frames0 = fuzz_free_frames();
     FUZZ_CHECK(cache_of(0), "heap_init made no magazine set for CPU 0");
     set_frames = cache_of(0)->frames;
     memset(slots, 0, sizeof(slots));
@@ -586,8 +580,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                (unsigned long long)st.pages_held);
     check_cpus(&st, true, "after freeing everything and heap_trim");
     uint64_t sets = sets_made();
-    FUZZ_CHECK(free_frames() == frames0 - sets, "frames: %llu free, %llu after heap_init, less "
-               "%llu for the magazine sets made since", (unsigned long long)free_frames(),
+    FUZZ_CHECK(fuzz_free_frames() == frames0 - sets, "frames: %llu free, %llu after heap_init, less "
+               "%llu for the magazine sets made since", (unsigned long long)fuzz_free_frames(),
                (unsigned long long)frames0, (unsigned long long)sets);
     host_cpu_index = 0;
     return 0;

@@ -117,12 +117,6 @@ static bool ref_hhdm(uint32_t type, uint64_t *flags, unsigned *cm)
     }
 }
 
-static uint64_t free_frames(void)
-{
-    struct frame_stats s;
-    frame_get_stats(&s);
-    return s.free_frames;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -245,7 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             kp + (l.data_start - l.kernel_virt), PAGE_WRITABLE | PAGE_NX, CACHE_WB);
 
     /* ---- the call ---- */
-    uint64_t frames0 = free_frames(), tables0 = paging_table_pages();
+    uint64_t frames0 = fuzz_free_frames(), tables0 = paging_table_pages();
     struct addrspace as;
     struct mapper_result r = {0};
     int err = mapper_build(&as, &l, &r);
@@ -259,9 +253,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     else if (!sanitized && (err || inval)) /* what mapper_build may notice of a bad map */
         FUZZ_CHECK(err == -PAGING_EINVAL || err == -PAGING_EEXIST, "unsanitized map: %d", err);
     if (inval || (!sanitized && err)) {
-        FUZZ_CHECK(free_frames() == frames0 && paging_table_pages() == tables0,
+        FUZZ_CHECK(fuzz_free_frames() == frames0 && paging_table_pages() == tables0,
                    "a refusal left %llu frames free (%llu before), %llu tables (%llu)",
-                   (unsigned long long)free_frames(), (unsigned long long)frames0,
+                   (unsigned long long)fuzz_free_frames(), (unsigned long long)frames0,
                    (unsigned long long)paging_table_pages(), (unsigned long long)tables0);
         return 0;
     }
@@ -290,9 +284,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    g ? g->cm : 0);
     }
     paging_as_destroy(&as);
-    FUZZ_CHECK(free_frames() == frames0 && paging_table_pages() == tables0,
+    FUZZ_CHECK(fuzz_free_frames() == frames0 && paging_table_pages() == tables0,
                "destroy: %llu frames free (%llu before), %llu tables (%llu)",
-               (unsigned long long)free_frames(), (unsigned long long)frames0,
+               (unsigned long long)fuzz_free_frames(), (unsigned long long)frames0,
                (unsigned long long)paging_table_pages(), (unsigned long long)tables0);
     return 0;
 }

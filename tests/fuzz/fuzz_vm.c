@@ -113,12 +113,6 @@ FUZZ_NOCOV static uint64_t expect_word(const struct page *m, uint64_t o)
     return v;
 }
 
-static uint64_t free_frames(void)
-{
-    struct frame_stats s;
-    frame_get_stats(&s);
-    return s.free_frames;
-}
 
 static uint32_t allowed(uint32_t prot)
 {
@@ -293,10 +287,10 @@ FUZZ_NOCOV static void check_all(const char *when)
                    (unsigned long long)seen[i], k, frameref_extra(seen[i]));
     }
     heap_get_stats(&hs);
-    uint64_t sum = free_frames() + nhog + hs.pages_held + paging_table_pages() +
+    uint64_t sum = fuzz_free_frames() + nhog + hs.pages_held + paging_table_pages() +
                    frameref_metadata_bytes() / PAGE_SIZE + n;
     FUZZ_CHECK(sum == total0, "%s: frames: %llu free, %zu held back, %llu heap, %llu tables, "
-               "%llu frameref, %u user: %llu, want %llu", when, (unsigned long long)free_frames(), nhog,
+               "%llu frameref, %u user: %llu, want %llu", when, (unsigned long long)fuzz_free_frames(), nhog,
                (unsigned long long)hs.pages_held, (unsigned long long)paging_table_pages(),
                (unsigned long long)frameref_metadata_bytes() / PAGE_SIZE, n, (unsigned long long)sum,
                (unsigned long long)total0);
@@ -544,7 +538,7 @@ FUZZ_NOCOV static void op_fork(int s)
 /* Takes free frames until at most `keep` are left. */
 FUZZ_NOCOV static void hog_take(unsigned keep)
 {
-    uint64_t left = free_frames();
+    uint64_t left = fuzz_free_frames();
     while (left >= keep + HOG_RUN) {
         paddr_t f = frame_alloc_contig(HOG_RUN, PAGE_SIZE);
         if (!f)
@@ -653,7 +647,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         heap_get_stats(&hs);
         live0 = hs.live_blocks;
         meta0 = frameref_metadata_bytes();
-        total0 = free_frames() + hs.pages_held + paging_table_pages() + meta0 / PAGE_SIZE;
+        total0 = fuzz_free_frames() + hs.pages_held + paging_table_pages() + meta0 / PAGE_SIZE;
         ready = true;
     }
     fuzz_log_reset();
