@@ -436,7 +436,8 @@ static void pw_reset(void)
     pw_end = 0;
 }
 
-/* Runs a and b, both clipped to [lo, hi], are the same list. */
+/* Runs a (what: the model or a kernel walker) and b (the tables, as the
+ * harness walked them), both clipped to [lo, hi], are the same list. */
 static FUZZ_NOCOV void same_runs(const struct ext *a, size_t na, const struct ext *b, size_t nb,
                                  vaddr_t lo, vaddr_t hi, const char *what)
 {
@@ -461,9 +462,9 @@ static FUZZ_NOCOV void same_runs(const struct ext *a, size_t na, const struct ex
         i++;
         j++;
     }
-    FUZZ_CHECK(i == na && j == nb, "%s: %s has a run more in %#llx-%#llx", what,
-               i < na ? "the walker" : "the tables", (unsigned long long)lo,
-               (unsigned long long)hi);
+    FUZZ_CHECK(i == na && j == nb, "%s has a run more than %s in %#llx-%#llx",
+               i < na ? what : "the tables", i < na ? "the tables" : what,
+               (unsigned long long)lo, (unsigned long long)hi);
 }
 
 /* pagewalk_leaves finds what the harness's walk (just done) found. */
@@ -551,18 +552,7 @@ static void check_tree(bool kernel_walk)
         }
         tmp[k++] = *e;
     }
-    for (size_t i = 0; i < MAX(k, nfound); i++) {
-        const struct ext *m = i < k ? &tmp[i] : NULL, *f = i < nfound ? &found[i] : NULL;
-        FUZZ_CHECK(m && f && m->va == f->va && m->len == f->len && m->pa == f->pa &&
-                       m->flags == f->flags && m->cm == f->cm,
-                   "run %zu: model %#llx+%#llx -> %#llx flags %#llx cache %u; tables %#llx+%#llx "
-                   "-> %#llx flags %#llx cache %u",
-                   i, m ? (unsigned long long)m->va : 0, m ? (unsigned long long)m->len : 0,
-                   m ? (unsigned long long)m->pa : 0, m ? (unsigned long long)m->flags : 0,
-                   m ? m->cm : 0, f ? (unsigned long long)f->va : 0,
-                   f ? (unsigned long long)f->len : 0, f ? (unsigned long long)f->pa : 0,
-                   f ? (unsigned long long)f->flags : 0, f ? f->cm : 0);
-    }
+    same_runs(tmp, k, found, nfound, 0, UINT64_MAX, "the model");
     if (kernel_walk)
         check_pagewalk_leaves();
 }
@@ -599,12 +589,6 @@ static void resync_range(vaddr_t va, uint64_t len)
         model_set(keep[i].va, keep[i].len, &keep[i]);
 }
 
-static uint64_t free_frames(void)
-{
-    struct frame_stats s;
-    frame_get_stats(&s);
-    return s.free_frames;
-}
 
 /* ---- operations ------------------------------------------------------------------ */
 
@@ -856,7 +840,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct mem_region map[] = {{0, MiB(1), MEM_RESERVED}, {MiB(1), ARENA - MiB(1), MEM_USABLE}};
     frame_init(map, 2);
     host_cpu_1g_pages = one_gig = setup & 1;
-    uint64_t frames0 = free_frames(), tables0 = paging_table_pages();
+    uint64_t frames0 = fuzz_free_frames(), tables0 = paging_table_pages();
     FUZZ_CHECK(paging_as_create(&as) == 0, "paging_as_create");
     memset(tlb, 0, sizeof(tlb));
     active = setup & 2;
@@ -864,13 +848,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         paging_activate(&as);
     next = 0;
     nhog = 0;
-    free_now = free_frames();
+    free_now = fuzz_free_frames();
 
     for (unsigned k = 0; k < MAX_OPS && !fuzz_done(&fi); k++) {
         run_op(&fi);
         if (active)
             tlb_check();
-        free_now = free_frames();
+        free_now = fuzz_free_frames();
         FUZZ_CHECK(free_now + nhog + as.table_pages == frames0, "frames leaked: %llu free, "
                    "%zu held, %llu tables, %llu at the start", (unsigned long long)free_now,
                    nhog, (unsigned long long)as.table_pages, (unsigned long long)frames0);
@@ -891,9 +875,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                (unsigned long long)as.table_pages);
     arch_write_cr3(0);
     paging_as_destroy(&as);
-    FUZZ_CHECK(free_frames() == frames0 && paging_table_pages() == tables0,
+    FUZZ_CHECK(fuzz_free_frames() == frames0 && paging_table_pages() == tables0,
                "destroy: %llu frames free (want %llu), %llu tables (want %llu)",
-               (unsigned long long)free_frames(), (unsigned long long)frames0,
+               (unsigned long long)fuzz_free_frames(), (unsigned long long)frames0,
                (unsigned long long)paging_table_pages(), (unsigned long long)tables0);
     return 0;
 }
