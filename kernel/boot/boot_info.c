@@ -149,6 +149,12 @@ bool boot_range_in_map(const struct boot_info *bi, paddr_t base, uint64_t len, u
     return at >= end;
 }
 
+/* A byte a module name may hold: printable ASCII (boot_info.h). */
+static bool name_byte_ok(char c)
+{
+    return c >= 0x20 && c <= 0x7e;
+}
+
 bool boot_module_name(char *dst, const char *string, const char *path)
 {
     const char *s = string && string[0] ? string : path ? path : "";
@@ -163,7 +169,7 @@ bool boot_module_name(char *dst, const char *string, const char *path)
     bool printable = true;
     for (; i + 1 < BOOT_MODULE_NAME_MAX && i < 4096 && s[i]; i++) {
         dst[i] = s[i];
-        printable &= s[i] >= 0x20 && s[i] <= 0x7e;
+        printable &= name_byte_ok(s[i]);
     }
     dst[i] = 0;
     return i > 0 && s[i] == 0 && printable;
@@ -201,7 +207,7 @@ static const char *validate_modules(const struct boot_info *bi)
         if (m->name[0] == 0 || strnlen(m->name, BOOT_MODULE_NAME_MAX) >= BOOT_MODULE_NAME_MAX)
             return boot_error("boot info: module %zu has no name", i);
         for (const char *c = m->name; *c; c++)
-            if (*c < 0x20 || *c > 0x7e)
+            if (!name_byte_ok(*c))
                 return boot_error("boot info: module %zu name has byte 0x%02x, not printable "
                                   "ASCII", i, (unsigned)(uint8_t)*c);
         if (m->size == 0)
