@@ -44,7 +44,6 @@ static void warm_up(int n)
     for (int i = 0; i < n && i < 32; i++)
         if (pids[i] > 0)
             proc_wait_kernel(pids[i], NULL);
-    thread_reap_settled();
 }
 
 KTEST(proc_hello_exits_zero)
@@ -56,7 +55,6 @@ KTEST(proc_hello_exits_zero)
     int status = run_to_end("hello");
     KT_EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0, "hello's status %#x", status);
     KT_EXPECT(proc_count() == procs, "processes %u, were %u", proc_count(), procs);
-    thread_reap_settled();
     uprog_baseline_expect(&b);
 }
 
@@ -157,8 +155,8 @@ KTEST(proc_kthreads_sleep_wake_run_everywhere_and_end)
     KT_EXPECT(s.spins == (uint64_t)N * 50 * 20000);
     unsigned want = smp_cpu_count() > 1 ? 2 : 1;
     KT_EXPECT((unsigned)__builtin_popcount(s.cpus) >= want, "threads ran on CPUs %#x", s.cpus);
-    /* the last thread may still be switching out: reaping takes only those
-     * that are off their CPU, so try a few times */
+    /* a thread counts itself done before it returns and reaches thread_exit,
+     * which thread_reap_settled cannot wait for: try a few times */
     for (int tries = 0; tries < 100; tries++) {
         thread_reap_settled();
         sched_get_stats(&after);
@@ -238,6 +236,5 @@ KTEST(proc_spinners_share_cpus_and_die_by_kill)
                   s.pids[i], status);
     }
     KT_EXPECT(proc_kill(s.pids[0], SIGKILL) == -ESRCH, "a reaped process can still be killed");
-    thread_reap_settled();
     uprog_baseline_expect(&b);
 }
