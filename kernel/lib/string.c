@@ -49,6 +49,22 @@ int memcmp(const void *a, const void *b, size_t n)
     return 0;
 }
 
+size_t memspn(const void *p, int c, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t word = (unsigned char)c * 0x0101010101010101ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) { /* a word at a time while it matches */
+        uint64_t w;
+        __builtin_memcpy(&w, b + i, 8); /* one load (memcpy here is the rep movs above) */
+        if (w != word)
+            break;
+    }
+    while (i < n && b[i] == (unsigned char)c)
+        i++;
+    return i;
+}
+
 size_t strlen(const char *s)
 {
     size_t n = 0;

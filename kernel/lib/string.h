@@ -29,6 +29,11 @@ char *strstr(const char *hay, const char *needle);
 char *strchr(const char *s, int c);
 #endif
 
+/* Length of the leading run of bytes equal to (unsigned char)c in p[0, n):
+ * n when every byte is c. On the host, tests/host/support.c provides it over
+ * libc's memcmp (the heap's poison checks are most of a fuzz run's scans). */
+size_t memspn(const void *p, int c, size_t n);
+
 /* Copies src into dst (size bytes, always NUL-terminated when size > 0);
  * returns strlen(src) so truncation is detectable. Available on the host too. */
 size_t kstrlcpy(char *dst, const char *src, size_t size);

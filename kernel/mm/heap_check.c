@@ -176,10 +176,11 @@ static bool check_slab(const struct heap_class *c, const struct slab *s, uint8_t
     CHECK(nfree + s->used == s->carved, "slab %p: %llu free + %u used != %u carved",
           (const void *)s, (unsigned long long)nfree, s->used, s->carved);
 #if HEAP_POISON
-    for (uint32_t i = s->carved; i < s->nobj; i++)
-        CHECK(poison_scan(s->base + (uint64_t)i * s->size, s->size) == s->size,
-              "slab %p: object %p never allocated but modified", (const void *)s,
-              (const void *)(s->base + (uint64_t)i * s->size));
+    /* the never-carved objects follow each other: one scan */
+    const char *uncarved = s->base + (uint64_t)s->carved * s->size;
+    size_t rest = (size_t)(s->nobj - s->carved) * s->size, bad = poison_scan(uncarved, rest);
+    CHECK(bad == rest, "slab %p: object %p never allocated but modified", (const void *)s,
+          (const void *)(uncarved + bad - bad % s->size));
 #endif
 #if HEAP_REDZONES
     if (!check_slab_redzones(s))
@@ -402,11 +403,9 @@ static bool check_medium(uint64_t *pages)
                     empty++;
 #if HEAP_POISON
                 const unsigned char *b = (const unsigned char *)(h + 1);
-                for (size_t i = 16; i < h->size - SEG_HDR; i += 16) {
-                    const struct seg *slot = (const struct seg *)(b + i);
-                    CHECK(poison_scan(b + i, 16) == 16 || slot->magic == tomb_magic(slot),
-                          "free segment %p modified at %p", (const void *)h, (const void *)(b + i));
-                }
+                size_t end = h->size - SEG_HDR, bad = seg_poison_bad(b, 16, end);
+                CHECK(bad == end, "free segment %p modified at %p", (const void *)h,
+                      (const void *)(b + bad - bad % 16));
 #endif
             } else {
                 used_bytes += h->size;

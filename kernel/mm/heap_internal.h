@@ -432,20 +432,28 @@ static inline void poison(void *p, size_t n)
 }
 
 /* Offset of the first byte that is not POISON_FREE, or n. */
-static UNUSED size_t poison_scan(const void *p, size_t n)
+static inline size_t poison_scan(const void *p, size_t n)
 {
-    const unsigned char *b = p;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) { /* a word at a time while it matches */
-        uint64_t w;
-        memcpy(&w, b + i, 8);
-        if (w != 0x6b6b6b6b6b6b6b6bull)
+    return memspn(p, POISON_FREE, n);
+}
+
+/* Free medium memory b[from, end) (offsets multiples of 16): the first byte
+ * of a 16-byte slot that is neither all poison nor a tombstone (a merged
+ * segment's header, heap_segment.c), or end. Poisoned runs are scanned
+ * whole, not a slot at a time. */
+static inline size_t seg_poison_bad(const unsigned char *b, size_t from, size_t end)
+{
+    for (size_t i = from; i < end;) {
+        size_t at = i + poison_scan(b + i, end - i);
+        if (at == end)
             break;
+        size_t slot = at - at % 16;
+        const struct seg *h = (const struct seg *)(b + slot);
+        if (h->magic != tomb_magic(h))
+            return at;
+        i = slot + 16;
     }
-    for (; i < n; i++)
-        if (b[i] != POISON_FREE)
-            return i;
-    return n;
+    return end;
 }
 
 /* ---- redzones (HEAP_REDZONES) ------------------------------------------------------------- */

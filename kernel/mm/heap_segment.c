@@ -202,12 +202,9 @@ static void *seg_take(struct seg *h, uint32_t need, uint32_t align, uint32_t pre
     /* what is handed out must still be poison, except the free-list links
      * (first 16 bytes unless a leading fragment was cut) and tombstones */
     const unsigned char *b = (const unsigned char *)(h + 1);
-    for (size_t i = (lead ? 0 : 16); i < h->size - SEG_HDR; i += 16) {
-        const struct seg *slot = (const struct seg *)(b + i);
-        size_t bad = poison_scan(b + i, 16);
-        if (bad != 16 && slot->magic != tomb_magic(slot))
-            panic("heap: use after free: free memory at %p modified", (const void *)(b + i + bad));
-    }
+    size_t end = h->size - SEG_HDR, bad = seg_poison_bad(b, lead ? 0 : 16, end);
+    if (bad != end)
+        panic("heap: use after free: free memory at %p modified", (const void *)(b + bad));
 #endif
     return h + 1;
 }

@@ -207,14 +207,12 @@ static void **slab_carve_n(struct slab *s, uint32_t k)
 {
     char *first = s->base + (uint64_t)s->carved * s->size;
 #if HEAP_POISON
-    for (uint32_t i = 0; i < k; i++) {
-        void *obj = first + (uint64_t)i * s->size;
-        size_t bad = poison_scan(obj, s->size);
-        if (unlikely(bad != s->size))
-            panic("heap: write to memory never allocated: object %p (size %u) modified at offset "
-                  "%zu",
-                  USER(obj), s->size, bad - RZ_LEAD);
-    }
+    size_t n = (size_t)k * s->size, bad = poison_scan(first, n); /* the k objects are adjacent */
+    if (unlikely(bad != n))
+        panic("heap: write to memory never allocated: object %p (size %u) modified at offset "
+              "%lld",
+              USER(first + bad - bad % s->size), s->size,
+              (long long)(bad % s->size) - (long long)RZ_LEAD);
 #endif
     __atomic_store_n(&s->carved, s->carved + k, __ATOMIC_RELAXED);
     granule_carve_n(VIRT2PHYS(s), k);

@@ -10,6 +10,7 @@
 #include "arch/x86_64/mmu_ops.h"
 #include "lib/panic.h"
 #include "lib/printf.h"
+#include "lib/string.h"
 #include "mm/mm.h"
 #include "mm/paging.h"
 #include "mm/vm.h"
@@ -70,6 +71,31 @@ void panic_at(const char *file, int line, const char *fmt, ...)
         longjmp(*host_panic_jmp, 1);
     fprintf(stderr, "%s\n", host_panic_msg);
     abort();
+}
+
+/* lib/string.h's memspn (the kernel's is in lib/string.c, which the host
+ * does not build): below 256 bytes a word at a time, else a block at a time
+ * by libc's memcmp of the block with itself one byte on (all equal to its
+ * first byte), which ASan checks per range; the kernel's word loop, checked
+ * per word, was most of the heap fuzz target's time. */
+size_t memspn(const void *p, int c, size_t n)
+{
+    const unsigned char *b = p;
+    size_t i = 0;
+    if (n < 256) { /* a call of memcmp costs more than a few words */
+        uint64_t word = (unsigned char)c * 0x0101010101010101ULL, w;
+        while (i + 8 <= n && (memcpy(&w, b + i, 8), w == word))
+            i += 8;
+    }
+    while (i < n && b[i] == (unsigned char)c) {
+        size_t k = MIN(n - i, 4096);
+        if (memcmp(b + i, b + i + 1, k - 1) != 0)
+            break;
+        i += k;
+    }
+    while (i < n && b[i] == (unsigned char)c)
+        i++;
+    return i;
 }
 
 void *host_arena_init(uint64_t size)
