@@ -53,7 +53,8 @@ FUZZ_TARGET_OBJ := $(patsubst %,$(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o,$(FUZZ_TARGE
 # time: the same cov, 1.5-2x the executions (docs/testing.md).
 FUZZ_NO_CMP_SRC := kernel/mm/frame.c kernel/mm/paging.c kernel/mm/pagewalk.c kernel/mm/vm_region.c \
     kernel/mm/vm.c kernel/mm/frameref.c \
-    $(wildcard kernel/mm/heap*.c)
+    $(wildcard kernel/mm/heap*.c) \
+    $(patsubst %,tests/fuzz/fuzz_%.c,frame paging heap vm_region vm mapper) tests/host/support.c
 $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_NO_CMP_SRC)): FUZZ_SRC_FLAGS := -fno-sanitize-coverage=trace-cmp
 
 $(FUZZ_DIR)/obj/%.o: %.c mk/fuzz.mk | deps-check
