@@ -171,6 +171,8 @@ struct tlb_entry {
 };
 
 static struct tlb_entry tlb[2][TLB_SLOTS]; /* [0]: this CPU, [1]: another */
+static uint32_t tlb_live[2]; /* bit i: tlb[c][i].valid (drops visit only these) */
+_Static_assert(TLB_SLOTS <= 32, "tlb_live has a bit per slot");
 static unsigned tlb_next;
 static bool active; /* `as` is in CR3 */
 
@@ -186,16 +188,21 @@ static FUZZ_NOCOV void tlb_fill(vaddr_t va, const struct paging_mapping *m)
     if (slot == tlb_next)
         tlb_next = (tlb_next + 1) % TLB_SLOTS;
     tlb[0][slot] = tlb[1][slot] = e;
+    tlb_live[0] |= 1u << slot;
+    tlb_live[1] |= 1u << slot;
 }
 
 /* Drops cpu's entries that meet [lo, last] (all: every one, global ones too
  * only when `global`). */
 static FUZZ_NOCOV void tlb_drop(int cpu, vaddr_t lo, vaddr_t last, bool all, bool global)
 {
-    for (unsigned i = 0; i < TLB_SLOTS; i++) {
+    for (uint32_t live = tlb_live[cpu]; live; live &= live - 1) {
+        unsigned i = (unsigned)__builtin_ctz(live);
         struct tlb_entry *e = &tlb[cpu][i];
-        if (all ? (global || !e->global) : (e->va <= last && e->va + (e->size - 1) >= lo))
+        if (all ? (global || !e->global) : (e->va <= last && e->va + (e->size - 1) >= lo)) {
             e->valid = false;
+            tlb_live[cpu] &= ~(1u << i);
+        }
     }
 }
 
@@ -311,18 +318,12 @@ static void found_leaf(vaddr_t va, uint64_t size, paddr_t pa, uint64_t flags, un
 }
 
 /* Present entries of a table (the count the table's pointer carries). */
-static FUZZ_NOCOV uint64_t present_entries(const pte_t *t)
-{
-    uint64_t n = 0;
-    for (unsigned k = 0; k < PT_ENTRIES; k++)
-        n += t[k] & PTE_PRESENT;
-    return n;
-}
-
 /* Walks a table at `level` covering from base; allow/deny as the CPU combines
- * them. No coverage hooks: it visits 512 entries per table, and a hook per
+ * them. Returns its present entries (its pointer's count is checked against
+ * them). No coverage hooks: it visits 512 entries per table, and a hook per
  * entry was most of the target's time. */
-static FUZZ_NOCOV void walk(paddr_t table, int level, vaddr_t base, uint64_t allow, uint64_t deny)
+static FUZZ_NOCOV unsigned walk(paddr_t table, int level, vaddr_t base, uint64_t allow,
+                                uint64_t deny)
 {
     const pte_t *t = PHYS2VIRT(table);
     unsigned present = 0;
@@ -350,20 +351,17 @@ static FUZZ_NOCOV void walk(paddr_t table, int level, vaddr_t base, uint64_t all
                 leaves_touching++;
             found_leaf(va, size, e & mask, a | d | (e & PTE_GLOBAL), cm);
         } else {
-            paddr_t child = e & PTE_ADDR_MASK;
-            if (e & PTE_CNT_VALID) {
-                uint64_t n = present_entries(PHYS2VIRT(child));
-                FUZZ_CHECK(((e & PTE_CNT_MASK) >> PTE_CNT_SHIFT) == n,
-                           "table at %#llx: count %llu in its pointer, %llu present",
-                           (unsigned long long)va, (unsigned long long)((e & PTE_CNT_MASK) >>
-                                                                         PTE_CNT_SHIFT),
-                           (unsigned long long)n);
-            }
-            walk(child, level - 1, va, a, d);
+            uint64_t n = walk(e & PTE_ADDR_MASK, level - 1, va, a, d);
+            FUZZ_CHECK(!(e & PTE_CNT_VALID) || ((e & PTE_CNT_MASK) >> PTE_CNT_SHIFT) == n,
+                       "table at %#llx: count %llu in its pointer, %llu present",
+                       (unsigned long long)va, (unsigned long long)((e & PTE_CNT_MASK) >>
+                                                                     PTE_CNT_SHIFT),
+                       (unsigned long long)n);
         }
     }
     FUZZ_CHECK(present || level == 4, "an empty table at level %d below %#llx was kept", level,
                (unsigned long long)base);
+    return present;
 }
 
 /* The harness's walk of the whole tree into found[]. */
@@ -843,6 +841,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t frames0 = fuzz_free_frames(), tables0 = paging_table_pages();
     FUZZ_CHECK(paging_as_create(&as) == 0, "paging_as_create");
     memset(tlb, 0, sizeof(tlb));
+    tlb_live[0] = tlb_live[1] = 0;
     active = setup & 2;
     if (active)
         paging_activate(&as);
