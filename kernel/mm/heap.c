@@ -342,10 +342,12 @@ uint64_t heap_cpu_cached(unsigned cpu, uint64_t *bytes)
 void heap_get_stats(struct heap_stats *out)
 {
     memset(out, 0, sizeof(*out));
+    struct class_total t[HEAP_SMALL_CLASSES];
     caches_lock_all(); /* the small tier frozen: its numbers agree with each other */
+    class_totals(t);
     for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
         const struct heap_class *c = &classes[i];
-        uint64_t live = class_live(c), allocs = class_allocs(c);
+        uint64_t live = class_used(c) - t[i].cached, allocs = t[i].allocs;
         out->cls[i].size = c->size;
         out->cls[i].live = live;
         out->cls[i].allocs = allocs;

@@ -327,6 +327,8 @@ static bool check_slabs(uint64_t *pages, uint64_t *granules)
             used[s->cls] += s->used;
         }
     }
+    struct class_total t[HEAP_SMALL_CLASSES];
+    class_totals(t);
     for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
         const struct heap_class *c = &classes[i];
         CHECK(n[i] == c->nslabs, "class %u: %llu slabs found, %llu counted", c->size,
@@ -337,12 +339,12 @@ static bool check_slabs(uint64_t *pages, uint64_t *granules)
               (unsigned long long)part[i], (unsigned long long)partial[i]);
         /* magazine objects count as used; a batch carved into a magazine
          * was never allocated, so only the live ones are bounded by allocs */
-        CHECK(used[i] - MIN(used[i], class_cached(c)) <= class_allocs(c),
+        CHECK(used[i] - MIN(used[i], t[i].cached) <= t[i].allocs,
               "class %u: %llu used objects (%llu of them cached), only %llu allocations", c->size,
-              (unsigned long long)used[i], (unsigned long long)class_cached(c),
-              (unsigned long long)class_allocs(c));
-        CHECK(class_cached(c) <= used[i], "class %u: %llu objects in magazines, %llu used in slabs",
-              c->size, (unsigned long long)class_cached(c), (unsigned long long)used[i]);
+              (unsigned long long)used[i], (unsigned long long)t[i].cached,
+              (unsigned long long)t[i].allocs);
+        CHECK(t[i].cached <= used[i], "class %u: %llu objects in magazines, %llu used in slabs",
+              c->size, (unsigned long long)t[i].cached, (unsigned long long)used[i]);
         *pages += n[i] * c->frames;
         *granules += n[i];
     }

@@ -559,12 +559,17 @@ bool slab_obj_free_locked(const struct slab *s, void *const *obj);
 const struct heap_class *slab_class(const struct slab *s);
 /* Panics naming obj (a caller's pointer: USER) and its slab. */
 SLOW NORETURN void slab_panic(const char *what, const struct slab *s, const void *obj);
-/* Objects in use in the class (small tier frozen). */
-uint64_t class_live(const struct heap_class *c);
-/* Allocations from the class since heap_init (small tier frozen). */
-uint64_t class_allocs(const struct heap_class *c);
-/* Objects and bytes in every magazine of the class, depot included (frozen). */
-uint64_t class_cached(const struct heap_class *c);
+/* A class's objects in magazines (every CPU's and the depot's) and its
+ * allocations since heap_init (the class's and every CPU's counters). */
+struct class_total {
+    uint64_t cached, allocs;
+};
+/* Every class's totals, in one pass over the CPUs (small tier frozen). */
+void class_totals(struct class_total t[HEAP_SMALL_CLASSES]);
+/* Objects counted used in the class's slabs, magazine objects included, so
+ * that the live ones are this less the cached ones (small tier frozen;
+ * O(partial slabs)). */
+uint64_t class_used(const struct heap_class *c);
 /* Sets up the size classes, the depots and this CPU's magazine set. */
 void slab_init(void);
 /* Empties every magazine and depot into the slabs (frozen). */

@@ -730,50 +730,48 @@ const struct heap_class *slab_class(const struct slab *s)
 
 /* ---- accounting (small tier frozen) ------------------------------------------------------- */
 
-uint64_t class_cached(const struct heap_class *c)
+void class_totals(struct class_total t[HEAP_SMALL_CLASSES])
 {
-    unsigned i = (unsigned)(c - classes);
-    uint64_t n = c->ndepot_full * c->mag_cap;
-    for (unsigned k = 0; k < CPU_MAX; k++) {
-        const struct cpu_cache *pc = cache_of(k);
-        if (pc)
-            n += mag_loaded_n(&pc->m[i]) + pc->m[i].prev->n;
+    for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
+        t[i].cached = classes[i].ndepot_full * classes[i].mag_cap;
+        t[i].allocs = classes[i].allocs;
     }
-    return n;
+    for (unsigned k = 0; k < CPU_MAX; k++) { /* CPUs outside: one lookup of each set */
+        const struct cpu_cache *pc = cache_of(k);
+        if (!pc)
+            continue;
+        for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
+            t[i].cached += mag_loaded_n(&pc->m[i]) + pc->m[i].prev->n;
+            t[i].allocs += pc->m[i].allocs;
+        }
+    }
 }
 
-uint64_t class_allocs(const struct heap_class *c)
+uint64_t class_used(const struct heap_class *c)
 {
-    unsigned i = (unsigned)(c - classes);
-    uint64_t n = c->allocs;
-    for (unsigned k = 0; k < CPU_MAX; k++) {
-        const struct cpu_cache *pc = cache_of(k);
-        if (pc)
-            n += pc->m[i].allocs;
-    }
-    return n;
-}
-
-/* Objects in use in the class (O(partial slabs); full slabs are all used). */
-uint64_t class_live(const struct heap_class *c)
-{
-    uint64_t live = c->current->used + c->nfull * c->nobj;
+    uint64_t used = c->current->used + c->nfull * c->nobj;
     const struct slab *s;
     list_for_each_entry(s, &c->partial, link)
-        live += s->used;
-    return live - class_cached(c); /* magazine objects count as used in their slabs */
+        used += s->used;
+    return used;
 }
 
 void slab_drain_locked(void)
 {
+    struct cpu_cache *sets[CPU_MAX];
+    unsigned nsets = 0;
+    for (unsigned k = 0; k < CPU_MAX; k++) /* frozen: the sets stay as they are */
+        if ((sets[nsets] = cache_of(k)))
+            nsets++;
     for (unsigned i = 0; i < HEAP_SMALL_CLASSES; i++) {
         struct heap_class *c = &classes[i];
         heap_lock(&c->lock);
-        for (unsigned k = 0; k < CPU_MAX; k++) {
-            struct cpu_cache *pc = cache_of(k);
-            if (!pc)
+        for (unsigned k = 0; k < nsets; k++) {
+            struct cpu_mag *m = &sets[k]->m[i];
+            if (!mag_loaded_n(m) && !m->prev->n) {
+                m->loaded->n = 0; /* as mag_flush leaves it */
                 continue;
-            struct cpu_mag *m = &pc->m[i];
+            }
             mag_flush(m->loaded, mag_loaded_n(m));
             __atomic_store_n(&m->top, m->base_l, __ATOMIC_RELAXED); /* still locked */
             mag_flush(m->prev, m->prev->n);

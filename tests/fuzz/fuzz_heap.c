@@ -172,25 +172,61 @@ static size_t pick_size(uint8_t op, uint32_t raw)
     }
 }
 
-/* The live block (other than s) that [p, p+size) overlaps, or NULL. */
-static FUZZ_NOCOV const struct block *overlapping(const struct block *s, const unsigned char *p,
-                                                  size_t size)
+/* The live blocks by address (they never overlap: adopt checks), so that a
+ * new block is compared with its two neighbours, not with every slot. */
+static struct block *byaddr[SLOTS];
+static size_t nlive;
+
+/* The first index whose block starts at or after a. */
+static FUZZ_NOCOV size_t first_at(uintptr_t a)
 {
-    for (size_t i = 0; i < SLOTS; i++) {
-        const struct block *o = &slots[i];
-        if (o->p && o != s && p + size > o->p && o->p + o->size > p)
-            return o;
+    size_t lo = 0, hi = nlive;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if ((uintptr_t)byaddr[mid]->p < a)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    return lo;
+}
+
+/* Slot s's block (s->p set) is live from here. */
+static void index_add(struct block *s)
+{
+    size_t k = first_at((uintptr_t)s->p);
+    memmove(&byaddr[k + 1], &byaddr[k], (nlive - k) * sizeof(byaddr[0]));
+    byaddr[k] = s;
+    nlive++;
+}
+
+/* Slot s's block is gone (freed, or moved by krealloc): s->p is NULL after. */
+static void forget(struct block *s)
+{
+    size_t k = first_at((uintptr_t)s->p);
+    FUZZ_CHECK(k < nlive && byaddr[k] == s, "model: block %p not indexed", (void *)s->p);
+    memmove(&byaddr[k], &byaddr[k + 1], (nlive - k - 1) * sizeof(byaddr[0]));
+    nlive--;
+    s->p = NULL;
+}
+
+/* The live block that [p, p+size) overlaps, or NULL: only the last one
+ * starting below p and the first one starting at or after it can. */
+static const struct block *overlapping(const unsigned char *p, size_t size)
+{
+    size_t k = first_at((uintptr_t)p);
+    if (k < nlive && byaddr[k]->p < p + size)
+        return byaddr[k];
+    if (k > 0 && byaddr[k - 1]->p + byaddr[k - 1]->size > p)
+        return byaddr[k - 1];
     return NULL;
 }
 
 /* True when a is the start of a live slot's block. */
-static FUZZ_NOCOV bool is_live_start(uintptr_t a)
+static bool is_live_start(uintptr_t a)
 {
-    for (size_t i = 0; i < SLOTS; i++)
-        if (slots[i].p && (uintptr_t)slots[i].p == a)
-            return true;
-    return false;
+    size_t k = first_at(a);
+    return k < nlive && (uintptr_t)byaddr[k]->p == a;
 }
 
 /* The first byte of p[0, n) that is not zero (n when all are). */
@@ -217,12 +253,13 @@ static void adopt(struct block *s, void *p, size_t size, size_t align, const cha
                    size, align, p);
     FUZZ_CHECK(kmalloc_usable_size(p) >= size, "%s(%zu): usable size %zu", how, size,
                kmalloc_usable_size(p));
-    const struct block *o = overlapping(s, p, size);
+    const struct block *o = overlapping(p, size);
     FUZZ_CHECK(!o, "%s(%zu) = %p overlaps the live block %p (size %zu)", how, size, p,
                (void *)o->p, o->size);
     s->p = p;
     s->size = size;
     s->id = next_id++;
+    index_add(s);
     fill(s);
 }
 
@@ -237,7 +274,7 @@ static void release(struct block *s)
     verify(s, s->size, "kfree");
     kfree(s->p);
     stale[nstale++ % STALE] = (uintptr_t)s->p;
-    s->p = NULL;
+    forget(s);
 }
 
 /* kfree of an address that is no live block's start (a double free, an
@@ -462,7 +499,8 @@ static void run_op(struct fuzz_in *in)
         void *q = krealloc(s->p, size);
         if (size == 0) {
             FUZZ_CHECK(!q, "krealloc(p, 0) returned %p", q);
-            s->p = NULL;
+            if (s->p)
+                forget(s);
             return;
         }
         if (!q) {
@@ -475,7 +513,8 @@ static void run_op(struct fuzz_in *in)
             struct block moved = {q, s->size, s->id};
             verify(&moved, MIN(size, s->size), "krealloc's copy");
         }
-        s->p = NULL; /* the old block is gone (moved or resized) */
+        if (s->p)
+            forget(s); /* the old block is gone (moved or resized) */
         adopt(s, q, size, 16, "krealloc");
         return;
     }
@@ -551,6 +590,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(cache_of(0), "heap_init made no magazine set for CPU 0");
     set_frames = cache_of(0)->frames;
     memset(slots, 0, sizeof(slots));
+    nlive = 0;
     next_id = 1;
     nstale = 0;
     bad_frees_compared = 0;
@@ -567,6 +607,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             run_as(i % NCPU); /* spread over the CPUs' magazines */
             release(&slots[i]);
         }
+    FUZZ_CHECK(nlive == 0, "model: %zu blocks indexed after freeing every slot", nlive);
     /* Everything free: the statistics and heap_check once the caches and
      * empty slabs are given back (what is left is then small to walk; before
      * the trim the walk would poison-check every freed byte a second time). */
