@@ -39,9 +39,11 @@
  * magazines are empty and the frames are back but for the sets.
  *
  * Speed (issue 17; docs/testing.md has the numbers): heap_check only at the
- * end, block contents by memcpy/memcmp from a pattern table, the harness's
- * own loops without coverage hooks (FUZZ_NOCOV), and the heap's sources
- * without comparison hooks (mk/fuzz.mk, FUZZ_NO_CMP_SRC). */
+ * end, block contents by memcpy/memcmp from a pattern table, live blocks
+ * kept sorted by address (an overlap is looked for beside the new block),
+ * the harness's own loops without coverage hooks (FUZZ_NOCOV), and the
+ * heap's sources and this file without comparison hooks (mk/fuzz.mk,
+ * FUZZ_NO_CMP_SRC). */
 #include "fuzz.h"
 
 #include "mm/frame.h"
