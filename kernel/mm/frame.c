@@ -1433,19 +1433,17 @@ uint64_t frame_state_digest(void)
      * counters and the cursor: any changed bit changes the result (but for
      * a collision, about 2^-64). The metadata goes through four chains, word
      * k into chain k % 4, so that four multiplies are in flight at once (the
-     * chain is latency-bound); the chains are then mixed in order. */
+     * chain is latency-bound); the chains are then mixed in order. The
+     * metadata is whole pages, so whole groups of four words. */
     lock_everything();
     const uint64_t *m = PHYS2VIRT(fa.meta_base);
-    uint64_t lane[4] = {0x9e3779b97f4a7c15ULL, 1, 2, 3}, words = fa.meta_bytes / 8, k = 0;
-    for (; k + 4 <= words; k += 4)
+    uint64_t lane[4] = {0x9e3779b97f4a7c15ULL, 1, 2, 3}, words = fa.meta_bytes / 8;
+    kassert((words & 3) == 0, "frame metadata of %llu bytes", (unsigned long long)fa.meta_bytes);
+    for (uint64_t k = 0; k < words; k += 4)
         for (unsigned j = 0; j < 4; j++) {
             lane[j] = (lane[j] ^ m[k + j]) * 0xff51afd7ed558ccdULL;
             lane[j] ^= lane[j] >> 32;
         }
-    for (; k < words; k++) {
-        lane[0] = (lane[0] ^ m[k]) * 0xff51afd7ed558ccdULL;
-        lane[0] ^= lane[0] >> 32;
-    }
     uint64_t h = lane[0];
     for (unsigned j = 1; j < 4; j++) {
         h = (h ^ lane[j]) * 0xff51afd7ed558ccdULL;

@@ -826,6 +826,26 @@ Test(heap, pointer_into_free_medium_memory_panics)
     kfree(c);
 }
 
+/* A write into freed medium memory, past the free-list links: heap_check
+ * sees it, and the allocation that hands the memory out again names the
+ * byte (seg_poison_bad). The block between keeps the freed one from
+ * merging with its neighbours. */
+Test(heap, write_to_free_medium_memory_is_caught)
+{
+    if (!HEAP_POISON)
+        cr_skip_test("poison disabled");
+    char *a = kmalloc(9000), *b = kmalloc(9000), *c = kmalloc(9000);
+    kfree(b);
+    cr_assert(heap_check(), "%s", host_log);
+    b[5000] = 1;
+    cr_assert(!heap_check());
+    cr_assert(strstr(host_log, "free segment"), "%s", host_log);
+    cr_assert(HOST_EXPECT_PANIC(kmalloc(9000)));
+    cr_assert(strstr(host_panic_msg, "use after free: free memory at"), "%s", host_panic_msg);
+    cr_assert(strstr(host_panic_msg, addr(b + 5000)), "%s", host_panic_msg);
+    (void)a, (void)c;
+}
+
 /* ---- redzones (HEAP_REDZONES: the debug configuration) ---------------------------------------- */
 
 static char want_buf[160];

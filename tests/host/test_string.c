@@ -13,7 +13,8 @@ static unsigned char buf[LEN_MAX + 16];
 
 Test(string, memspn_finds_the_first_other_byte)
 {
-    static const size_t lens[] = {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 4095, 4096, 4097, 8193, LEN_MAX};
+    static const size_t lens[] = {0,  1,  7,    8,    9,    15,   16,     17,
+                                  63, 64, 4095, 4096, 4097, 8193, LEN_MAX};
     static const int cs[] = {0x6b, 0, -1};
     for (size_t ci = 0; ci < sizeof(cs) / sizeof(cs[0]); ci++) {
         unsigned char c = (unsigned char)cs[ci];
