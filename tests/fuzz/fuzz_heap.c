@@ -155,7 +155,6 @@ static void verify(const struct block *b, size_t n, const char *when)
         }
 }
 
-
 static size_t pick_size(uint8_t op, uint32_t raw)
 {
     switch ((op >> 5) & 3) {

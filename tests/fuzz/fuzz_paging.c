@@ -587,7 +587,6 @@ static void resync_range(vaddr_t va, uint64_t len)
         model_set(keep[i].va, keep[i].len, &keep[i]);
 }
 
-
 /* ---- operations ------------------------------------------------------------------ */
 
 /* Window bases: low, just below the lower half's end, the upper half's start,

@@ -113,7 +113,6 @@ FUZZ_NOCOV static uint64_t expect_word(const struct page *m, uint64_t o)
     return v;
 }
 
-
 static uint32_t allowed(uint32_t prot)
 {
     return prot | ((prot & (VM_WRITE | VM_EXEC)) ? VM_READ : 0);
