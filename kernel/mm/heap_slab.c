@@ -768,10 +768,6 @@ void slab_drain_locked(void)
         heap_lock(&c->lock);
         for (unsigned k = 0; k < nsets; k++) {
             struct cpu_mag *m = &sets[k]->m[i];
-            if (!mag_loaded_n(m) && !m->prev->n) {
-                m->loaded->n = 0; /* as mag_flush leaves it */
-                continue;
-            }
             mag_flush(m->loaded, mag_loaded_n(m));
             __atomic_store_n(&m->top, m->base_l, __ATOMIC_RELAXED); /* still locked */
             mag_flush(m->prev, m->prev->n);
