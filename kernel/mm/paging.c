@@ -374,11 +374,11 @@ static void widen_intermediate(struct op *op, pte_t *slot, pte_t bits, vaddr_t v
     set_entry(op, slot, e, va);
 }
 
-/* Maps one page at `level`. On failure nothing is left behind: tables created
- * here are detached again (a split of a larger page may remain; it changes no
- * translation). */
+/* Maps one page at `level`; on success *cur is left at its entry. On failure
+ * nothing is left behind: tables created here are detached again (a split of
+ * a larger page may remain; it changes no translation). */
 static int map_one(struct op *op, paddr_t phys, vaddr_t virt, int level, pte_t bits,
-                   unsigned cache_index, unsigned opts)
+                   unsigned cache_index, unsigned opts, struct pt_cursor *cur)
 {
     struct pt_cursor c;
     pte_t *slot = pt_walk_start(&c, op->as->pml4, virt);
@@ -425,6 +425,7 @@ static int map_one(struct op *op, paddr_t phys, vaddr_t virt, int level, pte_t b
             return -PAGING_EEXIST;
         set_entry(op, slot, leaf, virt);
         release_subtree(op, pte_addr(old, level), level - 1, virt);
+        *cur = c;
         return 0;
     }
     if (pte_present(old) && !(opts & PAGING_REPLACE))
@@ -432,6 +433,7 @@ static int map_one(struct op *op, paddr_t phys, vaddr_t virt, int level, pte_t b
     set_entry(op, slot, leaf, virt);
     if (!pte_present(old))
         cnt_inc(c.parent);
+    *cur = c;
     return 0;
 
 undo:
@@ -677,10 +679,11 @@ static __attribute__((noinline)) int map_4k_slow(struct addrspace *as, vaddr_t v
                                                  unsigned opts)
 {
     struct op op;
+    struct pt_cursor c;
     op_begin(&op, as);
     int err = map_one(&op, leaf & PTE_ADDR_MASK, virt, PT_LEVEL_PT,
                       leaf & (PTE_WRITABLE | PTE_USER | PTE_GLOBAL | PTE_NX),
-                      pte_cache_index(leaf, PT_LEVEL_PT), opts);
+                      pte_cache_index(leaf, PT_LEVEL_PT), opts, &c);
     op_end(&op);
     return err;
 }
@@ -797,8 +800,9 @@ static __attribute__((noinline)) int map_in_slow(struct addrspace *as, paddr_t p
         return -PAGING_EINVAL;
     spin_lock(&as->lock);
     struct op op;
+    struct pt_cursor c;
     op_begin(&op, as);
-    err = map_one(&op, phys, virt, level, bits, idx, opts);
+    err = map_one(&op, phys, virt, level, bits, idx, opts, &c);
     op_end(&op);
     spin_unlock(&as->lock);
     return err;
@@ -843,6 +847,28 @@ int paging_map_in(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t siz
     return map_in_slow(as, phys, virt, size, flags, cm, opts);
 }
 
+/* After map_one mapped a 4 KiB page (c at its PT entry), the following pages
+ * of the range in the same PT, entry by entry: the walk above them and the
+ * widening of its pointers are the same as that page's. Advances *off past
+ * every page mapped; -PAGING_EEXIST at a present one without PAGING_REPLACE,
+ * as map_one. */
+static int map_pt_rest(struct op *op, const struct pt_cursor *c, paddr_t phys, vaddr_t virt,
+                       uint64_t len, uint64_t *off, pte_t bits, unsigned idx, unsigned opts)
+{
+    pte_t *slot = c->slot;
+    for (uint64_t o = *off; o < len && (virt + o) % PAGE_SIZE_2M; o += PAGE_SIZE) {
+        slot++;
+        pte_t old = *slot;
+        if (pte_present(old) && !(opts & PAGING_REPLACE))
+            return -PAGING_EEXIST;
+        set_entry(op, slot, pte_make_leaf(phys + o, bits, idx, PT_LEVEL_PT), virt + o);
+        if (!pte_present(old))
+            cnt_inc(c->parent);
+        *off = o + PAGE_SIZE;
+    }
+    return 0;
+}
+
 int paging_map_range(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t len,
                      uint64_t flags, enum cache_mode cm, unsigned opts)
 {
@@ -867,10 +893,15 @@ int paging_map_range(struct addrspace *as, paddr_t phys, vaddr_t virt, uint64_t 
             level = PT_LEVEL_PDPT;
         else if (big && left >= PAGE_SIZE_2M && IS_ALIGNED(both, PAGE_SIZE_2M))
             level = PT_LEVEL_PD;
-        err = map_one(&op, phys + off, virt + off, level, bits, idx, opts);
+        struct pt_cursor c;
+        err = map_one(&op, phys + off, virt + off, level, bits, idx, opts, &c);
         if (err)
             break;
         off += pt_level_size(level);
+        if (level == PT_LEVEL_PT)
+            err = map_pt_rest(&op, &c, phys, virt, len, &off, bits, idx, opts);
+        if (err)
+            break;
     }
     if (err && off) {
         struct range_op r = {.op = &op, .first = virt}; /* our own pages: no split at either end */
