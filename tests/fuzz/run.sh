@@ -52,9 +52,8 @@ done
 # Leaks are findings too; symbolized reports name the kernel source line.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-# Options every run shares: a hang of more than 25 s is a finding; an input
-# is at most 64 KiB (the op-sequence targets read a few bytes per operation).
-common=(-timeout=25 -max_len=65536 -print_final_stats=1)
+# Options every run shares: a hang of more than 25 s is a finding.
+common=(-timeout=25 -print_final_stats=1)
 # Fuzzing (not merging): inputs that run fast get more mutations than slow
 # ones (libFuzzer's entropic schedule scaled by execution time). A few inputs
 # that map gigabytes with 4 KiB pages or carve hundreds of slabs cost a
@@ -65,6 +64,15 @@ schedule=(-entropic_scale_per_exec_time=1)
 
 mode=$([[ $smoke -eq 1 ]] && echo smoke || echo fuzz)
 
+# The longest input target $1 is given: the FUZZ_MAX_LEN its harness defines
+# (the bytes it reads; the allocator targets bound their operations so that
+# inputs do not grow past what they use), else 64 KiB.
+max_len() {
+    local n
+    n=$(sed -n 's/^#define FUZZ_MAX_LEN \([0-9]*\).*/\1/p' "$here/fuzz_$1.c")
+    echo "-max_len=${n:-65536}"
+}
+
 if [[ $merge -eq 1 ]]; then
     for t in "$@"; do
         bin="$dir/fuzz_$t"
@@ -74,7 +82,7 @@ if [[ $merge -eq 1 ]]; then
         rm -rf "$new"
         mkdir -p "$new" "$kept" "$dir/logs"
         before=$(find "$kept" -type f | wc -l)
-        "$bin" "${common[@]}" -merge=1 -use_counters=0 "$new" "$kept" "$dir/corpus/$t" \
+        "$bin" "${common[@]}" "$(max_len "$t")" -merge=1 -use_counters=0 "$new" "$kept" "$dir/corpus/$t" \
             >"$dir/logs/$t.merge.log" 2>&1 || {
             echo "fuzz-merge: $t failed; last lines of $dir/logs/$t.merge.log:" >&2
             tail -n 20 "$dir/logs/$t.merge.log" >&2
@@ -123,7 +131,7 @@ for t in "$@"; do
         # Every regression and seed once, by name: a failure names its file.
         mapfile -t files < <(find "${inputs[@]}" -type f | sort)
         if [[ ${#files[@]} -gt 0 ]]; then
-            if ! "$bin" "${common[@]}" -artifact_prefix="$crashes/" "${files[@]}" \
+            if ! "$bin" "${common[@]}" "$(max_len "$t")" -artifact_prefix="$crashes/" "${files[@]}" \
                     >"$logs/$t.replay.log" 2>&1; then
                 failing=$(sed -n 's/^Running: //p' "$logs/$t.replay.log" | tail -n 1)
                 echo "fuzz-smoke: $t: input $failing fails" >&2
@@ -140,7 +148,7 @@ for t in "$@"; do
 
     fork=()
     [[ $smoke -eq 0 && $jobs -gt 1 ]] && fork=(-fork="$jobs")
-    if ! "$bin" "${common[@]}" "${schedule[@]}" "${fork[@]}" -max_total_time="$seconds" \
+    if ! "$bin" "${common[@]}" "$(max_len "$t")" "${schedule[@]}" "${fork[@]}" -max_total_time="$seconds" \
             -artifact_prefix="$crashes/" "$corpus" "${inputs[@]}" >"$log" 2>&1; then
         crashed "$t" "$log"
     fi
